@@ -1,0 +1,201 @@
+//! Plain data types that cross the catalog boundary. No SQL here.
+
+use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
+
+/// Patient-level attributes as decoded from the data set (UTF-8; empty string = absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientAttrs {
+    pub patient_id: String,
+    pub issuer_of_patient_id: String,
+    /// PN value as in the data set, decoded to UTF-8 (`Family^Given^Middle^Prefix^Suffix`).
+    pub patient_name: String,
+    /// DA, `YYYYMMDD`.
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyAttrs {
+    pub study_uid: StudyUid,
+    /// DA, `YYYYMMDD` (empty when absent).
+    pub study_date: String,
+    /// TM, `HHMMSS[.F{1,6}]` (empty when absent).
+    pub study_time: String,
+    pub accession_number: String,
+    pub study_id: String,
+    pub referring_physician_name: String,
+    pub study_description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesAttrs {
+    pub series_uid: SeriesUid,
+    pub modality: String,
+    pub series_number: Option<i64>,
+    pub series_description: String,
+    pub body_part_examined: String,
+    pub performed_procedure_step_start_date: String,
+    pub performed_procedure_step_start_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceAttrs {
+    pub sop_uid: SopInstanceUid,
+    pub sop_class_uid: SopClassUid,
+    pub instance_number: Option<i64>,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub bits_allocated: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    /// Transfer syntax UID of the stored bytes.
+    pub transfer_syntax: String,
+}
+
+/// Where and what the stored bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// Named tier (blob store) holding the object, e.g. `"default"`.
+    pub tier: String,
+    /// Opaque key inside that tier. Never contains UIDs or patient data; never reused.
+    pub key: String,
+    /// Store version id when the store versions objects (S3), else `None`.
+    pub version_id: Option<String>,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+/// How the frames of a multi-frame (or single-frame) image are laid out in the stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameIndex {
+    /// No pixel data (SR, PDF, presentation state…) or frames cannot be addressed.
+    None,
+    /// Native pixel data: frame `n` (1-based) is `first_offset + (n-1)*frame_length`, length
+    /// `frame_length`.
+    Native { first_offset: u64, frame_length: u64, count: u32 },
+    /// Encapsulated pixel data: one or more byte ranges ("pieces", fragment values without item
+    /// headers) per frame, in order.
+    Encapsulated { frames: Vec<Vec<ByteRange>> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Everything ingest hands over for one stored object.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub patient: PatientAttrs,
+    pub study: StudyAttrs,
+    pub series: SeriesAttrs,
+    pub instance: InstanceAttrs,
+    pub blob: BlobLocation,
+    pub frames: FrameIndex,
+    /// The instance's DICOM JSON (PS3.18 Annex F) without pixel data, bulk values referenced
+    /// internally; served by WADO-RS metadata. Opaque to the catalog.
+    pub metadata: String,
+}
+
+/// What to do when a SOP Instance UID arrives again with different bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionPolicy {
+    /// Refuse the new object; nothing changes.
+    Reject,
+    /// Record the new object as a non-current version; the existing one stays current.
+    KeepBoth,
+    /// The new object becomes current; the previous one stays recorded as a prior version.
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegisterOutcome {
+    /// A new row (first version, or a new current version under `Replace`).
+    Stored { instance: InstanceRow, change_seq: i64, replaced_previous: bool },
+    /// Same SOP Instance UID and same SHA-256 as the current version: nothing was written.
+    /// The caller's freshly written blob is now unreferenced and should be deleted.
+    Duplicate { existing: InstanceRow },
+    /// Recorded as a non-current version (`KeepBoth`).
+    StoredAsPriorVersion { instance: InstanceRow, change_seq: i64 },
+    /// `Reject` and the bytes differ from the current version: nothing was written.
+    Conflict { existing: InstanceRow },
+}
+
+/// A catalogued instance version with the attributes of its series, study and patient as they
+/// are now in the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    pub pk: i64,
+    pub patient: PatientAttrs,
+    pub study: StudyAttrs,
+    pub series: SeriesAttrs,
+    pub instance: InstanceAttrs,
+    pub blob: BlobLocation,
+    /// 1 for the first version of this SOP Instance UID, then 2, 3, …
+    pub version: i32,
+    pub is_current: bool,
+    /// Unix milliseconds when this version was committed.
+    pub stored_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyRow {
+    pub patient: PatientAttrs,
+    pub study: StudyAttrs,
+    /// Distinct modalities of the study's current instances, sorted.
+    pub modalities_in_study: Vec<String>,
+    /// Distinct SOP classes of the study's current instances, sorted.
+    pub sop_classes_in_study: Vec<String>,
+    pub number_of_series: i64,
+    pub number_of_instances: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRow {
+    pub patient: PatientAttrs,
+    pub study: StudyAttrs,
+    pub series: SeriesAttrs,
+    pub number_of_instances: i64,
+}
+
+/// A retrieval scope: a study, a series of it, or one instance of that series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub study: StudyUid,
+    pub series: Option<SeriesUid>,
+    pub instance: Option<SopInstanceUid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new current instance version was stored.
+    InstanceStored,
+    /// A new current version replaced a previous one.
+    InstanceReplaced,
+    /// A non-current version was recorded (`KeepBoth`).
+    PriorVersionRecorded,
+}
+
+impl ChangeKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangeKind::InstanceStored => "instance-stored",
+            ChangeKind::InstanceReplaced => "instance-replaced",
+            ChangeKind::PriorVersionRecorded => "prior-version-recorded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Strictly increasing, in commit order: a consumer that has seen `seq` has seen every
+    /// change with a smaller one.
+    pub seq: i64,
+    pub kind: ChangeKind,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_uid: String,
+    pub at_ms: i64,
+}

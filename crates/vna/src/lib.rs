@@ -1,0 +1,1 @@
+//! The vna composition root.

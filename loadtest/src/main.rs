@@ -1,0 +1,2 @@
+//! vna-loadtest.
+fn main() {}
