@@ -1,0 +1,75 @@
+//! Transfer syntaxes the parser understands (PS3.5 §10, Annex A): how the data set after the
+//! file meta group is encoded, and whether pixel data is encapsulated.
+
+/// How a data set is encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    pub explicit_vr: bool,
+    pub big_endian: bool,
+}
+
+impl Encoding {
+    pub const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, big_endian: false };
+    pub const IMPLICIT_LE: Encoding = Encoding { explicit_vr: false, big_endian: false };
+    pub const EXPLICIT_BE: Encoding = Encoding { explicit_vr: true, big_endian: true };
+}
+
+pub const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+pub const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
+pub const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+
+/// What the parser needs to know about a transfer syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferSyntax {
+    pub encoding: Encoding,
+    /// The data set after the meta group is a raw deflate stream (PS3.5 §A.5).
+    pub deflated: bool,
+}
+
+/// Looks up a transfer syntax UID. Every UID not listed as native is an encapsulated syntax
+/// encoded as explicit VR little endian (PS3.5 §A.4): JPEG, JPEG-LS, JPEG 2000, RLE, MPEG,
+/// HEVC, HTJ2K and any future one. Pixel data tells itself whether it is encapsulated (an
+/// undefined length), so the parser does not need a list of compressed syntaxes.
+pub fn lookup(uid: &str) -> TransferSyntax {
+    match uid {
+        IMPLICIT_VR_LITTLE_ENDIAN => TransferSyntax { encoding: Encoding::IMPLICIT_LE, deflated: false },
+        EXPLICIT_VR_BIG_ENDIAN => TransferSyntax { encoding: Encoding::EXPLICIT_BE, deflated: false },
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN | "1.2.840.10008.1.2.8.1" => {
+            TransferSyntax { encoding: Encoding::EXPLICIT_LE, deflated: true }
+        }
+        _ => TransferSyntax { encoding: Encoding::EXPLICIT_LE, deflated: false },
+    }
+}
+
+/// True for the syntaxes whose pixel data is stored uncompressed.
+pub fn is_native(uid: &str) -> bool {
+    matches!(
+        uid,
+        IMPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    )
+}
+
+/// The media type of a single frame of this syntax (PS3.18 §8.7.3.5.2 Table 8.7.3-2), used
+/// by `/frames` and bulk data responses. `None` for native syntaxes (they are
+/// `application/octet-stream`).
+pub fn frame_media_type(uid: &str) -> Option<&'static str> {
+    Some(match uid {
+        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "image/jpeg",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "image/jp2",
+        "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jpx",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => "image/jphc",
+        "1.2.840.10008.1.2.5" => "image/x-dicom-rle",
+        "1.2.840.10008.1.2.4.100" | "1.2.840.10008.1.2.4.101" => "video/mpeg",
+        "1.2.840.10008.1.2.4.102" | "1.2.840.10008.1.2.4.103" | "1.2.840.10008.1.2.4.104" | "1.2.840.10008.1.2.4.105" | "1.2.840.10008.1.2.4.106" => "video/mp4",
+        "1.2.840.10008.1.2.4.107" | "1.2.840.10008.1.2.4.108" => "video/H265",
+        _ => return None,
+    })
+}
+
+/// Video syntaxes: the whole fragment sequence is one stream, frames cannot be cut out of it.
+pub fn is_video(uid: &str) -> bool {
+    uid.starts_with("1.2.840.10008.1.2.4.10")
+}

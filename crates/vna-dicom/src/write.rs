@@ -1,0 +1,186 @@
+//! A small DICOM Part 10 writer (PS3.10 §7.1, PS3.5 §7) for objects the archive makes itself:
+//! synthetic, PHI-free test and benchmark objects now, encapsulated non-DICOM documents later.
+//! Writes explicit or implicit VR little endian; elements are kept sorted by tag.
+
+use crate::ts;
+use dicom_core::{Tag, VR};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+enum WValue {
+    Bytes(Vec<u8>),
+    /// Items, and whether to write undefined lengths with delimiters.
+    Items(Vec<Items>, bool),
+    /// Encapsulated pixel data: offset table entries (if any) and fragments.
+    Fragments { table: Vec<u32>, fragments: Vec<Vec<u8>> },
+}
+
+/// An ordered set of elements to write (a data set or a sequence item).
+#[derive(Debug, Clone, Default)]
+pub struct Items {
+    elements: BTreeMap<Tag, (VR, WValue)>,
+}
+
+impl Items {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A string-valued element; padded to even length as PS3.5 §6.2 requires.
+    pub fn str(mut self, tag: Tag, vr: VR, value: &str) -> Self {
+        let mut b = value.as_bytes().to_vec();
+        if b.len() % 2 == 1 {
+            b.push(if vr == VR::UI { 0 } else { b' ' });
+        }
+        self.elements.insert(tag, (vr, WValue::Bytes(b)));
+        self
+    }
+
+    /// Raw value bytes (already even-length and little endian).
+    pub fn bytes(mut self, tag: Tag, vr: VR, value: Vec<u8>) -> Self {
+        self.elements.insert(tag, (vr, WValue::Bytes(value)));
+        self
+    }
+
+    pub fn u16(self, tag: Tag, value: u16) -> Self {
+        self.bytes(tag, VR::US, value.to_le_bytes().to_vec())
+    }
+
+    pub fn sequence(mut self, tag: Tag, items: Vec<Items>, undefined_length: bool) -> Self {
+        self.elements.insert(tag, (VR::SQ, WValue::Items(items, undefined_length)));
+        self
+    }
+
+    /// Native pixel data (OW for 16-bit, OB otherwise is the caller's choice of `vr`).
+    pub fn native_pixels(self, vr: VR, data: Vec<u8>) -> Self {
+        self.bytes(Tag(0x7FE0, 0x0010), vr, data)
+    }
+
+    /// Encapsulated pixel data, one fragment per frame unless `fragments_per_frame` splits
+    /// each frame; with `basic_offset_table` the table is filled, else left empty.
+    pub fn encapsulated_pixels(mut self, frames: &[Vec<u8>], fragments_per_frame: usize, basic_offset_table: bool) -> Self {
+        let mut table = Vec::new();
+        let mut fragments = Vec::new();
+        let mut offset = 0u32;
+        for frame in frames {
+            table.push(offset);
+            let n = fragments_per_frame.max(1);
+            let size = frame.len().div_ceil(n).max(1);
+            for piece in frame.chunks(size) {
+                let mut p = piece.to_vec();
+                if p.len() % 2 == 1 {
+                    p.push(0);
+                }
+                offset += 8 + p.len() as u32;
+                fragments.push(p);
+            }
+        }
+        if !basic_offset_table {
+            table.clear();
+        }
+        self.elements.insert(Tag(0x7FE0, 0x0010), (VR::OB, WValue::Fragments { table, fragments }));
+        self
+    }
+
+    fn write(&self, out: &mut Vec<u8>, explicit: bool) {
+        for (tag, (vr, value)) in &self.elements {
+            write_element(out, *tag, *vr, value, explicit);
+        }
+    }
+}
+
+fn put_tag(out: &mut Vec<u8>, tag: Tag) {
+    out.extend_from_slice(&tag.0.to_le_bytes());
+    out.extend_from_slice(&tag.1.to_le_bytes());
+}
+
+fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
+    put_tag(out, tag);
+    if !explicit {
+        out.extend_from_slice(&len.to_le_bytes());
+        return;
+    }
+    out.extend_from_slice(vr.to_string().as_bytes());
+    if matches!(vr, VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::SQ | VR::UC | VR::UN | VR::UR | VR::UT | VR::SV | VR::UV) {
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&len.to_le_bytes());
+    } else {
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+    }
+}
+
+fn write_element(out: &mut Vec<u8>, tag: Tag, vr: VR, value: &WValue, explicit: bool) {
+    match value {
+        WValue::Bytes(b) => {
+            put_header(out, tag, vr, b.len() as u32, explicit);
+            out.extend_from_slice(b);
+        }
+        WValue::Items(items, undefined) => {
+            let mut body = Vec::new();
+            for item in items {
+                let mut inner = Vec::new();
+                item.write(&mut inner, explicit);
+                put_tag(&mut body, Tag(0xFFFE, 0xE000));
+                if *undefined {
+                    body.extend_from_slice(&u32::MAX.to_le_bytes());
+                    body.extend_from_slice(&inner);
+                    put_tag(&mut body, Tag(0xFFFE, 0xE00D));
+                    body.extend_from_slice(&0u32.to_le_bytes());
+                } else {
+                    body.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+                    body.extend_from_slice(&inner);
+                }
+            }
+            if *undefined {
+                put_header(out, tag, vr, u32::MAX, explicit);
+                out.extend_from_slice(&body);
+                put_tag(out, Tag(0xFFFE, 0xE0DD));
+                out.extend_from_slice(&0u32.to_le_bytes());
+            } else {
+                put_header(out, tag, vr, body.len() as u32, explicit);
+                out.extend_from_slice(&body);
+            }
+        }
+        WValue::Fragments { table, fragments } => {
+            put_header(out, tag, vr, u32::MAX, explicit);
+            put_tag(out, Tag(0xFFFE, 0xE000));
+            out.extend_from_slice(&((table.len() * 4) as u32).to_le_bytes());
+            for t in table {
+                out.extend_from_slice(&t.to_le_bytes());
+            }
+            for f in fragments {
+                put_tag(out, Tag(0xFFFE, 0xE000));
+                out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                out.extend_from_slice(f);
+            }
+            put_tag(out, Tag(0xFFFE, 0xE0DD));
+            out.extend_from_slice(&0u32.to_le_bytes());
+        }
+    }
+}
+
+/// Writes a Part 10 object: preamble, `DICM`, file meta group, then `dataset` in
+/// `transfer_syntax` (implicit VR LE when it is 1.2.840.10008.1.2, explicit VR LE otherwise).
+/// SOP Class and Instance UIDs for the meta group are taken from the data set.
+pub fn part10(dataset: &Items, transfer_syntax: &str) -> Vec<u8> {
+    let uid_of = |tag: Tag| match dataset.elements.get(&tag) {
+        Some((_, WValue::Bytes(b))) => String::from_utf8_lossy(b).trim_end_matches('\0').to_owned(),
+        _ => String::new(),
+    };
+    let meta = Items::new()
+        .bytes(Tag(0x0002, 0x0001), VR::OB, vec![0, 1])
+        .str(Tag(0x0002, 0x0002), VR::UI, &uid_of(Tag(0x0008, 0x0016)))
+        .str(Tag(0x0002, 0x0003), VR::UI, &uid_of(Tag(0x0008, 0x0018)))
+        .str(Tag(0x0002, 0x0010), VR::UI, transfer_syntax)
+        .str(Tag(0x0002, 0x0012), VR::UI, "1.2.826.0.1.3680043.10.1480.1")
+        .str(Tag(0x0002, 0x0013), VR::SH, "VNA");
+    let mut meta_bytes = Vec::new();
+    meta.write(&mut meta_bytes, true);
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    put_header(&mut out, Tag(0x0002, 0x0000), VR::UL, 4, true);
+    out.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta_bytes);
+    dataset.write(&mut out, transfer_syntax != ts::IMPLICIT_VR_LITTLE_ENDIAN);
+    out
+}

@@ -1,0 +1,144 @@
+//! Parser tests on synthetic objects written by `vna_dicom::write`, fed whole and in every
+//! chunking that could split a header or a value.
+
+use vna_dicom::charset::Charset;
+use vna_dicom::dataset::Value;
+use vna_dicom::frames::{frame_layout, FrameLayout};
+use vna_dicom::parse::{parse_bytes, ParseError, ParseLimits, StreamParser};
+use vna_dicom::tags;
+use vna_dicom::ts;
+use vna_dicom::write::{part10, Items};
+use vna_dicom::VR;
+
+fn base() -> Items {
+    Items::new()
+        .str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192")
+        .str(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2")
+        .str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5.6.7")
+        .str(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3.4")
+        .str(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4.5")
+        .str(tags::PATIENT_NAME, VR::PN, "Müller^Jürgen")
+        .str(tags::MODALITY, VR::CS, "CT")
+}
+
+fn feed_in_chunks(bytes: &[u8], chunk: usize) -> Result<vna_dicom::parse::ParsedObject, ParseError> {
+    let mut p = StreamParser::new(ParseLimits::default());
+    for c in bytes.chunks(chunk) {
+        p.feed(c)?;
+    }
+    p.finish()
+}
+
+#[test]
+fn explicit_native_frames_in_any_chunking() {
+    let frames = 3u64;
+    let pixels: Vec<u8> = (0..(4 * 4 * 2 * frames)).map(|i| i as u8).collect();
+    let ds = base()
+        .u16(tags::ROWS, 4)
+        .u16(tags::COLUMNS, 4)
+        .u16(tags::BITS_ALLOCATED, 16)
+        .u16(tags::SAMPLES_PER_PIXEL, 1)
+        .str(tags::NUMBER_OF_FRAMES, VR::IS, "3")
+        .native_pixels(VR::OW, pixels.clone());
+    let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    for chunk in [1, 2, 3, 7, 8, 13, 64, bytes.len()] {
+        let obj = feed_in_chunks(&bytes, chunk).unwrap();
+        assert_eq!(obj.transfer_syntax, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+        let name = obj.dataset.text(tags::PATIENT_NAME, &Charset::from_specific_character_set("ISO_IR 192"));
+        assert_eq!(name.as_deref(), Some("Müller^Jürgen"));
+        let FrameLayout::Native { first_offset, frame_length, count } = frame_layout(&obj) else { panic!("native") };
+        assert_eq!((frame_length, count), (32, 3));
+        let f2 = &bytes[(first_offset + frame_length) as usize..(first_offset + 2 * frame_length) as usize];
+        assert_eq!(f2, &pixels[32..64]);
+    }
+}
+
+#[test]
+fn encapsulated_frames_with_and_without_offset_table() {
+    let tiles: Vec<Vec<u8>> = (0..5u8).map(|i| [vec![0xFF, 0xD8, 0xFF, 0xE0], vec![i; 20]].concat()).collect();
+    for (per_frame, table) in [(1, false), (1, true), (3, true), (2, false)] {
+        let ds = base()
+            .u16(tags::ROWS, 8)
+            .u16(tags::COLUMNS, 8)
+            .str(tags::NUMBER_OF_FRAMES, VR::IS, "5")
+            .encapsulated_pixels(&tiles, per_frame, table);
+        let bytes = part10(&ds, ts::JPEG_BASELINE);
+        let obj = feed_in_chunks(&bytes, 5).unwrap();
+        let FrameLayout::Encapsulated(frames) = frame_layout(&obj) else { panic!("encapsulated {per_frame} {table}") };
+        assert_eq!(frames.len(), 5);
+        for (i, pieces) in frames.iter().enumerate() {
+            let got: Vec<u8> = pieces.iter().flat_map(|e| bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec()).collect();
+            // 24-byte tiles split into 1, 2 or 3 even fragments: no padding to account for.
+            assert_eq!(got, tiles[i], "frame {i} ({per_frame} fragments/frame, table {table})");
+        }
+    }
+}
+
+#[test]
+fn implicit_vr_and_nested_sequences() {
+    let item = Items::new().str(tags::CODE_VALUE, VR::SH, "T-04000").str(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "SRT");
+    for undefined in [false, true] {
+        let ds = base().sequence(tags::ANATOMIC_REGION_SEQUENCE, vec![item.clone(), item.clone()], undefined);
+        for syntax in [ts::IMPLICIT_VR_LITTLE_ENDIAN, ts::EXPLICIT_VR_LITTLE_ENDIAN] {
+            let bytes = part10(&ds, syntax);
+            let obj = feed_in_chunks(&bytes, 3).unwrap();
+            let seq = obj.dataset.get(tags::ANATOMIC_REGION_SEQUENCE).unwrap();
+            let Value::Sequence(items) = &seq.value else { panic!("sequence") };
+            assert_eq!(items.len(), 2);
+            assert_eq!(items[1].first_text(tags::CODE_VALUE, &Charset::default()), "T-04000");
+            assert_eq!(obj.dataset.first_text(tags::MODALITY, &Charset::default()), "CT");
+            let json = vna_dicom::json::to_json(&obj.dataset, false, 1024);
+            assert_eq!(json["00082218"]["Value"][1]["00080100"]["Value"][0], "T-04000");
+            assert_eq!(json["00100010"]["Value"][0]["Alphabetic"], "Müller^Jürgen");
+        }
+    }
+}
+
+#[test]
+fn truncated_and_garbage_are_rejected() {
+    let ds = base().native_pixels(VR::OB, vec![7; 2000]);
+    let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    for cut in [10, 131, 140, 300, bytes.len() - 1] {
+        let err = parse_bytes(&bytes[..cut], ParseLimits::default()).unwrap_err();
+        assert!(matches!(err, ParseError::Truncated { .. } | ParseError::NotPart10), "cut {cut}: {err:?}");
+    }
+    assert_eq!(parse_bytes(&[0u8; 200], ParseLimits::default()).unwrap_err(), ParseError::NotPart10);
+    assert_eq!(parse_bytes(b"hello world", ParseLimits::default()).unwrap_err(), ParseError::Truncated { at: 11 });
+}
+
+#[test]
+fn bulk_values_are_located_not_kept() {
+    let ds = base().bytes(tags::ENCAPSULATED_DOCUMENT, VR::OB, vec![b'%'; 4096]);
+    let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let obj = parse_bytes(&bytes, ParseLimits::default()).unwrap();
+    let el = obj.dataset.get(tags::ENCAPSULATED_DOCUMENT).unwrap();
+    assert_eq!(el.value, Value::Bulk);
+    assert_eq!(&bytes[el.extent.offset as usize..][..4096], &vec![b'%'; 4096][..]);
+    let json = vna_dicom::json::to_json(&obj.dataset, false, 1024).to_string();
+    let resolved = vna_dicom::json::resolve_bulk_uris(&json, "http://h/i");
+    assert!(resolved.contains(&format!("\"BulkDataURI\":\"http://h/i/bulkdata/{}-4096\"", el.extent.offset)), "{resolved}");
+}
+
+#[test]
+fn header_limit_is_enforced() {
+    let ds = base().str(tags::STUDY_DESCRIPTION, VR::LO, &"x".repeat(60)).str(tags::IMAGE_COMMENTS, VR::LT, &"y".repeat(5000));
+    let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let limits = ParseLimits { max_header_bytes: 1000, ..Default::default() };
+    assert_eq!(parse_bytes(&bytes, limits).unwrap_err(), ParseError::HeaderTooLarge { max: 1000 });
+}
+
+#[test]
+fn deflated_dataset_is_inflated() {
+    use std::io::Write;
+    let ds = base();
+    let plain = part10(&ds, ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+    // Split the meta from the data set and deflate the data set part.
+    let meta_len = u32::from_le_bytes(plain[140..144].try_into().unwrap()) as usize;
+    let split = 144 + meta_len;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&plain[split..]).unwrap();
+    let bytes = [plain[..split].to_vec(), enc.finish().unwrap()].concat();
+    let obj = feed_in_chunks(&bytes, 7).unwrap();
+    assert!(!obj.positions_are_stored_offsets);
+    assert_eq!(obj.dataset.first_text(tags::MODALITY, &Charset::default()), "CT");
+}
