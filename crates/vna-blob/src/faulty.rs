@@ -1,0 +1,84 @@
+//! A fault-injecting wrapper around any blob store, so that outage and crash behaviour is
+//! tested rather than hoped for: writes or commits fail on demand, reads can be cut off.
+
+use crate::{BlobError, BlobStore, BlobWriter, ByteStream, Range, StoredBlob};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Which operations fail. Flip them at any time from the test.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub fail_create: AtomicBool,
+    pub fail_write: AtomicBool,
+    pub fail_commit: AtomicBool,
+    pub fail_read: AtomicBool,
+}
+
+pub struct FaultyBlobStore<S> {
+    inner: S,
+    faults: Arc<Faults>,
+}
+
+impl<S: BlobStore> FaultyBlobStore<S> {
+    pub fn new(inner: S) -> (Self, Arc<Faults>) {
+        let faults = Arc::new(Faults::default());
+        (FaultyBlobStore { inner, faults: faults.clone() }, faults)
+    }
+}
+
+fn check(flag: &AtomicBool, step: &'static str) -> Result<(), BlobError> {
+    if flag.load(Ordering::SeqCst) {
+        Err(BlobError::Unavailable { step })
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: BlobStore> BlobStore for FaultyBlobStore<S> {
+    async fn create(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
+        check(&self.faults.fail_create, "creating an object (injected)")?;
+        let inner = self.inner.create().await?;
+        Ok(Box::new(FaultyWriter { inner, faults: self.faults.clone() }))
+    }
+
+    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
+        check(&self.faults.fail_read, "reading an object (injected)")?;
+        self.inner.read(key, range).await
+    }
+
+    async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        self.inner.size(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.inner.delete(key).await
+    }
+}
+
+struct FaultyWriter {
+    inner: Box<dyn BlobWriter>,
+    faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl BlobWriter for FaultyWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        check(&self.faults.fail_write, "writing an object (injected)")?;
+        self.inner.write(chunk).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<StoredBlob, BlobError> {
+        if let Err(e) = check(&self.faults.fail_commit, "committing an object (injected)") {
+            self.inner.abort().await;
+            return Err(e);
+        }
+        self.inner.commit().await
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await
+    }
+}

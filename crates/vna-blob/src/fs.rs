@@ -1,0 +1,156 @@
+//! Filesystem blob store: `objects/ab/cd/<key>` under a root directory, written to `tmp/`
+//! first, fsynced, renamed into place, and the directory fsynced, so a committed object
+//! survives a crash or power loss and a half-written one is never visible.
+
+use crate::{new_key, BlobError, BlobStore, BlobWriter, ByteStream, Range, StoredBlob};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store under `root`, and removes temporary files left by
+    /// writes that never committed (they were never acknowledged).
+    pub async fn open(root: impl AsRef<Path>) -> Result<Self, BlobError> {
+        let root = root.as_ref().to_path_buf();
+        tokio::fs::create_dir_all(root.join("objects")).await.map_err(BlobError::io("creating the objects directory"))?;
+        tokio::fs::create_dir_all(root.join("tmp")).await.map_err(BlobError::io("creating the tmp directory"))?;
+        let mut leftovers = tokio::fs::read_dir(root.join("tmp")).await.map_err(BlobError::io("listing tmp"))?;
+        let mut removed = 0usize;
+        while let Some(entry) = leftovers.next_entry().await.map_err(BlobError::io("listing tmp"))? {
+            if tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed uncommitted temporary blobs");
+        }
+        Ok(FsBlobStore { root })
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
+        // Keys are ours: 32 lower-case hex digits. Anything else never touches the filesystem.
+        if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Err(BlobError::BadKey { key: key.chars().take(40).collect() });
+        }
+        Ok(self.root.join("objects").join(&key[0..2]).join(&key[2..4]).join(key))
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
+        let key = new_key();
+        let tmp = self.root.join("tmp").join(format!("{key}.part"));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(BlobError::io("creating a temporary blob"))?;
+        let dest = self.path_of(&key)?;
+        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(tokio::io::BufWriter::with_capacity(1 << 20, file)), size: 0 }))
+    }
+
+    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
+        let path = self.path_of(key)?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found_or(e, key, "opening a blob"))?;
+        let size = file.metadata().await.map_err(BlobError::io("reading blob metadata"))?.len();
+        let (offset, length) = match range {
+            Some(r) => {
+                if r.offset.checked_add(r.length).is_none_or(|end| end > size) {
+                    return Err(BlobError::RangeOutside { offset: r.offset, length: r.length, size });
+                }
+                (r.offset, r.length)
+            }
+            None => (0, size),
+        };
+        if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset)).await.map_err(BlobError::io("seeking in a blob"))?;
+        }
+        let reader = file.take(length);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK.min(length.max(1) as usize));
+        Ok(stream.map(|r| r.map_err(BlobError::io("reading a blob"))).boxed())
+    }
+
+    async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        let path = self.path_of(key)?;
+        let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found_or(e, key, "reading blob metadata"))?;
+        Ok(meta.len())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path_of(key)?;
+        tokio::fs::remove_file(&path).await.map_err(|e| not_found_or(e, key, "deleting a blob"))
+    }
+}
+
+fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        BlobError::NotFound { key: key.to_owned() }
+    } else {
+        BlobError::Io { step, source: e }
+    }
+}
+
+struct FsWriter {
+    key: String,
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    size: u64,
+}
+
+#[async_trait]
+impl BlobWriter for FsWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        let file = self.file.as_mut().ok_or(BlobError::Unavailable { step: "writing after commit" })?;
+        file.write_all(&chunk).await.map_err(BlobError::io("writing a blob"))?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<StoredBlob, BlobError> {
+        let result = self.commit_inner().await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file = None;
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+impl FsWriter {
+    async fn commit_inner(&mut self) -> Result<StoredBlob, BlobError> {
+        let mut file = self.file.take().ok_or(BlobError::Unavailable { step: "committing twice" })?;
+        file.flush().await.map_err(BlobError::io("flushing a blob"))?;
+        let file = file.into_inner();
+        file.sync_all().await.map_err(BlobError::io("syncing a blob"))?;
+        drop(file);
+        let dir = self.dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?.to_path_buf();
+        tokio::fs::create_dir_all(&dir).await.map_err(BlobError::io("creating a blob directory"))?;
+        tokio::fs::rename(&self.tmp, &self.dest).await.map_err(BlobError::io("renaming a blob into place"))?;
+        sync_dir(dir).await?;
+        Ok(StoredBlob { key: self.key.clone(), version_id: None, size: self.size })
+    }
+}
+
+/// fsync a directory so that a rename into it is durable.
+async fn sync_dir(dir: PathBuf) -> Result<(), BlobError> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
+        .await
+        .map_err(|_| BlobError::Unavailable { step: "syncing a blob directory" })?
+        .map_err(BlobError::io("syncing a blob directory"))
+}

@@ -1,0 +1,34 @@
+//! Runs the blob store conformance suite against every local backend.
+
+mod fs {
+    async fn make() -> (vna_blob::fs::FsBlobStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open"), dir)
+    }
+    vna_blob::blob_store_conformance!(make());
+}
+
+mod memory {
+    async fn make() -> (vna_blob::memory::MemoryBlobStore, ()) {
+        (vna_blob::memory::MemoryBlobStore::new(), ())
+    }
+    vna_blob::blob_store_conformance!(make());
+}
+
+#[tokio::test]
+async fn fs_leaves_nothing_visible_after_abort_or_failed_commit() {
+    use vna_blob::BlobStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open");
+    let (store, faults) = vna_blob::faulty::FaultyBlobStore::new(fs);
+    faults.fail_commit.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut w = store.create().await.expect("create");
+    w.write(bytes::Bytes::from_static(b"x")).await.expect("write");
+    assert!(w.commit().await.is_err());
+    let count = walk(dir.path());
+    assert_eq!(count, 0, "no file may remain after a failed commit");
+}
+
+fn walk(p: &std::path::Path) -> usize {
+    std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+}
