@@ -5,11 +5,22 @@
 //! (production); both pass the conformance suite in [`conformance`]. The catalog knows nothing
 //! of HTTP, DIMSE or blob stores; it stores locations it is given.
 
+pub mod conformance;
+mod db;
+mod migrations;
 pub mod model;
+pub mod postgres;
 pub mod query;
+mod read;
+mod register;
+mod sqlbuild;
+pub mod sqlite;
+mod translate;
 
 pub use model::*;
+pub use postgres::PostgresCatalog;
 pub use query::*;
+pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
 
@@ -80,3 +91,60 @@ impl CatalogError {
         }
     }
 }
+
+/// Both backends share one implementation over [`db::Pool`]; this wires a backend type to it.
+macro_rules! impl_catalog {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::Catalog for $ty {
+            async fn register(
+                &self,
+                new: &$crate::NewInstance,
+                policy: $crate::VersionPolicy,
+            ) -> Result<$crate::RegisterOutcome, $crate::CatalogError> {
+                $crate::register::register(&self.pool, new, policy).await
+            }
+            async fn current_instance(
+                &self,
+                sop: &vna_dicom::uid::SopInstanceUid,
+            ) -> Result<Option<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::current_instance(&self.pool, sop).await
+            }
+            async fn instance_versions(
+                &self,
+                sop: &vna_dicom::uid::SopInstanceUid,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::instance_versions(&self.pool, sop).await
+            }
+            async fn instances_in(&self, scope: &$crate::Scope) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::instances_in(&self.pool, scope).await
+            }
+            async fn metadata(&self, pks: &[i64]) -> Result<Vec<(i64, String)>, $crate::CatalogError> {
+                $crate::read::metadata(&self.pool, pks).await
+            }
+            async fn frames(
+                &self,
+                pk: i64,
+                numbers: &[u32],
+            ) -> Result<Option<Vec<Vec<$crate::ByteRange>>>, $crate::CatalogError> {
+                $crate::read::frames(&self.pool, pk, numbers).await
+            }
+            async fn query_studies(&self, q: &$crate::Query) -> Result<Vec<$crate::StudyRow>, $crate::CatalogError> {
+                $crate::read::query_studies(&self.pool, q).await
+            }
+            async fn query_series(&self, q: &$crate::Query) -> Result<Vec<$crate::SeriesRow>, $crate::CatalogError> {
+                $crate::read::query_series(&self.pool, q).await
+            }
+            async fn query_instances(&self, q: &$crate::Query) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::query_instances(&self.pool, q).await
+            }
+            async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
+                $crate::read::changes_since(&self.pool, after, limit).await
+            }
+            async fn count_instances(&self) -> Result<i64, $crate::CatalogError> {
+                $crate::read::count_instances(&self.pool).await
+            }
+        }
+    };
+}
+pub(crate) use impl_catalog;

@@ -1,0 +1,317 @@
+//! Backend-neutral plumbing: one pool/transaction/row type over SQLite and PostgreSQL, bind
+//! values, and placeholder rewriting, so register and query logic is written once.
+
+use std::borrow::Cow;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use crate::CatalogError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Rewrites `?` placeholders to `$1, $2, …` for PostgreSQL. Only for our own static SQL,
+    /// which never contains a `?` inside a literal.
+    pub(crate) fn sql(self, sql: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::Sqlite => Cow::Borrowed(sql),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// A value bound to a placeholder. NULLs are typed because PostgreSQL needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::OptInt(v)
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::OptText(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+/// Unsigned sizes and offsets are stored as BIGINT; anything past i64::MAX is not a real file.
+pub(crate) fn u64_value(v: u64, what: &'static str) -> Result<Value, CatalogError> {
+    i64::try_from(v).map(Value::Int).map_err(|_| CatalogError::Corrupt { what })
+}
+
+pub(crate) enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+pub(crate) enum Tx<'a> {
+    Sqlite(Transaction<'a, Sqlite>),
+    Postgres(Transaction<'a, Postgres>),
+}
+
+pub(crate) enum AnyRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+fn sqlite_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = match b.clone() {
+            Value::Text(s) => q.bind(s),
+            Value::OptText(s) => q.bind(s),
+            Value::Int(v) => q.bind(v),
+            Value::OptInt(v) => q.bind(v),
+            Value::Bool(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn pg_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = match b.clone() {
+            Value::Text(s) => q.bind(s),
+            Value::OptText(s) => q.bind(s),
+            Value::Int(v) => q.bind(v),
+            Value::OptInt(v) => q.bind(v),
+            Value::Bool(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    move |source| CatalogError::Query { op, source }
+}
+
+impl Pool {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so
+    /// a read-then-write transaction never fails on a stale snapshot; it waits (busy_timeout).
+    pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, CatalogError> {
+        match self {
+            Pool::Sqlite(p) => p
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map(Tx::Sqlite)
+                .map_err(query_err("begin transaction")),
+            Pool::Postgres(p) => p.begin().await.map(Tx::Postgres).map_err(query_err("begin transaction")),
+        }
+    }
+
+    /// `sql` uses `?` placeholders; they are rewritten for PostgreSQL.
+    pub(crate) async fn fetch_all(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
+        let sql = self.dialect().sql(sql);
+        match self {
+            Pool::Sqlite(p) => Ok(sqlite_query(&sql, binds)
+                .fetch_all(p)
+                .await
+                .map_err(query_err(op))?
+                .into_iter()
+                .map(AnyRow::Sqlite)
+                .collect()),
+            Pool::Postgres(p) => Ok(pg_query(&sql, binds)
+                .fetch_all(p)
+                .await
+                .map_err(query_err(op))?
+                .into_iter()
+                .map(AnyRow::Postgres)
+                .collect()),
+        }
+    }
+
+    /// Like [`Pool::fetch_all`] for SQL that already carries dialect-specific placeholders
+    /// (built by [`crate::sqlbuild::SqlBuilder`]).
+    pub(crate) async fn fetch_built(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
+        match self {
+            Pool::Sqlite(p) => Ok(sqlite_query(sql, binds)
+                .fetch_all(p)
+                .await
+                .map_err(query_err(op))?
+                .into_iter()
+                .map(AnyRow::Sqlite)
+                .collect()),
+            Pool::Postgres(p) => Ok(pg_query(sql, binds)
+                .fetch_all(p)
+                .await
+                .map_err(query_err(op))?
+                .into_iter()
+                .map(AnyRow::Postgres)
+                .collect()),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub(crate) async fn execute(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<u64, CatalogError> {
+        let sql = self.dialect().sql(sql);
+        match self {
+            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds)
+                .execute(&mut **tx)
+                .await
+                .map_err(query_err(op))?
+                .rows_affected()),
+            Tx::Postgres(tx) => Ok(pg_query(&sql, binds)
+                .execute(&mut **tx)
+                .await
+                .map_err(query_err(op))?
+                .rows_affected()),
+        }
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Option<AnyRow>, CatalogError> {
+        let sql = self.dialect().sql(sql);
+        match self {
+            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(query_err(op))?
+                .map(AnyRow::Sqlite)),
+            Tx::Postgres(tx) => Ok(pg_query(&sql, binds)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(query_err(op))?
+                .map(AnyRow::Postgres)),
+        }
+    }
+
+    pub(crate) async fn fetch_one(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<AnyRow, CatalogError> {
+        self.fetch_optional(op, sql, binds)
+            .await?
+            .ok_or(CatalogError::Query { op, source: sqlx::Error::RowNotFound })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), CatalogError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await.map_err(query_err("commit")),
+            Tx::Postgres(tx) => tx.commit().await.map_err(query_err("commit")),
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), CatalogError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await.map_err(query_err("rollback")),
+            Tx::Postgres(tx) => tx.rollback().await.map_err(query_err("rollback")),
+        }
+    }
+}
+
+macro_rules! get {
+    ($self:expr, $i:expr, $t:ty, $what:expr) => {
+        match $self {
+            AnyRow::Sqlite(r) => r.try_get::<$t, _>($i),
+            AnyRow::Postgres(r) => r.try_get::<$t, _>($i),
+        }
+        .map_err(|_| CatalogError::Corrupt { what: $what })
+    };
+}
+
+impl AnyRow {
+    /// A cursor that reads columns left to right, in SELECT order.
+    pub(crate) fn cols(&self) -> Cols<'_> {
+        Cols { row: self, i: 0 }
+    }
+}
+
+pub(crate) struct Cols<'r> {
+    row: &'r AnyRow,
+    i: usize,
+}
+
+impl Cols<'_> {
+    fn next(&mut self) -> usize {
+        self.i += 1;
+        self.i - 1
+    }
+    pub(crate) fn text(&mut self, what: &'static str) -> Result<String, CatalogError> {
+        let i = self.next();
+        get!(self.row, i, String, what)
+    }
+    pub(crate) fn opt_text(&mut self, what: &'static str) -> Result<Option<String>, CatalogError> {
+        let i = self.next();
+        get!(self.row, i, Option<String>, what)
+    }
+    pub(crate) fn int(&mut self, what: &'static str) -> Result<i64, CatalogError> {
+        let i = self.next();
+        get!(self.row, i, i64, what)
+    }
+    pub(crate) fn opt_int(&mut self, what: &'static str) -> Result<Option<i64>, CatalogError> {
+        let i = self.next();
+        get!(self.row, i, Option<i64>, what)
+    }
+    pub(crate) fn uint(&mut self, what: &'static str) -> Result<u64, CatalogError> {
+        u64::try_from(self.int(what)?).map_err(|_| CatalogError::Corrupt { what })
+    }
+    pub(crate) fn flag(&mut self, what: &'static str) -> Result<bool, CatalogError> {
+        let i = self.next();
+        get!(self.row, i, bool, what)
+    }
+}

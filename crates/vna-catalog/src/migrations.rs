@@ -1,0 +1,39 @@
+//! Schema migrations embedded in the binary, one list per backend, run at open/connect.
+//!
+//! Built at runtime through `MigrationSource` rather than `sqlx::migrate!`, which would pull
+//! in sqlx's proc-macro crate (and a second build of both drivers) for no gain.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+use crate::CatalogError;
+
+/// (version, description, SQL). Append only: applied migrations are checksummed.
+type Embedded = &'static [(i64, &'static str, &'static str)];
+
+pub(crate) const SQLITE: Embedded = &[(1, "catalog", include_str!("../migrations/sqlite/0001_catalog.sql"))];
+pub(crate) const POSTGRES: Embedded = &[(1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql"))];
+
+#[derive(Debug)]
+struct Source(Embedded);
+
+impl MigrationSource<'static> for Source {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+pub(crate) async fn migrator(list: Embedded) -> Result<Migrator, CatalogError> {
+    Migrator::new(Source(list)).await.map_err(CatalogError::Migrate)
+}

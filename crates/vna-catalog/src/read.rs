@@ -1,0 +1,320 @@
+//! Read side of the catalog, shared by both backends: row decoding, queries, frames, metadata
+//! and the change feed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
+
+use crate::db::{AnyRow, Cols, Pool, Value};
+use crate::sqlbuild::SqlBuilder;
+use crate::translate::{self, instance_select};
+use crate::{
+    BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, PatientAttrs, Query,
+    Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
+};
+
+/// Bind-parameter budget per statement for pk lists (well under both backends' limits).
+const PKS_PER_STATEMENT: usize = 500;
+
+fn uid<T>(s: String, parse: fn(&str) -> Result<T, vna_dicom::uid::UidError>, what: &'static str) -> Result<T, CatalogError> {
+    parse(&s).map_err(|_| CatalogError::Corrupt { what })
+}
+
+fn patient(c: &mut Cols<'_>) -> Result<PatientAttrs, CatalogError> {
+    Ok(PatientAttrs {
+        patient_id: c.text("patient id")?,
+        issuer_of_patient_id: c.text("issuer of patient id")?,
+        patient_name: c.text("patient name")?,
+        patient_birth_date: c.text("patient birth date")?,
+        patient_sex: c.text("patient sex")?,
+    })
+}
+
+fn study(c: &mut Cols<'_>) -> Result<StudyAttrs, CatalogError> {
+    Ok(StudyAttrs {
+        study_uid: uid(c.text("study uid")?, StudyUid::new, "study uid")?,
+        study_date: c.text("study date")?,
+        study_time: c.text("study time")?,
+        accession_number: c.text("accession number")?,
+        study_id: c.text("study id")?,
+        referring_physician_name: c.text("referring physician name")?,
+        study_description: c.text("study description")?,
+    })
+}
+
+fn series(c: &mut Cols<'_>) -> Result<SeriesAttrs, CatalogError> {
+    Ok(SeriesAttrs {
+        series_uid: uid(c.text("series uid")?, SeriesUid::new, "series uid")?,
+        modality: c.text("modality")?,
+        series_number: c.opt_int("series number")?,
+        series_description: c.text("series description")?,
+        body_part_examined: c.text("body part examined")?,
+        performed_procedure_step_start_date: c.text("pps start date")?,
+        performed_procedure_step_start_time: c.text("pps start time")?,
+    })
+}
+
+/// Decodes a row selected by [`instance_select`].
+pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError> {
+    let mut c = row.cols();
+    let pk = c.int("instance pk")?;
+    let patient = patient(&mut c)?;
+    let study = study(&mut c)?;
+    let series = series(&mut c)?;
+    let instance = InstanceAttrs {
+        sop_uid: uid(c.text("sop instance uid")?, SopInstanceUid::new, "sop instance uid")?,
+        sop_class_uid: uid(c.text("sop class uid")?, SopClassUid::new, "sop class uid")?,
+        instance_number: c.opt_int("instance number")?,
+        rows: c.opt_int("rows")?,
+        columns: c.opt_int("columns")?,
+        bits_allocated: c.opt_int("bits allocated")?,
+        number_of_frames: c.opt_int("number of frames")?,
+        transfer_syntax: c.text("transfer syntax")?,
+    };
+    let blob = BlobLocation {
+        tier: c.text("tier")?,
+        key: c.text("blob key")?,
+        version_id: c.opt_text("blob version id")?,
+        size: c.uint("blob size")?,
+        sha256: c.text("sha256")?,
+    };
+    let version = i32::try_from(c.int("instance version")?).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
+    Ok(InstanceRow {
+        pk,
+        patient,
+        study,
+        series,
+        instance,
+        blob,
+        version,
+        is_current: c.flag("is current")?,
+        stored_at_ms: c.int("stored at")?,
+    })
+}
+
+fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {
+    rows.iter().map(decode_instance).collect()
+}
+
+pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid) -> Result<Option<InstanceRow>, CatalogError> {
+    let sql = format!("{} WHERE i.sop_uid = ? AND i.is_current", instance_select());
+    let rows = pool.fetch_all("current instance", &sql, &[sop.as_str().into()]).await?;
+    rows.first().map(decode_instance).transpose()
+}
+
+pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid) -> Result<Vec<InstanceRow>, CatalogError> {
+    let sql = format!("{} WHERE i.sop_uid = ? ORDER BY i.version", instance_select());
+    decode_all(&pool.fetch_all("instance versions", &sql, &[sop.as_str().into()]).await?)
+}
+
+pub(crate) async fn instances_in(pool: &Pool, scope: &Scope) -> Result<Vec<InstanceRow>, CatalogError> {
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push(&instance_select()).push(" WHERE st.study_uid = ").bind(scope.study.as_str());
+    if let Some(series) = &scope.series {
+        b.push(" AND s.series_uid = ").bind(series.as_str());
+    }
+    if let Some(sop) = &scope.instance {
+        b.push(" AND i.sop_uid = ").bind(sop.as_str());
+    }
+    b.push(" AND i.is_current ORDER BY s.series_number NULLS LAST, s.series_uid, i.instance_number NULLS LAST, i.sop_uid");
+    decode_all(&pool.fetch_built("instances in scope", &b.sql, &b.binds).await?)
+}
+
+pub(crate) async fn metadata(pool: &Pool, pks: &[i64]) -> Result<Vec<(i64, String)>, CatalogError> {
+    let mut found: HashMap<i64, String> = HashMap::with_capacity(pks.len());
+    for chunk in pks.chunks(PKS_PER_STATEMENT) {
+        let mut b = SqlBuilder::new(pool.dialect());
+        b.push("SELECT instance_pk, json FROM instance_metadata WHERE instance_pk IN ").bind_list(chunk.iter().copied());
+        for row in pool.fetch_built("metadata", &b.sql, &b.binds).await? {
+            let mut c = row.cols();
+            let pk = c.int("metadata pk")?;
+            found.insert(pk, c.text("metadata json")?);
+        }
+    }
+    Ok(pks.iter().filter_map(|pk| found.get(pk).map(|j| (*pk, j.clone()))).collect())
+}
+
+pub(crate) async fn frames(pool: &Pool, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<ByteRange>>>, CatalogError> {
+    let rows = pool
+        .fetch_all(
+            "frames: read layout",
+            "SELECT frame_kind, frame_first_offset, frame_length, frame_count FROM instance WHERE pk = ?",
+            &[pk.into()],
+        )
+        .await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    let mut c = row.cols();
+    let kind = c.text("frame kind")?;
+    let first_offset = c.uint("frame offset")?;
+    let frame_length = c.uint("frame length")?;
+    let count = u32::try_from(c.int("frame count")?).map_err(|_| CatalogError::Corrupt { what: "frame count" })?;
+    if let Some(&bad) = numbers.iter().find(|&&n| n == 0 || n > count) {
+        return Err(CatalogError::FrameOutOfRange { number: bad, count });
+    }
+    match kind.as_str() {
+        "none" => Ok(Some(Vec::new())),
+        "native" => Ok(Some(
+            numbers
+                .iter()
+                .map(|&n| {
+                    let offset = (u64::from(n) - 1)
+                        .checked_mul(frame_length)
+                        .and_then(|o| o.checked_add(first_offset))
+                        .ok_or(CatalogError::Corrupt { what: "native frame offset" })?;
+                    Ok(vec![ByteRange { offset, length: frame_length }])
+                })
+                .collect::<Result<_, CatalogError>>()?,
+        )),
+        "encapsulated" => encapsulated(pool, pk, numbers).await.map(Some),
+        _ => Err(CatalogError::Corrupt { what: "frame kind" }),
+    }
+}
+
+async fn encapsulated(pool: &Pool, pk: i64, numbers: &[u32]) -> Result<Vec<Vec<ByteRange>>, CatalogError> {
+    let wanted: BTreeSet<u32> = numbers.iter().copied().collect();
+    let mut pieces: HashMap<u32, Vec<ByteRange>> = HashMap::with_capacity(wanted.len());
+    let wanted: Vec<i64> = wanted.into_iter().map(i64::from).collect();
+    for chunk in wanted.chunks(PKS_PER_STATEMENT) {
+        let mut b = SqlBuilder::new(pool.dialect());
+        b.push("SELECT frame_number, byte_offset, byte_length FROM frame_piece WHERE instance_pk = ")
+            .bind(pk)
+            .push(" AND frame_number IN ")
+            .bind_list(chunk.iter().copied())
+            .push(" ORDER BY frame_number, piece_index");
+        for row in pool.fetch_built("frames: read pieces", &b.sql, &b.binds).await? {
+            let mut c = row.cols();
+            let n = u32::try_from(c.int("frame number")?).map_err(|_| CatalogError::Corrupt { what: "frame number" })?;
+            let offset = c.uint("frame piece offset")?;
+            let length = c.uint("frame piece length")?;
+            pieces.entry(n).or_default().push(ByteRange { offset, length });
+        }
+    }
+    numbers
+        .iter()
+        .map(|n| pieces.get(n).cloned().ok_or(CatalogError::Corrupt { what: "frame pieces" }))
+        .collect()
+}
+
+pub(crate) async fn query_studies(pool: &Pool, q: &Query) -> Result<Vec<StudyRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Study, ..q.clone() });
+    let rows = pool.fetch_built("query studies", &b.sql, &b.binds).await?;
+    let mut studies = Vec::with_capacity(rows.len());
+    let mut pks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut c = row.cols();
+        pks.push(c.int("study pk")?);
+        studies.push(StudyRow {
+            patient: patient(&mut c)?,
+            study: study(&mut c)?,
+            modalities_in_study: Vec::new(),
+            sop_classes_in_study: Vec::new(),
+            number_of_series: 0,
+            number_of_instances: 0,
+        });
+    }
+    let stats = study_stats(pool, &pks).await?;
+    for (pk, row) in pks.iter().zip(studies.iter_mut()) {
+        if let Some(s) = stats.get(pk) {
+            row.modalities_in_study = s.modalities.iter().cloned().collect();
+            row.sop_classes_in_study = s.sop_classes.iter().cloned().collect();
+            row.number_of_series = s.series.len() as i64;
+            row.number_of_instances = s.instances;
+        }
+    }
+    Ok(studies)
+}
+
+#[derive(Default)]
+struct StudyStats {
+    modalities: BTreeSet<String>,
+    sop_classes: BTreeSet<String>,
+    series: BTreeSet<i64>,
+    instances: i64,
+}
+
+/// Counters over current instances only, for one page of studies (index: series by study,
+/// partial index of current instances by series).
+async fn study_stats(pool: &Pool, pks: &[i64]) -> Result<HashMap<i64, StudyStats>, CatalogError> {
+    let mut out: HashMap<i64, StudyStats> = HashMap::with_capacity(pks.len());
+    for chunk in pks.chunks(PKS_PER_STATEMENT) {
+        let mut b = SqlBuilder::new(pool.dialect());
+        b.push(
+            "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
+             JOIN instance i ON i.series_pk = s.pk WHERE i.is_current AND s.study_pk IN ",
+        )
+        .bind_list(chunk.iter().copied())
+        .push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
+        for row in pool.fetch_built("query studies: counters", &b.sql, &b.binds).await? {
+            let mut c = row.cols();
+            let st = out.entry(c.int("study pk")?).or_default();
+            st.series.insert(c.int("series pk")?);
+            let modality = c.text("modality")?;
+            if !modality.is_empty() {
+                st.modalities.insert(modality);
+            }
+            st.sop_classes.insert(c.text("sop class uid")?);
+            st.instances += c.int("instance count")?;
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn query_series(pool: &Pool, q: &Query) -> Result<Vec<SeriesRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Series, ..q.clone() });
+    let rows = pool.fetch_built("query series", &b.sql, &b.binds).await?;
+    rows.iter()
+        .map(|row| {
+            let mut c = row.cols();
+            c.int("series pk")?;
+            Ok(SeriesRow {
+                patient: patient(&mut c)?,
+                study: study(&mut c)?,
+                series: series(&mut c)?,
+                number_of_instances: c.int("instance count")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn query_instances(pool: &Pool, q: &Query) -> Result<Vec<InstanceRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Instance, ..q.clone() });
+    decode_all(&pool.fetch_built("query instances", &b.sql, &b.binds).await?)
+}
+
+pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
+    let rows = pool
+        .fetch_all(
+            "changes since",
+            "SELECT seq, kind, study_uid, series_uid, sop_uid, at_ms FROM change_feed WHERE seq > ? ORDER BY seq LIMIT ?",
+            &[after.into(), Value::Int(i64::from(limit))],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let mut c = row.cols();
+            let seq = c.int("change seq")?;
+            let kind = match c.text("change kind")?.as_str() {
+                "instance-stored" => ChangeKind::InstanceStored,
+                "instance-replaced" => ChangeKind::InstanceReplaced,
+                "prior-version-recorded" => ChangeKind::PriorVersionRecorded,
+                _ => return Err(CatalogError::Corrupt { what: "change kind" }),
+            };
+            Ok(Change {
+                seq,
+                kind,
+                study_uid: c.text("change study uid")?,
+                series_uid: c.text("change series uid")?,
+                sop_uid: c.text("change sop uid")?,
+                at_ms: c.int("change time")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn count_instances(pool: &Pool) -> Result<i64, CatalogError> {
+    let rows = pool.fetch_all("count instances", "SELECT COUNT(*) FROM instance WHERE is_current", &[]).await?;
+    match rows.first() {
+        Some(row) => row.cols().int("instance count"),
+        None => Ok(0),
+    }
+}

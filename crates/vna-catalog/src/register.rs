@@ -1,0 +1,309 @@
+//! The register transaction: duplicate/version policy, upserts, instance version, frames,
+//! metadata and change row, all or nothing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::db::{u64_value, Dialect, Pool, Tx, Value};
+use crate::read::decode_instance;
+use crate::translate::instance_select;
+use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
+
+/// Two-key advisory lock namespace for per-SOP-UID locks (the second key is `hashtext(uid)`).
+/// The two-int and one-bigint advisory key spaces never overlap in PostgreSQL.
+const PG_SOP_LOCK_NS: i32 = 0x564E_4101;
+use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) async fn register(pool: &Pool, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
+    let mut tx = pool.begin_write().await?;
+    match register_in(&mut tx, new, policy).await {
+        Ok((outcome, true)) => {
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        Ok((outcome, false)) => {
+            tx.rollback().await?;
+            Ok(outcome)
+        }
+        // Dropping the transaction rolls it back.
+        Err(e) => Err(e),
+    }
+}
+
+/// Returns the outcome and whether to commit.
+async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) -> Result<(RegisterOutcome, bool), CatalogError> {
+    let sop = new.instance.sop_uid.as_str();
+    if tx.dialect() == Dialect::Postgres {
+        // Serialises registers of one SOP UID, including the very first one when no row exists
+        // to lock yet. SQLite needs nothing: BEGIN IMMEDIATE already serialises writers.
+        let sql = format!("SELECT pg_advisory_xact_lock({PG_SOP_LOCK_NS}, hashtext(?))");
+        tx.execute("register: lock sop uid", &sql, &[sop.into()]).await?;
+    }
+
+    let sql = format!("{} WHERE i.sop_uid = ? AND i.is_current", instance_select());
+    let existing = match tx.fetch_optional("register: read current version", &sql, &[sop.into()]).await? {
+        Some(row) => Some(decode_instance(&row)?),
+        None => None,
+    };
+    if let Some(existing) = &existing {
+        if existing.blob.sha256 == new.blob.sha256 {
+            return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, false));
+        }
+        if policy == VersionPolicy::Reject {
+            return Ok((RegisterOutcome::Conflict { existing: existing.clone() }, false));
+        }
+    }
+    let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
+
+    let patient_pk = upsert_patient(tx, new).await?;
+    let study_pk = upsert_study(tx, new, patient_pk).await?;
+    let series_pk = upsert_series(tx, new, study_pk).await?;
+
+    let version_row = tx
+        .fetch_one("register: next version", "SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?", &[sop.into()])
+        .await?;
+    let version = version_row.cols().int("instance version")? + 1;
+    let version = i32::try_from(version).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
+
+    if becomes_current && existing.is_some() {
+        tx.execute("register: retire current version", "UPDATE instance SET is_current = FALSE WHERE sop_uid = ? AND is_current", &[sop.into()])
+            .await?;
+    }
+
+    let stored_at_ms = now_ms();
+    let (kind, first_offset, frame_length, frame_count) = match &new.frames {
+        FrameIndex::None => ("none", 0, 0, 0u64),
+        FrameIndex::Native { first_offset, frame_length, count } => ("native", *first_offset, *frame_length, u64::from(*count)),
+        FrameIndex::Encapsulated { frames } => ("encapsulated", 0, 0, frames.len() as u64),
+    };
+    let i = &new.instance;
+    let b = &new.blob;
+    let pk_row = tx
+        .fetch_one(
+            "register: insert instance",
+            "INSERT INTO instance (series_pk, sop_uid, version, is_current, sop_class_uid, instance_number, \
+             n_rows, n_columns, bits_allocated, number_of_frames, transfer_syntax, tier, blob_key, \
+             blob_version_id, size, sha256, frame_kind, frame_first_offset, frame_length, frame_count, stored_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+            &[
+                series_pk.into(),
+                sop.into(),
+                i64::from(version).into(),
+                becomes_current.into(),
+                i.sop_class_uid.as_str().into(),
+                i.instance_number.into(),
+                i.rows.into(),
+                i.columns.into(),
+                i.bits_allocated.into(),
+                i.number_of_frames.into(),
+                i.transfer_syntax.as_str().into(),
+                b.tier.as_str().into(),
+                b.key.as_str().into(),
+                b.version_id.clone().into(),
+                u64_value(b.size, "blob size")?,
+                b.sha256.as_str().into(),
+                kind.into(),
+                u64_value(first_offset, "frame offset")?,
+                u64_value(frame_length, "frame length")?,
+                u64_value(frame_count, "frame count")?,
+                stored_at_ms.into(),
+            ],
+        )
+        .await?;
+    let pk = pk_row.cols().int("instance pk")?;
+
+    if let FrameIndex::Encapsulated { frames } = &new.frames {
+        insert_frame_pieces(tx, pk, frames).await?;
+    }
+    tx.execute(
+        "register: insert metadata",
+        "INSERT INTO instance_metadata (instance_pk, json) VALUES (?, ?)",
+        &[pk.into(), new.metadata.as_str().into()],
+    )
+    .await?;
+
+    let change_kind = match (&existing, becomes_current) {
+        (None, _) => ChangeKind::InstanceStored,
+        (Some(_), true) => ChangeKind::InstanceReplaced,
+        (Some(_), false) => ChangeKind::PriorVersionRecorded,
+    };
+    let change_seq = append_change(tx, new, pk, &change_kind, stored_at_ms).await?;
+
+    let instance = InstanceRow {
+        pk,
+        patient: new.patient.clone(),
+        study: new.study.clone(),
+        series: new.series.clone(),
+        instance: new.instance.clone(),
+        blob: new.blob.clone(),
+        version,
+        is_current: becomes_current,
+        stored_at_ms,
+    };
+    let outcome = if becomes_current {
+        RegisterOutcome::Stored { instance, change_seq, replaced_previous: existing.is_some() }
+    } else {
+        RegisterOutcome::StoredAsPriorVersion { instance, change_seq }
+    };
+    Ok((outcome, true))
+}
+
+async fn upsert_patient(tx: &mut Tx<'_>, new: &NewInstance) -> Result<i64, CatalogError> {
+    let p = &new.patient;
+    let orphan_study = if p.patient_id.is_empty() { new.study.study_uid.as_str() } else { "" };
+    let row = tx
+        .fetch_one(
+            "register: upsert patient",
+            "INSERT INTO patient (patient_id, issuer, orphan_study, patient_name, birth_date, sex) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_id, issuer, orphan_study) DO UPDATE SET \
+             patient_name = excluded.patient_name, birth_date = excluded.birth_date, sex = excluded.sex \
+             RETURNING pk",
+            &[
+                p.patient_id.as_str().into(),
+                p.issuer_of_patient_id.as_str().into(),
+                orphan_study.into(),
+                p.patient_name.as_str().into(),
+                p.patient_birth_date.as_str().into(),
+                p.patient_sex.as_str().into(),
+            ],
+        )
+        .await?;
+    let pk = row.cols().int("patient pk")?;
+    replace_tokens(tx, "patient_name_token", "patient_pk", pk, &p.patient_name).await?;
+    Ok(pk)
+}
+
+async fn upsert_study(tx: &mut Tx<'_>, new: &NewInstance, patient_pk: i64) -> Result<i64, CatalogError> {
+    let s = &new.study;
+    let row = tx
+        .fetch_one(
+            "register: upsert study",
+            "INSERT INTO study (study_uid, patient_pk, study_date, study_time, accession_number, study_id, \
+             referring_physician_name, study_description) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
+             study_date = excluded.study_date, study_time = excluded.study_time, \
+             accession_number = excluded.accession_number, study_id = excluded.study_id, \
+             referring_physician_name = excluded.referring_physician_name, \
+             study_description = excluded.study_description RETURNING pk",
+            &[
+                s.study_uid.as_str().into(),
+                patient_pk.into(),
+                s.study_date.as_str().into(),
+                s.study_time.as_str().into(),
+                s.accession_number.as_str().into(),
+                s.study_id.as_str().into(),
+                s.referring_physician_name.as_str().into(),
+                s.study_description.as_str().into(),
+            ],
+        )
+        .await?;
+    let pk = row.cols().int("study pk")?;
+    replace_tokens(tx, "referring_name_token", "study_pk", pk, &s.referring_physician_name).await?;
+    Ok(pk)
+}
+
+async fn upsert_series(tx: &mut Tx<'_>, new: &NewInstance, study_pk: i64) -> Result<i64, CatalogError> {
+    let s = &new.series;
+    let row = tx
+        .fetch_one(
+            "register: upsert series",
+            "INSERT INTO series (series_uid, study_pk, modality, series_number, series_description, \
+             body_part_examined, pps_start_date, pps_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
+             modality = excluded.modality, series_number = excluded.series_number, \
+             series_description = excluded.series_description, \
+             body_part_examined = excluded.body_part_examined, \
+             pps_start_date = excluded.pps_start_date, pps_start_time = excluded.pps_start_time \
+             RETURNING pk",
+            &[
+                s.series_uid.as_str().into(),
+                study_pk.into(),
+                s.modality.as_str().into(),
+                s.series_number.into(),
+                s.series_description.as_str().into(),
+                s.body_part_examined.as_str().into(),
+                s.performed_procedure_step_start_date.as_str().into(),
+                s.performed_procedure_step_start_time.as_str().into(),
+            ],
+        )
+        .await?;
+    row.cols().int("series pk")
+}
+
+/// Rewrites the fuzzy-match tokens of one PN value. `table`/`owner` are our own identifiers.
+async fn replace_tokens(tx: &mut Tx<'_>, table: &'static str, owner: &'static str, pk: i64, name: &str) -> Result<(), CatalogError> {
+    let tokens = vna_dicom::pn::fuzzy_tokens(name);
+    tx.execute("register: delete name tokens", &format!("DELETE FROM {table} WHERE {owner} = ?"), &[pk.into()])
+        .await?;
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO {table} (token, {owner}) VALUES ");
+    let mut binds = Vec::with_capacity(tokens.len() * 2);
+    for (n, t) in tokens.into_iter().enumerate() {
+        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
+        binds.push(Value::Text(t));
+        binds.push(Value::Int(pk));
+    }
+    tx.execute("register: insert name tokens", &sql, &binds).await?;
+    Ok(())
+}
+
+async fn insert_frame_pieces(tx: &mut Tx<'_>, pk: i64, frames: &[Vec<crate::ByteRange>]) -> Result<(), CatalogError> {
+    // Multi-row inserts in chunks: a WSI can have tens of thousands of frames, and both
+    // backends cap the number of bind parameters per statement.
+    const ROWS_PER_STATEMENT: usize = 500;
+    let mut rows: Vec<[Value; 5]> = Vec::new();
+    for (f, pieces) in frames.iter().enumerate() {
+        for (p, r) in pieces.iter().enumerate() {
+            rows.push([
+                Value::Int(pk),
+                Value::Int(f as i64 + 1),
+                Value::Int(p as i64),
+                u64_value(r.offset, "frame piece offset")?,
+                u64_value(r.length, "frame piece length")?,
+            ]);
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from("INSERT INTO frame_piece (instance_pk, frame_number, piece_index, byte_offset, byte_length) VALUES ");
+        let mut binds = Vec::with_capacity(chunk.len() * 5);
+        for (n, row) in chunk.iter().enumerate() {
+            sql.push_str(if n == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+            binds.extend(row.iter().cloned());
+        }
+        tx.execute("register: insert frame pieces", &sql, &binds).await?;
+    }
+    Ok(())
+}
+
+async fn append_change(tx: &mut Tx<'_>, new: &NewInstance, pk: i64, kind: &ChangeKind, at_ms: i64) -> Result<i64, CatalogError> {
+    if tx.dialect() == Dialect::Postgres {
+        // Held from here to commit: the next writer draws its seq only after we are visible,
+        // so a follower reading `seq > last` never skips a row that commits later.
+        let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
+        tx.execute("register: lock change feed", &sql, &[]).await?;
+    }
+    let row = tx
+        .fetch_one(
+            "register: append change",
+            "INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            &[
+                kind.as_str().into(),
+                new.study.study_uid.as_str().into(),
+                new.series.series_uid.as_str().into(),
+                new.instance.sop_uid.as_str().into(),
+                pk.into(),
+                at_ms.into(),
+            ],
+        )
+        .await?;
+    row.cols().int("change seq")
+}

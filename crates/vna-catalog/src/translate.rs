@@ -1,0 +1,334 @@
+//! Query model → SQL: PS3.4 §C.2.2.2 matching on indexed columns, shared by both backends.
+//!
+//! Aliases: `p` patient, `st` study, `s` series, `i` instance. Only current instance versions
+//! exist for queries: a study or series shows up only while it has a current instance.
+
+use crate::db::Dialect;
+use crate::sqlbuild::SqlBuilder;
+use crate::{Filter, Key, Level, Matcher, Query};
+
+/// Greater than every character; `w || MAX_CHAR` bounds the range of strings starting with `w`
+/// (byte order: SQLite BINARY, PostgreSQL `COLLATE "C"`).
+const MAX_CHAR: char = '\u{10FFFF}';
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// Patient and study columns, joined at every level.
+    Study,
+    Series,
+    Instance,
+}
+
+#[derive(Clone, Copy)]
+enum Col {
+    Text(&'static str),
+    Int(&'static str),
+    /// A PN column with its fuzzy token table: (column, token table, owner column, owner pk).
+    Name(&'static str, &'static str, &'static str, &'static str),
+}
+
+fn column(key: Key) -> Option<(Tier, Col)> {
+    use Col::*;
+    use Tier::*;
+    Some(match key {
+        Key::PatientId => (Study, Text("p.patient_id")),
+        Key::IssuerOfPatientId => (Study, Text("p.issuer")),
+        Key::PatientName => (Study, Name("p.patient_name", "patient_name_token", "patient_pk", "p.pk")),
+        Key::PatientBirthDate => (Study, Text("p.birth_date")),
+        Key::PatientSex => (Study, Text("p.sex")),
+        Key::StudyUid => (Study, Text("st.study_uid")),
+        Key::StudyDate => (Study, Text("st.study_date")),
+        Key::StudyTime => (Study, Text("st.study_time")),
+        Key::AccessionNumber => (Study, Text("st.accession_number")),
+        Key::StudyId => (Study, Text("st.study_id")),
+        Key::ReferringPhysicianName => {
+            (Study, Name("st.referring_physician_name", "referring_name_token", "study_pk", "st.pk"))
+        }
+        Key::StudyDescription => (Study, Text("st.study_description")),
+        Key::ModalitiesInStudy => return None,
+        Key::SeriesUid => (Series, Text("s.series_uid")),
+        Key::Modality => (Series, Text("s.modality")),
+        Key::SeriesNumber => (Series, Int("s.series_number")),
+        Key::SeriesDescription => (Series, Text("s.series_description")),
+        Key::BodyPartExamined => (Series, Text("s.body_part_examined")),
+        Key::PerformedProcedureStepStartDate => (Series, Text("s.pps_start_date")),
+        Key::SopInstanceUid => (Instance, Text("i.sop_uid")),
+        Key::SopClassUid => (Instance, Text("i.sop_class_uid")),
+        Key::InstanceNumber => (Instance, Int("i.instance_number")),
+    })
+}
+
+pub(crate) const PATIENT_COLS: &str = "p.patient_id, p.issuer, p.patient_name, p.birth_date, p.sex";
+pub(crate) const STUDY_COLS: &str = "st.study_uid, st.study_date, st.study_time, st.accession_number, \
+     st.study_id, st.referring_physician_name, st.study_description";
+pub(crate) const SERIES_COLS: &str = "s.series_uid, s.modality, s.series_number, s.series_description, \
+     s.body_part_examined, s.pps_start_date, s.pps_start_time";
+pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_number, i.n_rows, \
+     i.n_columns, i.bits_allocated, i.number_of_frames, i.transfer_syntax, i.tier, i.blob_key, \
+     i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms";
+
+/// `SELECT i.pk, <patient>, <study>, <series>, <instance> FROM … ` for instance rows; callers
+/// append ` WHERE …`.
+pub(crate) fn instance_select() -> String {
+    format!(
+        "SELECT i.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS} \
+         FROM instance i JOIN series s ON s.pk = i.series_pk JOIN study st ON st.pk = s.study_pk \
+         JOIN patient p ON p.pk = st.patient_pk"
+    )
+}
+
+/// The full statement for a query at its level, with ordering, limit and offset.
+pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
+    let mut b = SqlBuilder::new(dialect);
+    let mine = |t: Tier| q.filters.iter().filter(move |f| column(f.key).is_some_and(|(tier, _)| tier == t));
+    match q.level {
+        Level::Study => {
+            b.push(&format!(
+                "SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "
+            ));
+            let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
+            if lower.is_empty() {
+                b.push(
+                    "EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk \
+                     WHERE s.study_pk = st.pk AND i.is_current)",
+                );
+            } else {
+                // IN rather than EXISTS: lets the planner drive the query from the series or
+                // instance index when the lower-level key is the selective one.
+                b.push("st.pk IN (SELECT s.study_pk FROM series s JOIN instance i ON i.series_pk = s.pk WHERE i.is_current");
+                conditions(&mut b, lower.into_iter());
+                b.push(")");
+            }
+            conditions(&mut b, mine(Tier::Study));
+            modalities_in_study(&mut b, q);
+            b.push(" ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid");
+        }
+        Level::Series => {
+            b.push(&format!(
+                "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
+                 (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND ci.is_current) \
+                 FROM series s JOIN study st ON st.pk = s.study_pk JOIN patient p ON p.pk = st.patient_pk WHERE "
+            ));
+            let lower: Vec<&Filter> = mine(Tier::Instance).collect();
+            if lower.is_empty() {
+                b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND i.is_current)");
+            } else {
+                b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE i.is_current");
+                conditions(&mut b, lower.into_iter());
+                b.push(")");
+            }
+            conditions(&mut b, mine(Tier::Study).chain(mine(Tier::Series)));
+            modalities_in_study(&mut b, q);
+            b.push(" ORDER BY s.series_number NULLS LAST, s.series_uid");
+        }
+        Level::Instance => {
+            b.push(&instance_select()).push(" WHERE i.is_current");
+            conditions(&mut b, mine(Tier::Study).chain(mine(Tier::Series)).chain(mine(Tier::Instance)));
+            modalities_in_study(&mut b, q);
+            let upper_filters = q.filters.iter().any(|f| column(f.key).is_none_or(|(tier, _)| tier != Tier::Instance));
+            // With a filter on a patient/study/series key, SQLite (without statistics) would
+            // rather walk the instance_number index for the ORDER BY and test every current
+            // instance; the unary `+` (a no-op in both dialects) keeps it on the filter's index.
+            let order = if upper_filters { "+i.instance_number" } else { "i.instance_number" };
+            b.push(&format!(" ORDER BY {order} NULLS LAST, i.sop_uid"));
+        }
+    }
+    b.limit_offset(q.limit, q.offset);
+    b
+}
+
+fn conditions<'a>(b: &mut SqlBuilder, filters: impl Iterator<Item = &'a Filter>) {
+    for f in filters {
+        if let Some((_, col)) = column(f.key) {
+            condition(b, col, &f.matcher);
+        }
+    }
+}
+
+/// Studies having any series (with a current instance) of one of the modalities (IN, so the
+/// modality index can drive the query).
+fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
+    for f in q.filters.iter().filter(|f| f.key == Key::ModalitiesInStudy) {
+        let values: Vec<String> = match &f.matcher {
+            Matcher::Single(v) | Matcher::Fuzzy(v) => vec![v.clone()],
+            Matcher::List(vs) => vs.clone(),
+            Matcher::Wildcard(w) if w.chars().all(|c| c == '*') => continue,
+            Matcher::Wildcard(w) => {
+                b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
+                        WHERE mi.is_current");
+                condition(b, Col::Text("ms.modality"), &Matcher::Wildcard(w.clone()));
+                b.push(")");
+                continue;
+            }
+            Matcher::Range { .. } => continue,
+        };
+        if values.is_empty() {
+            b.push(" AND 1 = 0");
+            continue;
+        }
+        b.push(
+            " AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
+             WHERE mi.is_current AND ms.modality IN ",
+        )
+        .bind_list(values)
+        .push(")");
+    }
+}
+
+/// Appends ` AND <condition>` for one matcher on one column (nothing for a universal match).
+fn condition(b: &mut SqlBuilder, col: Col, m: &Matcher) {
+    match (col, m) {
+        (Col::Name(_, table, owner, owner_pk), Matcher::Fuzzy(q)) => {
+            for w in vna_dicom::pn::fuzzy_query_words(q) {
+                let upper = format!("{w}{MAX_CHAR}");
+                b.push(&format!(" AND {owner_pk} IN (SELECT {owner} FROM {table} WHERE token >= "))
+                    .bind(w)
+                    .push(" AND token < ")
+                    .bind(upper)
+                    .push(")");
+            }
+        }
+        (Col::Text(c) | Col::Name(c, ..), m) => text_condition(b, c, m),
+        (Col::Int(c), m) => int_condition(b, c, m),
+    }
+}
+
+fn text_condition(b: &mut SqlBuilder, c: &str, m: &Matcher) {
+    match m {
+        Matcher::Single(v) | Matcher::Fuzzy(v) => {
+            b.push(&format!(" AND {c} = ")).bind(v.as_str());
+        }
+        Matcher::List(vs) if vs.is_empty() => {
+            b.push(" AND 1 = 0");
+        }
+        Matcher::List(vs) => {
+            b.push(&format!(" AND {c} IN ")).bind_list(vs.iter().map(String::as_str));
+        }
+        Matcher::Range { from, to } => {
+            if let Some(f) = from {
+                b.push(&format!(" AND {c} >= ")).bind(f.as_str());
+            }
+            if let Some(t) = to {
+                b.push(&format!(" AND {c} <= ")).bind(t.as_str());
+            }
+        }
+        Matcher::Wildcard(w) => wildcard(b, c, w),
+    }
+}
+
+fn wildcard(b: &mut SqlBuilder, c: &str, w: &str) {
+    if w.chars().all(|ch| ch == '*') {
+        return;
+    }
+    let Some(first) = w.find(['*', '?']) else {
+        b.push(&format!(" AND {c} = ")).bind(w);
+        return;
+    };
+    // The literal prefix as a range lets a plain btree index narrow the scan in both backends,
+    // whatever the LIKE/GLOB optimiser makes of a bound pattern.
+    let prefix = &w[..first];
+    if !prefix.is_empty() {
+        b.push(&format!(" AND {c} >= ")).bind(prefix).push(&format!(" AND {c} < ")).bind(format!("{prefix}{MAX_CHAR}"));
+    }
+    match b.dialect() {
+        // SQLite's LIKE ignores ASCII case; GLOB is case-sensitive, as PS3.4 wants.
+        Dialect::Sqlite => {
+            b.push(&format!(" AND {c} GLOB ")).bind(glob_pattern(w));
+        }
+        Dialect::Postgres => {
+            b.push(&format!(" AND {c} LIKE ")).bind(like_pattern(w)).push(" ESCAPE '\\'");
+        }
+    }
+}
+
+/// DICOM wildcard → LIKE pattern with `\` escaping literal `%`, `_` and `\`.
+pub(crate) fn like_pattern(w: &str) -> String {
+    let mut out = String::with_capacity(w.len() + 4);
+    for ch in w.chars() {
+        match ch {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// DICOM wildcard → GLOB pattern; `[` is GLOB's only other special character.
+pub(crate) fn glob_pattern(w: &str) -> String {
+    let mut out = String::with_capacity(w.len() + 4);
+    for ch in w.chars() {
+        match ch {
+            '[' => out.push_str("[[]"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Integer keys: a value that is not an integer matches nothing (no row holds it).
+fn int_condition(b: &mut SqlBuilder, c: &str, m: &Matcher) {
+    let parse = |s: &str| s.trim().parse::<i64>().ok();
+    match m {
+        Matcher::Single(v) | Matcher::Fuzzy(v) => match parse(v) {
+            Some(n) => {
+                b.push(&format!(" AND {c} = ")).bind(n);
+            }
+            None => {
+                b.push(" AND 1 = 0");
+            }
+        },
+        Matcher::Wildcard(w) if w.chars().all(|ch| ch == '*') => {}
+        Matcher::Wildcard(w) => int_condition(b, c, &Matcher::Single(w.clone())),
+        Matcher::List(vs) => {
+            let ns: Vec<i64> = vs.iter().filter_map(|v| parse(v)).collect();
+            if ns.is_empty() {
+                b.push(" AND 1 = 0");
+            } else {
+                b.push(&format!(" AND {c} IN ")).bind_list(ns);
+            }
+        }
+        Matcher::Range { from, to } => {
+            for (bound, op) in [(from, ">="), (to, "<=")] {
+                if let Some(v) = bound {
+                    match parse(v) {
+                        Some(n) => {
+                            b.push(&format!(" AND {c} {op} ")).bind(n);
+                        }
+                        None => {
+                            b.push(" AND 1 = 0");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_escape_literals() {
+        assert_eq!(like_pattern("a*b?%_\\"), "a%b_\\%\\_\\\\");
+        assert_eq!(glob_pattern("a*[b]?%"), "a*[[]b]?%");
+    }
+
+    #[test]
+    fn values_are_bound_not_formatted() {
+        let q = Query {
+            level: Level::Study,
+            filters: vec![Filter { key: Key::PatientId, matcher: Matcher::Single("x'; DROP TABLE study; --".into()) }],
+            limit: Some(10),
+            offset: 0,
+        };
+        let b = build(Dialect::Postgres, &q);
+        assert!(!b.sql.contains("DROP"));
+        assert_eq!(b.binds.len(), 3);
+    }
+}
