@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# The test command of the project: ./scripts/test.sh
+#
+# Self-sufficient on a fresh Debian 12 machine (Rust toolchain, python3 and
+# gcc present): installs what is missing, then runs every stage and fails
+# loudly if any stage fails or cannot run.
+#
+#   1. system packages   postgresql, dcmtk (apt-get, only when missing)
+#   2. python venv       .venv with tests/python/requirements.txt (pinned)
+#   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
+#                        as VNA_TEST_POSTGRES_URL, removed on exit
+#   4. cargo build       cargo build --workspace --bins
+#   5. rust tests        cargo nextest run --workspace (cargo test if nextest is
+#                        missing) + doctests
+#   6. end-to-end        pytest tests/python against target/debug/vna
+#
+# Environment:
+#   VNA_TEST_POSTGRES_URL  use this PostgreSQL instead of a throw-away cluster
+#   VNA_PYTEST_ARGS        extra arguments for pytest (e.g. "-k frames -x")
+#   PYTHON                 the Python used to create .venv (default python3.11, python3)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT="$PWD"
+VENV="$REPO_ROOT/.venv"
+REQUIREMENTS="$REPO_ROOT/tests/python/requirements.txt"
+
+T0=$SECONDS
+STAGE=""
+STAGE_T0=$SECONDS
+SUMMARY=()
+STAGE_FAILED=0   # set by soft_fail: the stage failed but later stages still run
+FAILED_STAGES=()
+
+banner() {
+    local now=$SECONDS
+    if [[ -n "$STAGE" ]]; then
+        local status=ok
+        [[ $STAGE_FAILED -eq 1 ]] && status=FAILED
+        SUMMARY+=("$(printf '%-16s %-6s %4ds' "$STAGE" "$status" $((now - STAGE_T0)))")
+    fi
+    STAGE_FAILED=0
+    STAGE="$1"
+    STAGE_T0=$now
+    printf '\n\033[1m======== [%s] %s  (t+%ds) ========\033[0m\n' "$1" "${2:-}" $((now - T0))
+}
+
+die() {
+    printf '\n\033[1;31mFAIL [%s]: %s\033[0m\n' "$STAGE" "$*" >&2
+    exit 1
+}
+
+# A failed test stage does not hide the results of the next ones: it is
+# recorded, the remaining stages run, and the script exits non-zero at the end.
+soft_fail() {
+    printf '\n\033[1;31mFAIL [%s]: %s (continuing with the next stages)\033[0m\n' "$STAGE" "$*" >&2
+    STAGE_FAILED=1
+    FAILED_STAGES+=("$STAGE")
+}
+
+PG_STARTED=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ "$PG_STARTED" -eq 1 ]]; then
+        echo "--- stopping throw-away PostgreSQL"
+        scripts/pg-throwaway.sh stop || echo "warning: could not stop the throw-away PostgreSQL" >&2
+    fi
+    echo
+    for line in "${SUMMARY[@]}"; do echo "  $line"; done
+    if [[ $rc -eq 0 ]]; then
+        printf '\033[1;32m======== ALL STAGES PASSED (%ds) ========\033[0m\n' $((SECONDS - T0))
+    else
+        printf '\033[1;31m======== FAILED in stage [%s] (exit %d, %ds) ========\033[0m\n' "${STAGE:-?}" "$rc" $((SECONDS - T0)) >&2
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --------------------------------------------------------------------------
+banner "packages" "Debian packages: postgresql, dcmtk"
+
+pick_python() {
+    local c
+    for c in ${PYTHON:-} python3.11 python3; do
+        if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+            echo "$c"; return
+        fi
+    done
+    return 1
+}
+PY="$(pick_python)" || die "no python3 (>= 3.10) found on PATH"
+PY_EXE="$("$PY" -c 'import sys; print(sys.executable)')"
+
+need=()
+pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
+pkg_installed postgresql || need+=(postgresql)
+pkg_installed dcmtk || need+=(dcmtk)
+# Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
+if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    case "$PY_EXE" in
+        /usr/bin/*) need+=(python3-venv) ;;
+        *) die "$PY_EXE has no ensurepip/venv module; install it or set PYTHON" ;;
+    esac
+fi
+
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}"
+    SUDO=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null || die "missing packages (${need[*]}) and not root, no sudo"
+        SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
+else
+    echo "already installed: postgresql dcmtk"
+fi
+[[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
+dcmdump_version="$(/usr/bin/dcmdump --version 2>&1)" || die "/usr/bin/dcmdump does not run"
+echo "${dcmdump_version%%$'\n'*}"
+
+# --------------------------------------------------------------------------
+banner "python" "venv .venv with pinned test clients"
+
+stamp="$VENV/.vna-requirements.sha256"
+want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "creating $VENV with $PY_EXE"
+    rm -rf -- "$VENV"
+    "$PY" -m venv "$VENV" || die "python -m venv failed"
+fi
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "requirements unchanged; skipping pip install"
+else
+    # A venv made by another Python version is rebuilt rather than patched.
+    if [[ -f "$stamp" && "$(cut -d' ' -f2 "$stamp")" != "$(cut -d' ' -f2 <<<"$want")" ]]; then
+        rm -rf -- "$VENV"
+        "$PY" -m venv "$VENV" || die "python -m venv failed"
+    fi
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQUIREMENTS" \
+        || die "pip install -r tests/python/requirements.txt failed"
+    echo "$want" >"$stamp"
+fi
+"$VENV/bin/python" - <<'EOF' || die "the venv does not import the test clients"
+import importlib.metadata as m
+print("  " + ", ".join(f"{p} {m.version(p)}" for p in
+      ["pytest", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow"]))
+EOF
+
+# --------------------------------------------------------------------------
+banner "postgresql" "throw-away PostgreSQL cluster"
+
+if [[ -n "${VNA_TEST_POSTGRES_URL:-}" ]]; then
+    echo "using VNA_TEST_POSTGRES_URL from the environment (no throw-away cluster started)"
+else
+    scripts/pg-throwaway.sh stop   # leftovers of an interrupted run
+    PG_STARTED=1
+    VNA_TEST_POSTGRES_URL="$(scripts/pg-throwaway.sh start)" || die "could not start PostgreSQL"
+    export VNA_TEST_POSTGRES_URL
+fi
+command -v psql >/dev/null || die "psql not found"
+psql "$VNA_TEST_POSTGRES_URL" -v ON_ERROR_STOP=1 -Atc 'select version()' || die "cannot connect to $VNA_TEST_POSTGRES_URL"
+echo "VNA_TEST_POSTGRES_URL=$VNA_TEST_POSTGRES_URL"
+
+# --------------------------------------------------------------------------
+banner "cargo build" "cargo build --workspace --bins"
+
+cargo build --workspace --bins || die "cargo build failed"
+VNA_BIN="$REPO_ROOT/target/debug/vna"
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then VNA_BIN="$CARGO_TARGET_DIR/debug/vna"; fi
+[[ -x "$VNA_BIN" ]] || die "$VNA_BIN was not built"
+export VNA_BIN
+
+# --------------------------------------------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+    banner "rust tests" "cargo nextest run --workspace"
+    cargo nextest run --workspace || soft_fail "cargo nextest run failed"
+    banner "doctests" "cargo test --workspace --doc"
+    cargo test --workspace --doc || soft_fail "doctests failed"
+else
+    banner "rust tests" "cargo test --workspace (cargo-nextest not installed)"
+    cargo test --workspace || soft_fail "cargo test failed"
+fi
+
+# --------------------------------------------------------------------------
+banner "end-to-end" "pytest tests/python (VNA_BIN=$VNA_BIN)"
+
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pytest tests/python ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
+
+if ((${#FAILED_STAGES[@]})); then
+    banner "summary" "failed stages: ${FAILED_STAGES[*]}"
+    STAGE="${FAILED_STAGES[*]}"
+    exit 1
+fi
+banner "summary" "all stages passed"

@@ -1,0 +1,319 @@
+"""Fixtures that start the real `vna` binary and point real clients at it.
+
+* ``VNA_BIN``: the server binary (scripts/test.sh sets it; defaults to
+  <repo>/target/debug/vna when that exists).
+* ``VNA_TEST_POSTGRES_URL``: a PostgreSQL server; each PostgreSQL-backed vna
+  gets its own fresh database on it. Missing: the PostgreSQL variants fail
+  under CI=true and are skipped (with the reason) otherwise.
+
+Every server runs in its own temporary data directory (and database), on a
+free port chosen by the server itself (``--http-listen 127.0.0.1:0``); its
+port is read from the single ready line it prints on stdout. Its log (stderr)
+goes to a file that is attached to the report of any failing test.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+import dicomgen
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_RE = re.compile(r"^vna ready: http=(http://127\.0\.0\.1:(\d+))$")
+READY_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 15
+HTTP_TIMEOUT_S = 60
+BACKENDS = ["sqlite", "postgres"]
+
+_RUNNING: list["VnaServer"] = []
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def vna_bin() -> str:
+    b = os.environ.get("VNA_BIN")
+    if not b:
+        default = REPO_ROOT / "target" / "debug" / "vna"
+        if default.exists():
+            return str(default)
+        pytest.fail("VNA_BIN is not set and target/debug/vna does not exist: "
+                    "run ./scripts/test.sh, or cargo build and export VNA_BIN", pytrace=False)
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        pytest.fail(f"VNA_BIN={b} is not an executable file", pytrace=False)
+    return b
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get("VNA_TEST_POSTGRES_URL")
+    if url:
+        return url
+    msg = ("VNA_TEST_POSTGRES_URL is not set: PostgreSQL-backed variant cannot run "
+           "(./scripts/test.sh starts a throw-away cluster; or run scripts/pg-throwaway.sh start "
+           "and export VNA_TEST_POSTGRES_URL=$(scripts/pg-throwaway.sh url))")
+    if _truthy(os.environ.get("CI")):
+        pytest.fail(msg + " [CI=true: failing instead of skipping]", pytrace=False)
+    pytest.skip("SKIPPED LOUDLY: " + msg)
+
+
+def _psql() -> str:
+    for p in (shutil.which("psql"), "/usr/bin/psql"):
+        if p and os.path.exists(p):
+            return p
+    pytest.fail("psql not found (apt-get install postgresql-client); needed to create test databases",
+                pytrace=False)
+
+
+def _with_db(url: str, db: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + db, parts.query, parts.fragment))
+
+
+def _run_psql(admin_url: str, sql: str) -> None:
+    r = subprocess.run([_psql(), admin_url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql failed ({sql}): {r.stderr.strip()}")
+
+
+class PgDatabase:
+    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.name = "vna_e2e_" + uuid.uuid4().hex[:12]
+        _run_psql(admin_url, f'CREATE DATABASE "{self.name}"')
+        self.url = _with_db(admin_url, self.name)
+
+    def drop(self) -> None:
+        try:
+            _run_psql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        except Exception as e:  # never hide the test result behind a cleanup error
+            print(f"warning: could not drop test database {self.name}: {e}")
+
+
+class VnaServer:
+    """One running `vna serve` process."""
+
+    def __init__(self, name: str, workdir: Path, backend: str = "sqlite",
+                 env: dict[str, str] | None = None, args: list[str] | None = None):
+        self.name = name
+        self.backend = backend
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "vna.log"
+        self.stdout_lines: list[str] = []
+        self.db: PgDatabase | None = None
+        self.proc: subprocess.Popen | None = None
+        self.exit_code: int | None = None
+        self.died_early = False
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [vna_bin(), "serve", "--data-dir", str(self.data_dir), "--http-listen", "127.0.0.1:0"]
+        if backend == "postgres":
+            self.db = PgDatabase(postgres_admin_url())
+            cmd += ["--catalog-url", self.db.url]
+        elif backend != "sqlite":
+            raise ValueError(backend)
+        cmd += list(args or [])
+        self.cmd = cmd
+
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("VNA__")}
+        child_env.setdefault("RUST_BACKTRACE", "1")
+        child_env.update(env or {})
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env=child_env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self._log)
+        _RUNNING.append(self)
+        try:
+            self.base_url = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.dicomweb = self.base_url + "/dicom-web"
+
+    def _wait_ready(self) -> str:
+        q: queue.Queue = queue.Queue()
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
+
+        def reader():
+            for raw in iter(stdout.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self.stdout_lines.append(line)
+                q.put(line)
+            q.put(None)
+
+        threading.Thread(target=reader, name=f"stdout-{self.name}", daemon=True).start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(self._why(f"no ready line within {READY_TIMEOUT_S}s"))
+            try:
+                line = q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.proc.wait(timeout=10)
+                raise RuntimeError(self._why(f"exited with {self.proc.returncode} before its ready line"))
+            m = READY_RE.match(line)
+            if m:
+                return m.group(1)
+
+    def _why(self, what: str) -> str:
+        return (f"vna server '{self.name}' {what}\ncommand: {' '.join(self.cmd)}\n"
+                f"stdout:\n" + "\n".join(self.stdout_lines) + f"\nlog ({self.log_path}):\n" + self.log_tail())
+
+    def log_tail(self, max_lines: int = 300) -> str:
+        try:
+            self._log.flush()
+            lines = self.log_path.read_text("utf-8", "replace").splitlines()
+        except OSError as e:
+            return f"(cannot read log: {e})"
+        if len(lines) > max_lines:
+            lines = [f"... ({len(lines) - max_lines} earlier lines in {self.log_path})"] + lines[-max_lines:]
+        return "\n".join(lines)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self) -> DICOMwebClient:
+        return DICOMwebClient(url=self.dicomweb, timeout=HTTP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            self.died_early = self.exit_code is None
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.exit_code = self.proc.returncode
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+        self.proc = None
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+        if self.db is not None:
+            self.db.drop()
+            self.db = None
+
+    def __repr__(self) -> str:
+        return f"<vna {self.name} {self.backend} {getattr(self, 'base_url', '?')}>"
+
+
+class ServerPool:
+    """Starts servers on demand and stops them all at teardown. A server that
+    died on its own before teardown is reported as an error."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.servers: list[VnaServer] = []
+
+    def start(self, backend: str = "sqlite", *, env: dict[str, str] | None = None,
+              args: list[str] | None = None, name: str | None = None) -> VnaServer:
+        name = name or f"{backend}-{len(self.servers) + 1}"
+        srv = VnaServer(name, self.root / name, backend=backend, env=env, args=args)
+        self.servers.append(srv)
+        return srv
+
+    def close(self) -> None:
+        dead = []
+        for srv in self.servers:
+            if srv.proc is not None and not srv.alive:
+                dead.append(srv)
+            srv.stop()
+        if dead:
+            pytest.fail("vna server(s) died during the test: " + "; ".join(
+                f"{s.name} exit {s.exit_code}\n{s.log_tail(80)}" for s in dead), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    if rep.failed:
+        for srv in list(_RUNNING):
+            rep.sections.append((f"vna server log: {srv.name} ({srv.backend}) {srv.log_path}",
+                                 srv.log_tail()))
+    return rep
+
+
+# --------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """Function-scoped: start servers with pool.start(backend, env=..., args=...)."""
+    p = ServerPool(tmp_path / "servers")
+    yield p
+    p.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def server(pool, backend) -> VnaServer:
+    """A fresh, empty server (function scope), once per catalog backend."""
+    return pool.start(backend)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def loaded(request, tmp_path_factory):
+    """Module-scoped server (per backend) holding the standard corpus
+    (see dicomgen.corpus), stored once through STOW-RS with dicomweb-client."""
+    p = ServerPool(tmp_path_factory.mktemp(f"loaded-{request.param}"))
+    srv = p.start(request.param, name=f"loaded-{request.param}")
+    corpus = dicomgen.corpus()
+    client = srv.client()
+    for study_uid, instances in corpus.studies().items():
+        resp = client.store_instances([i.reread() for i in instances])
+        stored = {str(it.ReferencedSOPInstanceUID) for it in resp.get("ReferencedSOPSequence", [])}
+        assert stored == {i.sop_uid for i in instances}, f"corpus study {study_uid} not fully stored"
+        assert "FailedSOPSequence" not in resp or len(resp.FailedSOPSequence) == 0
+    yield Loaded(srv, corpus)
+    p.close()
+
+
+class Loaded:
+    def __init__(self, server: VnaServer, corpus: dicomgen.Corpus):
+        self.server = server
+        self.corpus = corpus
+        self.client = server.client()
+
+    @property
+    def url(self) -> str:
+        return self.server.dicomweb
+
+
+@pytest.fixture
+def http() -> requests.Session:
+    s = requests.Session()
+    yield s
+    s.close()
