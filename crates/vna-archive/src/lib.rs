@@ -1,1 +1,79 @@
-//! Archive service.
+//! The archive service: the one ingest pipeline, retrieval and query, shared by every front
+//! end (DICOMweb, DIMSE, CLI import). It speaks plain Rust types and [`ArchiveError`]; it
+//! never knows HTTP, DIMSE, or how a front end renders an error.
+
+mod error;
+mod extract;
+mod ingest;
+mod retrieve;
+
+pub use error::{ArchiveError, ErrorClass, SopRef};
+pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
+pub use retrieve::{Frame, FramesOf};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use vna_blob::BlobStore;
+use vna_catalog::{Catalog, VersionPolicy};
+use vna_dicom::parse::ParseLimits;
+
+/// The archive service's own settings (the `[ingest]` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Largest object accepted, in bytes.
+    pub max_object_bytes: u64,
+    /// Stores running at once across all front ends; more get `Busy`.
+    pub max_concurrent_stores: usize,
+    pub version_policy: VersionPolicy,
+    pub parse_limits: ParseLimits,
+    /// Tier new objects are written to.
+    pub default_tier: String,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            max_object_bytes: 64 << 30,
+            max_concurrent_stores: 64,
+            version_policy: VersionPolicy::Replace,
+            parse_limits: ParseLimits::default(),
+            default_tier: "default".to_owned(),
+        }
+    }
+}
+
+pub struct Archive {
+    catalog: Arc<dyn Catalog>,
+    tiers: HashMap<String, Arc<dyn BlobStore>>,
+    config: ArchiveConfig,
+    ingest_slots: Arc<Semaphore>,
+}
+
+impl Archive {
+    /// `tiers` must contain `config.default_tier`.
+    pub fn new(catalog: Arc<dyn Catalog>, tiers: HashMap<String, Arc<dyn BlobStore>>, config: ArchiveConfig) -> Result<Arc<Self>, ArchiveError> {
+        if !tiers.contains_key(&config.default_tier) {
+            return Err(ArchiveError::NotFound { what: "default storage tier" });
+        }
+        let ingest_slots = Arc::new(Semaphore::new(config.max_concurrent_stores.max(1)));
+        Ok(Arc::new(Archive { catalog, tiers, config, ingest_slots }))
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    pub fn config(&self) -> &ArchiveConfig {
+        &self.config
+    }
+
+    fn default_store(&self) -> &Arc<dyn BlobStore> {
+        // Checked in `new`.
+        &self.tiers[&self.config.default_tier]
+    }
+
+    fn store_of(&self, tier: &str) -> Result<&Arc<dyn BlobStore>, ArchiveError> {
+        self.tiers.get(tier).ok_or(ArchiveError::NotFound { what: "storage tier of the instance" })
+    }
+}

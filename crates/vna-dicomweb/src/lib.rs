@@ -1,1 +1,82 @@
-//! DICOMweb.
+//! DICOMweb front end (PS3.18): STOW-RS, QIDO-RS, WADO-RS and WADO-URI over the archive
+//! service. This is the only crate that knows HTTP. Handlers translate requests into calls on
+//! [`vna_archive::Archive`] and its errors into statuses through one table ([`error`]).
+
+mod accept;
+mod error;
+mod multipart;
+mod qido;
+mod qido_json;
+mod stow;
+mod wado;
+mod wado_uri;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use vna_archive::Archive;
+
+/// The `[http]` and `[query]` settings this crate needs.
+#[derive(Debug, Clone)]
+pub struct DicomWebConfig {
+    /// Path prefix, e.g. `/dicom-web`.
+    pub root: String,
+    /// Public scheme+authority for URLs in responses; empty: from the Host header.
+    pub public_url: String,
+    pub default_limit: u32,
+    pub max_limit: u32,
+    /// Port the HTTP listener is bound to: used when a client's Host header has no port
+    /// (dicomweb-client sends the bare host name), so that URLs in responses still work.
+    pub listen_port: Option<u16>,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub archive: Arc<Archive>,
+    pub config: Arc<DicomWebConfig>,
+}
+
+/// The DICOMweb routes, nested under `config.root`.
+pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
+    let root = config.root.clone();
+    let state = AppState { archive, config: Arc::new(config) };
+    let api = Router::new()
+        .route("/studies", post(stow::store).get(qido::studies))
+        .route("/studies/{study}", post(stow::store_in_study).get(wado::study))
+        .route("/studies/{study}/metadata", get(wado::study_metadata))
+        .route("/studies/{study}/series", get(qido::study_series))
+        .route("/studies/{study}/instances", get(qido::study_instances))
+        .route("/studies/{study}/series/{series}", get(wado::series))
+        .route("/studies/{study}/series/{series}/metadata", get(wado::series_metadata))
+        .route("/studies/{study}/series/{series}/instances", get(qido::series_instances))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
+        .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(wado::instance_metadata))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(wado::frames))
+        .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{range}", get(wado::bulkdata))
+        .route("/series", get(qido::all_series))
+        .route("/instances", get(qido::all_instances))
+        .route("/wado", get(wado_uri::wado))
+        // Bodies are streamed into the ingest pipeline, which enforces the per-object limit;
+        // no whole-body buffering limit applies.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state);
+    Router::new().nest(&root, api)
+}
+
+/// Scheme and authority plus DICOMweb root, for RetrieveURL and BulkDataURI.
+pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if !state.config.public_url.is_empty() {
+        return format!("{}{}", state.config.public_url.trim_end_matches('/'), state.config.root);
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("localhost");
+    let has_port = host.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']');
+    match state.config.listen_port {
+        Some(port) if !has_port && port != 80 => format!("http://{host}:{port}{}", state.config.root),
+        _ => format!("http://{host}{}", state.config.root),
+    }
+}

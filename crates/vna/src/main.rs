@@ -1,1 +1,177 @@
-fn main() {}
+//! The `vna` command: `serve`, `import`, `check-config`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vna", version, about = "A vendor-neutral archive for medical images")]
+struct Cli {
+    /// Configuration file (TOML). Without one, embedded defaults apply.
+    #[arg(long, global = true, env = "VNA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL catalog URL (overrides `catalog.url`).
+    #[arg(long, global = true)]
+    catalog_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the archive (DICOMweb on http.listen).
+    Serve {
+        /// Listen address (overrides `http.listen`); port 0 picks a free port.
+        #[arg(long)]
+        http_listen: Option<String>,
+    },
+    /// Store DICOM files from folders (recursively) through the ingest pipeline.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Files stored at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Validate a configuration file (and the environment overrides) and print the result.
+    CheckConfig {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+}
+
+fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>) -> anyhow::Result<vna_config::Config> {
+    let mut overrides = Vec::new();
+    if let Some(d) = &cli.data_dir {
+        overrides.push(("data_dir", toml_string(&d.display().to_string())));
+    }
+    if let Some(u) = &cli.catalog_url {
+        overrides.push(("catalog.url", toml_string(u)));
+    }
+    if let Some(l) = http_listen {
+        overrides.push(("http.listen", toml_string(l)));
+    }
+    Ok(vna_config::load(file.or(cli.config.as_ref()).map(PathBuf::as_path), std::env::vars(), &overrides)?)
+}
+
+/// Quotes a value so the override is always read as a string.
+fn toml_string(s: &str) -> String {
+    toml_quote(s)
+}
+
+fn toml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vna: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vna: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve { http_listen } => {
+            let config = load_config(&cli, None, http_listen.as_ref())?;
+            let listener = tokio::net::TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+            vna::run(config, listener, shutdown_signal(), |addr| {
+                tracing::info!(%addr, "http listening");
+                // Machine-readable readiness line for scripts and tests.
+                println!("vna ready: http=http://{addr}");
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { paths, parallel, quiet } => {
+            let config = load_config(&cli, None, None)?;
+            let files = vna::import::collect_files(paths)?;
+            let archive = vna::build_archive(&config).await?;
+            let started = std::time::Instant::now();
+            let summary = vna::import::import(archive, files, *parallel, !quiet).await;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "stored {}, duplicates {}, new versions {}, rejected {} ({:.1} MB in {:.1} s)",
+                summary.stored,
+                summary.duplicates,
+                summary.replaced,
+                summary.rejected_count(),
+                summary.bytes as f64 / 1e6,
+                secs
+            );
+            for (reason, files) in &summary.rejected {
+                println!("rejected ({}): {reason}", files.len());
+                for f in files.iter().take(20) {
+                    println!("  {}", f.display());
+                }
+                if files.len() > 20 {
+                    println!("  … and {} more", files.len() - 20);
+                }
+            }
+            Ok(if summary.rejected_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::CheckConfig { file } => {
+            let config = load_config(&cli, file.as_ref(), None)?;
+            println!("configuration is valid");
+            println!("  data_dir: {}", config.data_dir.display());
+            println!("  http: {} (DICOMweb at {})", config.http.listen, config.http.dicomweb_root);
+            println!("  catalog: {}", if config.catalog.url.is_empty() && config.catalog.url_file.is_empty() { "embedded SQLite" } else { "PostgreSQL" });
+            for (name, tier) in &config.storage.tiers {
+                println!("  tier {name}: {tier:?}{}", if *name == config.storage.default_tier { " (default)" } else { "" });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

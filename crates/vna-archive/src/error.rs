@@ -1,0 +1,108 @@
+//! Archive errors and the one error-class table every front end renders (STYLE.md "Errors").
+
+use vna_blob::BlobError;
+use vna_catalog::CatalogError;
+use vna_dicom::parse::ParseError;
+use vna_dicom::uid::{SopClassUid, SopInstanceUid, UidError};
+
+/// What kind of failure an error is, independent of protocol. Each front end has exactly one
+/// `match` turning this into its status (HTTP status, DIMSE status, STOW FailureReason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request or object is malformed or violates the standard.
+    InvalidInput,
+    NotFound,
+    /// The request conflicts with what is stored (version policy, study mismatch).
+    Conflict,
+    /// Well-formed but not something this archive does (yet).
+    Unsupported,
+    TooLarge,
+    /// Over a capacity limit or a dependency is temporarily unavailable: retry later.
+    Busy,
+    Timeout,
+    Internal,
+}
+
+/// One variant per step that failed. Display strings are safe to show a client: no PHI, no
+/// internals (paths, SQL); sources go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("not a valid DICOM object: {0}")]
+    NotDicom(#[source] ParseError),
+    #[error("required attribute {attribute} is missing or empty")]
+    MissingAttribute { attribute: &'static str },
+    #[error("attribute {attribute} is not a valid UID: {source}")]
+    InvalidUid { attribute: &'static str, #[source] source: UidError },
+    #[error("the instance belongs to another study than the one in the request")]
+    StudyMismatch { sop: SopRef },
+    #[error("the object is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("too many stores in progress; retry later")]
+    Busy,
+    #[error("the request body ended before the object was complete")]
+    BodyAborted,
+    #[error("an instance with this SOP Instance UID and different content exists, and the version policy rejects it")]
+    VersionConflict { sop: SopRef },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("frame {number} does not exist (the instance has {count} frames)")]
+    FrameOutOfRange { number: u32, count: u32 },
+    #[error("the frames of this instance cannot be retrieved one by one ({why})")]
+    FramesUnavailable { why: &'static str },
+    #[error("bulk data range is outside the instance")]
+    BulkOutOfRange,
+    #[error("storage failed while {step}")]
+    Blob { step: &'static str, #[source] source: BlobError },
+    #[error("the catalog failed while {step}")]
+    Catalog { step: &'static str, #[source] source: CatalogError },
+    #[error("internal task failed while {step}")]
+    Task { step: &'static str },
+}
+
+/// The SOP class and instance an error is about, when the object was readable that far; for
+/// protocol responses that must name the refused instance (STOW FailedSOPSequence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SopRef {
+    pub class: SopClassUid,
+    pub instance: SopInstanceUid,
+}
+
+impl ArchiveError {
+    pub fn sop(&self) -> Option<&SopRef> {
+        match self {
+            ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } => Some(sop),
+            _ => None,
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        use ArchiveError::*;
+        match self {
+            NotDicom(ParseError::HeaderTooLarge { .. }) => ErrorClass::TooLarge,
+            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | BodyAborted | FrameOutOfRange { .. } | BulkOutOfRange => {
+                ErrorClass::InvalidInput
+            }
+            StudyMismatch { .. } | VersionConflict { .. } => ErrorClass::Conflict,
+            TooLarge { .. } => ErrorClass::TooLarge,
+            Busy => ErrorClass::Busy,
+            NotFound { .. } => ErrorClass::NotFound,
+            FramesUnavailable { .. } => ErrorClass::Unsupported,
+            Blob { source: BlobError::NotFound { .. }, .. } => ErrorClass::NotFound,
+            Blob { source, .. } if source.is_transient() => ErrorClass::Busy,
+            Catalog { source, .. } if source.is_transient() => ErrorClass::Busy,
+            Catalog { source: CatalogError::FrameOutOfRange { .. }, .. } => ErrorClass::InvalidInput,
+            Blob { .. } | Catalog { .. } | Task { .. } => ErrorClass::Internal,
+        }
+    }
+
+    pub(crate) fn blob(step: &'static str) -> impl FnOnce(BlobError) -> ArchiveError {
+        move |source| ArchiveError::Blob { step, source }
+    }
+
+    pub(crate) fn catalog(step: &'static str) -> impl FnOnce(CatalogError) -> ArchiveError {
+        move |source| match source {
+            CatalogError::FrameOutOfRange { number, count } => ArchiveError::FrameOutOfRange { number, count },
+            source => ArchiveError::Catalog { step, source },
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The one ingest pipeline every front end uses (STOW-RS, C-STORE, import).
+//!
+//! A front end obtains an [`IngestBody`] from [`Archive::begin_store`] and pushes the object's
+//! bytes into it as they arrive. The pipeline runs in its own task: each chunk is hashed
+//! (SHA-256), parsed (header, bulk positions, frame offsets) and written to the blob store in
+//! one pass. Only when the blob is durable is the catalog row committed, and only when that
+//! commit returns is the store acknowledged. Because the pipeline is a separate task, a client
+//! that disconnects after sending the last byte cannot leave a half-done store behind.
+
+use crate::extract::extract;
+use crate::{Archive, ArchiveError};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use vna_blob::BlobWriter;
+use vna_catalog::{BlobLocation, InstanceRow, NewInstance, RegisterOutcome};
+use vna_dicom::parse::StreamParser;
+use vna_dicom::uid::StudyUid;
+
+/// Per-store options from the front end.
+#[derive(Debug, Clone, Default)]
+pub struct StoreRequest {
+    /// STOW-RS `POST /studies/{study}`: the instance must belong to this study.
+    pub expected_study: Option<StudyUid>,
+}
+
+/// What happened to an acknowledged store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    /// First version of this SOP instance.
+    Stored,
+    /// Identical to the current version: nothing changed.
+    Duplicate,
+    /// A new current version replaced the previous one (kept as history).
+    Replaced,
+    /// Recorded as a non-current version; the existing one stays current.
+    KeptAsPriorVersion,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub status: StoreStatus,
+    /// The catalog row of the instance now current for this SOP Instance UID.
+    pub instance: InstanceRow,
+}
+
+enum Msg {
+    Data(Bytes),
+    End,
+}
+
+/// The sending side of a store in progress. Dropping it without [`IngestBody::finish`] aborts
+/// the store: nothing is kept.
+pub struct IngestBody {
+    tx: mpsc::Sender<Msg>,
+    done: oneshot::Receiver<Result<Stored, ArchiveError>>,
+}
+
+impl IngestBody {
+    /// Pushes the next bytes. An error means the pipeline already failed; call
+    /// [`IngestBody::finish`] to learn why.
+    pub async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Msg::Data(chunk)).await.map_err(|_| ())
+    }
+
+    /// Marks the end of the object without waiting for the outcome, so that the caller can go
+    /// on receiving the next object while this one is made durable.
+    pub async fn end(&mut self) {
+        let _ = self.tx.send(Msg::End).await;
+    }
+
+    /// Marks the end of the object and waits until it is durable and catalogued (or failed).
+    pub async fn finish(mut self) -> Result<Stored, ArchiveError> {
+        self.end().await;
+        self.wait().await
+    }
+
+    /// Waits for the outcome: after [`IngestBody::end`], or after a failed
+    /// [`IngestBody::send`]. Without `end`, the store is aborted.
+    pub async fn wait(self) -> Result<Stored, ArchiveError> {
+        drop(self.tx);
+        self.done.await.unwrap_or(Err(ArchiveError::Task { step: "running the ingest pipeline" }))
+    }
+}
+
+impl Archive {
+    /// Starts storing one object. Fails at once with `Busy` when the concurrent-store cap is
+    /// reached (backpressure at the entrance instead of an unbounded queue).
+    pub fn begin_store(self: &Arc<Self>, request: StoreRequest) -> Result<IngestBody, ArchiveError> {
+        let permit = self.ingest_slots.clone().try_acquire_owned().map_err(|_| ArchiveError::Busy)?;
+        // A few chunks of slack lets the network and the disk overlap; more only buys memory.
+        let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done) = oneshot::channel();
+        let archive = self.clone();
+        tokio::spawn(async move {
+            let result = archive.run_pipeline(rx, request, permit).await;
+            if let Err(e) = &result {
+                match e.class() {
+                    crate::ErrorClass::Internal | crate::ErrorClass::Busy => tracing::warn!(error = %e, source = ?std::error::Error::source(e), "store failed"),
+                    _ => tracing::info!(error = %e, "store rejected"),
+                }
+            }
+            let _ = done_tx.send(result);
+        });
+        Ok(IngestBody { tx, done })
+    }
+
+    async fn run_pipeline(&self, mut rx: mpsc::Receiver<Msg>, request: StoreRequest, _permit: OwnedSemaphorePermit) -> Result<Stored, ArchiveError> {
+        let mut writer = self.default_store().create().await.map_err(ArchiveError::blob("creating the object"))?;
+        let received = receive(&mut rx, writer.as_mut(), self.config.max_object_bytes, self.config.parse_limits).await;
+        let (parsed, sha256, size) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        };
+        let bulk_threshold = self.config.parse_limits.bulk_threshold as u64;
+        // Big headers (whole-slide per-frame groups) make JSON generation slow: keep it off the
+        // async runtime.
+        let extracted = tokio::task::spawn_blocking(move || extract(&parsed, bulk_threshold))
+            .await
+            .map_err(|_| ArchiveError::Task { step: "extracting attributes" })
+            .and_then(|r| r);
+        let extracted = match extracted {
+            Ok(x) => x,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        };
+        if let Some(expected) = &request.expected_study {
+            if *expected != extracted.study.study_uid {
+                writer.abort().await;
+                let sop = crate::SopRef { class: extracted.instance.sop_class_uid.clone(), instance: extracted.instance.sop_uid.clone() };
+                return Err(ArchiveError::StudyMismatch { sop });
+            }
+        }
+        let blob = writer.commit().await.map_err(ArchiveError::blob("making the object durable"))?;
+        let new = NewInstance {
+            patient: extracted.patient,
+            study: extracted.study,
+            series: extracted.series,
+            instance: extracted.instance,
+            blob: BlobLocation { tier: self.config.default_tier.clone(), key: blob.key.clone(), version_id: blob.version_id.clone(), size, sha256 },
+            frames: extracted.frames,
+            metadata: extracted.metadata,
+        };
+        let outcome = match self.catalog.register(&new, self.config.version_policy).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Not acknowledged; the blob is unreferenced. If this delete fails too, the
+                // orphan sweeper finds it.
+                self.discard(&blob.key).await;
+                return Err(ArchiveError::catalog("registering the instance")(e));
+            }
+        };
+        match outcome {
+            RegisterOutcome::Stored { instance, replaced_previous, .. } => {
+                let status = if replaced_previous { StoreStatus::Replaced } else { StoreStatus::Stored };
+                Ok(Stored { status, instance })
+            }
+            RegisterOutcome::StoredAsPriorVersion { .. } => {
+                let current = self
+                    .catalog
+                    .current_instance(&new.instance.sop_uid)
+                    .await
+                    .map_err(ArchiveError::catalog("reading the current version"))?
+                    .ok_or(ArchiveError::NotFound { what: "current instance version" })?;
+                Ok(Stored { status: StoreStatus::KeptAsPriorVersion, instance: current })
+            }
+            RegisterOutcome::Duplicate { existing } => {
+                self.discard(&blob.key).await;
+                Ok(Stored { status: StoreStatus::Duplicate, instance: existing })
+            }
+            RegisterOutcome::Conflict { .. } => {
+                self.discard(&blob.key).await;
+                let sop = crate::SopRef { class: new.instance.sop_class_uid.clone(), instance: new.instance.sop_uid.clone() };
+                Err(ArchiveError::VersionConflict { sop })
+            }
+        }
+    }
+
+    async fn discard(&self, key: &str) {
+        if let Err(e) = self.default_store().delete(key).await {
+            tracing::warn!(key, error = %e, "could not delete an unreferenced blob; the sweeper will");
+        }
+    }
+}
+
+/// Streams the body into the writer while hashing and parsing it.
+async fn receive(
+    rx: &mut mpsc::Receiver<Msg>,
+    writer: &mut dyn BlobWriter,
+    max_bytes: u64,
+    limits: vna_dicom::parse::ParseLimits,
+) -> Result<(vna_dicom::parse::ParsedObject, String, u64), ArchiveError> {
+    let mut hasher = Sha256::new();
+    let mut parser = StreamParser::new(limits);
+    let mut size = 0u64;
+    loop {
+        match rx.recv().await {
+            Some(Msg::Data(chunk)) => {
+                size += chunk.len() as u64;
+                if size > max_bytes {
+                    return Err(ArchiveError::TooLarge { limit: max_bytes });
+                }
+                hasher.update(&chunk);
+                parser.feed(&chunk).map_err(ArchiveError::NotDicom)?;
+                writer.write(chunk).await.map_err(ArchiveError::blob("writing the object"))?;
+            }
+            Some(Msg::End) => break,
+            None => return Err(ArchiveError::BodyAborted),
+        }
+    }
+    let parsed = parser.finish().map_err(ArchiveError::NotDicom)?;
+    Ok((parsed, hex::encode(hasher.finalize()), size))
+}

@@ -1,0 +1,95 @@
+//! Retrieval and query: instances in a scope, their bytes, frames by ranged reads from the
+//! offsets recorded at ingest, bulk data, metadata, and searches.
+
+use crate::{Archive, ArchiveError};
+use vna_blob::{ByteStream, Range};
+use vna_catalog::{ByteRange, InstanceRow, Query, Scope, SeriesRow, StudyRow};
+
+/// One frame: the byte ranges of the stored object that make it up, in order.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub number: u32,
+    pub pieces: Vec<ByteRange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FramesOf {
+    pub instance: InstanceRow,
+    pub frames: Vec<Frame>,
+}
+
+impl Archive {
+    /// Current instances in a scope; `NotFound` when there are none.
+    pub async fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRow>, ArchiveError> {
+        let rows = self.catalog.instances_in(scope).await.map_err(ArchiveError::catalog("listing instances"))?;
+        if rows.is_empty() {
+            let what = match (&scope.series, &scope.instance) {
+                (_, Some(_)) => "instance",
+                (Some(_), None) => "series",
+                _ => "study",
+            };
+            return Err(ArchiveError::NotFound { what });
+        }
+        Ok(rows)
+    }
+
+    /// Streams the stored bytes of an instance version, or a range of them.
+    pub async fn open(&self, row: &InstanceRow, range: Option<ByteRange>) -> Result<ByteStream, ArchiveError> {
+        let store = self.store_of(&row.blob.tier)?;
+        let range = range.map(|r| Range { offset: r.offset, length: r.length });
+        store.read(&row.blob.key, range).await.map_err(ArchiveError::blob("reading the object"))
+    }
+
+    /// Locates the requested frames (1-based) of an instance.
+    pub async fn frames(&self, scope: &Scope, numbers: &[u32]) -> Result<FramesOf, ArchiveError> {
+        let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
+        let located = self.catalog.frames(instance.pk, numbers).await.map_err(ArchiveError::catalog("locating frames"))?;
+        let Some(pieces) = located else {
+            return Err(ArchiveError::NotFound { what: "instance" });
+        };
+        if pieces.len() != numbers.len() {
+            return Err(ArchiveError::FramesUnavailable { why: "no frame index for this instance" });
+        }
+        let frames = numbers.iter().zip(pieces).map(|(&number, pieces)| Frame { number, pieces }).collect();
+        Ok(FramesOf { instance, frames })
+    }
+
+    /// A bulk data value of an instance, by the offset and length written in its BulkDataURI.
+    pub async fn bulk(&self, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, ByteStream), ArchiveError> {
+        let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
+        if instance.instance.transfer_syntax == vna_dicom::ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
+            return Err(ArchiveError::FramesUnavailable { why: "bulk data of a deflated object is not addressable" });
+        }
+        if range.offset.checked_add(range.length).is_none_or(|end| end > instance.blob.size) {
+            return Err(ArchiveError::BulkOutOfRange);
+        }
+        let stream = self.open(&instance, Some(range)).await?;
+        Ok((instance, stream))
+    }
+
+    /// DICOM JSON of every current instance in a scope, in the order of [`Archive::instances`].
+    pub async fn metadata(&self, scope: &Scope) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
+        let rows = self.instances(scope).await?;
+        self.metadata_of(rows).await
+    }
+
+    /// DICOM JSON of the given instance rows (rows without stored metadata are skipped).
+    pub async fn metadata_of(&self, rows: Vec<InstanceRow>) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
+        let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
+        let docs = self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading metadata"))?;
+        let mut by_pk: std::collections::HashMap<i64, String> = docs.into_iter().collect();
+        Ok(rows.into_iter().filter_map(|r| by_pk.remove(&r.pk).map(|m| (r, m))).collect())
+    }
+
+    pub async fn search_studies(&self, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
+        self.catalog.query_studies(q).await.map_err(ArchiveError::catalog("searching studies"))
+    }
+
+    pub async fn search_series(&self, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
+        self.catalog.query_series(q).await.map_err(ArchiveError::catalog("searching series"))
+    }
+
+    pub async fn search_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, ArchiveError> {
+        self.catalog.query_instances(q).await.map_err(ArchiveError::catalog("searching instances"))
+    }
+}

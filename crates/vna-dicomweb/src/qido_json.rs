@@ -1,0 +1,179 @@
+//! DICOM JSON of QIDO-RS results: the attributes PS3.18 §10.6.3.3 Tables 10.6.3-3 (study),
+//! -4 (series) and -5 (instance) require, computed ones included, plus `includefield`s.
+
+use crate::error::ApiError;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use vna_archive::Archive;
+use vna_catalog::{InstanceRow, PatientAttrs, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
+use vna_dicom::json::{resolve_bulk_uris, tag_key};
+use vna_dicom::{tags, Tag};
+
+/// What `includefield` asked for beyond the defaults.
+#[derive(Debug, Default)]
+pub(crate) struct Includes {
+    pub all: bool,
+    pub tags: Vec<Tag>,
+}
+
+impl Includes {
+    pub fn needs_metadata_for_instances(&self) -> bool {
+        self.all || !self.tags.is_empty()
+    }
+}
+
+/// Attributes of a result, kept in tag order.
+#[derive(Default)]
+struct Doc(BTreeMap<String, Value>);
+
+impl Doc {
+    fn text(&mut self, tag: Tag, vr: &str, v: &str) {
+        let el = if v.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": [v] }) };
+        self.0.insert(tag_key(tag), el);
+    }
+    fn list(&mut self, tag: Tag, vr: &str, v: &[String]) {
+        let el = if v.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": v }) };
+        self.0.insert(tag_key(tag), el);
+    }
+    fn pn(&mut self, tag: Tag, v: &str) {
+        let el = if v.is_empty() {
+            json!({ "vr": "PN" })
+        } else {
+            let mut groups = Map::new();
+            for (name, g) in ["Alphabetic", "Ideographic", "Phonetic"].iter().zip(v.split('=')) {
+                if !g.is_empty() {
+                    groups.insert((*name).into(), Value::String(g.into()));
+                }
+            }
+            json!({ "vr": "PN", "Value": [groups] })
+        };
+        self.0.insert(tag_key(tag), el);
+    }
+    fn int(&mut self, tag: Tag, vr: &str, v: Option<i64>) {
+        let el = match v {
+            Some(n) => json!({ "vr": vr, "Value": [n] }),
+            None => json!({ "vr": vr }),
+        };
+        self.0.insert(tag_key(tag), el);
+    }
+    /// Adds requested attributes found in an instance's stored metadata, without overriding
+    /// what the catalog already gave.
+    fn merge(&mut self, metadata: &str, includes: &Includes, instance_url: &str, only_missing_all: bool) {
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&resolve_bulk_uris(metadata, instance_url)) else { return };
+        for (k, v) in map {
+            let wanted = (includes.all && only_missing_all) || includes.tags.iter().any(|t| tag_key(*t) == k);
+            if wanted {
+                self.0.entry(k).or_insert(v);
+            }
+        }
+    }
+    fn into_value(self) -> Value {
+        Value::Object(self.0.into_iter().collect())
+    }
+}
+
+fn patient(d: &mut Doc, p: &PatientAttrs) {
+    d.pn(tags::PATIENT_NAME, &p.patient_name);
+    d.text(tags::PATIENT_ID, "LO", &p.patient_id);
+    d.text(tags::ISSUER_OF_PATIENT_ID, "LO", &p.issuer_of_patient_id);
+    d.text(tags::PATIENT_BIRTH_DATE, "DA", &p.patient_birth_date);
+    d.text(tags::PATIENT_SEX, "CS", &p.patient_sex);
+}
+
+fn study(d: &mut Doc, s: &StudyAttrs) {
+    d.text(tags::SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192");
+    d.text(tags::STUDY_DATE, "DA", &s.study_date);
+    d.text(tags::STUDY_TIME, "TM", &s.study_time);
+    d.text(tags::ACCESSION_NUMBER, "SH", &s.accession_number);
+    d.pn(tags::REFERRING_PHYSICIAN_NAME, &s.referring_physician_name);
+    d.text(tags::STUDY_DESCRIPTION, "LO", &s.study_description);
+    d.text(tags::STUDY_INSTANCE_UID, "UI", s.study_uid.as_str());
+    d.text(tags::STUDY_ID, "SH", &s.study_id);
+}
+
+fn series(d: &mut Doc, s: &SeriesAttrs) {
+    d.text(tags::MODALITY, "CS", &s.modality);
+    d.text(tags::SERIES_DESCRIPTION, "LO", &s.series_description);
+    d.text(tags::SERIES_INSTANCE_UID, "UI", s.series_uid.as_str());
+    d.int(tags::SERIES_NUMBER, "IS", s.series_number);
+    d.text(tags::BODY_PART_EXAMINED, "CS", &s.body_part_examined);
+    d.text(tags::PERFORMED_PROCEDURE_STEP_START_DATE, "DA", &s.performed_procedure_step_start_date);
+    d.text(tags::PERFORMED_PROCEDURE_STEP_START_TIME, "TM", &s.performed_procedure_step_start_time);
+}
+
+/// Metadata of one instance of a scope, for `includefield` attributes the catalog does not keep.
+async fn representative(archive: &Archive, scope: Scope) -> Result<Option<(InstanceRow, String)>, ApiError> {
+    let rows = match archive.instances(&scope).await {
+        Ok(r) => r,
+        Err(e) if e.class() == vna_archive::ErrorClass::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let first = rows.into_iter().take(1).collect();
+    Ok(archive.metadata_of(first).await?.into_iter().next())
+}
+
+fn instance_url(base: &str, r: &InstanceRow) -> String {
+    format!("{base}/studies/{}/series/{}/instances/{}", r.study.study_uid, r.series.series_uid, r.instance.sop_uid)
+}
+
+pub(crate) async fn study_json(r: &StudyRow, base: &str, includes: &Includes, archive: &Archive) -> Result<Value, ApiError> {
+    let mut d = Doc::default();
+    patient(&mut d, &r.patient);
+    study(&mut d, &r.study);
+    d.text(tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
+    d.list(tags::MODALITIES_IN_STUDY, "CS", &r.modalities_in_study);
+    d.list(tags::SOP_CLASSES_IN_STUDY, "UI", &r.sop_classes_in_study);
+    d.int(tags::NUMBER_OF_STUDY_RELATED_SERIES, "IS", Some(r.number_of_series));
+    d.int(tags::NUMBER_OF_STUDY_RELATED_INSTANCES, "IS", Some(r.number_of_instances));
+    d.text(tags::RETRIEVE_URL, "UR", &format!("{base}/studies/{}", r.study.study_uid));
+    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
+    if !missing.is_empty() {
+        let scope = Scope { study: r.study.study_uid.clone(), series: None, instance: None };
+        if let Some((row, meta)) = representative(archive, scope).await? {
+            d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
+        }
+    }
+    Ok(d.into_value())
+}
+
+pub(crate) async fn series_json(r: &SeriesRow, base: &str, includes: &Includes, archive: &Archive) -> Result<Value, ApiError> {
+    let mut d = Doc::default();
+    patient(&mut d, &r.patient);
+    study(&mut d, &r.study);
+    series(&mut d, &r.series);
+    d.text(tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
+    d.int(tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "IS", Some(r.number_of_instances));
+    d.text(tags::RETRIEVE_URL, "UR", &format!("{base}/studies/{}/series/{}", r.study.study_uid, r.series.series_uid));
+    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
+    if !missing.is_empty() {
+        let scope = Scope { study: r.study.study_uid.clone(), series: Some(r.series.series_uid.clone()), instance: None };
+        if let Some((row, meta)) = representative(archive, scope).await? {
+            d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
+        }
+    }
+    Ok(d.into_value())
+}
+
+pub(crate) fn instance_json(r: &InstanceRow, base: &str, includes: &Includes, metadata: Option<&str>) -> Value {
+    let mut d = Doc::default();
+    d.text(tags::SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192");
+    d.text(tags::STUDY_INSTANCE_UID, "UI", r.study.study_uid.as_str());
+    d.text(tags::SERIES_INSTANCE_UID, "UI", r.series.series_uid.as_str());
+    d.text(tags::MODALITY, "CS", &r.series.modality);
+    d.int(tags::SERIES_NUMBER, "IS", r.series.series_number);
+    let i = &r.instance;
+    d.text(tags::SOP_CLASS_UID, "UI", i.sop_class_uid.as_str());
+    d.text(tags::SOP_INSTANCE_UID, "UI", i.sop_uid.as_str());
+    d.text(tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
+    d.int(tags::INSTANCE_NUMBER, "IS", i.instance_number);
+    d.int(tags::ROWS, "US", i.rows);
+    d.int(tags::COLUMNS, "US", i.columns);
+    d.int(tags::BITS_ALLOCATED, "US", i.bits_allocated);
+    d.int(tags::NUMBER_OF_FRAMES, "IS", i.number_of_frames);
+    d.text(tags::AVAILABLE_TRANSFER_SYNTAX_UID, "UI", &i.transfer_syntax);
+    d.text(tags::RETRIEVE_URL, "UR", &instance_url(base, r));
+    if let Some(meta) = metadata {
+        d.merge(meta, includes, &instance_url(base, r), true);
+    }
+    d.into_value()
+}

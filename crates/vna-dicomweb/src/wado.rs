@@ -1,0 +1,215 @@
+//! WADO-RS (PS3.18 §10.4): instances as stored, metadata, frames and bulk data. Every body
+//! streams from the blob store; frames are ranged reads at the offsets recorded at ingest.
+
+use crate::accept::{ranges, MediaRange};
+use crate::error::ApiError;
+use crate::multipart::{self, Part};
+use crate::{base_url, AppState};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use std::sync::Arc;
+use vna_archive::Archive;
+use vna_catalog::{ByteRange, InstanceRow, Scope};
+use vna_dicom::json::resolve_bulk_uris;
+use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
+
+fn scope(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Scope, ApiError> {
+    let bad = |what: &str, e: vna_dicom::uid::UidError| ApiError::BadRequest(format!("invalid {what} UID in the path: {e}"));
+    Ok(Scope {
+        study: StudyUid::new(study).map_err(|e| bad("Study Instance", e))?,
+        series: series.map(SeriesUid::new).transpose().map_err(|e| bad("Series Instance", e))?,
+        instance: instance.map(SopInstanceUid::new).transpose().map_err(|e| bad("SOP Instance", e))?,
+    })
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn study(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap) -> Response {
+    respond(async { retrieve(&s, &h, scope(&study, None, None)?).await }.await)
+}
+pub(crate) async fn series(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
+    respond(async { retrieve(&s, &h, scope(&st, Some(&se), None)?).await }.await)
+}
+pub(crate) async fn instance(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
+    respond(async { retrieve(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
+}
+pub(crate) async fn study_metadata(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap) -> Response {
+    respond(async { metadata(&s, &h, scope(&study, None, None)?).await }.await)
+}
+pub(crate) async fn series_metadata(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
+    respond(async { metadata(&s, &h, scope(&st, Some(&se), None)?).await }.await)
+}
+pub(crate) async fn instance_metadata(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
+    respond(async { metadata(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
+}
+
+/// The transfer syntax the client accepts for `application/dicom` parts: `Ok(None)` for the
+/// stored one (`*`, or no parameter), `Ok(Some(uid))` for a specific one, or 406.
+fn requested_syntax(headers: &HeaderMap, part: &str) -> Result<Option<String>, ApiError> {
+    let ranges = ranges(headers);
+    let fits = |r: &MediaRange| match r.essence.as_str() {
+        "multipart/related" => r.part_type.as_deref().is_none_or(|t| t == part),
+        "*/*" | "multipart/*" => true,
+        e => e == part,
+    };
+    let chosen = ranges.iter().find(|r| fits(r)).ok_or_else(|| {
+        ApiError::NotAcceptable(format!("this resource is served as multipart/related; type=\"{part}\""))
+    })?;
+    Ok(chosen.transfer_syntax.clone().filter(|t| t != "*"))
+}
+
+fn check_syntax(wanted: &Option<String>, row: &InstanceRow) -> Result<(), ApiError> {
+    match wanted {
+        Some(ts) if *ts != row.instance.transfer_syntax => Err(ApiError::NotAcceptable(format!(
+            "transfer syntax {ts} was requested; this instance is stored as {} and transcoding is not supported yet (ask for transfer-syntax=* to get the stored bytes)",
+            row.instance.transfer_syntax
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn multipart_response(part_type: &str, parts: Vec<Part>) -> Response {
+    let boundary = multipart::new_boundary();
+    let ct = format!("multipart/related; type=\"{part_type}\"; boundary={boundary}");
+    let body = Body::from_stream(multipart::body(boundary, parts));
+    (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
+}
+
+/// A lazily opened part body over one or more byte ranges of an instance (or all of it).
+fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, std::io::Error>> {
+    async move {
+        let io = |e: vna_archive::ArchiveError| {
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "reading an object for a response failed");
+            std::io::Error::other("stored object unreadable")
+        };
+        let Some(pieces) = pieces else {
+            let s = archive.open(&row, None).await.map_err(io)?;
+            return Ok(s.map_err(|e| std::io::Error::other(e.to_string())).boxed());
+        };
+        // Each piece is opened when the previous one is done: one ranged read per fragment.
+        let stream = futures::stream::iter(pieces)
+            .then(move |p| {
+                let archive = archive.clone();
+                let row = row.clone();
+                async move {
+                    let s = archive.open(&row, Some(p)).await.map_err(io)?;
+                    Ok::<_, std::io::Error>(s.map_err(|e| std::io::Error::other(e.to_string())))
+                }
+            })
+            .try_flatten();
+        Ok(stream.boxed())
+    }
+    .boxed()
+}
+
+async fn retrieve(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Response, ApiError> {
+    let wanted = requested_syntax(headers, "application/dicom")?;
+    let rows = state.archive.instances(&scope).await?;
+    for r in &rows {
+        check_syntax(&wanted, r)?;
+    }
+    let parts = rows
+        .into_iter()
+        .map(|row| Part {
+            content_type: format!("application/dicom; transfer-syntax={}", row.instance.transfer_syntax),
+            extra_headers: vec![("Content-Length".into(), row.blob.size.to_string())],
+            body: ranged_body(state.archive.clone(), row, None),
+        })
+        .collect();
+    Ok(multipart_response("application/dicom", parts))
+}
+
+async fn metadata(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Response, ApiError> {
+    if !crate::accept::accepts_json(headers) {
+        return Err(ApiError::NotAcceptable("metadata is served as application/dicom+json".into()));
+    }
+    let base = base_url(state, headers);
+    let docs = state.archive.metadata(&scope).await?;
+    let mut out = String::with_capacity(docs.iter().map(|(_, m)| m.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (i, (row, meta)) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let url = format!("{base}/studies/{}/series/{}/instances/{}", row.study.study_uid, row.series.series_uid, row.instance.sop_uid);
+        out.push_str(&resolve_bulk_uris(meta, &url));
+    }
+    out.push(']');
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], out).into_response())
+}
+
+/// PS3.18 §10.4.1.1.4 frame list: comma-separated, 1-based.
+fn frame_numbers(list: &str) -> Result<Vec<u32>, ApiError> {
+    let nums: Result<Vec<u32>, _> = list.split(',').map(|s| s.trim().parse::<u32>()).collect();
+    match nums {
+        Ok(n) if !n.is_empty() && n.iter().all(|&f| f >= 1) => Ok(n),
+        _ => Err(ApiError::BadRequest("frame list must be comma-separated frame numbers starting at 1".into())),
+    }
+}
+
+pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)): Path<(String, String, String, String)>, headers: HeaderMap) -> Response {
+    respond(
+        async {
+            let scope = scope(&st, Some(&se), Some(&i))?;
+            let numbers = frame_numbers(&list)?;
+            let located = state.archive.frames(&scope, &numbers).await?;
+            let row = located.instance;
+            let stored_ts = row.instance.transfer_syntax.clone();
+            let media = vna_dicom::ts::frame_media_type(&stored_ts).unwrap_or("application/octet-stream");
+            // Accept: the stored media type, application/octet-stream (served as stored: the
+            // part's transfer-syntax parameter tells the client what it got), or */*.
+            let ranges = ranges(&headers);
+            let acceptable = ranges.iter().find(|r| {
+                let t = if r.essence == "multipart/related" { r.part_type.as_deref().unwrap_or("application/octet-stream") } else { r.essence.as_str() };
+                matches!(t, "*/*" | "application/octet-stream" | "multipart/*") || t == media
+            });
+            let Some(chosen) = acceptable else {
+                return Err(ApiError::NotAcceptable(format!("frames of this instance are available as {media} or application/octet-stream (stored bytes)")));
+            };
+            if let Some(ts) = chosen.transfer_syntax.as_deref().filter(|t| *t != "*") {
+                if ts != stored_ts {
+                    return Err(ApiError::NotAcceptable(format!(
+                        "transfer syntax {ts} was requested; frames are stored as {stored_ts} and transcoding is not supported yet"
+                    )));
+                }
+            }
+            let part_type = if chosen.part_type.as_deref() == Some(media) || chosen.essence == media { media } else { "application/octet-stream" };
+            let parts = located
+                .frames
+                .into_iter()
+                .map(|f| Part {
+                    content_type: format!("{part_type}; transfer-syntax={stored_ts}"),
+                    extra_headers: vec![("Content-Length".into(), f.pieces.iter().map(|p| p.length).sum::<u64>().to_string())],
+                    body: ranged_body(state.archive.clone(), row.clone(), Some(f.pieces)),
+                })
+                .collect();
+            Ok(multipart_response(part_type, parts))
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, range)): Path<(String, String, String, String)>) -> Response {
+    respond(
+        async {
+            let scope = scope(&st, Some(&se), Some(&i))?;
+            let parsed = range.split_once('-').and_then(|(o, l)| Some(ByteRange { offset: o.parse().ok()?, length: l.parse().ok()? }));
+            let Some(r) = parsed else {
+                return Err(ApiError::Archive(vna_archive::ArchiveError::NotFound { what: "bulk data" }));
+            };
+            let (row, _) = state.archive.bulk(&scope, r).await?;
+            let parts = vec![Part {
+                content_type: "application/octet-stream".into(),
+                extra_headers: vec![("Content-Length".into(), r.length.to_string())],
+                body: ranged_body(state.archive.clone(), row, Some(vec![r])),
+            }];
+            Ok(multipart_response("application/octet-stream", parts))
+        }
+        .await,
+    )
+}
