@@ -167,8 +167,7 @@ impl StreamParser {
 
     fn inflate(&mut self, mut data: &[u8], finish: bool) -> Result<(), ParseError> {
         let mut out = std::mem::take(&mut self.inflated);
-        loop {
-            let Some(inflater) = self.inflater.as_mut() else { break };
+        while let Some(inflater) = self.inflater.as_mut() {
             out.clear();
             out.reserve(64 * 1024);
             let before_in = inflater.total_in();
@@ -462,11 +461,8 @@ impl StreamParser {
     /// After an element or item header: close every container whose defined length is
     /// reached, end the meta group when its length is reached, and expect the next header.
     fn element_done(&mut self) -> Result<(), ParseError> {
-        loop {
-            let end = match self.stack.last() {
-                Some(Node::Sequence { end: Some(e), .. }) | Some(Node::Item { end: Some(e), .. }) => *e,
-                _ => break,
-            };
+        while let Some(Node::Sequence { end: Some(end), .. } | Node::Item { end: Some(end), .. }) = self.stack.last() {
+            let end = *end;
             if self.pos > end {
                 return Err(ParseError::Overrun { at: self.pos });
             }

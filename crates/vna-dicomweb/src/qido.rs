@@ -96,7 +96,7 @@ fn check_date(s: &str, name: &str) -> Result<(), ApiError> {
 
 fn check_time(s: &str, name: &str) -> Result<(), ApiError> {
     let digits = s.split('.').next().unwrap_or("");
-    if s.is_empty() || (digits.len() >= 2 && digits.len() <= 6 && digits.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+    if s.is_empty() || (digits.len() >= 2 && digits.len() <= 6 && digits.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
         Ok(())
     } else {
         Err(bad(format!("{name}: a time is HH[MM[SS[.FFFFFF]]] (ranges: A-B, -B, A-)")))

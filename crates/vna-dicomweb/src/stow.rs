@@ -34,7 +34,7 @@ pub(crate) async fn store_in_study(State(state): State<AppState>, Path(study): P
 
 /// The result of one part.
 enum PartResult {
-    Stored(Stored),
+    Stored(Box<Stored>),
     Failed { error: ArchiveError },
     /// Not `application/dicom`: refused without reading it.
     WrongType,
@@ -155,7 +155,7 @@ async fn handle(state: AppState, headers: HeaderMap, study: Option<StudyUid>, bo
 
 fn part_result(r: Result<Stored, ArchiveError>) -> PartResult {
     match r {
-        Ok(s) => PartResult::Stored(s),
+        Ok(s) => PartResult::Stored(Box::new(s)),
         Err(error) => PartResult::Failed { error },
     }
 }
