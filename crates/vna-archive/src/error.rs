@@ -75,6 +75,15 @@ impl ArchiveError {
         }
     }
 
+    /// A short description without positions or counts, for grouping many failures.
+    pub fn kind(&self) -> String {
+        match self {
+            ArchiveError::NotDicom(p) => format!("not a valid DICOM object: {}", p.kind()),
+            ArchiveError::FrameOutOfRange { .. } => "frame out of range".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         use ArchiveError::*;
         match self {

@@ -68,6 +68,24 @@ pub enum ParseError {
     Deflate,
 }
 
+impl ParseError {
+    /// The kind of problem without positions, for grouping many rejections (import summary).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::NotPart10 => "not a DICOM Part 10 object",
+            ParseError::NoTransferSyntax => "no Transfer Syntax UID in the file meta information",
+            ParseError::Truncated { .. } => "truncated object",
+            ParseError::BadVr { .. } => "invalid value representation",
+            ParseError::UndefinedLength { .. } => "undefined length on an element that cannot have one",
+            ParseError::UnexpectedDelimiter { .. } => "misplaced item or delimiter",
+            ParseError::Overrun { .. } => "element overruns its item or sequence",
+            ParseError::TooDeep { .. } => "sequences nested too deep",
+            ParseError::HeaderTooLarge { .. } => "header larger than the limit",
+            ParseError::Deflate => "deflated data set cannot be inflated",
+        }
+    }
+}
+
 /// What the parser learned from a complete object.
 #[derive(Debug, Clone)]
 pub struct ParsedObject {
@@ -528,6 +546,10 @@ impl StreamParser {
             self.inflate(&[], true)?;
         }
         let at = self.pos;
+        if matches!(self.step, Step::Preamble) {
+            // Shorter than a preamble and its 'DICM': whatever it is, it is not Part 10.
+            return Err(ParseError::NotPart10);
+        }
         let at_boundary = matches!(self.step, Step::Header) && self.acc.is_empty() && self.skip == 0;
         if !at_boundary || !self.stack.is_empty() {
             return Err(ParseError::Truncated { at });

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use futures::FutureExt;
 
 pub(crate) type Body = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -14,7 +15,19 @@ pub(crate) fn new_boundary() -> String {
 pub(crate) struct Part {
     pub content_type: String,
     pub extra_headers: Vec<(String, String)>,
-    pub body: futures::future::BoxFuture<'static, Result<Body, std::io::Error>>,
+    pub body: futures::future::BoxFuture<'static, Result<Body, vna_archive::ArchiveError>>,
+}
+
+/// Opens the first part's body before the response status is sent, so that an unreadable
+/// store (outage, missing object) is answered with an error status instead of a cut
+/// connection. Later parts can only fail mid-stream.
+pub(crate) async fn open_first(mut parts: Vec<Part>) -> Result<Vec<Part>, vna_archive::ArchiveError> {
+    if let Some(first) = parts.first_mut() {
+        let body = std::mem::replace(&mut first.body, futures::future::ready(Ok(futures::stream::empty().boxed())).boxed());
+        let opened = body.await?;
+        first.body = futures::future::ready(Ok(opened)).boxed();
+    }
+    Ok(parts)
 }
 
 /// Concatenates the parts into one multipart body. A part whose body fails to open or read
@@ -38,7 +51,10 @@ pub(crate) fn body(boundary: String, parts: Vec<Part>) -> Body {
                 let head = futures::stream::once(async move { Ok(Bytes::from(head)) });
                 match part.body.await {
                     Ok(body) => head.chain(body).boxed(),
-                    Err(e) => head.chain(futures::stream::once(async move { Err(e) })).boxed(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "a part of a response could not be read; response cut");
+                        head.chain(futures::stream::once(async move { Err(std::io::Error::other("stored object unreadable")) })).boxed()
+                    }
                 }
             }
         })

@@ -184,12 +184,14 @@ fn failure_reason(error: &ArchiveError) -> u16 {
 
 /// The Store Instances Response Module (PS3.18 §10.5.3.1) and the status (PS3.18 Table
 /// 10.5.3-1): 200 all stored, 202 some failed, 409 all failed (413 when every failure was an
-/// object over the size limit).
+/// object over the size limit, 503 with Retry-After when every failure was a transient outage
+/// of storage, catalog or capacity: the same request may succeed later).
 fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, results: Vec<PartResult>) -> Response {
     let base = base_url(state, headers);
     let mut referenced = Vec::new();
     let mut failed = Vec::new();
     let mut all_too_large = true;
+    let mut all_busy = true;
     let mut study_of_first: Option<String> = study.map(|s| s.to_string());
     for r in results {
         match r {
@@ -208,6 +210,7 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
             }
             PartResult::Failed { error } => {
                 all_too_large &= error.class() == ErrorClass::TooLarge;
+                all_busy &= error.class() == ErrorClass::Busy;
                 let mut item = Map::new();
                 if let Some(sop) = error.sop() {
                     item.insert("00081150".into(), json!({ "vr": "UI", "Value": [sop.class.as_str()] }));
@@ -221,6 +224,7 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
             }
             PartResult::WrongType => {
                 all_too_large = false;
+                all_busy = false;
                 failed.push(json!({
                     "00081197": { "vr": "US", "Value": [0xC000u16] },
                     "00090010": { "vr": "LO", "Value": ["VNA"] },
@@ -233,6 +237,7 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
         (false, true) => StatusCode::OK,
         (false, false) => StatusCode::ACCEPTED,
         (true, _) if all_too_large => StatusCode::PAYLOAD_TOO_LARGE,
+        (true, _) if all_busy => StatusCode::SERVICE_UNAVAILABLE,
         (true, _) => StatusCode::CONFLICT,
     };
     let mut doc = Map::new();
@@ -245,5 +250,9 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
     if !referenced.is_empty() {
         doc.insert("00081199".into(), json!({ "vr": "SQ", "Value": referenced }));
     }
-    (status, [(header::CONTENT_TYPE, "application/dicom+json")], Value::Object(doc).to_string()).into_response()
+    let mut resp = (status, [(header::CONTENT_TYPE, "application/dicom+json")], Value::Object(doc).to_string()).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    resp
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
-use vna_archive::Archive;
+use vna_archive::{Archive, ArchiveError};
 use vna_catalog::{ByteRange, InstanceRow, Scope};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
@@ -73,36 +73,44 @@ fn check_syntax(wanted: &Option<String>, row: &InstanceRow) -> Result<(), ApiErr
     }
 }
 
-fn multipart_response(part_type: &str, parts: Vec<Part>) -> Response {
+async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Response, ApiError> {
+    let parts = multipart::open_first(parts).await?;
     let boundary = multipart::new_boundary();
     let ct = format!("multipart/related; type=\"{part_type}\"; boundary={boundary}");
     let body = Body::from_stream(multipart::body(boundary, parts));
-    (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response())
 }
 
 /// A lazily opened part body over one or more byte ranges of an instance (or all of it).
-fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, std::io::Error>> {
+fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
     async move {
-        let io = |e: vna_archive::ArchiveError| {
-            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "reading an object for a response failed");
-            std::io::Error::other("stored object unreadable")
-        };
+        let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
         let Some(pieces) = pieces else {
-            let s = archive.open(&row, None).await.map_err(io)?;
-            return Ok(s.map_err(|e| std::io::Error::other(e.to_string())).boxed());
+            return Ok(archive.open(&row, None).await?.map_err(io).boxed());
         };
-        // Each piece is opened when the previous one is done: one ranged read per fragment.
-        let stream = futures::stream::iter(pieces)
+        // The first range is opened now (so a failure becomes a status), the others when the
+        // previous one is done: one ranged read per fragment.
+        let mut pieces = pieces.into_iter();
+        let first = match pieces.next() {
+            Some(p) => archive.open(&row, Some(p)).await?.map_err(io).boxed(),
+            None => futures::stream::empty().boxed(),
+        };
+        let rest = futures::stream::iter(pieces)
             .then(move |p| {
                 let archive = archive.clone();
                 let row = row.clone();
                 async move {
-                    let s = archive.open(&row, Some(p)).await.map_err(io)?;
-                    Ok::<_, std::io::Error>(s.map_err(|e| std::io::Error::other(e.to_string())))
+                    match archive.open(&row, Some(p)).await {
+                        Ok(s) => Ok(s.map_err(io)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading a frame piece failed; response cut");
+                            Err(std::io::Error::other("stored object unreadable"))
+                        }
+                    }
                 }
             })
             .try_flatten();
-        Ok(stream.boxed())
+        Ok(first.chain(rest).boxed())
     }
     .boxed()
 }
@@ -121,7 +129,7 @@ async fn retrieve(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result
             body: ranged_body(state.archive.clone(), row, None),
         })
         .collect();
-    Ok(multipart_response("application/dicom", parts))
+    multipart_response("application/dicom", parts).await
 }
 
 async fn metadata(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Response, ApiError> {
@@ -188,7 +196,7 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
                     body: ranged_body(state.archive.clone(), row.clone(), Some(f.pieces)),
                 })
                 .collect();
-            Ok(multipart_response(part_type, parts))
+            multipart_response(part_type, parts).await
         }
         .await,
     )
@@ -200,7 +208,7 @@ pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, ran
             let scope = scope(&st, Some(&se), Some(&i))?;
             let parsed = range.split_once('-').and_then(|(o, l)| Some(ByteRange { offset: o.parse().ok()?, length: l.parse().ok()? }));
             let Some(r) = parsed else {
-                return Err(ApiError::Archive(vna_archive::ArchiveError::NotFound { what: "bulk data" }));
+                return Err(ApiError::Archive(ArchiveError::NotFound { what: "bulk data" }));
             };
             let (row, _) = state.archive.bulk(&scope, r).await?;
             let parts = vec![Part {
@@ -208,7 +216,7 @@ pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, ran
                 extra_headers: vec![("Content-Length".into(), r.length.to_string())],
                 body: ranged_body(state.archive.clone(), row, Some(vec![r])),
             }];
-            Ok(multipart_response("application/octet-stream", parts))
+            multipart_response("application/octet-stream", parts).await
         }
         .await,
     )

@@ -53,7 +53,7 @@ async fn store_file(archive: &Arc<Archive>, path: &Path) -> Result<vna_archive::
         match archive.begin_store(StoreRequest::default()) {
             Ok(b) => break b,
             Err(ArchiveError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.kind()),
         }
     };
     let mut buf = vec![0u8; CHUNK];
@@ -63,10 +63,10 @@ async fn store_file(archive: &Arc<Archive>, path: &Path) -> Result<vna_archive::
             break;
         }
         if body.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-            return body.wait().await.map_err(|e| e.to_string());
+            return body.wait().await.map_err(|e| e.kind());
         }
     }
-    body.finish().await.map_err(|e| e.to_string())
+    body.finish().await.map_err(|e| e.kind())
 }
 
 /// Imports the files with `parallelism` stores in flight.
