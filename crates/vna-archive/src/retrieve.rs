@@ -93,3 +93,15 @@ impl Archive {
         self.catalog.query_instances(q).await.map_err(ArchiveError::catalog("searching instances"))
     }
 }
+
+impl Archive {
+    /// Every recorded version of an instance, oldest first (the current one flagged), so that
+    /// a replaced or kept-aside object stays retrievable.
+    pub async fn versions(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, ArchiveError> {
+        let rows = self.catalog.instance_versions(sop).await.map_err(ArchiveError::catalog("listing versions"))?;
+        if rows.is_empty() {
+            return Err(ArchiveError::NotFound { what: "instance" });
+        }
+        Ok(rows)
+    }
+}

@@ -1,8 +1,10 @@
 //! DICOMweb front end (PS3.18): STOW-RS, QIDO-RS, WADO-RS and WADO-URI over the archive
 //! service. This is the only crate that knows HTTP. Handlers translate requests into calls on
-//! [`vna_archive::Archive`] and its errors into statuses through one table ([`error`]).
+//! [`vna_archive::Archive`] and its errors into statuses through one table ([`error`]). It also
+//! serves the small administrative API ([`admin_router`]).
 
 mod accept;
+mod admin;
 mod error;
 mod multipart;
 mod qido;
@@ -16,6 +18,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use vna_archive::Archive;
+
+pub use admin::admin_router;
 
 /// The `[http]` and `[query]` settings this crate needs.
 #[derive(Debug, Clone)]

@@ -50,8 +50,9 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }
 
-/// The HTTP application: DICOMweb under its root, plus `/healthz`.
+/// The HTTP application: DICOMweb under its root, the admin API under `/admin`, `/healthz`.
 pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> axum::Router {
+    let admin = vna_dicomweb::admin_router(archive.clone());
     let dicomweb = vna_dicomweb::router(
         archive,
         vna_dicomweb::DicomWebConfig {
@@ -63,6 +64,7 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
         },
     );
     dicomweb
+        .nest("/admin", admin)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.http.max_concurrent_requests.max(1)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
