@@ -32,6 +32,8 @@ impl Server {
             .arg(data_dir)
             .arg("--http-listen")
             .arg("127.0.0.1:0")
+            .arg("--dimse-listen")
+            .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -44,7 +46,8 @@ impl Server {
         let ready = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    return Ok::<_, std::io::Error>(Some(url.trim().to_owned()));
+                    // `http=URL` comes first; other listeners follow after a space.
+                    return Ok::<_, std::io::Error>(Some(url.split_whitespace().next().unwrap_or_default().to_owned()));
                 }
             }
             Ok(None)

@@ -33,7 +33,7 @@ from dicomweb_client.api import DICOMwebClient
 import dicomgen
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_RE = re.compile(r"^vna ready: http=(http://127\.0\.0\.1:(\d+))$")
+READY_RE = re.compile(r"^vna ready: http=(http://127\.0\.0\.1:(\d+)) dimse=(127\.0\.0\.1:(\d+))$")
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 HTTP_TIMEOUT_S = 60
@@ -124,7 +124,8 @@ class VnaServer:
         self.died_early = False
 
         workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [vna_bin(), "serve", "--data-dir", str(self.data_dir), "--http-listen", "127.0.0.1:0"]
+        cmd = [vna_bin(), "serve", "--data-dir", str(self.data_dir), "--http-listen", "127.0.0.1:0",
+               "--dimse-listen", "127.0.0.1:0"]
         if backend == "postgres":
             self.db = PgDatabase(postgres_admin_url())
             cmd += ["--catalog-url", self.db.url]
@@ -141,13 +142,13 @@ class VnaServer:
                                      stdout=subprocess.PIPE, stderr=self._log)
         _RUNNING.append(self)
         try:
-            self.base_url = self._wait_ready()
+            self.base_url, self.dimse_port = self._wait_ready()
         except BaseException:
             self.stop()
             raise
         self.dicomweb = self.base_url + "/dicom-web"
 
-    def _wait_ready(self) -> str:
+    def _wait_ready(self) -> tuple[str, int]:
         q: queue.Queue = queue.Queue()
         assert self.proc is not None and self.proc.stdout is not None
         stdout = self.proc.stdout
@@ -174,7 +175,7 @@ class VnaServer:
                 raise RuntimeError(self._why(f"exited with {self.proc.returncode} before its ready line"))
             m = READY_RE.match(line)
             if m:
-                return m.group(1)
+                return m.group(1), int(m.group(4))
 
     def _why(self, what: str) -> str:
         return (f"vna server '{self.name}' {what}\ncommand: {' '.join(self.cmd)}\n"

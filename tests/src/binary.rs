@@ -60,18 +60,21 @@ pub struct Server {
     pub base: String,
     /// Scheme and authority, e.g. `http://127.0.0.1:41234`.
     pub origin: String,
+    /// The DIMSE listener, e.g. `127.0.0.1:41235` (AE title `VNA`).
+    pub dimse: String,
     /// The server's stderr (its log).
     pub log: PathBuf,
 }
 
 impl Server {
-    /// Starts `vna serve --data-dir DATA --http-listen 127.0.0.1:0` and waits for its
+    /// Starts `vna serve --data-dir DATA --http-listen 127.0.0.1:0 --dimse-listen 127.0.0.1:0`
+    /// and waits for its
     /// readiness line. The log goes to `DATA/../serve-<n>.log`.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let log = data_dir.with_extension(format!("serve-{}.log", uuid::Uuid::new_v4().simple()));
         let log_file = std::fs::File::create(&log).expect("creating the server log");
         let mut cmd = vna();
-        cmd.args(["serve", "--http-listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--http-listen", "127.0.0.1:0", "--dimse-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -90,13 +93,15 @@ impl Server {
             }
         });
         let deadline = Instant::now() + crate::DEADLINE;
-        let mut server = Server { child: Some(child), base: String::new(), origin: String::new(), log };
+        let mut server = Server { child: Some(child), base: String::new(), origin: String::new(), dimse: String::new(), log };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(origin) = line.strip_prefix("vna ready: http=") {
-                        server.origin = origin.trim().to_owned();
+                    if let Some(rest) = line.strip_prefix("vna ready: http=") {
+                        let mut fields = rest.split_whitespace();
+                        server.origin = fields.next().unwrap_or_default().to_owned();
+                        server.dimse = fields.find_map(|f| f.strip_prefix("dimse=")).unwrap_or_default().to_owned();
                         server.base = format!("{}/dicom-web", server.origin);
                         // Keep draining stdout in the background.
                         std::thread::spawn(move || while rx.recv().is_ok() {});

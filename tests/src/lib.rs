@@ -1,8 +1,10 @@
 //! End-to-end test harness: synthetic DICOM fixtures, STOW-RS bodies and multipart parsing,
+//! dcmtk and DIMSE helpers,
 //! an in-process server over any archive, and a locator and launcher for the real `vna`
 //! binary. The tests themselves live in `tests/tests/`.
 
 pub mod binary;
+pub mod dimse;
 pub mod fixtures;
 pub mod http;
 pub mod inproc;

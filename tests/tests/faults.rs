@@ -43,6 +43,9 @@ impl Catalog for FailingCatalog {
     async fn frames(&self, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<ByteRange>>>, CatalogError> {
         self.inner.frames(pk, numbers).await
     }
+    async fn query_patients(&self, q: &Query) -> Result<Vec<PatientRow>, CatalogError> {
+        self.inner.query_patients(q).await
+    }
     async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>, CatalogError> {
         self.inner.query_studies(q).await
     }

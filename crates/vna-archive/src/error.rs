@@ -35,6 +35,8 @@ pub enum ArchiveError {
     InvalidUid { attribute: &'static str, #[source] source: UidError },
     #[error("the instance belongs to another study than the one in the request")]
     StudyMismatch { sop: SopRef },
+    #[error("the SOP Class or Instance UID of the data set differs from the one in the request")]
+    SopMismatch { expected: SopRef },
     #[error("the object is larger than the {limit}-byte limit")]
     TooLarge { limit: u64 },
     #[error("too many stores in progress; retry later")]
@@ -70,7 +72,7 @@ pub struct SopRef {
 impl ArchiveError {
     pub fn sop(&self) -> Option<&SopRef> {
         match self {
-            ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } => Some(sop),
+            ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } | ArchiveError::SopMismatch { expected: sop } => Some(sop),
             _ => None,
         }
     }
@@ -88,7 +90,7 @@ impl ArchiveError {
         use ArchiveError::*;
         match self {
             NotDicom(ParseError::HeaderTooLarge { .. }) => ErrorClass::TooLarge,
-            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | BodyAborted | FrameOutOfRange { .. } | BulkOutOfRange => {
+            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | SopMismatch { .. } | BodyAborted | FrameOutOfRange { .. } | BulkOutOfRange => {
                 ErrorClass::InvalidInput
             }
             StudyMismatch { .. } | VersionConflict { .. } => ErrorClass::Conflict,

@@ -16,13 +16,16 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use vna_blob::BlobWriter;
 use vna_catalog::{BlobLocation, InstanceRow, NewInstance, RegisterOutcome};
 use vna_dicom::parse::StreamParser;
-use vna_dicom::uid::StudyUid;
+use vna_dicom::uid::{SopClassUid, SopInstanceUid, StudyUid};
 
 /// Per-store options from the front end.
 #[derive(Debug, Clone, Default)]
 pub struct StoreRequest {
     /// STOW-RS `POST /studies/{study}`: the instance must belong to this study.
     pub expected_study: Option<StudyUid>,
+    /// C-STORE: the data set must carry the SOP Class and Instance UIDs of the command
+    /// (PS3.4 §B.2.3, status A900 otherwise).
+    pub expected_sop: Option<(SopClassUid, SopInstanceUid)>,
 }
 
 /// What happened to an acknowledged store.
@@ -138,6 +141,12 @@ impl Archive {
                 writer.abort().await;
                 let sop = crate::SopRef { class: extracted.instance.sop_class_uid.clone(), instance: extracted.instance.sop_uid.clone() };
                 return Err(ArchiveError::StudyMismatch { sop });
+            }
+        }
+        if let Some((class, instance)) = &request.expected_sop {
+            if *class != extracted.instance.sop_class_uid || *instance != extracted.instance.sop_uid {
+                writer.abort().await;
+                return Err(ArchiveError::SopMismatch { expected: crate::SopRef { class: class.clone(), instance: instance.clone() } });
             }
         }
         let blob = writer.commit().await.map_err(ArchiveError::blob("making the object durable"))?;

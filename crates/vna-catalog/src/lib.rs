@@ -52,6 +52,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// out of range yields `CatalogError::FrameOutOfRange`.
     async fn frames(&self, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<ByteRange>>>, CatalogError>;
 
+    /// Patients having a current instance that matches `q` (patient keys on the patient,
+    /// lower-level keys on any of its current instances), ordered by Patient ID, issuer.
+    async fn query_patients(&self, q: &Query) -> Result<Vec<PatientRow>, CatalogError>;
     async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>, CatalogError>;
     async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>, CatalogError>;
     async fn query_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, CatalogError>;
@@ -128,6 +131,9 @@ macro_rules! impl_catalog {
                 numbers: &[u32],
             ) -> Result<Option<Vec<Vec<$crate::ByteRange>>>, $crate::CatalogError> {
                 $crate::read::frames(&self.pool, pk, numbers).await
+            }
+            async fn query_patients(&self, q: &$crate::Query) -> Result<Vec<$crate::PatientRow>, $crate::CatalogError> {
+                $crate::read::query_patients(&self.pool, q).await
             }
             async fn query_studies(&self, q: &$crate::Query) -> Result<Vec<$crate::StudyRow>, $crate::CatalogError> {
                 $crate::read::query_studies(&self.pool, q).await

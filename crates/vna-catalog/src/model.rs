@@ -152,6 +152,16 @@ pub struct StudyRow {
     pub number_of_instances: i64,
 }
 
+/// A patient with at least one current instance, and its counters over current instances
+/// (NumberOfPatientRelatedStudies/Series/Instances, PS3.4 §C.3.1 and §C.6.1.1.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientRow {
+    pub patient: PatientAttrs,
+    pub number_of_studies: i64,
+    pub number_of_series: i64,
+    pub number_of_instances: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRow {
     pub patient: PatientAttrs,

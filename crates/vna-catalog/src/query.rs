@@ -1,10 +1,12 @@
-//! The query model shared by QIDO-RS and (later) C-FIND: which key, matched how
+//! The query model shared by QIDO-RS and C-FIND: which key, matched how
 //! (PS3.4 §C.2.2.2 matching types). Front ends parse their wire form into this; backends
 //! translate it to SQL.
 
 /// Query/retrieve level of the result rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// C-FIND only (PS3.4 §C.6.1.1.2): QIDO-RS has no patient resource.
+    Patient,
     Study,
     Series,
     Instance,

@@ -9,8 +9,8 @@ use crate::db::{AnyRow, Cols, Pool, Value};
 use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, instance_select};
 use crate::{
-    BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, PatientAttrs, Query,
-    Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
+    BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, PatientAttrs, PatientRow,
+    Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
 };
 
 /// Bind-parameter budget per statement for pk lists (well under both backends' limits).
@@ -193,6 +193,42 @@ async fn encapsulated(pool: &Pool, pk: i64, numbers: &[u32]) -> Result<Vec<Vec<B
         .iter()
         .map(|n| pieces.get(n).cloned().ok_or(CatalogError::Corrupt { what: "frame pieces" }))
         .collect()
+}
+
+pub(crate) async fn query_patients(pool: &Pool, q: &Query) -> Result<Vec<PatientRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Patient, ..q.clone() });
+    let rows = pool.fetch_built("query patients", &b.sql, &b.binds).await?;
+    let mut patients = Vec::with_capacity(rows.len());
+    let mut pks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut c = row.cols();
+        pks.push(c.int("patient pk")?);
+        patients.push(PatientRow { patient: patient(&mut c)?, number_of_studies: 0, number_of_series: 0, number_of_instances: 0 });
+    }
+    // Counters over current instances only, for this page of patients (indexes: study by
+    // patient, series by study, partial index of current instances by series).
+    for (chunk_pks, chunk_rows) in pks.chunks(PKS_PER_STATEMENT).zip(patients.chunks_mut(PKS_PER_STATEMENT)) {
+        let mut b = SqlBuilder::new(pool.dialect());
+        b.push(
+            "SELECT st.patient_pk, COUNT(DISTINCT st.pk), COUNT(DISTINCT s.pk), COUNT(*) FROM study st \
+             JOIN series s ON s.study_pk = st.pk JOIN instance i ON i.series_pk = s.pk \
+             WHERE i.is_current AND st.patient_pk IN ",
+        )
+        .bind_list(chunk_pks.iter().copied())
+        .push(" GROUP BY st.patient_pk");
+        let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(chunk_pks.len());
+        for row in pool.fetch_built("query patients: counters", &b.sql, &b.binds).await? {
+            let mut c = row.cols();
+            let pk = c.int("patient pk")?;
+            counts.insert(pk, (c.int("study count")?, c.int("series count")?, c.int("instance count")?));
+        }
+        for (pk, row) in chunk_pks.iter().zip(chunk_rows.iter_mut()) {
+            if let Some(&(studies, series, instances)) = counts.get(pk) {
+                (row.number_of_studies, row.number_of_series, row.number_of_instances) = (studies, series, instances);
+            }
+        }
+    }
+    Ok(patients)
 }
 
 pub(crate) async fn query_studies(pool: &Pool, q: &Query) -> Result<Vec<StudyRow>, CatalogError> {

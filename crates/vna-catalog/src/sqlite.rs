@@ -133,7 +133,7 @@ mod tests {
             if matches!(key, Key::PatientName | Key::ReferringPhysicianName) {
                 matchers.push(Matcher::Fuzzy("ab".into()));
             }
-            for level in [Level::Study, Level::Series, Level::Instance] {
+            for level in [Level::Patient, Level::Study, Level::Series, Level::Instance] {
                 for m in &matchers {
                     // Known gap: with no statistics yet, SQLite guesses a tenfold fan-out per
                     // join and prefers walking the current-instance index over a patient-key

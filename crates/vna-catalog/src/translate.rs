@@ -1,7 +1,7 @@
 //! Query model → SQL: PS3.4 §C.2.2.2 matching on indexed columns, shared by both backends.
 //!
 //! Aliases: `p` patient, `st` study, `s` series, `i` instance. Only current instance versions
-//! exist for queries: a study or series shows up only while it has a current instance.
+//! exist for queries: a patient, study or series shows up only while it has a current instance.
 
 use crate::db::Dialect;
 use crate::sqlbuild::SqlBuilder;
@@ -13,7 +13,8 @@ const MAX_CHAR: char = '\u{10FFFF}';
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tier {
-    /// Patient and study columns, joined at every level.
+    Patient,
+    /// Study columns, joined at every level but the patient's.
     Study,
     Series,
     Instance,
@@ -31,11 +32,11 @@ fn column(key: Key) -> Option<(Tier, Col)> {
     use Col::*;
     use Tier::*;
     Some(match key {
-        Key::PatientId => (Study, Text("p.patient_id")),
-        Key::IssuerOfPatientId => (Study, Text("p.issuer")),
-        Key::PatientName => (Study, Name("p.patient_name", "patient_name_token", "patient_pk", "p.pk")),
-        Key::PatientBirthDate => (Study, Text("p.birth_date")),
-        Key::PatientSex => (Study, Text("p.sex")),
+        Key::PatientId => (Patient, Text("p.patient_id")),
+        Key::IssuerOfPatientId => (Patient, Text("p.issuer")),
+        Key::PatientName => (Patient, Name("p.patient_name", "patient_name_token", "patient_pk", "p.pk")),
+        Key::PatientBirthDate => (Patient, Text("p.birth_date")),
+        Key::PatientSex => (Patient, Text("p.sex")),
         Key::StudyUid => (Study, Text("st.study_uid")),
         Key::StudyDate => (Study, Text("st.study_date")),
         Key::StudyTime => (Study, Text("st.study_time")),
@@ -82,6 +83,28 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
     let mut b = SqlBuilder::new(dialect);
     let mine = |t: Tier| q.filters.iter().filter(move |f| column(f.key).is_some_and(|(tier, _)| tier == t));
     match q.level {
+        Level::Patient => {
+            b.push(&format!("SELECT p.pk, {PATIENT_COLS} FROM patient p WHERE "));
+            let lower: Vec<&Filter> = mine(Tier::Study).chain(mine(Tier::Series)).chain(mine(Tier::Instance)).collect();
+            let by_modality = q.filters.iter().any(|f| f.key == Key::ModalitiesInStudy);
+            if lower.is_empty() && !by_modality {
+                b.push(
+                    "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
+                     JOIN instance i ON i.series_pk = s.pk WHERE st.patient_pk = p.pk AND i.is_current)",
+                );
+            } else {
+                b.push(
+                    "p.pk IN (SELECT st.patient_pk FROM study st JOIN series s ON s.study_pk = st.pk \
+                     JOIN instance i ON i.series_pk = s.pk WHERE i.is_current",
+                );
+                conditions(&mut b, lower.into_iter());
+                modalities_in_study(&mut b, q);
+                b.push(")");
+            }
+            conditions(&mut b, mine(Tier::Patient));
+            // The UNIQUE (patient_id, issuer, orphan_study) index gives this order for free.
+            b.push(" ORDER BY p.patient_id, p.issuer, p.orphan_study");
+        }
         Level::Study => {
             b.push(&format!(
                 "SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "
@@ -99,7 +122,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
-            conditions(&mut b, mine(Tier::Study));
+            conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)));
             modalities_in_study(&mut b, q);
             b.push(" ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid");
         }
@@ -117,13 +140,14 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
-            conditions(&mut b, mine(Tier::Study).chain(mine(Tier::Series)));
+            conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)));
             modalities_in_study(&mut b, q);
             b.push(" ORDER BY s.series_number NULLS LAST, s.series_uid");
         }
         Level::Instance => {
             b.push(&instance_select()).push(" WHERE i.is_current");
-            conditions(&mut b, mine(Tier::Study).chain(mine(Tier::Series)).chain(mine(Tier::Instance)));
+            let all = mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)).chain(mine(Tier::Instance));
+            conditions(&mut b, all);
             modalities_in_study(&mut b, q);
             let upper_filters = q.filters.iter().any(|f| column(f.key).is_none_or(|(tier, _)| tier != Tier::Instance));
             // With a filter on a patient/study/series key, SQLite (without statistics) would

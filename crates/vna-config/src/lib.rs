@@ -20,6 +20,7 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub storage: StorageConfig,
     pub query: QueryConfig,
+    pub dimse: DimseConfig,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             storage: StorageConfig::default(),
             query: QueryConfig::default(),
+            dimse: DimseConfig::default(),
         }
     }
 }
@@ -159,6 +161,79 @@ impl Default for QueryConfig {
     }
 }
 
+/// The DIMSE listener (`[dimse]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DimseConfig {
+    /// Address of the DIMSE listener; port 0 picks a free port.
+    pub listen: String,
+    /// Our AE title: associations calling another title are rejected.
+    pub ae_title: String,
+    /// Associations served at once; more are rejected (transient, local limit exceeded).
+    pub max_associations: usize,
+    /// Largest PDU we receive (our Maximum Length, PS3.8 §D.1).
+    pub max_pdu_length: u32,
+    /// Seconds to wait for the next PDU inside a message (and for A-ASSOCIATE-RQ).
+    pub read_timeout_seconds: u64,
+    /// Seconds to wait for one PDU to be written.
+    pub write_timeout_seconds: u64,
+    /// Seconds an association may sit idle between messages before it is aborted.
+    pub idle_timeout_seconds: u64,
+    /// On shutdown, seconds in-flight associations get to finish.
+    pub shutdown_grace_seconds: u64,
+    /// Accept any calling AE title. When false, only `known_aes` may associate.
+    pub allow_any_calling_ae: bool,
+    /// Peers: who may associate (when `allow_any_calling_ae` is false), what each may do,
+    /// and where C-MOVE destinations are.
+    pub known_aes: Vec<KnownAe>,
+}
+
+impl Default for DimseConfig {
+    fn default() -> Self {
+        DimseConfig {
+            listen: "127.0.0.1:11112".into(),
+            ae_title: "VNA".into(),
+            max_associations: 64,
+            max_pdu_length: 262_144,
+            read_timeout_seconds: 60,
+            write_timeout_seconds: 60,
+            idle_timeout_seconds: 300,
+            shutdown_grace_seconds: 30,
+            allow_any_calling_ae: true,
+            known_aes: Vec::new(),
+        }
+    }
+}
+
+/// A known DIMSE peer (`[[dimse.known_aes]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownAe {
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+    /// May send C-STORE.
+    #[serde(default = "yes")]
+    pub can_store: bool,
+    /// May send C-FIND.
+    #[serde(default = "yes")]
+    pub can_query: bool,
+    /// May send C-MOVE/C-GET (and is a C-MOVE destination).
+    #[serde(default = "yes")]
+    pub can_retrieve: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// PS3.5 Table 6.2-1 (AE): 1 to 16 characters, no backslash or control characters, not only
+/// spaces.
+pub fn valid_ae_title(ae: &str) -> bool {
+    let t = ae.trim();
+    !t.is_empty() && ae.len() <= 16 && !ae.chars().any(|c| c == '\\' || c.is_control() || !c.is_ascii())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}")]
@@ -207,7 +282,24 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
     }
+    check_dimse(&config.dimse)?;
     Ok(config)
+}
+
+fn check_dimse(d: &DimseConfig) -> Result<(), ConfigError> {
+    if !valid_ae_title(&d.ae_title) {
+        return Err(ConfigError::Inconsistent("dimse.ae_title must be 1 to 16 ASCII characters without backslash".into()));
+    }
+    if let Some(bad) = d.known_aes.iter().find(|a| !valid_ae_title(&a.ae_title)) {
+        return Err(ConfigError::Inconsistent(format!("dimse.known_aes: '{}' is not a valid AE title (1 to 16 ASCII characters without backslash)", bad.ae_title)));
+    }
+    if !(4096..=16 << 20).contains(&d.max_pdu_length) {
+        return Err(ConfigError::Inconsistent("dimse.max_pdu_length must be between 4096 and 16777216".into()));
+    }
+    if d.max_associations == 0 {
+        return Err(ConfigError::Inconsistent("dimse.max_associations must be at least 1".into()));
+    }
+    Ok(())
 }
 
 /// Sets a dotted path in a TOML table; the value is read as TOML (numbers, booleans) when it
@@ -265,6 +357,25 @@ mod tests {
         assert_eq!(cfg.http.listen, "0.0.0.0:9999");
         assert_eq!(cfg.ingest.max_object_bytes, 1_048_576);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn dimse_known_aes_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vna.toml");
+        std::fs::write(
+            &file,
+            "[dimse]\nallow_any_calling_ae = false\n[[dimse.known_aes]]\nae_title = \"CT1\"\nhost = \"10.0.0.5\"\nport = 104\ncan_retrieve = false\n",
+        )
+        .unwrap();
+        let cfg = load(Some(&file), Vec::new(), &[]).unwrap();
+        assert!(!cfg.dimse.allow_any_calling_ae);
+        assert_eq!(cfg.dimse.known_aes.len(), 1);
+        assert!(cfg.dimse.known_aes[0].can_store && !cfg.dimse.known_aes[0].can_retrieve);
+        let long = vec![("VNA__DIMSE__AE_TITLE".to_owned(), "MUCH-TOO-LONG-AE-TITLE".to_owned())];
+        assert!(matches!(load(None, long, &[]), Err(ConfigError::Inconsistent(_))));
+        let small = vec![("VNA__DIMSE__MAX_PDU_LENGTH".to_owned(), "100".to_owned())];
+        assert!(matches!(load(None, small, &[]), Err(ConfigError::Inconsistent(_))));
     }
 
     #[test]

@@ -159,6 +159,31 @@ fn write_element(out: &mut Vec<u8>, tag: Tag, vr: VR, value: &WValue, explicit: 
     }
 }
 
+/// Our implementation class UID and version name, written in every meta group we make.
+pub const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1480.1";
+pub const IMPLEMENTATION_VERSION_NAME: &str = "VNA";
+
+/// The 128-byte preamble, `DICM` and the file meta group (PS3.10 §7.1) of an object whose data
+/// set follows in `transfer_syntax`: what a DIMSE front end puts before a received data set to
+/// make it a Part 10 object.
+pub fn file_meta(sop_class: &str, sop_instance: &str, transfer_syntax: &str) -> Vec<u8> {
+    let meta = Items::new()
+        .bytes(Tag(0x0002, 0x0001), VR::OB, vec![0, 1])
+        .str(Tag(0x0002, 0x0002), VR::UI, sop_class)
+        .str(Tag(0x0002, 0x0003), VR::UI, sop_instance)
+        .str(Tag(0x0002, 0x0010), VR::UI, transfer_syntax)
+        .str(Tag(0x0002, 0x0012), VR::UI, IMPLEMENTATION_CLASS_UID)
+        .str(Tag(0x0002, 0x0013), VR::SH, IMPLEMENTATION_VERSION_NAME);
+    let mut meta_bytes = Vec::new();
+    meta.write(&mut meta_bytes, true);
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    put_header(&mut out, Tag(0x0002, 0x0000), VR::UL, 4, true);
+    out.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta_bytes);
+    out
+}
+
 /// Writes a Part 10 object: preamble, `DICM`, file meta group, then `dataset` in
 /// `transfer_syntax` (implicit VR LE when it is 1.2.840.10008.1.2, explicit VR LE otherwise).
 /// SOP Class and Instance UIDs for the meta group are taken from the data set.
@@ -167,20 +192,36 @@ pub fn part10(dataset: &Items, transfer_syntax: &str) -> Vec<u8> {
         Some((_, WValue::Bytes(b))) => String::from_utf8_lossy(b).trim_end_matches('\0').to_owned(),
         _ => String::new(),
     };
-    let meta = Items::new()
-        .bytes(Tag(0x0002, 0x0001), VR::OB, vec![0, 1])
-        .str(Tag(0x0002, 0x0002), VR::UI, &uid_of(Tag(0x0008, 0x0016)))
-        .str(Tag(0x0002, 0x0003), VR::UI, &uid_of(Tag(0x0008, 0x0018)))
-        .str(Tag(0x0002, 0x0010), VR::UI, transfer_syntax)
-        .str(Tag(0x0002, 0x0012), VR::UI, "1.2.826.0.1.3680043.10.1480.1")
-        .str(Tag(0x0002, 0x0013), VR::SH, "VNA");
-    let mut meta_bytes = Vec::new();
-    meta.write(&mut meta_bytes, true);
-    let mut out = vec![0u8; 128];
-    out.extend_from_slice(b"DICM");
-    put_header(&mut out, Tag(0x0002, 0x0000), VR::UL, 4, true);
-    out.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&meta_bytes);
+    let mut out = file_meta(&uid_of(Tag(0x0008, 0x0016)), &uid_of(Tag(0x0008, 0x0018)), transfer_syntax);
     dataset.write(&mut out, transfer_syntax != ts::IMPLICIT_VR_LITTLE_ENDIAN);
     out
+}
+
+/// Writes `dataset` alone (no preamble, no meta group), as a DIMSE peer sends it.
+pub fn data_set(dataset: &Items, transfer_syntax: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    dataset.write(&mut out, transfer_syntax != ts::IMPLICIT_VR_LITTLE_ENDIAN);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part10_is_file_meta_then_data_set() {
+        let ds = Items::new()
+            .str(Tag(0x0008, 0x0016), VR::UI, "1.2.840.10008.5.1.4.1.1.7")
+            .str(Tag(0x0008, 0x0018), VR::UI, "1.2.3.4")
+            .str(Tag(0x0010, 0x0020), VR::LO, "X");
+        let whole = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+        let meta = file_meta("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", ts::EXPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(&whole[..meta.len()], &meta[..]);
+        assert_eq!(&whole[meta.len()..], &data_set(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN)[..]);
+        // The group length covers exactly the rest of the meta group.
+        let group_length = u32::from_le_bytes([meta[140], meta[141], meta[142], meta[143]]) as usize;
+        assert_eq!(meta.len(), 144 + group_length);
+        // Odd-length UIDs are padded with NUL (PS3.5 §9.1).
+        assert_eq!(meta.len() % 2, 0);
+    }
 }

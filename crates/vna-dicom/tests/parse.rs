@@ -4,10 +4,10 @@
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::Value;
 use vna_dicom::frames::{frame_layout, FrameLayout};
-use vna_dicom::parse::{parse_bytes, ParseError, ParseLimits, StreamParser};
+use vna_dicom::parse::{parse_bytes, parse_dataset_bytes, ParseError, ParseLimits, StreamParser};
 use vna_dicom::tags;
 use vna_dicom::ts;
-use vna_dicom::write::{part10, Items};
+use vna_dicom::write::{data_set, part10, Items};
 use vna_dicom::VR;
 
 fn base() -> Items {
@@ -141,4 +141,59 @@ fn deflated_dataset_is_inflated() {
     let obj = feed_in_chunks(&bytes, 7).unwrap();
     assert!(!obj.positions_are_stored_offsets);
     assert_eq!(obj.dataset.first_text(tags::MODALITY, &Charset::default()), "CT");
+}
+
+/// A C-FIND identifier as DIMSE carries it: no preamble, no meta group (PS3.7 §6.3.1).
+fn identifier() -> Items {
+    let item = Items::new().str(tags::CODE_VALUE, VR::SH, "T-04000");
+    Items::new()
+        .str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192")
+        .str(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "STUDY")
+        .str(tags::PATIENT_NAME, VR::PN, "Müller*")
+        .bytes(tags::STUDY_INSTANCE_UID, VR::UI, Vec::new())
+        .sequence(tags::ANATOMIC_REGION_SEQUENCE, vec![item], true)
+}
+
+#[test]
+fn bare_dataset_explicit_and_implicit_in_any_chunking() {
+    let utf8 = Charset::from_specific_character_set("ISO_IR 192");
+    for syntax in [ts::EXPLICIT_VR_LITTLE_ENDIAN, ts::IMPLICIT_VR_LITTLE_ENDIAN] {
+        let bytes = data_set(&identifier(), syntax);
+        for chunk in [1, 3, 8, bytes.len()] {
+            let mut p = StreamParser::for_dataset(ParseLimits::default(), syntax);
+            for c in bytes.chunks(chunk) {
+                p.feed(c).unwrap();
+            }
+            let obj = p.finish().unwrap();
+            assert!(obj.meta.elements.is_empty());
+            assert_eq!(obj.transfer_syntax, syntax);
+            assert_eq!(obj.size, bytes.len() as u64);
+            assert_eq!(obj.dataset.first_text(tags::QUERY_RETRIEVE_LEVEL, &utf8), "STUDY");
+            assert_eq!(obj.dataset.text(tags::PATIENT_NAME, &utf8).as_deref(), Some("Müller*"));
+            // An empty value (universal matching key) is present, with zero length.
+            let uid = obj.dataset.get(tags::STUDY_INSTANCE_UID).unwrap();
+            assert_eq!((uid.vr, uid.value.clone()), (VR::UI, Value::Bytes(Vec::new())));
+            let Value::Sequence(items) = &obj.dataset.get(tags::ANATOMIC_REGION_SEQUENCE).unwrap().value else {
+                panic!("sequence ({syntax})")
+            };
+            assert_eq!(items[0].first_text(tags::CODE_VALUE, &utf8), "T-04000");
+        }
+    }
+}
+
+#[test]
+fn bare_dataset_empty_deflated_and_truncated() {
+    use std::io::Write;
+    let empty = parse_dataset_bytes(&[], ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap();
+    assert!(empty.dataset.elements.is_empty());
+    let plain = data_set(&identifier(), ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&plain).unwrap();
+    let deflated = enc.finish().unwrap();
+    let obj = parse_dataset_bytes(&deflated, ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap();
+    assert_eq!(obj.dataset.first_text(tags::QUERY_RETRIEVE_LEVEL, &Charset::default()), "STUDY");
+    let err = parse_dataset_bytes(&plain[..plain.len() - 3], ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap_err();
+    assert!(matches!(err, ParseError::Truncated { .. }), "{err:?}");
+    // A Part 10 file is not a bare data set: its preamble reads as garbage.
+    assert!(parse_dataset_bytes(&part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).is_err());
 }

@@ -234,6 +234,8 @@ async fn run(
     let base = base_url(&state, &headers);
     let archive = &state.archive;
     let docs: Vec<serde_json::Value> = match level {
+        // No QIDO-RS resource is at the patient level (PS3.18 §10.6); only C-FIND asks for it.
+        Level::Patient => Vec::new(),
         Level::Study => {
             let rows = archive.search_studies(&parsed.query).await?;
             let mut out = Vec::with_capacity(rows.len());

@@ -89,7 +89,7 @@ async fn handle(state: AppState, headers: HeaderMap, study: Option<StudyUid>, bo
             results.push(PartResult::WrongType);
             continue;
         }
-        let mut ingest = match state.archive.begin_store(StoreRequest { expected_study: study.clone() }) {
+        let mut ingest = match state.archive.begin_store(StoreRequest { expected_study: study.clone(), ..Default::default() }) {
             Ok(b) => b,
             Err(ArchiveError::Busy) if results.is_empty() && pending.is_empty() => {
                 return Err(ApiError::Archive(ArchiveError::Busy));

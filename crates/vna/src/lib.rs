@@ -70,45 +70,114 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the grace
-/// period). `on_ready` is called with the bound address once the listener accepts.
+/// The DIMSE settings of the configuration as the toolkit and the SCP take them.
+pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::Peers) {
+    let d = &config.dimse;
+    let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+    let scp = vna_dimse::ScpConfig {
+        policy: vna_dimse::AcceptorPolicy {
+            ae_title: d.ae_title.trim().to_owned(),
+            allow_any_calling_ae: d.allow_any_calling_ae,
+            known_calling_aes: d.known_aes.iter().map(|a| a.ae_title.trim().to_owned()).collect(),
+            max_pdu_length: d.max_pdu_length,
+        },
+        max_associations: d.max_associations,
+        timeouts: vna_dimse::Timeouts {
+            read: secs(d.read_timeout_seconds),
+            idle: secs(d.idle_timeout_seconds),
+            write: secs(d.write_timeout_seconds),
+        },
+        shutdown_grace: std::time::Duration::from_secs(d.shutdown_grace_seconds),
+    };
+    let known = d
+        .known_aes
+        .iter()
+        .map(|a| {
+            let rights = vna_dimse_scp::PeerRights { can_store: a.can_store, can_query: a.can_query, can_retrieve: a.can_retrieve };
+            (a.ae_title.trim().to_owned(), rights)
+        })
+        .collect();
+    (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae })
+}
+
+/// The bound listeners `run` serves on.
+pub struct Listeners {
+    pub http: tokio::net::TcpListener,
+    pub dimse: tokio::net::TcpListener,
+}
+
+/// The addresses `run` is serving on, given to `on_ready`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub http: std::net::SocketAddr,
+    pub dimse: std::net::SocketAddr,
+}
+
+/// Serves HTTP and DIMSE until `shutdown` resolves, then stops accepting on both and lets
+/// in-flight requests and associations finish (each up to its grace period). `on_ready` is
+/// called with the bound addresses once both listeners accept.
 pub async fn run(
     config: Config,
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(std::net::SocketAddr),
+    on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let archive = build_archive(&config).await?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let app = app(archive, &config, Some(addr.port()));
+    let addr = listeners.http.local_addr().context("reading the bound HTTP address")?;
+    let dimse_addr = listeners.dimse.local_addr().context("reading the bound DIMSE address")?;
+    let app = app(archive.clone(), &config, Some(addr.port()));
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_seconds);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // One shutdown signal, fanned out to both front ends.
+    let (fan_tx, fan_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = fan_tx.send(true);
+    });
+    let signalled = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await.map(|_| ());
+    };
     // Responses go out in several writes (multipart headers, then ranged reads): without
     // TCP_NODELAY, Nagle's algorithm holds the last one until the client's delayed ACK, about
     // 40 ms per frame on a reused connection (measured: 148 → 5600 frames/s with it).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+    let listener = axum::serve::ListenerExt::tap_io(listeners.http, |stream: &mut tokio::net::TcpStream| {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let http_stop = signalled(fan_rx.clone());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
+        http_stop.await;
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = stop_tx.send(());
     });
-    on_ready(addr);
-    let server = tokio::spawn(async move { server.await });
-    let mut server = server;
-    tokio::select! {
-        r = &mut server => return r.context("server task")?.context("serving HTTP"),
-        _ = stop_rx => {}
+    let (scp_config, peers) = dimse_settings(&config);
+    if config.dimse.allow_any_calling_ae {
+        tracing::warn!(
+            listen = %dimse_addr,
+            "dimse accepts any calling AE title (dimse.allow_any_calling_ae = true): list the peers in [[dimse.known_aes]] and set it to false in production"
+        );
     }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(r) => r.context("server task")?.context("serving HTTP"),
-        Err(_) => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
-            server.abort();
-            Ok(())
-        }
-    }
+    let dimse_stop = signalled(fan_rx);
+    let dimse = tokio::spawn(vna_dimse_scp::serve(archive, peers, listeners.dimse, scp_config, dimse_stop));
+    on_ready(Ready { http: addr, dimse: dimse_addr });
+    let mut server = tokio::spawn(async move { server.await });
+    let http_result = tokio::select! {
+        r = &mut server => Some(r.context("server task")?.context("serving HTTP")),
+        _ = stop_rx => None,
+    };
+    let http_result = match http_result {
+        Some(r) => r,
+        None => match tokio::time::timeout(grace, &mut server).await {
+            Ok(r) => r.context("server task")?.context("serving HTTP"),
+            Err(_) => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
+                server.abort();
+                Ok(())
+            }
+        },
+    };
+    // The DIMSE side drains within its own grace period.
+    dimse.await.context("DIMSE server task")?;
+    http_result
 }

@@ -28,6 +28,9 @@ enum Command {
         /// Listen address (overrides `http.listen`); port 0 picks a free port.
         #[arg(long)]
         http_listen: Option<String>,
+        /// DIMSE listen address (overrides `dimse.listen`); port 0 picks a free port.
+        #[arg(long)]
+        dimse_listen: Option<String>,
     },
     /// Store DICOM files from folders (recursively) through the ingest pipeline.
     Import {
@@ -47,7 +50,7 @@ enum Command {
     },
 }
 
-fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>) -> anyhow::Result<vna_config::Config> {
+fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>, dimse_listen: Option<&String>) -> anyhow::Result<vna_config::Config> {
     let mut overrides = Vec::new();
     if let Some(d) = &cli.data_dir {
         overrides.push(("data_dir", toml_string(&d.display().to_string())));
@@ -57,6 +60,9 @@ fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>) 
     }
     if let Some(l) = http_listen {
         overrides.push(("http.listen", toml_string(l)));
+    }
+    if let Some(l) = dimse_listen {
+        overrides.push(("dimse.listen", toml_string(l)));
     }
     Ok(vna_config::load(file.or(cli.config.as_ref()).map(PathBuf::as_path), std::env::vars(), &overrides)?)
 }
@@ -103,19 +109,20 @@ fn main() -> ExitCode {
 
 async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Serve { http_listen } => {
-            let config = load_config(&cli, None, http_listen.as_ref())?;
-            let listener = tokio::net::TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-            vna::run(config, listener, shutdown_signal(), |addr| {
-                tracing::info!(%addr, "http listening");
-                // Machine-readable readiness line for scripts and tests.
-                println!("vna ready: http=http://{addr}");
+        Command::Serve { http_listen, dimse_listen } => {
+            let config = load_config(&cli, None, http_listen.as_ref(), dimse_listen.as_ref())?;
+            let http = tokio::net::TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+            let dimse = tokio::net::TcpListener::bind(&config.dimse.listen).await.with_context(|| format!("binding {} (dimse.listen)", config.dimse.listen))?;
+            vna::run(config, vna::Listeners { http, dimse }, shutdown_signal(), |ready| {
+                tracing::info!(http = %ready.http, dimse = %ready.dimse, "listening");
+                // Machine-readable readiness line for scripts and tests; `http=` stays first.
+                println!("vna ready: http=http://{} dimse={}", ready.http, ready.dimse);
             })
             .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { paths, parallel, quiet } => {
-            let config = load_config(&cli, None, None)?;
+            let config = load_config(&cli, None, None, None)?;
             let files = vna::import::collect_files(paths)?;
             let archive = vna::build_archive(&config).await?;
             let started = std::time::Instant::now();
@@ -142,10 +149,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if summary.rejected_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::CheckConfig { file } => {
-            let config = load_config(&cli, file.as_ref(), None)?;
+            let config = load_config(&cli, file.as_ref(), None, None)?;
             println!("configuration is valid");
             println!("  data_dir: {}", config.data_dir.display());
             println!("  http: {} (DICOMweb at {})", config.http.listen, config.http.dicomweb_root);
+            println!("  dimse: {} (AE title {}, {})", config.dimse.listen, config.dimse.ae_title, if config.dimse.allow_any_calling_ae { "any calling AE".to_owned() } else { format!("{} known AEs", config.dimse.known_aes.len()) });
             println!("  catalog: {}", if config.catalog.url.is_empty() && config.catalog.url_file.is_empty() { "embedded SQLite" } else { "PostgreSQL" });
             for (name, tier) in &config.storage.tiers {
                 println!("  tier {name}: {tier:?}{}", if *name == config.storage.default_tier { " (default)" } else { "" });

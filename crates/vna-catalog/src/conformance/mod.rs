@@ -5,9 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod patient_cases;
 mod query_cases;
 mod write_cases;
 
+pub use patient_cases::*;
 pub use query_cases::*;
 pub use write_cases::*;
 
@@ -32,7 +34,8 @@ macro_rules! catalog_conformance_tests {
             instances_in_scope_and_order, single_matching, wildcard_matching, wildcard_escaping,
             date_and_time_ranges, integer_matching, uid_lists, modalities_in_study,
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,
-            result_ordering);
+            result_ordering, patient_level_matching, patient_counters_count_current_instances,
+            patient_level_paging_and_order);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless);
@@ -142,6 +145,11 @@ pub fn filter(key: Key, matcher: Matcher) -> Filter {
 
 pub fn query(level: Level, filters: Vec<Filter>) -> Query {
     Query { level, filters, limit: None, offset: 0 }
+}
+
+pub async fn patient_ids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
+    let rows = c.query_patients(&query(Level::Patient, filters)).await.unwrap();
+    rows.into_iter().map(|r| r.patient.patient_id).collect()
 }
 
 pub async fn study_uids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {

@@ -13,7 +13,7 @@ const C: &str = "1.2.4.3";
 /// A: Müller^Jürgen, 2020-01-01 08:00, CT (2 instances) + SR, referring Śmith^Ánna;
 /// B: Doe^John, 2021-06-15 14:30, MR;
 /// C: doe^jane (lower case), 2022-12-31 23:59:59, CT (instances 5 and 10, series number 10).
-async fn world(c: &dyn Catalog) {
+pub(super) async fn world(c: &dyn Catalog) {
     let mut a1 = new_instance(A, "1.2.4.1.1", "1.2.4.1.1.1");
     a1.patient = PatientAttrs {
         patient_id: "PID-A".into(),

@@ -1,0 +1,38 @@
+//! C-STORE SCP (PS3.4 Annex B): the data set streams from the P-DATA values into the ingest
+//! pipeline behind a synthesized preamble and file meta group (PS3.10 §7.1), so that what is
+//! stored is a Part 10 object whose data set is byte for byte the one received.
+
+use crate::status::store_failure;
+use bytes::Bytes;
+use std::sync::Arc;
+use vna_archive::{Archive, StoreRequest as IngestRequest};
+use vna_dicom::uid::{SopClassUid, SopInstanceUid};
+use vna_dimse::{DataStream, Reply, Status, StoreRequest};
+
+pub(crate) async fn c_store(archive: &Arc<Archive>, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply {
+    let (Ok(class), Ok(instance)) = (SopClassUid::new(request.sop_class_uid), SopInstanceUid::new(request.sop_instance_uid)) else {
+        return Reply::with_comment(Status::CANNOT_UNDERSTAND, "affected SOP class or instance UID is not a valid UID");
+    };
+    let meta = vna_dicom::write::file_meta(class.as_str(), instance.as_str(), request.transfer_syntax);
+    let mut body = match archive.begin_store(IngestRequest { expected_sop: Some((class, instance)), ..Default::default() }) {
+        Ok(b) => b,
+        Err(e) => return store_failure(&e),
+    };
+    let mut pipeline_failed = body.send(Bytes::from(meta)).await.is_err();
+    while !pipeline_failed {
+        match data.next().await {
+            Ok(Some(chunk)) => pipeline_failed = body.send(chunk).await.is_err(),
+            Ok(None) => break,
+            // The association is gone: dropping `body` without `finish` aborts the store, and
+            // no response can be sent anyway.
+            Err(_) => return Reply::status(Status::PROCESSING_FAILURE),
+        }
+    }
+    // After a failed send, `wait` reports why; the toolkit discards the rest of the data set.
+    let outcome = if pipeline_failed { body.wait().await } else { body.finish().await };
+    match outcome {
+        // Stored, duplicate (a no-op), new version, or kept as prior version: all durable.
+        Ok(_) => Reply::status(Status::SUCCESS),
+        Err(e) => store_failure(&e),
+    }
+}

@@ -1,0 +1,170 @@
+//! The service-provider side of DIMSE as a trait: what an SCP built on this toolkit implements.
+//! C-ECHO is answered by the toolkit; every other operation defaults to "unrecognized
+//! operation" (PS3.7 Annex C, 0x0211) so an SCP grows one service at a time.
+
+use crate::association::Association;
+use crate::command::Command;
+use crate::error::DimseError;
+use crate::negotiate::{is_storage_class, VERIFICATION};
+use crate::status::Status;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::net::SocketAddr;
+
+/// Who is on the other side of an association.
+#[derive(Debug, Clone)]
+pub struct AssociationInfo {
+    pub calling_ae: String,
+    pub called_ae: String,
+    pub peer_addr: Option<SocketAddr>,
+}
+
+/// Sub-operation counts of C-MOVE/C-GET responses (PS3.7 §9.3.3.2, §9.3.4.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubOperations {
+    pub remaining: Option<u16>,
+    pub completed: u16,
+    pub failed: u16,
+    pub warning: u16,
+}
+
+/// A final response: the status and what goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: Status,
+    /// Error Comment (0000,0902): at most 64 characters, no PHI.
+    pub error_comment: Option<String>,
+    pub offending_elements: Vec<(u16, u16)>,
+    pub suboperations: Option<SubOperations>,
+    /// A data set sent with the response (e.g. Failed SOP Instance UID List of C-MOVE).
+    pub data_set: Option<Vec<u8>>,
+}
+
+impl Reply {
+    pub fn status(status: Status) -> Reply {
+        Reply { status, error_comment: None, offending_elements: Vec::new(), suboperations: None, data_set: None }
+    }
+
+    /// A status with an Error Comment, cut to the 64 characters of LO (PS3.5 §6.2).
+    pub fn with_comment(status: Status, comment: &str) -> Reply {
+        let comment: String = comment.chars().take(64).collect();
+        Reply { error_comment: Some(comment), ..Reply::status(status) }
+    }
+
+    pub(crate) fn apply(&self, rsp: &mut Command) {
+        rsp.error_comment = self.error_comment.clone();
+        rsp.offending_elements = self.offending_elements.clone();
+        if let Some(s) = self.suboperations {
+            rsp.remaining_suboperations = s.remaining;
+            rsp.completed_suboperations = Some(s.completed);
+            rsp.failed_suboperations = Some(s.failed);
+            rsp.warning_suboperations = Some(s.warning);
+        }
+        if self.data_set.is_some() {
+            rsp.data_set_type = crate::command::DATA_SET_PRESENT;
+        }
+    }
+}
+
+/// A C-STORE request as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct StoreRequest<'a> {
+    pub command: &'a Command,
+    pub sop_class_uid: &'a str,
+    pub sop_instance_uid: &'a str,
+    /// The transfer syntax of the presentation context: the data set's encoding.
+    pub transfer_syntax: &'a str,
+}
+
+/// The data set of a request, fragment by fragment as P-DATA values arrive.
+pub struct DataStream<'a> {
+    pub(crate) assoc: &'a mut Association,
+    pub(crate) failed: bool,
+}
+
+impl DataStream<'_> {
+    /// The next fragment; `None` after the last. An error means the association is gone
+    /// (aborted, closed, timed out): the handler must not acknowledge anything.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, DimseError> {
+        let r = self.assoc.receive_data().await;
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+/// Sends pending responses of a C-FIND/C-MOVE/C-GET and notices C-CANCEL.
+pub struct Responder<'a> {
+    pub(crate) assoc: &'a mut Association,
+    pub(crate) context_id: u8,
+    pub(crate) request: &'a Command,
+}
+
+impl Responder<'_> {
+    /// A pending response (status 0xFF00/0xFF01), with an identifier and/or counts (PS3.7
+    /// §9.1.2.1.6, §9.1.3.1.6, §9.1.4.1.6).
+    pub async fn pending(&mut self, status: Status, identifier: Option<&[u8]>, counts: Option<SubOperations>) -> Result<(), DimseError> {
+        let mut reply = Reply::status(status);
+        reply.suboperations = counts;
+        let mut rsp = self.request.response(status);
+        reply.apply(&mut rsp);
+        if identifier.is_some() {
+            rsp.data_set_type = crate::command::DATA_SET_PRESENT;
+        }
+        self.assoc.send_message(self.context_id, &rsp, identifier).await
+    }
+
+    /// True when the peer asked to cancel this operation (C-CANCEL-RQ) or left.
+    pub fn cancelled(&mut self) -> bool {
+        match self.request.message_id {
+            Some(id) => self.assoc.poll_cancel(id),
+            None => false,
+        }
+    }
+
+    /// The negotiated transfer syntax of the request's presentation context.
+    pub fn transfer_syntax(&self) -> &str {
+        self.assoc.context(self.context_id).map(|c| c.transfer_syntax.as_str()).unwrap_or("1.2.840.10008.1.2")
+    }
+}
+
+/// What an SCP implements. All methods run on the association's task; one association
+/// handles one operation at a time (no asynchronous operations window is negotiated).
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Which abstract syntaxes to accept at association time. Default: Verification and
+    /// every storage SOP class.
+    fn accepts(&self, abstract_syntax: &str) -> bool {
+        abstract_syntax == VERIFICATION || is_storage_class(abstract_syntax)
+    }
+
+    /// C-STORE (PS3.4 Annex B). The data set arrives as a stream; the toolkit discards
+    /// whatever the handler leaves unread before sending the response.
+    async fn c_store(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply;
+
+    /// C-FIND (PS3.4 Annex C.4.1): matches go out as pending responses through `responder`;
+    /// the returned reply is the final one.
+    async fn c_find(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        let _ = (info, request, identifier, responder);
+        Reply::status(Status::UNRECOGNIZED_OPERATION)
+    }
+
+    /// C-MOVE (PS3.4 Annex C.4.2).
+    async fn c_move(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        let _ = (info, request, identifier, responder);
+        Reply::status(Status::UNRECOGNIZED_OPERATION)
+    }
+
+    /// C-GET (PS3.4 Annex C.4.3).
+    async fn c_get(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        let _ = (info, request, identifier, responder);
+        Reply::status(Status::UNRECOGNIZED_OPERATION)
+    }
+
+    /// N-ACTION (PS3.7 §10.1.4), e.g. Storage Commitment requests (PS3.4 Annex J).
+    async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
+        let _ = (info, request, data, responder);
+        Reply::status(Status::UNRECOGNIZED_OPERATION)
+    }
+}

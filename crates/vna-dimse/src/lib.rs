@@ -1,0 +1,26 @@
+//! A DIMSE toolkit above `dicom-ul` (PS3.7): command sets, status codes, message assembly from
+//! P-DATA fragments, an async SCP association loop and SCU helpers. It knows associations and
+//! PDUs, not the archive: the SCP front end (`vna-dimse-scp`), the load generator and the tests
+//! all build on it. dicom-rs stops at the upper layer (PDUs); everything above is here.
+
+pub mod association;
+pub mod client;
+pub mod command;
+pub mod error;
+pub mod handler;
+pub mod negotiate;
+pub mod server;
+pub mod status;
+mod wire;
+
+/// The upper-layer crate this toolkit builds on, for its PDU types (rejection reasons).
+pub use dicom_ul;
+
+pub use association::{Association, Incoming, PresentationContext, Timeouts};
+pub use client::{read_meta, Client, ClientOptions, FileMeta, ProposedContext};
+pub use command::{Command, CommandField};
+pub use error::DimseError;
+pub use handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest, SubOperations};
+pub use negotiate::{is_storage_class, AcceptorPolicy, TRANSFER_SYNTAXES, VERIFICATION};
+pub use server::{serve, ScpConfig};
+pub use status::{Status, StatusKind};

@@ -1,0 +1,243 @@
+//! Association negotiation (PS3.8 §7.1, §9.3.2-§9.3.4, Annex D): the acceptor's decision on an
+//! A-ASSOCIATE-RQ (AE titles, application context, presentation contexts, maximum length) and
+//! the transfer syntaxes and SOP classes this toolkit accepts.
+//!
+//! Ours rather than dicom-ul's `ServerAssociationOptions`: that acceptor matches abstract
+//! syntaxes against an exact list (or accepts everything), and only accepts transfer syntaxes
+//! known to dicom-rs's codec registry; an archive that stores as received needs every storage
+//! SOP class, present and future, and a fixed list of syntaxes it never decodes.
+
+use crate::association::PresentationContext;
+use dicom_ul::pdu::{
+    AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ,
+    PresentationContextResult, PresentationContextResultReason, UserVariableItem,
+};
+
+/// PS3.7 Annex A.2.1: the DICOM application context name.
+pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
+/// Our implementation class UID and version name (PS3.7 Annex D.3.3.2).
+pub const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1480.1";
+pub const IMPLEMENTATION_VERSION_NAME: &str = "VNA";
+
+/// Transfer syntaxes accepted for storage, as received (PS3.5 Annex A; PS3.6 Annex A).
+pub const TRANSFER_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.2",        // implicit VR little endian
+    "1.2.840.10008.1.2.1",      // explicit VR little endian
+    "1.2.840.10008.1.2.1.99",   // deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",      // explicit VR big endian (retired, still sent)
+    "1.2.840.10008.1.2.4.50",   // JPEG baseline
+    "1.2.840.10008.1.2.4.51",   // JPEG extended
+    "1.2.840.10008.1.2.4.57",   // JPEG lossless
+    "1.2.840.10008.1.2.4.70",   // JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",   // JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",   // JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",   // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",   // JPEG 2000
+    "1.2.840.10008.1.2.4.201",  // HTJ2K lossless
+    "1.2.840.10008.1.2.4.202",  // HTJ2K lossless RPCL
+    "1.2.840.10008.1.2.4.203",  // HTJ2K
+    "1.2.840.10008.1.2.5",      // RLE lossless
+    "1.2.840.10008.1.2.4.100",  // MPEG-2 MP@ML
+    "1.2.840.10008.1.2.4.101",  // MPEG-2 MP@HL
+    "1.2.840.10008.1.2.4.102",  // MPEG-4 AVC/H.264 HP@4.1
+    "1.2.840.10008.1.2.4.103",  // MPEG-4 AVC/H.264 BD-compatible
+    "1.2.840.10008.1.2.4.104",  // MPEG-4 AVC/H.264 2D video
+    "1.2.840.10008.1.2.4.105",  // MPEG-4 AVC/H.264 3D video
+    "1.2.840.10008.1.2.4.106",  // MPEG-4 AVC/H.264 stereo
+    "1.2.840.10008.1.2.4.107",  // HEVC/H.265 Main
+    "1.2.840.10008.1.2.4.108",  // HEVC/H.265 Main 10
+];
+
+/// Verification SOP class (PS3.4 Annex A).
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+
+/// Storage SOP classes outside the `1.2.840.10008.5.1.4.1.1.` branch (PS3.4 Annex B.5).
+const OTHER_STORAGE_CLASSES: &[&str] = &[
+    "1.2.840.10008.5.1.4.34.7",   // RT Beams Delivery Instruction Storage
+    "1.2.840.10008.5.1.4.34.10",  // RT Brachy Application Setup Delivery Instruction Storage
+    "1.2.840.10008.5.1.4.38.1",   // Hanging Protocol Storage
+    "1.2.840.10008.5.1.4.39.1",   // Color Palette Storage
+    "1.2.840.10008.5.1.4.43.1",   // Generic Implant Template Storage
+    "1.2.840.10008.5.1.4.44.1",   // Implant Assembly Template Storage
+    "1.2.840.10008.5.1.4.45.1",   // Implant Template Group Storage
+];
+
+/// A storage SOP class (PS3.4 Annex B.5): every class under `1.2.840.10008.5.1.4.1.1.` —
+/// including ones newer than this code — and the few storage classes outside that branch.
+/// Query/retrieve models (`…5.1.4.1.2.…`) and worklists are not storage classes.
+pub fn is_storage_class(uid: &str) -> bool {
+    uid.starts_with("1.2.840.10008.5.1.4.1.1.") || OTHER_STORAGE_CLASSES.contains(&uid)
+}
+
+/// What the acceptor checks before looking at presentation contexts.
+#[derive(Debug, Clone)]
+pub struct AcceptorPolicy {
+    pub ae_title: String,
+    pub allow_any_calling_ae: bool,
+    /// Calling AE titles accepted when `allow_any_calling_ae` is false.
+    pub known_calling_aes: Vec<String>,
+    /// Our Maximum Length (PS3.8 §D.1).
+    pub max_pdu_length: u32,
+}
+
+/// The acceptor's answer to an A-ASSOCIATE-RQ.
+pub enum Decision {
+    Accept { ac: AssociationAC, contexts: Vec<PresentationContext>, peer_max_pdu: u32 },
+    Reject(AssociationRJ),
+}
+
+fn reject(result: AssociationRJResult, source: AssociationRJSource) -> Decision {
+    Decision::Reject(AssociationRJ { result, source })
+}
+
+/// Decides on an A-ASSOCIATE-RQ. `accepts` says which abstract syntaxes the handler serves;
+/// for each proposed context the first proposed transfer syntax in [`TRANSFER_SYNTAXES`] wins
+/// (the requestor lists its preference first; we store as received).
+pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str) -> bool) -> Decision {
+    use AssociationRJServiceUserReason as User;
+    // PS3.8 §9.3.2: bit 0 of the protocol version is version 1.
+    if rq.protocol_version & 1 == 0 {
+        return reject(
+            AssociationRJResult::Permanent,
+            AssociationRJSource::ServiceProviderASCE(dicom_ul::pdu::AssociationRJServiceProviderASCEReason::ProtocolVersionNotSupported),
+        );
+    }
+    if rq.application_context_name.trim_end_matches(['\0', ' ']) != APPLICATION_CONTEXT {
+        return reject(AssociationRJResult::Permanent, AssociationRJSource::ServiceUser(User::ApplicationContextNameNotSupported));
+    }
+    if rq.called_ae_title.trim() != policy.ae_title {
+        return reject(AssociationRJResult::Permanent, AssociationRJSource::ServiceUser(User::CalledAETitleNotRecognized));
+    }
+    let calling = rq.calling_ae_title.trim();
+    if !policy.allow_any_calling_ae && !policy.known_calling_aes.iter().any(|a| a == calling) {
+        return reject(AssociationRJResult::Permanent, AssociationRJSource::ServiceUser(User::CallingAETitleNotRecognized));
+    }
+    let mut peer_max_pdu = dicom_ul::pdu::DEFAULT_MAX_PDU;
+    for item in &rq.user_variables {
+        if let UserVariableItem::MaxLength(len) = item {
+            peer_max_pdu = *len;
+        }
+    }
+    let mut results = Vec::with_capacity(rq.presentation_contexts.len());
+    let mut contexts = Vec::new();
+    for pc in &rq.presentation_contexts {
+        let abstract_syntax = pc.abstract_syntax.trim_end_matches(['\0', ' ']).to_owned();
+        let (reason, ts) = if !accepts(&abstract_syntax) {
+            (PresentationContextResultReason::AbstractSyntaxNotSupported, None)
+        } else {
+            match pc.transfer_syntaxes.iter().map(|t| t.trim_end_matches(['\0', ' '])).find(|t| TRANSFER_SYNTAXES.contains(t)) {
+                Some(ts) => (PresentationContextResultReason::Acceptance, Some(ts.to_owned())),
+                None => (PresentationContextResultReason::TransferSyntaxesNotSupported, None),
+            }
+        };
+        // PS3.8 §9.3.3.2: the transfer syntax field is ignored unless accepted; send one anyway.
+        let transfer_syntax = ts.clone().unwrap_or_else(|| TRANSFER_SYNTAXES[0].to_owned());
+        results.push(PresentationContextResult { id: pc.id, reason, transfer_syntax });
+        if let Some(transfer_syntax) = ts {
+            contexts.push(PresentationContext { id: pc.id, abstract_syntax, transfer_syntax });
+        }
+    }
+    let ac = AssociationAC {
+        protocol_version: 1,
+        calling_ae_title: rq.calling_ae_title.clone(),
+        called_ae_title: rq.called_ae_title.clone(),
+        application_context_name: APPLICATION_CONTEXT.to_owned(),
+        presentation_contexts: results,
+        user_variables: vec![
+            UserVariableItem::MaxLength(policy.max_pdu_length),
+            UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_owned()),
+            UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
+        ],
+    };
+    Decision::Accept { ac, contexts, peer_max_pdu }
+}
+
+/// The rejection sent when the association cap is reached: transient, presentation-related
+/// service provider, local limit exceeded (PS3.8 §9.3.4 Table 9-21).
+pub fn over_capacity() -> AssociationRJ {
+    AssociationRJ {
+        result: AssociationRJResult::Transient,
+        source: AssociationRJSource::ServiceProviderPresentation(
+            dicom_ul::pdu::AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_ul::pdu::PresentationContextProposed;
+
+    fn rq(calling: &str, called: &str, contexts: Vec<(&str, Vec<&str>)>) -> AssociationRQ {
+        AssociationRQ {
+            protocol_version: 1,
+            calling_ae_title: calling.into(),
+            called_ae_title: called.into(),
+            application_context_name: APPLICATION_CONTEXT.into(),
+            presentation_contexts: contexts
+                .into_iter()
+                .enumerate()
+                .map(|(i, (a, t))| PresentationContextProposed {
+                    id: (2 * i + 1) as u8,
+                    abstract_syntax: a.into(),
+                    transfer_syntaxes: t.into_iter().map(String::from).collect(),
+                })
+                .collect(),
+            user_variables: vec![UserVariableItem::MaxLength(16384)],
+        }
+    }
+
+    fn policy(allow_any: bool) -> AcceptorPolicy {
+        AcceptorPolicy { ae_title: "VNA".into(), allow_any_calling_ae: allow_any, known_calling_aes: vec!["MODALITY".into()], max_pdu_length: 65536 }
+    }
+
+    fn accepts(uid: &str) -> bool {
+        uid == VERIFICATION || is_storage_class(uid)
+    }
+
+    #[test]
+    fn storage_classes() {
+        assert!(is_storage_class("1.2.840.10008.5.1.4.1.1.2"));
+        assert!(is_storage_class("1.2.840.10008.5.1.4.1.1.77.1.6")); // whole slide microscopy
+        assert!(is_storage_class("1.2.840.10008.5.1.4.1.1.77.1.1.1")); // video endoscopic
+        assert!(!is_storage_class("1.2.840.10008.5.1.4.1.2.2.1")); // study root find
+        assert!(!is_storage_class("1.2.840.10008.5.1.4.31")); // worklist
+    }
+
+    #[test]
+    fn accepts_first_supported_syntax_and_rejects_unknown_classes() {
+        let r = rq(
+            "MODALITY",
+            "VNA",
+            vec![
+                ("1.2.840.10008.5.1.4.1.1.2", vec!["1.2.3.4.unknown", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.1"]),
+                ("1.2.840.10008.5.1.4.1.2.2.1", vec!["1.2.840.10008.1.2"]),
+                ("1.2.840.10008.5.1.4.1.1.4", vec!["1.2.3.4.unknown"]),
+            ],
+        );
+        let Decision::Accept { ac, contexts, peer_max_pdu } = decide(&r, &policy(false), accepts) else { panic!("rejected") };
+        assert_eq!(peer_max_pdu, 16384);
+        assert_eq!(contexts, vec![PresentationContext { id: 1, abstract_syntax: "1.2.840.10008.5.1.4.1.1.2".into(), transfer_syntax: "1.2.840.10008.1.2.4.90".into() }]);
+        let reasons: Vec<_> = ac.presentation_contexts.iter().map(|p| p.reason.clone()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                PresentationContextResultReason::Acceptance,
+                PresentationContextResultReason::AbstractSyntaxNotSupported,
+                PresentationContextResultReason::TransferSyntaxesNotSupported
+            ]
+        );
+    }
+
+    #[test]
+    fn ae_titles_are_checked() {
+        let bad_called = rq("MODALITY", "OTHER", vec![(VERIFICATION, vec!["1.2.840.10008.1.2"])]);
+        let Decision::Reject(rj) = decide(&bad_called, &policy(false), accepts) else { panic!("accepted") };
+        assert_eq!(rj.source, AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CalledAETitleNotRecognized));
+        assert_eq!(rj.result, AssociationRJResult::Permanent);
+        let unknown = rq("STRANGER", "VNA", vec![(VERIFICATION, vec!["1.2.840.10008.1.2"])]);
+        let Decision::Reject(rj) = decide(&unknown, &policy(false), accepts) else { panic!("accepted") };
+        assert_eq!(rj.source, AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CallingAETitleNotRecognized));
+        assert!(matches!(decide(&unknown, &policy(true), accepts), Decision::Accept { .. }));
+    }
+}

@@ -1,0 +1,246 @@
+//! The async SCP loop: accept, negotiate (PS3.8 §7.1), serve one association per task,
+//! dispatch DIMSE requests to a [`Handler`], release/abort (PS3.8 §7.2-7.3), and shut down in
+//! order (stop accepting; in-flight associations get a grace period).
+
+use crate::association::{Association, Incoming, Timeouts};
+use crate::command::{Command, CommandField};
+use crate::error::DimseError;
+use crate::handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest};
+use crate::negotiate::{decide, over_capacity, AcceptorPolicy, Decision};
+use crate::status::Status;
+use crate::wire;
+use bytes::BytesMut;
+use dicom_ul::pdu::Pdu;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// Largest identifier accepted with a C-FIND/C-MOVE/C-GET/N-ACTION request.
+const MAX_IDENTIFIER_BYTES: usize = 1 << 20;
+/// Connections being turned away at once when over the cap; past this they are just closed.
+const MAX_REJECTING: usize = 32;
+/// Time a turned-away peer gets to send its A-ASSOCIATE-RQ.
+const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    pub policy: AcceptorPolicy,
+    /// Associations served at once; more are rejected (transient, local limit exceeded).
+    pub max_associations: usize,
+    pub timeouts: Timeouts,
+    /// After shutdown begins, how long in-flight associations get to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves associations on `listener` until `shutdown` resolves, then drains.
+pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
+    let config = Arc::new(config);
+    let slots = Arc::new(Semaphore::new(config.max_associations.max(1)));
+    let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (socket, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "dimse accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Small command/response exchanges stall on Nagle's algorithm without it (DESIGN.md:
+        // 11 → 277 small instances/s).
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let (config, handler, stop) = (config.clone(), handler.clone(), stop_rx.clone());
+                tasks.spawn(async move {
+                    if let Err(e) = serve_association(socket, &config, handler.as_ref(), stop).await {
+                        tracing::info!(peer = %peer, error = %e, source = ?std::error::Error::source(&e), "association ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => match rejecting.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tracing::warn!(peer = %peer, max = config.max_associations, "association cap reached: rejecting");
+                    tasks.spawn(async move {
+                        reject_over_capacity(socket).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => drop(socket),
+            },
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "dimse: no new associations, draining");
+    }
+    let drained = tokio::time::timeout(config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(left = tasks.len(), grace_seconds = config.shutdown_grace.as_secs(), "associations still open after the grace period: aborting them");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn reject_over_capacity(mut socket: TcpStream) {
+    let mut buf = BytesMut::new();
+    let read = tokio::time::timeout(REJECT_READ_TIMEOUT, wire::read_pdu(&mut socket, &mut buf, 1 << 16)).await;
+    if let Ok(Ok(Some(Pdu::AssociationRQ(_)))) = read {
+        if let Ok(bytes) = wire::encode(&Pdu::AssociationRJ(over_capacity())) {
+            let _ = socket.write_all(&bytes).await;
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+async fn read_with(timeout: Option<Duration>, socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Option<Pdu>, DimseError> {
+    let fut = wire::read_pdu(socket, buf, 1 << 16);
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| DimseError::Timeout { step: "waiting for A-ASSOCIATE-RQ" })?,
+        None => fut.await,
+    }
+}
+
+async fn serve_association<H: Handler>(mut socket: TcpStream, config: &ScpConfig, handler: &H, mut stop: watch::Receiver<bool>) -> Result<(), DimseError> {
+    let mut buf = BytesMut::new();
+    let rq = match read_with(config.timeouts.read, &mut socket, &mut buf).await? {
+        Some(Pdu::AssociationRQ(rq)) => rq,
+        Some(_) => {
+            let abort = Pdu::AbortRQ {
+                source: dicom_ul::pdu::AbortRQSource::ServiceProvider(dicom_ul::pdu::AbortRQServiceProviderReason::UnexpectedPdu),
+            };
+            let _ = socket.write_all(&wire::encode(&abort)?).await;
+            return Err(DimseError::UnexpectedPdu { what: "PDU other than A-ASSOCIATE-RQ on a new connection" });
+        }
+        None => return Ok(()),
+    };
+    let (ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
+        Decision::Reject(rj) => {
+            tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
+            socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
+            let _ = socket.shutdown().await;
+            return Ok(());
+        }
+        Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
+    };
+    socket.write_all(&wire::encode(&Pdu::AssociationAC(ac))?).await.map_err(DimseError::WritePdu)?;
+    let info = AssociationInfo { calling_ae: rq.calling_ae_title.trim().to_owned(), called_ae: rq.called_ae_title.trim().to_owned(), peer_addr: socket.peer_addr().ok() };
+    tracing::debug!(calling_ae = %info.calling_ae, contexts = contexts.len(), "association accepted");
+    let mut assoc = Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts);
+    loop {
+        let incoming = tokio::select! {
+            r = assoc.receive_command() => r,
+            _ = stopped(&mut stop) => {
+                // Between messages: nothing is in flight, leave now (PS3.8 §7.3 A-ABORT).
+                assoc.abort(true).await;
+                return Ok(());
+            }
+        };
+        let (context_id, command) = match incoming {
+            Ok(Incoming::Command { context_id, command }) => (context_id, command),
+            Ok(Incoming::ReleaseRequested) => return assoc.release_response().await,
+            Ok(Incoming::Aborted | Incoming::Closed) => return Ok(()),
+            Err(e) => {
+                assoc.abort(true).await;
+                return Err(e);
+            }
+        };
+        match dispatch(&mut assoc, &info, handler, context_id, &command).await {
+            Ok(()) => {}
+            Err(e @ (DimseError::Aborted | DimseError::Closed)) => return Err(e),
+            Err(e) => {
+                assoc.abort(true).await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown has begun.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            // The server is gone without a shutdown signal: never resolve here.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn dispatch<H: Handler>(assoc: &mut Association, info: &AssociationInfo, handler: &H, context_id: u8, command: &Command) -> Result<(), DimseError> {
+    let reply = match command.field {
+        CommandField::C_ECHO_RQ => {
+            assoc.drain_data().await?;
+            Reply::status(Status::SUCCESS)
+        }
+        CommandField::C_STORE_RQ => {
+            let transfer_syntax = assoc.context(context_id).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+            let (Some(class), Some(instance)) = (command.affected_sop_class_uid.clone(), command.affected_sop_instance_uid.clone()) else {
+                assoc.drain_data().await?;
+                return send_reply(assoc, context_id, command, Reply::with_comment(Status::MISTYPED_ARGUMENT, "C-STORE-RQ without affected SOP class/instance")).await;
+            };
+            let request = StoreRequest { command, sop_class_uid: &class, sop_instance_uid: &instance, transfer_syntax: &transfer_syntax };
+            let mut stream = DataStream { assoc, failed: false };
+            let reply = handler.c_store(info, request, &mut stream).await;
+            if stream.failed {
+                return Err(DimseError::Aborted);
+            }
+            assoc.drain_data().await?;
+            reply
+        }
+        CommandField::C_FIND_RQ | CommandField::C_MOVE_RQ | CommandField::C_GET_RQ => {
+            let identifier = assoc.receive_data_set(MAX_IDENTIFIER_BYTES).await?;
+            let mut responder = Responder { assoc, context_id, request: command };
+            match command.field {
+                CommandField::C_FIND_RQ => handler.c_find(info, command, identifier, &mut responder).await,
+                CommandField::C_MOVE_RQ => handler.c_move(info, command, identifier, &mut responder).await,
+                _ => handler.c_get(info, command, identifier, &mut responder).await,
+            }
+        }
+        CommandField::N_ACTION_RQ => {
+            let data = if command.has_data_set() { Some(assoc.receive_data_set(MAX_IDENTIFIER_BYTES).await?) } else { None };
+            let mut responder = Responder { assoc, context_id, request: command };
+            handler.n_action(info, command, data, &mut responder).await
+        }
+        // A cancel for an operation that already ended (PS3.7 §9.3.2.3): nothing to do.
+        CommandField::C_CANCEL_RQ => return Ok(()),
+        field if field.is_response() => {
+            tracing::debug!(field = field.0, "ignoring an unexpected response");
+            return assoc.drain_data().await;
+        }
+        _ => {
+            assoc.drain_data().await?;
+            Reply::status(Status::UNRECOGNIZED_OPERATION)
+        }
+    };
+    send_reply(assoc, context_id, command, reply).await
+}
+
+async fn send_reply(assoc: &mut Association, context_id: u8, command: &Command, reply: Reply) -> Result<(), DimseError> {
+    let mut rsp = command.response(reply.status);
+    if command.field == CommandField::C_ECHO_RQ {
+        rsp.affected_sop_instance_uid = None;
+    }
+    reply.apply(&mut rsp);
+    assoc.send_message(context_id, &rsp, reply.data_set.as_deref()).await
+}

@@ -1,0 +1,97 @@
+"""The archive as a DIMSE peer, on both catalog backends: dcmtk's storescu sends the
+synthetic corpus (CT, MR Latin-1, implicit VR SC, native multi-frame; the whole-slide JPEG
+files with JPEG proposed), DICOMweb reads back the same data sets, and a killed storescu
+leaves nothing behind.
+
+dcmtk is called by full path: pynetdicom's apps install commands with the same names.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import dicomgen
+from helpers import qido, retrieve_raw, instance_url
+
+STORESCU = "/usr/bin/storescu"
+ECHOSCU = "/usr/bin/echoscu"
+
+
+def _data_set(part10: bytes) -> bytes:
+    """Everything after the file meta group (PS3.10 §7.1)."""
+    assert part10[128:132] == b"DICM"
+    group_length = int.from_bytes(part10[140:144], "little")
+    return part10[144 + group_length:]
+
+
+def _dcmtk(tool: str, server, *args: str, files: list[Path] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([tool, "-aec", "VNA", *args, "127.0.0.1", str(server.dimse_port), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_storescu_corpus_then_wado_returns_the_same_data_sets(server, tmp_path: Path):
+    echo = _dcmtk(ECHOSCU, server)
+    assert echo.returncode == 0, echo.stderr
+    corpus = dicomgen.corpus()
+    instances = corpus.all()
+    files = []
+    for inst in instances:
+        p = tmp_path / f"{inst.label}.dcm"
+        p.write_bytes(inst.data)
+        files.append(p)
+    # -R: propose only the SOP classes of the files. storescu converts a file whose transfer
+    # syntax was not accepted (which would change the bytes), and we accept the first syntax it
+    # proposes in each context: so each syntax is sent with proposals that lead with it.
+    proposal = {
+        "1.2.840.10008.1.2": ["-xi"],  # implicit VR little endian only
+        "1.2.840.10008.1.2.1": ["-xe"],  # explicit VR little endian only
+        "1.2.840.10008.1.2.4.50": ["-xy"],  # JPEG baseline (and uncompressed)
+    }
+    groups: dict[str, list[Path]] = {}
+    for f, inst in zip(files, instances):
+        groups.setdefault(inst.transfer_syntax, []).append(f)
+    assert set(groups) <= set(proposal), f"no storescu proposal for {set(groups) - set(proposal)}"
+    for ts, batch in groups.items():
+        r = _dcmtk(STORESCU, server, "-R", *proposal[ts], files=batch)
+        assert r.returncode == 0, r.stderr
+    for inst in instances:
+        status, results = qido(server.dicomweb, "instances", {"SOPInstanceUID": inst.sop_uid})
+        assert status == 200 and len(results) == 1, f"{inst.label} not found after C-STORE"
+        got = retrieve_raw(instance_url(server.dicomweb, inst.study_uid, inst.series_uid, inst.sop_uid))
+        assert len(got) == 1
+        assert _data_set(got[0]) == _data_set(inst.data), f"{inst.label}: data set changed on the way"
+
+
+def test_killed_storescu_leaves_nothing_and_the_server_keeps_serving(server, tmp_path: Path):
+    big = dicomgen.large_instance(total_bytes=40_000_000)
+    p = tmp_path / "big.dcm"
+    p.write_bytes(big.data)
+    # Slow the sender down (small PDUs) so it is surely killed in the middle of the data set.
+    proc = subprocess.Popen([STORESCU, "-aec", "VNA", "-R", "--max-send-pdu", "4096", "127.0.0.1",
+                             str(server.dimse_port), str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill it as soon as the store is under way: a partial object exists in the blob store.
+    tmp = server.data_dir / "blobs" / "tmp"
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline and not (tmp.is_dir() and any(tmp.iterdir())):
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert proc.returncode < 0, "storescu finished before it could be killed; make the object larger"
+    status, results = qido(server.dicomweb, "instances", {"SOPInstanceUID": big.sop_uid})
+    assert status == 204 and results == [], "a half-received instance was stored"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        leftovers = [f for f in (server.data_dir / "blobs").rglob("*") if f.is_file()]
+        if not leftovers:
+            break
+        time.sleep(0.1)
+    assert not leftovers, f"partial blobs left behind: {leftovers}"
+    ok = dicomgen.implicit_vr_sc(patient_id=dicomgen.PATIENT_ID_PREFIX + "ALIVE")
+    q = tmp_path / "ok.dcm"
+    q.write_bytes(ok.data)
+    r = _dcmtk(STORESCU, server, "-R", files=[q])
+    assert r.returncode == 0, r.stderr
+    status, results = qido(server.dicomweb, "instances", {"SOPInstanceUID": ok.sop_uid})
+    assert status == 200 and len(results) == 1
