@@ -65,6 +65,7 @@ cleanup() {
     if [[ "$PG_STARTED" -eq 1 ]]; then
         echo "--- stopping throw-away PostgreSQL"
         scripts/pg-throwaway.sh stop || echo "warning: could not stop the throw-away PostgreSQL" >&2
+        rmdir -- "${VNA_PG_STATE_DIR:-}" 2>/dev/null || true
     fi
     echo
     for line in "${SUMMARY[@]}"; do echo "  $line"; done
@@ -148,7 +149,7 @@ fi
 "$VENV/bin/python" - <<'EOF' || die "the venv does not import the test clients"
 import importlib.metadata as m
 print("  " + ", ".join(f"{p} {m.version(p)}" for p in
-      ["pytest", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow"]))
+      ["pytest", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow", "pynetdicom"]))
 EOF
 
 # --------------------------------------------------------------------------
@@ -157,7 +158,9 @@ banner "postgresql" "throw-away PostgreSQL cluster"
 if [[ -n "${VNA_TEST_POSTGRES_URL:-}" ]]; then
     echo "using VNA_TEST_POSTGRES_URL from the environment (no throw-away cluster started)"
 else
-    scripts/pg-throwaway.sh stop   # leftovers of an interrupted run
+    # A state directory of this run's own: a second run on the same checkout (a developer's,
+    # beside CI's) must neither reuse nor stop this cluster.
+    export VNA_PG_STATE_DIR="${VNA_PG_STATE_DIR:-$(mktemp -d /tmp/vna-pg-state.XXXXXX)}"
     PG_STARTED=1
     VNA_TEST_POSTGRES_URL="$(scripts/pg-throwaway.sh start)" || die "could not start PostgreSQL"
     export VNA_TEST_POSTGRES_URL

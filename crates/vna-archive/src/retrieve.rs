@@ -3,7 +3,7 @@
 
 use crate::{Archive, ArchiveError};
 use vna_blob::{ByteStream, Range};
-use vna_catalog::{ByteRange, InstanceRow, Query, Scope, SeriesRow, StudyRow};
+use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow};
 
 /// One frame: the byte ranges of the stored object that make it up, in order.
 #[derive(Debug, Clone)]
@@ -79,6 +79,16 @@ impl Archive {
         let docs = self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading metadata"))?;
         let mut by_pk: std::collections::HashMap<i64, String> = docs.into_iter().collect();
         Ok(rows.into_iter().filter_map(|r| by_pk.remove(&r.pk).map(|m| (r, m))).collect())
+    }
+
+    /// Patients with a current instance matching `q` (C-FIND Patient Root, PS3.4 §C.6.1.1.2).
+    pub async fn search_patients(&self, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
+        self.catalog.query_patients(q).await.map_err(ArchiveError::catalog("searching patients"))
+    }
+
+    /// The current version of an instance by SOP Instance UID (Storage Commitment).
+    pub async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<InstanceRow>, ArchiveError> {
+        self.catalog.current_instance(sop).await.map_err(ArchiveError::catalog("looking up an instance"))
     }
 
     pub async fn search_studies(&self, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {

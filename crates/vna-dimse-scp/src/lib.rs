@@ -2,7 +2,10 @@
 //! requests into calls on `vna_archive::Archive` and archive errors into DIMSE statuses.
 //! Associations, PDUs and the SCP loop are `vna_dimse`'s; this crate only knows services.
 
+pub mod commitment;
 pub mod find;
+mod find_scp;
+pub mod retrieve;
 mod status;
 mod store;
 
@@ -14,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use vna_archive::Archive;
-use vna_dimse::{AssociationInfo, DataStream, Handler, Reply, ScpConfig, Status, StoreRequest};
+use vna_dimse::{AssociationInfo, Command, DataStream, Handler, Reply, Responder, ScpConfig, Status, StoreRequest};
 
 /// What a known peer may do (`[[dimse.known_aes]]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,15 @@ pub struct PeerRights {
 pub struct Peers {
     pub known: HashMap<String, PeerRights>,
     pub allow_unknown: bool,
+    /// Where known AEs listen: the C-MOVE destinations (PS3.4 §C.4.2.1.2).
+    pub destinations: HashMap<String, Destination>,
+}
+
+/// A known AE's address (`host`/`port` of `[[dimse.known_aes]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub host: String,
+    pub port: u16,
 }
 
 impl Peers {
@@ -56,12 +68,53 @@ impl ArchiveScp {
 
 #[async_trait]
 impl Handler for ArchiveScp {
+    /// Verification and storage (the toolkit's default), the C-FIND models, Storage Commitment.
+    fn accepts(&self, abstract_syntax: &str) -> bool {
+        abstract_syntax == vna_dimse::VERIFICATION
+            || vna_dimse::is_storage_class(abstract_syntax)
+            || find_scp::accepts(abstract_syntax)
+            || commitment::accepts(abstract_syntax)
+            || retrieve::accepts(abstract_syntax)
+    }
+
     async fn c_store(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply {
         if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_store) {
             // PS3.7 Annex C "Refused: Not Authorized"; the toolkit discards the data set.
             return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not store");
         }
         store::c_store(&self.archive, request, data).await
+    }
+
+    async fn c_find(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_query) {
+            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not query");
+        }
+        find_scp::c_find(&self.archive, info, request, &identifier, responder).await
+    }
+
+    /// C-MOVE (PS3.4 §C.4.2) to a known AE, for AEs that may retrieve.
+    async fn c_move(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_retrieve) {
+            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not retrieve");
+        }
+        let destination = request.move_destination.as_deref().and_then(|ae| self.peers.destinations.get(ae.trim()));
+        retrieve::c_move(&self.archive, destination, info, request, &identifier, responder).await
+    }
+
+    /// C-GET (PS3.4 §C.4.3), for AEs that may retrieve.
+    async fn c_get(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
+        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_retrieve) {
+            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not retrieve");
+        }
+        retrieve::c_get(&self.archive, info, request, &identifier, responder).await
+    }
+
+    /// Storage Commitment (PS3.4 Annex J), for AEs that may store.
+    async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
+        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_store) {
+            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not request commitment");
+        }
+        commitment::n_action(&self.archive, info, request, data.as_deref(), responder).await
     }
 }
 

@@ -81,6 +81,14 @@ pub struct Association {
     /// A command read by `poll_cancel` that was not a C-CANCEL, kept for `receive_command`.
     stashed: Option<Incoming>,
     cancel_partial: Vec<u8>,
+    /// A C-CANCEL-RQ read while waiting for something else (a C-STORE-RSP of a C-GET
+    /// sub-operation), for the next [`Self::poll_cancel`].
+    cancel_noted: Option<u16>,
+    /// SOP classes for which the peer accepted the SCP role (PS3.7 §D.3.3.4), so that we may
+    /// send it C-STORE sub-operations of a C-GET.
+    peer_scp_classes: Vec<String>,
+    /// Message IDs of requests this side sends (C-STORE sub-operations of a C-GET).
+    next_message_id: u16,
 }
 
 impl Association {
@@ -113,7 +121,34 @@ impl Association {
             data_open: false,
             stashed: None,
             cancel_partial: Vec::new(),
+            cancel_noted: None,
+            peer_scp_classes: Vec::new(),
+            next_message_id: 1,
         }
+    }
+
+    /// Records the SOP classes for which the peer takes the SCP role (role selection).
+    pub(crate) fn with_peer_scp_classes(mut self, classes: Vec<String>) -> Association {
+        self.peer_scp_classes = classes;
+        self
+    }
+
+    /// True when role selection made the peer an SCP of `sop_class` (PS3.7 §D.3.3.4).
+    pub fn peer_is_scp(&self, sop_class: &str) -> bool {
+        self.peer_scp_classes.iter().any(|c| c == sop_class)
+    }
+
+    /// A Message ID for a request sent by this side.
+    pub fn next_message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Remembers a C-CANCEL-RQ for `message_id` that arrived while another response was
+    /// awaited; the next [`Self::poll_cancel`] for it reports it.
+    pub(crate) fn note_cancel(&mut self, message_id: u16) {
+        self.cancel_noted = Some(message_id);
     }
 
     pub fn contexts(&self) -> &[PresentationContext] {
@@ -261,6 +296,10 @@ impl Association {
     /// Checks, without waiting, whether the peer sent a C-CANCEL-RQ for `message_id` (PS3.7
     /// §9.3.2.3). Another command that arrives meanwhile is kept for [`Self::receive_command`].
     pub fn poll_cancel(&mut self, message_id: u16) -> bool {
+        if self.cancel_noted == Some(message_id) {
+            self.cancel_noted = None;
+            return true;
+        }
         loop {
             if self.stashed.is_some() {
                 return matches!(self.stashed, Some(Incoming::Aborted | Incoming::Closed));
@@ -305,6 +344,25 @@ impl Association {
                 Event::Closed => self.stashed = Some(Incoming::Closed),
             }
         }
+    }
+
+    /// Puts back what [`Self::receive_command`] returned while something else was awaited (a
+    /// new request while waiting for the response to our own), for the next call. `false`
+    /// when something is already waiting; it is kept and `incoming` dropped.
+    pub(crate) fn unread(&mut self, incoming: Incoming) -> bool {
+        if self.stashed.is_some() {
+            return false;
+        }
+        self.stashed = Some(incoming);
+        true
+    }
+
+    /// Whether the peer asked to release, aborted or closed, as far as what has already
+    /// arrived tells (never waits). A command that arrived meanwhile is kept.
+    pub(crate) fn peer_leaving(&mut self) -> bool {
+        // `poll_cancel` reads what is there into `stashed`; a C-CANCEL can match no operation.
+        self.poll_cancel(0);
+        matches!(self.stashed, Some(Incoming::ReleaseRequested | Incoming::Aborted | Incoming::Closed))
     }
 
     async fn write_raw(&mut self, step: &'static str) -> Result<(), DimseError> {

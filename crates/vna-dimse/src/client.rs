@@ -9,7 +9,7 @@ use crate::negotiate::{APPLICATION_CONTEXT, IMPLEMENTATION_CLASS_UID, IMPLEMENTA
 use crate::status::Status;
 use crate::wire;
 use bytes::BytesMut;
-use dicom_ul::pdu::{AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResultReason, UserVariableItem};
+use dicom_ul::pdu::{AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResultReason, RequestorRoles, UserVariableItem};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -55,6 +55,20 @@ impl Client {
     }
 
     pub async fn connect_with(addr: &str, calling: &str, called: &str, contexts: &[ProposedContext], options: ClientOptions) -> Result<Client, DimseError> {
+        Client::connect_with_roles(addr, calling, called, contexts, &[], options).await
+    }
+
+    /// Connects proposing, for each of `scp_roles` (storage SOP classes), SCP/SCU Role
+    /// Selection with us as SCP only (PS3.7 §D.3.3.4): what a C-GET requester needs to receive
+    /// the C-STORE sub-operations (PS3.4 §C.4.3).
+    pub async fn connect_with_roles(
+        addr: &str,
+        calling: &str,
+        called: &str,
+        contexts: &[ProposedContext],
+        scp_roles: &[&str],
+        options: ClientOptions,
+    ) -> Result<Client, DimseError> {
         let mut socket = TcpStream::connect(addr).await.map_err(|source| DimseError::Connect { addr: addr.to_owned(), source })?;
         let _ = socket.set_nodelay(true);
         let proposed: Vec<PresentationContextProposed> = contexts
@@ -76,7 +90,10 @@ impl Client {
                 UserVariableItem::MaxLength(options.max_pdu_length),
                 UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_owned()),
                 UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
-            ],
+            ]
+            .into_iter()
+            .chain(scp_roles.iter().map(|c| UserVariableItem::ScuScpRoleSelectionSubItem((*c).to_owned(), RequestorRoles { scu: false, scp: true })))
+            .collect(),
         };
         socket.write_all(&wire::encode(&Pdu::AssociationRQ(rq))?).await.map_err(DimseError::WritePdu)?;
         let mut buf = BytesMut::new();

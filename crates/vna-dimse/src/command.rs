@@ -125,12 +125,13 @@ impl Command {
     }
 
     /// The response to `self` with `status`: Message ID Being Responded To and the affected
-    /// SOP class/instance copied (PS3.7 §9.3, e.g. Table 9.3-2 for C-STORE-RSP).
+    /// SOP class/instance copied (PS3.7 §9.3, e.g. Table 9.3-2 for C-STORE-RSP); for N-*
+    /// requests the requested SOP class/instance become the affected ones (PS3.7 §10.3).
     pub fn response(&self, status: Status) -> Command {
         let mut rsp = Command::new(self.field.response());
         rsp.message_id_being_responded_to = self.message_id;
         rsp.affected_sop_class_uid = self.affected_sop_class_uid.clone().or_else(|| self.requested_sop_class_uid.clone());
-        rsp.affected_sop_instance_uid = self.affected_sop_instance_uid.clone();
+        rsp.affected_sop_instance_uid = self.affected_sop_instance_uid.clone().or_else(|| self.requested_sop_instance_uid.clone());
         rsp.status = Some(status);
         rsp
     }

@@ -45,6 +45,8 @@ pub enum DimseError {
     ReadFile(#[source] std::io::Error),
     #[error("the file to send is not a DICOM Part 10 file: {why}")]
     NotPart10 { why: &'static str },
+    #[error("the association is in an unknown state after {step}")]
+    Broken { step: &'static str },
     #[error("the handler failed: {0}")]
     Handler(String),
 }

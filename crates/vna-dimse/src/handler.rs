@@ -99,6 +99,16 @@ pub struct Responder<'a> {
     pub(crate) assoc: &'a mut Association,
     pub(crate) context_id: u8,
     pub(crate) request: &'a Command,
+    /// The final response went out early (`Responder::reply_now`): the toolkit sends no other.
+    pub(crate) replied: bool,
+    /// A follow-up exchange left the association in an unknown state: the toolkit aborts it.
+    pub(crate) broken: bool,
+}
+
+impl<'a> Responder<'a> {
+    pub(crate) fn new(assoc: &'a mut Association, context_id: u8, request: &'a Command) -> Responder<'a> {
+        Responder { assoc, context_id, request, replied: false, broken: false }
+    }
 }
 
 impl Responder<'_> {

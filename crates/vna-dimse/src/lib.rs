@@ -5,12 +5,15 @@
 
 pub mod association;
 pub mod client;
+mod client_retrieve;
 pub mod command;
 pub mod error;
+mod event_report;
 pub mod handler;
 pub mod negotiate;
 pub mod server;
 pub mod status;
+mod suboperation;
 mod wire;
 
 /// The upper-layer crate this toolkit builds on, for its PDU types (rejection reasons).
@@ -18,9 +21,12 @@ pub use dicom_ul;
 
 pub use association::{Association, Incoming, PresentationContext, Timeouts};
 pub use client::{read_meta, Client, ClientOptions, FileMeta, ProposedContext};
+pub use client_retrieve::{RetrieveOutcome, StoreSink};
 pub use command::{Command, CommandField};
 pub use error::DimseError;
+pub use event_report::EventReportOutcome;
 pub use handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest, SubOperations};
 pub use negotiate::{is_storage_class, AcceptorPolicy, TRANSFER_SYNTAXES, VERIFICATION};
 pub use server::{serve, ScpConfig};
 pub use status::{Status, StatusKind};
+pub use suboperation::SubStoreOutcome;

@@ -137,19 +137,51 @@ pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str
             contexts.push(PresentationContext { id: pc.id, abstract_syntax, transfer_syntax });
         }
     }
+    let mut user_variables = vec![
+        UserVariableItem::MaxLength(policy.max_pdu_length),
+        UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_owned()),
+        UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
+    ];
+    user_variables.extend(role_selection(rq, &contexts));
     let ac = AssociationAC {
         protocol_version: 1,
         calling_ae_title: rq.calling_ae_title.clone(),
         called_ae_title: rq.called_ae_title.clone(),
         application_context_name: APPLICATION_CONTEXT.to_owned(),
         presentation_contexts: results,
-        user_variables: vec![
-            UserVariableItem::MaxLength(policy.max_pdu_length),
-            UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_owned()),
-            UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
-        ],
+        user_variables,
     };
     Decision::Accept { ac, contexts, peer_max_pdu }
+}
+
+/// SCP/SCU Role Selection (PS3.7 §D.3.3.4): the requestor's proposed roles are accepted as
+/// proposed for every storage SOP class with an accepted context — a C-GET requestor asks to
+/// be the storage SCP so that we can send it C-STORE sub-operations (PS3.4 §C.4.3). Other
+/// classes get no item back, which keeps the default roles.
+fn role_selection(rq: &AssociationRQ, contexts: &[PresentationContext]) -> Vec<UserVariableItem> {
+    let mut items: Vec<UserVariableItem> = Vec::new();
+    for item in &rq.user_variables {
+        let UserVariableItem::ScuScpRoleSelectionSubItem(uid, roles) = item else { continue };
+        let uid = uid.trim_end_matches(['\0', ' ']);
+        let accepted = is_storage_class(uid) && contexts.iter().any(|c| c.abstract_syntax == uid);
+        let seen = items.iter().any(|i| matches!(i, UserVariableItem::ScuScpRoleSelectionSubItem(u, _) if u == uid));
+        if accepted && !seen {
+            items.push(UserVariableItem::ScuScpRoleSelectionSubItem(uid.to_owned(), *roles));
+        }
+    }
+    items
+}
+
+/// The SOP classes for which an A-ASSOCIATE-AC makes the requestor an SCP (role selection
+/// items with the SCP role accepted, PS3.7 §D.3.3.4).
+pub fn requestor_scp_classes(ac: &AssociationAC) -> Vec<String> {
+    ac.user_variables
+        .iter()
+        .filter_map(|i| match i {
+            UserVariableItem::ScuScpRoleSelectionSubItem(uid, roles) if roles.scp => Some(uid.trim_end_matches(['\0', ' ']).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The rejection sent when the association cap is reached: transient, presentation-related
@@ -227,6 +259,21 @@ mod tests {
                 PresentationContextResultReason::TransferSyntaxesNotSupported
             ]
         );
+    }
+
+    #[test]
+    fn storage_scp_role_is_accepted_for_c_get() {
+        use dicom_ul::pdu::RequestorRoles;
+        let ct = "1.2.840.10008.5.1.4.1.1.2";
+        let mut r = rq("MODALITY", "VNA", vec![("1.2.840.10008.5.1.4.1.2.2.3", vec!["1.2.840.10008.1.2"]), (ct, vec!["1.2.840.10008.1.2"])]);
+        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(ct.into(), RequestorRoles { scu: false, scp: true }));
+        // Not a storage class, and a class without a context: no item back (default roles).
+        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem("1.2.840.10008.5.1.4.1.2.2.3".into(), RequestorRoles { scu: true, scp: true }));
+        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem("1.2.840.10008.5.1.4.1.1.4".into(), RequestorRoles { scu: false, scp: true }));
+        let Decision::Accept { ac, .. } = decide(&r, &policy(false), |_| true) else { panic!("rejected") };
+        let roles: Vec<_> = ac.user_variables.iter().filter(|i| matches!(i, UserVariableItem::ScuScpRoleSelectionSubItem(..))).collect();
+        assert_eq!(roles, vec![&UserVariableItem::ScuScpRoleSelectionSubItem(ct.into(), RequestorRoles { scu: false, scp: true })]);
+        assert_eq!(requestor_scp_classes(&ac), vec![ct.to_owned()]);
     }
 
     #[test]

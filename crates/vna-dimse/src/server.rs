@@ -6,7 +6,7 @@ use crate::association::{Association, Incoming, Timeouts};
 use crate::command::{Command, CommandField};
 use crate::error::DimseError;
 use crate::handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest};
-use crate::negotiate::{decide, over_capacity, AcceptorPolicy, Decision};
+use crate::negotiate::{decide, over_capacity, requestor_scp_classes, AcceptorPolicy, Decision};
 use crate::status::Status;
 use crate::wire;
 use bytes::BytesMut;
@@ -141,10 +141,12 @@ async fn serve_association<H: Handler>(mut socket: TcpStream, config: &ScpConfig
         }
         Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
     };
+    let peer_scp_classes = requestor_scp_classes(&ac);
     socket.write_all(&wire::encode(&Pdu::AssociationAC(ac))?).await.map_err(DimseError::WritePdu)?;
     let info = AssociationInfo { calling_ae: rq.calling_ae_title.trim().to_owned(), called_ae: rq.called_ae_title.trim().to_owned(), peer_addr: socket.peer_addr().ok() };
     tracing::debug!(calling_ae = %info.calling_ae, contexts = contexts.len(), "association accepted");
-    let mut assoc = Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts);
+    let mut assoc = Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts)
+        .with_peer_scp_classes(peer_scp_classes);
     loop {
         let incoming = tokio::select! {
             r = assoc.receive_command() => r,
@@ -210,17 +212,30 @@ async fn dispatch<H: Handler>(assoc: &mut Association, info: &AssociationInfo, h
         }
         CommandField::C_FIND_RQ | CommandField::C_MOVE_RQ | CommandField::C_GET_RQ => {
             let identifier = assoc.receive_data_set(MAX_IDENTIFIER_BYTES).await?;
-            let mut responder = Responder { assoc, context_id, request: command };
-            match command.field {
+            let mut responder = Responder::new(assoc, context_id, command);
+            let reply = match command.field {
                 CommandField::C_FIND_RQ => handler.c_find(info, command, identifier, &mut responder).await,
                 CommandField::C_MOVE_RQ => handler.c_move(info, command, identifier, &mut responder).await,
                 _ => handler.c_get(info, command, identifier, &mut responder).await,
+            };
+            // A C-GET sub-operation broke off mid-message (PS3.4 §C.4.3): nothing can follow.
+            if responder.broken {
+                return Err(DimseError::Broken { step: "a C-STORE sub-operation" });
             }
+            reply
         }
         CommandField::N_ACTION_RQ => {
             let data = if command.has_data_set() { Some(assoc.receive_data_set(MAX_IDENTIFIER_BYTES).await?) } else { None };
-            let mut responder = Responder { assoc, context_id, request: command };
-            handler.n_action(info, command, data, &mut responder).await
+            let mut responder = Responder::new(assoc, context_id, command);
+            let reply = handler.n_action(info, command, data, &mut responder).await;
+            // PS3.4 §J.3.3: the handler answered early and went on (an N-EVENT-REPORT).
+            if responder.broken {
+                return Err(DimseError::Broken { step: "a follow-up of N-ACTION" });
+            }
+            if responder.replied {
+                return Ok(());
+            }
+            reply
         }
         // A cancel for an operation that already ended (PS3.7 §9.3.2.3): nothing to do.
         CommandField::C_CANCEL_RQ => return Ok(()),

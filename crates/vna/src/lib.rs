@@ -97,7 +97,12 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
             (a.ae_title.trim().to_owned(), rights)
         })
         .collect();
-    (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae })
+    let destinations = d
+        .known_aes
+        .iter()
+        .map(|a| (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port }))
+        .collect();
+    (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations })
 }
 
 /// The bound listeners `run` serves on.

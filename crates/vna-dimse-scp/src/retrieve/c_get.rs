@@ -1,0 +1,58 @@
+//! C-GET SCP (PS3.4 §C.4.3): the designated instances go back as C-STORE sub-operations on the
+//! C-GET's own association, on presentation contexts whose storage class the requester took
+//! the SCP role for (role selection, PS3.7 §D.3.3.4) in the stored transfer syntax.
+
+use super::source::open_data_set;
+use super::{resolve, Tally};
+use std::sync::Arc;
+use vna_archive::Archive;
+use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status, SubStoreOutcome};
+
+/// C-GET for an AE allowed to retrieve.
+pub(crate) async fn c_get(archive: &Arc<Archive>, info: &AssociationInfo, request: &Command, identifier: &[u8], responder: &mut Responder<'_>) -> Reply {
+    let sop_class = request.affected_sop_class_uid.as_deref().unwrap_or_default();
+    let transfer_syntax = responder.transfer_syntax().to_owned();
+    let rows = match resolve(archive, identifier, &transfer_syntax, sop_class).await {
+        Ok(rows) => rows,
+        Err(reply) => return reply,
+    };
+    let mut tally = Tally::new(rows.len());
+    let mut cancelled = false;
+    for row in &rows {
+        if responder.cancelled() {
+            cancelled = true;
+            break;
+        }
+        let (class, ts, uid) = (row.instance.sop_class_uid.as_str(), row.instance.transfer_syntax.as_str(), row.instance.sop_uid.as_str());
+        let Some(context) = responder.store_context(class, ts) else {
+            // No context for this class in the stored syntax, or no SCP role for it.
+            tally.failed(uid);
+            continue;
+        };
+        match open_data_set(archive, row).await {
+            Err(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "c-get: cannot read a stored object");
+                tally.failed(uid);
+            }
+            Ok(data) => match responder.store(context, class, uid, data).await {
+                Ok(SubStoreOutcome::Response(rsp)) => tally.answered(uid, rsp.status.unwrap_or(Status::PROCESSING_FAILURE)),
+                Ok(SubStoreOutcome::SourceFailed(e)) => {
+                    tracing::warn!(error = %e, "c-get: reading a stored object failed");
+                    tally.failed(uid);
+                }
+                Err(e) => {
+                    // Half a message went out, or the requester left: the toolkit aborts the
+                    // association; this reply is never sent.
+                    tracing::warn!(calling_ae = %info.calling_ae, error = %e, "c-get: sub-operation broke off");
+                    return Reply::status(Status::PROCESSING_FAILURE);
+                }
+            },
+        }
+        if responder.pending(Status::PENDING, None, Some(tally.counts())).await.is_err() {
+            return Reply::status(Status::PROCESSING_FAILURE);
+        }
+    }
+    let c = tally.counts();
+    tracing::info!(calling_ae = %info.calling_ae, completed = c.completed, failed = c.failed, warning = c.warning, cancelled, "c-get done");
+    tally.final_reply(cancelled, &transfer_syntax)
+}
