@@ -105,7 +105,7 @@ impl Association {
         let peer_addr = socket.peer_addr().ok();
         let (read_half, writer) = socket.into_split();
         let (tx, rx) = mpsc::channel(READ_AHEAD_PDUS);
-        let reader = tokio::spawn(wire::read_loop(read_half, leftover, recv_max, tx));
+        let reader = tokio::spawn(wire::read_loop(crate::quickack::QuickAckReader::new(read_half), leftover, recv_max, tx));
         let send_max = if peer_max == 0 { SEND_CAP } else { peer_max.clamp(dicom_ul::pdu::MINIMUM_PDU_SIZE, SEND_CAP) };
         Association {
             rx,

@@ -3,6 +3,7 @@
 //! PDUs, not the archive: the SCP front end (`vna-dimse-scp`), the load generator and the tests
 //! all build on it. dicom-rs stops at the upper layer (PDUs); everything above is here.
 
+mod quickack;
 pub mod association;
 pub mod client;
 mod client_retrieve;
