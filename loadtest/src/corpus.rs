@@ -36,6 +36,10 @@ pub struct CorpusSpec {
     pub instances: usize,
     pub series_per_study: usize,
     pub instances_per_series: usize,
+    /// 0 for the plain corpus (patient IDs `LT…`); n > 0 for a copy of the same shape with its
+    /// own UIDs, names and dates (from a seed derived from `seed` and n) and patient IDs `LCn-…`,
+    /// so several copies can be stored into one archive without colliding.
+    pub namespace: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +63,14 @@ pub struct Study {
 }
 
 impl CorpusSpec {
+    /// The same shape in namespace `n` (see [`CorpusSpec::namespace`]); `n = 0` is `self`.
+    pub fn namespaced(self, n: u32) -> CorpusSpec {
+        if n == 0 {
+            return CorpusSpec { namespace: 0, ..self };
+        }
+        CorpusSpec { seed: SplitMix64::derive(self.seed, "corpus-namespace", u64::from(n)).next_u64(), namespace: n, ..self }
+    }
+
     fn per_study(&self) -> usize {
         self.series_per_study.max(1) * self.instances_per_series.max(1)
     }
@@ -98,7 +110,7 @@ impl CorpusSpec {
         let given = GIVEN[g.below(GIVEN.len() as u64) as usize];
         let year = 1930 + g.below(85);
         Patient {
-            id: format!("LT{p:07}"),
+            id: if self.namespace == 0 { format!("LT{p:07}") } else { format!("LC{}-{p:07}", self.namespace) },
             name: format!("{family}^{given}"),
             birth_date: format!("{year}{:02}{:02}", 1 + g.below(12), 1 + g.below(28)),
             sex: if g.below(2) == 0 { "F" } else { "M" },
@@ -230,7 +242,7 @@ mod tests {
 
     #[test]
     fn shape_counts_add_up() {
-        let c = CorpusSpec { seed: 1, instances: 130, series_per_study: 3, instances_per_series: 20 };
+        let c = CorpusSpec { seed: 1, instances: 130, series_per_study: 3, instances_per_series: 20, namespace: 0 };
         assert_eq!(c.studies(), 3);
         let total: usize = (0..c.studies()).map(|s| (0..c.series_in_study(s)).map(|se| c.instances_in_series(s, se)).sum::<usize>()).sum();
         assert_eq!(total, 130);
@@ -240,5 +252,10 @@ mod tests {
         let h = c.instance_header(5);
         assert_eq!(&h[128..132], b"DICM");
         assert_eq!(&h[h.len() - 12..h.len() - 8], &[0xE0, 0x7F, 0x10, 0x00]);
+        let other = c.namespaced(2);
+        assert_ne!(other.instance_uid(5), c.instance_uid(5));
+        assert_ne!(other.study(0).uid, c.study(0).uid);
+        assert!(other.patient(0).id.starts_with("LC2-"), "{}", other.patient(0).id);
+        assert_eq!(other.namespaced(0).patient(0).id, "LT0000000");
     }
 }

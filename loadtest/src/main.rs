@@ -1,8 +1,9 @@
 //! `vna-loadtest`: a black-box load generator for the archive. It speaks only the archive's
-//! protocols (DICOMweb over HTTP for now) and reports throughput, latency percentiles, errors
+//! protocols (DICOMweb over HTTP, DIMSE C-STORE) and reports throughput, latency percentiles, errors
 //! and, given the server's PID, its memory and CPU — as a table and as JSON.
 
 mod corpus;
+mod dimse;
 mod http;
 mod machine;
 mod objects;
@@ -17,7 +18,10 @@ mod stats;
 use clap::{Args, Parser, Subcommand};
 use corpus::CorpusSpec;
 use report::Report;
+use dimse::DimseTarget;
 use scenario::big::BigOpts;
+use scenario::big_cstore::BigCstoreOpts;
+use scenario::cstore::CstoreOpts;
 use scenario::frames::FramesOpts;
 use scenario::qido::QidoOpts;
 use scenario::stow::StowOpts;
@@ -26,7 +30,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vna-loadtest", version, about = "Load generator and benchmarks for the vna archive (black-box, over DICOMweb)")]
+#[command(name = "vna-loadtest", version, about = "Load generator and benchmarks for the vna archive (black-box, over DICOMweb and DIMSE)")]
 struct Cli {
     /// Also write the figures as JSON to this file.
     #[arg(long, global = true)]
@@ -82,7 +86,34 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         size_mb: u64,
     },
-    /// Start the archive and run machine limits, stow, qido, frames and big in sequence.
+    /// DIMSE C-STORE of the CT corpus over K parallel associations, then a QIDO-RS count.
+    Cstore {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        dimse: DimseArgs,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Parallel associations, each sending its share of the instances in order.
+        #[arg(long, default_value_t = 4)]
+        associations: usize,
+        /// Corpus namespace (1, 2, …): same shape as `stow`'s corpus with its own UIDs and
+        /// patients; use another value to store the corpus again into the same archive.
+        #[arg(long, default_value_t = 1)]
+        namespace: u32,
+    },
+    /// Store one big object streamed through DIMSE C-STORE, retrieve it (WADO-RS), check it.
+    BigCstore {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        dimse: DimseArgs,
+        /// Pixel data size in MiB (below 4096).
+        #[arg(long, default_value_t = 2048)]
+        size_mb: u64,
+    },
+    /// Start the archive and run machine limits, stow, qido, cstore, frames, big and
+    /// big-cstore in sequence.
     All(AllArgs),
     /// Measure only the machine's limits (SHA-256, sequential write, small files).
     Machine {
@@ -102,6 +133,23 @@ struct TargetArgs {
     /// The server's process ID, to report its peak memory and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
+}
+
+#[derive(Args)]
+struct DimseArgs {
+    /// The archive's DIMSE listener (host:port).
+    #[arg(long, default_value = "127.0.0.1:11112")]
+    dimse: String,
+    #[arg(long, default_value = "VNA")]
+    called_ae: String,
+    #[arg(long, default_value = dimse::CALLING_AE)]
+    calling_ae: String,
+}
+
+impl DimseArgs {
+    fn target(&self) -> DimseTarget {
+        DimseTarget { addr: self.dimse.clone(), called_ae: self.called_ae.clone(), calling_ae: self.calling_ae.clone() }
+    }
 }
 
 #[derive(Args, Clone, Copy)]
@@ -174,6 +222,13 @@ struct AllArgs {
     /// Size of the big object in MiB.
     #[arg(long, default_value_t = 1024)]
     big_mb: u64,
+    /// Parallel associations of `cstore`; a list (`1,4`) runs it once per value, rows
+    /// `cstore_k1`, `cstore_k4`, each storing its own copy of the corpus.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    associations: Vec<usize>,
+    /// Size of the big C-STORE object in MiB (default: --big-mb).
+    #[arg(long)]
+    big_cstore_mb: Option<u64>,
     /// Skip the machine measurements.
     #[arg(long)]
     skip_machine: bool,
@@ -183,7 +238,7 @@ struct AllArgs {
 
 impl CorpusArgs {
     fn spec(self, seed: u64) -> CorpusSpec {
-        CorpusSpec { seed, instances: self.instances, series_per_study: self.series_per_study, instances_per_series: self.instances_per_series }
+        CorpusSpec { seed, instances: self.instances, series_per_study: self.series_per_study, instances_per_series: self.instances_per_series, namespace: 0 }
     }
 }
 
@@ -244,6 +299,17 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             }
             Ok(report)
         }
+        Command::Cstore { target, dimse, corpus, associations, namespace } => {
+            let (t, mut report) = connect(target)?;
+            let opts = CstoreOpts { name: "cstore".into(), corpus: corpus.spec(seed).namespaced((*namespace).max(1)), associations: *associations };
+            report.push(scenario::cstore::run(&t, &dimse.target(), &opts).await?)?;
+            Ok(report)
+        }
+        Command::BigCstore { target, dimse, size_mb } => {
+            let (t, mut report) = connect(target)?;
+            report.push(scenario::big_cstore::run(&t, &dimse.target(), BigCstoreOpts { seed, size_mb: *size_mb }).await?)?;
+            Ok(report)
+        }
         Command::All(a) => {
             let corpus = a.corpus.spec(seed);
             let opts = runner::AllOpts {
@@ -261,6 +327,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                     requests: a.frame_requests,
                 },
                 big: BigOpts { seed, size_mb: a.big_mb },
+                cstore: cstore_runs(corpus, &a.associations),
+                big_cstore: BigCstoreOpts { seed, size_mb: a.big_cstore_mb.unwrap_or(a.big_mb) },
             };
             runner::run(opts).await
         }
@@ -271,6 +339,25 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             Ok(report)
         }
     }
+}
+
+/// One `cstore` run per association count, namespaces 1, 2, … so the copies do not collide
+/// with each other nor with `stow`'s corpus (namespace 0).
+fn cstore_runs(corpus: CorpusSpec, associations: &[usize]) -> Vec<CstoreOpts> {
+    let several = associations.len() > 1;
+    associations
+        .iter()
+        .enumerate()
+        .map(|(i, k)| CstoreOpts {
+            name: match (several, associations[..i].contains(k)) {
+                (false, _) => "cstore".into(),
+                (true, false) => format!("cstore_k{k}"),
+                (true, true) => format!("cstore_k{k}_{}", i + 1),
+            },
+            corpus: corpus.namespaced(i as u32 + 1),
+            associations: (*k).max(1),
+        })
+        .collect()
 }
 
 fn connect(args: &TargetArgs) -> anyhow::Result<(Target, Report)> {

@@ -93,9 +93,10 @@ pub const BIG_FRAME_BYTES: u64 = 512 * 512 * 2;
 
 /// The big native multi-frame object: its header (Part 10 up to and including the Pixel Data
 /// element header) and the number of pixel bytes that follow. `pixel_bytes` must be a
-/// multiple of [`BIG_FRAME_BYTES`] below 4 GiB (a defined 32-bit length).
-pub fn big_header(seed: u64, pixel_bytes: u64) -> (ObjectUids, Vec<u8>) {
-    let uids = ObjectUids::new(seed, "big");
+/// multiple of [`BIG_FRAME_BYTES`] below 4 GiB (a defined 32-bit length). `what` names the
+/// object (its UIDs derive from it): `big` for STOW-RS, `big-cstore` for C-STORE.
+pub fn big_header(seed: u64, what: &str, pixel_bytes: u64) -> (ObjectUids, Vec<u8>) {
+    let uids = ObjectUids::new(seed, what);
     let frames = pixel_bytes / BIG_FRAME_BYTES;
     let ds = patient(Items::new(), "LTBIG", "BIG^LOADTEST")
         .str(tags::SOP_CLASS_UID, VR::UI, MULTIFRAME_GRAYSCALE_WORD_SC)

@@ -1,9 +1,14 @@
 //! `all`: measures the machine, starts the archive on a throw-away data directory, runs
-//! stow → qido → frames → big against it, stops it, and returns one combined report.
+//! stow → qido → cstore (once per association count) → frames → big → big-cstore against it,
+//! stops it, and returns one combined report. `cstore` comes after `qido` because its corpus
+//! copies (same shape, own namespace) would change the answers `qido` expects.
 
 use crate::machine::{self, MachineSizes};
 use crate::report::Report;
+use crate::dimse::{DimseTarget, CALLING_AE};
 use crate::scenario::big::{self, BigOpts};
+use crate::scenario::big_cstore::{self, BigCstoreOpts};
+use crate::scenario::cstore::{self, CstoreOpts};
 use crate::scenario::frames::{self, FramesOpts};
 use crate::scenario::qido::{self, QidoOpts};
 use crate::scenario::stow::{self, StowOpts};
@@ -21,6 +26,9 @@ pub struct AllOpts {
     pub qido: QidoOpts,
     pub frames: FramesOpts,
     pub big: BigOpts,
+    /// One `cstore` run per entry (association counts), each in its own corpus namespace.
+    pub cstore: Vec<CstoreOpts>,
+    pub big_cstore: BigCstoreOpts,
 }
 
 pub async fn run(opts: AllOpts) -> anyhow::Result<Report> {
@@ -37,7 +45,11 @@ pub async fn run(opts: AllOpts) -> anyhow::Result<Report> {
     eprintln!("vna ready at {} (pid {}), data in {}", server.url, server.pid, data_dir.display());
     report.target = format!("{} (pid {})", server.url, server.pid);
     let target = Target::new(&format!("{}/dicom-web", server.url), Some(server.pid))?;
-    let outcome = scenarios(&target, &opts, &mut report).await;
+    let dimse = server.dimse.clone().map(|addr| DimseTarget { addr, called_ae: "VNA".into(), calling_ae: CALLING_AE.into() });
+    let outcome = match dimse {
+        Some(dimse) => scenarios(&target, &dimse, &opts, &mut report).await,
+        None => Err(anyhow::anyhow!("the server's ready line names no DIMSE listener")),
+    };
     let log = server.log.clone();
     server.stop().await?;
     if let Err(e) = outcome {
@@ -50,16 +62,22 @@ pub async fn run(opts: AllOpts) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-async fn scenarios(target: &Target, opts: &AllOpts, report: &mut Report) -> anyhow::Result<()> {
+async fn scenarios(target: &Target, dimse: &DimseTarget, opts: &AllOpts, report: &mut Report) -> anyhow::Result<()> {
     eprintln!("stow: {} instances, concurrency {}, batch {}", opts.stow.corpus.instances, opts.stow.concurrency, opts.stow.batch);
     report.push(stow::run(target, opts.stow).await?)?;
     eprintln!("qido: {} queries, concurrency {}", opts.qido.requests, opts.qido.concurrency);
     report.push(qido::run(target, opts.qido).await?)?;
+    for c in &opts.cstore {
+        eprintln!("{}: {} instances over {} association(s) ({})", c.name, c.corpus.instances, c.associations, dimse.addr);
+        report.push(cstore::run(target, dimse, c).await?)?;
+    }
     eprintln!("frames: {}-frame slide, {} requests, concurrency {}", opts.frames.slide_frames, opts.frames.requests, opts.frames.concurrency);
     report.push(frames::run(target, opts.frames).await?)?;
     eprintln!("big: {} MB", opts.big.size_mb);
     for r in big::run(target, opts.big).await? {
         report.push(r)?;
     }
+    eprintln!("big-cstore: {} MB", opts.big_cstore.size_mb);
+    report.push(big_cstore::run(target, dimse, opts.big_cstore).await?)?;
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct Server {
     pub pid: u32,
     /// e.g. `http://127.0.0.1:41234`
     pub url: String,
+    /// The DIMSE listener, e.g. `127.0.0.1:41235` (`None` if the ready line names none).
+    pub dimse: Option<String>,
     pub log: PathBuf,
 }
 
@@ -45,22 +47,21 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    // `http=URL` comes first; other listeners follow after a space.
-                    return Ok::<_, std::io::Error>(Some(url.split_whitespace().next().unwrap_or_default().to_owned()));
+                if let Some(rest) = line.strip_prefix(READY_PREFIX) {
+                    return Ok::<_, std::io::Error>(Some(parse_ready(rest)));
                 }
             }
             Ok(None)
         })
         .await;
-        let url = match ready {
-            Ok(Ok(Some(url))) => url,
+        let (url, dimse) = match ready {
+            Ok(Ok(Some(addrs))) => addrs,
             Ok(Ok(None)) | Ok(Err(_)) => bail!("the server exited before it was ready; log:\n{}", tail(log)),
             Err(_) => bail!("the server was not ready within {START_TIMEOUT:?}; log:\n{}", tail(log)),
         };
         // Keep reading stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server { child, pid, url, log: log.to_owned() })
+        Ok(Server { child, pid, url, dimse, log: log.to_owned() })
     }
 
     /// SIGTERM (graceful shutdown), then SIGKILL if it is still running after a deadline.
@@ -82,9 +83,29 @@ impl Server {
     }
 }
 
+/// The HTTP URL and DIMSE address from what follows `vna ready: http=` (`URL dimse=ADDR`:
+/// `http=` first, other listeners after a space).
+fn parse_ready(rest: &str) -> (String, Option<String>) {
+    let mut words = rest.split_whitespace();
+    let url = words.next().unwrap_or_default().to_owned();
+    let dimse = words.find_map(|w| w.strip_prefix("dimse=")).map(str::to_owned);
+    (url, dimse)
+}
+
 /// The last lines of the server's log, for error messages.
 pub fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_line() {
+        assert_eq!(parse_ready("http://127.0.0.1:1 dimse=127.0.0.1:2"), ("http://127.0.0.1:1".into(), Some("127.0.0.1:2".into())));
+        assert_eq!(parse_ready("http://127.0.0.1:1"), ("http://127.0.0.1:1".into(), None));
+    }
 }

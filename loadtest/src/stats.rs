@@ -112,7 +112,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub fn merge(&mut self, other: Tally) {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.overall.add(&other.overall);
         for (a, b) in self.per_kind.iter_mut().zip(&other.per_kind) {

@@ -30,6 +30,7 @@ fn all_scenarios_at_tiny_sizes() {
         .arg(work.path())
         .args(["--instances", "20", "--series-per-study", "2", "--instances-per-series", "4", "--batch", "3", "--concurrency", "2"])
         .args(["--qido-requests", "50", "--slide-frames", "50", "--frame-bytes", "4096", "--frame-requests", "50", "--big-mb", "8"])
+        .args(["--associations", "1,2"])
         .args(["--machine-sha-mb", "4", "--machine-write-mb", "4", "--machine-files", "10", "--machine-file-kb", "16"])
         .output()
         .expect("running vna-loadtest");
@@ -43,7 +44,16 @@ fn all_scenarios_at_tiny_sizes() {
     for key in ["sha256_one_core_mb_per_s", "seq_write_fsync_mb_per_s", "small_files_1_thread_per_s", "small_files_4_threads_per_s"] {
         assert!(machine[key].as_f64().is_some_and(|v| v > 0.0), "machine.{key} missing: {machine}");
     }
-    let expected = [("stow", 7u64, 20u64), ("qido", 50, 50), ("frames", 50, 50), ("big_store", 1, 1), ("big_retrieve", 1, 1)];
+    let expected = [
+        ("stow", 7u64, 20u64),
+        ("qido", 50, 50),
+        ("cstore_k1", 20, 20),
+        ("cstore_k2", 20, 20),
+        ("frames", 50, 50),
+        ("big_store", 1, 1),
+        ("big_retrieve", 1, 1),
+        ("big_cstore", 1, 1),
+    ];
     for (name, requests, items) in expected {
         let s = &report["scenarios"][name];
         assert_eq!(s["requests"], requests, "{name}: {s}");
@@ -61,6 +71,8 @@ fn all_scenarios_at_tiny_sizes() {
     }
     assert_eq!(report["scenarios"]["qido"]["latency_by_kind_ms"].as_object().map(|o| o.len()), Some(5));
     assert_eq!(report["scenarios"]["big_retrieve"]["notes"]["sha256_match"], true);
+    assert_eq!(report["scenarios"]["big_cstore"]["notes"]["sha256_match"], true);
+    assert_eq!(report["scenarios"]["cstore_k2"]["concurrency"], 2);
     // The temporary data directory is removed after the run.
     let left: Vec<_> = std::fs::read_dir(work.path()).expect("read work dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("report.json")], "data dir not cleaned up");

@@ -86,7 +86,7 @@ pub async fn run(target: &Target, opts: BigOpts) -> anyhow::Result<Vec<ScenarioR
     let pixel_bytes = opts.size_mb.max(1) << 20;
     ensure!(pixel_bytes < u64::from(u32::MAX), "--size-mb must be below 4096: native pixel data has a 32-bit length");
     debug_assert_eq!(pixel_bytes % BIG_FRAME_BYTES, 0);
-    let (uids, header) = big_header(opts.seed, pixel_bytes);
+    let (uids, header) = big_header(opts.seed, "big", pixel_bytes);
     let total = header.len() as u64 + pixel_bytes;
     let digest = Arc::new(Mutex::new(None));
     let upload = Upload {

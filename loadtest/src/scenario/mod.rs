@@ -1,6 +1,8 @@
 //! The scenarios: each runs against a [`Target`] and returns the figures it measured.
 
 pub mod big;
+pub mod big_cstore;
+pub mod cstore;
 pub mod frames;
 pub mod qido;
 pub mod stow;
