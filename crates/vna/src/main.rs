@@ -69,10 +69,6 @@ fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>, 
 
 /// Quotes a value so the override is always read as a string.
 fn toml_string(s: &str) -> String {
-    toml_quote(s)
-}
-
-fn toml_quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
