@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -50,14 +50,14 @@ impl BlobStore for FsBlobStore {
     async fn create(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
         let key = new_key();
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .await
-            .map_err(BlobError::io("creating a temporary blob"))?;
         let dest = self.path_of(&key)?;
-        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(tokio::io::BufWriter::with_capacity(1 << 20, file)), size: 0 }))
+        // Created now, so that a store in progress is visible in tmp/ (and swept if we crash).
+        let path = tmp.clone();
+        let file = tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
+            .await
+            .map_err(blocking_gone("creating a temporary blob"))?
+            .map_err(BlobError::io("creating a temporary blob"))?;
+        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(file), buf: Vec::new(), size: 0, committed: false }))
     }
 
     async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
@@ -101,56 +101,95 @@ fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
     }
 }
 
+/// The file is created at once; bytes are gathered in memory up to `FLUSH_AT` and written by
+/// the blocking pool in one call; the commit (last write, fsync, rename, directory fsync) is a single blocking call too. Each
+/// `tokio::fs` operation is a thread hand-off, and profiling ingest showed those hand-offs, not
+/// the disk, among the largest costs per small object.
 struct FsWriter {
     key: String,
     tmp: PathBuf,
     dest: PathBuf,
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    /// `None` only while a flush or the commit holds it on the blocking pool.
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
     size: u64,
+    committed: bool,
+}
+
+/// Largest amount of an object held in memory before it is written out.
+const FLUSH_AT: usize = 1 << 20;
+
+fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std::fs::File, BlobError> {
+    use std::io::Write;
+    let mut file = match file {
+        Some(f) => f,
+        None => std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(BlobError::io("creating a temporary blob"))?,
+    };
+    file.write_all(buf).map_err(BlobError::io("writing a blob"))?;
+    Ok(file)
+}
+
+fn blocking_gone(step: &'static str) -> impl FnOnce(tokio::task::JoinError) -> BlobError {
+    move |_| BlobError::Unavailable { step }
 }
 
 #[async_trait]
 impl BlobWriter for FsWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
-        let file = self.file.as_mut().ok_or(BlobError::Unavailable { step: "writing after commit" })?;
-        file.write_all(&chunk).await.map_err(BlobError::io("writing a blob"))?;
+        if self.committed {
+            return Err(BlobError::Unavailable { step: "writing after commit" });
+        }
+        self.buf.extend_from_slice(&chunk);
         self.size += chunk.len() as u64;
+        if self.buf.len() >= FLUSH_AT {
+            let mut buf = std::mem::take(&mut self.buf);
+            let file = self.file.take();
+            let tmp = self.tmp.clone();
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                let file = write_out(file, &tmp, &buf)?;
+                buf.clear();
+                Ok::<_, BlobError>((file, buf))
+            })
+            .await
+            .map_err(blocking_gone("writing a blob"))??;
+            self.file = Some(file);
+            self.buf = buf;
+        }
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<StoredBlob, BlobError> {
-        let result = self.commit_inner().await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&self.tmp).await;
+        if self.committed {
+            return Err(BlobError::Unavailable { step: "committing twice" });
         }
-        result
+        self.committed = true;
+        let buf = std::mem::take(&mut self.buf);
+        let file = self.file.take();
+        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = (|| {
+                let file = write_out(file, &tmp, &buf)?;
+                file.sync_all().map_err(BlobError::io("syncing a blob"))?;
+                drop(file);
+                let dir = dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
+                std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
+                std::fs::rename(&tmp, &dest).map_err(BlobError::io("renaming a blob into place"))?;
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"))
+            })();
+            if outcome.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            outcome
+        })
+        .await
+        .map_err(blocking_gone("committing a blob"))?;
+        result?;
+        Ok(StoredBlob { key: self.key.clone(), version_id: None, size: self.size })
     }
 
     async fn abort(mut self: Box<Self>) {
+        self.committed = true;
         self.file = None;
         let _ = tokio::fs::remove_file(&self.tmp).await;
     }
-}
-
-impl FsWriter {
-    async fn commit_inner(&mut self) -> Result<StoredBlob, BlobError> {
-        let mut file = self.file.take().ok_or(BlobError::Unavailable { step: "committing twice" })?;
-        file.flush().await.map_err(BlobError::io("flushing a blob"))?;
-        let file = file.into_inner();
-        file.sync_all().await.map_err(BlobError::io("syncing a blob"))?;
-        drop(file);
-        let dir = self.dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?.to_path_buf();
-        tokio::fs::create_dir_all(&dir).await.map_err(BlobError::io("creating a blob directory"))?;
-        tokio::fs::rename(&self.tmp, &self.dest).await.map_err(BlobError::io("renaming a blob into place"))?;
-        sync_dir(dir).await?;
-        Ok(StoredBlob { key: self.key.clone(), version_id: None, size: self.size })
-    }
-}
-
-/// fsync a directory so that a rename into it is durable.
-async fn sync_dir(dir: PathBuf) -> Result<(), BlobError> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
-        .await
-        .map_err(|_| BlobError::Unavailable { step: "syncing a blob directory" })?
-        .map_err(BlobError::io("syncing a blob directory"))
 }

@@ -32,3 +32,18 @@ async fn fs_leaves_nothing_visible_after_abort_or_failed_commit() {
 fn walk(p: &std::path::Path) -> usize {
     std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()).unwrap_or(0)
 }
+
+#[tokio::test]
+async fn fs_abort_after_a_flush_leaves_no_temporary_file() {
+    use vna_blob::BlobStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open");
+    let mut w = store.create().await.expect("create");
+    // More than the in-memory threshold (1 MiB): part of the object is already on disk.
+    for _ in 0..5 {
+        w.write(bytes::Bytes::from(vec![7u8; 512 * 1024])).await.expect("write");
+    }
+    assert_eq!(walk(dir.path()), 1, "the object in progress is in tmp/");
+    w.abort().await;
+    assert_eq!(walk(dir.path()), 0, "abort removes the temporary file");
+}
