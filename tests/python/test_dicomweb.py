@@ -206,6 +206,17 @@ def test_includefield(loaded, field):
     assert value(res, STUDY_UID) == study_of(loaded, "ct")
 
 
+@pytest.mark.parametrize("field", ["Manufacturer", "00080070"])
+def test_includefield_outside_the_catalog_columns(loaded, field):
+    """Manufacturer is not a catalog column: it comes from one stored instance's metadata."""
+    (study,) = loaded.client.search_for_studies(
+        fields=[field], search_filters={"StudyInstanceUID": study_of(loaded, "ct")})
+    assert study["00080070"]["Value"] == ["VNA synthetic"]
+    series = loaded.client.search_for_series(study_instance_uid=study_of(loaded, "ct"), fields=[field])
+    assert len(series) == 2
+    assert all(s["00080070"]["Value"] == ["VNA synthetic"] for s in series)
+
+
 def test_search_series_of_study(loaded):
     results = loaded.client.search_for_series(study_instance_uid=study_of(loaded, "ct"))
     assert uids(results, SERIES_UID) == {i.series_uid for i in loaded.corpus.ct}

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use vna_archive::Archive;
-use vna_catalog::{InstanceRow, PatientAttrs, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
+use vna_catalog::{Filter, InstanceRow, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
 use vna_dicom::{tags, Tag};
 
@@ -102,13 +102,15 @@ fn series(d: &mut Doc, s: &SeriesAttrs) {
 }
 
 /// Metadata of one instance of a scope, for `includefield` attributes the catalog does not keep.
+/// Asks the catalog for a single row (an indexed instance query with `limit 1`), not for every
+/// instance of the study or series.
 async fn representative(archive: &Archive, scope: Scope) -> Result<Option<(InstanceRow, String)>, ApiError> {
-    let rows = match archive.instances(&scope).await {
-        Ok(r) => r,
-        Err(e) if e.class() == vna_archive::ErrorClass::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let first = rows.into_iter().take(1).collect();
+    let mut filters = vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(scope.study.to_string()) }];
+    if let Some(series) = &scope.series {
+        filters.push(Filter { key: Key::SeriesUid, matcher: Matcher::Single(series.to_string()) });
+    }
+    let query = Query { level: Level::Instance, filters, limit: Some(1), offset: 0 };
+    let first = archive.search_instances(&query).await?;
     Ok(archive.metadata_of(first).await?.into_iter().next())
 }
 
