@@ -99,6 +99,8 @@ impl ArchiveError {
             NotFound { .. } => ErrorClass::NotFound,
             FramesUnavailable { .. } => ErrorClass::Unsupported,
             Blob { source: BlobError::NotFound { .. }, .. } => ErrorClass::NotFound,
+            Blob { source: BlobError::Locked { .. }, .. } => ErrorClass::Conflict,
+            Blob { source: BlobError::Unsupported { .. }, .. } => ErrorClass::Unsupported,
             Blob { source, .. } if source.is_transient() => ErrorClass::Busy,
             Catalog { source, .. } if source.is_transient() => ErrorClass::Busy,
             Catalog { source: CatalogError::FrameOutOfRange { .. }, .. } => ErrorClass::InvalidInput,

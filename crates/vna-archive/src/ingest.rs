@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use vna_blob::BlobWriter;
-use vna_catalog::{BlobLocation, InstanceRow, NewInstance, RegisterOutcome};
+use vna_catalog::{BlobLocation, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
 use vna_dicom::parse::StreamParser;
 use vna_dicom::uid::{SopClassUid, SopInstanceUid, StudyUid};
 
@@ -149,7 +149,29 @@ impl Archive {
                 return Err(ArchiveError::SopMismatch { expected: crate::SopRef { class: class.clone(), instance: instance.clone() } });
             }
         }
-        let blob = writer.commit().await.map_err(ArchiveError::blob("making the object durable"))?;
+        // A re-sent identical object, or a changed one the policy refuses, is settled before the
+        // commit: on a store with Object Lock a committed blob could not be removed again.
+        // (Two concurrent first sends still meet in `register`, which decides for good.)
+        let current = self.catalog.current_instance(&extracted.instance.sop_uid).await;
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => {
+                writer.abort().await;
+                return Err(ArchiveError::catalog("reading the current version")(e));
+            }
+        };
+        if let Some(existing) = current {
+            if existing.blob.sha256 == sha256 {
+                writer.abort().await;
+                return Ok(Stored { status: StoreStatus::Duplicate, instance: existing });
+            }
+            if self.config.version_policy == VersionPolicy::Reject {
+                writer.abort().await;
+                let sop = crate::SopRef { class: extracted.instance.sop_class_uid.clone(), instance: extracted.instance.sop_uid.clone() };
+                return Err(ArchiveError::VersionConflict { sop });
+            }
+        }
+        let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
         let new = NewInstance {
             patient: extracted.patient,
             study: extracted.study,
@@ -164,7 +186,7 @@ impl Archive {
             Err(e) => {
                 // Not acknowledged; the blob is unreferenced. If this delete fails too, the
                 // orphan sweeper finds it.
-                self.discard(&blob.key).await;
+                self.discard(&blob).await;
                 return Err(ArchiveError::catalog("registering the instance")(e));
             }
         };
@@ -183,20 +205,21 @@ impl Archive {
                 Ok(Stored { status: StoreStatus::KeptAsPriorVersion, instance: current })
             }
             RegisterOutcome::Duplicate { existing } => {
-                self.discard(&blob.key).await;
+                self.discard(&blob).await;
                 Ok(Stored { status: StoreStatus::Duplicate, instance: existing })
             }
             RegisterOutcome::Conflict { .. } => {
-                self.discard(&blob.key).await;
+                self.discard(&blob).await;
                 let sop = crate::SopRef { class: new.instance.sop_class_uid.clone(), instance: new.instance.sop_uid.clone() };
                 Err(ArchiveError::VersionConflict { sop })
             }
         }
     }
 
-    async fn discard(&self, key: &str) {
-        if let Err(e) = self.default_store().delete(key).await {
-            tracing::warn!(key, error = %e, "could not delete an unreferenced blob; the sweeper will");
+    /// Removes a committed but unreferenced blob, that very version for good.
+    async fn discard(&self, blob: &vna_blob::StoredBlob) {
+        if let Err(e) = self.default_store().delete(blob.into()).await {
+            tracing::warn!(key = %blob.key, error = %e, "could not delete an unreferenced blob; the sweeper will");
         }
     }
 }

@@ -6,10 +6,12 @@ mod error;
 mod extract;
 mod ingest;
 mod retrieve;
+mod verify;
 
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use retrieve::{Frame, FramesOf};
+pub use verify::Verdict;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! A fault-injecting wrapper around any blob store, so that outage and crash behaviour is
 //! tested rather than hoped for: writes or commits fail on demand, reads can be cut off.
 
-use crate::{BlobError, BlobStore, BlobWriter, ByteStream, Range, StoredBlob};
+use crate::{BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, Locking, Protection, Range, Retention, StoredBlob};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,17 +44,37 @@ impl<S: BlobStore> BlobStore for FaultyBlobStore<S> {
         Ok(Box::new(FaultyWriter { inner, faults: self.faults.clone() }))
     }
 
-    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
+    async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
         check(&self.faults.fail_read, "reading an object (injected)")?;
-        self.inner.read(key, range).await
+        self.inner.read(blob, range).await
     }
 
-    async fn size(&self, key: &str) -> Result<u64, BlobError> {
-        self.inner.size(key).await
+    async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError> {
+        self.inner.size(blob).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        self.inner.delete(key).await
+    async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError> {
+        self.inner.delete(blob).await
+    }
+
+    async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
+        self.inner.protection(blob).await
+    }
+
+    async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
+        self.inner.set_retention(blob, retention).await
+    }
+
+    async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
+        self.inner.set_legal_hold(blob, on).await
+    }
+
+    fn locking(&self) -> Locking {
+        self.inner.locking()
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        self.inner.check().await
     }
 }
 
@@ -70,12 +90,12 @@ impl BlobWriter for FaultyWriter {
         self.inner.write(chunk).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<StoredBlob, BlobError> {
+    async fn commit(self: Box<Self>, sha256: &str) -> Result<StoredBlob, BlobError> {
         if let Err(e) = check(&self.faults.fail_commit, "committing an object (injected)") {
             self.inner.abort().await;
             return Err(e);
         }
-        self.inner.commit().await
+        self.inner.commit(sha256).await
     }
 
     async fn abort(self: Box<Self>) {

@@ -1,8 +1,14 @@
 //! Filesystem blob store: `objects/ab/cd/<key>` under a root directory, written to `tmp/`
 //! first, fsynced, renamed into place, and the directory fsynced, so a committed object
 //! survives a crash or power loss and a half-written one is never visible.
+//!
+//! Retention and legal hold are emulated ([`crate::lockfile`]): the archive refuses to delete a
+//! protected object, but the filesystem does not, unlike S3 Object Lock.
 
-use crate::{new_key, BlobError, BlobStore, BlobWriter, ByteStream, Range, StoredBlob};
+use crate::{
+    lockfile, new_key, retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, Locking,
+    Protection, Range, Retention, StoredBlob,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -14,6 +20,7 @@ const READ_CHUNK: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    default_retention: Option<DefaultRetention>,
 }
 
 impl FsBlobStore {
@@ -33,7 +40,22 @@ impl FsBlobStore {
         if removed > 0 {
             tracing::info!(removed, "removed uncommitted temporary blobs");
         }
-        Ok(FsBlobStore { root })
+        Ok(FsBlobStore { root, default_retention: None })
+    }
+
+    /// Every object committed from now on gets this retention (emulated).
+    pub fn with_default_retention(mut self, retention: Option<DefaultRetention>) -> Self {
+        self.default_retention = retention;
+        self
+    }
+
+    /// The path of the current (only) version; a version id names nothing here.
+    fn existing(&self, blob: BlobRef<'_>) -> Result<PathBuf, BlobError> {
+        let path = self.path_of(blob.key)?;
+        if blob.version_id.is_some() {
+            return Err(BlobError::NotFound { key: blob.key.to_owned() });
+        }
+        Ok(path)
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
@@ -57,11 +79,13 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(blocking_gone("creating a temporary blob"))?
             .map_err(BlobError::io("creating a temporary blob"))?;
-        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(file), buf: Vec::new(), size: 0, committed: false }))
+        let retention = self.default_retention;
+        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(file), buf: Vec::new(), size: 0, committed: false, retention }))
     }
 
-    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
-        let path = self.path_of(key)?;
+    async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
+        let key = blob.key;
+        let path = self.existing(blob)?;
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found_or(e, key, "opening a blob"))?;
         let size = file.metadata().await.map_err(BlobError::io("reading blob metadata"))?.len();
         let (offset, length) = match range {
@@ -81,16 +105,112 @@ impl BlobStore for FsBlobStore {
         Ok(stream.map(|r| r.map_err(BlobError::io("reading a blob"))).boxed())
     }
 
-    async fn size(&self, key: &str) -> Result<u64, BlobError> {
-        let path = self.path_of(key)?;
-        let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found_or(e, key, "reading blob metadata"))?;
+    async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError> {
+        let path = self.existing(blob)?;
+        let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found_or(e, blob.key, "reading blob metadata"))?;
         Ok(meta.len())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        let path = self.path_of(key)?;
-        tokio::fs::remove_file(&path).await.map_err(|e| not_found_or(e, key, "deleting a blob"))
+    async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError> {
+        let path = self.existing(blob)?;
+        let key = blob.key.to_owned();
+        blocking(move || {
+            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?;
+            let lock = lock_path(&path);
+            if lockfile::read(&lock)?.forbids_delete(std::time::SystemTime::now()) {
+                return Err(BlobError::Locked { key });
+            }
+            std::fs::remove_file(&path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?;
+            match std::fs::remove_file(&lock) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BlobError::Io { step: "deleting a lock file", source: e }),
+                _ => Ok(()),
+            }
+        })
+        .await
     }
+
+    async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
+        let path = self.existing(blob)?;
+        let key = blob.key.to_owned();
+        blocking(move || {
+            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
+            lockfile::read(&lock_path(&path))
+        })
+        .await
+    }
+
+    async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
+        let path = self.existing(blob)?;
+        let key = blob.key.to_owned();
+        blocking(move || {
+            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
+            let lock = lock_path(&path);
+            let mut p = lockfile::read(&lock)?;
+            if !retention_change_allowed(p.retention, retention, std::time::SystemTime::now()) {
+                return Err(BlobError::Locked { key });
+            }
+            p.retention = Some(retention);
+            lockfile::write(&lock, &p)
+        })
+        .await
+    }
+
+    async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
+        let path = self.existing(blob)?;
+        let key = blob.key.to_owned();
+        blocking(move || {
+            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
+            let lock = lock_path(&path);
+            let mut p = lockfile::read(&lock)?;
+            p.legal_hold = on;
+            lockfile::write(&lock, &p)
+        })
+        .await
+    }
+
+    fn locking(&self) -> Locking {
+        Locking::Emulated
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        let root = self.root.clone();
+        let probe = blocking(move || {
+            let path = root.join("tmp").join(format!("check-{}.part", new_key()));
+            let outcome = std::fs::File::create(&path).and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(b"vna storage check")?;
+                f.sync_all()
+            });
+            let _ = std::fs::remove_file(&path);
+            outcome.map_err(BlobError::io("writing a probe file"))
+        })
+        .await;
+        let mut items = vec![CheckItem {
+            what: "directory writable",
+            ok: probe.is_ok(),
+            detail: match probe {
+                Ok(()) => format!("{} (create, write, fsync)", self.root.display()),
+                Err(e) => format!("{}: {e}", self.root.display()),
+            },
+        }];
+        items.push(CheckItem {
+            what: "object lock",
+            ok: true,
+            detail: match self.default_retention {
+                Some(r) => format!("emulated by the archive (weaker than S3 Object Lock): {} for {} days", r.mode.as_str(), r.days),
+                None => "emulated by the archive (weaker than S3 Object Lock); no default retention".to_owned(),
+            },
+        });
+        items
+    }
+}
+
+fn lock_path(object: &Path) -> PathBuf {
+    object.with_extension("lock")
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, BlobError> + Send + 'static) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(f).await.map_err(blocking_gone("running a file operation"))?
 }
 
 fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
@@ -114,6 +234,7 @@ struct FsWriter {
     buf: Vec<u8>,
     size: u64,
     committed: bool,
+    retention: Option<DefaultRetention>,
 }
 
 /// Largest amount of an object held in memory before it is written out.
@@ -158,7 +279,7 @@ impl BlobWriter for FsWriter {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<StoredBlob, BlobError> {
+    async fn commit(mut self: Box<Self>, _sha256: &str) -> Result<StoredBlob, BlobError> {
         if self.committed {
             return Err(BlobError::Unavailable { step: "committing twice" });
         }
@@ -166,6 +287,7 @@ impl BlobWriter for FsWriter {
         let buf = std::mem::take(&mut self.buf);
         let file = self.file.take();
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        let retention = self.retention.map(|r| r.from(std::time::SystemTime::now()));
         let result = tokio::task::spawn_blocking(move || {
             let outcome = (|| {
                 let file = write_out(file, &tmp, &buf)?;
@@ -173,6 +295,10 @@ impl BlobWriter for FsWriter {
                 drop(file);
                 let dir = dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
                 std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
+                // The lock goes down first: an object is never visible without its protection.
+                if let Some(retention) = retention {
+                    lockfile::write(&lock_path(&dest), &Protection { retention: Some(retention), legal_hold: false })?;
+                }
                 std::fs::rename(&tmp, &dest).map_err(BlobError::io("renaming a blob into place"))?;
                 std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"))
             })();

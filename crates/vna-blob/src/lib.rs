@@ -10,6 +10,8 @@ pub mod faulty;
 pub mod fs;
 pub mod memory;
 
+mod lockfile;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -34,20 +36,137 @@ pub struct Range {
     pub length: u64,
 }
 
+/// One object version: the key, and the store's version id where the store versions objects.
+/// Without a version id, the current version is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef<'a> {
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+}
+
+impl<'a> BlobRef<'a> {
+    /// The current version under `key`.
+    pub fn current(key: &'a str) -> Self {
+        BlobRef { key, version_id: None }
+    }
+
+    pub fn new(key: &'a str, version_id: Option<&'a str>) -> Self {
+        BlobRef { key, version_id }
+    }
+}
+
+impl<'a> From<&'a StoredBlob> for BlobRef<'a> {
+    fn from(b: &'a StoredBlob) -> Self {
+        BlobRef { key: &b.key, version_id: b.version_id.as_deref() }
+    }
+}
+
+/// Object Lock retention mode (S3 semantics). In COMPLIANCE mode nobody, not even the account
+/// that wrote the object, can delete the version or shorten its retention before the date; in
+/// GOVERNANCE mode a user holding the bypass permission can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+}
+
+/// A retain-until date and its mode, on one object version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: LockMode,
+    /// Whole seconds; stores keep second precision at most.
+    pub retain_until: std::time::SystemTime,
+}
+
+/// What protects an object version from deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Protection {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl Protection {
+    /// True when a delete of the version must be refused at `now`.
+    pub fn forbids_delete(&self, now: std::time::SystemTime) -> bool {
+        self.legal_hold || self.retention.is_some_and(|r| r.retain_until > now)
+    }
+}
+
+/// One line of a store's self-check (`vna storage check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckItem {
+    pub what: &'static str,
+    pub ok: bool,
+    /// What was found; no secrets.
+    pub detail: String,
+}
+
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts a new object under a fresh key. Nothing is visible under that key until
     /// [`BlobWriter::commit`] returns.
     async fn create(&self) -> Result<Box<dyn BlobWriter>, BlobError>;
 
-    /// Streams an object, or `range` of it. A range past the end is an error, not a short read.
-    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError>;
+    /// Streams an object version, or `range` of it. A range past the end is an error, not a
+    /// short read.
+    async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError>;
 
-    /// Size of a committed object.
-    async fn size(&self, key: &str) -> Result<u64, BlobError>;
+    /// Size of a committed object version.
+    async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError>;
 
-    /// Removes an object. Removing a missing key is `NotFound`.
-    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Removes an object. With a version id, that version is destroyed for good; without one, on
+    /// a versioned store the current version is hidden behind a delete marker (older versions
+    /// stay readable by id) and elsewhere the object is removed. A missing object is
+    /// `NotFound`; a version under retention or legal hold is `Locked`, and nothing changes.
+    async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError>;
+
+    /// Retention and legal hold of an object version. Stores without locking report none.
+    async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
+        self.size(blob).await?;
+        Ok(Protection::default())
+    }
+
+    /// Sets or extends the retention of an object version. Shortening or weakening a
+    /// COMPLIANCE retention is `Locked`.
+    async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
+        let _ = (blob, retention);
+        Err(BlobError::Unsupported { what: "object retention" })
+    }
+
+    /// Places (`true`) or lifts a legal hold on an object version.
+    async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
+        let _ = (blob, on);
+        Err(BlobError::Unsupported { what: "legal hold" })
+    }
+
+    /// Whether [`set_retention`](BlobStore::set_retention) and
+    /// [`set_legal_hold`](BlobStore::set_legal_hold) work here, and how strongly they bind.
+    fn locking(&self) -> Locking {
+        Locking::None
+    }
+
+    /// Checks that the store is usable as configured (`vna storage check`).
+    async fn check(&self) -> Vec<CheckItem>;
+}
+
+/// How a store enforces retention and legal hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// Not at all.
+    None,
+    /// By the archive's own code: anyone with access to the storage can still delete.
+    Emulated,
+    /// By the storage system itself (S3 Object Lock).
+    Enforced,
 }
 
 #[async_trait]
@@ -55,9 +174,11 @@ pub trait BlobWriter: Send {
     async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError>;
 
     /// Makes the object durable (on the filesystem: data fsynced, renamed into place,
-    /// directory fsynced) and returns where it is. Only after this may anything be
-    /// acknowledged.
-    async fn commit(self: Box<Self>) -> Result<StoredBlob, BlobError>;
+    /// directory fsynced; on S3: the PUT or the multipart completion answered) and returns where
+    /// it is. `sha256` is the lower-case hex SHA-256 of everything written, computed by the
+    /// caller on the same bytes; stores that can, keep it beside the object and let the storage
+    /// verify it. Only after this may anything be acknowledged.
+    async fn commit(self: Box<Self>, sha256: &str) -> Result<StoredBlob, BlobError>;
 
     /// Gives up on the object; nothing is left behind that a reader could see.
     async fn abort(self: Box<Self>);
@@ -76,6 +197,16 @@ pub enum BlobError {
     Io { step: &'static str, #[source] source: std::io::Error },
     #[error("blob store unavailable while {step}")]
     Unavailable { step: &'static str },
+    #[error("object {key} is under retention or legal hold")]
+    Locked { key: String },
+    #[error("this blob store does not support {what}")]
+    Unsupported { what: &'static str },
+    #[error("the store refused the bytes as corrupted while {step}")]
+    Corrupted { step: &'static str },
+    #[error("the store answered {status} {code} while {step}")]
+    Service { step: &'static str, status: u16, code: String },
+    #[error("the sha256 given at commit is not 64 hex digits")]
+    BadDigest,
 }
 
 impl BlobError {
@@ -86,7 +217,35 @@ impl BlobError {
     /// True when the same call may succeed later (store down, disk full).
     pub fn is_transient(&self) -> bool {
         matches!(self, BlobError::Unavailable { .. })
+            || matches!(self, BlobError::Service { status, .. } if *status >= 500 || *status == 429)
             || matches!(self, BlobError::Io { source, .. } if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted))
+    }
+}
+
+/// A retention to give every new object: a mode and a number of days from the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub days: u32,
+}
+
+impl DefaultRetention {
+    /// The retention an object written at `now` gets (whole seconds).
+    pub fn from(&self, now: std::time::SystemTime) -> Retention {
+        let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs + u64::from(self.days) * 86_400);
+        Retention { mode: self.mode, retain_until: until }
+    }
+}
+
+/// The rule both S3 and the emulation follow for changing a retention that is still in force:
+/// the date may only move later, and COMPLIANCE may not become GOVERNANCE.
+pub fn retention_change_allowed(old: Option<Retention>, new: Retention, now: std::time::SystemTime) -> bool {
+    match old {
+        Some(old) if old.retain_until > now => {
+            new.retain_until >= old.retain_until && !(old.mode == LockMode::Compliance && new.mode == LockMode::Governance)
+        }
+        _ => true,
     }
 }
 
@@ -96,9 +255,9 @@ pub fn new_key() -> String {
 }
 
 /// Reads a whole object into memory. For small objects and tests only.
-pub async fn read_all(store: &dyn BlobStore, key: &str, range: Option<Range>) -> Result<Vec<u8>, BlobError> {
+pub async fn read_all(store: &dyn BlobStore, blob: BlobRef<'_>, range: Option<Range>) -> Result<Vec<u8>, BlobError> {
     use futures::TryStreamExt;
-    let mut s = store.read(key, range).await?;
+    let mut s = store.read(blob, range).await?;
     let mut out = Vec::new();
     while let Some(chunk) = s.try_next().await? {
         out.extend_from_slice(&chunk);

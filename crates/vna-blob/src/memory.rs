@@ -1,6 +1,6 @@
 //! In-memory blob store, for unit tests of logic only: nothing here is durable.
 
-use crate::{new_key, BlobError, BlobStore, BlobWriter, ByteStream, Range, StoredBlob};
+use crate::{new_key, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, Range, StoredBlob};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -26,7 +26,11 @@ impl MemoryBlobStore {
         self.len() == 0
     }
 
-    fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+    fn get(&self, blob: BlobRef<'_>) -> Result<Bytes, BlobError> {
+        let key = blob.key;
+        if blob.version_id.is_some() {
+            return Err(BlobError::NotFound { key: key.to_owned() });
+        }
         let map = self.objects.lock().map_err(|_| BlobError::Unavailable { step: "locking the memory store" })?;
         map.get(key).cloned().ok_or_else(|| BlobError::NotFound { key: key.to_owned() })
     }
@@ -38,8 +42,8 @@ impl BlobStore for MemoryBlobStore {
         Ok(Box::new(MemWriter { store: self.clone(), buf: BytesMut::new() }))
     }
 
-    async fn read(&self, key: &str, range: Option<Range>) -> Result<ByteStream, BlobError> {
-        let data = self.get(key)?;
+    async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
+        let data = self.get(blob)?;
         let size = data.len() as u64;
         let data = match range {
             Some(r) if r.offset.checked_add(r.length).is_none_or(|e| e > size) => {
@@ -51,13 +55,19 @@ impl BlobStore for MemoryBlobStore {
         Ok(futures::stream::once(async move { Ok(data) }).boxed())
     }
 
-    async fn size(&self, key: &str) -> Result<u64, BlobError> {
-        Ok(self.get(key)?.len() as u64)
+    async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError> {
+        Ok(self.get(blob)?.len() as u64)
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+    async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError> {
+        self.get(blob)?;
+        let key = blob.key;
         let mut map = self.objects.lock().map_err(|_| BlobError::Unavailable { step: "locking the memory store" })?;
         map.remove(key).map(|_| ()).ok_or_else(|| BlobError::NotFound { key: key.to_owned() })
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        vec![CheckItem { what: "memory", ok: true, detail: "in memory: nothing is durable (tests only)".to_owned() }]
     }
 }
 
@@ -73,7 +83,7 @@ impl BlobWriter for MemWriter {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<StoredBlob, BlobError> {
+    async fn commit(self: Box<Self>, _sha256: &str) -> Result<StoredBlob, BlobError> {
         let key = new_key();
         let size = self.buf.len() as u64;
         let mut map = self.store.objects.lock().map_err(|_| BlobError::Unavailable { step: "locking the memory store" })?;

@@ -6,6 +6,7 @@ mod fs {
         (vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open"), dir)
     }
     vna_blob::blob_store_conformance!(make());
+    vna_blob::blob_store_conformance!(locking make());
 }
 
 mod memory {
@@ -24,7 +25,7 @@ async fn fs_leaves_nothing_visible_after_abort_or_failed_commit() {
     faults.fail_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut w = store.create().await.expect("create");
     w.write(bytes::Bytes::from_static(b"x")).await.expect("write");
-    assert!(w.commit().await.is_err());
+    assert!(w.commit(&vna_blob::conformance::sha256_hex(b"x")).await.is_err());
     let count = walk(dir.path());
     assert_eq!(count, 0, "no file may remain after a failed commit");
 }
@@ -46,4 +47,24 @@ async fn fs_abort_after_a_flush_leaves_no_temporary_file() {
     assert_eq!(walk(dir.path()), 1, "the object in progress is in tmp/");
     w.abort().await;
     assert_eq!(walk(dir.path()), 0, "abort removes the temporary file");
+}
+
+#[tokio::test]
+async fn fs_default_retention_is_applied_at_commit() {
+    use vna_blob::{BlobStore, DefaultRetention, LockMode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = vna_blob::fs::FsBlobStore::open(dir.path())
+        .await
+        .expect("open")
+        .with_default_retention(Some(DefaultRetention { mode: LockMode::Compliance, days: 30 }));
+    let mut w = store.create().await.expect("create");
+    w.write(bytes::Bytes::from_static(b"kept")).await.expect("write");
+    let blob = w.commit(&vna_blob::conformance::sha256_hex(b"kept")).await.expect("commit");
+    let p = store.protection((&blob).into()).await.expect("protection");
+    let r = p.retention.expect("retention set at commit");
+    assert_eq!(r.mode, LockMode::Compliance);
+    let days = r.retain_until.duration_since(std::time::SystemTime::now()).expect("in the future").as_secs() / 86_400;
+    assert!((29..=30).contains(&days), "{days} days");
+    assert!(matches!(store.delete((&blob).into()).await, Err(vna_blob::BlobError::Locked { .. })));
+    assert_eq!(store.locking(), vna_blob::Locking::Emulated);
 }

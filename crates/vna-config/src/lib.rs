@@ -134,7 +134,7 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         let mut tiers = std::collections::BTreeMap::new();
-        tiers.insert("default".to_owned(), TierConfig::Filesystem { path: String::new() });
+        tiers.insert("default".to_owned(), TierConfig::Filesystem { path: String::new(), retention: None });
         StorageConfig { default_tier: "default".into(), tiers }
     }
 }
@@ -142,8 +142,119 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
 pub enum TierConfig {
-    /// A directory; empty path: `{data_dir}/blobs`.
-    Filesystem { #[serde(default)] path: String },
+    /// A directory; empty path: `{data_dir}/blobs`. Retention is emulated by the archive
+    /// (weaker than S3 Object Lock: whoever can write the directory can delete).
+    Filesystem {
+        #[serde(default)]
+        path: String,
+        #[serde(default)]
+        retention: Option<RetentionConfig>,
+    },
+    /// A bucket on an S3-compatible store.
+    S3(S3TierConfig),
+}
+
+/// Object Lock retention given to every object written to a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub mode: LockModeConfig,
+    /// Days from the write.
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockModeConfig {
+    /// Nobody can delete or shorten before the date, not even with the archive's credentials.
+    Compliance,
+    /// Users with the bypass permission can.
+    Governance,
+}
+
+/// `kind = "s3"`: a bucket (with versioning, and Object Lock for retention) on an S3 endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3TierConfig {
+    /// `http(s)://host:port`; empty: AWS's endpoint for the region.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Prepended to every (opaque) object key, e.g. `"vna/"`.
+    pub prefix: String,
+    /// Path-style URLs (`endpoint/bucket/key`), what most on-premises stores want.
+    pub path_style: bool,
+    /// Storage class of new objects; empty: the bucket's default.
+    pub storage_class: String,
+    /// Access key id; with `secret_access_key_file`. Both empty: the standard AWS credential
+    /// chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile files, instance metadata).
+    pub access_key_id: String,
+    /// A file holding the access key id (instead of `access_key_id`).
+    pub access_key_id_file: String,
+    /// A file holding the secret access key. The secret itself never goes in this file.
+    pub secret_access_key_file: String,
+    /// Objects up to this size are one PUT; larger ones go up in parts of this size (at least 5).
+    pub part_size_mib: u32,
+    /// Parts of one object in flight at once.
+    pub parts_in_flight: u32,
+    /// Also send `x-amz-checksum-sha256` (only for stores that verify it; Ceph RGW 16 does not).
+    pub checksum_sha256: bool,
+    /// The bucket must have Object Lock enabled (checked by `vna storage check`).
+    pub object_lock: bool,
+    /// Retention set on every new object version (needs a bucket with Object Lock).
+    pub retention: Option<RetentionConfig>,
+    /// S3 requests in flight at once for this tier.
+    pub max_in_flight: u32,
+    /// Seconds a request waits for a free slot before the store counts as unavailable.
+    pub queue_timeout_seconds: u64,
+    pub connect_timeout_seconds: u64,
+    /// Seconds per attempt of one request.
+    pub request_timeout_seconds: u64,
+    /// Attempts per request (exponential backoff between them).
+    pub max_attempts: u32,
+}
+
+impl Default for S3TierConfig {
+    fn default() -> Self {
+        S3TierConfig {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            prefix: String::new(),
+            path_style: true,
+            storage_class: String::new(),
+            access_key_id: String::new(),
+            access_key_id_file: String::new(),
+            secret_access_key_file: String::new(),
+            part_size_mib: 16,
+            parts_in_flight: 2,
+            checksum_sha256: false,
+            object_lock: false,
+            retention: None,
+            max_in_flight: 64,
+            queue_timeout_seconds: 30,
+            connect_timeout_seconds: 5,
+            request_timeout_seconds: 60,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl S3TierConfig {
+    /// The access key id and secret from the configuration and its files; `None`: use the
+    /// standard AWS chain.
+    pub fn credentials(&self) -> Result<Option<(String, String)>, ConfigError> {
+        let read = |p: &str| {
+            let path = PathBuf::from(p);
+            std::fs::read_to_string(&path).map(|s| s.trim().to_owned()).map_err(|source| ConfigError::Secret { path, source })
+        };
+        let id = if self.access_key_id_file.is_empty() { self.access_key_id.clone() } else { read(&self.access_key_id_file)? };
+        match (id.is_empty(), self.secret_access_key_file.is_empty()) {
+            (true, true) => Ok(None),
+            (false, false) => Ok(Some((id, read(&self.secret_access_key_file)?))),
+            _ => Err(ConfigError::Inconsistent("an S3 tier needs both an access key id and secret_access_key_file, or neither (AWS credential chain)".into())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -283,7 +394,31 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
     }
     check_dimse(&config.dimse)?;
+    check_storage(&config.storage)?;
     Ok(config)
+}
+
+fn check_storage(s: &StorageConfig) -> Result<(), ConfigError> {
+    for (name, tier) in &s.tiers {
+        let TierConfig::S3(t) = tier else { continue };
+        let bad = |what: &str| Err(ConfigError::Inconsistent(format!("storage.tiers.{name}: {what}")));
+        if t.bucket.is_empty() {
+            return bad("bucket is required");
+        }
+        if t.part_size_mib < 5 {
+            return bad("part_size_mib must be at least 5 (S3's smallest part)");
+        }
+        if t.parts_in_flight == 0 || t.max_in_flight == 0 || t.max_attempts == 0 {
+            return bad("parts_in_flight, max_in_flight and max_attempts must be at least 1");
+        }
+        if t.retention.is_some() && !t.object_lock {
+            return bad("retention needs object_lock = true (a bucket created with Object Lock)");
+        }
+        if !t.endpoint.is_empty() && !(t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://")) {
+            return bad("endpoint must be an http:// or https:// URL");
+        }
+    }
+    Ok(())
 }
 
 fn check_dimse(d: &DimseConfig) -> Result<(), ConfigError> {
@@ -376,6 +511,31 @@ mod tests {
         assert!(matches!(load(None, long, &[]), Err(ConfigError::Inconsistent(_))));
         let small = vec![("VNA__DIMSE__MAX_PDU_LENGTH".to_owned(), "100".to_owned())];
         assert!(matches!(load(None, small, &[]), Err(ConfigError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn s3_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cr3t\n").unwrap();
+        let file = dir.path().join("vna.toml");
+        let text = format!(
+            "[storage]\ndefault_tier = \"hot\"\n[storage.tiers.hot]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"b\"\n\
+             access_key_id = \"AK\"\nsecret_access_key_file = \"{}\"\nobject_lock = true\nretention = {{ mode = \"COMPLIANCE\", days = 3650 }}\n",
+            secret.display()
+        );
+        std::fs::write(&file, &text).unwrap();
+        let cfg = load(Some(&file), Vec::new(), &[]).unwrap();
+        let TierConfig::S3(t) = &cfg.storage.tiers["hot"] else { panic!("not s3") };
+        assert_eq!(t.part_size_mib, 16);
+        assert_eq!(t.retention, Some(RetentionConfig { mode: LockModeConfig::Compliance, days: 3650 }));
+        assert_eq!(t.credentials().unwrap(), Some(("AK".into(), "s3cr3t".into())));
+        let env = vec![("VNA__STORAGE__TIERS__HOT__PART_SIZE_MIB".to_owned(), "4".to_owned())];
+        assert!(matches!(load(Some(&file), env, &[]), Err(ConfigError::Inconsistent(_))));
+        std::fs::write(&file, text.replace("object_lock = true\n", "")).unwrap();
+        assert!(matches!(load(Some(&file), Vec::new(), &[]), Err(ConfigError::Inconsistent(_))), "retention without object lock");
+        std::fs::write(&file, text.replace("bucket = \"b\"", "buckett = \"b\"")).unwrap();
+        assert!(matches!(load(Some(&file), Vec::new(), &[]), Err(ConfigError::Invalid(_))), "unknown key in an s3 tier");
     }
 
     #[test]

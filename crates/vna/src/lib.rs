@@ -3,6 +3,7 @@
 //! listener bound to port 0.
 
 pub mod import;
+pub mod verify;
 
 use anyhow::Context;
 use std::collections::HashMap;
@@ -26,16 +27,7 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
             Arc::new(vna_catalog::sqlite::SqliteCatalog::open(&path).await.with_context(|| format!("opening the SQLite catalog {}", path.display()))?)
         }
     };
-    let mut tiers: HashMap<String, Arc<dyn BlobStore>> = HashMap::new();
-    for (name, tier) in &config.storage.tiers {
-        let store: Arc<dyn BlobStore> = match tier {
-            TierConfig::Filesystem { path } => {
-                let dir = if path.is_empty() { config.data_dir.join("blobs") } else { path.into() };
-                Arc::new(vna_blob::fs::FsBlobStore::open(&dir).await.with_context(|| format!("opening storage tier '{name}' at {}", dir.display()))?)
-            }
-        };
-        tiers.insert(name.clone(), store);
-    }
+    let tiers = build_tiers(config).await?;
     let archive_config = ArchiveConfig {
         max_object_bytes: config.ingest.max_object_bytes,
         max_concurrent_stores: config.ingest.max_concurrent_stores,
@@ -48,6 +40,57 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         default_tier: config.storage.default_tier.clone(),
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
+}
+
+/// Opens every configured storage tier. Nothing is sent to an S3 store yet.
+pub async fn build_tiers(config: &Config) -> anyhow::Result<HashMap<String, Arc<dyn BlobStore>>> {
+    let mut tiers: HashMap<String, Arc<dyn BlobStore>> = HashMap::new();
+    for (name, tier) in &config.storage.tiers {
+        let store: Arc<dyn BlobStore> = match tier {
+            TierConfig::Filesystem { path, retention } => {
+                let dir = if path.is_empty() { config.data_dir.join("blobs") } else { path.into() };
+                let store = vna_blob::fs::FsBlobStore::open(&dir).await.with_context(|| format!("opening storage tier '{name}' at {}", dir.display()))?;
+                Arc::new(store.with_default_retention(retention.map(default_retention)))
+            }
+            TierConfig::S3(t) => {
+                let settings = s3_settings(t).with_context(|| format!("storage tier '{name}'"))?;
+                Arc::new(vna_blob_s3::S3BlobStore::new(settings).await.with_context(|| format!("opening storage tier '{name}'"))?)
+            }
+        };
+        tiers.insert(name.clone(), store);
+    }
+    Ok(tiers)
+}
+
+fn default_retention(r: vna_config::RetentionConfig) -> vna_blob::DefaultRetention {
+    let mode = match r.mode {
+        vna_config::LockModeConfig::Compliance => vna_blob::LockMode::Compliance,
+        vna_config::LockModeConfig::Governance => vna_blob::LockMode::Governance,
+    };
+    vna_blob::DefaultRetention { mode, days: r.days }
+}
+
+/// `[storage.tiers.X]` of kind `s3` as the backend takes it, secrets read from their files.
+pub fn s3_settings(t: &vna_config::S3TierConfig) -> anyhow::Result<vna_blob_s3::S3Settings> {
+    use std::time::Duration;
+    let mut s = vna_blob_s3::S3Settings::new(&t.bucket);
+    s.endpoint = (!t.endpoint.is_empty()).then(|| t.endpoint.clone());
+    s.region = t.region.clone();
+    s.prefix = t.prefix.clone();
+    s.path_style = t.path_style;
+    s.storage_class = (!t.storage_class.is_empty()).then(|| t.storage_class.clone());
+    s.credentials = t.credentials()?;
+    s.part_size = (t.part_size_mib as usize) << 20;
+    s.parts_in_flight = t.parts_in_flight as usize;
+    s.checksum_sha256 = t.checksum_sha256;
+    s.default_retention = t.retention.map(default_retention);
+    s.require_object_lock = t.object_lock;
+    s.max_in_flight = t.max_in_flight as usize;
+    s.queue_timeout = Duration::from_secs(t.queue_timeout_seconds);
+    s.connect_timeout = Duration::from_secs(t.connect_timeout_seconds);
+    s.request_timeout = Duration::from_secs(t.request_timeout_seconds);
+    s.max_attempts = t.max_attempts;
+    Ok(s)
 }
 
 /// The HTTP application: DICOMweb under its root, the admin API under `/admin`, `/healthz`.

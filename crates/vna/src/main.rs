@@ -1,4 +1,4 @@
-//! The `vna` command: `serve`, `import`, `check-config`.
+//! The `vna` command: `serve`, `import`, `check-config`, `storage check`, `verify`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,6 +47,31 @@ enum Command {
     CheckConfig {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
+    },
+    /// Storage administration.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+    /// Re-read stored objects and compare size and SHA-256 with the catalog. Exit status 1 when
+    /// any object is missing, altered or unreadable.
+    Verify {
+        /// Only the current instances of this study (default: every current instance).
+        #[arg(long)]
+        study: Option<String>,
+        /// Objects read at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Check that every configured tier (or one) is usable: reachable, credentials accepted,
+    /// bucket present, versioning and Object Lock as configured. Exit status 1 on any problem.
+    Check {
+        /// Only this tier.
+        tier: Option<String>,
     },
 }
 
@@ -143,6 +168,49 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(if summary.rejected_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Storage { command: StorageCommand::Check { tier } } => {
+            let config = load_config(&cli, None, None, None)?;
+            let tiers = vna::build_tiers(&config).await?;
+            let mut names: Vec<&String> = tiers.keys().collect();
+            names.sort();
+            if let Some(t) = tier {
+                if !tiers.contains_key(t) {
+                    anyhow::bail!("no storage tier named '{t}' (configured: {})", names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
+                }
+                names.retain(|n| *n == t);
+            }
+            let mut failed = 0;
+            for name in names {
+                let store = &tiers[name];
+                let locking = match store.locking() {
+                    vna_blob::Locking::Enforced => "object lock enforced by the store",
+                    vna_blob::Locking::Emulated => "object lock emulated by the archive",
+                    vna_blob::Locking::None => "no object lock",
+                };
+                println!("tier '{name}' ({locking}){}", if *name == config.storage.default_tier { ", default" } else { "" });
+                for item in store.check().await {
+                    println!("  {} {:<18} {}", if item.ok { "ok  " } else { "FAIL" }, item.what, item.detail);
+                    failed += usize::from(!item.ok);
+                }
+            }
+            if failed > 0 {
+                println!("{failed} problem(s) found");
+                return Ok(ExitCode::from(1));
+            }
+            println!("storage is usable");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { study, parallel } => {
+            let config = load_config(&cli, None, None, None)?;
+            let archive = vna::build_archive(&config).await?;
+            let study = match study {
+                Some(s) => Some(vna_dicom::uid::StudyUid::new(s).map_err(|_| anyhow::anyhow!("--study is not a valid UID"))?),
+                None => None,
+            };
+            let report = vna::verify::run(archive, study, (*parallel).max(1)).await?;
+            println!("verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable", report.checked, report.bytes as f64 / 1e6, report.intact, report.missing, report.altered, report.unreadable);
+            Ok(if report.problems() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::CheckConfig { file } => {
             let config = load_config(&cli, file.as_ref(), None, None)?;

@@ -1,0 +1,424 @@
+//! S3 blob store: the archive's production home on an S3-compatible object store (Scality
+//! RING, Ceph RGW, MinIO, StorageGRID, AWS).
+//!
+//! - Objects are streamed in: up to `part_size` they go out as one PUT at commit; beyond, as a
+//!   multipart upload whose parts leave while the data still arrives (at most
+//!   `parts_in_flight` at once), aborted on any failure or when the writer is dropped.
+//! - Every PUT and part carries Content-MD5, so the store verifies each byte it keeps;
+//!   optionally `x-amz-checksum-sha256` too (stores that verify it: AWS; Ceph RGW 16 ignores
+//!   it). The object's SHA-256 (from the caller, computed on the same bytes) is kept as the
+//!   object tag `sha256`.
+//! - Object Lock: a tier's default retention is set on every version at write time (headers on
+//!   the PUT; for multipart, PutObjectRetention right after completion, since stores ignore lock
+//!   headers on CreateMultipartUpload). The store itself then refuses to delete or shorten.
+//! - Reads name the version the catalog recorded; ranges are one ranged GET.
+//! - A semaphore caps requests in flight; timeouts and retries with backoff come from the SDK.
+
+mod check;
+mod error;
+mod writer;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig};
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockRetentionMode};
+use bytes::Bytes;
+use error::{sdk, S3Failure};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vna_blob::{BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, LockMode, Locking, Protection, Range, Retention};
+
+/// Smallest part S3 accepts (but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// Everything the backend needs, already resolved (secrets read from their files).
+#[derive(Clone)]
+pub struct S3Settings {
+    /// `http(s)://host:port`; `None`: the SDK's default endpoint for the region (AWS).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Put before every key (e.g. `"vna/"`); keys stay opaque.
+    pub prefix: String,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Storage class for new objects; `None`: the bucket's default.
+    pub storage_class: Option<String>,
+    /// Access key id and secret; `None`: the standard AWS credential chain (environment,
+    /// profile files, instance metadata).
+    pub credentials: Option<(String, String)>,
+    /// Objects up to this size are one PUT; larger ones are uploaded in parts of this size.
+    pub part_size: usize,
+    /// Parts of one object being uploaded at once (memory per transfer ≈ part_size × (this + 1)).
+    pub parts_in_flight: usize,
+    /// Send `x-amz-checksum-sha256` with every PUT and part (only where the store verifies it).
+    pub checksum_sha256: bool,
+    /// Retention given to every new object version; needs a bucket with Object Lock.
+    pub default_retention: Option<DefaultRetention>,
+    /// The bucket must have Object Lock enabled (checked by `vna storage check`).
+    pub require_object_lock: bool,
+    /// S3 requests in flight at once across the store; a streaming GET holds its slot until
+    /// its body is read.
+    pub max_in_flight: usize,
+    /// How long a request waits for a slot before failing as unavailable.
+    pub queue_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Per attempt of one request (a part upload, a GET until its headers).
+    pub request_timeout: Duration,
+    /// Attempts per request, the first included (standard retry mode: exponential backoff
+    /// with jitter, on timeouts, connection failures, 5xx and throttling).
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("credentials", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Settings {
+    /// Defaults for everything but where the bucket is.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Settings {
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            bucket: bucket.into(),
+            prefix: String::new(),
+            path_style: true,
+            storage_class: None,
+            credentials: None,
+            part_size: 16 << 20,
+            parts_in_flight: 2,
+            checksum_sha256: false,
+            default_retention: None,
+            require_object_lock: false,
+            max_in_flight: 64,
+            queue_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3SetupError {
+    #[error("part_size must be at least {MIN_PART_SIZE} bytes (S3's smallest part), got {0}")]
+    PartTooSmall(usize),
+    #[error("bucket name is empty")]
+    NoBucket,
+}
+
+pub struct S3BlobStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    client: aws_sdk_s3::Client,
+    settings: S3Settings,
+    slots: Arc<Semaphore>,
+}
+
+impl Inner {
+    fn object_key(&self, key: &str) -> Result<String, BlobError> {
+        // Keys are ours: 32 lower-case hex digits. Anything else never reaches the store.
+        if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Err(BlobError::BadKey { key: key.chars().take(40).collect() });
+        }
+        Ok(format!("{}{key}", self.settings.prefix))
+    }
+
+    /// A slot for one request; waits at most `queue_timeout`.
+    pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit, BlobError> {
+        match tokio::time::timeout(self.settings.queue_timeout, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(BlobError::Unavailable { step: "waiting for a free S3 request slot" }),
+        }
+    }
+
+    async fn head(&self, blob: BlobRef<'_>) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, BlobError> {
+        let key = self.object_key(blob.key)?;
+        let _slot = self.slot().await?;
+        self.client
+            .head_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .set_version_id(blob.version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(sdk("reading object metadata", blob.key))
+    }
+}
+
+impl S3BlobStore {
+    /// Builds the client. Nothing is sent yet: `check` (or the first request) finds out whether
+    /// the store is there.
+    pub async fn new(settings: S3Settings) -> Result<Self, S3SetupError> {
+        if settings.part_size < MIN_PART_SIZE {
+            return Err(S3SetupError::PartTooSmall(settings.part_size));
+        }
+        if settings.bucket.is_empty() {
+            return Err(S3SetupError::NoBucket);
+        }
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(settings.connect_timeout)
+            .operation_attempt_timeout(settings.request_timeout)
+            .build();
+        let retry = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .timeout_config(timeouts)
+            .retry_config(retry);
+        if let Some((id, secret)) = &settings.credentials {
+            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "vna configuration"));
+        }
+        let shared = loader.load().await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(settings.path_style)
+            // Stores other than AWS reject the SDK's default trailing checksums on streamed
+            // bodies (Ceph RGW 16: 400 XAmzContentSHA256Mismatch); Content-MD5 is what we rely on.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // A viewer that reads a response slowly is backpressure, not a stalled store.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+        if let Some(endpoint) = &settings.endpoint {
+            conf = conf.endpoint_url(endpoint);
+        }
+        let client = aws_sdk_s3::Client::from_conf(conf.build());
+        let slots = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Ok(S3BlobStore { inner: Arc::new(Inner { client, settings, slots }) })
+    }
+
+    /// The SDK client, for tests that talk to the store directly (as an operator with the
+    /// archive's credentials would).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.inner.client
+    }
+
+    pub fn settings(&self) -> &S3Settings {
+        &self.inner.settings
+    }
+
+    /// The full object key of an archive key (prefix + key).
+    pub fn object_key(&self, key: &str) -> Result<String, BlobError> {
+        self.inner.object_key(key)
+    }
+
+    /// The SHA-256 recorded with an object version (its `sha256` tag), if any.
+    pub async fn recorded_sha256(&self, blob: BlobRef<'_>) -> Result<Option<String>, BlobError> {
+        let key = self.inner.object_key(blob.key)?;
+        let _slot = self.inner.slot().await?;
+        let out = self
+            .inner
+            .client
+            .get_object_tagging()
+            .bucket(&self.inner.settings.bucket)
+            .key(key)
+            .set_version_id(blob.version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(sdk("reading object tags", blob.key))?;
+        Ok(out.tag_set().iter().find(|t| t.key() == writer::SHA256_TAG).map(|t| t.value().to_owned()))
+    }
+}
+
+pub(crate) fn to_mode(m: LockMode) -> ObjectLockRetentionMode {
+    match m {
+        LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+        LockMode::Governance => ObjectLockRetentionMode::Governance,
+    }
+}
+
+pub(crate) fn to_date(t: SystemTime) -> DateTime {
+    DateTime::from(t)
+}
+
+/// `bytes a-b/total` → total.
+fn total_from_content_range(v: &str) -> Option<u64> {
+    v.rsplit('/').next()?.trim().parse().ok()
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn create(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(writer::S3Writer::new(self.inner.clone())))
+    }
+
+    async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
+        let key = self.inner.object_key(blob.key)?;
+        if let Some(r) = range {
+            let end = r.offset.checked_add(r.length);
+            if r.length == 0 || end.is_none() {
+                // No ranged GET can express these; the size decides.
+                let size = self.size(blob).await?;
+                if end.is_none_or(|e| e > size) {
+                    return Err(BlobError::RangeOutside { offset: r.offset, length: r.length, size });
+                }
+                return Ok(futures::stream::empty().boxed());
+            }
+        }
+        let slot = self.inner.slot().await?;
+        let sent = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.settings.bucket)
+            .key(key)
+            .set_version_id(blob.version_id.map(str::to_owned))
+            .set_range(range.map(|r| format!("bytes={}-{}", r.offset, r.offset + r.length - 1)))
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                let f = S3Failure::from_sdk(&e);
+                if let (Some(r), Some(416)) = (range, f.status) {
+                    drop(slot);
+                    let size = self.size(blob).await?;
+                    return Err(BlobError::RangeOutside { offset: r.offset, length: r.length, size });
+                }
+                return Err(f.into_blob_error("reading an object", blob.key));
+            }
+        };
+        if let Some(r) = range {
+            // S3 shortens a range that runs past the end instead of refusing it.
+            let got = out.content_length().unwrap_or(0).max(0) as u64;
+            if got < r.length {
+                let size = out.content_range().and_then(total_from_content_range).unwrap_or(r.offset + got);
+                return Err(BlobError::RangeOutside { offset: r.offset, length: r.length, size });
+            }
+        }
+        let body = out.body;
+        let stream = futures::stream::unfold(Some((body, slot)), |state| async move {
+            let (mut body, slot) = state?;
+            match body.next().await {
+                Some(Ok(chunk)) => Some((Ok::<Bytes, BlobError>(chunk), Some((body, slot)))),
+                Some(Err(e)) => Some((Err(BlobError::Io { step: "reading an object from S3", source: std::io::Error::other(e) }), None)),
+                None => None,
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError> {
+        let head = self.inner.head(blob).await?;
+        Ok(head.content_length().unwrap_or(0).max(0) as u64)
+    }
+
+    async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError> {
+        // S3 answers 204 for a missing key (and would add a delete marker): look first.
+        self.inner.head(blob).await?;
+        let key = self.inner.object_key(blob.key)?;
+        let _slot = self.inner.slot().await?;
+        self.inner
+            .client
+            .delete_object()
+            .bucket(&self.inner.settings.bucket)
+            .key(key)
+            .set_version_id(blob.version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| {
+                let f = S3Failure::from_sdk(&e);
+                if f.is_access_denied() {
+                    // The store's Object Lock refuses: retention or legal hold.
+                    BlobError::Locked { key: blob.key.to_owned() }
+                } else {
+                    f.into_blob_error("deleting an object", blob.key)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
+        let key = self.inner.object_key(blob.key)?;
+        self.inner.head(blob).await?;
+        let _slot = self.inner.slot().await?;
+        let bucket = &self.inner.settings.bucket;
+        let version = blob.version_id.map(str::to_owned);
+        let retention = match self.inner.client.get_object_retention().bucket(bucket).key(&key).set_version_id(version.clone()).send().await {
+            Ok(out) => match out.retention() {
+                Some(r) => {
+                    let mode = match r.mode() {
+                        Some(ObjectLockRetentionMode::Compliance) => Some(LockMode::Compliance),
+                        Some(ObjectLockRetentionMode::Governance) => Some(LockMode::Governance),
+                        _ => None,
+                    };
+                    let until = r.retain_until_date().and_then(|d| SystemTime::try_from(*d).ok());
+                    mode.zip(until).map(|(mode, retain_until)| Retention { mode, retain_until })
+                }
+                None => None,
+            },
+            Err(e) => {
+                let f = S3Failure::from_sdk(&e);
+                // No retention on this version (or no lock on the bucket): none.
+                if f.status == Some(404) || f.code == "NoSuchObjectLockConfiguration" || f.code == "InvalidRequest" {
+                    None
+                } else {
+                    return Err(f.into_blob_error("reading object retention", blob.key));
+                }
+            }
+        };
+        let legal_hold = match self.inner.client.get_object_legal_hold().bucket(bucket).key(&key).set_version_id(version).send().await {
+            Ok(out) => out.legal_hold().and_then(|h| h.status()) == Some(&ObjectLockLegalHoldStatus::On),
+            Err(e) => {
+                let f = S3Failure::from_sdk(&e);
+                if f.status == Some(404) || f.code == "NoSuchObjectLockConfiguration" || f.code == "InvalidRequest" {
+                    false
+                } else {
+                    return Err(f.into_blob_error("reading object legal hold", blob.key));
+                }
+            }
+        };
+        Ok(Protection { retention, legal_hold })
+    }
+
+    async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
+        self.inner.head(blob).await?;
+        writer::put_retention(&self.inner, blob, retention).await
+    }
+
+    async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
+        let key = self.inner.object_key(blob.key)?;
+        self.inner.head(blob).await?;
+        let _slot = self.inner.slot().await?;
+        let status = if on { ObjectLockLegalHoldStatus::On } else { ObjectLockLegalHoldStatus::Off };
+        self.inner
+            .client
+            .put_object_legal_hold()
+            .bucket(&self.inner.settings.bucket)
+            .key(key)
+            .set_version_id(blob.version_id.map(str::to_owned))
+            .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+            .send()
+            .await
+            .map_err(sdk("setting a legal hold", blob.key))?;
+        Ok(())
+    }
+
+    fn locking(&self) -> Locking {
+        Locking::Enforced
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        check::run(&self.inner).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_range_total() {
+        assert_eq!(super::total_from_content_range("bytes 9995-9999/10000"), Some(10000));
+        assert_eq!(super::total_from_content_range("bytes 0-0/*"), None);
+    }
+}

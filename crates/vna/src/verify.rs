@@ -1,0 +1,88 @@
+//! `vna verify`: every current instance (or one study's) re-read and re-hashed, a few at a
+//! time, with each problem printed as it is found.
+
+use futures::StreamExt;
+use std::sync::Arc;
+use vna_archive::{Archive, Verdict};
+use vna_catalog::InstanceRow;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub checked: u64,
+    pub bytes: u64,
+    pub intact: u64,
+    pub missing: u64,
+    pub altered: u64,
+    pub unreadable: u64,
+}
+
+impl Report {
+    pub fn problems(&self) -> u64 {
+        self.missing + self.altered + self.unreadable
+    }
+
+    fn add(&mut self, row: &InstanceRow, v: &Verdict) {
+        self.checked += 1;
+        self.bytes += row.blob.size;
+        match v {
+            Verdict::Intact => self.intact += 1,
+            Verdict::Missing => self.missing += 1,
+            Verdict::SizeMismatch { .. } | Verdict::HashMismatch => self.altered += 1,
+            Verdict::Unreadable { .. } => self.unreadable += 1,
+        }
+    }
+}
+
+const PAGE: u32 = 1000;
+
+pub async fn run(archive: Arc<Archive>, study: Option<vna_dicom::uid::StudyUid>, parallel: usize) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    match study {
+        Some(study) => {
+            let rows = archive.study_instances(study).await?;
+            check_rows(&archive, rows, parallel, &mut report).await;
+        }
+        None => {
+            let mut offset = 0;
+            loop {
+                let rows = archive.all_instances(offset, PAGE).await?;
+                let n = rows.len() as u32;
+                check_rows(&archive, rows, parallel, &mut report).await;
+                if n < PAGE {
+                    break;
+                }
+                offset += n;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn check_rows(archive: &Arc<Archive>, rows: Vec<InstanceRow>, parallel: usize, report: &mut Report) {
+    let mut results = futures::stream::iter(rows)
+        .map(|row| {
+            let archive = archive.clone();
+            async move {
+                let v = archive.verify_instance(&row).await;
+                (row, v)
+            }
+        })
+        .buffer_unordered(parallel);
+    while let Some((row, v)) = results.next().await {
+        report.add(&row, &v);
+        let what = match &v {
+            Verdict::Intact => continue,
+            Verdict::Missing => "MISSING".to_owned(),
+            Verdict::SizeMismatch { recorded, found } => format!("ALTERED size {found}, catalog says {recorded}"),
+            Verdict::HashMismatch => "ALTERED sha256 differs from the catalog".to_owned(),
+            Verdict::Unreadable { reason } => format!("UNREADABLE {reason}"),
+        };
+        println!(
+            "{what}: tier {} key {} version {} (SOP Instance UID {})",
+            row.blob.tier,
+            row.blob.key,
+            row.blob.version_id.as_deref().unwrap_or("-"),
+            row.instance.sop_uid.as_str()
+        );
+    }
+}
