@@ -9,6 +9,9 @@
 #   2. python venv       .venv with tests/python/requirements.txt (pinned)
 #   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
 #                        as VNA_TEST_POSTGRES_URL, removed on exit
+#   3b. s3               throw-away single-node Ceph RGW with Object Lock
+#                        (scripts/s3-throwaway.sh, installs radosgw/ceph-mon/ceph-osd
+#                        when missing), exported as VNA_TEST_S3_*, removed on exit
 #   4. cargo build       cargo build --workspace --bins
 #   5. rust tests        cargo nextest run --workspace (cargo test if nextest is
 #                        missing) + doctests
@@ -16,6 +19,8 @@
 #
 # Environment:
 #   VNA_TEST_POSTGRES_URL  use this PostgreSQL instead of a throw-away cluster
+#   VNA_TEST_S3_ENDPOINT   use this S3 server (with VNA_TEST_S3_ACCESS_KEY,
+#                          _SECRET_KEY, _REGION) instead of a throw-away Ceph RGW
 #   VNA_PYTEST_ARGS        extra arguments for pytest (e.g. "-k frames -x")
 #   PYTHON                 the Python used to create .venv (default python3.11, python3)
 set -euo pipefail
@@ -59,9 +64,15 @@ soft_fail() {
 }
 
 PG_STARTED=0
+S3_STARTED=0
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ "$S3_STARTED" -eq 1 ]]; then
+        echo "--- stopping throw-away Ceph RGW"
+        scripts/s3-throwaway.sh stop || echo "warning: could not stop the throw-away Ceph RGW" >&2
+        rm -rf -- "${VNA_S3_STATE_DIR:-}" 2>/dev/null || true
+    fi
     if [[ "$PG_STARTED" -eq 1 ]]; then
         echo "--- stopping throw-away PostgreSQL"
         scripts/pg-throwaway.sh stop || echo "warning: could not stop the throw-away PostgreSQL" >&2
@@ -81,7 +92,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --------------------------------------------------------------------------
-banner "packages" "Debian packages: postgresql, dcmtk"
+banner "packages" "Debian packages: postgresql, dcmtk (radosgw, ceph-mon, ceph-osd: stage s3)"
 
 pick_python() {
     local c
@@ -99,6 +110,7 @@ need=()
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 pkg_installed postgresql || need+=(postgresql)
 pkg_installed dcmtk || need+=(dcmtk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     case "$PY_EXE" in
@@ -168,6 +180,27 @@ fi
 command -v psql >/dev/null || die "psql not found"
 psql "$VNA_TEST_POSTGRES_URL" -v ON_ERROR_STOP=1 -Atc 'select version()' || die "cannot connect to $VNA_TEST_POSTGRES_URL"
 echo "VNA_TEST_POSTGRES_URL=$VNA_TEST_POSTGRES_URL"
+
+# --------------------------------------------------------------------------
+banner "s3" "throw-away S3 server (single-node Ceph RGW, Object Lock)"
+
+if [[ -n "${VNA_TEST_S3_ENDPOINT:-}" ]]; then
+    echo "using VNA_TEST_S3_ENDPOINT from the environment (no throw-away Ceph started)"
+else
+    # On disk under the checkout (BlueStore needs O_DIRECT: not tmpfs), unique per run.
+    mkdir -p "$REPO_ROOT/.test-env"
+    export VNA_S3_STATE_DIR="${VNA_S3_STATE_DIR:-$(mktemp -d "$REPO_ROOT/.test-env/s3.XXXXXX")}"
+    S3_STARTED=1
+    s3_lines="$(scripts/s3-throwaway.sh start)" || die "could not start the throw-away Ceph RGW"
+    while IFS='=' read -r k v; do
+        [[ "$k" == VNA_TEST_S3_* ]] || die "unexpected line from s3-throwaway.sh: $k"
+        export "$k=$v"
+    done <<<"$s3_lines"
+fi
+[[ -n "${VNA_TEST_S3_ENDPOINT:-}" && -n "${VNA_TEST_S3_ACCESS_KEY:-}" && -n "${VNA_TEST_S3_SECRET_KEY:-}" ]] \
+    || die "VNA_TEST_S3_ENDPOINT/ACCESS_KEY/SECRET_KEY are not all set"
+curl -s -o /dev/null -w '%{http_code}\n' "$VNA_TEST_S3_ENDPOINT/" | grep -q '^[24]' || die "the S3 server at $VNA_TEST_S3_ENDPOINT does not answer"
+echo "VNA_TEST_S3_ENDPOINT=$VNA_TEST_S3_ENDPOINT"
 
 # --------------------------------------------------------------------------
 banner "cargo build" "cargo build --workspace --bins"

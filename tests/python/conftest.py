@@ -5,6 +5,10 @@
 * ``VNA_TEST_POSTGRES_URL``: a PostgreSQL server; each PostgreSQL-backed vna
   gets its own fresh database on it. Missing: the PostgreSQL variants fail
   under CI=true and are skipped (with the reason) otherwise.
+* ``VNA_TEST_S3_ENDPOINT`` (with ``VNA_TEST_S3_ACCESS_KEY``, ``_SECRET_KEY``,
+  ``_REGION``): an S3 server with Object Lock (scripts/s3-throwaway.sh). The
+  ``s3`` backend is PostgreSQL plus an S3 tier on a fresh bucket (created with
+  Object Lock through the AWS CLI) per server. Missing: as for PostgreSQL.
 
 Every server runs in its own temporary data directory (and database), on a
 free port chosen by the server itself (``--http-listen 127.0.0.1:0``); its
@@ -19,6 +23,7 @@ import queue
 import re
 import shutil
 import signal
+import sys
 import subprocess
 import threading
 import time
@@ -37,7 +42,7 @@ READY_RE = re.compile(r"^vna ready: http=(http://127\.0\.0\.1:(\d+)) dimse=(127\
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 HTTP_TIMEOUT_S = 60
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "s3"]
 
 _RUNNING: list["VnaServer"] = []
 
@@ -91,6 +96,60 @@ def _run_psql(admin_url: str, sql: str) -> None:
         raise RuntimeError(f"psql failed ({sql}): {r.stderr.strip()}")
 
 
+def s3_env() -> dict[str, str]:
+    keys = ["VNA_TEST_S3_ENDPOINT", "VNA_TEST_S3_ACCESS_KEY", "VNA_TEST_S3_SECRET_KEY"]
+    if all(os.environ.get(k) for k in keys):
+        return {k: os.environ[k] for k in keys} | {"VNA_TEST_S3_REGION": os.environ.get("VNA_TEST_S3_REGION", "us-east-1")}
+    msg = ("VNA_TEST_S3_ENDPOINT/ACCESS_KEY/SECRET_KEY are not set: S3-backed variant cannot run "
+           "(./scripts/test.sh starts a Ceph RGW; or `set -a; eval \"$(scripts/s3-throwaway.sh start)\"; set +a`)")
+    if _truthy(os.environ.get("CI")):
+        pytest.fail(msg + " [CI=true: failing instead of skipping]", pytrace=False)
+    pytest.skip("SKIPPED LOUDLY: " + msg)
+
+
+def aws(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the AWS CLI (from the test venv) against the test S3 server."""
+    e = s3_env()
+    venv_aws = Path(sys.executable).parent / "aws"
+    exe = str(venv_aws) if venv_aws.exists() else (shutil.which("aws") or "aws")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=e["VNA_TEST_S3_ACCESS_KEY"], AWS_SECRET_ACCESS_KEY=e["VNA_TEST_S3_SECRET_KEY"],
+               AWS_DEFAULT_REGION=e["VNA_TEST_S3_REGION"], AWS_EC2_METADATA_DISABLED="true")
+    r = subprocess.run([exe, "--endpoint-url", e["VNA_TEST_S3_ENDPOINT"], *args], capture_output=True, text=True,
+                       timeout=120, env=env)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"aws {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+class S3Bucket:
+    """A fresh bucket with Object Lock (and so versioning) on the test S3 server."""
+
+    def __init__(self, workdir: Path):
+        self.env = s3_env()
+        self.name = "vna-e2e-" + uuid.uuid4().hex[:16]
+        aws("s3api", "create-bucket", "--bucket", self.name, "--object-lock-enabled-for-bucket")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.secret_file = workdir / "s3-secret"
+        self.secret_file.write_text(self.env["VNA_TEST_S3_SECRET_KEY"] + "\n")
+        self.secret_file.chmod(0o600)
+
+    def server_env(self, tier: str = "s3") -> dict[str, str]:
+        p = f"VNA__STORAGE__TIERS__{tier.upper()}__"
+        return {
+            "VNA__STORAGE__DEFAULT_TIER": tier,
+            p + "KIND": "s3",
+            p + "ENDPOINT": self.env["VNA_TEST_S3_ENDPOINT"],
+            p + "REGION": self.env["VNA_TEST_S3_REGION"],
+            p + "BUCKET": self.name,
+            p + "PREFIX": "vna/",
+            p + "ACCESS_KEY_ID": self.env["VNA_TEST_S3_ACCESS_KEY"],
+            p + "SECRET_ACCESS_KEY_FILE": str(self.secret_file),
+            p + "OBJECT_LOCK": "true",
+            # Small parts so that the multi-MB test objects take the multipart path too.
+            p + "PART_SIZE_MIB": "5",
+        }
+
+
 class PgDatabase:
     """A fresh database on the test PostgreSQL server, dropped afterwards."""
 
@@ -126,16 +185,22 @@ class VnaServer:
         workdir.mkdir(parents=True, exist_ok=True)
         cmd = [vna_bin(), "serve", "--data-dir", str(self.data_dir), "--http-listen", "127.0.0.1:0",
                "--dimse-listen", "127.0.0.1:0"]
-        if backend == "postgres":
+        self.bucket: S3Bucket | None = None
+        extra_env: dict[str, str] = {}
+        if backend in ("postgres", "s3"):
             self.db = PgDatabase(postgres_admin_url())
             cmd += ["--catalog-url", self.db.url]
         elif backend != "sqlite":
             raise ValueError(backend)
+        if backend == "s3":
+            self.bucket = S3Bucket(workdir)
+            extra_env = self.bucket.server_env()
         cmd += list(args or [])
         self.cmd = cmd
 
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("VNA__")}
         child_env.setdefault("RUST_BACKTRACE", "1")
+        child_env.update(extra_env)
         child_env.update(env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=child_env, stdin=subprocess.DEVNULL,

@@ -16,6 +16,7 @@
 
 mod check;
 mod error;
+pub mod testing;
 mod writer;
 
 use async_trait::async_trait;

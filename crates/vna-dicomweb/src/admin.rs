@@ -1,5 +1,6 @@
 //! Administrative HTTP routes outside DICOMweb (mounted at `/admin`): what an archive
-//! administrator needs that no DICOM service offers. For now, the versions of an instance.
+//! administrator needs that no DICOM service offers: the versions of an instance, and the
+//! retention and legal hold of its stored object.
 //! No authentication yet: the server binds to loopback by default (security issue to come).
 
 use crate::error::ApiError;
@@ -7,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use futures::TryStreamExt;
 use serde_json::json;
@@ -19,6 +20,8 @@ pub fn admin_router(archive: Arc<Archive>) -> Router {
     Router::new()
         .route("/instances/{sop}/versions", get(versions))
         .route("/instances/{sop}/versions/{version}", get(version_bytes))
+        .route("/instances/{sop}/protection", get(protection))
+        .route("/instances/{sop}/legal-hold", put(legal_hold))
         .with_state(archive)
 }
 
@@ -68,6 +71,49 @@ async fn version_bytes(State(archive): State<Arc<Archive>>, Path((uid, version))
             )
                 .into_response(),
         )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /admin/instances/{sop}/protection`: retention and legal hold of the current version's
+/// stored object, as the store reports them, and how strongly the store enforces them.
+async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>) -> Response {
+    let result = async {
+        let (row, p, locking) = archive.protection(&sop(&uid)?).await?;
+        let retention = p.retention.map(|r| {
+            let secs = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            json!({ "mode": r.mode.as_str(), "retainUntilEpochSeconds": secs })
+        });
+        let enforcement = match locking {
+            vna_blob::Locking::Enforced => "store",
+            vna_blob::Locking::Emulated => "archive",
+            vna_blob::Locking::None => "none",
+        };
+        let body = json!({
+            "version": row.version,
+            "tier": row.blob.tier,
+            "retention": retention,
+            "legalHold": p.legal_hold,
+            "enforcedBy": enforcement,
+        });
+        Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `PUT /admin/instances/{sop}/legal-hold` with body `on` or `off`: places or lifts a legal hold
+/// on the current version's stored object. 204 on success.
+async fn legal_hold(State(archive): State<Arc<Archive>>, Path(uid): Path<String>, body: String) -> Response {
+    let result = async {
+        let on = match body.trim() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
+        };
+        archive.set_legal_hold(&sop(&uid)?, on).await?;
+        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

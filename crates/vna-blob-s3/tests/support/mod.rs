@@ -1,0 +1,2 @@
+//! Test helpers shared by the S3 tests.
+pub mod proxy;
