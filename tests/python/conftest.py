@@ -18,6 +18,7 @@ goes to a file that is attached to the report of any failing test.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -132,6 +133,19 @@ class S3Bucket:
         self.secret_file = workdir / "s3-secret"
         self.secret_file.write_text(self.env["VNA_TEST_S3_SECRET_KEY"] + "\n")
         self.secret_file.chmod(0o600)
+
+    def _list(self, what: str, field: str) -> list[str]:
+        r = aws("s3api", what, "--bucket", self.name, "--output", "json")
+        if not r.stdout.strip():
+            return []
+        return [u.get("Key", "") + " " + (u.get("UploadId") or u.get("VersionId") or "")
+                for u in json.loads(r.stdout).get(field) or []]
+
+    def uploads(self) -> list[str]:
+        return self._list("list-multipart-uploads", "Uploads")
+
+    def versions(self) -> list[str]:
+        return self._list("list-object-versions", "Versions")
 
     def server_env(self, tier: str = "s3") -> dict[str, str]:
         p = f"VNA__STORAGE__TIERS__{tier.upper()}__"
@@ -285,6 +299,20 @@ class VnaServer:
         if self.db is not None:
             self.db.drop()
             self.db = None
+
+    def stores_in_progress(self) -> bool:
+        """True while some object is being written: a temporary file on the filesystem, a
+        multipart upload on S3."""
+        if self.bucket is not None:
+            return bool(self.bucket.uploads())
+        tmp = self.data_dir / "blobs" / "tmp"
+        return tmp.is_dir() and any(tmp.iterdir())
+
+    def stored_blobs(self) -> list[str]:
+        """Every object (file, or S3 object version and multipart upload) in the default tier."""
+        if self.bucket is not None:
+            return self.bucket.versions() + [f"upload {u}" for u in self.bucket.uploads()]
+        return [str(f) for f in (self.data_dir / "blobs").rglob("*") if f.is_file()]
 
     def __repr__(self) -> str:
         return f"<vna {self.name} {self.backend} {getattr(self, 'base_url', '?')}>"

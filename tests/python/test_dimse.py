@@ -72,9 +72,8 @@ def test_killed_storescu_leaves_nothing_and_the_server_keeps_serving(server, tmp
     proc = subprocess.Popen([STORESCU, "-aec", "VNA", "-R", "--max-send-pdu", "4096", "127.0.0.1",
                              str(server.dimse_port), str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Kill it as soon as the store is under way: a partial object exists in the blob store.
-    tmp = server.data_dir / "blobs" / "tmp"
     deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline and not (tmp.is_dir() and any(tmp.iterdir())):
+    while proc.poll() is None and time.monotonic() < deadline and not server.stores_in_progress():
         time.sleep(0.002)
     proc.kill()
     proc.wait(timeout=10)
@@ -83,7 +82,7 @@ def test_killed_storescu_leaves_nothing_and_the_server_keeps_serving(server, tmp
     assert status == 204 and results == [], "a half-received instance was stored"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        leftovers = [f for f in (server.data_dir / "blobs").rglob("*") if f.is_file()]
+        leftovers = server.stored_blobs()
         if not leftovers:
             break
         time.sleep(0.1)
