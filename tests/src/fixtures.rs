@@ -113,3 +113,35 @@ pub fn ct_study(series: usize, per_series: usize) -> Vec<Ct> {
     }
     out
 }
+
+/// A native 512×512×16-bit multi-frame object of `frames` frames, as its Part 10 header up to
+/// and including the Pixel Data element header, and the number of pixel bytes that must
+/// follow (the caller streams them: the object may be far larger than memory should hold).
+pub fn native_multiframe_header(ct: &Ct, frames: u64) -> (Vec<u8>, u64) {
+    let pixel_bytes = frames * 512 * 512 * 2;
+    let length = u32::try_from(pixel_bytes).expect("a defined length below 4 GiB");
+    let ds = Items::new()
+        .str(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7.3")
+        .str(tags::SOP_INSTANCE_UID, VR::UI, &ct.sop_uid)
+        .str(tags::STUDY_DATE, VR::DA, "20240115")
+        .str(tags::MODALITY, VR::CS, "OT")
+        .str(tags::PATIENT_NAME, VR::PN, &ct.patient_name)
+        .str(tags::PATIENT_ID, VR::LO, &ct.patient_id)
+        .str(tags::STUDY_INSTANCE_UID, VR::UI, &ct.study_uid)
+        .str(tags::SERIES_INSTANCE_UID, VR::UI, &ct.series_uid)
+        .str(tags::CONVERSION_TYPE, VR::CS, "WSD")
+        .u16(tags::SAMPLES_PER_PIXEL, 1)
+        .str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2")
+        .str(tags::NUMBER_OF_FRAMES, VR::IS, &frames.to_string())
+        .u16(tags::ROWS, 512)
+        .u16(tags::COLUMNS, 512)
+        .u16(tags::BITS_ALLOCATED, 16)
+        .u16(tags::BITS_STORED, 16)
+        .u16(tags::HIGH_BIT, 15)
+        .u16(tags::PIXEL_REPRESENTATION, 0);
+    let mut out = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    // (7FE0,0010) OW, explicit VR little endian: tag, VR, two reserved bytes, 32-bit length.
+    out.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
+    out.extend_from_slice(&length.to_le_bytes());
+    (out, pixel_bytes)
+}

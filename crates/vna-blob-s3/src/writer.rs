@@ -280,11 +280,17 @@ impl BlobWriter for S3Writer {
         if self.finished {
             return Err(BlobError::Unavailable { step: "writing after commit" });
         }
-        self.size += chunk.len() as u64;
+        let chunk_len = chunk.len();
+        self.size += chunk_len as u64;
         self.buf.extend_from_slice(&chunk);
         let part_size = self.inner.settings.part_size;
         while self.buf.len() > part_size {
             let part = self.buf.split_to(part_size).freeze();
+            // The rest moves to a buffer of its own, sized for a whole part: the frozen part
+            // then owns its allocation alone and is freed as soon as its upload is done.
+            let mut next = BytesMut::with_capacity(part_size + chunk_len);
+            next.extend_from_slice(&self.buf);
+            self.buf = next;
             self.send_part(part).await?;
         }
         Ok(())
