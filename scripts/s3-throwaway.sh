@@ -284,7 +284,7 @@ osd class default list = *
 # which auth "none" cannot provide (the connection fails with EACCES).
 auth client required = none
 ms mon client mode = crc
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $dir/rgw
 rgw lc debug interval = 10
 rgw enable usage log = false
@@ -351,7 +351,7 @@ start() {
     for attempt in 1 2 3 4; do
         [[ $attempt -lt 4 ]] || fail "radosgw did not start"
         rgw_port="$(free_ports 1)"
-        sed -i "s|^rgw frontends = .*|rgw frontends = beast endpoint=127.0.0.1:$rgw_port|" "$dir/ceph.conf"
+        sed -i "s|^rgw frontends = .*|rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1|" "$dir/ceph.conf"
         rm -f -- "$pidfile"
         step rgw-start timeout 90 radosgw "${c[@]}" -n client.rgw.a
         until curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$rgw_port/"; do

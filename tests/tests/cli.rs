@@ -42,6 +42,14 @@ fn check_config_accepts_the_shipped_example() {
 }
 
 #[test]
+fn check_config_accepts_the_production_example() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
+    let out = binary::run(&["check-config", example.to_str().expect("utf-8 path")], &[]);
+    let (stdout, stderr) = binary::text(&out);
+    assert!(out.status.success(), "check-config of config/production.toml failed:\n{stdout}{stderr}");
+}
+
+#[test]
 fn check_config_names_an_unknown_key_in_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("bad.toml");

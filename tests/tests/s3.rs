@@ -75,15 +75,26 @@ async fn client_for(s3: &TestS3, bucket: &str) -> vna_blob_s3::S3BlobStore {
     vna_blob_s3::S3BlobStore::new(s3.settings(bucket)).await.expect("S3 client")
 }
 
-#[tokio::test]
-async fn an_s3_outage_is_a_retryable_503_that_stores_nothing_then_the_archive_recovers() {
+async fn instance_count(base: &str, study: &str) -> usize {
+    let r = http::client().get(format!("{base}/studies/{study}/instances")).send().await.expect("QIDO-RS");
+    match r.status().as_u16() {
+        200 => r.json::<Vec<serde_json::Value>>().await.expect("json").len(),
+        204 => 0,
+        s => panic!("QIDO-RS answered {s}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_fails_stow_and_c_store_cleanly_stores_nothing_then_the_archive_recovers() {
+    use vna_dimse::{Client, Status};
+    use vna_e2e::dimse::{ct_contexts, data_set_of, EXPLICIT_LE};
+    use vna_e2e::fixtures::CT_IMAGE_STORAGE;
     let Some(s3) = TestS3::from_env() else { return };
     let proxy = proxy::start(&s3.endpoint).await;
     let bucket = s3.new_bucket().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_on(dir.path(), tier(&s3, &proxy.url, &bucket, dir.path()));
-    let archive = vna::build_archive(&config).await.expect("archive on S3");
-    let server = inproc::serve(archive.clone()).await;
+    let env = env_of(&tier(&s3, &proxy.url, &bucket, dir.path()));
+    let server = Server::start(&dir.path().join("data"), &pairs(&env));
     let client = http::client();
 
     let before = Ct::new_study();
@@ -95,7 +106,12 @@ async fn an_s3_outage_is_a_retryable_503_that_stores_nothing_then_the_archive_re
     let resp = http::stow(&client, &server.base, &[during.to_bytes()]).await;
     assert_eq!(resp.status().as_u16(), 503, "STOW while S3 is down");
     assert!(resp.headers().get(reqwest::header::RETRY_AFTER).is_some(), "503 without Retry-After");
-    assert_eq!(archive.catalog().count_instances().await.expect("count"), 1, "nothing acknowledged, nothing catalogued");
+    let by_dimse = during.next_instance();
+    let bytes = by_dimse.to_bytes();
+    let mut scu = Client::connect(&server.dimse, "SCU", "VNA", &ct_contexts()).await.expect("associate");
+    let rsp = scu.store(CT_IMAGE_STORAGE, &by_dimse.sop_uid, EXPLICIT_LE, data_set_of(&bytes)).await.expect("C-STORE");
+    assert_eq!(rsp.status, Some(Status::OUT_OF_RESOURCES), "C-STORE while S3 is down: a failure status (PS3.4 B.2.3 A7xx)");
+    assert_eq!(instance_count(&server.base, &before.study_uid).await, 1, "nothing acknowledged, nothing catalogued");
     let url = http::instance_url(&server.base, &before.study_uid, &before.series_uid, &before.sop_uid);
     let resp = client.get(&url).header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*").send().await.expect("WADO-RS");
     assert_eq!(resp.status().as_u16(), 503, "retrieval while S3 is down is a clear error, not a hang");
@@ -103,9 +119,14 @@ async fn an_s3_outage_is_a_retryable_503_that_stores_nothing_then_the_archive_re
     proxy.faults.down.store(false, Ordering::SeqCst);
     let resp = http::stow(&client, &server.base, &[during.to_bytes()]).await;
     assert_eq!(resp.status().as_u16(), 200, "STOW after S3 came back: {}", resp.text().await.unwrap_or_default());
+    let rsp = scu.store(CT_IMAGE_STORAGE, &by_dimse.sop_uid, EXPLICIT_LE, data_set_of(&bytes)).await.expect("C-STORE");
+    assert_eq!(rsp.status, Some(Status::SUCCESS), "C-STORE on the same association after S3 came back");
+    scu.release().await.expect("release");
     assert_eq!(http::retrieve_instance(&client, &url).await, before.to_bytes());
+    assert_eq!(instance_count(&server.base, &before.study_uid).await, 3);
     let listed = client_for(&s3, &bucket).await.client().list_object_versions().bucket(&bucket).send().await.expect("list");
-    assert_eq!(listed.versions().len(), 2, "exactly the two acknowledged objects are in the bucket");
+    assert_eq!(listed.versions().len(), 3, "exactly the three acknowledged objects are in the bucket");
+    server.stop();
 }
 
 #[tokio::test]

@@ -76,6 +76,19 @@ pub(crate) fn sdk<'k, E: ProvideErrorMetadata>(step: &'static str, key: &'k str)
     }
 }
 
+/// For deletes and retention changes: a 403 is the store's Object Lock refusing (retention or
+/// legal hold); anything else as usual.
+pub(crate) fn locked_or<'k, E: ProvideErrorMetadata>(step: &'static str, key: &'k str) -> impl FnOnce(SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError + 'k {
+    move |e| {
+        let f = S3Failure::from_sdk(&e);
+        if f.is_access_denied() {
+            BlobError::Locked { key: key.to_owned() }
+        } else {
+            f.into_blob_error(step, key)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCa
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockRetentionMode};
 use bytes::Bytes;
-use error::{sdk, S3Failure};
+use error::{locked_or, sdk, S3Failure};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -328,15 +328,7 @@ impl BlobStore for S3BlobStore {
             .set_version_id(blob.version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| {
-                let f = S3Failure::from_sdk(&e);
-                if f.is_access_denied() {
-                    // The store's Object Lock refuses: retention or legal hold.
-                    BlobError::Locked { key: blob.key.to_owned() }
-                } else {
-                    f.into_blob_error("deleting an object", blob.key)
-                }
-            })?;
+            .map_err(locked_or("deleting an object", blob.key))?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! Content-MD5 on every request, the lock applied at write time, and no multipart upload left
 //! behind whatever fails.
 
-use crate::error::{sdk, S3Failure};
+use crate::error::{locked_or, sdk, S3Failure};
 use crate::{to_date, to_mode, Inner};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
@@ -25,13 +25,17 @@ pub(crate) struct S3Writer {
     size: u64,
     upload: Option<Upload>,
     finished: bool,
+    /// Part buffers whose upload is done, kept for the next parts: a large object cycles
+    /// through `parts_in_flight + 1` buffers instead of allocating (and fragmenting the heap
+    /// with) a new part-sized buffer per part.
+    spare: Vec<BytesMut>,
 }
 
 struct Upload {
     id: String,
     next_part: i32,
     done: Vec<CompletedPart>,
-    pending: VecDeque<JoinHandle<Result<CompletedPart, BlobError>>>,
+    pending: VecDeque<JoinHandle<Result<(CompletedPart, Bytes), BlobError>>>,
 }
 
 fn b64(data: &[u8]) -> String {
@@ -48,7 +52,7 @@ fn sha256_b64(data: &[u8]) -> String {
 
 impl S3Writer {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        S3Writer { inner, key: new_key(), buf: BytesMut::new(), size: 0, upload: None, finished: false }
+        S3Writer { inner, key: new_key(), buf: BytesMut::new(), size: 0, upload: None, finished: false, spare: Vec::new() }
     }
 
     fn object_key(&self) -> Result<String, BlobError> {
@@ -87,6 +91,7 @@ impl S3Writer {
         upload.next_part += 1;
         let upload_id = upload.id.clone();
         upload.pending.push_back(tokio::spawn(async move {
+            let kept = data.clone();
             let md5 = content_md5(&data);
             let sha = inner.settings.checksum_sha256.then(|| sha256_b64(&data));
             let len = data.len() as i64;
@@ -106,14 +111,21 @@ impl S3Writer {
                 .await
                 .map_err(sdk("uploading a part", &key))?;
             let etag = out.e_tag().ok_or(BlobError::Service { step: "uploading a part", status: 200, code: "no ETag".to_owned() })?;
-            Ok(CompletedPart::builder().part_number(number).e_tag(etag).set_checksum_sha256(sha).build())
+            Ok((CompletedPart::builder().part_number(number).e_tag(etag).set_checksum_sha256(sha).build(), kept))
         }));
         while upload.pending.len() > limit {
             if let Some(task) = upload.pending.pop_front() {
-                upload.done.push(join(task).await?);
+                let (part, buffer) = join(task).await?;
+                upload.done.push(part);
+                recycle(&mut self.spare, buffer, limit + 1);
             }
         }
         Ok(())
+    }
+
+    /// An empty buffer for the next part: a recycled one, or a new one of a part's size.
+    fn fresh_buffer(&mut self) -> BytesMut {
+        self.spare.pop().unwrap_or_else(|| BytesMut::with_capacity(self.inner.settings.part_size))
     }
 
     async fn put_single(&mut self, sha256: &str) -> Result<Option<String>, BlobError> {
@@ -153,7 +165,7 @@ impl S3Writer {
         let object_key = self.object_key()?;
         let Some(upload) = self.upload.as_mut() else { return Err(BlobError::Unavailable { step: "completing a multipart upload" }) };
         while let Some(task) = upload.pending.pop_front() {
-            upload.done.push(join(task).await?);
+            upload.done.push(join(task).await?.0);
         }
         let parts = std::mem::take(&mut upload.done);
         let upload_id = upload.id.clone();
@@ -246,7 +258,17 @@ async fn abort_multipart(inner: &Inner, key: &str, upload_id: &str) {
     }
 }
 
-async fn join(task: JoinHandle<Result<CompletedPart, BlobError>>) -> Result<CompletedPart, BlobError> {
+/// Takes a part's buffer back once nothing else holds it.
+fn recycle(spare: &mut Vec<BytesMut>, buffer: Bytes, keep: usize) {
+    if spare.len() < keep {
+        if let Ok(mut b) = buffer.try_into_mut() {
+            b.clear();
+            spare.push(b);
+        }
+    }
+}
+
+async fn join(task: JoinHandle<Result<(CompletedPart, Bytes), BlobError>>) -> Result<(CompletedPart, Bytes), BlobError> {
     task.await.map_err(|_| BlobError::Unavailable { step: "uploading a part (task ended)" })?
 }
 
@@ -263,14 +285,7 @@ pub(crate) async fn put_retention(inner: &Inner, blob: BlobRef<'_>, retention: R
         .retention(ObjectLockRetention::builder().mode(to_mode(retention.mode)).retain_until_date(to_date(retention.retain_until)).build())
         .send()
         .await
-        .map_err(|e| {
-            let f = S3Failure::from_sdk(&e);
-            if f.is_access_denied() {
-                BlobError::Locked { key: blob.key.to_owned() }
-            } else {
-                f.into_blob_error("setting object retention", blob.key)
-            }
-        })?;
+        .map_err(locked_or("setting object retention", blob.key))?;
     Ok(())
 }
 
@@ -280,18 +295,20 @@ impl BlobWriter for S3Writer {
         if self.finished {
             return Err(BlobError::Unavailable { step: "writing after commit" });
         }
-        let chunk_len = chunk.len();
-        self.size += chunk_len as u64;
-        self.buf.extend_from_slice(&chunk);
+        self.size += chunk.len() as u64;
         let part_size = self.inner.settings.part_size;
-        while self.buf.len() > part_size {
-            let part = self.buf.split_to(part_size).freeze();
-            // The rest moves to a buffer of its own, sized for a whole part: the frozen part
-            // then owns its allocation alone and is freed as soon as its upload is done.
-            let mut next = BytesMut::with_capacity(part_size + chunk_len);
-            next.extend_from_slice(&self.buf);
-            self.buf = next;
-            self.send_part(part).await?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            // A full buffer goes out only once more data arrives: an object of exactly one
+            // part's size is still a single PUT.
+            if self.buf.len() >= part_size {
+                let next = self.fresh_buffer();
+                let full = std::mem::replace(&mut self.buf, next);
+                self.send_part(full.freeze()).await?;
+            }
+            let n = rest.len().min(part_size - self.buf.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
         }
         Ok(())
     }

@@ -49,6 +49,20 @@ impl FsBlobStore {
         self
     }
 
+    /// Reads the lock file of an existing object, lets `change` edit it, writes it back durably.
+    async fn update_lock(&self, blob: BlobRef<'_>, change: impl FnOnce(&mut Protection) -> Result<(), BlobError> + Send + 'static) -> Result<(), BlobError> {
+        let path = self.existing(blob)?;
+        let key = blob.key.to_owned();
+        blocking(move || {
+            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
+            let lock = lock_path(&path);
+            let mut p = lockfile::read(&lock)?;
+            change(&mut p)?;
+            lockfile::write(&lock, &p)
+        })
+        .await
+    }
+
     /// The path of the current (only) version; a version id names nothing here.
     fn existing(&self, blob: BlobRef<'_>) -> Result<PathBuf, BlobError> {
         let path = self.path_of(blob.key)?;
@@ -140,30 +154,21 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
-        let path = self.existing(blob)?;
         let key = blob.key.to_owned();
-        blocking(move || {
-            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
-            let lock = lock_path(&path);
-            let mut p = lockfile::read(&lock)?;
+        self.update_lock(blob, move |p| {
             if !retention_change_allowed(p.retention, retention, std::time::SystemTime::now()) {
                 return Err(BlobError::Locked { key });
             }
             p.retention = Some(retention);
-            lockfile::write(&lock, &p)
+            Ok(())
         })
         .await
     }
 
     async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
-        let path = self.existing(blob)?;
-        let key = blob.key.to_owned();
-        blocking(move || {
-            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
-            let lock = lock_path(&path);
-            let mut p = lockfile::read(&lock)?;
+        self.update_lock(blob, move |p| {
             p.legal_hold = on;
-            lockfile::write(&lock, &p)
+            Ok(())
         })
         .await
     }
