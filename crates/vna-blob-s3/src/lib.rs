@@ -52,7 +52,7 @@ pub struct S3Settings {
     pub credentials: Option<(String, String)>,
     /// Objects up to this size are one PUT; larger ones are uploaded in parts of this size.
     pub part_size: usize,
-    /// Parts of one object being uploaded at once (memory per transfer ≈ part_size × (this + 1)).
+    /// Parts of one object being uploaded at once (memory per transfer: at most part_size × (this + 2): these, the one waiting for a slot, the one filling).
     pub parts_in_flight: usize,
     /// Send `x-amz-checksum-sha256` with every PUT and part (only where the store verifies it).
     pub checksum_sha256: bool,

@@ -26,7 +26,7 @@ pub(crate) struct S3Writer {
     upload: Option<Upload>,
     finished: bool,
     /// Part buffers whose upload is done, kept for the next parts: a large object cycles
-    /// through `parts_in_flight + 1` buffers instead of allocating (and fragmenting the heap
+    /// through a few buffers instead of allocating (and fragmenting the heap
     /// with) a new part-sized buffer per part.
     spare: Vec<BytesMut>,
 }

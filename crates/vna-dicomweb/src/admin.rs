@@ -93,6 +93,8 @@ async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>
         let body = json!({
             "version": row.version,
             "tier": row.blob.tier,
+            "key": row.blob.key,
+            "storeVersionId": row.blob.version_id,
             "retention": retention,
             "legalHold": p.legal_hold,
             "enforcedBy": enforcement,
