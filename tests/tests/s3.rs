@@ -37,7 +37,7 @@ fn tier(s3: &TestS3, endpoint: &str, bucket: &str, dir: &std::path::Path) -> S3T
 
 fn config_on(dir: &std::path::Path, t: S3TierConfig) -> Config {
     let mut c = Config { data_dir: dir.join("data"), ..Config::default() };
-    c.storage.tiers.insert("s3".into(), TierConfig::S3(t));
+    c.storage.tiers.insert("s3".into(), TierConfig::S3(Box::new(t)));
     c.storage.default_tier = "s3".into();
     c
 }

@@ -201,7 +201,7 @@ async fn corrupted_transfer_is_refused_and_nothing_is_stored() {
     let data = pattern(50_000);
     let mut w = store.create().await.expect("create");
     w.write(Bytes::from(data.clone())).await.expect("write");
-    let err = w.commit(&vna_blob::conformance::sha256_hex(&data)).await.err().expect("a corrupted PUT must fail");
+    let err = w.commit(&vna_blob::conformance::sha256_hex(&data)).await.expect_err("a corrupted PUT must fail");
     assert!(matches!(err, BlobError::Corrupted { .. }), "{err:?}");
     let listed = admin.client().list_object_versions().bucket(&bucket).send().await.expect("list");
     assert!(listed.versions().is_empty(), "nothing stored");
@@ -234,7 +234,7 @@ async fn unreachable_store_is_a_transient_error_and_recovers() {
     proxy.faults.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut w = store.create().await.expect("create");
     w.write(Bytes::from_static(b"during")).await.expect("buffered");
-    let err = w.commit(&vna_blob::conformance::sha256_hex(b"during")).await.err().expect("store down");
+    let err = w.commit(&vna_blob::conformance::sha256_hex(b"during")).await.expect_err("store down");
     assert!(err.is_transient(), "{err:?}");
     let err = store.read((&blob).into(), None).await.err().expect("read while down");
     assert!(err.is_transient(), "{err:?}");

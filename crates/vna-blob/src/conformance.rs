@@ -110,7 +110,7 @@ pub async fn legal_hold_blocks_delete(store: &dyn BlobStore) {
     assert!(!store.protection((&blob).into()).await.expect("protection").legal_hold);
     store.set_legal_hold((&blob).into(), true).await.expect("place hold");
     assert!(store.protection((&blob).into()).await.expect("protection").legal_hold);
-    let err = store.delete((&blob).into()).await.err().expect("delete under hold");
+    let err = store.delete((&blob).into()).await.expect_err("delete under hold");
     assert!(matches!(err, BlobError::Locked { .. }), "{err:?}");
     assert_eq!(read_all(store, (&blob).into(), None).await.expect("still readable"), b"held");
     store.set_legal_hold((&blob).into(), false).await.expect("lift hold");
@@ -126,13 +126,13 @@ pub async fn retention_blocks_delete_and_shortening(store: &dyn BlobStore) {
     let retention = Retention { mode: LockMode::Compliance, retain_until: until };
     store.set_retention((&blob).into(), retention).await.expect("set retention");
     assert_eq!(store.protection((&blob).into()).await.expect("protection").retention, Some(retention));
-    let err = store.delete((&blob).into()).await.err().expect("delete under retention");
+    let err = store.delete((&blob).into()).await.expect_err("delete under retention");
     assert!(matches!(err, BlobError::Locked { .. }), "{err:?}");
     let shorter = Retention { mode: LockMode::Compliance, retain_until: until - Duration::from_secs(3600) };
-    let err = store.set_retention((&blob).into(), shorter).await.err().expect("shortening");
+    let err = store.set_retention((&blob).into(), shorter).await.expect_err("shortening");
     assert!(matches!(err, BlobError::Locked { .. }), "{err:?}");
     let weaker = Retention { mode: LockMode::Governance, retain_until: until + Duration::from_secs(3600) };
-    let err = store.set_retention((&blob).into(), weaker).await.err().expect("weakening");
+    let err = store.set_retention((&blob).into(), weaker).await.expect_err("weakening");
     assert!(matches!(err, BlobError::Locked { .. }), "{err:?}");
     let longer = Retention { mode: LockMode::Compliance, retain_until: until + Duration::from_secs(3600) };
     store.set_retention((&blob).into(), longer).await.expect("extending");

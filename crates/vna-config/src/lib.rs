@@ -151,7 +151,7 @@ pub enum TierConfig {
         retention: Option<RetentionConfig>,
     },
     /// A bucket on an S3-compatible store.
-    S3(S3TierConfig),
+    S3(Box<S3TierConfig>),
 }
 
 /// Object Lock retention given to every object written to a tier.
@@ -414,7 +414,7 @@ fn check_storage(s: &StorageConfig) -> Result<(), ConfigError> {
         if t.retention.is_some() && !t.object_lock {
             return bad("retention needs object_lock = true (a bucket created with Object Lock)");
         }
-        if !t.endpoint.is_empty() && !(t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://")) {
+        if !(t.endpoint.is_empty() || t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://")) {
             return bad("endpoint must be an http:// or https:// URL");
         }
     }
