@@ -75,6 +75,22 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Vec<CheckItem> {
         items.push(probe(inner).await);
     }
 
+    // A node that crashes mid-upload cannot abort it; only a bucket rule cleans those up.
+    match c.get_bucket_lifecycle_configuration().bucket(&s.bucket).send().await {
+        Ok(out) => {
+            let days = out.rules().iter().filter_map(|r| r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())).min();
+            items.push(item(
+                "incomplete uploads",
+                true,
+                match days {
+                    Some(d) => format!("aborted by a lifecycle rule after {d} days"),
+                    None => "no lifecycle rule aborts incomplete multipart uploads; add one (AbortIncompleteMultipartUpload)".to_owned(),
+                },
+            ));
+        }
+        Err(_) => items.push(item("incomplete uploads", true, "no lifecycle configuration; add an AbortIncompleteMultipartUpload rule")),
+    }
+
     match c.list_multipart_uploads().bucket(&s.bucket).prefix(&s.prefix).send().await {
         Ok(out) => {
             let n = out.uploads().len();

@@ -6,7 +6,7 @@ use crate::error::{locked_or, sdk, S3Failure};
 use crate::{to_date, to_mode, Inner};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode, ObjectLockRetention, StorageClass, Tag, Tagging};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode, ObjectLockRetention, StorageClass, Tag, Tagging};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use md5::Digest;
@@ -69,6 +69,8 @@ impl S3Writer {
             .bucket(&self.inner.settings.bucket)
             .key(object_key)
             .set_storage_class(self.inner.settings.storage_class.as_deref().map(StorageClass::from))
+            // Stores that verify part checksums (AWS) want the algorithm declared up front.
+            .set_checksum_algorithm(self.inner.settings.checksum_sha256.then_some(ChecksumAlgorithm::Sha256))
             .send()
             .await
             .map_err(sdk("starting a multipart upload", &self.key))?;

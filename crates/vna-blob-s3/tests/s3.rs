@@ -141,6 +141,26 @@ async fn default_retention_locks_single_put_and_multipart_objects() {
 }
 
 #[tokio::test]
+async fn sha256_checksums_and_a_storage_class_are_accepted() {
+    // Ceph RGW 16 accepts x-amz-checksum-sha256 without checking it: this proves the requests
+    // are well-formed and the data intact, not that the store verified the checksum.
+    let Some((store, _env)) = store_with(|s| {
+        s.checksum_sha256 = true;
+        s.storage_class = Some("STANDARD".to_owned());
+    })
+    .await
+    else {
+        return;
+    };
+    for len in [1000, 2 * vna_blob_s3::MIN_PART_SIZE + 7] {
+        let data = pattern(len);
+        let blob = put(&store, data.clone()).await;
+        assert_eq!(read_all(&store, (&blob).into(), None).await.expect("read"), data, "{len} bytes");
+    }
+    assert_eq!(multipart_uploads(&store).await, 0);
+}
+
+#[tokio::test]
 async fn sha256_is_recorded_with_the_object() {
     let Some((store, _env)) = store().await else { return };
     for len in [100, vna_blob_s3::MIN_PART_SIZE + 1] {
@@ -244,14 +264,52 @@ async fn unreachable_store_is_a_transient_error_and_recovers() {
 }
 
 #[tokio::test]
+async fn requests_in_flight_are_capped() {
+    let Some((store, _env)) = store_with(|s| {
+        s.max_in_flight = 1;
+        s.queue_timeout = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let blob = put(&store, pattern(3 << 20)).await;
+    // A streaming GET holds its slot until its body is read or dropped.
+    let open = store.read((&blob).into(), None).await.expect("first read");
+    let err = store.size((&blob).into()).await.expect_err("no free slot");
+    assert!(matches!(err, BlobError::Unavailable { .. }) && err.is_transient(), "{err:?}");
+    drop(open);
+    assert_eq!(store.size((&blob).into()).await.expect("slot free again"), 3 << 20);
+}
+
+#[tokio::test]
 async fn storage_check_reports_each_item() {
     let Some((store, env)) = store_with(|s| s.require_object_lock = true).await else { return };
     let items = store.check().await;
     let names: Vec<_> = items.iter().map(|i| (i.what, i.ok)).collect();
     assert!(items.iter().all(|i| i.ok), "{items:?}");
-    for what in ["bucket reachable", "versioning", "object lock", "write probe", "multipart uploads"] {
+    for what in ["bucket reachable", "versioning", "object lock", "write probe", "incomplete uploads", "multipart uploads"] {
         assert!(names.iter().any(|(w, _)| *w == what), "{what} missing from {names:?}");
     }
+    use aws_sdk_s3::types::{AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter};
+    let rule = LifecycleRule::builder()
+        .id("abort-uploads")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build())
+        .build()
+        .expect("rule");
+    store
+        .client()
+        .put_bucket_lifecycle_configuration()
+        .bucket(&store.settings().bucket)
+        .lifecycle_configuration(BucketLifecycleConfiguration::builder().rules(rule).build().expect("lifecycle"))
+        .send()
+        .await
+        .expect("put lifecycle");
+    let items = store.check().await;
+    let uploads = items.iter().find(|i| i.what == "incomplete uploads").expect("item");
+    assert!(uploads.detail.contains("after 1 days"), "{uploads:?}");
     // A bucket that does not exist, and wrong credentials, are reported, not panicked on.
     let missing = S3BlobStore::new(settings(&env, "vna-no-such-bucket")).await.expect("store");
     let items = missing.check().await;
