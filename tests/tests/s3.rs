@@ -130,6 +130,29 @@ async fn an_s3_outage_fails_stow_and_c_store_cleanly_stores_nothing_then_the_arc
 }
 
 #[tokio::test]
+async fn a_hanging_s3_times_out_into_a_retryable_503_and_stores_nothing() {
+    let Some(s3) = TestS3::from_env() else { return };
+    let proxy = proxy::start(&s3.endpoint).await;
+    let bucket = s3.new_bucket().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Attempts of 5 s, two of them (tier()): the STOW answers after about 10 s.
+    let config = config_on(dir.path(), tier(&s3, &proxy.url, &bucket, dir.path()));
+    let archive = vna::build_archive(&config).await.expect("archive on S3");
+    let server = inproc::serve(archive.clone()).await;
+    let client = http::client();
+    proxy.faults.stall.store(true, Ordering::SeqCst);
+    let ct = Ct::new_study();
+    let resp = http::stow(&client, &server.base, &[ct.to_bytes()]).await;
+    assert_eq!(resp.status().as_u16(), 503, "STOW while S3 hangs");
+    assert!(resp.headers().get(reqwest::header::RETRY_AFTER).is_some(), "503 without Retry-After");
+    assert_eq!(archive.catalog().count_instances().await.expect("count"), 0);
+    proxy.faults.stall.store(false, Ordering::SeqCst);
+    let resp = http::stow(&client, &server.base, &[ct.to_bytes()]).await;
+    assert_eq!(resp.status().as_u16(), 200, "STOW once S3 answers again: {}", resp.text().await.unwrap_or_default());
+    assert_eq!(archive.catalog().count_instances().await.expect("count"), 1);
+}
+
+#[tokio::test]
 async fn legal_hold_and_retention_through_the_admin_api_are_enforced_by_the_store() {
     let Some(s3) = TestS3::from_env() else { return };
     let bucket = s3.new_bucket().await;

@@ -16,6 +16,8 @@ pub struct ProxyFaults {
     pub down: AtomicBool,
     /// One byte of the first PUT body on each new connection is flipped.
     pub corrupt_put: AtomicBool,
+    /// Requests are accepted but nothing is forwarded: a store that hangs.
+    pub stall: AtomicBool,
 }
 
 pub struct Proxy {
@@ -65,6 +67,9 @@ async fn pipe(client: TcpStream, server: TcpStream, corrupt: bool, faults: Arc<P
             };
             if f2.down.load(Ordering::SeqCst) {
                 break;
+            }
+            while f2.stall.load(Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             if armed {
                 // Find the end of the first request's headers, then flip a byte of the body.
