@@ -191,20 +191,11 @@ impl CorpusSpec {
             .str(tags::RESCALE_INTERCEPT, VR::DS, "-1024")
             .str(tags::RESCALE_SLOPE, VR::DS, "1");
         let mut out = part10(&ds, EXPLICIT_VR_LE);
-        out.extend_from_slice(&pixel_data_header(CT_PIXEL_BYTES as u32));
+        out.extend_from_slice(&vna_dicom::write::native_pixel_data_header(CT_PIXEL_BYTES as u32));
         out
     }
 }
 
-/// The element header of native Pixel Data (7FE0,0010) OW with a defined length, explicit VR
-/// little endian (PS3.5 §7.1.2): its value follows directly.
-pub fn pixel_data_header(length: u32) -> [u8; 12] {
-    let mut h = [0u8; 12];
-    h[..4].copy_from_slice(&[0xE0, 0x7F, 0x10, 0x00]);
-    h[4..6].copy_from_slice(b"OW");
-    h[8..].copy_from_slice(&length.to_le_bytes());
-    h
-}
 
 /// A few CT-like phantom images (a disc of soft tissue in air, with noise), shared by every
 /// instance of the corpus: instance `k` uses slab `k % SLABS`.

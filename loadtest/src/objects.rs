@@ -2,11 +2,11 @@
 //! (encapsulated) and a big native multi-frame object whose pixel bytes are generated as a
 //! stream and never held in memory.
 
-use crate::corpus::{pixel_data_header, EXPLICIT_VR_LE};
+use crate::corpus::EXPLICIT_VR_LE;
 use crate::prng::{uid, SplitMix64};
 use bytes::Bytes;
 use vna_dicom::tags;
-use vna_dicom::write::{part10, Items};
+use vna_dicom::write::{native_pixel_data_header, part10, Items};
 use vna_dicom::VR;
 
 pub const VL_WHOLE_SLIDE_MICROSCOPY: &str = "1.2.840.10008.5.1.4.1.1.77.1.6";
@@ -115,7 +115,7 @@ pub fn big_header(seed: u64, what: &str, pixel_bytes: u64) -> (ObjectUids, Vec<u
         .u16(tags::HIGH_BIT, 15)
         .u16(tags::PIXEL_REPRESENTATION, 0);
     let mut out = part10(&ds, EXPLICIT_VR_LE);
-    out.extend_from_slice(&pixel_data_header(pixel_bytes as u32));
+    out.extend_from_slice(&native_pixel_data_header(pixel_bytes as u32));
     (uids, out)
 }
 

@@ -140,8 +140,6 @@ pub fn native_multiframe_header(ct: &Ct, frames: u64) -> (Vec<u8>, u64) {
         .u16(tags::HIGH_BIT, 15)
         .u16(tags::PIXEL_REPRESENTATION, 0);
     let mut out = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
-    // (7FE0,0010) OW, explicit VR little endian: tag, VR, two reserved bytes, 32-bit length.
-    out.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
-    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&vna_dicom::write::native_pixel_data_header(length));
     (out, pixel_bytes)
 }

@@ -149,27 +149,9 @@ impl Archive {
                 return Err(ArchiveError::SopMismatch { expected: crate::SopRef { class: class.clone(), instance: instance.clone() } });
             }
         }
-        // A re-sent identical object, or a changed one the policy refuses, is settled before the
-        // commit: on a store with Object Lock a committed blob could not be removed again.
-        // (Two concurrent first sends still meet in `register`, which decides for good.)
-        let current = self.catalog.current_instance(&extracted.instance.sop_uid).await;
-        let current = match current {
-            Ok(c) => c,
-            Err(e) => {
-                writer.abort().await;
-                return Err(ArchiveError::catalog("reading the current version")(e));
-            }
-        };
-        if let Some(existing) = current {
-            if existing.blob.sha256 == sha256 {
-                writer.abort().await;
-                return Ok(Stored { status: StoreStatus::Duplicate, instance: existing });
-            }
-            if self.config.version_policy == VersionPolicy::Reject {
-                writer.abort().await;
-                let sop = crate::SopRef { class: extracted.instance.sop_class_uid.clone(), instance: extracted.instance.sop_uid.clone() };
-                return Err(ArchiveError::VersionConflict { sop });
-            }
+        if let Some(outcome) = self.settle_before_commit(&extracted.instance, &sha256).await.transpose() {
+            writer.abort().await;
+            return outcome;
         }
         let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
         let new = NewInstance {
@@ -214,6 +196,22 @@ impl Archive {
                 Err(ArchiveError::VersionConflict { sop })
             }
         }
+    }
+
+    /// A re-sent identical object, or a changed one the policy refuses, is answered without
+    /// committing its blob: on a store with Object Lock a committed blob could never be removed
+    /// again. `None`: go on and commit. (Two concurrent first sends still meet in `register`,
+    /// which decides for good.)
+    async fn settle_before_commit(&self, instance: &vna_catalog::InstanceAttrs, sha256: &str) -> Result<Option<Stored>, ArchiveError> {
+        let Some(existing) = self.current_instance(&instance.sop_uid).await? else { return Ok(None) };
+        if existing.blob.sha256 == sha256 {
+            return Ok(Some(Stored { status: StoreStatus::Duplicate, instance: existing }));
+        }
+        if self.config.version_policy == VersionPolicy::Reject {
+            let sop = crate::SopRef { class: instance.sop_class_uid.clone(), instance: instance.sop_uid.clone() };
+            return Err(ArchiveError::VersionConflict { sop });
+        }
+        Ok(None)
     }
 
     /// Removes a committed but unreferenced blob, that very version for good.

@@ -79,3 +79,8 @@ impl Archive {
         self.tiers.get(tier).ok_or(ArchiveError::NotFound { what: "storage tier of the instance" })
     }
 }
+
+/// The exact object version the catalog recorded for an instance version.
+fn blob_ref(row: &vna_catalog::InstanceRow) -> vna_blob::BlobRef<'_> {
+    vna_blob::BlobRef::new(&row.blob.key, row.blob.version_id.as_deref())
+}

@@ -37,7 +37,7 @@ impl Archive {
     pub async fn open(&self, row: &InstanceRow, range: Option<ByteRange>) -> Result<ByteStream, ArchiveError> {
         let store = self.store_of(&row.blob.tier)?;
         let range = range.map(|r| Range { offset: r.offset, length: r.length });
-        store.read(vna_blob::BlobRef::new(&row.blob.key, row.blob.version_id.as_deref()), range).await.map_err(ArchiveError::blob("reading the object"))
+        store.read(crate::blob_ref(row), range).await.map_err(ArchiveError::blob("reading the object"))
     }
 
     /// Locates the requested frames (1-based) of an instance.

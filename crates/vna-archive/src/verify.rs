@@ -18,23 +18,16 @@ pub enum Verdict {
     Unreadable { reason: String },
 }
 
-impl Verdict {
-    pub fn is_intact(&self) -> bool {
-        *self == Verdict::Intact
-    }
-}
-
 impl Archive {
     /// Reads the object of `row` to the end, hashing it on the way.
     pub async fn verify_instance(&self, row: &InstanceRow) -> Verdict {
-        let stream = match self.open(row, None).await {
+        let mut stream = match self.open(row, None).await {
             Ok(s) => s,
             Err(ArchiveError::Blob { source: vna_blob::BlobError::NotFound { .. }, .. }) => return Verdict::Missing,
             Err(e) => return Verdict::Unreadable { reason: e.to_string() },
         };
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut stream = stream;
         loop {
             match stream.try_next().await {
                 Ok(Some(chunk)) => {
@@ -72,7 +65,7 @@ impl Archive {
     pub async fn protection(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<(InstanceRow, vna_blob::Protection, vna_blob::Locking), ArchiveError> {
         let row = self.current(sop).await?;
         let store = self.store_of(&row.blob.tier)?;
-        let p = store.protection(blob_ref(&row)).await.map_err(ArchiveError::blob("reading the object's protection"))?;
+        let p = store.protection(crate::blob_ref(&row)).await.map_err(ArchiveError::blob("reading the object's protection"))?;
         Ok((row, p, store.locking()))
     }
 
@@ -80,19 +73,12 @@ impl Archive {
     pub async fn set_legal_hold(&self, sop: &vna_dicom::uid::SopInstanceUid, on: bool) -> Result<(), ArchiveError> {
         let row = self.current(sop).await?;
         let store = self.store_of(&row.blob.tier)?;
+        store.set_legal_hold(crate::blob_ref(&row), on).await.map_err(ArchiveError::blob("setting a legal hold"))?;
         tracing::info!(tier = %row.blob.tier, key = %row.blob.key, on, "legal hold changed");
-        store.set_legal_hold(blob_ref(&row), on).await.map_err(ArchiveError::blob("setting a legal hold"))
+        Ok(())
     }
 
     async fn current(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<InstanceRow, ArchiveError> {
-        self.catalog
-            .current_instance(sop)
-            .await
-            .map_err(ArchiveError::catalog("reading the current version"))?
-            .ok_or(ArchiveError::NotFound { what: "instance" })
+        self.current_instance(sop).await?.ok_or(ArchiveError::NotFound { what: "instance" })
     }
-}
-
-fn blob_ref(row: &InstanceRow) -> vna_blob::BlobRef<'_> {
-    vna_blob::BlobRef::new(&row.blob.key, row.blob.version_id.as_deref())
 }

@@ -11,6 +11,9 @@ pub(crate) struct S3Failure {
     /// HTTP status, when a response came back at all.
     pub status: Option<u16>,
     pub code: String,
+    /// No answer because the request never left (a bug or a bad setting), not because the
+    /// store could not be reached: retrying will not help.
+    pub not_sent: bool,
 }
 
 impl S3Failure {
@@ -18,14 +21,15 @@ impl S3Failure {
     where
         R: RawStatus,
     {
-        match e {
-            SdkError::ServiceError(ctx) => S3Failure { status: Some(ctx.raw().status_u16()), code: ctx.err().code().unwrap_or("").to_owned() },
-            SdkError::ResponseError(ctx) => S3Failure { status: Some(ctx.raw().status_u16()), code: "unparseable response".to_owned() },
-            SdkError::TimeoutError(_) => S3Failure { status: None, code: "timeout".to_owned() },
-            SdkError::DispatchFailure(_) => S3Failure { status: None, code: "connection failed".to_owned() },
-            SdkError::ConstructionFailure(_) => S3Failure { status: None, code: "request construction failed".to_owned() },
-            _ => S3Failure { status: None, code: "unknown failure".to_owned() },
-        }
+        let (status, code, not_sent) = match e {
+            SdkError::ServiceError(ctx) => (Some(ctx.raw().status_u16()), ctx.err().code().unwrap_or(""), false),
+            SdkError::ResponseError(ctx) => (Some(ctx.raw().status_u16()), "unparseable response", false),
+            SdkError::TimeoutError(_) => (None, "timeout", false),
+            SdkError::DispatchFailure(_) => (None, "connection failed", false),
+            SdkError::ConstructionFailure(_) => (None, "request construction failed", true),
+            _ => (None, "unknown failure", false),
+        };
+        S3Failure { status, code: code.to_owned(), not_sent }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -40,6 +44,11 @@ impl S3Failure {
         self.status == Some(403)
     }
 
+    /// The version has no retention or legal hold, or the bucket no Object Lock at all.
+    pub fn is_no_lock(&self) -> bool {
+        self.status == Some(404) || matches!(self.code.as_str(), "NoSuchObjectLockConfiguration" | "InvalidRequest")
+    }
+
     /// The generic rendering: transient when the store could not be reached or said so.
     pub fn into_blob_error(self, step: &'static str, key: &str) -> BlobError {
         if self.is_not_found() {
@@ -49,7 +58,7 @@ impl S3Failure {
             return BlobError::Corrupted { step };
         }
         match self.status {
-            None if self.code == "request construction failed" => BlobError::Service { step, status: 0, code: self.code },
+            None if self.not_sent => BlobError::Service { step, status: 0, code: self.code },
             None => BlobError::Unavailable { step },
             Some(status) => BlobError::Service { step, status, code: self.code },
         }
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn classification() {
-        let f = |status: Option<u16>, code: &str| S3Failure { status, code: code.to_owned() };
+        let f = |status: Option<u16>, code: &str| S3Failure { status, code: code.to_owned(), not_sent: false };
         assert!(matches!(f(Some(404), "NoSuchKey").into_blob_error("x", "k"), BlobError::NotFound { .. }));
         assert!(matches!(f(Some(404), "NoSuchBucket").into_blob_error("x", "k"), BlobError::Service { status: 404, .. }));
         assert!(matches!(f(Some(400), "BadDigest").into_blob_error("x", "k"), BlobError::Corrupted { .. }));
@@ -104,6 +113,7 @@ mod tests {
         assert!(f(None, "timeout").into_blob_error("x", "k").is_transient());
         assert!(f(None, "connection failed").into_blob_error("x", "k").is_transient());
         assert!(!f(Some(403), "AccessDenied").into_blob_error("x", "k").is_transient());
-        assert!(!f(None, "request construction failed").into_blob_error("x", "k").is_transient());
+        let not_sent = S3Failure { status: None, code: "request construction failed".to_owned(), not_sent: true };
+        assert!(!not_sent.into_blob_error("x", "k").is_transient());
     }
 }

@@ -21,8 +21,7 @@ mod writer;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig};
-use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockRetentionMode};
+use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetentionMode};
 use bytes::Bytes;
 use error::{locked_or, sdk, S3Failure};
 use futures::StreamExt;
@@ -232,15 +231,20 @@ impl S3BlobStore {
     }
 }
 
-pub(crate) fn to_mode(m: LockMode) -> ObjectLockRetentionMode {
+/// The mode as PutObjectRetention takes it.
+pub(crate) fn retention_mode(m: LockMode) -> ObjectLockRetentionMode {
     match m {
         LockMode::Compliance => ObjectLockRetentionMode::Compliance,
         LockMode::Governance => ObjectLockRetentionMode::Governance,
     }
 }
 
-pub(crate) fn to_date(t: SystemTime) -> DateTime {
-    DateTime::from(t)
+/// The mode as PutObject's lock header takes it.
+pub(crate) fn lock_mode(m: LockMode) -> ObjectLockMode {
+    match m {
+        LockMode::Compliance => ObjectLockMode::Compliance,
+        LockMode::Governance => ObjectLockMode::Governance,
+    }
 }
 
 /// `bytes a-b/total` → total.
@@ -351,38 +355,27 @@ impl BlobStore for S3BlobStore {
                 }
                 None => None,
             },
-            Err(e) => {
-                let f = S3Failure::from_sdk(&e);
-                // No retention on this version (or no lock on the bucket): none.
-                if f.status == Some(404) || f.code == "NoSuchObjectLockConfiguration" || f.code == "InvalidRequest" {
-                    None
-                } else {
-                    return Err(f.into_blob_error("reading object retention", blob.key));
-                }
-            }
+            Err(e) => match S3Failure::from_sdk(&e) {
+                f if f.is_no_lock() => None,
+                f => return Err(f.into_blob_error("reading object retention", blob.key)),
+            },
         };
         let legal_hold = match self.inner.client.get_object_legal_hold().bucket(bucket).key(&key).set_version_id(version).send().await {
             Ok(out) => out.legal_hold().and_then(|h| h.status()) == Some(&ObjectLockLegalHoldStatus::On),
-            Err(e) => {
-                let f = S3Failure::from_sdk(&e);
-                if f.status == Some(404) || f.code == "NoSuchObjectLockConfiguration" || f.code == "InvalidRequest" {
-                    false
-                } else {
-                    return Err(f.into_blob_error("reading object legal hold", blob.key));
-                }
-            }
+            Err(e) => match S3Failure::from_sdk(&e) {
+                f if f.is_no_lock() => false,
+                f => return Err(f.into_blob_error("reading object legal hold", blob.key)),
+            },
         };
         Ok(Protection { retention, legal_hold })
     }
 
     async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
-        self.inner.head(blob).await?;
         writer::put_retention(&self.inner, blob, retention).await
     }
 
     async fn set_legal_hold(&self, blob: BlobRef<'_>, on: bool) -> Result<(), BlobError> {
         let key = self.inner.object_key(blob.key)?;
-        self.inner.head(blob).await?;
         let _slot = self.inner.slot().await?;
         let status = if on { ObjectLockLegalHoldStatus::On } else { ObjectLockLegalHoldStatus::Off };
         self.inner

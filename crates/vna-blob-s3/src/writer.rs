@@ -3,10 +3,10 @@
 //! behind whatever fails.
 
 use crate::error::{locked_or, sdk, S3Failure};
-use crate::{to_date, to_mode, Inner};
+use crate::{lock_mode, retention_mode, Inner};
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream as SdkBody;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode, ObjectLockRetention, StorageClass, Tag, Tagging};
+use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockRetention, StorageClass, Tag, Tagging};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use md5::Digest;
@@ -147,11 +147,8 @@ impl S3Writer {
             .set_checksum_sha256(settings.checksum_sha256.then(|| sha256_b64(&data)))
             .tagging(format!("{SHA256_TAG}={sha256}"))
             .set_storage_class(settings.storage_class.as_deref().map(StorageClass::from))
-            .set_object_lock_mode(retention.map(|r| match r.mode {
-                vna_blob::LockMode::Compliance => ObjectLockMode::Compliance,
-                vna_blob::LockMode::Governance => ObjectLockMode::Governance,
-            }))
-            .set_object_lock_retain_until_date(retention.map(|r| to_date(r.retain_until)))
+            .set_object_lock_mode(retention.map(|r| lock_mode(r.mode)))
+            .set_object_lock_retain_until_date(retention.map(|r| DateTime::from(r.retain_until)))
             .body(SdkBody::from(data))
             .send()
             .await
@@ -284,7 +281,7 @@ pub(crate) async fn put_retention(inner: &Inner, blob: BlobRef<'_>, retention: R
         .bucket(&inner.settings.bucket)
         .key(object_key)
         .set_version_id(blob.version_id.map(str::to_owned))
-        .retention(ObjectLockRetention::builder().mode(to_mode(retention.mode)).retain_until_date(to_date(retention.retain_until)).build())
+        .retention(ObjectLockRetention::builder().mode(retention_mode(retention.mode)).retain_until_date(DateTime::from(retention.retain_until)).build())
         .send()
         .await
         .map_err(locked_or("setting object retention", blob.key))?;

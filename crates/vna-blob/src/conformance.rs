@@ -104,8 +104,14 @@ pub async fn large_object(store: &dyn BlobStore) {
     store.delete((&blob).into()).await.expect("delete");
 }
 
-/// Legal hold: set, read back, blocks deletion, lifted, then deletion works.
+/// Legal hold: set, read back, blocks deletion, lifted, then deletion works. Locks on a missing
+/// object are `NotFound`.
 pub async fn legal_hold_blocks_delete(store: &dyn BlobStore) {
+    let missing = BlobRef::current("0123456789abcdef0123456789abcdef");
+    assert!(matches!(store.set_legal_hold(missing, true).await, Err(BlobError::NotFound { .. })));
+    assert!(matches!(store.protection(missing).await, Err(BlobError::NotFound { .. })));
+    let r = Retention { mode: LockMode::Governance, retain_until: whole_seconds(SystemTime::now() + Duration::from_secs(60)) };
+    assert!(matches!(store.set_retention(missing, r).await, Err(BlobError::NotFound { .. })));
     let blob = small(store, b"held").await;
     assert!(!store.protection((&blob).into()).await.expect("protection").legal_hold);
     store.set_legal_hold((&blob).into(), true).await.expect("place hold");

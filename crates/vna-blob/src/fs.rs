@@ -54,11 +54,9 @@ impl FsBlobStore {
         let path = self.existing(blob)?;
         let key = blob.key.to_owned();
         blocking(move || {
-            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
-            let lock = lock_path(&path);
-            let mut p = lockfile::read(&lock)?;
+            let mut p = read_protection(&path, &key)?;
             change(&mut p)?;
-            lockfile::write(&lock, &p)
+            lockfile::write(&lock_path(&path), &p)
         })
         .await
     }
@@ -129,13 +127,11 @@ impl BlobStore for FsBlobStore {
         let path = self.existing(blob)?;
         let key = blob.key.to_owned();
         blocking(move || {
-            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?;
-            let lock = lock_path(&path);
-            if lockfile::read(&lock)?.forbids_delete(std::time::SystemTime::now()) {
+            if read_protection(&path, &key)?.forbids_delete(std::time::SystemTime::now()) {
                 return Err(BlobError::Locked { key });
             }
             std::fs::remove_file(&path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?;
-            match std::fs::remove_file(&lock) {
+            match std::fs::remove_file(lock_path(&path)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BlobError::Io { step: "deleting a lock file", source: e }),
                 _ => Ok(()),
             }
@@ -146,11 +142,7 @@ impl BlobStore for FsBlobStore {
     async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
         let path = self.existing(blob)?;
         let key = blob.key.to_owned();
-        blocking(move || {
-            std::fs::metadata(&path).map_err(|e| not_found_or(e, &key, "reading blob metadata"))?;
-            lockfile::read(&lock_path(&path))
-        })
-        .await
+        blocking(move || read_protection(&path, &key)).await
     }
 
     async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
@@ -212,6 +204,12 @@ impl BlobStore for FsBlobStore {
 
 fn lock_path(object: &Path) -> PathBuf {
     object.with_extension("lock")
+}
+
+/// The protection of an object that must exist (blocking).
+fn read_protection(object: &Path, key: &str) -> Result<Protection, BlobError> {
+    std::fs::metadata(object).map_err(|e| not_found_or(e, key, "reading blob metadata"))?;
+    lockfile::read(&lock_path(object))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, BlobError> + Send + 'static) -> Result<T, BlobError> {
@@ -309,6 +307,9 @@ impl BlobWriter for FsWriter {
             })();
             if outcome.is_err() {
                 let _ = std::fs::remove_file(&tmp);
+                if retention.is_some() && !dest.exists() {
+                    let _ = std::fs::remove_file(lock_path(&dest));
+                }
             }
             outcome
         })

@@ -169,6 +169,17 @@ pub enum Locking {
     Enforced,
 }
 
+impl Locking {
+    /// Who enforces the lock: `store`, `archive` or `none` (admin API, `vna storage check`).
+    pub fn enforced_by(self) -> &'static str {
+        match self {
+            Locking::Enforced => "store",
+            Locking::Emulated => "archive",
+            Locking::None => "none",
+        }
+    }
+}
+
 #[async_trait]
 pub trait BlobWriter: Send {
     async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError>;

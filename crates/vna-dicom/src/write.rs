@@ -204,6 +204,17 @@ pub fn data_set(dataset: &Items, transfer_syntax: &str) -> Vec<u8> {
     out
 }
 
+/// The element header of native Pixel Data (7FE0,0010) OW with a defined length, explicit VR
+/// little endian (PS3.5 §7.1.2): its value follows directly. For synthetic objects too large to
+/// build in memory, whose pixels the caller streams after it.
+pub fn native_pixel_data_header(length: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[..4].copy_from_slice(&[0xE0, 0x7F, 0x10, 0x00]);
+    h[4..6].copy_from_slice(b"OW");
+    h[8..].copy_from_slice(&length.to_le_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,11 +85,6 @@ async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>
             let secs = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             json!({ "mode": r.mode.as_str(), "retainUntilEpochSeconds": secs })
         });
-        let enforcement = match locking {
-            vna_blob::Locking::Enforced => "store",
-            vna_blob::Locking::Emulated => "archive",
-            vna_blob::Locking::None => "none",
-        };
         let body = json!({
             "version": row.version,
             "tier": row.blob.tier,
@@ -97,7 +92,7 @@ async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>
             "storeVersionId": row.blob.version_id,
             "retention": retention,
             "legalHold": p.legal_hold,
-            "enforcedBy": enforcement,
+            "enforcedBy": locking.enforced_by(),
         });
         Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     }

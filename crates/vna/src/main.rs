@@ -62,6 +62,10 @@ enum Command {
         /// Objects read at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// Name each problem's SOP Instance UID too (UIDs can identify a patient: by default
+        /// problems are named by tier, opaque key and version only).
+        #[arg(long)]
+        with_uids: bool,
     },
 }
 
@@ -183,12 +187,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut failed = 0;
             for name in names {
                 let store = &tiers[name];
-                let locking = match store.locking() {
-                    vna_blob::Locking::Enforced => "object lock enforced by the store",
-                    vna_blob::Locking::Emulated => "object lock emulated by the archive",
-                    vna_blob::Locking::None => "no object lock",
-                };
-                println!("tier '{name}' ({locking}){}", if *name == config.storage.default_tier { ", default" } else { "" });
+                let default = if *name == config.storage.default_tier { ", default" } else { "" };
+                println!("tier '{name}' (object lock enforced by: {}{default})", store.locking().enforced_by());
                 for item in store.check().await {
                     println!("  {} {:<18} {}", if item.ok { "ok  " } else { "FAIL" }, item.what, item.detail);
                     failed += usize::from(!item.ok);
@@ -201,14 +201,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("storage is usable");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { study, parallel } => {
+        Command::Verify { study, parallel, with_uids } => {
             let config = load_config(&cli, None, None, None)?;
             let archive = vna::build_archive(&config).await?;
             let study = match study {
                 Some(s) => Some(vna_dicom::uid::StudyUid::new(s).map_err(|_| anyhow::anyhow!("--study is not a valid UID"))?),
                 None => None,
             };
-            let report = vna::verify::run(archive, study, (*parallel).max(1)).await?;
+            let report = vna::verify::run(archive, study, (*parallel).max(1), *with_uids).await?;
             println!("verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable", report.checked, report.bytes as f64 / 1e6, report.intact, report.missing, report.altered, report.unreadable);
             Ok(if report.problems() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }

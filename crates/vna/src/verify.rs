@@ -35,19 +35,19 @@ impl Report {
 
 const PAGE: u32 = 1000;
 
-pub async fn run(archive: Arc<Archive>, study: Option<vna_dicom::uid::StudyUid>, parallel: usize) -> anyhow::Result<Report> {
+pub async fn run(archive: Arc<Archive>, study: Option<vna_dicom::uid::StudyUid>, parallel: usize, with_uids: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
     match study {
         Some(study) => {
             let rows = archive.study_instances(study).await?;
-            check_rows(&archive, rows, parallel, &mut report).await;
+            check_rows(&archive, rows, parallel, with_uids, &mut report).await;
         }
         None => {
             let mut offset = 0;
             loop {
                 let rows = archive.all_instances(offset, PAGE).await?;
                 let n = rows.len() as u32;
-                check_rows(&archive, rows, parallel, &mut report).await;
+                check_rows(&archive, rows, parallel, with_uids, &mut report).await;
                 if n < PAGE {
                     break;
                 }
@@ -58,7 +58,7 @@ pub async fn run(archive: Arc<Archive>, study: Option<vna_dicom::uid::StudyUid>,
     Ok(report)
 }
 
-async fn check_rows(archive: &Arc<Archive>, rows: Vec<InstanceRow>, parallel: usize, report: &mut Report) {
+async fn check_rows(archive: &Arc<Archive>, rows: Vec<InstanceRow>, parallel: usize, with_uids: bool, report: &mut Report) {
     let mut results = futures::stream::iter(rows)
         .map(|row| {
             let archive = archive.clone();
@@ -77,12 +77,7 @@ async fn check_rows(archive: &Arc<Archive>, rows: Vec<InstanceRow>, parallel: us
             Verdict::HashMismatch => "ALTERED sha256 differs from the catalog".to_owned(),
             Verdict::Unreadable { reason } => format!("UNREADABLE {reason}"),
         };
-        println!(
-            "{what}: tier {} key {} version {} (SOP Instance UID {})",
-            row.blob.tier,
-            row.blob.key,
-            row.blob.version_id.as_deref().unwrap_or("-"),
-            row.instance.sop_uid.as_str()
-        );
+        let uid = if with_uids { format!(" (SOP Instance UID {})", row.instance.sop_uid.as_str()) } else { String::new() };
+        println!("{what}: tier {} key {} version {}{uid}", row.blob.tier, row.blob.key, row.blob.version_id.as_deref().unwrap_or("-"));
     }
 }

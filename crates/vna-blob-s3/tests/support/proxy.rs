@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Default)]
@@ -53,61 +54,61 @@ pub async fn start(upstream: &str) -> Proxy {
 }
 
 async fn pipe(client: TcpStream, server: TcpStream, corrupt: bool, faults: Arc<ProxyFaults>) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let f2 = faults.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut seen = Vec::new();
-        let mut armed = corrupt;
-        loop {
-            let n = match cr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if f2.down.load(Ordering::SeqCst) {
-                break;
-            }
-            while f2.stall.load(Ordering::SeqCst) {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            if armed {
-                // Find the end of the first request's headers, then flip a byte of the body.
-                let start = seen.len();
-                seen.extend_from_slice(&buf[..n]);
-                if seen.starts_with(b"PUT ") {
-                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let body_at = end + 4;
-                        if body_at + 1 < seen.len() && body_at + 1 >= start {
-                            buf[body_at + 1 - start] ^= 0xFF;
-                            armed = false;
-                        }
-                    }
-                } else if seen.len() >= 4 {
-                    armed = false;
-                }
-            }
-            if sw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = sw.shutdown().await;
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match sr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if faults.down.load(Ordering::SeqCst) {
-                break;
-            }
-            if cw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = cw.shutdown().await;
-    };
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let mut corrupter = FirstPutCorrupter { armed: corrupt, seen: Vec::new() };
+    let up = forward(cr, sw, faults.clone(), move |bytes| corrupter.apply(bytes));
+    let down = forward(sr, cw, faults, |_| ());
     tokio::join!(up, down);
+}
+
+/// Copies one direction until either side closes or the proxy goes down, holding the bytes
+/// while it stalls, passing each read through `edit` first.
+async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, faults: Arc<ProxyFaults>, mut edit: impl FnMut(&mut [u8])) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while faults.stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if faults.down.load(Ordering::SeqCst) {
+            break;
+        }
+        edit(&mut buf[..n]);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Flips the second body byte of the connection's first request, if that is a PUT.
+struct FirstPutCorrupter {
+    armed: bool,
+    /// The connection's bytes so far, while armed.
+    seen: Vec<u8>,
+}
+
+impl FirstPutCorrupter {
+    fn apply(&mut self, bytes: &mut [u8]) {
+        if !self.armed {
+            return;
+        }
+        let start = self.seen.len();
+        self.seen.extend_from_slice(bytes);
+        if !self.seen.starts_with(b"PUT ") {
+            self.armed = self.seen.len() < 4;
+            return;
+        }
+        if let Some(end) = self.seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let target = end + 4 + 1;
+            if target < self.seen.len() && target >= start {
+                bytes[target - start] ^= 0xFF;
+                self.armed = false;
+            }
+        }
+    }
 }
