@@ -1,0 +1,170 @@
+//! Rendering a decoded frame for presentation (PS3.18 §8.3.5.1): the VOI transformation, the
+//! viewport, and the rendered media type.
+
+use crate::{Decoded, ImageError, ImageInfo};
+use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
+use dicom_pixeldata::image::codecs::png::PngEncoder;
+use dicom_pixeldata::image::imageops::FilterType;
+use dicom_pixeldata::image::{DynamicImage, ExtendedColorType, ImageEncoder, Rgb, RgbImage};
+use dicom_pixeldata::{ConvertOptions, VoiLutFunction, VoiLutOption, WindowLevel};
+
+/// Rendered media types we produce (PS3.18 §8.7.4, Table 8.7.4-1: image/jpeg is required,
+/// image/png is optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// VOI LUT function of a window (PS3.3 §C.11.2.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunction {
+    Linear,
+    LinearExact,
+    Sigmoid,
+}
+
+/// A window: center and width in modality units (after the rescale).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+    pub function: WindowFunction,
+}
+
+/// `viewport=vw,vh[,sx,sy,sw,sh]` (PS3.18 §8.3.5.1.3): the output box, and optionally the
+/// source region in image pixels (a negative width or height flips that axis).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewport {
+    pub width: u32,
+    pub height: u32,
+    pub source: Option<(u32, u32, i64, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOptions {
+    pub format: Format,
+    /// 1..=100, for lossy formats (PS3.18 §8.3.5.1.2).
+    pub quality: u8,
+    pub viewport: Option<Viewport>,
+    /// Overrides the window of the data set (PS3.18 §8.3.5.1.4).
+    pub window: Option<Window>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions { format: Format::Jpeg, quality: 90, viewport: None, window: None }
+    }
+}
+
+/// Renders a decoded frame: modality LUT, then the requested window, the data set's window,
+/// or (neither present) a min-max normalisation; MONOCHROME1 is inverted; then the source
+/// region, the scale to fit the viewport (aspect ratio kept), and the encoding.
+pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
+    let window = options.window.or(info.window);
+    let voi = match window {
+        Some(w) if info.is_monochrome() => VoiLutOption::CustomWithFunction(
+            WindowLevel { center: w.center, width: w.width },
+            match w.function {
+                WindowFunction::Linear => VoiLutFunction::Linear,
+                WindowFunction::LinearExact => VoiLutFunction::LinearExact,
+                WindowFunction::Sigmoid => VoiLutFunction::Sigmoid,
+            },
+        ),
+        _ if info.is_monochrome() => VoiLutOption::Normalize,
+        _ => VoiLutOption::Identity,
+    };
+    let convert = ConvertOptions::new().with_voi_lut(voi).force_8bit();
+    let mut img = decoded
+        .pixels()
+        .to_dynamic_image_with_options(0, &convert)
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    if let Some(vp) = options.viewport {
+        img = apply_viewport(img, vp)?;
+    }
+    encode(img, options)
+}
+
+fn apply_viewport(mut img: DynamicImage, vp: Viewport) -> Result<DynamicImage, ImageError> {
+    if let Some((sx, sy, sw, sh)) = vp.source {
+        let (w, h) = (img.width(), img.height());
+        let (cw, ch) = (sw.unsigned_abs().min(u32::MAX as u64) as u32, sh.unsigned_abs().min(u32::MAX as u64) as u32);
+        if sx >= w || sy >= h || cw == 0 || ch == 0 {
+            return Err(ImageError::NotAnImage("the viewport's source region lies outside the image"));
+        }
+        img = img.crop_imm(sx, sy, cw.min(w - sx), ch.min(h - sy));
+        if sw < 0 {
+            img = img.fliph();
+        }
+        if sh < 0 {
+            img = img.flipv();
+        }
+    }
+    if vp.width == 0 || vp.height == 0 {
+        return Err(ImageError::NotAnImage("the viewport has a zero dimension"));
+    }
+    if vp.width != img.width() || vp.height != img.height() {
+        img = img.resize(vp.width, vp.height, FilterType::Triangle);
+    }
+    Ok(img)
+}
+
+fn encode(img: DynamicImage, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
+    let mut out = Vec::new();
+    let enc = |e: dicom_pixeldata::image::ImageError| ImageError::Encode(e.to_string());
+    let (bytes, w, h, color) = match img {
+        DynamicImage::ImageLuma8(g) => {
+            let (w, h) = g.dimensions();
+            (g.into_raw(), w, h, ExtendedColorType::L8)
+        }
+        other => {
+            let rgb = other.into_rgb8();
+            let (w, h) = rgb.dimensions();
+            (rgb.into_raw(), w, h, ExtendedColorType::Rgb8)
+        }
+    };
+    match options.format {
+        Format::Jpeg => JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100)).write_image(&bytes, w, h, color).map_err(enc)?,
+        Format::Png => PngEncoder::new(&mut out).write_image(&bytes, w, h, color).map_err(enc)?,
+    }
+    Ok(out)
+}
+
+/// The representative image of a video instance: a dark frame of the video's aspect ratio
+/// with a light "play" triangle, at most `max` pixels on its longer side (or the viewport).
+/// The archive does not decode MPEG/H.264/HEVC, so a poster is what thumbnails show.
+pub fn poster(rows: u16, columns: u16, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
+    let (rows, columns) = (rows.max(1) as f64, columns.max(1) as f64);
+    let (bw, bh) = match options.viewport {
+        Some(vp) if vp.width > 0 && vp.height > 0 => (vp.width, vp.height),
+        _ => (max, max),
+    };
+    let scale = (bw as f64 / columns).min(bh as f64 / rows);
+    let (w, h) = (((columns * scale).round() as u32).max(1), ((rows * scale).round() as u32).max(1));
+    let mut img = RgbImage::from_pixel(w, h, Rgb([32, 32, 32]));
+    // A triangle pointing right, centred, a third of the shorter side high.
+    let side = (w.min(h) as f64 / 3.0).max(2.0);
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (x0, x1) = (cx - side * 0.4, cx + side * 0.6);
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = (x as f64 + 0.5, y as f64 + 0.5);
+            if fx >= x0 && fx <= x1 {
+                let half = side / 2.0 * (1.0 - (fx - x0) / (x1 - x0));
+                if (fy - cy).abs() <= half {
+                    img.put_pixel(x, y, Rgb([230, 230, 230]));
+                }
+            }
+        }
+    }
+    encode(DynamicImage::ImageRgb8(img), options)
+}
