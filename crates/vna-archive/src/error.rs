@@ -57,6 +57,10 @@ pub enum ArchiveError {
     Blob { step: &'static str, #[source] source: BlobError },
     #[error("the catalog failed while {step}")]
     Catalog { step: &'static str, #[source] source: CatalogError },
+    /// Decoding or rendering an image (names the codec's complaint or the unsupported
+    /// transfer syntax, never a value).
+    #[error("{0}")]
+    Image(#[source] vna_image::ImageError),
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -104,7 +108,8 @@ impl ArchiveError {
             Blob { source, .. } if source.is_transient() => ErrorClass::Busy,
             Catalog { source, .. } if source.is_transient() => ErrorClass::Busy,
             Catalog { source: CatalogError::FrameOutOfRange { .. }, .. } => ErrorClass::InvalidInput,
-            Blob { .. } | Catalog { .. } | Task { .. } => ErrorClass::Internal,
+            Image(vna_image::ImageError::Unsupported(_) | vna_image::ImageError::NotAnImage(_)) => ErrorClass::Unsupported,
+            Blob { .. } | Catalog { .. } | Task { .. } | Image(_) => ErrorClass::Internal,
         }
     }
 

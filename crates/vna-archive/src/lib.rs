@@ -4,11 +4,13 @@
 
 mod error;
 mod extract;
+mod image;
 mod ingest;
 mod retrieve;
 mod verify;
 
 pub use error::{ArchiveError, ErrorClass, SopRef};
+pub use image::{NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use retrieve::{Frame, FramesOf};
 pub use verify::Verdict;
@@ -50,6 +52,7 @@ pub struct Archive {
     tiers: HashMap<String, Arc<dyn BlobStore>>,
     config: ArchiveConfig,
     ingest_slots: Arc<Semaphore>,
+    imaging: image::Imaging,
 }
 
 impl Archive {
@@ -59,7 +62,7 @@ impl Archive {
             return Err(ArchiveError::NotFound { what: "default storage tier" });
         }
         let ingest_slots = Arc::new(Semaphore::new(config.max_concurrent_stores.max(1)));
-        Ok(Arc::new(Archive { catalog, tiers, config, ingest_slots }))
+        Ok(Arc::new(Archive { catalog, tiers, config, ingest_slots, imaging: image::Imaging::new() }))
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {

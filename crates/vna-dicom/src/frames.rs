@@ -15,21 +15,30 @@ const PHOTOMETRIC_INTERPRETATION: Tag = Tag(0x0028, 0x0004);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameLayout {
-    /// No pixel data, or frames that cannot be addressed one by one (video, deflate, packed
-    /// bits that do not align on bytes, pixel data shorter than its attributes say).
+    /// No pixel data, or frames that cannot be addressed one by one (deflate, packed bits that
+    /// do not align on bytes, pixel data shorter than its attributes say).
     None,
     Native { first_offset: u64, frame_length: u64, count: u32 },
-    /// The byte ranges (fragment values) making up each frame, in order.
+    /// The byte ranges (fragment values) making up each frame, in order. For a video syntax
+    /// (MPEG-2, H.264, HEVC: PS3.5 §8.2.5–8.2.8) there is one entry, the whole stream: all
+    /// fragments in order, since frames cannot be cut out of it; WADO-RS serves it as the
+    /// video's single "frame" and as the rendered video with Range support.
     Encapsulated(Vec<Vec<Extent>>),
 }
 
 /// Computes the frame layout of a parsed object.
 pub fn frame_layout(obj: &ParsedObject) -> FrameLayout {
-    if !obj.positions_are_stored_offsets || ts::is_video(&obj.transfer_syntax) {
+    if !obj.positions_are_stored_offsets {
         return FrameLayout::None;
     }
     let ds = &obj.dataset;
     let Some(pixel) = ds.get(PIXEL_DATA) else { return FrameLayout::None };
+    if ts::is_video(&obj.transfer_syntax) {
+        return match &pixel.value {
+            Value::Fragments(f) if !f.items.is_empty() => FrameLayout::Encapsulated(vec![f.items.iter().map(|i| i.value).collect()]),
+            _ => FrameLayout::None,
+        };
+    }
     let frames = ds
         .text(NUMBER_OF_FRAMES, &Default::default())
         .and_then(|s| s.trim().parse::<u32>().ok())

@@ -50,11 +50,20 @@ const PER_FRAME_FUNCTIONAL_GROUPS: &str = "52009230";
 const PIXEL_VALUE_TRANSFORMATION: &str = "00289145";
 const FRAME_VOI_LUT: &str = "00289132";
 
-impl ImageInfo {
-    /// Reads the description from one instance's DICOM JSON object. `frame` (0-based) selects
-    /// the per-frame functional group of an enhanced multi-frame object, which overrides the
-    /// shared one, which overrides the top level (PS3.3 §C.7.6.16).
-    pub fn from_dicom_json(json: &Value, transfer_syntax: &str, frame: u32) -> Result<Self, ImageError> {
+/// The description of every frame of an instance: the common attributes, and the
+/// presentation attributes per frame where an enhanced multi-frame object's per-frame
+/// functional groups give them. Compact, so that it can be cached per instance version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDescription {
+    base: ImageInfo,
+    per_frame: Vec<(Option<Rescale>, Option<Window>)>,
+}
+
+impl ImageDescription {
+    /// Reads the description from one instance's DICOM JSON object. A frame's per-frame
+    /// functional group overrides the shared one, which overrides the top level (PS3.3
+    /// §C.7.6.16).
+    pub fn from_dicom_json(json: &Value, transfer_syntax: &str) -> Result<Self, ImageError> {
         let int = |tag: &str| first(json, tag).and_then(Value::as_f64).map(|v| v as i64);
         let rows = int(ROWS).ok_or(ImageError::NotAnImage("no Rows"))?;
         let columns = int(COLUMNS).ok_or(ImageError::NotAnImage("no Columns"))?;
@@ -62,7 +71,7 @@ impl ImageInfo {
         let u16_of = |v: i64, what: &'static str| u16::try_from(v).map_err(|_| ImageError::NotAnImage(what));
         let bits_allocated = u16_of(bits_allocated, "Bits Allocated out of range")?;
         let bits_stored = u16_of(int(BITS_STORED).unwrap_or(bits_allocated as i64), "Bits Stored out of range")?;
-        let info = ImageInfo {
+        let mut base = ImageInfo {
             transfer_syntax: transfer_syntax.to_owned(),
             rows: u16_of(rows, "Rows out of range")?,
             columns: u16_of(columns, "Columns out of range")?,
@@ -74,30 +83,54 @@ impl ImageInfo {
             photometric: first(json, PHOTOMETRIC).and_then(Value::as_str).unwrap_or("MONOCHROME2").trim().to_owned(),
             planar_configuration: u16_of(int(PLANAR_CONFIGURATION).unwrap_or(0), "Planar Configuration out of range")?,
             number_of_frames: first(json, NUMBER_OF_FRAMES)
-                .and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+                .and_then(number)
                 .map(|v| v as u32)
                 .filter(|n| *n > 0)
                 .unwrap_or(1),
-            rescale: None,
-            window: None,
+            rescale: rescale_in(json),
+            window: window_in(json),
         };
-        if info.rows == 0 || info.columns == 0 || info.samples_per_pixel == 0 || info.bits_allocated == 0 {
+        if base.rows == 0 || base.columns == 0 || base.samples_per_pixel == 0 || base.bits_allocated == 0 {
             return Err(ImageError::NotAnImage("an image dimension is zero"));
         }
-        // Presentation attributes: top level, then shared, then this frame's functional group.
-        let shared = item(json, SHARED_FUNCTIONAL_GROUPS, 0);
-        let per_frame = item(json, PER_FRAME_FUNCTIONAL_GROUPS, frame as usize);
-        let mut rescale = rescale_in(json);
-        let mut window = window_in(json);
-        for group in [shared, per_frame].into_iter().flatten() {
-            if let Some(r) = item(group, PIXEL_VALUE_TRANSFORMATION, 0).and_then(rescale_in) {
-                rescale = Some(r);
-            }
-            if let Some(w) = item(group, FRAME_VOI_LUT, 0).and_then(window_in) {
-                window = Some(w);
+        if let Some(shared) = item(json, SHARED_FUNCTIONAL_GROUPS, 0) {
+            let (r, w) = presentation_in(shared);
+            base.rescale = r.or(base.rescale);
+            base.window = w.or(base.window);
+        }
+        let mut per_frame = Vec::new();
+        if let Some(items) = json.get(PER_FRAME_FUNCTIONAL_GROUPS).and_then(|s| s.get("Value")).and_then(Value::as_array) {
+            let all: Vec<_> = items.iter().map(presentation_in).collect();
+            if all.iter().any(|(r, w)| r.is_some() || w.is_some()) {
+                per_frame = all;
             }
         }
-        Ok(ImageInfo { rescale, window, ..info })
+        Ok(ImageDescription { base, per_frame })
+    }
+
+    /// The description of frame `index` (0-based).
+    pub fn frame(&self, index: u32) -> ImageInfo {
+        let mut info = self.base.clone();
+        if let Some((r, w)) = self.per_frame.get(index as usize) {
+            info.rescale = r.or(info.rescale);
+            info.window = w.or(info.window);
+        }
+        info
+    }
+
+    pub fn base(&self) -> &ImageInfo {
+        &self.base
+    }
+}
+
+fn presentation_in(group: &Value) -> (Option<Rescale>, Option<Window>) {
+    (item(group, PIXEL_VALUE_TRANSFORMATION, 0).and_then(rescale_in), item(group, FRAME_VOI_LUT, 0).and_then(window_in))
+}
+
+impl ImageInfo {
+    /// The description of frame `frame` (0-based) of an instance, from its DICOM JSON.
+    pub fn from_dicom_json(json: &Value, transfer_syntax: &str, frame: u32) -> Result<Self, ImageError> {
+        Ok(ImageDescription::from_dicom_json(json, transfer_syntax)?.frame(frame))
     }
 
     /// Bytes of one native frame.

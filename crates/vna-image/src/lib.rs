@@ -16,7 +16,7 @@
 mod info;
 mod render;
 
-pub use info::ImageInfo;
+pub use info::{ImageDescription, ImageInfo, Rescale};
 pub use render::{poster, render, Format, RenderOptions, Viewport, Window, WindowFunction};
 
 use dicom_core::value::PixelFragmentSequence;
@@ -67,6 +67,9 @@ impl Decoded {
     /// The samples as explicit VR little endian pixel data (PS3.5 §8.1.1), for transcoding.
     pub fn native_bytes(&self) -> &[u8] {
         self.pixels.data()
+    }
+    pub fn into_native_bytes(self) -> Vec<u8> {
+        self.pixels.into_data()
     }
     pub fn photometric_interpretation(&self) -> &str {
         self.pixels.photometric_interpretation().as_str()

@@ -1,0 +1,145 @@
+//! Frames as pixels, for WADO-RS rendered, thumbnail and transcoded retrieval (PS3.18 §10.4):
+//! the frame is read with one ranged read per stored piece (the offsets recorded at ingest),
+//! then decoded and rendered by `vna-image` on a bounded pool off the async runtime.
+
+use crate::{Archive, ArchiveError};
+use std::sync::Arc;
+use vna_catalog::{ByteRange, InstanceRow};
+use vna_image::{ImageDescription, ImageError, ImageInfo, RenderOptions};
+
+/// Largest frame decoded, stored or decoded size (a 8k x 8k RGB tile is 192 MiB). Bigger
+/// frames are refused rather than risk the server's memory: rendering holds a frame whole.
+pub const MAX_DECODED_FRAME_BYTES: u64 = 256 << 20;
+
+/// Instance versions whose image description is kept (a few hundred bytes each).
+const DESCRIPTION_CACHE: usize = 4096;
+
+/// Where the decoder pool and the description cache live.
+pub(crate) struct Imaging {
+    slots: tokio::sync::Semaphore,
+    descriptions: std::sync::Mutex<std::collections::HashMap<i64, Arc<ImageDescription>>>,
+}
+
+impl Imaging {
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Imaging { slots: tokio::sync::Semaphore::new(cores), descriptions: Default::default() }
+    }
+}
+
+/// A frame decoded to native samples (explicit VR little endian) and what they now are.
+pub struct NativeFrame {
+    pub bytes: Vec<u8>,
+    pub photometric_interpretation: String,
+    pub planar_configuration: u16,
+}
+
+impl Archive {
+    /// The image description of an instance version, from its stored metadata (cached: an
+    /// instance version never changes).
+    pub async fn image_description(&self, row: &InstanceRow) -> Result<Arc<ImageDescription>, ArchiveError> {
+        if let Some(d) = self.imaging.descriptions.lock().ok().and_then(|c| c.get(&row.pk).cloned()) {
+            return Ok(d);
+        }
+        let docs = self.catalog.metadata(&[row.pk]).await.map_err(ArchiveError::catalog("reading metadata"))?;
+        let Some((_, meta)) = docs.into_iter().next() else { return Err(ArchiveError::NotFound { what: "instance metadata" }) };
+        let ts = row.instance.transfer_syntax.clone();
+        let description = self
+            .on_pool(move || {
+                let json: serde_json::Value = serde_json::from_str(&meta).map_err(|_| ImageError::NotAnImage("stored metadata unreadable"))?;
+                ImageDescription::from_dicom_json(&json, &ts)
+            })
+            .await?;
+        let description = Arc::new(description);
+        if let Ok(mut cache) = self.imaging.descriptions.lock() {
+            if cache.len() >= DESCRIPTION_CACHE {
+                cache.clear();
+            }
+            cache.insert(row.pk, description.clone());
+        }
+        Ok(description)
+    }
+
+    /// Renders frame `number` (1-based) of an instance as JPEG or PNG.
+    pub async fn render_frame(&self, row: &InstanceRow, number: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
+        let (info, bytes) = self.frame_for_decoding(row, number).await?;
+        let options = options.clone();
+        self.on_pool(move || {
+            let decoded = vna_image::decode(&info, bytes)?;
+            vna_image::render(&decoded, &info, &options)
+        })
+        .await
+    }
+
+    /// Decodes frame `number` (1-based) to native samples, for transcoding.
+    pub async fn native_frame(&self, row: &InstanceRow, number: u32) -> Result<NativeFrame, ArchiveError> {
+        let (info, bytes) = self.frame_for_decoding(row, number).await?;
+        self.on_pool(move || {
+            let decoded = vna_image::decode(&info, bytes)?;
+            Ok(NativeFrame {
+                photometric_interpretation: decoded.photometric_interpretation().to_owned(),
+                planar_configuration: decoded.planar_configuration(),
+                bytes: decoded.into_native_bytes(),
+            })
+        })
+        .await
+    }
+
+    /// The representative image of a video instance (its stream is not decoded here).
+    pub async fn video_poster(&self, row: &InstanceRow, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
+        let base = self.image_description(row).await?.base().clone();
+        let options = options.clone();
+        self.on_pool(move || vna_image::poster(base.rows, base.columns, max, &options)).await
+    }
+
+    /// The byte ranges of a video instance's stream (all fragments in order), or `None` when
+    /// the instance is not a video.
+    pub async fn video_stream(&self, row: &InstanceRow) -> Result<Option<Vec<ByteRange>>, ArchiveError> {
+        if !vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
+            return Ok(None);
+        }
+        let located = self.catalog.frames(row.pk, &[1]).await.map_err(ArchiveError::catalog("locating the video stream"))?;
+        match located.and_then(|f| f.into_iter().next()) {
+            Some(pieces) if !pieces.is_empty() => Ok(Some(pieces)),
+            _ => Err(ArchiveError::FramesUnavailable { why: "the video stream of this instance was not indexed" }),
+        }
+    }
+
+    /// The frame's description and its stored bytes, read whole (bounded).
+    async fn frame_for_decoding(&self, row: &InstanceRow, number: u32) -> Result<(ImageInfo, Vec<u8>), ArchiveError> {
+        let ts = &row.instance.transfer_syntax;
+        if vna_dicom::ts::is_video(ts) || !vna_image::can_decode(ts) {
+            return Err(ArchiveError::Image(ImageError::Unsupported(ts.clone())));
+        }
+        let info = self.image_description(row).await?.frame(number.saturating_sub(1));
+        if info.frame_bytes() > MAX_DECODED_FRAME_BYTES {
+            return Err(ArchiveError::Image(ImageError::NotAnImage("frame too large to decode")));
+        }
+        let located = self.catalog.frames(row.pk, &[number]).await.map_err(ArchiveError::catalog("locating frames"))?;
+        let Some(pieces) = located.and_then(|f| f.into_iter().next()) else {
+            return Err(ArchiveError::FramesUnavailable { why: "no frame index for this instance" });
+        };
+        let total: u64 = pieces.iter().map(|p| p.length).sum();
+        if total > MAX_DECODED_FRAME_BYTES {
+            return Err(ArchiveError::Image(ImageError::NotAnImage("frame too large to decode")));
+        }
+        let mut bytes = Vec::with_capacity(total as usize);
+        for piece in pieces {
+            let mut stream = self.open(row, Some(piece)).await?;
+            use futures::StreamExt;
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk.map_err(ArchiveError::blob("reading a frame"))?);
+            }
+        }
+        Ok((info, bytes))
+    }
+
+    /// Runs CPU-bound image work on the blocking pool, at most one task per core at once.
+    async fn on_pool<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T, ImageError> + Send + 'static) -> Result<T, ArchiveError> {
+        let _slot = self.imaging.slots.acquire().await.map_err(|_| ArchiveError::Task { step: "waiting for the image pool" })?;
+        match tokio::task::spawn_blocking(work).await {
+            Ok(r) => r.map_err(ArchiveError::Image),
+            Err(_) => Err(ArchiveError::Task { step: "decoding an image" }),
+        }
+    }
+}
