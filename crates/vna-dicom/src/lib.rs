@@ -10,6 +10,7 @@
 
 pub mod charset;
 pub mod dataset;
+pub mod encapsulate;
 pub mod frames;
 pub mod json;
 pub mod parse;

@@ -133,3 +133,9 @@ mod tests {
         assert_eq!(validate(&long), Err(UidError::TooLong));
     }
 }
+
+/// A new UID under the `2.25` root: a random (version 4) UUID as a decimal integer (PS3.5
+/// §B.2), at most 44 characters. Carries nothing about the patient or the archive.
+pub fn generate() -> String {
+    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
+}

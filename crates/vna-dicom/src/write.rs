@@ -82,6 +82,14 @@ impl Items {
         self
     }
 
+    /// Splits into the elements before `tag` and those after it (`tag` itself is dropped):
+    /// for objects whose one large value the caller streams between the two.
+    pub fn split_around(mut self, tag: Tag) -> (Items, Items) {
+        let mut after = self.elements.split_off(&tag);
+        after.remove(&tag);
+        (self, Items { elements: after })
+    }
+
     fn write(&self, out: &mut Vec<u8>, explicit: bool) {
         for (tag, (vr, value)) in &self.elements {
             write_element(out, *tag, *vr, value, explicit);
@@ -203,6 +211,24 @@ pub fn data_set(dataset: &Items, transfer_syntax: &str) -> Vec<u8> {
     dataset.write(&mut out, transfer_syntax != ts::IMPLICIT_VR_LITTLE_ENDIAN);
     out
 }
+
+/// An explicit VR little endian element header (PS3.5 §7.1.2); `u32::MAX` is the undefined
+/// length of encapsulated pixel data.
+pub fn element_header(tag: Tag, vr: VR, length: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    put_header(&mut out, tag, vr, length, true);
+    out
+}
+
+/// An item header (FFFE,E000) of the given length, e.g. of a pixel data fragment (PS3.5 §A.4).
+pub fn item_header(length: u32) -> [u8; 8] {
+    let mut h = [0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0];
+    h[4..].copy_from_slice(&length.to_le_bytes());
+    h
+}
+
+/// The sequence delimitation item (FFFE,E0DD) closing encapsulated pixel data.
+pub const SEQUENCE_DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
 
 /// The element header of native Pixel Data (7FE0,0010) OW with a defined length, explicit VR
 /// little endian (PS3.5 §7.1.2): its value follows directly. For synthetic objects too large to
