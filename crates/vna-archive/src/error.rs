@@ -57,6 +57,11 @@ pub enum ArchiveError {
     Blob { step: &'static str, #[source] source: BlobError },
     #[error("the catalog failed while {step}")]
     Catalog { step: &'static str, #[source] source: CatalogError },
+    /// A non-DICOM file or its metadata could not be encapsulated.
+    #[error("{0}")]
+    Encapsulate(#[source] vna_dicom::encapsulate::EncapsulateError),
+    #[error("the study belongs to another patient than the one the metadata names")]
+    PatientMismatch,
     /// Decoding or rendering an image (names the codec's complaint or the unsupported
     /// transfer syntax, never a value).
     #[error("{0}")]
@@ -97,7 +102,11 @@ impl ArchiveError {
             NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | SopMismatch { .. } | BodyAborted | FrameOutOfRange { .. } | BulkOutOfRange => {
                 ErrorClass::InvalidInput
             }
-            StudyMismatch { .. } | VersionConflict { .. } => ErrorClass::Conflict,
+            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch => ErrorClass::Conflict,
+            Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
+            Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => ErrorClass::Unsupported,
+            Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Io)) => ErrorClass::Internal,
+            Encapsulate(_) => ErrorClass::InvalidInput,
             TooLarge { .. } => ErrorClass::TooLarge,
             Busy => ErrorClass::Busy,
             NotFound { .. } => ErrorClass::NotFound,

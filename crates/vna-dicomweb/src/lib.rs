@@ -7,8 +7,10 @@ mod accept;
 mod admin;
 mod error;
 mod multipart;
+mod nondicom;
 mod qido;
 mod qido_json;
+mod rendered;
 mod stow;
 mod wado;
 mod wado_uri;
@@ -30,6 +32,8 @@ pub struct DicomWebConfig {
     pub public_url: String,
     pub default_limit: u32,
     pub max_limit: u32,
+    /// Where uploads of non-DICOM files are spooled while they are probed and stored.
+    pub spool_dir: std::path::PathBuf,
     /// Port the HTTP listener is bound to: used when a client's Host header has no port
     /// (dicomweb-client sends the bare host name), so that URLs in responses still work.
     pub listen_port: Option<u16>,
@@ -58,14 +62,23 @@ pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
         .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(wado::instance_metadata))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(wado::frames))
         .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{range}", get(wado::bulkdata))
+        .route("/studies/{study}/rendered", get(rendered::study))
+        .route("/studies/{study}/series/{series}/rendered", get(rendered::series))
+        .route("/studies/{study}/series/{series}/instances/{instance}/rendered", get(rendered::instance))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", get(rendered::frames))
+        .route("/studies/{study}/thumbnail", get(rendered::study_thumbnail))
+        .route("/studies/{study}/series/{series}/thumbnail", get(rendered::series_thumbnail))
+        .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(rendered::instance_thumbnail))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail", get(rendered::frame_thumbnail))
         .route("/series", get(qido::all_series))
         .route("/instances", get(qido::all_instances))
         .route("/wado", get(wado_uri::wado))
         // Bodies are streamed into the ingest pipeline, which enforces the per-object limit;
         // no whole-body buffering limit applies.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state);
-    Router::new().nest(&root, api)
+        .with_state(state.clone());
+    let non_dicom = Router::new().route("/api/non-dicom", post(nondicom::store)).layer(DefaultBodyLimit::disable()).with_state(state);
+    Router::new().nest(&root, api).merge(non_dicom)
 }
 
 /// Scheme and authority plus DICOMweb root, for RetrieveURL and BulkDataURI.

@@ -16,7 +16,7 @@ use vna_catalog::{ByteRange, InstanceRow, Scope};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
 
-fn scope(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Scope, ApiError> {
+pub(crate) fn scope(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Scope, ApiError> {
     let bad = |what: &str, e: vna_dicom::uid::UidError| ApiError::BadRequest(format!("invalid {what} UID in the path: {e}"));
     Ok(Scope {
         study: StudyUid::new(study).map_err(|e| bad("Study Instance", e))?,
@@ -82,7 +82,7 @@ async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Respons
 }
 
 /// A lazily opened part body over one or more byte ranges of an instance (or all of it).
-fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
+pub(crate) fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
     async move {
         let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
         let Some(pieces) = pieces else {
@@ -152,7 +152,7 @@ async fn metadata(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result
 }
 
 /// PS3.18 §10.4.1.1.4 frame list: comma-separated, 1-based.
-fn frame_numbers(list: &str) -> Result<Vec<u32>, ApiError> {
+pub(crate) fn frame_numbers(list: &str) -> Result<Vec<u32>, ApiError> {
     let nums: Result<Vec<u32>, _> = list.split(',').map(|s| s.trim().parse::<u32>()).collect();
     match nums {
         Ok(n) if !n.is_empty() && n.iter().all(|&f| f >= 1) => Ok(n),
@@ -179,19 +179,36 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
             let Some(chosen) = acceptable else {
                 return Err(ApiError::NotAcceptable(format!("frames of this instance are available as {media} or application/octet-stream (stored bytes)")));
             };
-            if let Some(ts) = chosen.transfer_syntax.as_deref().filter(|t| *t != "*") {
-                if ts != stored_ts {
+            let part_type = if chosen.part_type.as_deref() == Some(media) || chosen.essence == media { media } else { "application/octet-stream" };
+            // Native little-endian frames are the same bytes whatever the data set's VR encoding.
+            let le_native = |t: &str| t == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN || t == vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN;
+            let requested = chosen.transfer_syntax.as_deref().filter(|t| *t != "*" && *t != stored_ts);
+            let label = match requested {
+                Some(t) if le_native(t) && le_native(&stored_ts) => t.to_owned(),
+                _ => stored_ts.clone(),
+            };
+            if let Some(ts) = requested.filter(|_| label == stored_ts) {
+                // Transcoding (PS3.18 §8.7.3.5.2): compressed frames decoded to explicit VR
+                // little endian samples, one frame at a time on the decoder pool.
+                let decodable = ts == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN
+                    && part_type == "application/octet-stream"
+                    && !vna_dicom::ts::is_native(&stored_ts)
+                    && vna_image::can_decode(&stored_ts)
+                    && !vna_dicom::ts::is_video(&stored_ts);
+                if !decodable {
                     return Err(ApiError::NotAcceptable(format!(
-                        "transfer syntax {ts} was requested; frames are stored as {stored_ts} and transcoding is not supported yet"
+                        "transfer syntax {ts} was requested; frames are stored as {stored_ts}, and only decoding to application/octet-stream; transfer-syntax={} is offered for it",
+                        vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN
                     )));
                 }
+                let parts = located.frames.into_iter().map(|f| native_frame_part(state.archive.clone(), row.clone(), f.number)).collect();
+                return multipart_response("application/octet-stream", parts).await;
             }
-            let part_type = if chosen.part_type.as_deref() == Some(media) || chosen.essence == media { media } else { "application/octet-stream" };
             let parts = located
                 .frames
                 .into_iter()
                 .map(|f| Part {
-                    content_type: format!("{part_type}; transfer-syntax={stored_ts}"),
+                    content_type: format!("{part_type}; transfer-syntax={label}"),
                     extra_headers: vec![("Content-Length".into(), f.pieces.iter().map(|p| p.length).sum::<u64>().to_string())],
                     body: ranged_body(state.archive.clone(), row.clone(), Some(f.pieces)),
                 })
@@ -200,6 +217,19 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
         }
         .await,
     )
+}
+
+/// A frame decoded to native samples, as a lazily produced part.
+fn native_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
+    Part {
+        content_type: format!("application/octet-stream; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN),
+        extra_headers: Vec::new(),
+        body: async move {
+            let frame = archive.native_frame(&row, number).await?;
+            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(frame.bytes)) }).boxed())
+        }
+        .boxed(),
+    }
 }
 
 pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, range)): Path<(String, String, String, String)>) -> Response {

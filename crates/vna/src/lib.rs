@@ -17,6 +17,12 @@ use vna_config::{Config, TierConfig};
 /// Opens the catalog and blob stores and builds the archive service.
 pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
     tokio::fs::create_dir_all(&config.data_dir).await.with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // Non-DICOM uploads a previous run left spooled mid-request were never acknowledged.
+    if let Ok(mut dir) = tokio::fs::read_dir(config.data_dir.join("spool")).await {
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
     let catalog: Arc<dyn Catalog> = match config.catalog_url()? {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
             vna_catalog::postgres::PostgresCatalog::connect(&url, config.catalog.max_connections).await.context("opening the PostgreSQL catalog")?,
@@ -104,6 +110,7 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
             default_limit: config.query.default_limit,
             max_limit: config.query.max_limit,
             listen_port,
+            spool_dir: config.data_dir.join("spool"),
         },
     );
     dicomweb

@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MediaError {
-    #[error("not a {0} file")]
+    #[error("the file is not a valid {0} file")]
     NotThisFormat(&'static str),
     #[error("the file is not supported: {0}")]
     Unsupported(String),

@@ -1,0 +1,366 @@
+//! WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3 rendered, §10.4.1.1.4
+//! thumbnail, query parameters §8.3.5.1) and video playback.
+//!
+//! - Images: the frame is decoded and rendered as image/jpeg (the default, required) or
+//!   image/png. A rendered instance is its first frame; a rendered frame list with several
+//!   frames, a rendered series or study, is multipart/related with one image per frame or
+//!   instance, each rendered lazily while the response streams.
+//! - Videos (MPEG-2, H.264, HEVC): the rendered instance (or frame 1) is the stored stream as
+//!   video/mp4 or video/mpeg, straight from the stored fragments, with HTTP Range (RFC 9110
+//!   §14: `Accept-Ranges`, 206, 416) so that an HTML5 `<video>` element can seek.
+//! - Thumbnails: a representative image fitting 256×256 (or the viewport): the middle instance
+//!   of a study or series, the middle frame of a multi-frame instance; a poster for a video.
+
+use crate::accept::ranges;
+use crate::error::ApiError;
+use crate::multipart::{self, Part};
+use crate::wado::scope;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{FutureExt, StreamExt};
+use std::collections::HashMap;
+use vna_archive::ArchiveError;
+use vna_catalog::{ByteRange, InstanceRow, Scope};
+use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
+
+/// Longer side of a thumbnail when the request gives no viewport.
+const THUMBNAIL_SIZE: u32 = 256;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Rendered,
+    Thumbnail,
+}
+
+type Params = Query<HashMap<String, String>>;
+
+pub(crate) async fn study(State(s): State<AppState>, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
+    respond(async { many(&s, &h, &q, scope(&st, None, None)?, Kind::Rendered).await }.await)
+}
+pub(crate) async fn series(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(async { many(&s, &h, &q, scope(&st, Some(&se), None)?, Kind::Rendered).await }.await)
+}
+pub(crate) async fn instance(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(async { one_instance(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
+}
+pub(crate) async fn frames(State(s): State<AppState>, Path((st, se, i, list)): Path<(String, String, String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(
+        async {
+            let numbers = crate::wado::frame_numbers(&list)?;
+            let scope = scope(&st, Some(&se), Some(&i))?;
+            if numbers.len() == 1 {
+                return one_instance(&s, &h, &q, scope, Some(numbers[0])).await;
+            }
+            let row = s.archive.instances(&scope).await?.remove(0);
+            let options = options(&h, &q, Kind::Rendered)?;
+            if vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
+                return Err(ApiError::BadRequest("a video has one rendered stream: ask for frame 1 or the instance".into()));
+            }
+            let parts = numbers.into_iter().map(|n| rendered_part(&s, row.clone(), n, options.clone())).collect();
+            multipart_images(options.format, parts).await
+        }
+        .await,
+    )
+}
+pub(crate) async fn study_thumbnail(State(s): State<AppState>, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
+    respond(async { thumbnail(&s, &h, &q, scope(&st, None, None)?, None).await }.await)
+}
+pub(crate) async fn series_thumbnail(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), None)?, None).await }.await)
+}
+pub(crate) async fn instance_thumbnail(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
+}
+pub(crate) async fn frame_thumbnail(State(s): State<AppState>, Path((st, se, i, f)): Path<(String, String, String, String)>, q: Params, h: HeaderMap) -> Response {
+    respond(
+        async {
+            let numbers = crate::wado::frame_numbers(&f)?;
+            let [n] = numbers[..] else { return Err(ApiError::BadRequest("a thumbnail is of one frame".into())) };
+            thumbnail(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, Some(n)).await
+        }
+        .await,
+    )
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One instance rendered: its first (or the given) frame as an image, or its video stream.
+async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame: Option<u32>) -> Result<Response, ApiError> {
+    let row = s.archive.instances(&scope).await?.remove(0);
+    if let Some(stream) = s.archive.video_stream(&row).await? {
+        if frame.is_some_and(|n| n != 1) {
+            return Err(ApiError::Archive(ArchiveError::FrameOutOfRange { number: frame.unwrap_or(1), count: 1 }));
+        }
+        return video(s, h, row, stream).await;
+    }
+    let options = options(h, q, Kind::Rendered)?;
+    let bytes = s.archive.render_frame(&row, frame.unwrap_or(1), &options).await?;
+    Ok(image_response(options.format, bytes))
+}
+
+/// A study or series rendered: one image per instance (its first frame), multipart.
+async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
+    let options = options(h, q, kind)?;
+    let rows = s.archive.instances(&scope).await?;
+    let parts: Vec<Part> = rows
+        .into_iter()
+        .filter(|r| !vna_dicom::ts::is_video(&r.instance.transfer_syntax) && r.instance.rows.is_some())
+        .map(|row| rendered_part(s, row, 1, options.clone()))
+        .collect();
+    if parts.is_empty() {
+        return Err(ApiError::Archive(ArchiveError::NotFound { what: "renderable image" }));
+    }
+    multipart_images(options.format, parts).await
+}
+
+async fn thumbnail(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame: Option<u32>) -> Result<Response, ApiError> {
+    let options = options(h, q, Kind::Thumbnail)?;
+    let rows = s.archive.instances(&scope).await?;
+    // The representative instance: the middle one that has an image (a CT's middle slice).
+    let images: Vec<&InstanceRow> = rows.iter().filter(|r| r.instance.rows.is_some()).collect();
+    let Some(row) = images.get(images.len() / 2).copied() else {
+        return Err(ApiError::Archive(ArchiveError::NotFound { what: "image for a thumbnail" }));
+    };
+    if vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
+        let bytes = s.archive.video_poster(row, THUMBNAIL_SIZE, &options).await?;
+        return Ok(image_response(options.format, bytes));
+    }
+    let frames = row.instance.number_of_frames.unwrap_or(1).max(1) as u32;
+    let number = frame.unwrap_or(frames.div_ceil(2));
+    let bytes = s.archive.render_frame(row, number, &options).await?;
+    Ok(image_response(options.format, bytes))
+}
+
+fn rendered_part(s: &AppState, row: InstanceRow, number: u32, options: RenderOptions) -> Part {
+    let archive = s.archive.clone();
+    Part {
+        content_type: options.format.media_type().to_owned(),
+        extra_headers: Vec::new(),
+        body: async move {
+            let bytes = archive.render_frame(&row, number, &options).await?;
+            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) }).boxed())
+        }
+        .boxed(),
+    }
+}
+
+async fn multipart_images(format: Format, parts: Vec<Part>) -> Result<Response, ApiError> {
+    let parts = multipart::open_first(parts).await?;
+    let boundary = multipart::new_boundary();
+    let ct = format!("multipart/related; type=\"{}\"; boundary={boundary}", format.media_type());
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, ct)], Body::from_stream(multipart::body(boundary, parts))).into_response())
+}
+
+fn image_response(format: Format, bytes: Vec<u8>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, format.media_type())], bytes).into_response()
+}
+
+/// The rendered media type (Accept header, or the `accept` query parameter which overrides
+/// it, PS3.18 §8.3.3.1) and the rendering parameters.
+fn options(h: &HeaderMap, q: &Params, kind: Kind) -> Result<RenderOptions, ApiError> {
+    let mut opts = RenderOptions::default();
+    let wanted: Vec<String> = match q.get("accept") {
+        Some(a) => a.split(',').map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).collect(),
+        None => ranges(h).into_iter().map(|r| r.part_type.filter(|_| r.essence == "multipart/related").unwrap_or(r.essence)).collect(),
+    };
+    opts.format = wanted
+        .iter()
+        .find_map(|m| match m.as_str() {
+            "image/jpeg" | "image/*" | "*/*" | "multipart/related" | "multipart/*" => Some(Format::Jpeg),
+            "image/png" => Some(Format::Png),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::NotAcceptable("rendered images are served as image/jpeg or image/png (videos as video/mp4 or video/mpeg)".into()))?;
+    if let Some(v) = q.get("quality") {
+        opts.quality = v.trim().parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| bad("quality must be an integer from 1 to 100"))?;
+    }
+    if let Some(v) = q.get("viewport") {
+        opts.viewport = Some(viewport(v)?);
+    } else if kind == Kind::Thumbnail {
+        opts.viewport = Some(Viewport { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE, source: None });
+    }
+    if let Some(v) = q.get("window") {
+        opts.window = Some(window(v)?);
+    }
+    Ok(opts)
+}
+
+fn bad(m: &str) -> ApiError {
+    ApiError::BadRequest(m.to_owned())
+}
+
+/// `vw,vh[,sx,sy,sw,sh]` (PS3.18 §8.3.5.1.3). Omitted source values default to the whole
+/// image; here a source region needs all four.
+fn viewport(v: &str) -> Result<Viewport, ApiError> {
+    let f: Vec<&str> = v.split(',').map(str::trim).collect();
+    let dim = |s: &str| s.parse::<u32>().ok().filter(|d| (1..=8192).contains(d));
+    let err = || bad("viewport must be vw,vh or vw,vh,sx,sy,sw,sh (vw and vh from 1 to 8192)");
+    let (Some(width), Some(height)) = (f.first().and_then(|s| dim(s)), f.get(1).and_then(|s| dim(s))) else { return Err(err()) };
+    let source = match f.len() {
+        2 => None,
+        6 => {
+            let (Some(sx), Some(sy), Some(sw), Some(sh)) = (f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[4].parse::<i64>().ok(), f[5].parse::<i64>().ok()) else {
+                return Err(err());
+            };
+            Some((sx, sy, sw, sh))
+        }
+        _ => return Err(err()),
+    };
+    Ok(Viewport { width, height, source })
+}
+
+/// `center,width[,function]` (PS3.18 §8.3.5.1.4), function linear (default), linear-exact or
+/// sigmoid.
+fn window(v: &str) -> Result<Window, ApiError> {
+    let f: Vec<&str> = v.split(',').map(str::trim).collect();
+    let err = || bad("window must be center,width[,linear|linear-exact|sigmoid] with a width of at least 1");
+    let num = |s: &str| s.parse::<f64>().ok().filter(|x| x.is_finite());
+    let (Some(center), Some(width)) = (f.first().and_then(|s| num(s)), f.get(1).and_then(|s| num(s))) else { return Err(err()) };
+    if width < 1.0 || f.len() > 3 {
+        return Err(err());
+    }
+    let function = match f.get(2).map(|s| s.to_ascii_lowercase()) {
+        None => WindowFunction::Linear,
+        Some(s) if s == "linear" => WindowFunction::Linear,
+        Some(s) if s == "linear-exact" => WindowFunction::LinearExact,
+        Some(s) if s == "sigmoid" => WindowFunction::Sigmoid,
+        Some(_) => return Err(err()),
+    };
+    Ok(Window { center, width, function })
+}
+
+/// The stored video stream, whole or a byte range of it.
+async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRange>) -> Result<Response, ApiError> {
+    let media = if vna_dicom::ts::frame_media_type(&row.instance.transfer_syntax) == Some("video/mpeg") { "video/mpeg" } else { "video/mp4" };
+    let accepted = ranges(h).iter().any(|r| {
+        let t = r.part_type.as_deref().filter(|_| r.essence == "multipart/related").unwrap_or(&r.essence);
+        matches!(t, "*/*" | "video/*") || t == media
+    });
+    if !accepted {
+        return Err(ApiError::NotAcceptable(format!("this video is served as {media}; its thumbnail gives a poster image")));
+    }
+    let total: u64 = stream.iter().map(|p| p.length).sum();
+    let requested = h.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| byte_range(v, total));
+    let (status, start, length) = match requested {
+        None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, total),
+        Some(RangeRequest::Satisfiable(a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        Some(RangeRequest::Unsatisfiable) => {
+            let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, format!("the stream has {total} bytes")).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let pieces = slice(&stream, start, length);
+    let body = crate::wado::ranged_body(s.archive.clone(), row.clone(), Some(pieces)).await?;
+    let mut resp = (status, Body::from_stream(body)).into_response();
+    let hs = resp.headers_mut();
+    hs.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    hs.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    hs.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", &row.blob.sha256)) {
+        hs.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{total}", start + length - 1)) {
+            hs.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, PartialEq)]
+enum RangeRequest {
+    /// Inclusive first and last byte.
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    /// Not a single byte range we serve (other unit, several ranges, malformed): the whole
+    /// representation is sent with 200, as RFC 9110 §14.2 allows.
+    Ignored,
+}
+
+/// One `bytes=` range (RFC 9110 §14.1.2): `a-b`, `a-` or the suffix `-n`.
+fn byte_range(v: &str, total: u64) -> RangeRequest {
+    let Some(spec) = v.trim().strip_prefix("bytes=") else { return RangeRequest::Ignored };
+    if spec.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeRequest::Ignored };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => b.parse::<u64>().ok().map(|n| (total.saturating_sub(n), total.saturating_sub(1), n > 0)),
+        (false, true) => a.parse::<u64>().ok().map(|a| (a, total.saturating_sub(1), true)),
+        (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(a), Ok(b)) if a <= b => Some((a, b.min(total.saturating_sub(1)), true)),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeRequest::Ignored,
+        Some((a, b, nonempty)) if nonempty && a < total && a <= b => RangeRequest::Satisfiable(a, b),
+        Some(_) => RangeRequest::Unsatisfiable,
+    }
+}
+
+/// The stored byte ranges covering `length` bytes from `start` of the stream the pieces form.
+fn slice(pieces: &[ByteRange], start: u64, length: u64) -> Vec<ByteRange> {
+    let mut out = Vec::new();
+    let (mut pos, end) = (0u64, start + length);
+    for p in pieces {
+        let (p_start, p_end) = (pos, pos + p.length);
+        pos = p_end;
+        if p_end <= start || p_start >= end {
+            continue;
+        }
+        let from = start.max(p_start);
+        let to = end.min(p_end);
+        out.push(ByteRange { offset: p.offset + (from - p_start), length: to - from });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges() {
+        use RangeRequest::*;
+        assert_eq!(byte_range("bytes=0-99", 1000), Satisfiable(0, 99));
+        assert_eq!(byte_range("bytes=900-", 1000), Satisfiable(900, 999));
+        assert_eq!(byte_range("bytes=-100", 1000), Satisfiable(900, 999));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Satisfiable(990, 999));
+        assert_eq!(byte_range("bytes=-5000", 1000), Satisfiable(0, 999));
+        assert_eq!(byte_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(byte_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(byte_range("bytes=5-1", 1000), Ignored);
+        assert_eq!(byte_range("bytes=0-1,5-9", 1000), Ignored);
+        assert_eq!(byte_range("items=0-1", 1000), Ignored);
+    }
+
+    #[test]
+    fn slices_span_fragments() {
+        let pieces = [ByteRange { offset: 100, length: 10 }, ByteRange { offset: 200, length: 10 }, ByteRange { offset: 300, length: 10 }];
+        assert_eq!(slice(&pieces, 5, 10), vec![ByteRange { offset: 105, length: 5 }, ByteRange { offset: 200, length: 5 }]);
+        assert_eq!(slice(&pieces, 0, 30), pieces.to_vec());
+        assert_eq!(slice(&pieces, 29, 1), vec![ByteRange { offset: 309, length: 1 }]);
+        assert_eq!(slice(&pieces, 10, 10), vec![ByteRange { offset: 200, length: 10 }]);
+    }
+
+    #[test]
+    fn parameters() {
+        assert_eq!(viewport("64,32").ok().map(|v| (v.width, v.height)), Some((64, 32)));
+        assert_eq!(viewport("64,32,1,2,-3,4").ok().and_then(|v| v.source), Some((1, 2, -3, 4)));
+        assert!(viewport("0,32").is_err() && viewport("64").is_err() && viewport("64,32,1").is_err());
+        assert_eq!(window("40,400").ok().map(|w| (w.center, w.width)), Some((40.0, 400.0)));
+        assert_eq!(window("40,400,sigmoid").ok().map(|w| w.function), Some(WindowFunction::Sigmoid));
+        assert!(window("40,0").is_err() && window("40").is_err() && window("40,400,cubic").is_err());
+    }
+}
