@@ -118,6 +118,7 @@ impl ArchiveError {
             Catalog { source, .. } if source.is_transient() => ErrorClass::Busy,
             Catalog { source: CatalogError::FrameOutOfRange { .. }, .. } => ErrorClass::InvalidInput,
             Image(vna_image::ImageError::Unsupported(_) | vna_image::ImageError::NotAnImage(_)) => ErrorClass::Unsupported,
+            Image(vna_image::ImageError::InvalidRequest(_)) => ErrorClass::InvalidInput,
             Blob { .. } | Catalog { .. } | Task { .. } | Image(_) => ErrorClass::Internal,
         }
     }

@@ -112,6 +112,9 @@ impl Archive {
             return Err(ArchiveError::Image(ImageError::Unsupported(ts.clone())));
         }
         let info = self.image_description(row).await?.frame(number.saturating_sub(1));
+        if !vna_image::can_decode_bits(ts, info.bits_allocated) {
+            return Err(ArchiveError::Image(ImageError::Unsupported(format!("{ts} with {} bits allocated", info.bits_allocated))));
+        }
         if info.frame_bytes() > MAX_DECODED_FRAME_BYTES {
             return Err(ArchiveError::Image(ImageError::NotAnImage("frame too large to decode")));
         }

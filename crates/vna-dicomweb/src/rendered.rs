@@ -55,10 +55,10 @@ pub(crate) async fn frames(State(s): State<AppState>, Path((st, se, i, list)): P
                 return one_instance(&s, &h, &q, scope, Some(numbers[0])).await;
             }
             let row = s.archive.instances(&scope).await?.remove(0);
-            let options = options(&h, &q, Kind::Rendered)?;
             if vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
-                return Err(ApiError::BadRequest("a video has one rendered stream: ask for frame 1 or the instance".into()));
+                return Err(video_frames());
             }
+            let options = options(&h, &q, Kind::Rendered)?;
             let parts = numbers.into_iter().map(|n| rendered_part(&s, row.clone(), n, options.clone())).collect();
             multipart_images(options.format, parts).await
         }
@@ -94,7 +94,7 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
     let row = s.archive.instances(&scope).await?.remove(0);
     if let Some(stream) = s.archive.video_stream(&row).await? {
         if frame.is_some_and(|n| n != 1) {
-            return Err(ApiError::Archive(ArchiveError::FrameOutOfRange { number: frame.unwrap_or(1), count: 1 }));
+            return Err(video_frames());
         }
         return video(s, h, row, stream).await;
     }
@@ -103,17 +103,26 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
     Ok(image_response(options.format, bytes))
 }
 
+fn video_frames() -> ApiError {
+    ApiError::BadRequest("a video is rendered as one stream: ask for the instance or frame 1".into())
+}
+
 /// A study or series rendered: one image per instance (its first frame), multipart.
 async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
     let options = options(h, q, kind)?;
     let rows = s.archive.instances(&scope).await?;
-    let parts: Vec<Part> = rows
-        .into_iter()
-        .filter(|r| !vna_dicom::ts::is_video(&r.instance.transfer_syntax) && r.instance.rows.is_some())
-        .map(|row| rendered_part(s, row, 1, options.clone()))
-        .collect();
-    if parts.is_empty() {
+    let images: Vec<InstanceRow> = rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
+    // Only what decodes: a part failing mid-stream could only cut the response.
+    let decodable = |r: &InstanceRow| {
+        let bits = r.instance.bits_allocated.and_then(|b| u16::try_from(b).ok()).unwrap_or(8);
+        vna_image::can_decode_bits(&r.instance.transfer_syntax, bits)
+    };
+    let Some(first) = images.first().cloned() else {
         return Err(ApiError::Archive(ArchiveError::NotFound { what: "renderable image" }));
+    };
+    let parts: Vec<Part> = images.into_iter().filter(decodable).map(|row| rendered_part(s, row, 1, options.clone())).collect();
+    if parts.is_empty() {
+        return Err(ApiError::Archive(ArchiveError::Image(vna_image::ImageError::Unsupported(first.instance.transfer_syntax))));
     }
     multipart_images(options.format, parts).await
 }
@@ -183,6 +192,7 @@ fn options(h: &HeaderMap, q: &Params, kind: Kind) -> Result<RenderOptions, ApiEr
         opts.viewport = Some(viewport(v)?);
     } else if kind == Kind::Thumbnail {
         opts.viewport = Some(Viewport { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE, source: None });
+        opts.shrink_only = true;
     }
     if let Some(v) = q.get("window") {
         opts.window = Some(window(v)?);
@@ -245,7 +255,19 @@ async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRa
         return Err(ApiError::NotAcceptable(format!("this video is served as {media}; its thumbnail gives a poster image")));
     }
     let total: u64 = stream.iter().map(|p| p.length).sum();
-    let requested = h.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| byte_range(v, total));
+    // The stored version never changes: its SHA-256 is a strong validator (RFC 9110 §8.8.3).
+    let etag = format!("\"{}\"", row.blob.sha256);
+    let header_str = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag)) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(r);
+    }
+    // If-Range (RFC 9110 §13.1.5): a range only while the client's copy is this one.
+    let range_applies = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let requested = header_str(header::RANGE).filter(|_| range_applies).map(|v| byte_range(v, total));
     let (status, start, length) = match requested {
         None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, total),
         Some(RangeRequest::Satisfiable(a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
@@ -264,7 +286,7 @@ async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRa
     hs.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     hs.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     hs.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", &row.blob.sha256)) {
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
         hs.insert(header::ETAG, etag);
     }
     if status == StatusCode::PARTIAL_CONTENT {

@@ -39,11 +39,24 @@ pub enum ImageError {
     /// message names the codec's complaint, never pixel or attribute values.
     #[error("the frame could not be decoded: {0}")]
     Decode(String),
+    /// The rendering parameters do not fit this image (e.g. a source region outside it).
+    #[error("{0}")]
+    InvalidRequest(&'static str),
     #[error("the image could not be encoded: {0}")]
     Encode(String),
 }
 
-/// True when [`decode`] can decode frames stored in this transfer syntax.
+/// True when [`decode`] can decode frames of this many bits allocated stored in this
+/// transfer syntax. JPEG Extended with 12-bit samples has no pure-Rust decoder here
+/// (jpeg-decoder reads 8-bit DCT and lossless only).
+pub fn can_decode_bits(transfer_syntax: &str, bits_allocated: u16) -> bool {
+    can_decode(transfer_syntax) && !(transfer_syntax == JPEG_EXTENDED && bits_allocated > 8)
+}
+
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
+/// True when [`decode`] can decode frames stored in this transfer syntax (at some bit depth;
+/// see [`can_decode_bits`]).
 pub fn can_decode(transfer_syntax: &str) -> bool {
     if vna_dicom::ts::is_native(transfer_syntax) {
         return transfer_syntax != vna_dicom::ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN;
@@ -94,8 +107,8 @@ impl Decoded {
 /// attributes so that dicom-pixeldata applies its codecs and photometric rules unchanged.
 pub fn decode(info: &ImageInfo, frame: Vec<u8>) -> Result<Decoded, ImageError> {
     let ts = info.transfer_syntax.as_str();
-    if !can_decode(ts) {
-        return Err(ImageError::Unsupported(ts.to_owned()));
+    if !can_decode_bits(ts, info.bits_allocated) {
+        return Err(ImageError::Unsupported(if ts == JPEG_EXTENDED { format!("{ts} with more than 8 bits") } else { ts.to_owned() }));
     }
     let mut obj = InMemDicomObject::new_empty();
     let us = |v: u16| PrimitiveValue::from(v);

@@ -5,8 +5,8 @@ use crate::{Decoded, ImageError, ImageInfo};
 use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
 use dicom_pixeldata::image::codecs::png::PngEncoder;
 use dicom_pixeldata::image::imageops::FilterType;
-use dicom_pixeldata::image::{DynamicImage, ExtendedColorType, ImageEncoder, Rgb, RgbImage};
-use dicom_pixeldata::{ConvertOptions, VoiLutFunction, VoiLutOption, WindowLevel};
+use dicom_pixeldata::image::{DynamicImage, ExtendedColorType, GrayImage, ImageEncoder, Rgb, RgbImage};
+use dicom_pixeldata::{ConvertOptions, VoiLutOption};
 
 /// Rendered media types we produce (PS3.18 §8.7.4, Table 8.7.4-1: image/jpeg is required,
 /// image/png is optional).
@@ -58,48 +58,79 @@ pub struct RenderOptions {
     pub viewport: Option<Viewport>,
     /// Overrides the window of the data set (PS3.18 §8.3.5.1.4).
     pub window: Option<Window>,
+    /// Scale down to the viewport but never up (thumbnails of small images).
+    pub shrink_only: bool,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { format: Format::Jpeg, quality: 90, viewport: None, window: None }
+        RenderOptions { format: Format::Jpeg, quality: 90, viewport: None, window: None, shrink_only: false }
     }
 }
 
-/// Renders a decoded frame: modality LUT, then the requested window, the data set's window,
-/// or (neither present) a min-max normalisation; MONOCHROME1 is inverted; then the source
-/// region, the scale to fit the viewport (aspect ratio kept), and the encoding.
+/// Renders a decoded frame. Monochrome: the modality LUT (rescale), then the requested
+/// window, else the data set's, else (neither present) the stored values as they are when
+/// they fit 8 bits, or a min-max normalisation; MONOCHROME1 is inverted. The VOI functions
+/// are PS3.3 §C.11.2.1.2 exactly, rounded to the nearest level. Colour: the samples as
+/// decoded (RGB). Then the source region, the scale to fit the viewport (aspect ratio kept),
+/// and the encoding.
 pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
-    let window = options.window.or(info.window);
-    let voi = match window {
-        Some(w) if info.is_monochrome() => VoiLutOption::CustomWithFunction(
-            WindowLevel { center: w.center, width: w.width },
-            match w.function {
-                WindowFunction::Linear => VoiLutFunction::Linear,
-                WindowFunction::LinearExact => VoiLutFunction::LinearExact,
-                WindowFunction::Sigmoid => VoiLutFunction::Sigmoid,
-            },
-        ),
-        _ if info.is_monochrome() => VoiLutOption::Normalize,
-        _ => VoiLutOption::Identity,
+    let px = decoded.pixels();
+    let mut img = if info.is_monochrome() {
+        let values: Vec<f64> = px
+            .to_vec_frame_with_options(0, &ConvertOptions::new().with_voi_lut(VoiLutOption::Identity))
+            .map_err(|e| ImageError::Decode(e.to_string()))?;
+        let levels = voi(&values, options.window.or(info.window), info);
+        let levels = if info.photometric == "MONOCHROME1" { levels.into_iter().map(|v| 255 - v).collect() } else { levels };
+        let gray = GrayImage::from_raw(px.columns(), px.rows(), levels).ok_or(ImageError::Decode("frame size differs from its attributes".into()))?;
+        DynamicImage::ImageLuma8(gray)
+    } else {
+        let convert = ConvertOptions::new().with_voi_lut(VoiLutOption::Identity).force_8bit();
+        px.to_dynamic_image_with_options(0, &convert).map_err(|e| ImageError::Decode(e.to_string()))?
     };
-    let convert = ConvertOptions::new().with_voi_lut(voi).force_8bit();
-    let mut img = decoded
-        .pixels()
-        .to_dynamic_image_with_options(0, &convert)
-        .map_err(|e| ImageError::Decode(e.to_string()))?;
     if let Some(vp) = options.viewport {
-        img = apply_viewport(img, vp)?;
+        img = apply_viewport(img, vp, options.shrink_only)?;
     }
     encode(img, options)
 }
 
-fn apply_viewport(mut img: DynamicImage, vp: Viewport) -> Result<DynamicImage, ImageError> {
+/// The VOI LUT of a monochrome frame to 8-bit levels.
+fn voi(values: &[f64], window: Option<Window>, info: &ImageInfo) -> Vec<u8> {
+    const Y_MAX: f64 = 255.0;
+    let level = |y: f64| y.round().clamp(0.0, Y_MAX) as u8;
+    match window {
+        Some(Window { center: c, width: w, function: WindowFunction::Linear }) => {
+            // §C.11.2.1.2.1: y = ((x - (c - 0.5)) / (w - 1) + 0.5) * (ymax - ymin) + ymin.
+            let w1 = (w - 1.0).max(f64::MIN_POSITIVE);
+            values.iter().map(|&x| level(((x - (c - 0.5)) / w1 + 0.5) * Y_MAX)).collect()
+        }
+        Some(Window { center: c, width: w, function: WindowFunction::LinearExact }) => {
+            // §C.11.2.1.3.2: y = (x - c) / w + 0.5, scaled.
+            values.iter().map(|&x| level(((x - c) / w + 0.5) * Y_MAX)).collect()
+        }
+        Some(Window { center: c, width: w, function: WindowFunction::Sigmoid }) => {
+            // §C.11.2.1.3.1: y = ymax / (1 + exp(-4 (x - c) / w)).
+            values.iter().map(|&x| level(Y_MAX / (1.0 + (-4.0 * (x - c) / w).exp()))).collect()
+        }
+        None if info.bits_stored <= 8 && info.pixel_representation == 0 && info.rescale.is_none_or(|r| r.slope == 1.0 && r.intercept == 0.0) => {
+            values.iter().map(|&x| level(x)).collect()
+        }
+        None => {
+            let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            if !(max > min) {
+                return vec![0; values.len()];
+            }
+            values.iter().map(|&x| level((x - min) / (max - min) * Y_MAX)).collect()
+        }
+    }
+}
+
+fn apply_viewport(mut img: DynamicImage, vp: Viewport, shrink_only: bool) -> Result<DynamicImage, ImageError> {
     if let Some((sx, sy, sw, sh)) = vp.source {
         let (w, h) = (img.width(), img.height());
         let (cw, ch) = (sw.unsigned_abs().min(u32::MAX as u64) as u32, sh.unsigned_abs().min(u32::MAX as u64) as u32);
         if sx >= w || sy >= h || cw == 0 || ch == 0 {
-            return Err(ImageError::NotAnImage("the viewport's source region lies outside the image"));
+            return Err(ImageError::InvalidRequest("the viewport's source region lies outside the image"));
         }
         img = img.crop_imm(sx, sy, cw.min(w - sx), ch.min(h - sy));
         if sw < 0 {
@@ -110,9 +141,10 @@ fn apply_viewport(mut img: DynamicImage, vp: Viewport) -> Result<DynamicImage, I
         }
     }
     if vp.width == 0 || vp.height == 0 {
-        return Err(ImageError::NotAnImage("the viewport has a zero dimension"));
+        return Err(ImageError::InvalidRequest("the viewport has a zero dimension"));
     }
-    if vp.width != img.width() || vp.height != img.height() {
+    let fits = img.width() <= vp.width && img.height() <= vp.height;
+    if (vp.width != img.width() || vp.height != img.height()) && !(shrink_only && fits) {
         img = img.resize(vp.width, vp.height, FilterType::Triangle);
     }
     Ok(img)

@@ -147,3 +147,29 @@ fn a_poster_has_the_video_aspect_ratio() {
     let out = poster(1080, 1920, 128, &RenderOptions { format: Format::Png, ..Default::default() }).expect("png");
     assert_eq!(png_pixels(&out).dimensions(), (128, 72));
 }
+
+#[test]
+fn an_8bit_identity_window_and_no_window_keep_every_level() {
+    let j = info_json(1, 256, 8, "MONOCHROME2", json!({}));
+    let info = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
+    let all: Vec<u8> = (0..=255).collect();
+    let decoded = decode(&info, all.clone()).expect("decoded");
+    let identity = Window { center: 128.0, width: 256.0, function: WindowFunction::Linear };
+    for window in [Some(identity), None] {
+        let png = render(&decoded, &info, &RenderOptions { format: Format::Png, window, ..Default::default() }).expect("png");
+        let px: Vec<u8> = png_pixels(&png).to_luma8().pixels().map(|p| p.0[0]).collect();
+        assert_eq!(px, all, "window {window:?}");
+    }
+}
+
+#[test]
+fn thumbnails_do_not_enlarge_small_images() {
+    let j = info_json(48, 64, 8, "MONOCHROME2", json!({}));
+    let info = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
+    let decoded = decode(&info, vec![7; 64 * 48]).expect("decoded");
+    let vp = Some(Viewport { width: 256, height: 256, source: None });
+    let shrink = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, shrink_only: true, ..Default::default() }).expect("png");
+    assert_eq!(png_pixels(&shrink).dimensions(), (64, 48));
+    let fit = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, ..Default::default() }).expect("png");
+    assert_eq!(png_pixels(&fit).dimensions(), (256, 192), "a requested viewport is filled");
+}
