@@ -5,7 +5,7 @@
 # gcc present): installs what is missing, then runs every stage and fails
 # loudly if any stage fails or cannot run.
 #
-#   1. system packages   postgresql, dcmtk (apt-get, only when missing)
+#   1. system packages   postgresql, dcmtk, ffmpeg (apt-get, only when missing)
 #   2. python venv       .venv with tests/python/requirements.txt (pinned)
 #   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
 #                        as VNA_TEST_POSTGRES_URL, removed on exit
@@ -92,7 +92,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --------------------------------------------------------------------------
-banner "packages" "Debian packages: postgresql, dcmtk (radosgw, ceph-mon, ceph-osd: stage s3)"
+banner "packages" "Debian packages: postgresql, dcmtk, ffmpeg (radosgw, ceph-mon, ceph-osd: stage s3)"
 
 pick_python() {
     local c
@@ -110,6 +110,8 @@ need=()
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 pkg_installed postgresql || need+=(postgresql)
 pkg_installed dcmtk || need+=(dcmtk)
+# ffmpeg: test videos are made with it, and ffprobe checks the streams played back.
+pkg_installed ffmpeg || need+=(ffmpeg)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -130,9 +132,10 @@ if ((${#need[@]})); then
     "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
 else
-    echo "already installed: postgresql dcmtk"
+    echo "already installed: postgresql dcmtk ffmpeg"
 fi
 [[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
+[[ -x /usr/bin/ffprobe ]] || die "/usr/bin/ffprobe missing after installing ffmpeg"
 dcmdump_version="$(/usr/bin/dcmdump --version 2>&1)" || die "/usr/bin/dcmdump does not run"
 echo "${dcmdump_version%%$'\n'*}"
 

@@ -78,6 +78,37 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
     },
+    /// Store one encapsulated object over 4 GiB (a slide with an Extended Offset Table, a slide
+    /// of split fragments without any table, or a fragmented video) through STOW-RS or
+    /// C-STORE, retrieve it whole, then read random tiles (/frames) or seeks (/rendered Range).
+    Huge {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        dimse: DimseArgs,
+        #[arg(long, value_enum, default_value = "slide")]
+        kind: scenario::huge::Kind,
+        #[arg(long, value_enum, default_value = "stow")]
+        via: scenario::huge::Via,
+        /// Payload size in MiB (4608 = 4.5 GiB).
+        #[arg(long, default_value_t = 4608)]
+        size_mb: u64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// Store CT-like instances, then fetch WADO-RS /rendered (random window) and /thumbnail.
+    Rendered {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+    },
     /// Store one big object streamed through STOW-RS, retrieve it and check its SHA-256.
     Big {
         #[command(flatten)]
@@ -290,6 +321,21 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             let (t, mut report) = connect(target)?;
             let opts = FramesOpts { seed, slide_frames: slide.slide_frames, frame_bytes: slide.frame_bytes, concurrency: *concurrency, requests: *requests };
             report.push(scenario::frames::run(&t, opts).await?)?;
+            Ok(report)
+        }
+        Command::Huge { target, dimse, kind, via, size_mb, concurrency, requests } => {
+            let (t, mut report) = connect(target)?;
+            let opts = scenario::huge::HugeOpts { seed, kind: *kind, via: *via, size_mb: *size_mb, concurrency: *concurrency, requests: *requests };
+            let d = dimse.target();
+            for r in scenario::huge::run(&t, Some(&d), opts).await? {
+                report.push(r)?;
+            }
+            Ok(report)
+        }
+        Command::Rendered { target, corpus, concurrency, requests } => {
+            let (t, mut report) = connect(target)?;
+            let opts = scenario::rendered::RenderedOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests };
+            report.push(scenario::rendered::run(&t, opts).await?)?;
             Ok(report)
         }
         Command::Big { target, size_mb } => {

@@ -22,7 +22,7 @@ pub struct ObjectUids {
 }
 
 impl ObjectUids {
-    fn new(seed: u64, what: &str) -> Self {
+    pub fn new(seed: u64, what: &str) -> Self {
         Self { study: uid(seed, what, 0), series: uid(seed, what, 1), instance: uid(seed, what, 2) }
     }
 

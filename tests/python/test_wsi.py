@@ -301,3 +301,38 @@ def test_metadata_keeps_concatenation_and_frame_positions(archive, kind):
                         f.PlanePositionSlideSequence[0].RowPositionInTotalImagePixelMatrix)
                        for f in ds.PerFrameFunctionalGroupsSequence]
                 assert got == want, f"{inst.label}: plane positions differ"
+
+
+@pytest.mark.parametrize("kind", ["concatenated", "sparse"])
+def test_qido_finds_concatenation_parts_and_tiled_levels(archive, kind):
+    """A viewer finds a slide's layout through QIDO-RS, matched and returned from the
+    catalog's own columns: the parts of a concatenation by ConcatenationUID (in
+    InConcatenationNumber order), the sparse level by DimensionOrganizationType, a level by
+    its TotalPixelMatrixColumns."""
+    slide = make_slide(kind)
+    url = f"{archive}/studies/{slide.study_uid}/series/{slide.series_uid}/instances"
+    fields = ["ConcatenationUID", "SOPInstanceUIDOfConcatenationSource", "InConcatenationNumber",
+              "DimensionOrganizationType", "TotalPixelMatrixColumns", "TotalPixelMatrixRows"]
+    def qido(**params) -> list[Dataset]:
+        r = requests.get(url, params={**params, "includefield": ",".join(fields)}, timeout=HTTP_TIMEOUT_S)
+        assert r.status_code in (200, 204), r.text
+        return [] if r.status_code == 204 else [Dataset.from_json(d) for d in r.json()]
+
+    volume = [i for lvl in slide.levels for i in lvl.instances]
+    if kind == "concatenated":
+        parts = [i for i in volume if "ConcatenationUID" in i.ds]
+        assert len(parts) == 2
+        found = qido(ConcatenationUID=parts[0].ds.ConcatenationUID)
+        assert sorted(str(d.SOPInstanceUID) for d in found) == sorted(i.sop_uid for i in parts)
+        for d in found:
+            want = next(i.ds for i in parts if i.sop_uid == d.SOPInstanceUID)
+            for kw in fields:
+                assert d.get(kw) == want.get(kw), f"{kw}: {d.get(kw)!r} != {want.get(kw)!r}"
+        assert [str(d.SOPInstanceUID) for d in qido(InConcatenationNumber="2")] == [i.sop_uid for i in parts if i.ds.InConcatenationNumber == 2]
+    else:
+        sparse = [i for i in volume if i.ds.get("DimensionOrganizationType") == "TILED_SPARSE"]
+        assert len(sparse) == 1
+        assert [str(d.SOPInstanceUID) for d in qido(DimensionOrganizationType="TILED_SPARSE")] == [sparse[0].sop_uid]
+        base = slide.levels[0]
+        found = qido(TotalPixelMatrixColumns=str(base.width))
+        assert sorted(str(d.SOPInstanceUID) for d in found) == sorted(i.sop_uid for i in base.instances)

@@ -3,7 +3,7 @@
 //! JSON metadata.
 
 use crate::ArchiveError;
-use vna_catalog::{ByteRange, FrameIndex, InstanceAttrs, PatientAttrs, SeriesAttrs, StudyAttrs};
+use vna_catalog::{ByteRange, FrameIndex, InstanceAttrs, MultiFrameAttrs, PatientAttrs, SeriesAttrs, StudyAttrs};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::DataSet;
 use vna_dicom::frames::{frame_layout, FrameLayout};
@@ -47,6 +47,15 @@ pub fn extract(obj: &ParsedObject, bulk_threshold: u64) -> Result<Extracted, Arc
         bits_allocated: ds.int(tags::BITS_ALLOCATED, be),
         number_of_frames: ds.int(tags::NUMBER_OF_FRAMES, be),
         transfer_syntax: obj.transfer_syntax.clone(),
+        multi_frame: MultiFrameAttrs {
+            // Only well-formed UIDs are indexed; the attribute stays in the metadata either way.
+            concatenation_uid: Some(t(tags::CONCATENATION_UID)).filter(|u| vna_dicom::uid::validate(u).is_ok()),
+            concatenation_source: Some(t(tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE)).filter(|u| vna_dicom::uid::validate(u).is_ok()),
+            in_concatenation_number: ds.int(tags::IN_CONCATENATION_NUMBER, be),
+            dimension_organization_type: Some(t(tags::DIMENSION_ORGANIZATION_TYPE)).filter(|s| !s.is_empty()),
+            total_pixel_matrix_columns: ds.int(tags::TOTAL_PIXEL_MATRIX_COLUMNS, be),
+            total_pixel_matrix_rows: ds.int(tags::TOTAL_PIXEL_MATRIX_ROWS, be),
+        },
     };
     let study = StudyAttrs {
         study_uid: uid(ds, tags::STUDY_INSTANCE_UID, "StudyInstanceUID", StudyUid::new)?,

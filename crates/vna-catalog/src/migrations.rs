@@ -15,8 +15,14 @@ use crate::CatalogError;
 /// (version, description, SQL). Append only: applied migrations are checksummed.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) const SQLITE: Embedded = &[(1, "catalog", include_str!("../migrations/sqlite/0001_catalog.sql"))];
-pub(crate) const POSTGRES: Embedded = &[(1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql"))];
+pub(crate) const SQLITE: Embedded = &[
+    (1, "catalog", include_str!("../migrations/sqlite/0001_catalog.sql")),
+    (2, "multi frame", include_str!("../migrations/sqlite/0002_multi_frame.sql")),
+];
+pub(crate) const POSTGRES: Embedded = &[
+    (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
+    (2, "multi frame", include_str!("../migrations/postgres/0002_multi_frame.sql")),
+];
 
 #[derive(Debug)]
 struct Source(Embedded);

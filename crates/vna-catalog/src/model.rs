@@ -49,6 +49,24 @@ pub struct InstanceAttrs {
     pub number_of_frames: Option<i64>,
     /// Transfer syntax UID of the stored bytes.
     pub transfer_syntax: String,
+    pub multi_frame: MultiFrameAttrs,
+}
+
+/// How a multi-frame image is organised (whole-slide images, enhanced objects): what a
+/// viewer needs to find the parts of a concatenation and the levels of a slide.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MultiFrameAttrs {
+    /// Concatenation UID (0020,9161).
+    pub concatenation_uid: Option<String>,
+    /// SOP Instance UID of Concatenation Source (0020,0242).
+    pub concatenation_source: Option<String>,
+    /// In-concatenation Number (0020,9162).
+    pub in_concatenation_number: Option<i64>,
+    /// Dimension Organization Type (0020,9311): TILED_FULL, TILED_SPARSE, 3D…
+    pub dimension_organization_type: Option<String>,
+    /// Total Pixel Matrix Columns / Rows (0048,0006 / 0048,0007).
+    pub total_pixel_matrix_columns: Option<i64>,
+    pub total_pixel_matrix_rows: Option<i64>,
 }
 
 /// Where and what the stored bytes are.

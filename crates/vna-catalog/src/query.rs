@@ -39,6 +39,12 @@ pub enum Key {
     SopInstanceUid,
     SopClassUid,
     InstanceNumber,
+    ConcatenationUid,
+    ConcatenationSource,
+    InConcatenationNumber,
+    DimensionOrganizationType,
+    TotalPixelMatrixColumns,
+    TotalPixelMatrixRows,
 }
 
 /// PS3.4 §C.2.2.2 matching types, already parsed.

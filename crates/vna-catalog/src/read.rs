@@ -9,7 +9,7 @@ use crate::db::{AnyRow, Cols, Pool, Value};
 use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, instance_select};
 use crate::{
-    BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, PatientAttrs, PatientRow,
+    BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, MultiFrameAttrs, PatientAttrs, PatientRow,
     Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
 };
 
@@ -70,6 +70,7 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
         bits_allocated: c.opt_int("bits allocated")?,
         number_of_frames: c.opt_int("number of frames")?,
         transfer_syntax: c.text("transfer syntax")?,
+        multi_frame: MultiFrameAttrs::default(),
     };
     let blob = BlobLocation {
         tier: c.text("tier")?,
@@ -79,17 +80,18 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
         sha256: c.text("sha256")?,
     };
     let version = i32::try_from(c.int("instance version")?).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
-    Ok(InstanceRow {
-        pk,
-        patient,
-        study,
-        series,
-        instance,
-        blob,
-        version,
-        is_current: c.flag("is current")?,
-        stored_at_ms: c.int("stored at")?,
-    })
+    let is_current = c.flag("is current")?;
+    let stored_at_ms = c.int("stored at")?;
+    let mut instance = instance;
+    instance.multi_frame = MultiFrameAttrs {
+        concatenation_uid: c.opt_text("concatenation uid")?,
+        concatenation_source: c.opt_text("concatenation source")?,
+        in_concatenation_number: c.opt_int("in-concatenation number")?,
+        dimension_organization_type: c.opt_text("dimension organization type")?,
+        total_pixel_matrix_columns: c.opt_int("total pixel matrix columns")?,
+        total_pixel_matrix_rows: c.opt_int("total pixel matrix rows")?,
+    };
+    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms })
 }
 
 fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {

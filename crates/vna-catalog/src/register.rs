@@ -89,8 +89,10 @@ async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) 
             "register: insert instance",
             "INSERT INTO instance (series_pk, sop_uid, version, is_current, sop_class_uid, instance_number, \
              n_rows, n_columns, bits_allocated, number_of_frames, transfer_syntax, tier, blob_key, \
-             blob_version_id, size, sha256, frame_kind, frame_first_offset, frame_length, frame_count, stored_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+             blob_version_id, size, sha256, frame_kind, frame_first_offset, frame_length, frame_count, stored_at_ms, \
+             concatenation_uid, concatenation_source, in_concatenation_number, dimension_organization_type, \
+             total_pixel_matrix_columns, total_pixel_matrix_rows) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
             &[
                 series_pk.into(),
                 sop.into(),
@@ -113,6 +115,12 @@ async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) 
                 u64_value(frame_length, "frame length")?,
                 u64_value(frame_count, "frame count")?,
                 stored_at_ms.into(),
+                i.multi_frame.concatenation_uid.clone().into(),
+                i.multi_frame.concatenation_source.clone().into(),
+                i.multi_frame.in_concatenation_number.into(),
+                i.multi_frame.dimension_organization_type.clone().into(),
+                i.multi_frame.total_pixel_matrix_columns.into(),
+                i.multi_frame.total_pixel_matrix_rows.into(),
             ],
         )
         .await?;

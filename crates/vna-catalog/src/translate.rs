@@ -56,6 +56,12 @@ fn column(key: Key) -> Option<(Tier, Col)> {
         Key::SopInstanceUid => (Instance, Text("i.sop_uid")),
         Key::SopClassUid => (Instance, Text("i.sop_class_uid")),
         Key::InstanceNumber => (Instance, Int("i.instance_number")),
+        Key::ConcatenationUid => (Instance, Text("i.concatenation_uid")),
+        Key::ConcatenationSource => (Instance, Text("i.concatenation_source")),
+        Key::InConcatenationNumber => (Instance, Int("i.in_concatenation_number")),
+        Key::DimensionOrganizationType => (Instance, Text("i.dimension_organization_type")),
+        Key::TotalPixelMatrixColumns => (Instance, Int("i.total_pixel_matrix_columns")),
+        Key::TotalPixelMatrixRows => (Instance, Int("i.total_pixel_matrix_rows")),
     })
 }
 
@@ -66,7 +72,9 @@ pub(crate) const SERIES_COLS: &str = "s.series_uid, s.modality, s.series_number,
      s.body_part_examined, s.pps_start_date, s.pps_start_time";
 pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_number, i.n_rows, \
      i.n_columns, i.bits_allocated, i.number_of_frames, i.transfer_syntax, i.tier, i.blob_key, \
-     i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms";
+     i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms, \
+     i.concatenation_uid, i.concatenation_source, i.in_concatenation_number, i.dimension_organization_type, \
+     i.total_pixel_matrix_columns, i.total_pixel_matrix_rows";
 
 /// `SELECT i.pk, <patient>, <study>, <series>, <instance> FROM … ` for instance rows; callers
 /// append ` WHERE …`.

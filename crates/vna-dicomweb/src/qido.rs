@@ -74,6 +74,12 @@ fn key_of(tag: Tag) -> Option<(Key, Kind)> {
         tags::SOP_INSTANCE_UID => (Key::SopInstanceUid, Kind::Uid),
         tags::SOP_CLASS_UID => (Key::SopClassUid, Kind::Uid),
         tags::INSTANCE_NUMBER => (Key::InstanceNumber, Kind::Int),
+        tags::CONCATENATION_UID => (Key::ConcatenationUid, Kind::Uid),
+        tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE => (Key::ConcatenationSource, Kind::Uid),
+        tags::IN_CONCATENATION_NUMBER => (Key::InConcatenationNumber, Kind::Int),
+        tags::DIMENSION_ORGANIZATION_TYPE => (Key::DimensionOrganizationType, Kind::Text),
+        tags::TOTAL_PIXEL_MATRIX_COLUMNS => (Key::TotalPixelMatrixColumns, Kind::Int),
+        tags::TOTAL_PIXEL_MATRIX_ROWS => (Key::TotalPixelMatrixRows, Kind::Int),
         _ => return None,
     })
 }

@@ -17,10 +17,24 @@ pub(crate) struct Includes {
 }
 
 impl Includes {
+    /// True when an included attribute is not answered from the catalog's instance columns.
     pub fn needs_metadata_for_instances(&self) -> bool {
-        self.all || !self.tags.is_empty()
+        self.all || self.tags.iter().any(|t| !MULTI_FRAME_TAGS.contains(t))
+    }
+    fn wants(&self, tag: Tag) -> bool {
+        self.all || self.tags.contains(&tag)
     }
 }
+
+/// Instance attributes the catalog holds beyond PS3.18's defaults, returned when included.
+const MULTI_FRAME_TAGS: [Tag; 6] = [
+    tags::CONCATENATION_UID,
+    tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE,
+    tags::IN_CONCATENATION_NUMBER,
+    tags::DIMENSION_ORGANIZATION_TYPE,
+    tags::TOTAL_PIXEL_MATRIX_COLUMNS,
+    tags::TOTAL_PIXEL_MATRIX_ROWS,
+];
 
 /// Attributes of a result, kept in tag order.
 #[derive(Default)]
@@ -174,6 +188,18 @@ pub(crate) fn instance_json(r: &InstanceRow, base: &str, includes: &Includes, me
     d.int(tags::NUMBER_OF_FRAMES, "IS", i.number_of_frames);
     d.text(tags::AVAILABLE_TRANSFER_SYNTAX_UID, "UI", &i.transfer_syntax);
     d.text(tags::RETRIEVE_URL, "UR", &instance_url(base, r));
+    let m = &i.multi_frame;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    for tag in MULTI_FRAME_TAGS.into_iter().filter(|t| includes.wants(*t)) {
+        match tag {
+            tags::CONCATENATION_UID => d.text(tag, "UI", &opt(&m.concatenation_uid)),
+            tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE => d.text(tag, "UI", &opt(&m.concatenation_source)),
+            tags::IN_CONCATENATION_NUMBER => d.int(tag, "US", m.in_concatenation_number),
+            tags::DIMENSION_ORGANIZATION_TYPE => d.text(tag, "CS", &opt(&m.dimension_organization_type)),
+            tags::TOTAL_PIXEL_MATRIX_COLUMNS => d.int(tag, "UL", m.total_pixel_matrix_columns),
+            _ => d.int(tag, "UL", m.total_pixel_matrix_rows),
+        }
+    }
     if let Some(meta) = metadata {
         d.merge(meta, includes, &instance_url(base, r), true);
     }

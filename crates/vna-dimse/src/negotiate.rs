@@ -46,6 +46,13 @@ pub const TRANSFER_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.106",  // MPEG-4 AVC/H.264 stereo
     "1.2.840.10008.1.2.4.107",  // HEVC/H.265 Main
     "1.2.840.10008.1.2.4.108",  // HEVC/H.265 Main 10
+    "1.2.840.10008.1.2.4.100.1", // fragmentable MPEG-2 MP@ML (streams beyond 4 GiB)
+    "1.2.840.10008.1.2.4.101.1", // fragmentable MPEG-2 MP@HL
+    "1.2.840.10008.1.2.4.102.1", // fragmentable MPEG-4 AVC/H.264 HP@4.1
+    "1.2.840.10008.1.2.4.103.1", // fragmentable MPEG-4 AVC/H.264 BD-compatible
+    "1.2.840.10008.1.2.4.104.1", // fragmentable MPEG-4 AVC/H.264 2D video
+    "1.2.840.10008.1.2.4.105.1", // fragmentable MPEG-4 AVC/H.264 3D video
+    "1.2.840.10008.1.2.4.106.1", // fragmentable MPEG-4 AVC/H.264 stereo
 ];
 
 /// Verification SOP class (PS3.4 Annex A).

@@ -4,7 +4,9 @@ pub mod big;
 pub mod big_cstore;
 pub mod cstore;
 pub mod frames;
+pub mod huge;
 pub mod qido;
+pub mod rendered;
 pub mod stow;
 
 use std::time::Duration;

@@ -35,7 +35,7 @@ macro_rules! catalog_conformance_tests {
             date_and_time_ranges, integer_matching, uid_lists, modalities_in_study,
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,
             result_ordering, patient_level_matching, patient_counters_count_current_instances,
-            patient_level_paging_and_order);
+            patient_level_paging_and_order, multi_frame_matching);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless);
@@ -112,6 +112,7 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
             bits_allocated: Some(16),
             number_of_frames: None,
             transfer_syntax: EXPLICIT_LE.into(),
+            multi_frame: Default::default(),
         },
         blob: BlobLocation {
             tier: "default".into(),

@@ -1,5 +1,6 @@
 //! Conformance cases for query matching (PS3.4 §C.2.2.2), ordering and paging.
 
+use crate::MultiFrameAttrs;
 use vna_dicom::uid::SopClassUid;
 
 use super::*;
@@ -276,4 +277,39 @@ pub async fn result_ordering(c: &dyn Catalog) {
     assert_eq!(series_uids(c, vec![]).await, vec!["1.2.6.2.1", "1.2.6.5.1", "1.2.6.4.1", "1.2.6.3.1", "1.2.6.1.1"]);
     // Instances: number, then UID.
     assert_eq!(sop_uids(c, vec![]).await, vec!["1.2.6.5.1.1", "1.2.6.4.1.1", "1.2.6.2.1.1", "1.2.6.1.1.1", "1.2.6.3.1.1"]);
+}
+
+/// A slide's parts found by their multi-frame organisation: the two instances of one
+/// concatenation, a TILED_SPARSE level, a level by its total pixel matrix; the attributes
+/// come back on every row.
+pub async fn multi_frame_matching(c: &dyn Catalog) {
+    world(c).await;
+    let slide = |sop: &str, n: i64, organisation: &str, width: i64| {
+        let mut i = new_instance("1.2.4.9", "1.2.4.9.1", sop);
+        i.instance.instance_number = Some(n);
+        i.instance.multi_frame = MultiFrameAttrs {
+            concatenation_uid: (n <= 2).then(|| "1.2.4.9.100".to_owned()),
+            concatenation_source: (n <= 2).then(|| "1.2.4.9.1.99".to_owned()),
+            in_concatenation_number: (n <= 2).then_some(n),
+            dimension_organization_type: Some(organisation.to_owned()),
+            total_pixel_matrix_columns: Some(width),
+            total_pixel_matrix_rows: Some(width / 2),
+        };
+        new_bytes(i, sop)
+    };
+    for n in [slide("1.2.4.9.1.1", 1, "TILED_FULL", 4096), slide("1.2.4.9.1.2", 2, "TILED_FULL", 4096), slide("1.2.4.9.1.3", 3, "TILED_SPARSE", 1024)] {
+        store(c, &n).await;
+    }
+    assert_eq!(sop_uids(c, vec![filter(ConcatenationUid, single("1.2.4.9.100"))]).await, vec!["1.2.4.9.1.1", "1.2.4.9.1.2"]);
+    assert_eq!(sop_uids(c, vec![filter(ConcatenationSource, list(&["1.2.4.9.1.99"]))]).await.len(), 2);
+    assert_eq!(sop_uids(c, vec![filter(InConcatenationNumber, single("2"))]).await, vec!["1.2.4.9.1.2"]);
+    assert_eq!(sop_uids(c, vec![filter(DimensionOrganizationType, single("TILED_SPARSE"))]).await, vec!["1.2.4.9.1.3"]);
+    assert_eq!(sop_uids(c, vec![filter(TotalPixelMatrixColumns, range(Some("2000"), None))]).await.len(), 2);
+    assert_eq!(sop_uids(c, vec![filter(TotalPixelMatrixRows, single("512"))]).await, vec!["1.2.4.9.1.3"]);
+    let rows = c.query_instances(&query(Level::Instance, vec![filter(InConcatenationNumber, single("1"))])).await.expect("query");
+    assert_eq!(rows.len(), 1);
+    let m = &rows[0].instance.multi_frame;
+    assert_eq!((m.concatenation_uid.as_deref(), m.in_concatenation_number, m.total_pixel_matrix_columns), (Some("1.2.4.9.100"), Some(1), Some(4096)));
+    // Instances without these attributes match no value of them (a lone `*` is universal).
+    assert_eq!(sop_uids(c, vec![filter(DimensionOrganizationType, wild("TILED*"))]).await.len(), 3);
 }

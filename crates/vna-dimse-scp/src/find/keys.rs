@@ -69,6 +69,11 @@ pub(crate) const KEYS: &[KeyDef] = &[
     k(tags::COLUMNS, VR::US, Image, None),
     k(tags::BITS_ALLOCATED, VR::US, Image, None),
     k(tags::NUMBER_OF_FRAMES, VR::IS, Image, None),
+    // Multi-frame organisation (whole-slide images): matched on the catalog's columns.
+    k(tags::CONCATENATION_UID, VR::UI, Image, Some(Key::ConcatenationUid)),
+    k(tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE, VR::UI, Image, Some(Key::ConcatenationSource)),
+    k(tags::IN_CONCATENATION_NUMBER, VR::US, Image, Some(Key::InConcatenationNumber)),
+    k(tags::DIMENSION_ORGANIZATION_TYPE, VR::CS, Image, Some(Key::DimensionOrganizationType)),
     // Any level (PS3.4 §C.4.1.1.3.2): everything the archive returns is on line.
     k(tags::INSTANCE_AVAILABILITY, VR::CS, Patient, None),
 ];

@@ -218,6 +218,10 @@ fn instance_answer(tag: Tag, i: &InstanceAttrs) -> Option<Answer> {
         tags::COLUMNS => us(i.columns),
         tags::BITS_ALLOCATED => us(i.bits_allocated),
         tags::NUMBER_OF_FRAMES => int(i.number_of_frames),
+        tags::CONCATENATION_UID => text(i.multi_frame.concatenation_uid.as_deref().unwrap_or("")),
+        tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE => text(i.multi_frame.concatenation_source.as_deref().unwrap_or("")),
+        tags::IN_CONCATENATION_NUMBER => us(i.multi_frame.in_concatenation_number),
+        tags::DIMENSION_ORGANIZATION_TYPE => text(i.multi_frame.dimension_organization_type.as_deref().unwrap_or("")),
         _ => None,
     }
 }
