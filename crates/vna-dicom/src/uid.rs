@@ -110,6 +110,12 @@ uid_type!(
     TransferSyntaxUid
 );
 
+/// A new UID under the `2.25` root: a random (version 4) UUID as a decimal integer (PS3.5
+/// §B.2), at most 44 characters. Carries nothing about the patient or the archive.
+pub fn generate() -> String {
+    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,10 +138,11 @@ mod tests {
         let long = format!("1.{}", "2".repeat(63));
         assert_eq!(validate(&long), Err(UidError::TooLong));
     }
-}
 
-/// A new UID under the `2.25` root: a random (version 4) UUID as a decimal integer (PS3.5
-/// §B.2), at most 44 characters. Carries nothing about the patient or the archive.
-pub fn generate() -> String {
-    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
+    #[test]
+    fn generated_uids_are_valid_and_distinct() {
+        let a = generate();
+        assert!(a.starts_with("2.25.") && validate(&a).is_ok() && a.len() <= 44, "{a}");
+        assert_ne!(a, generate());
+    }
 }

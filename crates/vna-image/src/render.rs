@@ -117,7 +117,7 @@ fn voi(values: &[f64], window: Option<Window>, info: &ImageInfo) -> Vec<u8> {
         }
         None => {
             let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-            if !(max > min) {
+            if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) {
                 return vec![0; values.len()];
             }
             values.iter().map(|&x| level((x - min) / (max - min) * Y_MAX)).collect()

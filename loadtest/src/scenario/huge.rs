@@ -217,11 +217,14 @@ struct Generator {
     closed: bool,
     hash: Sha256,
     len: u64,
-    done: Arc<Mutex<Option<(u64, String)>>>,
+    done: Digest64,
 }
 
+/// Length and SHA-256 of what a generator produced, once it has produced everything.
+type Digest64 = Arc<Mutex<Option<(u64, String)>>>;
+
 impl Generator {
-    fn new(seed: u64, layout: &Layout, header: Bytes) -> (Self, Arc<Mutex<Option<(u64, String)>>>) {
+    fn new(seed: u64, layout: &Layout, header: Bytes) -> (Self, Digest64) {
         let done = Arc::new(Mutex::new(None));
         let g = Generator {
             seed,
