@@ -776,3 +776,69 @@ def test_video_rendered_as_image_is_406(archive, accept):
     r = archive.get(video_url(archive), accept=accept)
     assert r.status_code == 406, f"Accept {accept}: {r.status_code} {r.headers.get('Content-Type')}"
     assert r.text.strip()
+
+
+# --------------------------------------------------------------------------
+# Whole instances transcoded to Explicit VR Little Endian (PS3.18 8.7.3.5.2)
+# --------------------------------------------------------------------------
+
+ACCEPT_INSTANCE_EXPLICIT = f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT_LE}'
+
+
+def transcoded(archive: Archive, label: str):
+    import pydicom
+    r = archive.get(archive.instance_url(label), accept=ACCEPT_INSTANCE_EXPLICIT)
+    assert r.status_code == 200, f"{r.url}: {r.status_code} {r.text[:300]}"
+    ((headers, data),) = parse_multipart(r)
+    assert headers["content-type"].replace(" ", "") == f"application/dicom;transfer-syntax={EXPLICIT_LE}", headers
+    return pydicom.dcmread(io.BytesIO(data)), data
+
+
+@pytest.mark.parametrize("label", ["ct16-rle", "ct16-jpegll57", "ct16-jpegll70", "ct16-j2k", "mf-rle"])
+def test_lossless_instance_transcoded_to_native_is_exact(archive, label, tmp_path):
+    inst = archive[label]
+    ds, data = transcoded(archive, label)
+    assert ds.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    assert ds.SOPInstanceUID == inst.sop_uid and ds.PatientName == inst.ds.PatientName
+    assert "ExtendedOffsetTable" not in ds
+    want = b"".join(inst.native_frames) if inst.native_frames else inst.pixels.tobytes()
+    if label == "mf-rle":
+        want = b"".join(f.tobytes() for f in imagegen.mf_frames())
+    assert ds.PixelData[: len(want)] == want and len(ds.PixelData) == len(want) + len(want) % 2
+    path = tmp_path / "t.dcm"
+    path.write_bytes(data)
+    dump = subprocess.run(["/usr/bin/dcmdump", "-q", str(path)], capture_output=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr.decode("utf-8", "replace")
+
+
+def test_jpeg_baseline_instance_transcoded_is_rgb(archive):
+    ds, _ = transcoded(archive, "rgb-jpeg")
+    assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3 and ds.PlanarConfiguration == 0
+    got = np.frombuffer(ds.PixelData, np.uint8)[: ds.Rows * ds.Columns * 3].reshape(ds.Rows, ds.Columns, 3)
+    ref = archive["rgb-jpeg"].reference
+    # The archive's decoder (jpeg-decoder) and Pillow's libjpeg differ by IDCT rounding only.
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 3
+
+
+@pytest.mark.parametrize("label", ["jls", "ct12-extended"])
+def test_instance_transcoding_it_cannot_do_is_406(archive, label):
+    r = archive.get(archive.instance_url(label), accept=ACCEPT_INSTANCE_EXPLICIT)
+    assert r.status_code == 406, f"{r.status_code} {r.text[:200]}"
+    assert archive[label].transfer_syntax in r.text
+    stored = archive.get(archive.instance_url(label), accept='multipart/related; type="application/dicom"; transfer-syntax=*')
+    assert stored.status_code == 200
+
+
+def test_a_series_mixing_native_and_compressed_is_transcoded_per_instance(archive):
+    import pydicom
+    r = archive.get(archive.series_url("ct16-native"), accept=ACCEPT_INSTANCE_EXPLICIT)
+    # ct16-native is stored explicit LE (served as stored); its compressed twins are decoded.
+    assert r.status_code == 200, r.text[:300]
+    parts = parse_multipart(r)
+    datasets = [pydicom.dcmread(io.BytesIO(d)) for _, d in parts]
+    assert {d.file_meta.TransferSyntaxUID for d in datasets} == {EXPLICIT_LE}
+    members = {i.sop_uid: i for i in archive.corpus.series("ct16-native")}
+    assert sorted(d.SOPInstanceUID for d in datasets) == sorted(members)
+    for d in datasets:
+        native = members[d.SOPInstanceUID].native_frames[0]
+        assert d.PixelData[: len(native)] == native, members[d.SOPInstanceUID].label

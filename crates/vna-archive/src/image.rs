@@ -85,6 +85,78 @@ impl Archive {
         .await
     }
 
+    /// The instance in Explicit VR Little Endian with native pixel data (PS3.18 §8.7.3.5
+    /// transcoding): its stored header rewritten (`vna_dicom::transcode`), then every frame
+    /// decoded in order, one at a time, while the stream is read. Frame 1 is decoded before
+    /// this returns, so an undecodable instance is an error status, not a cut response. Elements
+    /// after the pixel data (trailing padding, signatures) are not carried over.
+    pub async fn transcoded(self: &Arc<Self>, row: &InstanceRow) -> Result<vna_blob::ByteStream, ArchiveError> {
+        use futures::StreamExt;
+        let unsupported = |why: String| ArchiveError::Image(ImageError::Unsupported(why));
+        let ts = row.instance.transfer_syntax.clone();
+        if vna_dicom::ts::is_native(&ts) || vna_dicom::ts::is_video(&ts) || !vna_image::can_decode(&ts) {
+            return Err(unsupported(ts));
+        }
+        let base = self.image_description(row).await?.base().clone();
+        let frames = base.number_of_frames.max(1);
+        let pixel_bytes = base.frame_bytes() * u64::from(frames);
+        let padded = pixel_bytes + pixel_bytes % 2;
+        if padded > u64::from(u32::MAX - 1) {
+            return Err(unsupported(format!("{ts}: its native pixel data would exceed the 4 GiB a defined length allows")));
+        }
+        let pixel_offset = self.pixel_data_offset(row).await?;
+        let header_end = pixel_offset.checked_sub(12).ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
+        if header_end > 64 << 20 {
+            return Err(unsupported("a header over 64 MiB".into()));
+        }
+        let mut stored = Vec::with_capacity(header_end as usize);
+        let mut head = self.open(row, Some(ByteRange { offset: 0, length: header_end })).await?;
+        while let Some(chunk) = head.next().await {
+            stored.extend_from_slice(&chunk.map_err(ArchiveError::blob("reading the header"))?);
+        }
+        let first = self.native_frame(row, 1).await?;
+        let pixels = vna_dicom::transcode::NativePixels {
+            photometric_interpretation: first.photometric_interpretation.clone(),
+            planar_configuration: (base.samples_per_pixel > 1).then_some(first.planar_configuration),
+            bits_allocated: base.bits_allocated,
+            length: padded as u32,
+        };
+        let header = vna_dicom::transcode::native_header(&stored, &pixels).map_err(|e| unsupported(e.to_string()))?;
+        let expected = base.frame_bytes() as usize;
+        let (archive, row) = (self.clone(), row.clone());
+        let rest = futures::stream::iter(2..=frames).then(move |n| {
+            let (archive, row) = (archive.clone(), row.clone());
+            async move {
+                archive.native_frame(&row, n).await.map(|f| bytes::Bytes::from(f.bytes)).map_err(|e| {
+                    tracing::warn!(error = %e, frame = n, "transcoding a frame failed; response cut");
+                    vna_blob::BlobError::Unavailable { step: "decoding a frame" }
+                })
+            }
+        });
+        // A frame of another size than the attributes say would shift every later frame.
+        let checked = futures::stream::once(async move { Ok(bytes::Bytes::from(first.bytes)) }).chain(rest).map(move |r| match r {
+            Ok(b) if b.len() != expected => Err(vna_blob::BlobError::Unavailable { step: "decoding a frame (size differs from the attributes)" }),
+            other => other,
+        });
+        let pad = futures::stream::iter((padded > pixel_bytes).then(|| Ok(bytes::Bytes::from_static(&[0]))));
+        Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(header)) }).chain(checked).chain(pad).boxed())
+    }
+
+    /// Offset of the Pixel Data value in the stored object, from the BulkDataURI recorded in
+    /// the instance's metadata.
+    async fn pixel_data_offset(&self, row: &InstanceRow) -> Result<u64, ArchiveError> {
+        let docs = self.catalog.metadata(&[row.pk]).await.map_err(ArchiveError::catalog("reading metadata"))?;
+        let Some((_, meta)) = docs.into_iter().next() else { return Err(ArchiveError::NotFound { what: "instance metadata" }) };
+        let json: serde_json::Value = serde_json::from_str(&meta).map_err(|_| ArchiveError::FramesUnavailable { why: "stored metadata unreadable" })?;
+        json.get("7FE00010")
+            .and_then(|p| p.get("BulkDataURI"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|u| u.strip_prefix(vna_dicom::json::BULK_PREFIX))
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(o, _)| o.parse().ok())
+            .ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })
+    }
+
     /// The representative image of a video instance (its stream is not decoded here).
     pub async fn video_poster(&self, row: &InstanceRow, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
         let base = self.image_description(row).await?.base().clone();

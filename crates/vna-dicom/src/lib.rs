@@ -15,6 +15,7 @@ pub mod frames;
 pub mod json;
 pub mod parse;
 pub mod pn;
+pub mod transcode;
 pub mod ts;
 pub mod uid;
 pub mod write;

@@ -16,6 +16,7 @@ use crate::dataset::{DataSet, Element, Extent, Fragment, Fragments, Value};
 use crate::ts::{self, Encoding};
 use dicom_core::{Tag, VR};
 use types::has_long_length;
+pub(crate) use types::has_long_length as has_long_length_vr;
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const ITEM: Tag = Tag(0xFFFE, 0xE000);

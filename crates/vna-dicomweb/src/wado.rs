@@ -63,14 +63,32 @@ fn requested_syntax(headers: &HeaderMap, part: &str) -> Result<Option<String>, A
     Ok(chosen.transfer_syntax.clone().filter(|t| t != "*"))
 }
 
-fn check_syntax(wanted: &Option<String>, row: &InstanceRow) -> Result<(), ApiError> {
+/// How an instance is sent: as stored, or transcoded to Explicit VR Little Endian with native
+/// pixel data (PS3.18 §8.7.3.5.2) when that is asked for a compressed instance this archive
+/// decodes. Anything else is 406.
+#[derive(PartialEq)]
+enum Plan {
+    Stored,
+    Transcode,
+}
+
+fn plan(wanted: &Option<String>, row: &InstanceRow) -> Result<Plan, ApiError> {
+    let stored = &row.instance.transfer_syntax;
     match wanted {
-        Some(ts) if *ts != row.instance.transfer_syntax => Err(ApiError::NotAcceptable(format!(
-            "transfer syntax {ts} was requested; this instance is stored as {} and transcoding is not supported yet (ask for transfer-syntax=* to get the stored bytes)",
-            row.instance.transfer_syntax
+        None => Ok(Plan::Stored),
+        Some(ts) if ts == stored => Ok(Plan::Stored),
+        Some(ts) if ts == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN && decodable(row) => Ok(Plan::Transcode),
+        Some(ts) => Err(ApiError::NotAcceptable(format!(
+            "transfer syntax {ts} was requested; this instance is stored as {stored}, which is served as stored (transfer-syntax=*) or, for the compressed syntaxes this archive decodes, as {}",
+            vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN
         ))),
-        _ => Ok(()),
     }
+}
+
+fn decodable(row: &InstanceRow) -> bool {
+    let ts = &row.instance.transfer_syntax;
+    let bits = row.instance.bits_allocated.and_then(|b| u16::try_from(b).ok()).unwrap_or(8);
+    row.instance.rows.is_some() && !vna_dicom::ts::is_native(ts) && !vna_dicom::ts::is_video(ts) && vna_image::can_decode_bits(ts, bits)
 }
 
 async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Response, ApiError> {
@@ -118,15 +136,28 @@ pub(crate) fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Optio
 async fn retrieve(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Response, ApiError> {
     let wanted = requested_syntax(headers, "application/dicom")?;
     let rows = state.archive.instances(&scope).await?;
-    for r in &rows {
-        check_syntax(&wanted, r)?;
-    }
+    let plans = rows.iter().map(|r| plan(&wanted, r)).collect::<Result<Vec<_>, _>>()?;
     let parts = rows
         .into_iter()
-        .map(|row| Part {
-            content_type: format!("application/dicom; transfer-syntax={}", row.instance.transfer_syntax),
-            extra_headers: vec![("Content-Length".into(), row.blob.size.to_string())],
-            body: ranged_body(state.archive.clone(), row, None),
+        .zip(plans)
+        .map(|(row, plan)| match plan {
+            Plan::Stored => Part {
+                content_type: format!("application/dicom; transfer-syntax={}", row.instance.transfer_syntax),
+                extra_headers: vec![("Content-Length".into(), row.blob.size.to_string())],
+                body: ranged_body(state.archive.clone(), row, None),
+            },
+            Plan::Transcode => {
+                let archive = state.archive.clone();
+                Part {
+                    content_type: format!("application/dicom; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN),
+                    extra_headers: Vec::new(),
+                    body: async move {
+                        let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
+                        Ok(archive.transcoded(&row).await?.map_err(io).boxed())
+                    }
+                    .boxed(),
+                }
+            }
         })
         .collect();
     multipart_response("application/dicom", parts).await
