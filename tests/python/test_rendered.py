@@ -842,3 +842,21 @@ def test_a_series_mixing_native_and_compressed_is_transcoded_per_instance(archiv
     for d in datasets:
         native = members[d.SOPInstanceUID].native_frames[0]
         assert d.PixelData[: len(native)] == native, members[d.SOPInstanceUID].label
+
+
+def test_native_8bit_frames_as_jpeg_on_request(archive):
+    """A viewer asking image/jpeg for the frames of an uncompressed 8-bit image gets each
+    frame encoded as JPEG Baseline (lossy, quality 90: within a few levels of the stored
+    samples), the stored values unwindowed."""
+    url = f"{archive.instance_url('mf-native')}/frames/2,4"
+    jpegs = multipart_images(archive.get(url, accept='multipart/related; type="image/jpeg"'), "image/jpeg")
+    frames = imagegen.mf_frames()
+    assert len(jpegs) == 2
+    for data, want in zip(jpegs, [frames[1], frames[3]]):
+        got = gray(decode(data, "JPEG"))
+        assert got.shape == want.shape
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.mean() < 3 and diff.max() < 40, (diff.mean(), diff.max())
+    # 16-bit samples have no JPEG Baseline encoding: 406 with the reason.
+    r = archive.get(f"{archive.instance_url('ct16-native')}/frames/1", accept='multipart/related; type="image/jpeg"')
+    assert r.status_code == 406 and "8-bit" in r.text, f"{r.status_code} {r.text[:200]}"

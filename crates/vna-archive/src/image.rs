@@ -157,6 +157,12 @@ impl Archive {
             .ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })
     }
 
+    /// Frame `number` of a native 8-bit instance encoded as JPEG Baseline.
+    pub async fn jpeg_frame(&self, row: &InstanceRow, number: u32) -> Result<Vec<u8>, ArchiveError> {
+        let (info, bytes) = self.frame_for_decoding(row, number).await?;
+        self.on_pool(move || vna_image::jpeg_baseline_frame(&info, &bytes, 90)).await
+    }
+
     /// The representative image of a video instance (its stream is not decoded here).
     pub async fn video_poster(&self, row: &InstanceRow, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
         let base = self.image_description(row).await?.base().clone();

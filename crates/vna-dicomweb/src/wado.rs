@@ -203,13 +203,26 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
             // Accept: the stored media type, application/octet-stream (served as stored: the
             // part's transfer-syntax parameter tells the client what it got), or */*.
             let ranges = ranges(&headers);
+            let native = vna_dicom::ts::is_native(&stored_ts);
+            let part_of = |r: &crate::accept::MediaRange| {
+                if r.essence == "multipart/related" { r.part_type.clone().unwrap_or_else(|| "application/octet-stream".into()) } else { r.essence.clone() }
+            };
             let acceptable = ranges.iter().find(|r| {
-                let t = if r.essence == "multipart/related" { r.part_type.as_deref().unwrap_or("application/octet-stream") } else { r.essence.as_str() };
-                matches!(t, "*/*" | "application/octet-stream" | "multipart/*") || t == media
+                let t = part_of(r);
+                matches!(t.as_str(), "*/*" | "application/octet-stream" | "multipart/*") || t == media || (native && t == "image/jpeg")
             });
             let Some(chosen) = acceptable else {
                 return Err(ApiError::NotAcceptable(format!("frames of this instance are available as {media} or application/octet-stream (stored bytes)")));
             };
+            if native && part_of(chosen) == "image/jpeg" {
+                // Native frames encoded as JPEG Baseline on request (8-bit samples only).
+                let ts = chosen.transfer_syntax.as_deref().unwrap_or(vna_dicom::ts::JPEG_BASELINE);
+                if ts != "*" && ts != vna_dicom::ts::JPEG_BASELINE {
+                    return Err(ApiError::NotAcceptable(format!("native frames are encoded as image/jpeg in {} only", vna_dicom::ts::JPEG_BASELINE)));
+                }
+                let parts = located.frames.into_iter().map(|f| jpeg_frame_part(state.archive.clone(), row.clone(), f.number)).collect();
+                return multipart_response("image/jpeg", parts).await;
+            }
             let part_type = if chosen.part_type.as_deref() == Some(media) || chosen.essence == media { media } else { "application/octet-stream" };
             // Native little-endian frames are the same bytes whatever the data set's VR encoding.
             let le_native = |t: &str| t == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN || t == vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN;
@@ -248,6 +261,19 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
         }
         .await,
     )
+}
+
+/// A native frame encoded as JPEG Baseline, as a lazily produced part.
+fn jpeg_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
+    Part {
+        content_type: format!("image/jpeg; transfer-syntax={}", vna_dicom::ts::JPEG_BASELINE),
+        extra_headers: Vec::new(),
+        body: async move {
+            let jpeg = archive.jpeg_frame(&row, number).await?;
+            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(jpeg)) }).boxed())
+        }
+        .boxed(),
+    }
 }
 
 /// A frame decoded to native samples, as a lazily produced part.

@@ -17,7 +17,7 @@ mod info;
 mod render;
 
 pub use info::{ImageDescription, ImageInfo, Rescale};
-pub use render::{poster, render, Format, RenderOptions, Viewport, Window, WindowFunction};
+pub use render::{jpeg_baseline_frame, poster, render, Format, RenderOptions, Viewport, Window, WindowFunction};
 
 use dicom_core::value::PixelFragmentSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};

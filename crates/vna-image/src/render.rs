@@ -171,6 +171,37 @@ fn encode(img: DynamicImage, options: &RenderOptions) -> Result<Vec<u8>, ImageEr
     Ok(out)
 }
 
+/// A native 8-bit frame (MONOCHROME2 or RGB) encoded as JPEG Baseline (Process 1), the
+/// stored samples unchanged by any window: for a viewer that asks WADO-RS `/frames` of an
+/// uncompressed slide as image/jpeg (PS3.18 §8.7.3.5.2, transfer syntax .4.50). Lossy, as that
+/// request says.
+pub fn jpeg_baseline_frame(info: &ImageInfo, frame: &[u8], quality: u8) -> Result<Vec<u8>, ImageError> {
+    let (w, h) = (info.columns as u32, info.rows as u32);
+    let n = (w * h) as usize;
+    let (color, samples) = match (info.photometric.as_str(), info.samples_per_pixel, info.bits_allocated) {
+        ("MONOCHROME2", 1, 8) => (ExtendedColorType::L8, 1),
+        ("RGB", 3, 8) => (ExtendedColorType::Rgb8, 3),
+        _ => {
+            return Err(ImageError::Unsupported(format!(
+                "JPEG baseline frames need 8-bit MONOCHROME2 or RGB samples (this image: {}, {} bits)",
+                info.photometric, info.bits_allocated
+            )))
+        }
+    };
+    let pixels = frame.get(..n * samples).ok_or(ImageError::Decode("native frame shorter than its attributes".into()))?;
+    // Planar configuration 1 (R plane, G plane, B plane) interleaved for the encoder.
+    let interleaved: Vec<u8> = if samples == 3 && info.planar_configuration == 1 {
+        (0..n).flat_map(|i| [pixels[i], pixels[n + i], pixels[2 * n + i]]).collect()
+    } else {
+        pixels.to_vec()
+    };
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .write_image(&interleaved, w, h, color)
+        .map_err(|e| ImageError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
 /// The representative image of a video instance: a dark frame of the video's aspect ratio
 /// with a light "play" triangle, at most `max` pixels on its longer side (or the viewport).
 /// The archive does not decode MPEG/H.264/HEVC, so a poster is what thumbnails show.

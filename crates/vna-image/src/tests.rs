@@ -173,3 +173,19 @@ fn thumbnails_do_not_enlarge_small_images() {
     let fit = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, ..Default::default() }).expect("png");
     assert_eq!(png_pixels(&fit).dimensions(), (256, 192), "a requested viewport is filled");
 }
+
+#[test]
+fn native_8bit_frames_encode_as_baseline_jpeg() {
+    let j = info_json(8, 16, 8, "RGB", json!({"00280006": {"vr": "US", "Value": [1]}}));
+    let info = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
+    // Planar: a red plane, an empty green plane, a full blue plane.
+    let frame: Vec<u8> = [vec![200u8; 128], vec![0; 128], vec![255; 128]].concat();
+    let jpeg = jpeg_baseline_frame(&info, &frame, 95).expect("jpeg");
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    let img = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).expect("decodes").to_rgb8();
+    let p = img.get_pixel(3, 3).0;
+    assert!(p[0] > 180 && p[1] < 30 && p[2] > 230, "{p:?}");
+    let j16 = info_json(8, 16, 16, "MONOCHROME2", json!({}));
+    let info16 = ImageInfo::from_dicom_json(&j16, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
+    assert!(matches!(jpeg_baseline_frame(&info16, &[0; 256], 90), Err(ImageError::Unsupported(_))));
+}
