@@ -32,7 +32,8 @@ impl ObjectUids {
     }
 }
 
-fn patient(ds: Items, id: &str, name: &str) -> Items {
+/// The patient and study attributes every synthetic object of the load generator carries.
+pub fn patient(ds: Items, id: &str, name: &str) -> Items {
     ds.str(tags::PATIENT_ID, VR::LO, id)
         .str(tags::PATIENT_NAME, VR::PN, name)
         .str(tags::STUDY_DATE, VR::DA, "20240312")

@@ -100,15 +100,7 @@ impl Layout {
             Kind::SlideFragments => (TILE_BYTES, 2),
         };
         let units = size.div_ceil(unit_bytes).max(1);
-        let ds = Items::new()
-            .str(tags::PATIENT_ID, VR::LO, "LTHUGE")
-            .str(tags::PATIENT_NAME, VR::PN, "HUGE^LOADTEST")
-            .str(tags::STUDY_DATE, VR::DA, "20240312")
-            .str(tags::STUDY_TIME, VR::TM, "101500")
-            .str(tags::ACCESSION_NUMBER, VR::SH, "LOADTEST")
-            .str(tags::STUDY_ID, VR::SH, "1")
-            .str(tags::SERIES_NUMBER, VR::IS, "1")
-            .str(tags::INSTANCE_NUMBER, VR::IS, "1")
+        let ds = crate::objects::patient(Items::new(), "LTHUGE", "HUGE^LOADTEST")
             .str(tags::STUDY_INSTANCE_UID, VR::UI, &uids.study)
             .str(tags::SERIES_INSTANCE_UID, VR::UI, &uids.series)
             .str(tags::SOP_INSTANCE_UID, VR::UI, &uids.instance)
