@@ -77,10 +77,22 @@ impl Default for RenderOptions {
 pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
     let px = decoded.pixels();
     let mut img = if info.is_monochrome() {
-        let values: Vec<f64> = px
-            .to_vec_frame_with_options(0, &ConvertOptions::new().with_voi_lut(VoiLutOption::Identity))
+        // Stored values (no modality LUT), then one table over their range: rescale and VOI
+        // are computed once per distinct value, not once per pixel.
+        let raw: Vec<i32> = px
+            .to_vec_frame_with_options(0, &ConvertOptions::new().with_modality_lut(dicom_pixeldata::ModalityLutOption::None))
             .map_err(|e| ImageError::Decode(e.to_string()))?;
-        let levels = voi(&values, options.window.or(info.window), info);
+        let (lo, hi) = raw.iter().fold((i32::MAX, i32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let (slope, intercept) = info.rescale.map_or((1.0, 0.0), |r| (r.slope, r.intercept));
+        let rescaled = |v: i32| v as f64 * slope + intercept;
+        let window = options.window.or(info.window);
+        let levels: Vec<u8> = if raw.is_empty() || i64::from(hi) - i64::from(lo) > 1 << 20 {
+            // 32-bit samples over a wide range: per pixel.
+            voi(&raw.iter().map(|&v| rescaled(v)).collect::<Vec<_>>(), window, info)
+        } else {
+            let table = voi(&(lo..=hi).map(rescaled).collect::<Vec<_>>(), window, info);
+            raw.iter().map(|&v| table[(v - lo) as usize]).collect()
+        };
         let levels = if info.photometric == "MONOCHROME1" { levels.into_iter().map(|v| 255 - v).collect() } else { levels };
         let gray = GrayImage::from_raw(px.columns(), px.rows(), levels).ok_or(ImageError::Decode("frame size differs from its attributes".into()))?;
         DynamicImage::ImageLuma8(gray)
