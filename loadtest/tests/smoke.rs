@@ -77,3 +77,65 @@ fn all_scenarios_at_tiny_sizes() {
     let left: Vec<_> = std::fs::read_dir(work.path()).expect("read work dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("report.json")], "data dir not cleaned up");
 }
+
+/// Starts `vna serve` on port-0 listeners in `dir`; returns the child, the DICOMweb root and
+/// the DIMSE address from its ready line.
+fn serve(dir: &std::path::Path) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(vna_bin())
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--http-listen", "127.0.0.1:0", "--dimse-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting vna serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = std::io::BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.starts_with("vna ready:")).expect("ready line");
+    let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).map(str::to_owned).expect("ready field");
+    (child, format!("{}/dicom-web", field("http=")), field("dimse="))
+}
+
+/// `rendered` and `huge` (every kind, both ways in) at tiny sizes against a running archive.
+#[test]
+fn rendered_and_huge_at_tiny_sizes() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let (mut server, url, dimse) = serve(&work.path().join("data"));
+    let pid = server.id().to_string();
+    let run = |name: &str, args: &[&str]| -> serde_json::Value {
+        let json = work.path().join(format!("{name}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_vna-loadtest"))
+            .arg("--json")
+            .arg(&json)
+            .args(args)
+            .args(["--url", &url, "--server-pid", &pid])
+            .output()
+            .expect("running vna-loadtest");
+        assert!(out.status.success(), "{name} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report")).expect("valid JSON")
+    };
+    let check = |report: &serde_json::Value, name: &str, items: u64| {
+        let s = &report["scenarios"][name];
+        assert_eq!(s["items"], items, "{name}: {s}");
+        assert_eq!(s["errors"], 0, "{name}: {s}");
+        assert_eq!(s["mismatches"], 0, "{name}: {s}");
+        assert_eq!(s["verified"], items, "{name}: every result verified: {s}");
+        assert!(s["server"]["vm_hwm_mb"].as_f64().is_some(), "{name}: server figures: {s}");
+    };
+    let r = run("rendered", &["rendered", "--instances", "4", "--series-per-study", "1", "--instances-per-series", "4", "--requests", "20", "--concurrency", "2"]);
+    check(&r, "rendered", 20);
+    for (i, (kind, via, reads)) in [("slide", "stow", "frames"), ("slide-fragments", "cstore", "frames"), ("video", "stow", "seeks"), ("video", "cstore", "seeks")].into_iter().enumerate() {
+        let seed = (10 + i).to_string();
+        let r = run(kind, &["--seed", &seed, "huge", "--kind", kind, "--via", via, "--size-mb", "8", "--requests", "20", "--concurrency", "2", "--dimse", &dimse]);
+        let short = match kind {
+            "slide" => "slide",
+            "slide-fragments" => "slidefrag",
+            _ => "video",
+        };
+        check(&r, &format!("huge_{short}_{via}_store"), 1);
+        check(&r, &format!("huge_{short}_{via}_retrieve"), 1);
+        check(&r, &format!("huge_{short}_{via}_{reads}"), 20);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -95,7 +95,8 @@ impl Layout {
         };
         let uids = ObjectUids::new(seed, what);
         let (unit_bytes, split) = match kind {
-            Kind::Video => (VIDEO_FRAGMENT, 1),
+            // 1 GiB fragments; a small object (a smoke test) still gets four of them.
+            Kind::Video => (VIDEO_FRAGMENT.min(size.div_ceil(4).div_ceil(BLOCK) * BLOCK), 1),
             Kind::Slide => (TILE_BYTES, 1),
             Kind::SlideFragments => (TILE_BYTES, 2),
         };
