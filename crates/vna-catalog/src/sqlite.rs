@@ -122,11 +122,17 @@ mod tests {
             (Key::SopInstanceUid, "i"),
             (Key::SopClassUid, "i"),
             (Key::InstanceNumber, "i"),
+            (Key::ConcatenationUid, "i"),
+            (Key::ConcatenationSource, "i"),
+            (Key::InConcatenationNumber, "i"),
+            (Key::DimensionOrganizationType, "i"),
+            (Key::TotalPixelMatrixColumns, "i"),
+            (Key::TotalPixelMatrixRows, "i"),
         ];
         let mut failures = Vec::new();
         for (key, alias) in keys {
             let mut matchers = vec![Matcher::Single("1".into())];
-            if !matches!(key, Key::SeriesNumber | Key::InstanceNumber) {
+            if !matches!(key, Key::SeriesNumber | Key::InstanceNumber | Key::InConcatenationNumber | Key::TotalPixelMatrixColumns | Key::TotalPixelMatrixRows) {
                 // (a wildcard on an integer key is a single value or universal)
                 matchers.push(Matcher::Wildcard("1*".into()));
             }
