@@ -35,15 +35,18 @@ pub enum ImageError {
     /// The stored encoding has no decoder here (e.g. JPEG-LS, HTJ2K, video).
     #[error("transfer syntax {0} cannot be decoded by this archive")]
     Unsupported(String),
-    /// The frame's bytes did not decode (corrupt or inconsistent with the attributes). The
-    /// message names the codec's complaint, never pixel or attribute values.
-    #[error("the frame could not be decoded: {0}")]
-    Decode(String),
+    /// The codec refused the frame's bytes (corrupt, or inconsistent with the attributes); the
+    /// codec's own error is the source, for the log.
+    #[error("the frame could not be decoded")]
+    Decode(#[source] dicom_pixeldata::Error),
+    /// The frame's size or the one-frame data set did not fit the attributes.
+    #[error("the frame does not fit its attributes: {0}")]
+    Inconsistent(&'static str),
     /// The rendering parameters do not fit this image (e.g. a source region outside it).
     #[error("{0}")]
     InvalidRequest(&'static str),
-    #[error("the image could not be encoded: {0}")]
-    Encode(String),
+    #[error("the image could not be encoded")]
+    Encode(#[source] dicom_pixeldata::image::ImageError),
 }
 
 /// True when [`decode`] can decode frames of this many bits allocated stored in this
@@ -131,7 +134,7 @@ pub fn decode(info: &ImageInfo, frame: Vec<u8>) -> Result<Decoded, ImageError> {
     if vna_dicom::ts::is_native(ts) {
         let expected = info.frame_bytes();
         if (frame.len() as u64) < expected {
-            return Err(ImageError::Decode(format!("native frame has {} bytes, the attributes need {expected}", frame.len())));
+            return Err(ImageError::Inconsistent("the native frame is shorter than rows × columns × samples × bits"));
         }
         let vr = if info.bits_allocated > 8 { VR::OW } else { VR::OB };
         obj.put(DataElement::new(tags::PIXEL_DATA, vr, PrimitiveValue::U8(frame.into())));
@@ -143,8 +146,8 @@ pub fn decode(info: &ImageInfo, frame: Vec<u8>) -> Result<Decoded, ImageError> {
         .transfer_syntax(ts)
         .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
         .media_storage_sop_instance_uid("2.25.0");
-    let file = obj.with_meta(meta).map_err(|e| ImageError::Decode(e.to_string()))?;
-    let pixels = file.decode_pixel_data_frame(0).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let file = obj.with_meta(meta).map_err(|_| ImageError::Inconsistent("the one-frame data set could not be made"))?;
+    let pixels = file.decode_pixel_data_frame(0).map_err(ImageError::Decode)?;
     Ok(Decoded { pixels: pixels.to_owned() })
 }
 

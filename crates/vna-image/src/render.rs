@@ -81,7 +81,7 @@ pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> R
         // are computed once per distinct value, not once per pixel.
         let raw: Vec<i32> = px
             .to_vec_frame_with_options(0, &ConvertOptions::new().with_modality_lut(dicom_pixeldata::ModalityLutOption::None))
-            .map_err(|e| ImageError::Decode(e.to_string()))?;
+            .map_err(ImageError::Decode)?;
         let (lo, hi) = raw.iter().fold((i32::MAX, i32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         let (slope, intercept) = info.rescale.map_or((1.0, 0.0), |r| (r.slope, r.intercept));
         let rescaled = |v: i32| v as f64 * slope + intercept;
@@ -94,11 +94,11 @@ pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> R
             raw.iter().map(|&v| table[(v - lo) as usize]).collect()
         };
         let levels = if info.photometric == "MONOCHROME1" { levels.into_iter().map(|v| 255 - v).collect() } else { levels };
-        let gray = GrayImage::from_raw(px.columns(), px.rows(), levels).ok_or(ImageError::Decode("frame size differs from its attributes".into()))?;
+        let gray = GrayImage::from_raw(px.columns(), px.rows(), levels).ok_or(ImageError::Inconsistent("the decoded frame's size differs from its attributes"))?;
         DynamicImage::ImageLuma8(gray)
     } else {
         let convert = ConvertOptions::new().with_voi_lut(VoiLutOption::Identity).force_8bit();
-        px.to_dynamic_image_with_options(0, &convert).map_err(|e| ImageError::Decode(e.to_string()))?
+        px.to_dynamic_image_with_options(0, &convert).map_err(ImageError::Decode)?
     };
     if let Some(vp) = options.viewport {
         img = apply_viewport(img, vp, options.shrink_only)?;
@@ -164,7 +164,7 @@ fn apply_viewport(mut img: DynamicImage, vp: Viewport, shrink_only: bool) -> Res
 
 fn encode(img: DynamicImage, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
     let mut out = Vec::new();
-    let enc = |e: dicom_pixeldata::image::ImageError| ImageError::Encode(e.to_string());
+    let enc = ImageError::Encode;
     let (bytes, w, h, color) = match img {
         DynamicImage::ImageLuma8(g) => {
             let (w, h) = g.dimensions();
@@ -200,7 +200,7 @@ pub fn jpeg_baseline_frame(info: &ImageInfo, frame: &[u8], quality: u8) -> Resul
             )))
         }
     };
-    let pixels = frame.get(..n * samples).ok_or(ImageError::Decode("native frame shorter than its attributes".into()))?;
+    let pixels = frame.get(..n * samples).ok_or(ImageError::Inconsistent("the native frame is shorter than rows × columns × samples"))?;
     // Planar configuration 1 (R plane, G plane, B plane) interleaved for the encoder.
     let interleaved: Vec<u8> = if samples == 3 && info.planar_configuration == 1 {
         (0..n).flat_map(|i| [pixels[i], pixels[n + i], pixels[2 * n + i]]).collect()
@@ -210,7 +210,7 @@ pub fn jpeg_baseline_frame(info: &ImageInfo, frame: &[u8], quality: u8) -> Resul
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
         .write_image(&interleaved, w, h, color)
-        .map_err(|e| ImageError::Encode(e.to_string()))?;
+        .map_err(ImageError::Encode)?;
     Ok(out)
 }
 
