@@ -860,3 +860,13 @@ def test_native_8bit_frames_as_jpeg_on_request(archive):
     # 16-bit samples have no JPEG Baseline encoding: 406 with the reason.
     r = archive.get(f"{archive.instance_url('ct16-native')}/frames/1", accept='multipart/related; type="image/jpeg"')
     assert r.status_code == 406 and "8-bit" in r.text, f"{r.status_code} {r.text[:200]}"
+
+
+def test_video_frames_beyond_the_stream_are_400_saying_why(archive):
+    """A video's pixel data is one stream (its only "frame"): frame 2 is a 400 that says so,
+    frame 1 is the stream, as stored."""
+    base = archive.instance_url("video-h264")
+    r = archive.get(f"{base}/frames/2", accept="*/*")
+    assert r.status_code == 400 and "one stream" in r.text, f"{r.status_code} {r.text[:200]}"
+    ((_, data),) = parse_multipart(archive.get(f"{base}/frames/1", accept="*/*"))
+    assert data == stream_of(archive)

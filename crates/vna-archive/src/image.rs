@@ -17,7 +17,9 @@ const DESCRIPTION_CACHE: usize = 4096;
 /// Where the decoder pool and the description cache live.
 pub(crate) struct Imaging {
     slots: tokio::sync::Semaphore,
-    descriptions: std::sync::Mutex<std::collections::HashMap<i64, Arc<ImageDescription>>>,
+    /// By catalog pk and object hash: SQLite may reuse the pk of a deleted row, the hash tells
+    /// the versions apart.
+    descriptions: std::sync::Mutex<std::collections::HashMap<(i64, String), Arc<ImageDescription>>>,
 }
 
 impl Imaging {
@@ -38,7 +40,8 @@ impl Archive {
     /// The image description of an instance version, from its stored metadata (cached: an
     /// instance version never changes).
     pub async fn image_description(&self, row: &InstanceRow) -> Result<Arc<ImageDescription>, ArchiveError> {
-        if let Some(d) = self.imaging.descriptions.lock().ok().and_then(|c| c.get(&row.pk).cloned()) {
+        let key = (row.pk, row.blob.sha256.clone());
+        if let Some(d) = self.imaging.descriptions.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(d);
         }
         let docs = self.catalog.metadata(&[row.pk]).await.map_err(ArchiveError::catalog("reading metadata"))?;
@@ -55,7 +58,7 @@ impl Archive {
             if cache.len() >= DESCRIPTION_CACHE {
                 cache.clear();
             }
-            cache.insert(row.pk, description.clone());
+            cache.insert(key, description.clone());
         }
         Ok(description)
     }

@@ -196,7 +196,19 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
             let numbers = frame_numbers(&list)?;
-            let located = state.archive.frames(&scope, &numbers).await?;
+            let located = match state.archive.frames(&scope, &numbers).await {
+                Ok(l) => l,
+                // A video's index has one entry, its stream: say so rather than count frames.
+                Err(e @ ArchiveError::FrameOutOfRange { count: 1, .. }) => {
+                    let video = state.archive.instances(&scope).await?.iter().any(|r| vna_dicom::ts::is_video(&r.instance.transfer_syntax));
+                    return Err(if video {
+                        ApiError::BadRequest("a video instance's pixel data is one stream: frame 1 (or /rendered, for playback with Range)".into())
+                    } else {
+                        ApiError::Archive(e)
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             let row = located.instance;
             let stored_ts = row.instance.transfer_syntax.clone();
             let media = vna_dicom::ts::frame_media_type(&stored_ts).unwrap_or("application/octet-stream");
