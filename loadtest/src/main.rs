@@ -2,6 +2,7 @@
 //! protocols (DICOMweb over HTTP, DIMSE C-STORE) and reports throughput, latency percentiles, errors
 //! and, given the server's PID, its memory and CPU — as a table and as JSON.
 
+mod compare;
 mod corpus;
 mod dimse;
 mod http;
@@ -108,6 +109,9 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value_t = 1000)]
         requests: usize,
+        /// Only /rendered requests (for archives without the thumbnail resource).
+        #[arg(long)]
+        no_thumbnails: bool,
     },
     /// Store one big object streamed through STOW-RS, retrieve it and check its SHA-256.
     Big {
@@ -146,6 +150,18 @@ enum Command {
     /// Start the archive and run machine limits, stow, qido, cstore, frames, big and
     /// big-cstore in sequence.
     All(AllArgs),
+    /// Medians and ratios over the rounds of `loadtest/compare.sh`: the JSON reports of
+    /// target A and of target B, one table (markdown) on stdout.
+    Summarize {
+        #[arg(long, default_value = "vna")]
+        a_name: String,
+        #[arg(long, num_args = 1.., required = true)]
+        a: Vec<PathBuf>,
+        #[arg(long, default_value = "orthanc")]
+        b_name: String,
+        #[arg(long, num_args = 1.., required = true)]
+        b: Vec<PathBuf>,
+    },
     /// Measure only the machine's limits (SHA-256, sequential write, small files).
     Machine {
         /// Directory on the filesystem to measure.
@@ -275,6 +291,18 @@ impl CorpusArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Summarize { a_name, a, b_name, b } = &cli.command {
+        return match compare::summarize(a_name, a, b_name, b) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vna-loadtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -332,9 +360,9 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             }
             Ok(report)
         }
-        Command::Rendered { target, corpus, concurrency, requests } => {
+        Command::Rendered { target, corpus, concurrency, requests, no_thumbnails } => {
             let (t, mut report) = connect(target)?;
-            let opts = scenario::rendered::RenderedOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests };
+            let opts = scenario::rendered::RenderedOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests, thumbnails: !*no_thumbnails };
             report.push(scenario::rendered::run(&t, opts).await?)?;
             Ok(report)
         }
@@ -378,6 +406,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             };
             runner::run(opts).await
         }
+        Command::Summarize { .. } => anyhow::bail!("summarize runs without the async runtime"),
         Command::Machine { dir, sizes } => {
             let mut report = Report::new("machine");
             let (dir, sizes) = (dir.clone(), sizes.sizes());

@@ -46,7 +46,7 @@ pub enum ImageError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     #[error("the image could not be encoded")]
-    Encode(#[source] dicom_pixeldata::image::ImageError),
+    Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// True when [`decode`] can decode frames of this many bits allocated stored in this

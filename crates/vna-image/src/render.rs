@@ -2,7 +2,6 @@
 //! viewport, and the rendered media type.
 
 use crate::{Decoded, ImageError, ImageInfo};
-use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
 use dicom_pixeldata::image::codecs::png::PngEncoder;
 use dicom_pixeldata::image::imageops::FilterType;
 use dicom_pixeldata::image::{DynamicImage, ExtendedColorType, GrayImage, ImageEncoder, Rgb, RgbImage};
@@ -164,7 +163,7 @@ fn apply_viewport(mut img: DynamicImage, vp: Viewport, shrink_only: bool) -> Res
 
 fn encode(img: DynamicImage, options: &RenderOptions) -> Result<Vec<u8>, ImageError> {
     let mut out = Vec::new();
-    let enc = ImageError::Encode;
+    let enc = |e: dicom_pixeldata::image::ImageError| ImageError::Encode(Box::new(e));
     let (bytes, w, h, color) = match img {
         DynamicImage::ImageLuma8(g) => {
             let (w, h) = g.dimensions();
@@ -177,7 +176,7 @@ fn encode(img: DynamicImage, options: &RenderOptions) -> Result<Vec<u8>, ImageEr
         }
     };
     match options.format {
-        Format::Jpeg => JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100)).write_image(&bytes, w, h, color).map_err(enc)?,
+        Format::Jpeg => jpeg(&mut out, &bytes, w, h, color, options.quality)?,
         Format::Png => PngEncoder::new(&mut out).write_image(&bytes, w, h, color).map_err(enc)?,
     }
     Ok(out)
@@ -208,10 +207,18 @@ pub fn jpeg_baseline_frame(info: &ImageInfo, frame: &[u8], quality: u8) -> Resul
         pixels.to_vec()
     };
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-        .write_image(&interleaved, w, h, color)
-        .map_err(ImageError::Encode)?;
+    jpeg(&mut out, &interleaved, w, h, color, quality)?;
     Ok(out)
+}
+
+/// JPEG Baseline (Process 1, 4:2:0 for colour) with jpeg-encoder.
+fn jpeg(out: &mut Vec<u8>, samples: &[u8], w: u32, h: u32, color: ExtendedColorType, quality: u8) -> Result<(), ImageError> {
+    let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else { return Err(ImageError::InvalidRequest("a JPEG is at most 65535 pixels wide and high")) };
+    let color = match color {
+        ExtendedColorType::L8 => jpeg_encoder::ColorType::Luma,
+        _ => jpeg_encoder::ColorType::Rgb,
+    };
+    jpeg_encoder::Encoder::new(out, quality.clamp(1, 100)).encode(samples, w, h, color).map_err(|e| ImageError::Encode(Box::new(e)))
 }
 
 /// The representative image of a video instance: a dark frame of the video's aspect ratio

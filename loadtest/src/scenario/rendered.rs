@@ -19,6 +19,8 @@ pub struct RenderedOpts {
     pub corpus: CorpusSpec,
     pub concurrency: usize,
     pub requests: usize,
+    /// Every fourth request a `/thumbnail` (PS3.18 §10.4.1.1.4, 2019; not every archive has it).
+    pub thumbnails: bool,
 }
 
 pub async fn run(target: &Target, opts: RenderedOpts) -> anyhow::Result<ScenarioReport> {
@@ -43,17 +45,19 @@ pub async fn run(target: &Target, opts: RenderedOpts) -> anyhow::Result<Scenario
     let (client, seed) = (target.client.clone(), corpus.seed);
     let monitor = Monitor::start(target.server_pid);
     let tally = drive(opts.concurrency, opts.requests, 2, move |i| {
+        let opts = opts;
         let (client, urls) = (client.clone(), urls.clone());
         async move {
             let mut rng = SplitMix64::derive(seed, "rendered-pick", i as u64);
             let url = &urls[rng.below(urls.len() as u64) as usize];
             // Three rendered requests for one thumbnail.
-            let (kind, url) = if i % 4 == 3 {
+            let (kind, url) = if opts.thumbnails && i % 4 == 3 {
                 (1, format!("{url}/thumbnail"))
             } else {
                 let center = rng.below(400) as i64 - 100;
                 let width = 200 + rng.below(1800);
-                (0, format!("{url}/rendered?window={center},{width}&viewport=512,512&quality=90"))
+                // PS3.18 §8.3.5.1.4: center, width and the VOI LUT function.
+                (0, format!("{url}/rendered?window={center},{width},linear&viewport=512,512&quality=90"))
             };
             let resp = client.get(&url).header("Accept", "image/jpeg").timeout(REQUEST_TIMEOUT).send().await?;
             anyhow::ensure!(resp.status().is_success(), "{} from {url}", resp.status());
