@@ -23,8 +23,13 @@ pub struct RenderedOpts {
     pub thumbnails: bool,
 }
 
+/// The corpus namespace of this scenario: its own UIDs and patients, so that it never lands on
+/// `stow`'s instances (an archive that ignores a re-sent SOP Instance UID would keep them where
+/// `stow` put them).
+const NAMESPACE: u32 = 90;
+
 pub async fn run(target: &Target, opts: RenderedOpts) -> anyhow::Result<ScenarioReport> {
-    let corpus = opts.corpus;
+    let corpus = opts.corpus.namespaced(NAMESPACE);
     let (headers, slabs) = tokio::task::spawn_blocking(move || {
         let headers: Vec<Bytes> = (0..corpus.instances).map(|k| Bytes::from(corpus.instance_header(k))).collect();
         (headers, PixelSlabs::new(corpus.seed))
