@@ -1,6 +1,7 @@
 //! The machine's own limits, measured in the same run so every figure can be read as a
-//! fraction of what the hardware allows: SHA-256 on one core, sequential write + fsync, and
-//! small-file create + write + fsync from 1 and 4 threads.
+//! fraction of what the hardware allows: SHA-256 on one core, sequential write + fsync,
+//! small-file create + write + fsync from 1 and 4 threads, and loopback TCP (bulk MB/s, and
+//! small request/response round trips per second with TCP_NODELAY).
 
 use crate::prng::SplitMix64;
 use serde::Serialize;
@@ -29,13 +30,15 @@ pub struct MachineLimits {
     pub small_files_4_threads_per_s: f64,
     pub small_files: usize,
     pub small_file_kb: usize,
+    pub loopback_tcp_mb_per_s: f64,
+    pub loopback_round_trips_per_s: f64,
     pub dir: String,
 }
 
 impl MachineLimits {
     pub fn table(&self) -> String {
         format!(
-            "machine ({} cores, files in {}):\n  sha256 one core      {:>9.0} MB/s  ({} MB)\n  seq write + fsync    {:>9.0} MB/s  ({} MB in 1 MB chunks)\n  small files 1 thread {:>9.0} files/s ({} × {} KB, create+write+fsync)\n  small files 4 threads{:>9.0} files/s\n",
+            "machine ({} cores, files in {}):\n  sha256 one core      {:>9.0} MB/s  ({} MB)\n  seq write + fsync    {:>9.0} MB/s  ({} MB in 1 MB chunks)\n  small files 1 thread {:>9.0} files/s ({} × {} KB, create+write+fsync)\n  small files 4 threads{:>9.0} files/s\n  loopback TCP         {:>9.0} MB/s  (one connection)\n  loopback round trips {:>9.0} /s    (64-byte request and reply, TCP_NODELAY)\n",
             self.nproc,
             self.dir,
             self.sha256_one_core_mb_per_s,
@@ -46,6 +49,8 @@ impl MachineLimits {
             self.small_files,
             self.small_file_kb,
             self.small_files_4_threads_per_s,
+            self.loopback_tcp_mb_per_s,
+            self.loopback_round_trips_per_s,
         )
     }
 }
@@ -57,6 +62,7 @@ pub fn measure(dir: &Path, sizes: MachineSizes) -> anyhow::Result<MachineLimits>
     let write = sequential_write_rate(scratch.path(), sizes.write_mb)?;
     let one = small_file_rate(scratch.path(), sizes.files, sizes.file_kb * 1024, 1)?;
     let four = small_file_rate(scratch.path(), sizes.files, sizes.file_kb * 1024, 4)?;
+    let (tcp, trips) = loopback_rates(sizes.sha_mb, 2000)?;
     Ok(MachineLimits {
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sha256_one_core_mb_per_s: sha,
@@ -67,6 +73,8 @@ pub fn measure(dir: &Path, sizes: MachineSizes) -> anyhow::Result<MachineLimits>
         small_files_4_threads_per_s: four,
         small_files: sizes.files,
         small_file_kb: sizes.file_kb,
+        loopback_tcp_mb_per_s: tcp,
+        loopback_round_trips_per_s: trips,
         dir: dir.display().to_string(),
     })
 }
@@ -133,4 +141,46 @@ fn small_file_rate(dir: &Path, count: usize, size: usize, threads: usize) -> any
     let rate = count as f64 / t.elapsed().as_secs_f64();
     std::fs::remove_dir_all(&sub)?;
     Ok(rate)
+}
+
+/// Loopback TCP: MB/s of `mb` MB sent over one connection to a reader thread, and round trips
+/// per second of `trips` 64-byte request/reply exchanges with TCP_NODELAY on both ends.
+fn loopback_rates(mb: usize, trips: usize) -> anyhow::Result<(f64, f64)> {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        // First connection: drain. Second: echo 64-byte messages.
+        let (mut bulk, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        while bulk.read(&mut buf)? > 0 {}
+        let (mut echo, _) = listener.accept()?;
+        echo.set_nodelay(true)?;
+        let mut msg = [0u8; 64];
+        while echo.read_exact(&mut msg).is_ok() {
+            echo.write_all(&msg)?;
+        }
+        Ok(())
+    });
+    let chunk = random_bytes(1 << 20);
+    let t = Instant::now();
+    let mut bulk = TcpStream::connect(addr)?;
+    for _ in 0..mb.max(1) {
+        bulk.write_all(&chunk)?;
+    }
+    drop(bulk);
+    let tcp = (mb.max(1) << 20) as f64 / 1e6 / t.elapsed().as_secs_f64();
+    let mut echo = TcpStream::connect(addr)?;
+    echo.set_nodelay(true)?;
+    let mut msg = [7u8; 64];
+    let t = Instant::now();
+    for _ in 0..trips.max(1) {
+        echo.write_all(&msg)?;
+        echo.read_exact(&mut msg)?;
+    }
+    let rate = trips.max(1) as f64 / t.elapsed().as_secs_f64();
+    drop(echo);
+    server.join().map_err(|_| anyhow::anyhow!("the loopback reader panicked"))??;
+    Ok((tcp, rate))
 }

@@ -41,7 +41,14 @@ fn all_scenarios_at_tiny_sizes() {
 
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report written")).expect("valid JSON");
     let machine = &report["machine"];
-    for key in ["sha256_one_core_mb_per_s", "seq_write_fsync_mb_per_s", "small_files_1_thread_per_s", "small_files_4_threads_per_s"] {
+    for key in [
+        "sha256_one_core_mb_per_s",
+        "seq_write_fsync_mb_per_s",
+        "small_files_1_thread_per_s",
+        "small_files_4_threads_per_s",
+        "loopback_tcp_mb_per_s",
+        "loopback_round_trips_per_s",
+    ] {
         assert!(machine[key].as_f64().is_some_and(|v| v > 0.0), "machine.{key} missing: {machine}");
     }
     let expected = [
