@@ -25,7 +25,7 @@ while (($#)); do
 done
 out="${out:-loadtest/out/compare-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
-bin=target/release
+bin="${VNA_COMPARE_BIN:-target/release}"   # the smoke test points it at the debug build
 [[ -x $bin/vna && -x $bin/vna-loadtest ]] || { echo "build first: cargo build --release -p vna -p vna-loadtest" >&2; exit 1; }
 
 # Scenario sizes: instances (0.5 MB CT), STOW batch, clients, QIDO and frame requests, slide
@@ -100,7 +100,7 @@ run_orthanc() {
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo), $(uname -r); Orthanc $(dpkg-query -W -f='${Version}' orthanc 2>/dev/null || echo '?'), DICOMweb plugin $(dpkg-query -W -f='${Version}' orthanc-dicomweb 2>/dev/null || echo '?')"
     echo "sizes: instances=$INSTANCES batch=$BATCH clients=$CONC qido=$QIDO_REQ slide_frames=$SLIDE_FRAMES frames=$FRAME_REQ rendered=$RENDER_INST/$RENDER_REQ big_mb=$BIG_MB"
 } | tee "$out/context.txt"
-"$bin/vna-loadtest" --json "$out/machine.json" machine --dir "$state" >"$out/machine.txt"
+"$bin/vna-loadtest" --json "$out/machine.json" machine --dir "$state" ${VNA_COMPARE_MACHINE_ARGS:-} >"$out/machine.txt"
 cat "$out/machine.txt"
 for r in $(seq "$rounds"); do
     echo "== round $r: vna (load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -5,7 +5,7 @@
 # gcc present): installs what is missing, then runs every stage and fails
 # loudly if any stage fails or cannot run.
 #
-#   1. system packages   postgresql, dcmtk, ffmpeg (apt-get, only when missing)
+#   1. system packages   postgresql, dcmtk, ffmpeg, orthanc (apt-get, only when missing)
 #   2. python venv       .venv with tests/python/requirements.txt (pinned)
 #   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
 #                        as VNA_TEST_POSTGRES_URL, removed on exit
@@ -92,7 +92,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --------------------------------------------------------------------------
-banner "packages" "Debian packages: postgresql, dcmtk, ffmpeg (radosgw, ceph-mon, ceph-osd: stage s3)"
+banner "packages" "Debian packages: postgresql, dcmtk, ffmpeg, orthanc (radosgw, ceph-mon, ceph-osd: stage s3)"
 
 pick_python() {
     local c
@@ -112,6 +112,9 @@ pkg_installed postgresql || need+=(postgresql)
 pkg_installed dcmtk || need+=(dcmtk)
 # ffmpeg: test videos are made with it, and ffprobe checks the streams played back.
 pkg_installed ffmpeg || need+=(ffmpeg)
+# Orthanc and its DICOMweb plugin: the load generator's comparison runs against it (smoke test).
+pkg_installed orthanc || need+=(orthanc)
+pkg_installed orthanc-dicomweb || need+=(orthanc-dicomweb)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -129,13 +132,21 @@ if ((${#need[@]})); then
         SUDO=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # Packages with a service (orthanc) would start it on install: forbid that for the
+    # duration, as container images do; the tests start their own instances.
+    policy=/usr/sbin/policy-rc.d policy_made=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null && "${SUDO[@]}" chmod +x "$policy" && policy_made=1
+    fi
     "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
+    ((policy_made)) && "${SUDO[@]}" rm -f "$policy"
 else
-    echo "already installed: postgresql dcmtk ffmpeg"
+    echo "already installed: postgresql dcmtk ffmpeg orthanc"
 fi
 [[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
 [[ -x /usr/bin/ffprobe ]] || die "/usr/bin/ffprobe missing after installing ffmpeg"
+[[ -x /usr/sbin/Orthanc || -x /usr/bin/Orthanc ]] || die "Orthanc missing after installing orthanc"
 dcmdump_version="$(/usr/bin/dcmdump --version 2>&1)" || die "/usr/bin/dcmdump does not run"
 echo "${dcmdump_version%%$'\n'*}"
 

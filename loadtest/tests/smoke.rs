@@ -146,3 +146,51 @@ fn rendered_and_huge_at_tiny_sizes() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `loadtest/compare.sh` for one round at tiny sizes, vna against a real Orthanc (Debian's
+/// `orthanc` and `orthanc-dicomweb`, which `scripts/test.sh` installs): both targets start,
+/// every scenario runs on both without errors, and the summary has every scenario's figures.
+#[test]
+fn compare_against_orthanc_at_tiny_sizes() {
+    let orthanc = ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"].iter().any(|p| std::path::Path::new(p).is_file());
+    if !orthanc {
+        let msg = "Orthanc is not installed (scripts/test.sh installs orthanc and orthanc-dicomweb)";
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg} [CI=true: failing instead of skipping]");
+        eprintln!("SKIPPED LOUDLY: {msg}");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest")).parent().expect("bin dir").to_path_buf();
+    let vna = vna_bin();
+    assert!(vna.is_file(), "the vna binary is missing at {}", vna.display());
+    let work = tempfile::tempdir().expect("temp dir");
+    // compare.sh takes both binaries from one directory: link them side by side.
+    let bins = work.path().join("bin");
+    std::fs::create_dir_all(&bins).expect("bin dir");
+    std::os::unix::fs::symlink(&vna, bins.join("vna")).expect("link vna");
+    std::os::unix::fs::symlink(bin_dir.join("vna-loadtest"), bins.join("vna-loadtest")).expect("link vna-loadtest");
+    let out = work.path().join("out");
+    let run = Command::new("bash")
+        .arg(repo.join("loadtest/compare.sh"))
+        .args(["--rounds", "1", "--out"])
+        .arg(&out)
+        .current_dir(&repo)
+        .env("VNA_COMPARE_BIN", &bins)
+        .env("VNA_COMPARE_SIZES", "20 5 2 20 40 20 4 20 8")
+        .env("VNA_COMPARE_MACHINE_ARGS", "--machine-sha-mb 4 --machine-write-mb 4 --machine-files 10 --machine-file-kb 16")
+        .env("TMPDIR", work.path())
+        .output()
+        .expect("running compare.sh");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "compare.sh failed ({}):\n{stdout}\n{stderr}", run.status);
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
+    for scenario in ["stow", "qido", "cstore", "frames", "rendered", "big_store", "big_retrieve"] {
+        let row = summary.lines().find(|l| l.starts_with(&format!("| {scenario} | p50 ms |"))).unwrap_or_else(|| panic!("no {scenario} row:\n{summary}"));
+        assert_eq!(row.matches('—').count(), 0, "{scenario}: a side has no figure: {row}");
+    }
+    assert!(!summary.contains("errors,"), "a scenario had errors or mismatches:\n{summary}");
+    for side in ["vna", "orthanc"] {
+        assert!(out.join(format!("r1-{side}-frames.json")).is_file(), "{side} reports missing");
+    }
+}
