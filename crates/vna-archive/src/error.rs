@@ -49,6 +49,8 @@ pub enum ArchiveError {
     NotFound { what: &'static str },
     #[error("frame {number} does not exist (the instance has {count} frames)")]
     FrameOutOfRange { number: u32, count: u32 },
+    #[error("a video instance's pixel data is one stream: frame 1 (or /rendered, for playback with Range)")]
+    VideoFrame,
     #[error("the frames of this instance cannot be retrieved one by one ({why})")]
     FramesUnavailable { why: &'static str },
     #[error("bulk data range is outside the instance")]
@@ -99,7 +101,7 @@ impl ArchiveError {
         use ArchiveError::*;
         match self {
             NotDicom(ParseError::HeaderTooLarge { .. }) => ErrorClass::TooLarge,
-            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | SopMismatch { .. } | BodyAborted | FrameOutOfRange { .. } | BulkOutOfRange => {
+            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | SopMismatch { .. } | BodyAborted | FrameOutOfRange { .. } | VideoFrame | BulkOutOfRange => {
                 ErrorClass::InvalidInput
             }
             StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch => ErrorClass::Conflict,

@@ -14,12 +14,28 @@ pub const MAX_DECODED_FRAME_BYTES: u64 = 256 << 20;
 /// Instance versions whose image description is kept (a few hundred bytes each).
 const DESCRIPTION_CACHE: usize = 4096;
 
+/// True when the archive can decode this instance's frames: an image, not a video, in a
+/// transfer syntax (and bit depth) `vna-image` decodes. The one test the rendered, transcoded
+/// and study/series responses share.
+pub fn can_decode(row: &InstanceRow) -> bool {
+    let ts = &row.instance.transfer_syntax;
+    let bits = row.instance.bits_allocated.and_then(|b| u16::try_from(b).ok()).unwrap_or(8);
+    row.instance.rows.is_some() && !vna_dicom::ts::is_video(ts) && vna_image::can_decode_bits(ts, bits)
+}
+
+/// What the archive keeps of an instance version's metadata for pixel work: its image
+/// description and where its Pixel Data value starts (from the recorded BulkDataURI).
+struct Described {
+    description: Arc<ImageDescription>,
+    pixel_data_offset: Option<u64>,
+}
+
 /// Where the decoder pool and the description cache live.
 pub(crate) struct Imaging {
     slots: tokio::sync::Semaphore,
     /// By catalog pk and object hash: SQLite may reuse the pk of a deleted row, the hash tells
     /// the versions apart.
-    descriptions: std::sync::Mutex<std::collections::HashMap<(i64, String), Arc<ImageDescription>>>,
+    descriptions: std::sync::Mutex<std::collections::HashMap<(i64, String), Arc<Described>>>,
 }
 
 impl Imaging {
@@ -40,6 +56,11 @@ impl Archive {
     /// The image description of an instance version, from its stored metadata (cached: an
     /// instance version never changes).
     pub async fn image_description(&self, row: &InstanceRow) -> Result<Arc<ImageDescription>, ArchiveError> {
+        Ok(self.described(row).await?.description.clone())
+    }
+
+    /// The metadata read and parsed once per instance version, then cached.
+    async fn described(&self, row: &InstanceRow) -> Result<Arc<Described>, ArchiveError> {
         let key = (row.pk, row.blob.sha256.clone());
         if let Some(d) = self.imaging.descriptions.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(d);
@@ -50,7 +71,14 @@ impl Archive {
         let description = self
             .on_pool(move || {
                 let json: serde_json::Value = serde_json::from_str(&meta).map_err(|_| ImageError::NotAnImage("stored metadata unreadable"))?;
-                ImageDescription::from_dicom_json(&json, &ts)
+                let pixel_data_offset = json
+                    .get("7FE00010")
+                    .and_then(|p| p.get("BulkDataURI"))
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|u| u.strip_prefix(vna_dicom::json::BULK_PREFIX))
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(o, _)| o.parse().ok());
+                Ok(Described { description: Arc::new(ImageDescription::from_dicom_json(&json, &ts)?), pixel_data_offset })
             })
             .await?;
         let description = Arc::new(description);
@@ -107,7 +135,7 @@ impl Archive {
         if padded > u64::from(u32::MAX - 1) {
             return Err(unsupported(format!("{ts}: its native pixel data would exceed the 4 GiB a defined length allows")));
         }
-        let pixel_offset = self.pixel_data_offset(row).await?;
+        let pixel_offset = self.described(row).await?.pixel_data_offset.ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
         let header_end = pixel_offset.checked_sub(12).ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
         if header_end > 64 << 20 {
             return Err(unsupported("a header over 64 MiB".into()));
@@ -124,7 +152,11 @@ impl Archive {
             bits_allocated: base.bits_allocated,
             length: padded as u32,
         };
-        let header = vna_dicom::transcode::native_header(&stored, &pixels).map_err(|e| unsupported(e.to_string()))?;
+        // Parsing a header (up to 64 MiB for a slide's per-frame groups) is CPU work: off the runtime.
+        let header = tokio::task::spawn_blocking(move || vna_dicom::transcode::native_header(&stored, &pixels))
+            .await
+            .map_err(|_| ArchiveError::Task { step: "rewriting the header" })?
+            .map_err(|e| unsupported(e.to_string()))?;
         let expected = base.frame_bytes() as usize;
         let (archive, row) = (self.clone(), row.clone());
         let rest = futures::stream::iter(2..=frames).then(move |n| {
@@ -143,21 +175,6 @@ impl Archive {
         });
         let pad = futures::stream::iter((padded > pixel_bytes).then(|| Ok(bytes::Bytes::from_static(&[0]))));
         Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(header)) }).chain(checked).chain(pad).boxed())
-    }
-
-    /// Offset of the Pixel Data value in the stored object, from the BulkDataURI recorded in
-    /// the instance's metadata.
-    async fn pixel_data_offset(&self, row: &InstanceRow) -> Result<u64, ArchiveError> {
-        let docs = self.catalog.metadata(&[row.pk]).await.map_err(ArchiveError::catalog("reading metadata"))?;
-        let Some((_, meta)) = docs.into_iter().next() else { return Err(ArchiveError::NotFound { what: "instance metadata" }) };
-        let json: serde_json::Value = serde_json::from_str(&meta).map_err(|_| ArchiveError::FramesUnavailable { why: "stored metadata unreadable" })?;
-        json.get("7FE00010")
-            .and_then(|p| p.get("BulkDataURI"))
-            .and_then(serde_json::Value::as_str)
-            .and_then(|u| u.strip_prefix(vna_dicom::json::BULK_PREFIX))
-            .and_then(|r| r.split_once('-'))
-            .and_then(|(o, _)| o.parse().ok())
-            .ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })
     }
 
     /// Frame `number` of a native 8-bit instance encoded as JPEG Baseline.

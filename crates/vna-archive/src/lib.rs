@@ -11,7 +11,7 @@ mod retrieve;
 mod verify;
 
 pub use error::{ArchiveError, ErrorClass, SopRef};
-pub use image::{NativeFrame, MAX_DECODED_FRAME_BYTES};
+pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use retrieve::{Frame, FramesOf};

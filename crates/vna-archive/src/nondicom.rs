@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use vna_catalog::Scope;
+use vna_catalog::{Filter, Key, Level, Matcher, Query};
 use vna_dicom::encapsulate::{self, Attributes, DateTime, EncapsulateError, Media, MediaError, Segment};
 
 /// The file kinds accepted, by media type.
@@ -69,7 +69,9 @@ impl Archive {
     /// attributes must then name the patient.
     async fn merge_study(&self, study: &str, attrs: &mut Attributes) -> Result<(), ArchiveError> {
         let uid = vna_dicom::uid::StudyUid::new(study).map_err(|source| ArchiveError::InvalidUid { attribute: "StudyInstanceUID", source })?;
-        let rows = self.catalog.instances_in(&Scope { study: uid, series: None, instance: None }).await.map_err(ArchiveError::catalog("reading the study"))?;
+        // One study row (patient and study attributes), not the study's instances.
+        let query = Query { level: Level::Study, filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(uid.as_str().to_owned()) }], limit: Some(1), offset: 0 };
+        let rows = self.catalog.query_studies(&query).await.map_err(ArchiveError::catalog("reading the study"))?;
         let Some(row) = rows.into_iter().next() else { return Ok(()) };
         if attrs.get("PatientID").is_some_and(|p| p != row.patient.patient_id) {
             return Err(ArchiveError::PatientMismatch);

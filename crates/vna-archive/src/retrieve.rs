@@ -43,6 +43,10 @@ impl Archive {
     /// Locates the requested frames (1-based) of an instance.
     pub async fn frames(&self, scope: &Scope, numbers: &[u32]) -> Result<FramesOf, ArchiveError> {
         let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
+        // A video's frame index is one entry, its stream (PS3.5 §8.2.5–8.2.8).
+        if vna_dicom::ts::is_video(&instance.instance.transfer_syntax) && numbers.iter().any(|&n| n != 1) {
+            return Err(ArchiveError::VideoFrame);
+        }
         let located = self.catalog.frames(instance.pk, numbers).await.map_err(ArchiveError::catalog("locating frames"))?;
         let Some(pieces) = located else {
             return Err(ArchiveError::NotFound { what: "instance" });

@@ -18,6 +18,21 @@ pub(crate) struct Part {
     pub body: futures::future::BoxFuture<'static, Result<Body, vna_archive::ArchiveError>>,
 }
 
+impl Part {
+    /// A part whose bytes are computed whole (a rendered image, a decoded frame) when the
+    /// response reaches it.
+    pub fn computed<F>(content_type: String, bytes: F) -> Part
+    where
+        F: std::future::Future<Output = Result<Vec<u8>, vna_archive::ArchiveError>> + Send + 'static,
+    {
+        let body = async move {
+            let bytes = Bytes::from(bytes.await?);
+            Ok(futures::stream::once(async move { Ok(bytes) }).boxed())
+        };
+        Part { content_type, extra_headers: Vec::new(), body: body.boxed() }
+    }
+}
+
 /// Opens the first part's body before the response status is sent, so that an unreadable
 /// store (outage, missing object) is answered with an error status instead of a cut
 /// connection. Later parts can only fail mid-stream.

@@ -20,7 +20,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use vna_archive::ArchiveError;
 use vna_catalog::{ByteRange, InstanceRow, Scope};
@@ -56,7 +55,7 @@ pub(crate) async fn frames(State(s): State<AppState>, Path((st, se, i, list)): P
             }
             let row = s.archive.instances(&scope).await?.remove(0);
             if vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
-                return Err(video_frames());
+                return Err(ApiError::Archive(ArchiveError::VideoFrame));
             }
             let options = options(&h, &q, Kind::Rendered)?;
             let parts = numbers.into_iter().map(|n| rendered_part(&s, row.clone(), n, options.clone())).collect();
@@ -94,7 +93,7 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
     let row = s.archive.instances(&scope).await?.remove(0);
     if let Some(stream) = s.archive.video_stream(&row).await? {
         if frame.is_some_and(|n| n != 1) {
-            return Err(video_frames());
+            return Err(ApiError::Archive(ArchiveError::VideoFrame));
         }
         return video(s, h, row, stream).await;
     }
@@ -103,24 +102,16 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
     Ok(image_response(options.format, bytes))
 }
 
-fn video_frames() -> ApiError {
-    ApiError::BadRequest("a video is rendered as one stream: ask for the instance or frame 1".into())
-}
-
 /// A study or series rendered: one image per instance (its first frame), multipart.
 async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
     let options = options(h, q, kind)?;
     let rows = s.archive.instances(&scope).await?;
     let images: Vec<InstanceRow> = rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
-    // Only what decodes: a part failing mid-stream could only cut the response.
-    let decodable = |r: &InstanceRow| {
-        let bits = r.instance.bits_allocated.and_then(|b| u16::try_from(b).ok()).unwrap_or(8);
-        vna_image::can_decode_bits(&r.instance.transfer_syntax, bits)
-    };
     let Some(first) = images.first().cloned() else {
         return Err(ApiError::Archive(ArchiveError::NotFound { what: "renderable image" }));
     };
-    let parts: Vec<Part> = images.into_iter().filter(decodable).map(|row| rendered_part(s, row, 1, options.clone())).collect();
+    // Only what decodes: a part failing mid-stream could only cut the response.
+    let parts: Vec<Part> = images.into_iter().filter(vna_archive::can_decode).map(|row| rendered_part(s, row, 1, options.clone())).collect();
     if parts.is_empty() {
         return Err(ApiError::Archive(ArchiveError::Image(vna_image::ImageError::Unsupported(first.instance.transfer_syntax))));
     }
@@ -147,15 +138,7 @@ async fn thumbnail(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame:
 
 fn rendered_part(s: &AppState, row: InstanceRow, number: u32, options: RenderOptions) -> Part {
     let archive = s.archive.clone();
-    Part {
-        content_type: options.format.media_type().to_owned(),
-        extra_headers: Vec::new(),
-        body: async move {
-            let bytes = archive.render_frame(&row, number, &options).await?;
-            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) }).boxed())
-        }
-        .boxed(),
-    }
+    Part::computed(options.format.media_type().to_owned(), async move { archive.render_frame(&row, number, &options).await })
 }
 
 async fn multipart_images(format: Format, parts: Vec<Part>) -> Result<Response, ApiError> {

@@ -77,18 +77,12 @@ fn plan(wanted: &Option<String>, row: &InstanceRow) -> Result<Plan, ApiError> {
     match wanted {
         None => Ok(Plan::Stored),
         Some(ts) if ts == stored => Ok(Plan::Stored),
-        Some(ts) if ts == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN && decodable(row) => Ok(Plan::Transcode),
+        Some(ts) if ts == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN && !vna_dicom::ts::is_native(stored) && vna_archive::can_decode(row) => Ok(Plan::Transcode),
         Some(ts) => Err(ApiError::NotAcceptable(format!(
             "transfer syntax {ts} was requested; this instance is stored as {stored}, which is served as stored (transfer-syntax=*) or, for the compressed syntaxes this archive decodes, as {}",
             vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN
         ))),
     }
-}
-
-fn decodable(row: &InstanceRow) -> bool {
-    let ts = &row.instance.transfer_syntax;
-    let bits = row.instance.bits_allocated.and_then(|b| u16::try_from(b).ok()).unwrap_or(8);
-    row.instance.rows.is_some() && !vna_dicom::ts::is_native(ts) && !vna_dicom::ts::is_video(ts) && vna_image::can_decode_bits(ts, bits)
 }
 
 async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Response, ApiError> {
@@ -196,19 +190,7 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
             let numbers = frame_numbers(&list)?;
-            let located = match state.archive.frames(&scope, &numbers).await {
-                Ok(l) => l,
-                // A video's index has one entry, its stream: say so rather than count frames.
-                Err(e @ ArchiveError::FrameOutOfRange { count: 1, .. }) => {
-                    let video = state.archive.instances(&scope).await?.iter().any(|r| vna_dicom::ts::is_video(&r.instance.transfer_syntax));
-                    return Err(if video {
-                        ApiError::BadRequest("a video instance's pixel data is one stream: frame 1 (or /rendered, for playback with Range)".into())
-                    } else {
-                        ApiError::Archive(e)
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let located = state.archive.frames(&scope, &numbers).await?;
             let row = located.instance;
             let stored_ts = row.instance.transfer_syntax.clone();
             let media = vna_dicom::ts::frame_media_type(&stored_ts).unwrap_or("application/octet-stream");
@@ -277,28 +259,14 @@ pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)
 
 /// A native frame encoded as JPEG Baseline, as a lazily produced part.
 fn jpeg_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
-    Part {
-        content_type: format!("image/jpeg; transfer-syntax={}", vna_dicom::ts::JPEG_BASELINE),
-        extra_headers: Vec::new(),
-        body: async move {
-            let jpeg = archive.jpeg_frame(&row, number).await?;
-            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(jpeg)) }).boxed())
-        }
-        .boxed(),
-    }
+    let content_type = format!("image/jpeg; transfer-syntax={}", vna_dicom::ts::JPEG_BASELINE);
+    Part::computed(content_type, async move { archive.jpeg_frame(&row, number).await })
 }
 
 /// A frame decoded to native samples, as a lazily produced part.
 fn native_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
-    Part {
-        content_type: format!("application/octet-stream; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN),
-        extra_headers: Vec::new(),
-        body: async move {
-            let frame = archive.native_frame(&row, number).await?;
-            Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(frame.bytes)) }).boxed())
-        }
-        .boxed(),
-    }
+    let content_type = format!("application/octet-stream; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    Part::computed(content_type, async move { archive.native_frame(&row, number).await.map(|f| f.bytes) })
 }
 
 pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, range)): Path<(String, String, String, String)>) -> Response {
