@@ -127,8 +127,7 @@ async fn write_failure_mid_stream_is_retryable_and_stores_nothing() {
     let stow = StreamedStow::start(&client, &server.base);
     stow.send(&http::part_head(true));
     stow.send(first);
-    let tmp = fx.blob_dir().join("tmp");
-    wait_until("the store has started writing", || async { !vna_e2e::files_under(&tmp).is_empty() }).await;
+    wait_until("the store has started", || async { server.archive.stores_in_progress() == 1 }).await;
     fx.faults.fail_write.store(true, Ordering::SeqCst);
     stow.send(rest);
     stow.send(&http::closing());
@@ -194,8 +193,7 @@ async fn store_cap_answers_busy_at_once_instead_of_stalling() {
     let slow = StreamedStow::start(&client, &server.base);
     slow.send(&http::part_head(true));
     slow.send(first);
-    let tmp = fx.blob_dir().join("tmp");
-    wait_until("the first store holds the slot", || async { !vna_e2e::files_under(&tmp).is_empty() }).await;
+    wait_until("the first store holds the slot", || async { server.archive.stores_in_progress() == 1 }).await;
 
     let other = held.next_instance();
     let resp = http::stow(&client, &server.base, &[other.to_bytes()]).await;
@@ -223,8 +221,7 @@ async fn client_abort_mid_object_stores_nothing() {
     let stow = StreamedStow::start(&client, &server.base);
     stow.send(&http::part_head(true));
     stow.send(&bytes[..bytes.len() / 2]);
-    let tmp = fx.blob_dir().join("tmp");
-    wait_until("the store has started", || async { !vna_e2e::files_under(&tmp).is_empty() }).await;
+    wait_until("the store has started", || async { server.archive.stores_in_progress() == 1 }).await;
     // Cut the connection mid-body (the body stream itself never ends).
     let mut stow = stow;
     stow.response.abort();

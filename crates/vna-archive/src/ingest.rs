@@ -123,12 +123,16 @@ impl Archive {
             }
         };
         let bulk_threshold = self.config.parse_limits.bulk_threshold as u64;
-        // Big headers (whole-slide per-frame groups) make JSON generation slow: keep it off the
-        // async runtime.
-        let extracted = tokio::task::spawn_blocking(move || extract(&parsed, bulk_threshold))
-            .await
-            .map_err(|_| ArchiveError::Task { step: "extracting attributes" })
-            .and_then(|r| r);
+        // Big headers (whole-slide per-frame groups, many fragments) make JSON generation slow:
+        // keep them off the async runtime. A small one is done here, cheaper than the hand-off.
+        let extracted = if small_header(&parsed.dataset) {
+            extract(&parsed, bulk_threshold)
+        } else {
+            tokio::task::spawn_blocking(move || extract(&parsed, bulk_threshold))
+                .await
+                .map_err(|_| ArchiveError::Task { step: "extracting attributes" })
+                .and_then(|r| r)
+        };
         let extracted = match extracted {
             Ok(x) => x,
             Err(e) => {
@@ -220,6 +224,37 @@ impl Archive {
             tracing::warn!(key = %blob.key, error = %e, "could not delete an unreferenced blob; the sweeper will");
         }
     }
+}
+
+/// A header whose attributes and frame index take microseconds: few elements, few items.
+fn small_header(dataset: &vna_dicom::dataset::DataSet) -> bool {
+    use vna_dicom::dataset::Value;
+    const ELEMENTS: usize = 400;
+    fn count(d: &vna_dicom::dataset::DataSet, budget: &mut usize) -> bool {
+        for e in &d.elements {
+            *budget = match budget.checked_sub(1) {
+                Some(b) => b,
+                None => return false,
+            };
+            let ok = match &e.value {
+                Value::Sequence(items) => items.iter().all(|i| count(i, budget)),
+                Value::Fragments(f) => match budget.checked_sub(f.items.len()) {
+                    Some(b) => {
+                        *budget = b;
+                        true
+                    }
+                    None => false,
+                },
+                Value::Bytes(_) | Value::Bulk => true,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+    let mut budget = ELEMENTS;
+    count(dataset, &mut budget)
 }
 
 /// Streams the body into the writer while hashing and parsing it.

@@ -75,6 +75,11 @@ impl Archive {
         &self.config
     }
 
+    /// Stores begun and not yet settled (each holds one of `max_concurrent_stores` slots).
+    pub fn stores_in_progress(&self) -> usize {
+        self.config.max_concurrent_stores.max(1).saturating_sub(self.ingest_slots.available_permits())
+    }
+
     fn default_store(&self) -> &Arc<dyn BlobStore> {
         // Checked in `new`.
         &self.tiers[&self.config.default_tier]

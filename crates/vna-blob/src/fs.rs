@@ -85,14 +85,8 @@ impl BlobStore for FsBlobStore {
         let key = new_key();
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
         let dest = self.path_of(&key)?;
-        // Created now, so that a store in progress is visible in tmp/ (and swept if we crash).
-        let path = tmp.clone();
-        let file = tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
-            .await
-            .map_err(blocking_gone("creating a temporary blob"))?
-            .map_err(BlobError::io("creating a temporary blob"))?;
         let retention = self.default_retention;
-        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(file), buf: Vec::new(), size: 0, committed: false, retention }))
+        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention }))
     }
 
     async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
@@ -224,15 +218,16 @@ fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
     }
 }
 
-/// The file is created at once; bytes are gathered in memory up to `FLUSH_AT` and written by
-/// the blocking pool in one call; the commit (last write, fsync, rename, directory fsync) is a single blocking call too. Each
-/// `tokio::fs` operation is a thread hand-off, and profiling ingest showed those hand-offs, not
-/// the disk, among the largest costs per small object.
+/// Bytes are gathered in memory up to `FLUSH_AT` and written by the blocking pool in one call,
+/// which creates the temporary file the first time; the commit (last write, fsync, rename,
+/// directory fsync) is a single blocking call too, so an object under `FLUSH_AT` costs one
+/// hand-off in all. Each `tokio::fs` operation is a thread hand-off, and profiling ingest
+/// showed those hand-offs, not the disk, among the largest costs per small object.
 struct FsWriter {
     key: String,
     tmp: PathBuf,
     dest: PathBuf,
-    /// `None` only while a flush or the commit holds it on the blocking pool.
+    /// `None` before the first write out, and while a flush or the commit holds it.
     file: Option<std::fs::File>,
     buf: Vec<u8>,
     size: u64,
@@ -251,6 +246,20 @@ fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std:
     };
     file.write_all(buf).map_err(BlobError::io("writing a blob"))?;
     Ok(file)
+}
+
+/// Creates `objects/ab/cd` if missing, and then fsyncs the directories that received a new
+/// entry: without that, a power loss could drop the new directory, and the object in it, after
+/// the object's own directory was synced.
+fn ensure_durable_dir(dir: &Path) -> Result<(), BlobError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
+    let sync = |d: &Path| std::fs::File::open(d).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"));
+    let parent = dir.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
+    sync(parent)?;
+    parent.parent().map_or(Ok(()), sync)
 }
 
 fn blocking_gone(step: &'static str) -> impl FnOnce(tokio::task::JoinError) -> BlobError {
@@ -297,7 +306,7 @@ impl BlobWriter for FsWriter {
                 file.sync_all().map_err(BlobError::io("syncing a blob"))?;
                 drop(file);
                 let dir = dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
-                std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
+                ensure_durable_dir(dir)?;
                 // The lock goes down first: an object is never visible without its protection.
                 if let Some(retention) = retention {
                     lockfile::write(&lock_path(&dest), &Protection { retention: Some(retention), legal_hold: false })?;

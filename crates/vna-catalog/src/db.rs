@@ -85,6 +85,7 @@ pub(crate) fn u64_value(v: u64, what: &'static str) -> Result<Value, CatalogErro
     i64::try_from(v).map(Value::Int).map_err(|_| CatalogError::Corrupt { what })
 }
 
+#[derive(Clone)]
 pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
@@ -93,11 +94,98 @@ pub(crate) enum Pool {
 pub(crate) enum Tx<'a> {
     Sqlite(Transaction<'a, Sqlite>),
     Postgres(Transaction<'a, Postgres>),
+    /// A transaction of the SQLite writer's own connection ([`crate::register`]): synchronous
+    /// calls on the writer's thread, so each statement costs no thread hand-off. Its futures
+    /// are ready at once.
+    Local(LocalTx<'a>),
+}
+
+/// `BEGIN IMMEDIATE` … `COMMIT` on the writer's connection, rolled back if dropped before
+/// [`Tx::commit`]. (Holds `&mut Connection`, which is `Send`, where `rusqlite::Transaction`
+/// holds `&Connection`, which is not.)
+pub(crate) struct LocalTx<'a> {
+    conn: &'a mut rusqlite::Connection,
+    open: bool,
+}
+
+impl<'a> LocalTx<'a> {
+    pub(crate) fn begin(conn: &'a mut rusqlite::Connection) -> Result<Self, CatalogError> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(local_err("begin transaction"))?;
+        Ok(LocalTx { conn, open: true })
+    }
+
+    /// On failure the transaction is still open, and dropping `self` rolls it back.
+    fn finish(mut self, sql: &str, op: &'static str) -> Result<(), CatalogError> {
+        self.conn.execute_batch(sql).map_err(local_err(op))?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for LocalTx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 pub(crate) enum AnyRow {
     Sqlite(SqliteRow),
     Postgres(PgRow),
+    Local(Vec<rusqlite::types::Value>),
+}
+
+fn local_err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
+    move |source| CatalogError::Local { op, source }
+}
+
+fn local_params(binds: &[Value]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    binds
+        .iter()
+        .map(|b| match b {
+            Value::Text(s) => V::Text(s.clone()),
+            Value::OptText(s) => s.clone().map_or(V::Null, V::Text),
+            Value::Int(v) => V::Integer(*v),
+            Value::OptInt(v) => v.map_or(V::Null, V::Integer),
+            Value::Bool(v) => V::Integer(i64::from(*v)),
+        })
+        .collect()
+}
+
+/// Reads one column of a [`AnyRow::Local`] row as the type the SQLx backends would decode.
+trait FromLocal: Sized {
+    fn from_local(v: &rusqlite::types::Value) -> Option<Self>;
+}
+impl FromLocal for i64 {
+    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
+        match v {
+            rusqlite::types::Value::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+impl FromLocal for bool {
+    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
+        i64::from_local(v).map(|i| i != 0)
+    }
+}
+impl FromLocal for String {
+    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
+        match v {
+            rusqlite::types::Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+impl<T: FromLocal> FromLocal for Option<T> {
+    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
+        match v {
+            rusqlite::types::Value::Null => Some(None),
+            v => T::from_local(v).map(Some),
+        }
+    }
 }
 
 fn sqlite_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
@@ -208,6 +296,7 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(_) => Dialect::Sqlite,
             Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Local(_) => Dialect::Sqlite,
         }
     }
 
@@ -224,6 +313,11 @@ impl Tx<'_> {
                 .await
                 .map_err(query_err(op))?
                 .rows_affected()),
+            Tx::Local(tx) => {
+                let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
+                let n = stmt.execute(rusqlite::params_from_iter(local_params(binds))).map_err(local_err(op))?;
+                Ok(n as u64)
+            }
         }
     }
 
@@ -240,6 +334,14 @@ impl Tx<'_> {
                 .await
                 .map_err(query_err(op))?
                 .map(AnyRow::Postgres)),
+            Tx::Local(tx) => {
+                let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
+                let width = stmt.column_count();
+                let mut rows = stmt.query(rusqlite::params_from_iter(local_params(binds))).map_err(local_err(op))?;
+                let Some(row) = rows.next().map_err(local_err(op))? else { return Ok(None) };
+                let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
+                Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
+            }
         }
     }
 
@@ -253,6 +355,7 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await.map_err(query_err("commit")),
             Tx::Postgres(tx) => tx.commit().await.map_err(query_err("commit")),
+            Tx::Local(tx) => tx.finish("COMMIT", "commit"),
         }
     }
 
@@ -260,6 +363,7 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(tx) => tx.rollback().await.map_err(query_err("rollback")),
             Tx::Postgres(tx) => tx.rollback().await.map_err(query_err("rollback")),
+            Tx::Local(tx) => tx.finish("ROLLBACK", "rollback"),
         }
     }
 }
@@ -267,10 +371,11 @@ impl Tx<'_> {
 macro_rules! get {
     ($self:expr, $i:expr, $t:ty, $what:expr) => {
         match $self {
-            AnyRow::Sqlite(r) => r.try_get::<$t, _>($i),
-            AnyRow::Postgres(r) => r.try_get::<$t, _>($i),
+            AnyRow::Sqlite(r) => r.try_get::<$t, _>($i).ok(),
+            AnyRow::Postgres(r) => r.try_get::<$t, _>($i).ok(),
+            AnyRow::Local(values) => values.get($i).and_then(<$t as FromLocal>::from_local),
         }
-        .map_err(|_| CatalogError::Corrupt { what: $what })
+        .ok_or(CatalogError::Corrupt { what: $what })
     };
 }
 

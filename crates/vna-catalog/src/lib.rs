@@ -75,10 +75,19 @@ pub enum CatalogError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("catalog query failed during {op}")]
     Query { op: &'static str, #[source] source: sqlx::Error },
+    /// A statement of the SQLite writer's own connection failed.
+    #[error("catalog query failed during {op}")]
+    Local { op: &'static str, #[source] source: rusqlite::Error },
     #[error("the catalog holds a value it cannot read back ({what})")]
     Corrupt { what: &'static str },
     #[error("frame {number} is out of range (the instance has {count} frames)")]
     FrameOutOfRange { number: u32, count: u32 },
+    /// The group commit this registration was part of failed (the cause is shared by every
+    /// registration of the batch; none of them was recorded).
+    #[error("the catalog transaction this registration was grouped into failed")]
+    Batch(#[source] std::sync::Arc<CatalogError>),
+    #[error("the catalog writer task has stopped")]
+    WriterGone,
 }
 
 impl CatalogError {
@@ -86,10 +95,17 @@ impl CatalogError {
     pub fn is_transient(&self) -> bool {
         match self {
             CatalogError::Connect(_) => true,
+            CatalogError::Batch(cause) => cause.is_transient(),
+            CatalogError::Local { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             CatalogError::Query { source, .. } => matches!(
                 source,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            ) || matches!(source, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy")),
+            ) || matches!(source, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy")
+                // PostgreSQL: deadlock detected, serialization failure.
+                || matches!(db.code().as_deref(), Some("40P01" | "40001"))),
             _ => false,
         }
     }
@@ -105,7 +121,7 @@ macro_rules! impl_catalog {
                 new: &$crate::NewInstance,
                 policy: $crate::VersionPolicy,
             ) -> Result<$crate::RegisterOutcome, $crate::CatalogError> {
-                $crate::register::register(&self.pool, new, policy).await
+                self.registrar.register(new, policy).await
             }
             async fn current_instance(
                 &self,

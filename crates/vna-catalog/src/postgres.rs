@@ -3,6 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db::Pool;
+use crate::register::Registrar;
 use crate::CatalogError;
 
 /// Key of the transaction-level advisory lock (one-bigint form) every writer holds from just
@@ -13,6 +14,7 @@ pub const CHANGE_FEED_LOCK_KEY: i64 = 0x564E_4143_4847; // "VNACHG"
 /// Catalog in a PostgreSQL database (production, several nodes).
 pub struct PostgresCatalog {
     pub(crate) pool: Pool,
+    registrar: Registrar,
 }
 
 impl PostgresCatalog {
@@ -36,7 +38,8 @@ impl PostgresCatalog {
             .run(&pool)
             .await
             .map_err(CatalogError::Migrate)?;
-        Ok(PostgresCatalog { pool: Pool::Postgres(pool) })
+        let pool = Pool::Postgres(pool);
+        Ok(PostgresCatalog { registrar: Registrar::start(pool.clone()), pool })
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -3,7 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::db::{u64_value, Dialect, Pool, Tx, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{u64_value, Dialect, LocalTx, Pool, Tx, Value};
 use crate::read::decode_instance;
 use crate::translate::instance_select;
 use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
@@ -20,24 +22,187 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn register(pool: &Pool, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
-    let mut tx = pool.begin_write().await?;
-    match register_in(&mut tx, new, policy).await {
-        Ok((outcome, true)) => {
-            tx.commit().await?;
-            Ok(outcome)
+/// Group commit of registrations: every register of this process goes through one writer task,
+/// which takes all the registrations waiting when it becomes free (at most [`MAX_BATCH`]) and
+/// records them in one transaction, each inside its own savepoint, with one commit (one WAL
+/// flush) for the lot. Nobody waits for a batch to fill: a registration arriving at an idle
+/// writer is committed alone, so grouping happens only when commits queue up, which is exactly
+/// when their flushes are the bottleneck. Nothing is answered before the commit that holds it
+/// returns; if that commit fails, every registration of the batch gets the error.
+///
+/// Why a single writer rather than one transaction per caller: SQLite has one writer at a time,
+/// and losers of `BEGIN IMMEDIATE` sleep in its busy handler (1, 2, 5, 10… ms), which made that
+/// sleep the largest part of a small store's latency under 4 concurrent clients. On PostgreSQL
+/// the change-feed lock serialises writers anyway; the batch takes it first, before any
+/// per-SOP lock, so two nodes' batches cannot deadlock on each other.
+pub(crate) struct Registrar {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Registrations recorded in one transaction, at most.
+pub(crate) const MAX_BATCH: usize = 64;
+
+struct Job {
+    new: NewInstance,
+    policy: VersionPolicy,
+    reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>>,
+}
+
+/// Where the writer's transactions come from.
+enum Writer {
+    /// PostgreSQL, or an in-memory SQLite database (one connection, shared with readers).
+    Pool(Pool),
+    /// The SQLite file's own write connection, used from the writer's thread only.
+    Local(rusqlite::Connection),
+}
+
+impl Writer {
+    async fn begin(&mut self) -> Result<Tx<'_>, CatalogError> {
+        match self {
+            Writer::Pool(pool) => pool.begin_write().await,
+            Writer::Local(conn) => LocalTx::begin(conn).map(Tx::Local),
         }
-        Ok((outcome, false)) => {
-            tx.rollback().await?;
-            Ok(outcome)
-        }
-        // Dropping the transaction rolls it back.
-        Err(e) => Err(e),
     }
 }
 
-/// Returns the outcome and whether to commit.
-async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) -> Result<(RegisterOutcome, bool), CatalogError> {
+impl Registrar {
+    /// Starts the writer task on the current Tokio runtime, over the pool's connections. It
+    /// ends when the catalog (the last sender) is dropped.
+    pub(crate) fn start(pool: Pool) -> Registrar {
+        let (jobs, mut rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut writer = Writer::Pool(pool);
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                record_batch(&mut writer, std::mem::take(&mut batch)).await;
+            }
+        });
+        Registrar { jobs }
+    }
+
+    /// Starts the writer on a thread of its own with its own connection to the SQLite file.
+    /// SQLx runs each statement on a connection thread and hands the result back, twice a
+    /// thread hand-off per statement: profiled, that was 1.4 ms of the writer's time for each
+    /// stored instance. Here a batch runs start to end on one thread.
+    pub(crate) fn start_local(conn: rusqlite::Connection) -> Result<Registrar, CatalogError> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("catalog-writer".into())
+            .spawn(move || {
+                let mut writer = Writer::Local(conn);
+                while let Some(first) = rx.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    // Every future of a local transaction is ready at once: nothing blocks
+                    // here but SQLite itself.
+                    futures::executor::block_on(record_batch(&mut writer, batch));
+                }
+            })
+            .map_err(|_| CatalogError::WriterGone)?;
+        Ok(Registrar { jobs })
+    }
+
+    pub(crate) async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .send(Job { new: new.clone(), policy, reply })
+            .await
+            .map_err(|_| CatalogError::WriterGone)?;
+        outcome.await.unwrap_or(Err(CatalogError::WriterGone))
+    }
+}
+
+/// Records one batch and answers every job in it.
+async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
+    let mut done: Vec<(oneshot::Sender<_>, RegisterOutcome)> = Vec::with_capacity(jobs.len());
+    let mut pending = jobs.into_iter();
+    let failed = async {
+        let mut tx = writer.begin().await?;
+        if tx.dialect() == Dialect::Postgres {
+            let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
+            tx.execute("register: lock change feed", &sql, &[]).await?;
+        }
+        let mut wrote = false;
+        let mut last: Option<Upserted> = None;
+        for job in pending.by_ref() {
+            tx.execute("register: savepoint", "SAVEPOINT register_one", &[]).await?;
+            match register_in(&mut tx, &job.new, job.policy, last.as_ref()).await {
+                Ok((outcome, Some(upserted))) => {
+                    tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
+                    wrote = true;
+                    // Only now: the rows of a job undone to its savepoint are not to be reused.
+                    last = Some(upserted);
+                    done.push((job.reply, outcome));
+                }
+                Ok((outcome, None)) => {
+                    undo_one(&mut tx).await?;
+                    done.push((job.reply, outcome));
+                }
+                Err(e) => {
+                    // This registration alone fails; the rest of the batch goes on. If the
+                    // savepoint cannot be undone the transaction is lost, and with it the batch.
+                    let undone = undo_one(&mut tx).await;
+                    let _ = job.reply.send(Err(e));
+                    undone?;
+                }
+            }
+        }
+        if wrote {
+            tx.commit().await
+        } else {
+            tx.rollback().await
+        }
+    }
+    .await
+    .err();
+    match failed {
+        None => {
+            for (reply, outcome) in done {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Some(e) => {
+            // Nothing of the batch was committed: the jobs recorded so far and those not
+            // reached yet all get the cause.
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "a catalog group commit failed");
+            let e = std::sync::Arc::new(e);
+            let replies = done.into_iter().map(|(reply, _)| reply).chain(pending.map(|job| job.reply));
+            for reply in replies {
+                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
+            }
+        }
+    }
+}
+
+async fn undo_one(tx: &mut Tx<'_>) -> Result<(), CatalogError> {
+    tx.execute("register: roll back to savepoint", "ROLLBACK TO SAVEPOINT register_one", &[]).await?;
+    tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
+    Ok(())
+}
+
+/// The patient, study and series rows a registration wrote, and their values: the next
+/// registration of the same batch (one transaction, no other writer in between) with the very
+/// same values, the usual case for the images of one series sent together, reuses them instead
+/// of upserting again.
+struct Upserted {
+    patient: crate::PatientAttrs,
+    study: crate::StudyAttrs,
+    series: crate::SeriesAttrs,
+    pks: (i64, i64, i64),
+}
+
+/// Returns the outcome and, when there is something to commit, the rows it upserted.
+async fn register_in(
+    tx: &mut Tx<'_>,
+    new: &NewInstance,
+    policy: VersionPolicy,
+    last: Option<&Upserted>,
+) -> Result<(RegisterOutcome, Option<Upserted>), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
     if tx.dialect() == Dialect::Postgres {
         // Serialises registers of one SOP UID, including the very first one when no row exists
@@ -53,17 +218,22 @@ async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) 
     };
     if let Some(existing) = &existing {
         if existing.blob.sha256 == new.blob.sha256 {
-            return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, false));
+            return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, None));
         }
         if policy == VersionPolicy::Reject {
-            return Ok((RegisterOutcome::Conflict { existing: existing.clone() }, false));
+            return Ok((RegisterOutcome::Conflict { existing: existing.clone() }, None));
         }
     }
     let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
 
-    let patient_pk = upsert_patient(tx, new).await?;
-    let study_pk = upsert_study(tx, new, patient_pk).await?;
-    let series_pk = upsert_series(tx, new, study_pk).await?;
+    let (patient_pk, study_pk, series_pk) = match last {
+        Some(l) if l.patient == new.patient && l.study == new.study && l.series == new.series => l.pks,
+        _ => {
+            let patient_pk = upsert_patient(tx, new).await?;
+            let study_pk = upsert_study(tx, new, patient_pk).await?;
+            (patient_pk, study_pk, upsert_series(tx, new, study_pk).await?)
+        }
+    };
 
     let version_row = tx
         .fetch_one("register: next version", "SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?", &[sop.into()])
@@ -159,7 +329,8 @@ async fn register_in(tx: &mut Tx<'_>, new: &NewInstance, policy: VersionPolicy) 
     } else {
         RegisterOutcome::StoredAsPriorVersion { instance, change_seq }
     };
-    Ok((outcome, true))
+    let upserted = Upserted { patient: new.patient.clone(), study: new.study.clone(), series: new.series.clone(), pks: (patient_pk, study_pk, series_pk) };
+    Ok((outcome, Some(upserted)))
 }
 
 async fn upsert_patient(tx: &mut Tx<'_>, new: &NewInstance) -> Result<i64, CatalogError> {

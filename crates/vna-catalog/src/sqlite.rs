@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::Pool;
+use crate::register::Registrar;
 use crate::CatalogError;
 
 /// Writers wait this long for the write lock before failing with a transient "busy" error.
@@ -17,6 +18,7 @@ const MAX_CONNECTIONS: u32 = 4;
 /// Catalog in an SQLite file (the single-machine default).
 pub struct SqliteCatalog {
     pub(crate) pool: Pool,
+    registrar: Registrar,
 }
 
 impl SqliteCatalog {
@@ -37,7 +39,9 @@ impl SqliteCatalog {
             .connect_with(options)
             .await
             .map_err(CatalogError::Connect)?;
-        Self::migrate(pool).await
+        let pool = Self::migrate(pool).await?;
+        let registrar = Registrar::start_local(open_writer(path)?)?;
+        Ok(SqliteCatalog { pool, registrar })
     }
 
     /// A private in-memory database for unit tests. One connection that is never recycled:
@@ -55,22 +59,35 @@ impl SqliteCatalog {
             .connect_with(options)
             .await
             .map_err(CatalogError::Connect)?;
-        Self::migrate(pool).await
+        let pool = Self::migrate(pool).await?;
+        Ok(SqliteCatalog { registrar: Registrar::start(pool.clone()), pool })
     }
 
-    async fn migrate(pool: sqlx::SqlitePool) -> Result<Self, CatalogError> {
+    async fn migrate(pool: sqlx::SqlitePool) -> Result<Pool, CatalogError> {
         crate::migrations::migrator(crate::migrations::SQLITE)
             .await?
             .run(&pool)
             .await
             .map_err(CatalogError::Migrate)?;
-        Ok(SqliteCatalog { pool: Pool::Sqlite(pool) })
+        Ok(Pool::Sqlite(pool))
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The writer's own connection (see [`Registrar::start_local`]), with the pool's durability
+/// settings: WAL (already the file's mode), `synchronous = FULL`, foreign keys, busy timeout.
+fn open_writer(path: &Path) -> Result<rusqlite::Connection, CatalogError> {
+    let fail = |source| CatalogError::Local { op: "opening the catalog writer", source };
+    let conn = rusqlite::Connection::open(path).map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(fail)?;
+    // Statements of a batch are few and repeat: keep them all prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 crate::impl_catalog!(SqliteCatalog);
@@ -93,6 +110,13 @@ mod tests {
         assert_eq!(get("(SELECT journal_mode FROM pragma_journal_mode)").await, "wal");
         assert_eq!(get("(SELECT synchronous FROM pragma_synchronous)").await, "2", "FULL");
         assert_eq!(get("(SELECT foreign_keys FROM pragma_foreign_keys)").await, "1");
+        // The writer's own connection, which commits every registration.
+        let w = open_writer(&dir.path().join("c.sqlite")).expect("writer");
+        let get = |pragma: &str| w.query_row(&format!("SELECT CAST({pragma} AS TEXT)"), [], |r| r.get::<_, String>(0)).expect(pragma);
+        assert_eq!(get("(SELECT journal_mode FROM pragma_journal_mode)"), "wal");
+        assert_eq!(get("(SELECT synchronous FROM pragma_synchronous)"), "2", "FULL");
+        assert_eq!(get("(SELECT foreign_keys FROM pragma_foreign_keys)"), "1");
+        assert_eq!(get("(SELECT timeout FROM pragma_busy_timeout)"), "10000");
     }
 
     /// Every key's matching is served by an index, whatever the level asked for.

@@ -381,3 +381,39 @@ pub async fn concurrent_change_feed_is_gapless(c: Arc<impl Catalog>) {
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(seen, seqs.into_iter().collect::<Vec<_>>());
 }
+
+pub async fn concurrent_failure_stays_alone(c: Arc<impl Catalog>) {
+    // Registrations arriving together may be recorded in one transaction (group commit): one
+    // that fails midway (here after its patient upsert renamed the patient, on a size no file
+    // can have) must leave nothing behind and take nothing of the others with it.
+    let mut all: Vec<NewInstance> = (0..15).map(|k| new_instance("1.2.6.1", "1.2.6.1.1", &format!("1.2.6.1.1.{k}"))).collect();
+    all.push(all[3].clone()); // sent twice: one Stored, one Duplicate
+    let mut bad = new_instance("1.2.6.1", "1.2.6.1.1", "1.2.6.1.1.99");
+    bad.patient.patient_name = "Bad^Name".into();
+    bad.blob.size = u64::MAX;
+    all.push(bad);
+    let tasks: Vec<_> = all
+        .into_iter()
+        .map(|n| {
+            let c = c.clone();
+            tokio::spawn(async move { (n.blob.size, c.register(&n, VersionPolicy::Reject).await) })
+        })
+        .collect();
+    let (mut stored, mut duplicate) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (size, Err(e)) => {
+                assert_eq!(size, u64::MAX, "only the bad one fails: {e:?}");
+                assert!(matches!(e, CatalogError::Corrupt { .. }), "{e:?}");
+            }
+            (_, Ok(RegisterOutcome::Stored { .. })) => stored += 1,
+            (_, Ok(RegisterOutcome::Duplicate { .. })) => duplicate += 1,
+            (_, Ok(other)) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((stored, duplicate), (15, 1));
+    assert_eq!(c.count_instances().await.unwrap(), 15);
+    assert!(patient_ids(&*c, vec![filter(Key::PatientName, single("Bad^Name"))]).await.is_empty(), "the failed one's patient update is undone");
+    assert_eq!(patient_ids(&*c, vec![filter(Key::PatientName, single("Doe^Jane"))]).await, ["PAT-0001"]);
+    assert_eq!(c.changes_since(0, 100).await.unwrap().len(), 15);
+}
