@@ -12,10 +12,9 @@ use vna_dicom::VR;
 
 pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
-const ROWS: u16 = 512;
-const COLUMNS: u16 = 512;
-/// Bytes of one native 512×512 16-bit image.
-pub const CT_PIXEL_BYTES: usize = ROWS as usize * COLUMNS as usize * 2;
+/// Rows and columns of the CT-like images (0.5 MB at 16 bits); a smaller `side` makes the
+/// corpus of many tiny instances that measures per-object overhead, or fills an archive fast.
+pub const CT_SIDE: u16 = 512;
 /// Distinct pixel slabs shared by all instances.
 const SLABS: usize = 8;
 
@@ -40,6 +39,8 @@ pub struct CorpusSpec {
     /// own UIDs, names and dates (from a seed derived from `seed` and n) and patient IDs `LCn-…`,
     /// so several copies can be stored into one archive without colliding.
     pub namespace: u32,
+    /// Rows = columns of every image ([`CT_SIDE`] for the CT corpus).
+    pub side: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +143,13 @@ impl CorpusSpec {
         uid(self.seed, "instance-uid", k as u64)
     }
 
+    /// Bytes of one image (16 bits per pixel).
+    pub fn pixel_bytes(&self) -> usize {
+        usize::from(self.side) * usize::from(self.side) * 2
+    }
+
     /// The Part 10 bytes of instance `k` up to and including the Pixel Data element header;
-    /// the 512×512×2 pixel bytes follow (see [`PixelSlabs`]).
+    /// the pixel bytes follow (see [`PixelSlabs`]).
     pub fn instance_header(&self, k: usize) -> Vec<u8> {
         let (s, se, i) = self.locate(k);
         let study = self.study(s);
@@ -179,8 +185,8 @@ impl CorpusSpec {
             .str(tags::FRAME_OF_REFERENCE_UID, VR::UI, &uid(self.seed, "frame-of-reference", s as u64))
             .u16(tags::SAMPLES_PER_PIXEL, 1)
             .str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2")
-            .u16(tags::ROWS, ROWS)
-            .u16(tags::COLUMNS, COLUMNS)
+            .u16(tags::ROWS, self.side)
+            .u16(tags::COLUMNS, self.side)
             .str(tags::PIXEL_SPACING, VR::DS, "0.976\\0.976")
             .u16(tags::BITS_ALLOCATED, 16)
             .u16(tags::BITS_STORED, 12)
@@ -191,26 +197,69 @@ impl CorpusSpec {
             .str(tags::RESCALE_INTERCEPT, VR::DS, "-1024")
             .str(tags::RESCALE_SLOPE, VR::DS, "1");
         let mut out = part10(&ds, EXPLICIT_VR_LE);
-        out.extend_from_slice(&vna_dicom::write::native_pixel_data_header(CT_PIXEL_BYTES as u32));
+        out.extend_from_slice(&vna_dicom::write::native_pixel_data_header(self.pixel_bytes() as u32));
         out
     }
 }
 
+/// What [`populate`] wrote.
+pub struct Written {
+    pub files: usize,
+    pub studies: usize,
+    pub bytes: u64,
+}
+
+/// Writes every instance of `corpus` as a Part 10 file `dir/<study>/<instance>.dcm`, on two
+/// threads. No fsync: the files are input, and the archive importing them makes its own copy
+/// durable.
+pub fn populate(corpus: CorpusSpec, dir: &std::path::Path) -> anyhow::Result<Written> {
+    use anyhow::Context;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!("{} is not empty", dir.display());
+    }
+    for s in 0..corpus.studies() {
+        std::fs::create_dir_all(dir.join(format!("{s:07}"))).with_context(|| format!("creating a folder in {}", dir.display()))?;
+    }
+    let slabs = PixelSlabs::new(&corpus);
+    const THREADS: usize = 2;
+    let bytes = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let slabs = &slabs;
+                scope.spawn(move || -> anyhow::Result<u64> {
+                    let mut bytes = 0u64;
+                    for k in (t..corpus.instances).step_by(THREADS) {
+                        let mut object = corpus.instance_header(k);
+                        object.extend_from_slice(&slabs.for_instance(k));
+                        let (s, _, _) = corpus.locate(k);
+                        let path = dir.join(format!("{s:07}")).join(format!("{k:08}.dcm"));
+                        std::fs::write(&path, &object).with_context(|| format!("writing {}", path.display()))?;
+                        bytes += object.len() as u64;
+                    }
+                    Ok(bytes)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))?).sum::<anyhow::Result<u64>>()
+    })?;
+    Ok(Written { files: corpus.instances, studies: corpus.studies(), bytes })
+}
 
 /// A few CT-like phantom images (a disc of soft tissue in air, with noise), shared by every
 /// instance of the corpus: instance `k` uses slab `k % SLABS`.
 pub struct PixelSlabs(Vec<Bytes>);
 
 impl PixelSlabs {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(corpus: &CorpusSpec) -> Self {
+        let side = i64::from(corpus.side);
         let slabs = (0..SLABS)
             .map(|n| {
-                let mut g = SplitMix64::derive(seed, "pixels", n as u64);
-                let mut out = Vec::with_capacity(CT_PIXEL_BYTES);
-                let radius2 = (180 + 10 * n as i64).pow(2);
-                for y in 0..i64::from(ROWS) {
-                    for x in 0..i64::from(COLUMNS) {
-                        let d2 = (x - 256).pow(2) + (y - 256).pow(2);
+                let mut g = SplitMix64::derive(corpus.seed, "pixels", n as u64);
+                let mut out = Vec::with_capacity(corpus.pixel_bytes());
+                let radius2 = ((180 + 10 * n as i64) * side / 512).pow(2);
+                for y in 0..side {
+                    for x in 0..side {
+                        let d2 = (x - side / 2).pow(2) + (y - side / 2).pow(2);
                         let base: u64 = if d2 < radius2 { 1064 } else { 24 };
                         let value = (base + g.below(48)) as u16;
                         out.extend_from_slice(&value.to_le_bytes());
@@ -233,7 +282,7 @@ mod tests {
 
     #[test]
     fn shape_counts_add_up() {
-        let c = CorpusSpec { seed: 1, instances: 130, series_per_study: 3, instances_per_series: 20, namespace: 0 };
+        let c = CorpusSpec { seed: 1, instances: 130, series_per_study: 3, instances_per_series: 20, namespace: 0, side: CT_SIDE };
         assert_eq!(c.studies(), 3);
         let total: usize = (0..c.studies()).map(|s| (0..c.series_in_study(s)).map(|se| c.instances_in_series(s, se)).sum::<usize>()).sum();
         assert_eq!(total, 130);
@@ -248,5 +297,37 @@ mod tests {
         assert_ne!(other.study(0).uid, c.study(0).uid);
         assert!(other.patient(0).id.starts_with("LC2-"), "{}", other.patient(0).id);
         assert_eq!(other.namespaced(0).patient(0).id, "LT0000000");
+    }
+
+    #[test]
+    fn tiny_images_and_populate() {
+        let c = CorpusSpec { seed: 2, instances: 7, series_per_study: 1, instances_per_series: 3, namespace: 0, side: 16 };
+        let slabs = PixelSlabs::new(&c);
+        assert_eq!(slabs.for_instance(0).len(), 16 * 16 * 2);
+        let h = c.instance_header(0);
+        assert_eq!(&h[h.len() - 4..], &(16u32 * 16 * 2).to_le_bytes(), "the pixel data length follows the size");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("files");
+        let w = populate(c, &out).expect("populate");
+        assert_eq!((w.files, w.studies), (7, 3));
+        let mut files: Vec<_> = walk(&out);
+        files.sort();
+        assert_eq!(files.len(), 7);
+        let first = std::fs::read(&files[0]).expect("read");
+        assert_eq!(first, [c.instance_header(0), slabs.for_instance(0).to_vec()].concat());
+        assert!(populate(c, &out).is_err(), "refuses a folder that is not empty");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("list") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 }

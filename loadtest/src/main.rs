@@ -67,6 +67,10 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// `limit` on the study-level queries (a viewer's worklist page, e.g. 101); default:
+        /// none, the server's own limit applies.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Store a slide-like multi-frame instance, then fetch random frames (WADO-RS /frames).
     Frames {
@@ -162,6 +166,16 @@ enum Command {
         #[arg(long, num_args = 1.., required = true)]
         b: Vec<PathBuf>,
     },
+    /// Write the corpus as Part 10 files, one folder per study, for an archive's own import
+    /// path (`vna import DIR`): the way to fill an archive with a million instances
+    /// (`--image-size 16`) and then run `qido` over it with the same seed and shape.
+    Populate {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Where to write (created; must be empty or missing).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Measure only the machine's limits (SHA-256, sequential write, small files).
     Machine {
         /// Directory on the filesystem to measure.
@@ -208,6 +222,10 @@ struct CorpusArgs {
     series_per_study: usize,
     #[arg(long, default_value_t = 20)]
     instances_per_series: usize,
+    /// Rows = columns of each image: 512 is the 0.5 MB CT; 16 makes tiny instances (~2 KB)
+    /// that measure per-object overhead or fill an archive for queries at scale.
+    #[arg(long, default_value_t = corpus::CT_SIDE, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    image_size: u16,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -285,12 +303,31 @@ struct AllArgs {
 
 impl CorpusArgs {
     fn spec(self, seed: u64) -> CorpusSpec {
-        CorpusSpec { seed, instances: self.instances, series_per_study: self.series_per_study, instances_per_series: self.instances_per_series, namespace: 0 }
+        CorpusSpec {
+            seed,
+            instances: self.instances,
+            series_per_study: self.series_per_study,
+            instances_per_series: self.instances_per_series,
+            namespace: 0,
+            side: self.image_size,
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Populate { corpus, dir } = &cli.command {
+        return match corpus::populate(corpus.spec(cli.seed), dir) {
+            Ok(written) => {
+                println!("populate: {} instances, {} studies, {:.1} MB in {}", written.files, written.studies, written.bytes as f64 / 1e6, dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vna-loadtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Summarize { a_name, a, b_name, b } = &cli.command {
         return match compare::summarize(a_name, a, b_name, b) {
             Ok(table) => {
@@ -340,9 +377,10 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             report.push(scenario::stow::run(&t, StowOpts { corpus: corpus.spec(seed), concurrency: *concurrency, batch: *batch }).await?)?;
             Ok(report)
         }
-        Command::Qido { target, corpus, concurrency, requests } => {
+        Command::Qido { target, corpus, concurrency, requests, limit } => {
             let (t, mut report) = connect(target)?;
-            report.push(scenario::qido::run(&t, QidoOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests }).await?)?;
+            let opts = QidoOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests, limit: *limit };
+            report.push(scenario::qido::run(&t, opts).await?)?;
             Ok(report)
         }
         Command::Frames { target, slide, concurrency, requests } => {
@@ -392,7 +430,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 keep_data: a.keep_data,
                 machine: (!a.skip_machine).then(|| a.machine.sizes()),
                 stow: StowOpts { corpus, concurrency: a.concurrency, batch: a.batch },
-                qido: QidoOpts { corpus, concurrency: a.concurrency, requests: a.qido_requests },
+                qido: QidoOpts { corpus, concurrency: a.concurrency, requests: a.qido_requests, limit: None },
                 frames: FramesOpts {
                     seed,
                     slide_frames: a.slide.slide_frames,
@@ -406,7 +444,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             };
             runner::run(opts).await
         }
-        Command::Summarize { .. } => anyhow::bail!("summarize runs without the async runtime"),
+        Command::Summarize { .. } | Command::Populate { .. } => anyhow::bail!("summarize and populate run without the async runtime"),
         Command::Machine { dir, sizes } => {
             let mut report = Report::new("machine");
             let (dir, sizes) = (dir.clone(), sizes.sizes());

@@ -93,7 +93,7 @@ pub async fn run(target: &Target, dimse: &DimseTarget, opts: &CstoreOpts) -> any
                 Ok(Bytes::from(part10).slice(off..))
             })
             .collect::<anyhow::Result<Vec<Bytes>>>()?;
-        Ok::<_, anyhow::Error>((datasets, PixelSlabs::new(corpus.seed)))
+        Ok::<_, anyhow::Error>((datasets, PixelSlabs::new(&corpus)))
     })
     .await??;
     let (datasets, slabs) = (Arc::new(datasets), Arc::new(slabs));

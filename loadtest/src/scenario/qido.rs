@@ -22,6 +22,9 @@ pub struct QidoOpts {
     pub corpus: CorpusSpec,
     pub concurrency: usize,
     pub requests: usize,
+    /// `limit` on the three study-level queries, as a viewer's worklist pages them (OHIF asks
+    /// for 101 at a time); `None`: the server's default limit.
+    pub limit: Option<usize>,
 }
 
 /// What the corpus holds, indexed for computing expected answers.
@@ -52,7 +55,7 @@ impl Expect {
     }
 
     /// The i-th query: its kind, path and query string below the root, and expected matches.
-    fn query(&self, i: usize) -> (usize, String, usize) {
+    fn query(&self, i: usize, limit: Option<usize>) -> (usize, String, usize) {
         let mut g = SplitMix64::derive(self.corpus.seed, "qido", i as u64);
         let s = g.below(self.studies.len() as u64) as usize;
         let study = &self.studies[s];
@@ -78,7 +81,10 @@ impl Expect {
                 (path, self.corpus.instances_in_series(s, se))
             }
         };
-        (kind, path, expected.min(DEFAULT_LIMIT))
+        match limit {
+            Some(n) if kind < 3 => (kind, format!("{path}&limit={n}"), expected.min(n).min(DEFAULT_LIMIT)),
+            _ => (kind, path, expected.min(DEFAULT_LIMIT)),
+        }
     }
 }
 
@@ -90,7 +96,7 @@ pub async fn run(target: &Target, opts: QidoOpts) -> anyhow::Result<ScenarioRepo
     let tally = drive(opts.concurrency, opts.requests, KINDS.len(), move |i| {
         let (client, base, expect) = (client.clone(), base.clone(), expect.clone());
         async move {
-            let (kind, path, expected) = expect.query(i);
+            let (kind, path, expected) = expect.query(i, opts.limit);
             let got = http::qido(&client, &format!("{base}{path}"), REQUEST_TIMEOUT).await?;
             let ok = got == expected;
             Ok(OpOk { kind, items: 1, bytes: 0, verified: u64::from(ok), mismatches: u64::from(!ok) })
@@ -100,7 +106,8 @@ pub async fn run(target: &Target, opts: QidoOpts) -> anyhow::Result<ScenarioRepo
     let (server, client_cpu) = monitor.finish().await;
     Ok(ScenarioReport::new("qido", "queries", opts.concurrency, &tally, &KINDS, server)
         .client_cpu(client_cpu)
-        .note("studies_in_corpus", corpus.studies()))
+        .note("studies_in_corpus", corpus.studies())
+        .note("study_query_limit", opts.limit.map_or("server default".to_owned(), |n| n.to_string())))
 }
 
 #[cfg(test)]
@@ -109,13 +116,19 @@ mod tests {
 
     #[test]
     fn expected_counts_are_consistent() {
-        let corpus = CorpusSpec { seed: 3, instances: 500, series_per_study: 3, instances_per_series: 20, namespace: 0 };
+        let corpus = CorpusSpec { seed: 3, instances: 500, series_per_study: 3, instances_per_series: 20, namespace: 0, side: crate::corpus::CT_SIDE };
         let e = Expect::new(corpus);
         for i in 0..50 {
-            let (kind, path, expected) = e.query(i);
+            let (kind, path, expected) = e.query(i, None);
             assert_eq!(kind, i % 5);
             assert!(path.starts_with("/studies"), "{path}");
             assert!(expected >= 1, "query {path} must match at least the study it came from");
+            let (_, paged, at_most) = e.query(i, Some(2));
+            if kind < 3 {
+                assert_eq!((paged, at_most), (format!("{path}&limit=2"), expected.min(2)));
+            } else {
+                assert_eq!((paged, at_most), (path, expected), "series and instance lists are not paged");
+            }
         }
     }
 }

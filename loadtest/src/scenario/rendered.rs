@@ -32,7 +32,7 @@ pub async fn run(target: &Target, opts: RenderedOpts) -> anyhow::Result<Scenario
     let corpus = opts.corpus.namespaced(NAMESPACE);
     let (headers, slabs) = tokio::task::spawn_blocking(move || {
         let headers: Vec<Bytes> = (0..corpus.instances).map(|k| Bytes::from(corpus.instance_header(k))).collect();
-        (headers, PixelSlabs::new(corpus.seed))
+        (headers, PixelSlabs::new(&corpus))
     })
     .await?;
     let objects: Vec<Vec<Bytes>> = (0..corpus.instances).map(|k| vec![headers[k].clone(), slabs.for_instance(k)]).collect();

@@ -22,7 +22,7 @@ pub async fn run(target: &Target, opts: StowOpts) -> anyhow::Result<ScenarioRepo
     let corpus = opts.corpus;
     let (headers, slabs) = tokio::task::spawn_blocking(move || {
         let headers: Vec<Bytes> = (0..corpus.instances).map(|k| Bytes::from(corpus.instance_header(k))).collect();
-        (headers, PixelSlabs::new(corpus.seed))
+        (headers, PixelSlabs::new(&corpus))
     })
     .await?;
     let (headers, slabs) = (Arc::new(headers), Arc::new(slabs));
