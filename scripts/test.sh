@@ -5,7 +5,7 @@
 # gcc present): installs what is missing, then runs every stage and fails
 # loudly if any stage fails or cannot run.
 #
-#   1. system packages   postgresql, dcmtk, ffmpeg, orthanc (apt-get, only when missing)
+#   1. system packages   postgresql, dcmtk, ffmpeg, time, orthanc (apt-get, only when missing)
 #   2. python venv       .venv with tests/python/requirements.txt (pinned)
 #   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
 #                        as VNA_TEST_POSTGRES_URL, removed on exit
@@ -92,7 +92,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --------------------------------------------------------------------------
-banner "packages" "Debian packages: postgresql, dcmtk, ffmpeg, orthanc (radosgw, ceph-mon, ceph-osd: stage s3)"
+banner "packages" "Debian packages: postgresql, dcmtk, ffmpeg, time, orthanc (radosgw, ceph-mon, ceph-osd: stage s3)"
 
 pick_python() {
     local c
@@ -112,6 +112,8 @@ pkg_installed postgresql || need+=(postgresql)
 pkg_installed dcmtk || need+=(dcmtk)
 # ffmpeg: test videos are made with it, and ffprobe checks the streams played back.
 pkg_installed ffmpeg || need+=(ffmpeg)
+# GNU time: loadtest/scale.sh reports the import's peak memory and CPU with it (smoke test).
+pkg_installed time || need+=(time)
 # Orthanc and its DICOMweb plugin: the load generator's comparison runs against it (smoke test).
 pkg_installed orthanc || need+=(orthanc)
 pkg_installed orthanc-dicomweb || need+=(orthanc-dicomweb)
@@ -142,7 +144,7 @@ if ((${#need[@]})); then
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
     ((policy_made)) && "${SUDO[@]}" rm -f "$policy"
 else
-    echo "already installed: postgresql dcmtk ffmpeg orthanc"
+    echo "already installed: postgresql dcmtk ffmpeg time orthanc"
 fi
 [[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
 [[ -x /usr/bin/ffprobe ]] || die "/usr/bin/ffprobe missing after installing ffmpeg"

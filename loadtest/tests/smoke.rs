@@ -194,3 +194,50 @@ fn compare_against_orthanc_at_tiny_sizes() {
         assert!(out.join(format!("r1-{side}-frames.json")).is_file(), "{side} reports missing");
     }
 }
+
+/// `loadtest/scale.sh` at tiny sizes: the corpus written as files and stored through
+/// `vna import`, both query mixes over it (server limit and paged), then the same corpus into a
+/// fresh vna and a real Orthanc through STOW-RS and the mix against both, every answer checked.
+#[test]
+fn scale_through_import_and_against_orthanc_at_tiny_sizes() {
+    let orthanc = ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"].iter().any(|p| std::path::Path::new(p).is_file());
+    if !orthanc {
+        let msg = "Orthanc is not installed (scripts/test.sh installs orthanc and orthanc-dicomweb)";
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg} [CI=true: failing instead of skipping]");
+        eprintln!("SKIPPED LOUDLY: {msg}");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest")).parent().expect("bin dir").to_path_buf();
+    let vna = vna_bin();
+    assert!(vna.is_file(), "the vna binary is missing at {}", vna.display());
+    let work = tempfile::tempdir().expect("temp dir");
+    let bins = work.path().join("bin");
+    std::fs::create_dir_all(&bins).expect("bin dir");
+    std::os::unix::fs::symlink(&vna, bins.join("vna")).expect("link vna");
+    std::os::unix::fs::symlink(bin_dir.join("vna-loadtest"), bins.join("vna-loadtest")).expect("link vna-loadtest");
+    let out = work.path().join("out");
+    let run = Command::new("bash")
+        .arg(repo.join("loadtest/scale.sh"))
+        .args(["--instances", "300", "--orthanc", "120", "--out"])
+        .arg(&out)
+        .current_dir(&repo)
+        .env("VNA_COMPARE_BIN", &bins)
+        .env("VNA_SCALE_SIZES", "40 2")
+        .env("TMPDIR", work.path())
+        .output()
+        .expect("running scale.sh");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "scale.sh failed ({}):\n{stdout}\n{stderr}", run.status);
+    let import = std::fs::read_to_string(out.join("import.txt")).expect("import.txt written");
+    assert!(import.contains("instances/s") && import.contains("peak RSS"), "{import}");
+    for report in ["vna-300-qido.json", "vna-300-qido-paged.json", "vna-120-qido.json", "orthanc-120-qido.json"] {
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(report)).expect(report)).expect("json");
+        let qido = &json["scenarios"]["qido"];
+        assert_eq!((qido["verified"].as_u64(), qido["mismatches"].as_u64(), qido["errors"].as_u64()), (Some(40), Some(0), Some(0)), "{report}: {qido}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
+    assert!(summary.lines().any(|l| l.starts_with("| qido | p95 ms |")), "{summary}");
+    assert!(!summary.contains("errors,"), "a scenario had errors or mismatches:\n{summary}");
+}

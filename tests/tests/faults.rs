@@ -183,7 +183,7 @@ async fn catalog_failure_is_retryable_and_deletes_the_orphan_blob() {
 
 #[tokio::test]
 async fn store_cap_answers_busy_at_once_instead_of_stalling() {
-    let (fx, server) = start(ArchiveConfig { max_concurrent_stores: 1, ..Default::default() }).await;
+    let (_fx, server) = start(ArchiveConfig { max_concurrent_stores: 1, ..Default::default() }).await;
     let client = http::client();
     let held = Ct::new_study();
     let held_bytes = held.to_bytes();
