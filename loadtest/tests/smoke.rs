@@ -147,28 +147,41 @@ fn rendered_and_huge_at_tiny_sizes() {
     let _ = server.wait();
 }
 
-/// `loadtest/compare.sh` for one round at tiny sizes, vna against a real Orthanc (Debian's
-/// `orthanc` and `orthanc-dicomweb`, which `scripts/test.sh` installs): both targets start,
-/// every scenario runs on both without errors, and the summary has every scenario's figures.
-#[test]
-fn compare_against_orthanc_at_tiny_sizes() {
+/// Orthanc from Debian's packages, which `scripts/test.sh` installs: false (after saying so
+/// loudly) when it is missing, and a failure instead under `CI=true`.
+fn orthanc_installed() -> bool {
     let orthanc = ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"].iter().any(|p| std::path::Path::new(p).is_file());
     if !orthanc {
         let msg = "Orthanc is not installed (scripts/test.sh installs orthanc and orthanc-dicomweb)";
         assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg} [CI=true: failing instead of skipping]");
         eprintln!("SKIPPED LOUDLY: {msg}");
-        return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    orthanc
+}
+
+/// compare.sh and scale.sh take both binaries from one directory: link them side by side.
+fn linked_bins(work: &std::path::Path) -> PathBuf {
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest")).parent().expect("bin dir").to_path_buf();
     let vna = vna_bin();
     assert!(vna.is_file(), "the vna binary is missing at {}", vna.display());
-    let work = tempfile::tempdir().expect("temp dir");
-    // compare.sh takes both binaries from one directory: link them side by side.
-    let bins = work.path().join("bin");
+    let bins = work.join("bin");
     std::fs::create_dir_all(&bins).expect("bin dir");
     std::os::unix::fs::symlink(&vna, bins.join("vna")).expect("link vna");
     std::os::unix::fs::symlink(bin_dir.join("vna-loadtest"), bins.join("vna-loadtest")).expect("link vna-loadtest");
+    bins
+}
+
+/// `loadtest/compare.sh` for one round at tiny sizes, vna against a real Orthanc (Debian's
+/// `orthanc` and `orthanc-dicomweb`, which `scripts/test.sh` installs): both targets start,
+/// every scenario runs on both without errors, and the summary has every scenario's figures.
+#[test]
+fn compare_against_orthanc_at_tiny_sizes() {
+    if !orthanc_installed() {
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile::tempdir().expect("temp dir");
+    let bins = linked_bins(work.path());
     let out = work.path().join("out");
     let run = Command::new("bash")
         .arg(repo.join("loadtest/compare.sh"))
@@ -200,22 +213,12 @@ fn compare_against_orthanc_at_tiny_sizes() {
 /// fresh vna and a real Orthanc through STOW-RS and the mix against both, every answer checked.
 #[test]
 fn scale_through_import_and_against_orthanc_at_tiny_sizes() {
-    let orthanc = ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"].iter().any(|p| std::path::Path::new(p).is_file());
-    if !orthanc {
-        let msg = "Orthanc is not installed (scripts/test.sh installs orthanc and orthanc-dicomweb)";
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg} [CI=true: failing instead of skipping]");
-        eprintln!("SKIPPED LOUDLY: {msg}");
+    if !orthanc_installed() {
         return;
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest")).parent().expect("bin dir").to_path_buf();
-    let vna = vna_bin();
-    assert!(vna.is_file(), "the vna binary is missing at {}", vna.display());
     let work = tempfile::tempdir().expect("temp dir");
-    let bins = work.path().join("bin");
-    std::fs::create_dir_all(&bins).expect("bin dir");
-    std::os::unix::fs::symlink(&vna, bins.join("vna")).expect("link vna");
-    std::os::unix::fs::symlink(bin_dir.join("vna-loadtest"), bins.join("vna-loadtest")).expect("link vna-loadtest");
+    let bins = linked_bins(work.path());
     let out = work.path().join("out");
     let run = Command::new("bash")
         .arg(repo.join("loadtest/scale.sh"))
