@@ -159,16 +159,36 @@ fn orthanc_installed() -> bool {
     orthanc
 }
 
-/// compare.sh and scale.sh take both binaries from one directory: link them side by side.
-fn linked_bins(work: &std::path::Path) -> PathBuf {
+/// Runs a loadtest script (`compare.sh`, `scale.sh`) from the repository with `--out DIR`,
+/// both binaries linked side by side in one directory (`VNA_COMPARE_BIN`), temporary files
+/// under a fresh directory; fails with the script's output unless it succeeds. Returns that
+/// directory (alive as long as the guard) and DIR.
+fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_vna-loadtest")).parent().expect("bin dir").to_path_buf();
     let vna = vna_bin();
     assert!(vna.is_file(), "the vna binary is missing at {}", vna.display());
-    let bins = work.join("bin");
+    let work = tempfile::tempdir().expect("temp dir");
+    let bins = work.path().join("bin");
     std::fs::create_dir_all(&bins).expect("bin dir");
     std::os::unix::fs::symlink(&vna, bins.join("vna")).expect("link vna");
     std::os::unix::fs::symlink(bin_dir.join("vna-loadtest"), bins.join("vna-loadtest")).expect("link vna-loadtest");
-    bins
+    let out = work.path().join("out");
+    let run = Command::new("bash")
+        .arg(repo.join(script))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(&repo)
+        .env("VNA_COMPARE_BIN", &bins)
+        .envs(env.iter().copied())
+        .env("TMPDIR", work.path())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{script} failed ({}):\n{stdout}\n{stderr}", run.status);
+    (work, out)
 }
 
 /// `loadtest/compare.sh` for one round at tiny sizes, vna against a real Orthanc (Debian's
@@ -179,24 +199,14 @@ fn compare_against_orthanc_at_tiny_sizes() {
     if !orthanc_installed() {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let work = tempfile::tempdir().expect("temp dir");
-    let bins = linked_bins(work.path());
-    let out = work.path().join("out");
-    let run = Command::new("bash")
-        .arg(repo.join("loadtest/compare.sh"))
-        .args(["--rounds", "1", "--out"])
-        .arg(&out)
-        .current_dir(&repo)
-        .env("VNA_COMPARE_BIN", &bins)
-        .env("VNA_COMPARE_SIZES", "20 5 2 20 40 20 4 20 8")
-        .env("VNA_COMPARE_MACHINE_ARGS", "--machine-sha-mb 4 --machine-write-mb 4 --machine-files 10 --machine-file-kb 16")
-        .env("TMPDIR", work.path())
-        .output()
-        .expect("running compare.sh");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "compare.sh failed ({}):\n{stdout}\n{stderr}", run.status);
+    let (_work, out) = run_script(
+        "loadtest/compare.sh",
+        &["--rounds", "1"],
+        &[
+            ("VNA_COMPARE_SIZES", "20 5 2 20 40 20 4 20 8"),
+            ("VNA_COMPARE_MACHINE_ARGS", "--machine-sha-mb 4 --machine-write-mb 4 --machine-files 10 --machine-file-kb 16"),
+        ],
+    );
     let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
     for scenario in ["stow", "qido", "cstore", "frames", "rendered", "big_store", "big_retrieve"] {
         let row = summary.lines().find(|l| l.starts_with(&format!("| {scenario} | p50 ms |"))).unwrap_or_else(|| panic!("no {scenario} row:\n{summary}"));
@@ -216,23 +226,7 @@ fn scale_through_import_and_against_orthanc_at_tiny_sizes() {
     if !orthanc_installed() {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let work = tempfile::tempdir().expect("temp dir");
-    let bins = linked_bins(work.path());
-    let out = work.path().join("out");
-    let run = Command::new("bash")
-        .arg(repo.join("loadtest/scale.sh"))
-        .args(["--instances", "300", "--orthanc", "120", "--out"])
-        .arg(&out)
-        .current_dir(&repo)
-        .env("VNA_COMPARE_BIN", &bins)
-        .env("VNA_SCALE_SIZES", "40 2")
-        .env("TMPDIR", work.path())
-        .output()
-        .expect("running scale.sh");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "scale.sh failed ({}):\n{stdout}\n{stderr}", run.status);
+    let (_work, out) = run_script("loadtest/scale.sh", &["--instances", "300", "--orthanc", "120"], &[("VNA_SCALE_SIZES", "40 2")]);
     let import = std::fs::read_to_string(out.join("import.txt")).expect("import.txt written");
     assert!(import.contains("instances/s") && import.contains("peak RSS"), "{import}");
     for report in ["vna-300-qido.json", "vna-300-qido-paged.json", "vna-120-qido.json", "orthanc-120-qido.json"] {

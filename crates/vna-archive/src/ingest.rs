@@ -226,35 +226,19 @@ impl Archive {
     }
 }
 
-/// A header whose attributes and frame index take microseconds: few elements, few items.
+/// A header whose attributes and frame index take microseconds: at most 400 elements and
+/// fragments, sequence items included.
 fn small_header(dataset: &vna_dicom::dataset::DataSet) -> bool {
-    use vna_dicom::dataset::Value;
-    const ELEMENTS: usize = 400;
-    fn count(d: &vna_dicom::dataset::DataSet, budget: &mut usize) -> bool {
-        for e in &d.elements {
-            *budget = match budget.checked_sub(1) {
-                Some(b) => b,
-                None => return false,
-            };
-            let ok = match &e.value {
-                Value::Sequence(items) => items.iter().all(|i| count(i, budget)),
-                Value::Fragments(f) => match budget.checked_sub(f.items.len()) {
-                    Some(b) => {
-                        *budget = b;
-                        true
-                    }
-                    None => false,
-                },
-                Value::Bytes(_) | Value::Bulk => true,
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
+    use vna_dicom::dataset::{DataSet, Value};
+    fn within(d: &DataSet, budget: &mut usize) -> bool {
+        d.elements.iter().all(|e| {
+            let weight = 1 + if let Value::Fragments(f) = &e.value { f.items.len() } else { 0 };
+            let Some(left) = budget.checked_sub(weight) else { return false };
+            *budget = left;
+            if let Value::Sequence(items) = &e.value { items.iter().all(|i| within(i, budget)) } else { true }
+        })
     }
-    let mut budget = ELEMENTS;
-    count(dataset, &mut budget)
+    within(dataset, &mut 400)
 }
 
 /// Streams the body into the writer while hashing and parsing it.

@@ -21,6 +21,8 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct FsBlobStore {
     root: PathBuf,
     default_retention: Option<DefaultRetention>,
+    /// Held while a blob directory is made and its parents synced (see `ensure_durable_dir`).
+    new_dirs: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl FsBlobStore {
@@ -40,7 +42,7 @@ impl FsBlobStore {
         if removed > 0 {
             tracing::info!(removed, "removed uncommitted temporary blobs");
         }
-        Ok(FsBlobStore { root, default_retention: None })
+        Ok(FsBlobStore { root, default_retention: None, new_dirs: Default::default() })
     }
 
     /// Every object committed from now on gets this retention (emulated).
@@ -85,8 +87,8 @@ impl BlobStore for FsBlobStore {
         let key = new_key();
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
         let dest = self.path_of(&key)?;
-        let retention = self.default_retention;
-        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention }))
+        let (retention, new_dirs) = (self.default_retention, self.new_dirs.clone());
+        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention, new_dirs }))
     }
 
     async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
@@ -233,6 +235,7 @@ struct FsWriter {
     size: u64,
     committed: bool,
     retention: Option<DefaultRetention>,
+    new_dirs: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// Largest amount of an object held in memory before it is written out.
@@ -250,8 +253,11 @@ fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std:
 
 /// Creates `objects/ab/cd` if missing, and then fsyncs the directories that received a new
 /// entry: without that, a power loss could drop the new directory, and the object in it, after
-/// the object's own directory was synced.
-fn ensure_durable_dir(dir: &Path) -> Result<(), BlobError> {
+/// the object's own directory was synced. Under `lock`, so that a concurrent commit never sees
+/// the directory before its parents are synced. (A directory found at startup survived, so it
+/// is durable.)
+fn ensure_durable_dir(dir: &Path, lock: &std::sync::Mutex<()>) -> Result<(), BlobError> {
+    let _held = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if dir.is_dir() {
         return Ok(());
     }
@@ -300,13 +306,14 @@ impl BlobWriter for FsWriter {
         let file = self.file.take();
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         let retention = self.retention.map(|r| r.from(std::time::SystemTime::now()));
+        let new_dirs = self.new_dirs.clone();
         let result = tokio::task::spawn_blocking(move || {
             let outcome = (|| {
                 let file = write_out(file, &tmp, &buf)?;
                 file.sync_all().map_err(BlobError::io("syncing a blob"))?;
                 drop(file);
                 let dir = dest.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
-                ensure_durable_dir(dir)?;
+                ensure_durable_dir(dir, &new_dirs)?;
                 // The lock goes down first: an object is never visible without its protection.
                 if let Some(retention) = retention {
                     lockfile::write(&lock_path(&dest), &Protection { retention: Some(retention), legal_hold: false })?;

@@ -140,51 +140,17 @@ fn local_err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
     move |source| CatalogError::Local { op, source }
 }
 
-fn local_params(binds: &[Value]) -> Vec<rusqlite::types::Value> {
-    use rusqlite::types::Value as V;
-    binds
-        .iter()
-        .map(|b| match b {
-            Value::Text(s) => V::Text(s.clone()),
-            Value::OptText(s) => s.clone().map_or(V::Null, V::Text),
-            Value::Int(v) => V::Integer(*v),
-            Value::OptInt(v) => v.map_or(V::Null, V::Integer),
-            Value::Bool(v) => V::Integer(i64::from(*v)),
+/// Binds by reference on the writer's connection (no copy of a metadata document).
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::OptText(s) => s.as_deref().map_or(ToSqlOutput::Borrowed(ValueRef::Null), |s| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::OptInt(v) => ToSqlOutput::Borrowed(v.map_or(ValueRef::Null, ValueRef::Integer)),
+            Value::Bool(v) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*v))),
         })
-        .collect()
-}
-
-/// Reads one column of a [`AnyRow::Local`] row as the type the SQLx backends would decode.
-trait FromLocal: Sized {
-    fn from_local(v: &rusqlite::types::Value) -> Option<Self>;
-}
-impl FromLocal for i64 {
-    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
-        match v {
-            rusqlite::types::Value::Integer(i) => Some(*i),
-            _ => None,
-        }
-    }
-}
-impl FromLocal for bool {
-    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
-        i64::from_local(v).map(|i| i != 0)
-    }
-}
-impl FromLocal for String {
-    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
-        match v {
-            rusqlite::types::Value::Text(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
-}
-impl<T: FromLocal> FromLocal for Option<T> {
-    fn from_local(v: &rusqlite::types::Value) -> Option<Self> {
-        match v {
-            rusqlite::types::Value::Null => Some(None),
-            v => T::from_local(v).map(Some),
-        }
     }
 }
 
@@ -315,7 +281,7 @@ impl Tx<'_> {
                 .rows_affected()),
             Tx::Local(tx) => {
                 let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
-                let n = stmt.execute(rusqlite::params_from_iter(local_params(binds))).map_err(local_err(op))?;
+                let n = stmt.execute(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
                 Ok(n as u64)
             }
         }
@@ -337,7 +303,7 @@ impl Tx<'_> {
             Tx::Local(tx) => {
                 let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
                 let width = stmt.column_count();
-                let mut rows = stmt.query(rusqlite::params_from_iter(local_params(binds))).map_err(local_err(op))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
                 let Some(row) = rows.next().map_err(local_err(op))? else { return Ok(None) };
                 let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
                 Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
@@ -373,7 +339,7 @@ macro_rules! get {
         match $self {
             AnyRow::Sqlite(r) => r.try_get::<$t, _>($i).ok(),
             AnyRow::Postgres(r) => r.try_get::<$t, _>($i).ok(),
-            AnyRow::Local(values) => values.get($i).and_then(<$t as FromLocal>::from_local),
+            AnyRow::Local(values) => values.get($i).and_then(|v| <$t as rusqlite::types::FromSql>::column_result(v.into()).ok()),
         }
         .ok_or(CatalogError::Corrupt { what: $what })
     };

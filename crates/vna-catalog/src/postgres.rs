@@ -6,9 +6,9 @@ use crate::db::Pool;
 use crate::register::Registrar;
 use crate::CatalogError;
 
-/// Key of the transaction-level advisory lock (one-bigint form) every writer holds from just
-/// before its change-feed insert until commit, so that `seq` order is commit order. Public so
-/// that operators (and tests) can recognise it in `pg_locks`.
+/// Key of the transaction-level advisory lock (one-bigint form) every registration batch holds
+/// from its start until commit, so that writers are serial and `seq` order is commit order.
+/// Public so that operators (and tests) can recognise it in `pg_locks`.
 pub const CHANGE_FEED_LOCK_KEY: i64 = 0x564E_4143_4847; // "VNACHG"
 
 /// Catalog in a PostgreSQL database (production, several nodes).

@@ -10,9 +10,6 @@ use crate::read::decode_instance;
 use crate::translate::instance_select;
 use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
 
-/// Two-key advisory lock namespace for per-SOP-UID locks (the second key is `hashtext(uid)`).
-/// The two-int and one-bigint advisory key spaces never overlap in PostgreSQL.
-const PG_SOP_LOCK_NS: i32 = 0x564E_4101;
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
 
 pub(crate) fn now_ms() -> i64 {
@@ -69,40 +66,22 @@ impl Registrar {
     /// Starts the writer task on the current Tokio runtime, over the pool's connections. It
     /// ends when the catalog (the last sender) is dropped.
     pub(crate) fn start(pool: Pool) -> Registrar {
-        let (jobs, mut rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            let mut writer = Writer::Pool(pool);
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                record_batch(&mut writer, std::mem::take(&mut batch)).await;
-            }
-        });
+        let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(Writer::Pool(pool), rx));
         Registrar { jobs }
     }
 
     /// Starts the writer on a thread of its own with its own connection to the SQLite file.
     /// SQLx runs each statement on a connection thread and hands the result back, twice a
     /// thread hand-off per statement: profiled, that was 1.4 ms of the writer's time for each
-    /// stored instance. Here a batch runs start to end on one thread.
+    /// stored instance. Here a batch runs start to end on one thread: every future of a local
+    /// transaction is ready at once, so nothing blocks the thread but SQLite itself and the wait
+    /// for the next registration.
     pub(crate) fn start_local(conn: rusqlite::Connection) -> Result<Registrar, CatalogError> {
-        let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("catalog-writer".into())
-            .spawn(move || {
-                let mut writer = Writer::Local(conn);
-                while let Some(first) = rx.blocking_recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    // Every future of a local transaction is ready at once: nothing blocks
-                    // here but SQLite itself.
-                    futures::executor::block_on(record_batch(&mut writer, batch));
-                }
-            })
+            .spawn(move || futures::executor::block_on(run(Writer::Local(conn), rx)))
             .map_err(|_| CatalogError::WriterGone)?;
         Ok(Registrar { jobs })
     }
@@ -117,6 +96,15 @@ impl Registrar {
     }
 }
 
+/// The writer: every registration queued when it becomes free, as one batch, until the catalog
+/// is dropped.
+async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        record_batch(&mut writer, std::mem::take(&mut batch)).await;
+    }
+}
+
 /// Records one batch and answers every job in it.
 async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
     let mut done: Vec<(oneshot::Sender<_>, RegisterOutcome)> = Vec::with_capacity(jobs.len());
@@ -124,6 +112,10 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
     let failed = async {
         let mut tx = writer.begin().await?;
         if tx.dialect() == Dialect::Postgres {
+            // Held to commit by every batch of every node: batches are serial, so registers of
+            // one SOP UID (even the first, with no row to lock) are too, and the next batch
+            // draws its change-feed seqs only after ours are visible (a follower reading
+            // `seq > last` never skips a row that commits later). SQLite: `BEGIN IMMEDIATE`.
             let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
             tx.execute("register: lock change feed", &sql, &[]).await?;
         }
@@ -204,13 +196,6 @@ async fn register_in(
     last: Option<&Upserted>,
 ) -> Result<(RegisterOutcome, Option<Upserted>), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
-    if tx.dialect() == Dialect::Postgres {
-        // Serialises registers of one SOP UID, including the very first one when no row exists
-        // to lock yet. SQLite needs nothing: BEGIN IMMEDIATE already serialises writers.
-        let sql = format!("SELECT pg_advisory_xact_lock({PG_SOP_LOCK_NS}, hashtext(?))");
-        tx.execute("register: lock sop uid", &sql, &[sop.into()]).await?;
-    }
-
     let sql = format!("{} WHERE i.sop_uid = ? AND i.is_current", instance_select());
     let existing = match tx.fetch_optional("register: read current version", &sql, &[sop.into()]).await? {
         Some(row) => Some(decode_instance(&row)?),
@@ -463,12 +448,6 @@ async fn insert_frame_pieces(tx: &mut Tx<'_>, pk: i64, frames: &[Vec<crate::Byte
 }
 
 async fn append_change(tx: &mut Tx<'_>, new: &NewInstance, pk: i64, kind: &ChangeKind, at_ms: i64) -> Result<i64, CatalogError> {
-    if tx.dialect() == Dialect::Postgres {
-        // Held from here to commit: the next writer draws its seq only after we are visible,
-        // so a follower reading `seq > last` never skips a row that commits later.
-        let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
-        tx.execute("register: lock change feed", &sql, &[]).await?;
-    }
     let row = tx
         .fetch_one(
             "register: append change",

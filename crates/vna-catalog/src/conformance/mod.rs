@@ -50,8 +50,9 @@ macro_rules! catalog_conformance_tests {
             }
         )*
     };
-    // One thread: every spawned registration is queued before the catalog's writer runs, so
-    // they meet in one group commit.
+    // One thread: every spawned registration is queued before a writer task gets to run, so
+    // on PostgreSQL (and in-memory SQLite) they meet in one group commit; the SQLite file's
+    // writer is a thread of its own and may take them in several batches.
     (@one_thread $make:path; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "current_thread")]
