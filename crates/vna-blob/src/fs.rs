@@ -21,8 +21,9 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct FsBlobStore {
     root: PathBuf,
     default_retention: Option<DefaultRetention>,
-    /// Held while a blob directory is made and its parents synced (see `ensure_durable_dir`).
-    new_dirs: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Blob directories made by this process whose parents are not synced yet (see
+    /// `ensure_durable_dir`).
+    new_dirs: NewDirs,
 }
 
 impl FsBlobStore {
@@ -235,7 +236,7 @@ struct FsWriter {
     size: u64,
     committed: bool,
     retention: Option<DefaultRetention>,
-    new_dirs: std::sync::Arc<std::sync::Mutex<()>>,
+    new_dirs: NewDirs,
 }
 
 /// Largest amount of an object held in memory before it is written out.
@@ -251,21 +252,36 @@ fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std:
     Ok(file)
 }
 
+type NewDirs = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
+
 /// Creates `objects/ab/cd` if missing, and then fsyncs the directories that received a new
 /// entry: without that, a power loss could drop the new directory, and the object in it, after
-/// the object's own directory was synced. Under `lock`, so that a concurrent commit never sees
-/// the directory before its parents are synced. (A directory found at startup survived, so it
-/// is durable.)
-fn ensure_durable_dir(dir: &Path, lock: &std::sync::Mutex<()>) -> Result<(), BlobError> {
-    let _held = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if dir.is_dir() {
-        return Ok(());
+/// the object's own directory was synced. A directory made by a concurrent commit counts as
+/// present only once some commit has synced its parents since (`pending`); until then this
+/// commit syncs them too (concurrent fsyncs are harmless). A directory found at startup
+/// survived, so it is durable.
+fn ensure_durable_dir(dir: &Path, pending: &NewDirs) -> Result<(), BlobError> {
+    let pending_set = || pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    {
+        let mut set = pending_set();
+        if !set.contains(dir) {
+            if dir.is_dir() {
+                return Ok(());
+            }
+            set.insert(dir.to_path_buf());
+        }
     }
-    std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
-    let sync = |d: &Path| std::fs::File::open(d).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"));
-    let parent = dir.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
-    sync(parent)?;
-    parent.parent().map_or(Ok(()), sync)
+    let made = (|| {
+        std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
+        let sync = |d: &Path| std::fs::File::open(d).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"));
+        let parent = dir.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
+        sync(parent)?;
+        parent.parent().map_or(Ok(()), sync)
+    })();
+    if made.is_ok() {
+        pending_set().remove(dir);
+    }
+    made
 }
 
 fn blocking_gone(step: &'static str) -> impl FnOnce(tokio::task::JoinError) -> BlobError {
