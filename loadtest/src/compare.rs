@@ -82,7 +82,11 @@ pub fn summarize(a_name: &str, a: &[PathBuf], b_name: &str, b: &[PathBuf]) -> an
     let range = |v: &[f64]| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if v.len() > 1 { format!(" ({}–{}, n={})", fmt(Some(lo)), fmt(Some(hi)), v.len()) } else { String::new() }
+        if v.len() > 1 {
+            format!(" ({}–{}, n={})", fmt(Some(lo)), fmt(Some(hi)), v.len())
+        } else {
+            String::new()
+        }
     };
     let empty = BTreeMap::new();
     for (scenario, figs) in &sa.values {
@@ -101,7 +105,15 @@ pub fn summarize(a_name: &str, a: &[PathBuf], b_name: &str, b: &[PathBuf]) -> an
                 }
                 _ => "—".into(),
             };
-            let _ = writeln!(out, "| {scenario} | {} | {}{} | {}{} | {ratio} |", fig.name, fmt(ma), range(va), fmt(mb), vb.map(|v| range(v)).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "| {scenario} | {} | {}{} | {}{} | {ratio} |",
+                fig.name,
+                fmt(ma),
+                range(va),
+                fmt(mb),
+                vb.map(|v| range(v)).unwrap_or_default()
+            );
         }
     }
     for (side, name) in [(&sa, a_name), (&sb, b_name)] {
@@ -121,7 +133,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let write = |name: &str, ips: f64, p95: f64| {
             let p = dir.path().join(name);
-            let v = serde_json::json!({"scenarios": {"stow": {"errors": 0, "mismatches": 0, "items_per_s": ips, "latency_ms": {"p95": p95}}}});
+            let v =
+                serde_json::json!({"scenarios": {"stow": {"errors": 0, "mismatches": 0, "items_per_s": ips, "latency_ms": {"p95": p95}}}});
             std::fs::write(&p, v.to_string()).expect("write");
             p
         };

@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn strips_the_meta_group_in_any_chunking() {
-        let spec = CorpusSpec { seed: 1, instances: 4, series_per_study: 1, instances_per_series: 4, namespace: 0, side: crate::corpus::CT_SIDE };
+        let spec =
+            CorpusSpec { seed: 1, instances: 4, series_per_study: 1, instances_per_series: 4, namespace: 0, side: crate::corpus::CT_SIDE };
         let mut object = spec.instance_header(1);
         object.extend((0..5000u32).map(|i| i as u8));
         let off = dataset_offset(&object).expect("part 10");

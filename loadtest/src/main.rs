@@ -18,8 +18,8 @@ mod stats;
 
 use clap::{Args, Parser, Subcommand};
 use corpus::CorpusSpec;
-use report::Report;
 use dimse::DimseTarget;
+use report::Report;
 use scenario::big::BigOpts;
 use scenario::big_cstore::BigCstoreOpts;
 use scenario::cstore::CstoreOpts;
@@ -256,7 +256,12 @@ struct MachineArgs {
 
 impl MachineArgs {
     fn sizes(self) -> machine::MachineSizes {
-        machine::MachineSizes { sha_mb: self.machine_sha_mb, write_mb: self.machine_write_mb, files: self.machine_files, file_kb: self.machine_file_kb }
+        machine::MachineSizes {
+            sha_mb: self.machine_sha_mb,
+            write_mb: self.machine_write_mb,
+            files: self.machine_files,
+            file_kb: self.machine_file_kb,
+        }
     }
 }
 
@@ -319,7 +324,13 @@ fn main() -> ExitCode {
     if let Command::Populate { corpus, dir } = &cli.command {
         return match corpus::populate(corpus.spec(cli.seed), dir) {
             Ok(written) => {
-                println!("populate: {} instances, {} studies, {:.1} MB in {}", written.files, written.studies, written.bytes as f64 / 1e6, dir.display());
+                println!(
+                    "populate: {} instances, {} studies, {:.1} MB in {}",
+                    written.files,
+                    written.studies,
+                    written.bytes as f64 / 1e6,
+                    dir.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -374,7 +385,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
     match &cli.command {
         Command::Stow { target, corpus, concurrency, batch } => {
             let (t, mut report) = connect(target)?;
-            report.push(scenario::stow::run(&t, StowOpts { corpus: corpus.spec(seed), concurrency: *concurrency, batch: *batch }).await?)?;
+            report
+                .push(scenario::stow::run(&t, StowOpts { corpus: corpus.spec(seed), concurrency: *concurrency, batch: *batch }).await?)?;
             Ok(report)
         }
         Command::Qido { target, corpus, concurrency, requests, limit } => {
@@ -385,13 +397,26 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         }
         Command::Frames { target, slide, concurrency, requests } => {
             let (t, mut report) = connect(target)?;
-            let opts = FramesOpts { seed, slide_frames: slide.slide_frames, frame_bytes: slide.frame_bytes, concurrency: *concurrency, requests: *requests };
+            let opts = FramesOpts {
+                seed,
+                slide_frames: slide.slide_frames,
+                frame_bytes: slide.frame_bytes,
+                concurrency: *concurrency,
+                requests: *requests,
+            };
             report.push(scenario::frames::run(&t, opts).await?)?;
             Ok(report)
         }
         Command::Huge { target, dimse, kind, via, size_mb, concurrency, requests } => {
             let (t, mut report) = connect(target)?;
-            let opts = scenario::huge::HugeOpts { seed, kind: *kind, via: *via, size_mb: *size_mb, concurrency: *concurrency, requests: *requests };
+            let opts = scenario::huge::HugeOpts {
+                seed,
+                kind: *kind,
+                via: *via,
+                size_mb: *size_mb,
+                concurrency: *concurrency,
+                requests: *requests,
+            };
             let d = dimse.target();
             for r in scenario::huge::run(&t, Some(&d), opts).await? {
                 report.push(r)?;
@@ -400,7 +425,12 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         }
         Command::Rendered { target, corpus, concurrency, requests, no_thumbnails } => {
             let (t, mut report) = connect(target)?;
-            let opts = scenario::rendered::RenderedOpts { corpus: corpus.spec(seed), concurrency: *concurrency, requests: *requests, thumbnails: !*no_thumbnails };
+            let opts = scenario::rendered::RenderedOpts {
+                corpus: corpus.spec(seed),
+                concurrency: *concurrency,
+                requests: *requests,
+                thumbnails: !*no_thumbnails,
+            };
             report.push(scenario::rendered::run(&t, opts).await?)?;
             Ok(report)
         }
@@ -413,7 +443,11 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         }
         Command::Cstore { target, dimse, corpus, associations, namespace } => {
             let (t, mut report) = connect(target)?;
-            let opts = CstoreOpts { name: "cstore".into(), corpus: corpus.spec(seed).namespaced((*namespace).max(1)), associations: *associations };
+            let opts = CstoreOpts {
+                name: "cstore".into(),
+                corpus: corpus.spec(seed).namespaced((*namespace).max(1)),
+                associations: *associations,
+            };
             report.push(scenario::cstore::run(&t, &dimse.target(), &opts).await?)?;
             Ok(report)
         }

@@ -128,7 +128,20 @@ impl Report {
         }
         out.push_str(&format!(
             "{:<22} {:>5} {:>7} {:>6} {:>16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10}\n",
-            "scenario", "conc", "reqs", "errors", "throughput", "MB/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "verified", "srv RSS MB", "srv CPU", "client CPU"
+            "scenario",
+            "conc",
+            "reqs",
+            "errors",
+            "throughput",
+            "MB/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "verified",
+            "srv RSS MB",
+            "srv CPU",
+            "client CPU"
         ));
         for s in &self.ordered {
             out.push_str(&row(&s.scenario, s, &s.latency_ms));

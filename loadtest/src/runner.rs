@@ -3,9 +3,9 @@
 //! stops it, and returns one combined report. `cstore` comes after `qido` because its corpus
 //! copies (same shape, own namespace) would change the answers `qido` expects.
 
+use crate::dimse::{DimseTarget, CALLING_AE};
 use crate::machine::{self, MachineSizes};
 use crate::report::Report;
-use crate::dimse::{DimseTarget, CALLING_AE};
 use crate::scenario::big::{self, BigOpts};
 use crate::scenario::big_cstore::{self, BigCstoreOpts};
 use crate::scenario::cstore::{self, CstoreOpts};
@@ -71,7 +71,10 @@ async fn scenarios(target: &Target, dimse: &DimseTarget, opts: &AllOpts, report:
         eprintln!("{}: {} instances over {} association(s) ({})", c.name, c.corpus.instances, c.associations, dimse.addr);
         report.push(cstore::run(target, dimse, c).await?)?;
     }
-    eprintln!("frames: {}-frame slide, {} requests, concurrency {}", opts.frames.slide_frames, opts.frames.requests, opts.frames.concurrency);
+    eprintln!(
+        "frames: {}-frame slide, {} requests, concurrency {}",
+        opts.frames.slide_frames, opts.frames.requests, opts.frames.concurrency
+    );
     report.push(frames::run(target, opts.frames).await?)?;
     eprintln!("big: {} MB", opts.big.size_mb);
     for r in big::run(target, opts.big).await? {

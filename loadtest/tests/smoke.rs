@@ -39,7 +39,8 @@ fn all_scenarios_at_tiny_sizes() {
     assert!(out.status.success(), "vna-loadtest failed ({}):\n{stdout}\n{stderr}", out.status);
     assert!(stdout.contains("p95 ms"), "no table on stdout:\n{stdout}");
 
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report written")).expect("valid JSON");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report written")).expect("valid JSON");
     let machine = &report["machine"];
     for key in [
         "sha256_one_core_mb_per_s",
@@ -129,11 +130,49 @@ fn rendered_and_huge_at_tiny_sizes() {
         assert_eq!(s["verified"], items, "{name}: every result verified: {s}");
         assert!(s["server"]["vm_hwm_mb"].as_f64().is_some(), "{name}: server figures: {s}");
     };
-    let r = run("rendered", &["rendered", "--instances", "4", "--series-per-study", "1", "--instances-per-series", "4", "--requests", "20", "--concurrency", "2"]);
+    let r = run(
+        "rendered",
+        &[
+            "rendered",
+            "--instances",
+            "4",
+            "--series-per-study",
+            "1",
+            "--instances-per-series",
+            "4",
+            "--requests",
+            "20",
+            "--concurrency",
+            "2",
+        ],
+    );
     check(&r, "rendered", 20);
-    for (i, (kind, via, reads)) in [("slide", "stow", "frames"), ("slide-fragments", "cstore", "frames"), ("video", "stow", "seeks"), ("video", "cstore", "seeks")].into_iter().enumerate() {
+    for (i, (kind, via, reads)) in
+        [("slide", "stow", "frames"), ("slide-fragments", "cstore", "frames"), ("video", "stow", "seeks"), ("video", "cstore", "seeks")]
+            .into_iter()
+            .enumerate()
+    {
         let seed = (10 + i).to_string();
-        let r = run(kind, &["--seed", &seed, "huge", "--kind", kind, "--via", via, "--size-mb", "8", "--requests", "20", "--concurrency", "2", "--dimse", &dimse]);
+        let r = run(
+            kind,
+            &[
+                "--seed",
+                &seed,
+                "huge",
+                "--kind",
+                kind,
+                "--via",
+                via,
+                "--size-mb",
+                "8",
+                "--requests",
+                "20",
+                "--concurrency",
+                "2",
+                "--dimse",
+                &dimse,
+            ],
+        );
         let short = match kind {
             "slide" => "slide",
             "slide-fragments" => "slidefrag",
@@ -209,7 +248,10 @@ fn compare_against_orthanc_at_tiny_sizes() {
     );
     let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
     for scenario in ["stow", "qido", "cstore", "frames", "rendered", "big_store", "big_retrieve"] {
-        let row = summary.lines().find(|l| l.starts_with(&format!("| {scenario} | p50 ms |"))).unwrap_or_else(|| panic!("no {scenario} row:\n{summary}"));
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with(&format!("| {scenario} | p50 ms |")))
+            .unwrap_or_else(|| panic!("no {scenario} row:\n{summary}"));
         assert_eq!(row.matches('—').count(), 0, "{scenario}: a side has no figure: {row}");
     }
     assert!(!summary.contains("errors,"), "a scenario had errors or mismatches:\n{summary}");
@@ -232,7 +274,11 @@ fn scale_through_import_and_against_orthanc_at_tiny_sizes() {
     for report in ["vna-300-qido.json", "vna-300-qido-paged.json", "vna-120-qido.json", "orthanc-120-qido.json"] {
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(report)).expect(report)).expect("json");
         let qido = &json["scenarios"]["qido"];
-        assert_eq!((qido["verified"].as_u64(), qido["mismatches"].as_u64(), qido["errors"].as_u64()), (Some(40), Some(0), Some(0)), "{report}: {qido}");
+        assert_eq!(
+            (qido["verified"].as_u64(), qido["mismatches"].as_u64(), qido["errors"].as_u64()),
+            (Some(40), Some(0), Some(0)),
+            "{report}: {qido}"
+        );
     }
     let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
     assert!(summary.lines().any(|l| l.starts_with("| qido | p95 ms |")), "{summary}");

@@ -143,7 +143,8 @@ pub fn boundary_of(content_type: &str) -> Option<String> {
 /// Splits a complete `multipart/related` body into the contents of its parts. Panics when the
 /// framing is incomplete (no close delimiter): a truncated response is not a valid one.
 pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
-    try_parse_multipart(content_type, body).unwrap_or_else(|| panic!("incomplete multipart body ({} bytes, content type {content_type})", body.len()))
+    try_parse_multipart(content_type, body)
+        .unwrap_or_else(|| panic!("incomplete multipart body ({} bytes, content type {content_type})", body.len()))
 }
 
 /// Like [`parse_multipart`], `None` when the body is not a complete multipart body.

@@ -27,7 +27,11 @@ fn summary_counts(stdout: &str) -> (u64, u64, u64, u64) {
     let line = stdout.lines().find(|l| l.starts_with("stored ")).unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
     let number_after = |label: &str| -> u64 {
         let rest = &line[line.find(label).unwrap_or_else(|| panic!("no '{label}' in {line}")) + label.len()..];
-        rest.trim_start().split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number after '{label}' in {line}"))
+        rest.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number after '{label}' in {line}"))
     };
     (number_after("stored"), number_after("duplicates"), number_after("new versions"), number_after("rejected"))
 }
@@ -89,7 +93,8 @@ fn import_reports_rejections_is_rerunnable_and_serves_the_result() {
     assert_eq!(code, Some(1), "first import exit code:\n{stdout}{stderr}");
     assert_eq!(summary_counts(&stdout), (6, 0, 0, 3), "first import:\n{stdout}");
     let reasons: Vec<&str> = stdout.lines().filter(|l| l.starts_with("rejected (")).collect();
-    let listed: usize = reasons.iter().map(|l| l["rejected (".len()..].split(')').next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0)).sum();
+    let listed: usize =
+        reasons.iter().map(|l| l["rejected (".len()..].split(')').next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0)).sum();
     assert_eq!(listed, 3, "every rejected file is listed under a reason:\n{stdout}");
     for file in ["notes.txt", "truncated.dcm", "evil.dcm"] {
         assert!(stdout.contains(file), "{file} is not named among the rejected files:\n{stdout}");

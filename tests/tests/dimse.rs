@@ -23,7 +23,12 @@ fn write_files(dir: &Path, cts: &[Ct]) -> Vec<PathBuf> {
 }
 
 async fn instances_in_study(base: &str, study: &str) -> Vec<serde_json::Value> {
-    let resp = http::client().get(format!("{base}/studies/{study}/instances")).header("accept", "application/dicom+json").send().await.expect("QIDO-RS");
+    let resp = http::client()
+        .get(format!("{base}/studies/{study}/instances"))
+        .header("accept", "application/dicom+json")
+        .send()
+        .await
+        .expect("QIDO-RS");
     match resp.status().as_u16() {
         204 | 404 => Vec::new(),
         200 => resp.json::<Vec<serde_json::Value>>().await.expect("QIDO-RS JSON"),
@@ -43,7 +48,11 @@ async fn echoscu_and_the_called_ae_title() {
     assert!(ok.status.success(), "echoscu failed: {}", String::from_utf8_lossy(&ok.stderr));
     let wrong = run_dcmtk("echoscu", &["-aec", "NOT-VNA"], &server.dimse, &[]);
     assert!(!wrong.status.success(), "echoscu to a wrong called AE title succeeded");
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("Called AE Title Not Recognized"), "{}", String::from_utf8_lossy(&wrong.stderr));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("Called AE Title Not Recognized"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
     // Our SCU sees the same rejection, permanent.
     let err = Client::connect(&server.dimse, "SCU", "NOT-VNA", &ct_contexts()).await.err().expect("rejected");
     assert!(matches!(err, DimseError::Rejected(ref rj) if rj.result == dicom_ul_result_permanent()), "{err:?}");
@@ -100,7 +109,11 @@ async fn known_ae_table_when_any_calling_ae_is_not_allowed() {
     let server = Server::start(&dir.path().join("data"), &[("VNA_CONFIG", &config)]);
     let stranger = run_dcmtk("echoscu", &["-aet", "STRANGER", "-aec", "VNA"], &server.dimse, &[]);
     assert!(!stranger.status.success(), "an unknown calling AE was accepted");
-    assert!(String::from_utf8_lossy(&stranger.stderr).contains("Calling AE Title Not Recognized"), "{}", String::from_utf8_lossy(&stranger.stderr));
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("Calling AE Title Not Recognized"),
+        "{}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
     let known = run_dcmtk("echoscu", &["-aet", "MODALITY", "-aec", "VNA"], &server.dimse, &[]);
     assert!(known.status.success(), "a known calling AE was rejected: {}", String::from_utf8_lossy(&known.stderr));
     // VIEWER may associate but not store: PS3.7 Annex C "Refused: Not Authorized".
@@ -124,7 +137,9 @@ async fn over_the_association_cap_is_rejected_at_once() {
     assert_eq!(rj.result, vna_dimse::dicom_ul::pdu::AssociationRJResult::Transient);
     assert_eq!(
         rj.source,
-        vna_dimse::dicom_ul::pdu::AssociationRJSource::ServiceProviderPresentation(vna_dimse::dicom_ul::pdu::AssociationRJServiceProviderPresentationReason::LocalLimitExceeded)
+        vna_dimse::dicom_ul::pdu::AssociationRJSource::ServiceProviderPresentation(
+            vna_dimse::dicom_ul::pdu::AssociationRJServiceProviderPresentationReason::LocalLimitExceeded
+        )
     );
     let echo = run_dcmtk("echoscu", &["-aec", "VNA"], &server.dimse, &[]);
     assert!(!echo.status.success(), "echoscu got past the association cap");
@@ -162,7 +177,8 @@ async fn bad_data_sets_get_failure_statuses_and_store_nothing() {
     assert_eq!(rsp.status, Some(Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS), "{rsp:?}");
     // …and under another SOP class.
     let mr = "1.2.840.10008.5.1.4.1.1.4";
-    let mut mr_client = Client::connect(&server.dimse, "SCU", "VNA", &[vna_dimse::ProposedContext::new(mr, &[EXPLICIT_LE])]).await.expect("associate");
+    let mut mr_client =
+        Client::connect(&server.dimse, "SCU", "VNA", &[vna_dimse::ProposedContext::new(mr, &[EXPLICIT_LE])]).await.expect("associate");
     let rsp = mr_client.store(mr, &ct.sop_uid, EXPLICIT_LE, data_set_of(&bytes)).await.expect("C-STORE");
     assert_eq!(rsp.status, Some(Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS), "{rsp:?}");
     mr_client.release().await.expect("release");

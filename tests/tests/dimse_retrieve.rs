@@ -18,7 +18,9 @@ use std::time::Duration;
 use vna_dicom::charset::Charset;
 use vna_dicom::write::{data_set, Items};
 use vna_dicom::{tags, ts, VR};
-use vna_dimse::{AssociationInfo, Client, DataStream, Handler, ProposedContext, Reply, ScpConfig, Status, StoreRequest, SubOperations, Timeouts};
+use vna_dimse::{
+    AssociationInfo, Client, DataStream, Handler, ProposedContext, Reply, ScpConfig, Status, StoreRequest, SubOperations, Timeouts,
+};
 use vna_e2e::binary::Server;
 use vna_e2e::dimse::{data_set_of, dcmtk, run_dcmtk, EXPLICIT_LE};
 use vna_e2e::fixtures::{ct_study, Ct, CT_IMAGE_STORAGE};
@@ -104,7 +106,12 @@ async fn start_destination(ae: &str, handler: Destination) -> u16 {
     let port = listener.local_addr().expect("destination address").port();
     let t = Some(Duration::from_secs(30));
     let config = ScpConfig {
-        policy: vna_dimse::AcceptorPolicy { ae_title: ae.into(), allow_any_calling_ae: true, known_calling_aes: vec![], max_pdu_length: 65536 },
+        policy: vna_dimse::AcceptorPolicy {
+            ae_title: ae.into(),
+            allow_any_calling_ae: true,
+            known_calling_aes: vec![],
+            max_pdu_length: 65536,
+        },
         max_associations: 4,
         timeouts: Timeouts { read: t, idle: t, write: t },
         shutdown_grace: Duration::from_secs(1),
@@ -156,7 +163,8 @@ async fn assert_received(files: &[(PathBuf, Vec<u8>)], expected: &[&Ct]) {
     assert_eq!(files.len(), expected.len(), "received {names:?}");
     for (f, bytes) in files {
         let meta = vna_dimse::read_meta(&mut &bytes[..]).await.expect("a Part 10 file");
-        let ct = expected.iter().find(|c| c.sop_uid == meta.sop_instance).unwrap_or_else(|| panic!("unexpected instance in {}", f.display()));
+        let ct =
+            expected.iter().find(|c| c.sop_uid == meta.sop_instance).unwrap_or_else(|| panic!("unexpected instance in {}", f.display()));
         assert_eq!(meta.transfer_syntax, EXPLICIT_LE);
         assert!(data_set_of(bytes) == data_set_of(&ct.to_bytes()), "the data set of {} changed on the way", f.display());
     }
@@ -178,7 +186,8 @@ fn identifier(level: &str, keys: &[(vna_dicom::Tag, &str)]) -> Vec<u8> {
 }
 
 async fn our_move(server: &Server, destination: &str, id: &[u8]) -> vna_dimse::RetrieveOutcome {
-    let mut client = Client::connect(&server.dimse, "MOVER", "VNA", &[ProposedContext::new(STUDY_ROOT_MOVE, &[EXPLICIT_LE])]).await.expect("associate");
+    let mut client =
+        Client::connect(&server.dimse, "MOVER", "VNA", &[ProposedContext::new(STUDY_ROOT_MOVE, &[EXPLICIT_LE])]).await.expect("associate");
     let out = client.move_(STUDY_ROOT_MOVE, destination, id).await.expect("C-MOVE");
     client.release().await.expect("release");
     out
@@ -235,7 +244,12 @@ async fn movescu_and_getscu_deliver_byte_identical_files() {
     let got = dir.path().join("got");
     std::fs::create_dir_all(&got).expect("getscu output dir");
     let got_arg = got.to_str().expect("utf-8 path");
-    let out = run_dcmtk("getscu", &["-S", "-v", "-aet", "GETTER", "-aec", "VNA", "+B", "-od", got_arg, "-k", "QueryRetrieveLevel=STUDY", "-k", &study_uid], &server.dimse, &[]);
+    let out = run_dcmtk(
+        "getscu",
+        &["-S", "-v", "-aet", "GETTER", "-aec", "VNA", "+B", "-od", got_arg, "-k", "QueryRetrieveLevel=STUDY", "-k", &study_uid],
+        &server.dimse,
+        &[],
+    );
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && log.contains("Number of Completed Suboperations : 6"), "{log}");
     assert!(log.contains("Number of Failed Suboperations    : 0"), "{log}");
@@ -299,7 +313,8 @@ async fn c_cancel_stops_a_c_move_between_sub_operations() {
             gate.add_permits(1);
         }
     });
-    let mut client = Client::connect(&server.dimse, "MOVER", "VNA", &[ProposedContext::new(STUDY_ROOT_MOVE, &[EXPLICIT_LE])]).await.expect("associate");
+    let mut client =
+        Client::connect(&server.dimse, "MOVER", "VNA", &[ProposedContext::new(STUDY_ROOT_MOVE, &[EXPLICIT_LE])]).await.expect("associate");
     let id = identifier("STUDY", &[(tags::STUDY_INSTANCE_UID, &study[0].study_uid)]);
     let out = client.move_with(STUDY_ROOT_MOVE, "SLOW", &id, |_| false).await.expect("C-MOVE");
     assert_eq!(out.status(), Status::CANCEL);

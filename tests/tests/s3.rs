@@ -113,7 +113,12 @@ async fn an_s3_outage_fails_stow_and_c_store_cleanly_stores_nothing_then_the_arc
     assert_eq!(rsp.status, Some(Status::OUT_OF_RESOURCES), "C-STORE while S3 is down: a failure status (PS3.4 B.2.3 A7xx)");
     assert_eq!(instance_count(&server.base, &before.study_uid).await, 1, "nothing acknowledged, nothing catalogued");
     let url = http::instance_url(&server.base, &before.study_uid, &before.series_uid, &before.sop_uid);
-    let resp = client.get(&url).header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*").send().await.expect("WADO-RS");
+    let resp = client
+        .get(&url)
+        .header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")
+        .send()
+        .await
+        .expect("WADO-RS");
     assert_eq!(resp.status().as_u16(), 503, "retrieval while S3 is down is a clear error, not a hang");
 
     proxy.faults.down.store(false, Ordering::SeqCst);
@@ -182,7 +187,12 @@ async fn legal_hold_and_retention_through_the_admin_api_are_enforced_by_the_stor
     assert_eq!(client.put(&hold).body("on").send().await.expect("PUT").status().as_u16(), 204);
     assert_eq!(protection(client.clone(), purl.clone()).await["legalHold"], true);
     // Even bypassing GOVERNANCE retention, the store refuses while the hold is on.
-    let row = archive.catalog().current_instance(&vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid")).await.expect("row").expect("stored");
+    let row = archive
+        .catalog()
+        .current_instance(&vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid"))
+        .await
+        .expect("row")
+        .expect("stored");
     let store = client_for(&s3, &bucket).await;
     let direct = store
         .client()
@@ -237,7 +247,15 @@ fn storage_check_and_verify_through_the_binary() {
         let store = client_for(&s3, &bucket).await;
         let listed = store.client().list_object_versions().bucket(&bucket).send().await.expect("list");
         let v = &listed.versions()[0];
-        store.client().delete_object().bucket(&bucket).key(v.key().expect("key")).set_version_id(v.version_id().map(str::to_owned)).send().await.expect("delete");
+        store
+            .client()
+            .delete_object()
+            .bucket(&bucket)
+            .key(v.key().expect("key"))
+            .set_version_id(v.version_id().map(str::to_owned))
+            .send()
+            .await
+            .expect("delete");
     });
     let out = binary::run(&["--data-dir", data_arg, "verify", "--study", &study[0].study_uid], &pairs(&env));
     let (stdout, _) = binary::text(&out);
@@ -281,7 +299,8 @@ fn verify_finds_an_altered_file_on_the_filesystem_tier() {
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc status");
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok());
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok());
     kb.expect("VmHWM") * 1024
 }
 
@@ -333,7 +352,10 @@ async fn a_one_gib_object_streams_in_and_out_of_s3_with_bounded_server_memory() 
     assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
     let after_store = peak_rss(server.pid());
 
-    let wado = format!("{}/wado?requestType=WADO&studyUID={}&seriesUID={}&objectUID={}&contentType=application/dicom", server.base, ct.study_uid, ct.series_uid, ct.sop_uid);
+    let wado = format!(
+        "{}/wado?requestType=WADO&studyUID={}&seriesUID={}&objectUID={}&contentType=application/dicom",
+        server.base, ct.study_uid, ct.series_uid, ct.sop_uid
+    );
     let resp = client.get(&wado).send().await.expect("WADO-URI");
     assert_eq!(resp.status().as_u16(), 200);
     let mut got = sha2::Sha256::new();

@@ -72,7 +72,8 @@ async fn keep_both_records_the_new_object_and_keeps_the_first_current() {
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|v| v["current"] == Value::Bool(true)).count(), 1);
     let current = list.iter().find(|v| v["current"] == Value::Bool(true)).and_then(|v| v["version"].as_i64());
-    let other = list.iter().find(|v| v["current"] == Value::Bool(false)).and_then(|v| v["version"].as_i64()).expect("a non-current version");
+    let other =
+        list.iter().find(|v| v["current"] == Value::Bool(false)).and_then(|v| v["version"].as_i64()).expect("a non-current version");
     assert_eq!(version_bytes(&client, &server.base, &ct.sop_uid, current.expect("current")).await, v1);
     assert_eq!(version_bytes(&client, &server.base, &ct.sop_uid, other).await, v2);
 }

@@ -32,7 +32,11 @@ pub enum ArchiveError {
     #[error("required attribute {attribute} is missing or empty")]
     MissingAttribute { attribute: &'static str },
     #[error("attribute {attribute} is not a valid UID: {source}")]
-    InvalidUid { attribute: &'static str, #[source] source: UidError },
+    InvalidUid {
+        attribute: &'static str,
+        #[source]
+        source: UidError,
+    },
     #[error("the instance belongs to another study than the one in the request")]
     StudyMismatch { sop: SopRef },
     #[error("the SOP Class or Instance UID of the data set differs from the one in the request")]
@@ -56,9 +60,17 @@ pub enum ArchiveError {
     #[error("bulk data range is outside the instance")]
     BulkOutOfRange,
     #[error("storage failed while {step}")]
-    Blob { step: &'static str, #[source] source: BlobError },
+    Blob {
+        step: &'static str,
+        #[source]
+        source: BlobError,
+    },
     #[error("the catalog failed while {step}")]
-    Catalog { step: &'static str, #[source] source: CatalogError },
+    Catalog {
+        step: &'static str,
+        #[source]
+        source: CatalogError,
+    },
     /// A non-DICOM file or its metadata could not be encapsulated.
     #[error("{0}")]
     Encapsulate(#[source] vna_dicom::encapsulate::EncapsulateError),
@@ -83,7 +95,9 @@ pub struct SopRef {
 impl ArchiveError {
     pub fn sop(&self) -> Option<&SopRef> {
         match self {
-            ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } | ArchiveError::SopMismatch { expected: sop } => Some(sop),
+            ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } | ArchiveError::SopMismatch { expected: sop } => {
+                Some(sop)
+            }
             _ => None,
         }
     }
@@ -101,12 +115,19 @@ impl ArchiveError {
         use ArchiveError::*;
         match self {
             NotDicom(ParseError::HeaderTooLarge { .. }) => ErrorClass::TooLarge,
-            NotDicom(_) | MissingAttribute { .. } | InvalidUid { .. } | SopMismatch { .. } | BodyAborted | FrameOutOfRange { .. } | VideoFrame | BulkOutOfRange => {
-                ErrorClass::InvalidInput
-            }
+            NotDicom(_)
+            | MissingAttribute { .. }
+            | InvalidUid { .. }
+            | SopMismatch { .. }
+            | BodyAborted
+            | FrameOutOfRange { .. }
+            | VideoFrame
+            | BulkOutOfRange => ErrorClass::InvalidInput,
             StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch => ErrorClass::Conflict,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
-            Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => ErrorClass::Unsupported,
+            Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => {
+                ErrorClass::Unsupported
+            }
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Io)) => ErrorClass::Internal,
             Encapsulate(_) => ErrorClass::InvalidInput,
             TooLarge { .. } => ErrorClass::TooLarge,

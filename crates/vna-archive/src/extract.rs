@@ -33,7 +33,8 @@ fn uid<T>(ds: &DataSet, tag: Tag, attribute: &'static str, make: fn(&str) -> Res
 pub fn extract(obj: &ParsedObject, bulk_threshold: u64) -> Result<Extracted, ArchiveError> {
     let ds = &obj.dataset;
     let be = obj.big_endian;
-    let charset = ds.text(tags::SPECIFIC_CHARACTER_SET, &Charset::default()).map(|s| Charset::from_specific_character_set(&s)).unwrap_or_default();
+    let charset =
+        ds.text(tags::SPECIFIC_CHARACTER_SET, &Charset::default()).map(|s| Charset::from_specific_character_set(&s)).unwrap_or_default();
     let t = |tag: Tag| ds.first_text(tag, &charset);
     // PN keeps all its groups (`=`) but only its first value.
     let pn = |tag: Tag| ds.text(tag, &charset).map(|s| s.split('\\').next().unwrap_or("").trim_end().to_owned()).unwrap_or_default();

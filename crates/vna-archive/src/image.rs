@@ -70,7 +70,8 @@ impl Archive {
         let ts = row.instance.transfer_syntax.clone();
         let description = self
             .on_pool(move || {
-                let json: serde_json::Value = serde_json::from_str(&meta).map_err(|_| ImageError::NotAnImage("stored metadata unreadable"))?;
+                let json: serde_json::Value =
+                    serde_json::from_str(&meta).map_err(|_| ImageError::NotAnImage("stored metadata unreadable"))?;
                 let pixel_data_offset = json
                     .get("7FE00010")
                     .and_then(|p| p.get("BulkDataURI"))
@@ -135,8 +136,13 @@ impl Archive {
         if padded > u64::from(u32::MAX - 1) {
             return Err(unsupported(format!("{ts}: its native pixel data would exceed the 4 GiB a defined length allows")));
         }
-        let pixel_offset = self.described(row).await?.pixel_data_offset.ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
-        let header_end = pixel_offset.checked_sub(12).ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
+        let pixel_offset = self
+            .described(row)
+            .await?
+            .pixel_data_offset
+            .ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
+        let header_end =
+            pixel_offset.checked_sub(12).ok_or(ArchiveError::FramesUnavailable { why: "the pixel data position is not recorded" })?;
         if header_end > 64 << 20 {
             return Err(unsupported("a header over 64 MiB".into()));
         }
@@ -170,7 +176,9 @@ impl Archive {
         });
         // A frame of another size than the attributes say would shift every later frame.
         let checked = futures::stream::once(async move { Ok(bytes::Bytes::from(first.bytes)) }).chain(rest).map(move |r| match r {
-            Ok(b) if b.len() != expected => Err(vna_blob::BlobError::Unavailable { step: "decoding a frame (size differs from the attributes)" }),
+            Ok(b) if b.len() != expected => {
+                Err(vna_blob::BlobError::Unavailable { step: "decoding a frame (size differs from the attributes)" })
+            }
             other => other,
         });
         let pad = futures::stream::iter((padded > pixel_bytes).then(|| Ok(bytes::Bytes::from_static(&[0]))));

@@ -103,7 +103,9 @@ impl Archive {
             let result = archive.run_pipeline(rx, request, permit).await;
             if let Err(e) = &result {
                 match e.class() {
-                    crate::ErrorClass::Internal | crate::ErrorClass::Busy => tracing::warn!(error = %e, source = ?std::error::Error::source(e), "store failed"),
+                    crate::ErrorClass::Internal | crate::ErrorClass::Busy => {
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(e), "store failed")
+                    }
                     _ => tracing::info!(error = %e, "store rejected"),
                 }
             }
@@ -112,7 +114,12 @@ impl Archive {
         Ok(IngestBody { tx, done })
     }
 
-    async fn run_pipeline(&self, mut rx: mpsc::Receiver<Msg>, request: StoreRequest, _permit: OwnedSemaphorePermit) -> Result<Stored, ArchiveError> {
+    async fn run_pipeline(
+        &self,
+        mut rx: mpsc::Receiver<Msg>,
+        request: StoreRequest,
+        _permit: OwnedSemaphorePermit,
+    ) -> Result<Stored, ArchiveError> {
         let mut writer = self.default_store().create().await.map_err(ArchiveError::blob("creating the object"))?;
         let received = receive(&mut rx, writer.as_mut(), self.config.max_object_bytes, self.config.parse_limits).await;
         let (parsed, sha256, size) = match received {
@@ -163,7 +170,13 @@ impl Archive {
             study: extracted.study,
             series: extracted.series,
             instance: extracted.instance,
-            blob: BlobLocation { tier: self.config.default_tier.clone(), key: blob.key.clone(), version_id: blob.version_id.clone(), size, sha256 },
+            blob: BlobLocation {
+                tier: self.config.default_tier.clone(),
+                key: blob.key.clone(),
+                version_id: blob.version_id.clone(),
+                size,
+                sha256,
+            },
             frames: extracted.frames,
             metadata: extracted.metadata,
         };
@@ -235,7 +248,11 @@ fn small_header(dataset: &vna_dicom::dataset::DataSet) -> bool {
             let weight = 1 + if let Value::Fragments(f) = &e.value { f.items.len() } else { 0 };
             let Some(left) = budget.checked_sub(weight) else { return false };
             *budget = left;
-            if let Value::Sequence(items) = &e.value { items.iter().all(|i| within(i, budget)) } else { true }
+            if let Value::Sequence(items) = &e.value {
+                items.iter().all(|i| within(i, budget))
+            } else {
+                true
+            }
         })
     }
     within(dataset, &mut 400)

@@ -12,8 +12,8 @@ mod verify;
 
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
-pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
+pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{Frame, FramesOf};
 pub use verify::Verdict;
 
@@ -59,7 +59,11 @@ pub struct Archive {
 
 impl Archive {
     /// `tiers` must contain `config.default_tier`.
-    pub fn new(catalog: Arc<dyn Catalog>, tiers: HashMap<String, Arc<dyn BlobStore>>, config: ArchiveConfig) -> Result<Arc<Self>, ArchiveError> {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        tiers: HashMap<String, Arc<dyn BlobStore>>,
+        config: ArchiveConfig,
+    ) -> Result<Arc<Self>, ArchiveError> {
         if !tiers.contains_key(&config.default_tier) {
             return Err(ArchiveError::NotFound { what: "default storage tier" });
         }

@@ -48,7 +48,9 @@ impl Archive {
                     }
                 }
                 Segment::File { offset, length } => {
-                    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|_| ArchiveError::Task { step: "reading the spooled file" })?;
+                    file.seek(std::io::SeekFrom::Start(offset))
+                        .await
+                        .map_err(|_| ArchiveError::Task { step: "reading the spooled file" })?;
                     let mut left = length;
                     while left > 0 {
                         let want = (left as usize).min(CHUNK);
@@ -68,9 +70,15 @@ impl Archive {
     /// gave none; a different PatientID is a conflict. An unknown study is new: the caller's
     /// attributes must then name the patient.
     async fn merge_study(&self, study: &str, attrs: &mut Attributes) -> Result<(), ArchiveError> {
-        let uid = vna_dicom::uid::StudyUid::new(study).map_err(|source| ArchiveError::InvalidUid { attribute: "StudyInstanceUID", source })?;
+        let uid =
+            vna_dicom::uid::StudyUid::new(study).map_err(|source| ArchiveError::InvalidUid { attribute: "StudyInstanceUID", source })?;
         // One study row (patient and study attributes), not the study's instances.
-        let query = Query { level: Level::Study, filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(uid.as_str().to_owned()) }], limit: Some(1), offset: 0 };
+        let query = Query {
+            level: Level::Study,
+            filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(uid.as_str().to_owned()) }],
+            limit: Some(1),
+            offset: 0,
+        };
         let rows = self.catalog.query_studies(&query).await.map_err(ArchiveError::catalog("reading the study"))?;
         let Some(row) = rows.into_iter().next() else { return Ok(()) };
         if attrs.get("PatientID").is_some_and(|p| p != row.patient.patient_id) {

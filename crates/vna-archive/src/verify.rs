@@ -12,10 +12,15 @@ pub enum Verdict {
     Intact,
     /// The store has no such object (version).
     Missing,
-    SizeMismatch { recorded: u64, found: u64 },
+    SizeMismatch {
+        recorded: u64,
+        found: u64,
+    },
     HashMismatch,
     /// The store could not be read; says nothing about the object.
-    Unreadable { reason: String },
+    Unreadable {
+        reason: String,
+    },
 }
 
 impl Archive {
@@ -62,7 +67,10 @@ impl Archive {
 /// Retention and legal hold of stored instances, as the blob store enforces them.
 impl Archive {
     /// The protection of the current version of an instance.
-    pub async fn protection(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<(InstanceRow, vna_blob::Protection, vna_blob::Locking), ArchiveError> {
+    pub async fn protection(
+        &self,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<(InstanceRow, vna_blob::Protection, vna_blob::Locking), ArchiveError> {
         let row = self.current(sop).await?;
         let store = self.store_of(&row.blob.tier)?;
         let p = store.protection(crate::blob_ref(&row)).await.map_err(ArchiveError::blob("reading the object's protection"))?;

@@ -48,7 +48,11 @@ async fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     let (p50, p95, p99) = percentiles(&mut lat);
-    println!("{count} PUTs of {size} bytes, {conc} at once: {:.1} objects/s, {:.1} MB/s; p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms", count as f64 / secs, (count * size) as f64 / secs / 1e6);
+    println!(
+        "{count} PUTs of {size} bytes, {conc} at once: {:.1} objects/s, {:.1} MB/s; p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms",
+        count as f64 / secs,
+        (count * size) as f64 / secs / 1e6
+    );
 
     const TILE: u64 = 16 << 10;
     let keys = Arc::new(keys);
@@ -67,7 +71,9 @@ async fn main() {
                 let blob = &keys[(x % keys.len() as u64) as usize];
                 let offset = (x >> 20) % (size as u64 - TILE);
                 let t = Instant::now();
-                let got = vna_blob::read_all(store.as_ref(), blob.into(), Some(vna_blob::Range { offset, length: TILE })).await.expect("ranged read");
+                let got = vna_blob::read_all(store.as_ref(), blob.into(), Some(vna_blob::Range { offset, length: TILE }))
+                    .await
+                    .expect("ranged read");
                 assert_eq!(got.len() as u64, TILE);
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
@@ -80,7 +86,10 @@ async fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     let (p50, p95, p99) = percentiles(&mut lat);
-    println!("{count} ranged GETs of {TILE} bytes, {conc} at once: {:.1} reads/s; p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms", count as f64 / secs);
+    println!(
+        "{count} ranged GETs of {TILE} bytes, {conc} at once: {:.1} reads/s; p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms",
+        count as f64 / secs
+    );
 }
 
 fn percentiles(lat: &mut [f64]) -> (f64, f64, f64) {

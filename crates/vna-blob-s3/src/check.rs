@@ -35,7 +35,11 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Vec<CheckItem> {
 
     match c.get_bucket_versioning().bucket(&s.bucket).send().await {
         Ok(v) if v.status() == Some(&BucketVersioningStatus::Enabled) => items.push(item("versioning", true, "enabled")),
-        Ok(v) => items.push(item("versioning", false, format!("not enabled ({}): corrections and deletes need versions", v.status().map(|s| s.as_str()).unwrap_or("never set")))),
+        Ok(v) => items.push(item(
+            "versioning",
+            false,
+            format!("not enabled ({}): corrections and deletes need versions", v.status().map(|s| s.as_str()).unwrap_or("never set")),
+        )),
         Err(e) => items.push(item("versioning", false, explain(&S3Failure::from_sdk(&e)))),
     }
 
@@ -60,7 +64,11 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Vec<CheckItem> {
                 Some(r) => format!("; tier retention {} for {} days", r.mode.as_str(), r.days),
                 None => "; no tier retention".to_owned(),
             };
-            items.push(item("object lock", enabled || !wants_lock, format!("{}{rule}{ours}", if enabled { "enabled" } else { "not enabled" })));
+            items.push(item(
+                "object lock",
+                enabled || !wants_lock,
+                format!("{}{rule}{ours}", if enabled { "enabled" } else { "not enabled" }),
+            ));
         }
         Err(e) => {
             let f = S3Failure::from_sdk(&e);
@@ -78,7 +86,8 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Vec<CheckItem> {
     // A node that crashes mid-upload cannot abort it; only a bucket rule cleans those up.
     match c.get_bucket_lifecycle_configuration().bucket(&s.bucket).send().await {
         Ok(out) => {
-            let days = out.rules().iter().filter_map(|r| r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())).min();
+            let days =
+                out.rules().iter().filter_map(|r| r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())).min();
             items.push(item(
                 "incomplete uploads",
                 true,
@@ -94,7 +103,11 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Vec<CheckItem> {
     match c.list_multipart_uploads().bucket(&s.bucket).prefix(&s.prefix).send().await {
         Ok(out) => {
             let n = out.uploads().len();
-            items.push(item("multipart uploads", true, format!("{n}{} in progress or left over under the prefix", if out.is_truncated() == Some(true) { "+" } else { "" })));
+            items.push(item(
+                "multipart uploads",
+                true,
+                format!("{n}{} in progress or left over under the prefix", if out.is_truncated() == Some(true) { "+" } else { "" }),
+            ));
         }
         Err(e) => items.push(item("multipart uploads", false, explain(&S3Failure::from_sdk(&e)))),
     }
@@ -119,7 +132,11 @@ async fn probe(inner: &Arc<Inner>) -> CheckItem {
     }
     .await;
     match outcome {
-        Ok(versioned) => item("write probe", true, format!("put, get, delete of a probe object{}", if versioned { " (version id returned)" } else { "" })),
+        Ok(versioned) => item(
+            "write probe",
+            true,
+            format!("put, get, delete of a probe object{}", if versioned { " (version id returned)" } else { "" }),
+        ),
         Err(e) => item("write probe", false, e.to_string()),
     }
 }

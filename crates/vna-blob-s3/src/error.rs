@@ -77,7 +77,10 @@ impl RawStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 /// Maps any SDK error with the generic rules.
-pub(crate) fn sdk<'k, E: ProvideErrorMetadata>(step: &'static str, key: &'k str) -> impl FnOnce(SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError + 'k {
+pub(crate) fn sdk<'k, E: ProvideErrorMetadata>(
+    step: &'static str,
+    key: &'k str,
+) -> impl FnOnce(SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError + 'k {
     move |e| {
         let f = S3Failure::from_sdk(&e);
         tracing::debug!(step, status = ?f.status, code = %f.code, "s3 request failed");
@@ -87,7 +90,10 @@ pub(crate) fn sdk<'k, E: ProvideErrorMetadata>(step: &'static str, key: &'k str)
 
 /// For deletes and retention changes: a 403 is the store's Object Lock refusing (retention or
 /// legal hold); anything else as usual.
-pub(crate) fn locked_or<'k, E: ProvideErrorMetadata>(step: &'static str, key: &'k str) -> impl FnOnce(SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError + 'k {
+pub(crate) fn locked_or<'k, E: ProvideErrorMetadata>(
+    step: &'static str,
+    key: &'k str,
+) -> impl FnOnce(SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError + 'k {
     move |e| {
         let f = S3Failure::from_sdk(&e);
         if f.is_access_denied() {

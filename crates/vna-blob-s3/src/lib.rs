@@ -20,7 +20,9 @@ pub mod testing;
 mod writer;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+};
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetentionMode};
 use bytes::Bytes;
 use error::{locked_or, sdk, S3Failure};
@@ -28,7 +30,9 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use vna_blob::{BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, LockMode, Locking, Protection, Range, Retention};
+use vna_blob::{
+    BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, LockMode, Locking, Protection, Range, Retention,
+};
 
 /// Smallest part S3 accepts (but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -342,7 +346,8 @@ impl BlobStore for S3BlobStore {
         let _slot = self.inner.slot().await?;
         let bucket = &self.inner.settings.bucket;
         let version = blob.version_id.map(str::to_owned);
-        let retention = match self.inner.client.get_object_retention().bucket(bucket).key(&key).set_version_id(version.clone()).send().await {
+        let retention = match self.inner.client.get_object_retention().bucket(bucket).key(&key).set_version_id(version.clone()).send().await
+        {
             Ok(out) => match out.retention() {
                 Some(r) => {
                     let mode = match r.mode() {

@@ -52,7 +52,14 @@ impl TestS3 {
     pub async fn new_bucket(&self) -> String {
         let bucket = format!("vna-test-{}", &vna_blob::new_key()[..16]);
         let admin = S3BlobStore::new(self.settings(&bucket)).await.expect("S3 client");
-        admin.client().create_bucket().bucket(&bucket).object_lock_enabled_for_bucket(true).send().await.expect("creating a bucket with Object Lock");
+        admin
+            .client()
+            .create_bucket()
+            .bucket(&bucket)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .expect("creating a bucket with Object Lock");
         bucket
     }
 }

@@ -74,7 +74,11 @@ impl S3Writer {
             .send()
             .await
             .map_err(sdk("starting a multipart upload", &self.key))?;
-        let id = out.upload_id().ok_or(BlobError::Service { step: "starting a multipart upload", status: 200, code: "no upload id".to_owned() })?;
+        let id = out.upload_id().ok_or(BlobError::Service {
+            step: "starting a multipart upload",
+            status: 200,
+            code: "no upload id".to_owned(),
+        })?;
         self.upload = Some(Upload { id: id.to_owned(), next_part: 1, done: Vec::new(), pending: VecDeque::new() });
         Ok(())
     }
@@ -281,7 +285,12 @@ pub(crate) async fn put_retention(inner: &Inner, blob: BlobRef<'_>, retention: R
         .bucket(&inner.settings.bucket)
         .key(object_key)
         .set_version_id(blob.version_id.map(str::to_owned))
-        .retention(ObjectLockRetention::builder().mode(retention_mode(retention.mode)).retain_until_date(DateTime::from(retention.retain_until)).build())
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(retention_mode(retention.mode))
+                .retain_until_date(DateTime::from(retention.retain_until))
+                .build(),
+        )
         .send()
         .await
         .map_err(locked_or("setting object retention", blob.key))?;

@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use vna_blob::{read_all, BlobError, BlobRef, BlobStore, DefaultRetention, LockMode};
 use vna_blob_s3::{S3BlobStore, S3Settings};
 
-
 use vna_blob_s3::testing::TestS3 as Env;
 
 fn env() -> Option<Env> {
@@ -97,7 +96,10 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn default_retention_locks_single_put_and_multipart_objects() {
-    let Some((store, _env)) = store_with(|s| s.default_retention = Some(DefaultRetention { mode: LockMode::Compliance, days: 1 })).await else { return };
+    let Some((store, _env)) = store_with(|s| s.default_retention = Some(DefaultRetention { mode: LockMode::Compliance, days: 1 })).await
+    else {
+        return;
+    };
     let small = put(&store, pattern(1000)).await;
     let large = put(&store, pattern(2 * vna_blob_s3::MIN_PART_SIZE + 12345)).await;
     assert_eq!(multipart_uploads(&store).await, 0, "no multipart upload left behind");
@@ -136,7 +138,10 @@ async fn default_retention_locks_single_put_and_multipart_objects() {
             .send()
             .await;
         assert!(shorten.is_err(), "a COMPLIANCE retention cannot be shortened directly");
-        assert_eq!(read_all(&store, blob.into(), Some(vna_blob::Range { offset: 10, length: 20 })).await.expect("read"), &pattern(1000)[10..30]);
+        assert_eq!(
+            read_all(&store, blob.into(), Some(vna_blob::Range { offset: 10, length: 20 })).await.expect("read"),
+            &pattern(1000)[10..30]
+        );
     }
 }
 
@@ -291,7 +296,9 @@ async fn storage_check_reports_each_item() {
     for what in ["bucket reachable", "versioning", "object lock", "write probe", "incomplete uploads", "multipart uploads"] {
         assert!(names.iter().any(|(w, _)| *w == what), "{what} missing from {names:?}");
     }
-    use aws_sdk_s3::types::{AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter};
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
+    };
     let rule = LifecycleRule::builder()
         .id("abort-uploads")
         .status(ExpirationStatus::Enabled)

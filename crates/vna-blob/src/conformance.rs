@@ -3,8 +3,8 @@
 //! becomes its own test so a failure names the case.
 
 use crate::{read_all, BlobError, BlobRef, BlobStore, LockMode, Range, Retention};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub async fn round_trip(store: &dyn BlobStore) {
     let mut w = store.create().await.expect("create");
@@ -58,7 +58,10 @@ pub async fn aborted_and_missing_objects(store: &dyn BlobStore) {
     assert!(matches!(store.read(missing, None).await.err(), Some(BlobError::NotFound { .. })));
     assert!(matches!(store.size(missing).await.err(), Some(BlobError::NotFound { .. })));
     assert!(matches!(store.delete(missing).await.err(), Some(BlobError::NotFound { .. })));
-    assert!(matches!(store.read(BlobRef::current("../../etc/passwd"), None).await.err(), Some(BlobError::BadKey { .. } | BlobError::NotFound { .. })));
+    assert!(matches!(
+        store.read(BlobRef::current("../../etc/passwd"), None).await.err(),
+        Some(BlobError::BadKey { .. } | BlobError::NotFound { .. })
+    ));
 }
 
 pub async fn delete_removes(store: &dyn BlobStore) {

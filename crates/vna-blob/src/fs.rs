@@ -6,8 +6,8 @@
 //! protected object, but the filesystem does not, unlike S3 Object Lock.
 
 use crate::{
-    lockfile, new_key, retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, Locking,
-    Protection, Range, Retention, StoredBlob,
+    lockfile, new_key, retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention,
+    Locking, Protection, Range, Retention, StoredBlob,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,7 +53,11 @@ impl FsBlobStore {
     }
 
     /// Reads the lock file of an existing object, lets `change` edit it, writes it back durably.
-    async fn update_lock(&self, blob: BlobRef<'_>, change: impl FnOnce(&mut Protection) -> Result<(), BlobError> + Send + 'static) -> Result<(), BlobError> {
+    async fn update_lock(
+        &self,
+        blob: BlobRef<'_>,
+        change: impl FnOnce(&mut Protection) -> Result<(), BlobError> + Send + 'static,
+    ) -> Result<(), BlobError> {
         let path = self.existing(blob)?;
         let key = blob.key.to_owned();
         blocking(move || {

@@ -205,7 +205,11 @@ pub enum BlobError {
     #[error("key {key} is not a key this store makes")]
     BadKey { key: String },
     #[error("blob store I/O failed while {step}")]
-    Io { step: &'static str, #[source] source: std::io::Error },
+    Io {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("blob store unavailable while {step}")]
     Unavailable { step: &'static str },
     #[error("object {key} is under retention or legal hold")]

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn renders_and_parses() {
-        let p = Protection { retention: Some(Retention { mode: LockMode::Governance, retain_until: UNIX_EPOCH + Duration::from_secs(1_900_000_000) }), legal_hold: true };
+        let p = Protection {
+            retention: Some(Retention { mode: LockMode::Governance, retain_until: UNIX_EPOCH + Duration::from_secs(1_900_000_000) }),
+            legal_hold: true,
+        };
         assert_eq!(parse(&render(&p)), Some(p));
         assert_eq!(parse(&render(&Protection::default())), Some(Protection::default()));
         assert_eq!(parse("mode=SOMETIMES until=1 hold=0"), None);

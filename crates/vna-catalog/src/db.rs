@@ -146,7 +146,9 @@ impl rusqlite::ToSql for Value {
         use rusqlite::types::{ToSqlOutput, ValueRef};
         Ok(match self {
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Value::OptText(s) => s.as_deref().map_or(ToSqlOutput::Borrowed(ValueRef::Null), |s| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))),
+            Value::OptText(s) => {
+                s.as_deref().map_or(ToSqlOutput::Borrowed(ValueRef::Null), |s| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())))
+            }
             Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
             Value::OptInt(v) => ToSqlOutput::Borrowed(v.map_or(ValueRef::Null, ValueRef::Integer)),
             Value::Bool(v) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*v))),
@@ -198,11 +200,7 @@ impl Pool {
     /// a read-then-write transaction never fails on a stale snapshot; it waits (busy_timeout).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, CatalogError> {
         match self {
-            Pool::Sqlite(p) => p
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map(Tx::Sqlite)
-                .map_err(query_err("begin transaction")),
+            Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_err("begin transaction")),
             Pool::Postgres(p) => p.begin().await.map(Tx::Postgres).map_err(query_err("begin transaction")),
         }
     }
@@ -211,20 +209,12 @@ impl Pool {
     pub(crate) async fn fetch_all(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
         let sql = self.dialect().sql(sql);
         match self {
-            Pool::Sqlite(p) => Ok(sqlite_query(&sql, binds)
-                .fetch_all(p)
-                .await
-                .map_err(query_err(op))?
-                .into_iter()
-                .map(AnyRow::Sqlite)
-                .collect()),
-            Pool::Postgres(p) => Ok(pg_query(&sql, binds)
-                .fetch_all(p)
-                .await
-                .map_err(query_err(op))?
-                .into_iter()
-                .map(AnyRow::Postgres)
-                .collect()),
+            Pool::Sqlite(p) => {
+                Ok(sqlite_query(&sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Sqlite).collect())
+            }
+            Pool::Postgres(p) => {
+                Ok(pg_query(&sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Postgres).collect())
+            }
         }
     }
 
@@ -232,20 +222,12 @@ impl Pool {
     /// (built by [`crate::sqlbuild::SqlBuilder`]).
     pub(crate) async fn fetch_built(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
         match self {
-            Pool::Sqlite(p) => Ok(sqlite_query(sql, binds)
-                .fetch_all(p)
-                .await
-                .map_err(query_err(op))?
-                .into_iter()
-                .map(AnyRow::Sqlite)
-                .collect()),
-            Pool::Postgres(p) => Ok(pg_query(sql, binds)
-                .fetch_all(p)
-                .await
-                .map_err(query_err(op))?
-                .into_iter()
-                .map(AnyRow::Postgres)
-                .collect()),
+            Pool::Sqlite(p) => {
+                Ok(sqlite_query(sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Sqlite).collect())
+            }
+            Pool::Postgres(p) => {
+                Ok(pg_query(sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Postgres).collect())
+            }
         }
     }
 
@@ -269,16 +251,8 @@ impl Tx<'_> {
     pub(crate) async fn execute(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<u64, CatalogError> {
         let sql = self.dialect().sql(sql);
         match self {
-            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds)
-                .execute(&mut **tx)
-                .await
-                .map_err(query_err(op))?
-                .rows_affected()),
-            Tx::Postgres(tx) => Ok(pg_query(&sql, binds)
-                .execute(&mut **tx)
-                .await
-                .map_err(query_err(op))?
-                .rows_affected()),
+            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds).execute(&mut **tx).await.map_err(query_err(op))?.rows_affected()),
+            Tx::Postgres(tx) => Ok(pg_query(&sql, binds).execute(&mut **tx).await.map_err(query_err(op))?.rows_affected()),
             Tx::Local(tx) => {
                 let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
                 let n = stmt.execute(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
@@ -290,16 +264,8 @@ impl Tx<'_> {
     pub(crate) async fn fetch_optional(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Option<AnyRow>, CatalogError> {
         let sql = self.dialect().sql(sql);
         match self {
-            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(query_err(op))?
-                .map(AnyRow::Sqlite)),
-            Tx::Postgres(tx) => Ok(pg_query(&sql, binds)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(query_err(op))?
-                .map(AnyRow::Postgres)),
+            Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds).fetch_optional(&mut **tx).await.map_err(query_err(op))?.map(AnyRow::Sqlite)),
+            Tx::Postgres(tx) => Ok(pg_query(&sql, binds).fetch_optional(&mut **tx).await.map_err(query_err(op))?.map(AnyRow::Postgres)),
             Tx::Local(tx) => {
                 let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
                 let width = stmt.column_count();
@@ -312,9 +278,7 @@ impl Tx<'_> {
     }
 
     pub(crate) async fn fetch_one(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<AnyRow, CatalogError> {
-        self.fetch_optional(op, sql, binds)
-            .await?
-            .ok_or(CatalogError::Query { op, source: sqlx::Error::RowNotFound })
+        self.fetch_optional(op, sql, binds).await?.ok_or(CatalogError::Query { op, source: sqlx::Error::RowNotFound })
     }
 
     pub(crate) async fn commit(self) -> Result<(), CatalogError> {

@@ -74,10 +74,18 @@ pub enum CatalogError {
     #[error("catalog migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("catalog query failed during {op}")]
-    Query { op: &'static str, #[source] source: sqlx::Error },
+    Query {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     /// A statement of the SQLite writer's own connection failed.
     #[error("catalog query failed during {op}")]
-    Local { op: &'static str, #[source] source: rusqlite::Error },
+    Local {
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("the catalog holds a value it cannot read back ({what})")]
     Corrupt { what: &'static str },
     #[error("frame {number} is out of range (the instance has {count} frames)")]
@@ -96,16 +104,15 @@ impl CatalogError {
         match self {
             CatalogError::Connect(_) => true,
             CatalogError::Batch(cause) => cause.is_transient(),
-            CatalogError::Local { source, .. } => matches!(
-                source.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ),
-            CatalogError::Query { source, .. } => matches!(
-                source,
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            ) || matches!(source, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy")
+            CatalogError::Local { source, .. } => {
+                matches!(source.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+            }
+            CatalogError::Query { source, .. } => {
+                matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+                    || matches!(source, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy")
                 // PostgreSQL: deadlock detected, serialization failure.
-                || matches!(db.code().as_deref(), Some("40P01" | "40001"))),
+                || matches!(db.code().as_deref(), Some("40P01" | "40001")))
+            }
             _ => false,
         }
     }
@@ -141,11 +148,7 @@ macro_rules! impl_catalog {
             async fn metadata(&self, pks: &[i64]) -> Result<Vec<(i64, String)>, $crate::CatalogError> {
                 $crate::read::metadata(&self.pool, pks).await
             }
-            async fn frames(
-                &self,
-                pk: i64,
-                numbers: &[u32],
-            ) -> Result<Option<Vec<Vec<$crate::ByteRange>>>, $crate::CatalogError> {
+            async fn frames(&self, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<$crate::ByteRange>>>, $crate::CatalogError> {
                 $crate::read::frames(&self.pool, pk, numbers).await
             }
             async fn query_patients(&self, q: &$crate::Query) -> Result<Vec<$crate::PatientRow>, $crate::CatalogError> {

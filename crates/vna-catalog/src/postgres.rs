@@ -28,16 +28,9 @@ impl PostgresCatalog {
     /// Like [`PostgresCatalog::connect`] with options built in code (e.g. a password read
     /// from a secret file, or a `search_path` through [`PgConnectOptions::options`]).
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, CatalogError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect_with(options)
-            .await
-            .map_err(CatalogError::Connect)?;
-        crate::migrations::migrator(crate::migrations::POSTGRES)
-            .await?
-            .run(&pool)
-            .await
-            .map_err(CatalogError::Migrate)?;
+        let pool =
+            PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await.map_err(CatalogError::Connect)?;
+        crate::migrations::migrator(crate::migrations::POSTGRES).await?.run(&pool).await.map_err(CatalogError::Migrate)?;
         let pool = Pool::Postgres(pool);
         Ok(PostgresCatalog { registrar: Registrar::start(pool.clone()), pool })
     }

@@ -191,10 +191,7 @@ async fn encapsulated(pool: &Pool, pk: i64, numbers: &[u32]) -> Result<Vec<Vec<B
             pieces.entry(n).or_default().push(ByteRange { offset, length });
         }
     }
-    numbers
-        .iter()
-        .map(|n| pieces.get(n).cloned().ok_or(CatalogError::Corrupt { what: "frame pieces" }))
-        .collect()
+    numbers.iter().map(|n| pieces.get(n).cloned().ok_or(CatalogError::Corrupt { what: "frame pieces" })).collect()
 }
 
 pub(crate) async fn query_patients(pool: &Pool, q: &Query) -> Result<Vec<PatientRow>, CatalogError> {

@@ -13,10 +13,7 @@ use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, Regi
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// Group commit of registrations: every register of this process goes through one writer task,
@@ -88,10 +85,7 @@ impl Registrar {
 
     pub(crate) async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
         let (reply, outcome) = oneshot::channel();
-        self.jobs
-            .send(Job { new: new.clone(), policy, reply })
-            .await
-            .map_err(|_| CatalogError::WriterGone)?;
+        self.jobs.send(Job { new: new.clone(), policy, reply }).await.map_err(|_| CatalogError::WriterGone)?;
         outcome.await.unwrap_or(Err(CatalogError::WriterGone))
     }
 }
@@ -220,15 +214,18 @@ async fn register_in(
         }
     };
 
-    let version_row = tx
-        .fetch_one("register: next version", "SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?", &[sop.into()])
-        .await?;
+    let version_row =
+        tx.fetch_one("register: next version", "SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?", &[sop.into()]).await?;
     let version = version_row.cols().int("instance version")? + 1;
     let version = i32::try_from(version).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
 
     if becomes_current && existing.is_some() {
-        tx.execute("register: retire current version", "UPDATE instance SET is_current = FALSE WHERE sop_uid = ? AND is_current", &[sop.into()])
-            .await?;
+        tx.execute(
+            "register: retire current version",
+            "UPDATE instance SET is_current = FALSE WHERE sop_uid = ? AND is_current",
+            &[sop.into()],
+        )
+        .await?;
     }
 
     let stored_at_ms = now_ms();
@@ -314,7 +311,12 @@ async fn register_in(
     } else {
         RegisterOutcome::StoredAsPriorVersion { instance, change_seq }
     };
-    let upserted = Upserted { patient: new.patient.clone(), study: new.study.clone(), series: new.series.clone(), pks: (patient_pk, study_pk, series_pk) };
+    let upserted = Upserted {
+        patient: new.patient.clone(),
+        study: new.study.clone(),
+        series: new.series.clone(),
+        pks: (patient_pk, study_pk, series_pk),
+    };
     Ok((outcome, Some(upserted)))
 }
 
@@ -403,8 +405,7 @@ async fn upsert_series(tx: &mut Tx<'_>, new: &NewInstance, study_pk: i64) -> Res
 /// Rewrites the fuzzy-match tokens of one PN value. `table`/`owner` are our own identifiers.
 async fn replace_tokens(tx: &mut Tx<'_>, table: &'static str, owner: &'static str, pk: i64, name: &str) -> Result<(), CatalogError> {
     let tokens = vna_dicom::pn::fuzzy_tokens(name);
-    tx.execute("register: delete name tokens", &format!("DELETE FROM {table} WHERE {owner} = ?"), &[pk.into()])
-        .await?;
+    tx.execute("register: delete name tokens", &format!("DELETE FROM {table} WHERE {owner} = ?"), &[pk.into()]).await?;
     if tokens.is_empty() {
         return Ok(());
     }

@@ -34,11 +34,7 @@ impl SqliteCatalog {
             .foreign_keys(true)
             // Keeps planner statistics current as the catalog grows (SQLite's recommendation).
             .optimize_on_close(true, 1000);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(CatalogError::Connect)?;
+        let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await.map_err(CatalogError::Connect)?;
         let pool = Self::migrate(pool).await?;
         let registrar = Registrar::start_local(open_writer(path)?)?;
         Ok(SqliteCatalog { pool, registrar })
@@ -47,10 +43,8 @@ impl SqliteCatalog {
     /// A private in-memory database for unit tests. One connection that is never recycled:
     /// the database lives exactly as long as that connection.
     pub async fn open_in_memory() -> Result<Self, CatalogError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(CatalogError::Connect)?
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let options =
+            SqliteConnectOptions::from_str("sqlite::memory:").map_err(CatalogError::Connect)?.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -64,11 +58,7 @@ impl SqliteCatalog {
     }
 
     async fn migrate(pool: sqlx::SqlitePool) -> Result<Pool, CatalogError> {
-        crate::migrations::migrator(crate::migrations::SQLITE)
-            .await?
-            .run(&pool)
-            .await
-            .map_err(CatalogError::Migrate)?;
+        crate::migrations::migrator(crate::migrations::SQLITE).await?.run(&pool).await.map_err(CatalogError::Migrate)?;
         Ok(Pool::Sqlite(pool))
     }
 
@@ -156,7 +146,14 @@ mod tests {
         let mut failures = Vec::new();
         for (key, alias) in keys {
             let mut matchers = vec![Matcher::Single("1".into())];
-            if !matches!(key, Key::SeriesNumber | Key::InstanceNumber | Key::InConcatenationNumber | Key::TotalPixelMatrixColumns | Key::TotalPixelMatrixRows) {
+            if !matches!(
+                key,
+                Key::SeriesNumber
+                    | Key::InstanceNumber
+                    | Key::InConcatenationNumber
+                    | Key::TotalPixelMatrixColumns
+                    | Key::TotalPixelMatrixRows
+            ) {
                 // (a wildcard on an integer key is a single value or universal)
                 matchers.push(Matcher::Wildcard("1*".into()));
             }

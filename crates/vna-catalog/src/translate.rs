@@ -42,9 +42,7 @@ fn column(key: Key) -> Option<(Tier, Col)> {
         Key::StudyTime => (Study, Text("st.study_time")),
         Key::AccessionNumber => (Study, Text("st.accession_number")),
         Key::StudyId => (Study, Text("st.study_id")),
-        Key::ReferringPhysicianName => {
-            (Study, Name("st.referring_physician_name", "referring_name_token", "study_pk", "st.pk"))
-        }
+        Key::ReferringPhysicianName => (Study, Name("st.referring_physician_name", "referring_name_token", "study_pk", "st.pk")),
         Key::StudyDescription => (Study, Text("st.study_description")),
         Key::ModalitiesInStudy => return None,
         Key::SeriesUid => (Series, Text("s.series_uid")),
@@ -114,9 +112,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
             b.push(" ORDER BY p.patient_id, p.issuer, p.orphan_study");
         }
         Level::Study => {
-            b.push(&format!(
-                "SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "
-            ));
+            b.push(&format!("SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "));
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
             if lower.is_empty() {
                 b.push(
@@ -186,8 +182,10 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
             Matcher::List(vs) => vs.clone(),
             Matcher::Wildcard(w) if w.chars().all(|c| c == '*') => continue,
             Matcher::Wildcard(w) => {
-                b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
-                        WHERE mi.is_current");
+                b.push(
+                    " AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
+                        WHERE mi.is_current",
+                );
                 condition(b, Col::Text("ms.modality"), &Matcher::Wildcard(w.clone()));
                 b.push(")");
                 continue;

@@ -76,9 +76,7 @@ async fn change_feed_waits_for_earlier_writer() {
         .expect("earlier change");
     let writer = {
         let c = catalog.clone();
-        tokio::spawn(async move {
-            c.register(&new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1"), VersionPolicy::Reject).await
-        })
+        tokio::spawn(async move { c.register(&new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1"), VersionPolicy::Reject).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(catalog.changes_since(0, 10).await.expect("feed").is_empty(), "register committed past an open earlier seq");

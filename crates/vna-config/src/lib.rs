@@ -252,7 +252,9 @@ impl S3TierConfig {
         match (id.is_empty(), self.secret_access_key_file.is_empty()) {
             (true, true) => Ok(None),
             (false, false) => Ok(Some((id, read(&self.secret_access_key_file)?))),
-            _ => Err(ConfigError::Inconsistent("an S3 tier needs both an access key id and secret_access_key_file, or neither (AWS credential chain)".into())),
+            _ => Err(ConfigError::Inconsistent(
+                "an S3 tier needs both an access key id and secret_access_key_file, or neither (AWS credential chain)".into(),
+            )),
         }
     }
 }
@@ -348,7 +350,11 @@ pub fn valid_ae_title(ae: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("configuration is invalid: {0}")]
     Invalid(#[source] toml::de::Error),
     #[error("environment variable {name} does not name a setting")]
@@ -358,12 +364,20 @@ pub enum ConfigError {
     #[error("{0}")]
     Inconsistent(String),
     #[error("cannot read secret file {path}")]
-    Secret { path: PathBuf, #[source] source: std::io::Error },
+    Secret {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Loads the configuration: defaults, then the file (if any), then `VNA__…` environment
 /// variables, then `overrides` (`("http.listen", "127.0.0.1:0")`, from command-line flags).
-pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(&str, String)],
+) -> Result<Config, ConfigError> {
     let mut root = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
@@ -388,7 +402,10 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
         return Err(ConfigError::Version { found: config.version });
     }
     if !config.storage.tiers.contains_key(&config.storage.default_tier) {
-        return Err(ConfigError::Inconsistent(format!("storage.default_tier '{}' is not one of storage.tiers", config.storage.default_tier)));
+        return Err(ConfigError::Inconsistent(format!(
+            "storage.default_tier '{}' is not one of storage.tiers",
+            config.storage.default_tier
+        )));
     }
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
@@ -426,7 +443,10 @@ fn check_dimse(d: &DimseConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::Inconsistent("dimse.ae_title must be 1 to 16 ASCII characters without backslash".into()));
     }
     if let Some(bad) = d.known_aes.iter().find(|a| !valid_ae_title(&a.ae_title)) {
-        return Err(ConfigError::Inconsistent(format!("dimse.known_aes: '{}' is not a valid AE title (1 to 16 ASCII characters without backslash)", bad.ae_title)));
+        return Err(ConfigError::Inconsistent(format!(
+            "dimse.known_aes: '{}' is not a valid AE title (1 to 16 ASCII characters without backslash)",
+            bad.ae_title
+        )));
     }
     if !(4096..=16 << 20).contains(&d.max_pdu_length) {
         return Err(ConfigError::Inconsistent("dimse.max_pdu_length must be between 4096 and 16777216".into()));

@@ -82,9 +82,7 @@ impl DataSet {
 
     /// The first value of a string-valued element, trimmed, or `""` when absent or empty.
     pub fn first_text(&self, tag: Tag, charset: &Charset) -> String {
-        self.text(tag, charset)
-            .and_then(|t| t.split('\\').next().map(|s| s.trim().to_owned()))
-            .unwrap_or_default()
+        self.text(tag, charset).and_then(|t| t.split('\\').next().map(|s| s.trim().to_owned())).unwrap_or_default()
     }
 
     /// An integer from an IS, US, UL, SS or SL element (first value).
@@ -123,10 +121,7 @@ pub fn numbers(vr: VR, b: &[u8], big_endian: bool) -> Vec<Number> {
     }
     macro_rules! bin {
         ($t:ty, $n:literal, $wrap:expr) => {
-            chunks::<$n>(b)
-                .map(|c| if big_endian { <$t>::from_be_bytes(c) } else { <$t>::from_le_bytes(c) })
-                .map($wrap)
-                .collect()
+            chunks::<$n>(b).map(|c| if big_endian { <$t>::from_be_bytes(c) } else { <$t>::from_le_bytes(c) }).map($wrap).collect()
         };
     }
     match vr {

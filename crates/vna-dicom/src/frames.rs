@@ -18,7 +18,11 @@ pub enum FrameLayout {
     /// No pixel data, or frames that cannot be addressed one by one (deflate, packed bits that
     /// do not align on bytes, pixel data shorter than its attributes say).
     None,
-    Native { first_offset: u64, frame_length: u64, count: u32 },
+    Native {
+        first_offset: u64,
+        frame_length: u64,
+        count: u32,
+    },
     /// The byte ranges (fragment values) making up each frame, in order. For a video syntax
     /// (MPEG-2, H.264, HEVC: PS3.5 §8.2.5–8.2.8) there is one entry, the whole stream: all
     /// fragments in order, since frames cannot be cut out of it; WADO-RS serves it as the
@@ -39,11 +43,7 @@ pub fn frame_layout(obj: &ParsedObject) -> FrameLayout {
             _ => FrameLayout::None,
         };
     }
-    let frames = ds
-        .text(NUMBER_OF_FRAMES, &Default::default())
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(1);
+    let frames = ds.text(NUMBER_OF_FRAMES, &Default::default()).and_then(|s| s.trim().parse::<u32>().ok()).filter(|n| *n > 0).unwrap_or(1);
     match &pixel.value {
         Value::Bulk | Value::Bytes(_) => {
             let be = obj.big_endian;

@@ -15,10 +15,8 @@ pub const BULK_PREFIX: &str = "vna-bulk:";
 
 /// Converts a data set to DICOM JSON. File meta (group 0002) and group lengths are left out.
 pub fn to_json(ds: &DataSet, big_endian: bool, bulk_threshold: u64) -> Json {
-    let charset = ds
-        .text(SPECIFIC_CHARACTER_SET, &Charset::default())
-        .map(|s| Charset::from_specific_character_set(&s))
-        .unwrap_or_default();
+    let charset =
+        ds.text(SPECIFIC_CHARACTER_SET, &Charset::default()).map(|s| Charset::from_specific_character_set(&s)).unwrap_or_default();
     dataset(ds, &charset, big_endian, bulk_threshold)
 }
 
@@ -55,7 +53,11 @@ fn element(el: &Element, charset: &Charset, be: bool, threshold: u64) -> Json {
         Value::Bulk | Value::Fragments(_) => bulk(),
         Value::Sequence(items) => {
             let items: Vec<Json> = items.iter().map(|i| dataset(i, charset, be, threshold)).collect();
-            if items.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": items }) }
+            if items.is_empty() {
+                json!({ "vr": vr })
+            } else {
+                json!({ "vr": vr, "Value": items })
+            }
         }
         Value::Bytes(b) => {
             if b.is_empty() {
@@ -106,7 +108,11 @@ fn text_values(el: &Element, b: &[u8], charset: &Charset) -> Json {
             .map(|s| {
                 let s = s.trim_end_matches([' ', '\0']);
                 let s = if matches!(el.vr, VR::DA | VR::TM | VR::DT | VR::UI | VR::CS | VR::AE | VR::AS) { s.trim_start() } else { s };
-                if s.is_empty() { Json::Null } else { Json::String(s.to_owned()) }
+                if s.is_empty() {
+                    Json::Null
+                } else {
+                    Json::String(s.to_owned())
+                }
             })
             .collect()
     };

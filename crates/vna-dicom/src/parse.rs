@@ -34,12 +34,27 @@ const TRANSFER_SYNTAX_UID: Tag = Tag(0x0002, 0x0010);
 enum Step {
     Preamble,
     Header,
-    LongLength { tag: Tag, vr: VR },
-    Value { tag: Tag, vr: VR, offset: u64, len: u32 },
+    LongLength {
+        tag: Tag,
+        vr: VR,
+    },
+    Value {
+        tag: Tag,
+        vr: VR,
+        offset: u64,
+        len: u32,
+    },
     /// First bytes of a fragment; `rest` more bytes of it are skipped afterwards.
-    FragmentHead { rest: u64 },
+    FragmentHead {
+        rest: u64,
+    },
     /// Skipping a bulk value: add it as located, not kept.
-    SkipValue { tag: Tag, vr: VR, offset: u64, len: u32 },
+    SkipValue {
+        tag: Tag,
+        vr: VR,
+        offset: u64,
+        len: u32,
+    },
     SkipFragmentRest,
 }
 
@@ -193,12 +208,20 @@ impl StreamParser {
 
     fn u16_at(&self, b: &[u8]) -> u16 {
         let a = [b[0], b[1]];
-        if self.enc.big_endian { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) }
+        if self.enc.big_endian {
+            u16::from_be_bytes(a)
+        } else {
+            u16::from_le_bytes(a)
+        }
     }
 
     fn u32_at(&self, b: &[u8]) -> u32 {
         let a = [b[0], b[1], b[2], b[3]];
-        if self.enc.big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+        if self.enc.big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
     }
 
     fn dispatch(&mut self) -> Result<(), ParseError> {

@@ -55,7 +55,10 @@ pub fn native_header(stored: &[u8], pixels: &NativePixels) -> Result<Vec<u8>, Tr
     // Replacements, in tag order: `None` drops the element.
     let mut patches: Vec<(Tag, Option<Vec<u8>>)> = vec![(PHOTOMETRIC, Some(one(PHOTOMETRIC, VR::CS, &pixels.photometric_interpretation)))];
     match pixels.planar_configuration {
-        Some(p) => patches.push((PLANAR_CONFIGURATION, Some(crate::write::data_set(&Items::new().u16(PLANAR_CONFIGURATION, p), EXPLICIT_VR_LITTLE_ENDIAN)))),
+        Some(p) => patches.push((
+            PLANAR_CONFIGURATION,
+            Some(crate::write::data_set(&Items::new().u16(PLANAR_CONFIGURATION, p), EXPLICIT_VR_LITTLE_ENDIAN)),
+        )),
         None => patches.push((PLANAR_CONFIGURATION, None)),
     }
     patches.push((EXTENDED_OFFSET_TABLE, None));
@@ -116,7 +119,11 @@ mod tests {
             .bytes(EXTENDED_OFFSET_TABLE, VR::OV, vec![0; 8])
             .bytes(EXTENDED_OFFSET_TABLE_LENGTHS, VR::OV, vec![0; 8]);
         let stored = part10(&ds, "1.2.840.10008.1.2.4.50");
-        let header = native_header(&stored, &NativePixels { photometric_interpretation: "RGB".into(), planar_configuration: Some(0), bits_allocated: 8, length: 12 }).expect("rewritten");
+        let header = native_header(
+            &stored,
+            &NativePixels { photometric_interpretation: "RGB".into(), planar_configuration: Some(0), bits_allocated: 8, length: 12 },
+        )
+        .expect("rewritten");
         let mut whole = header.clone();
         whole.extend_from_slice(&[7; 12]);
         let obj = parse_bytes(&whole, ParseLimits::default()).expect("parses");
@@ -128,7 +135,16 @@ mod tests {
         assert_eq!(obj.dataset.bytes(Tag(0x0010, 0x0010)), Some(&b"M\xfcller^J\xfcrgen "[..]), "text copied byte for byte");
         assert!(obj.dataset.get(Tag(0x0040, 0x0555)).is_some(), "sequences copied");
         assert_eq!(obj.dataset.get(PIXEL_DATA).map(|e| e.extent.length), Some(12));
-        let implicit = part10(&Items::new().str(Tag(0x0008, 0x0016), VR::UI, "1.2").str(Tag(0x0008, 0x0018), VR::UI, "1.3"), crate::ts::IMPLICIT_VR_LITTLE_ENDIAN);
-        assert!(matches!(native_header(&implicit, &NativePixels { photometric_interpretation: "X".into(), planar_configuration: None, bits_allocated: 8, length: 2 }), Err(TranscodeError::NotExplicitLittleEndian)));
+        let implicit = part10(
+            &Items::new().str(Tag(0x0008, 0x0016), VR::UI, "1.2").str(Tag(0x0008, 0x0018), VR::UI, "1.3"),
+            crate::ts::IMPLICIT_VR_LITTLE_ENDIAN,
+        );
+        assert!(matches!(
+            native_header(
+                &implicit,
+                &NativePixels { photometric_interpretation: "X".into(), planar_configuration: None, bits_allocated: 8, length: 2 }
+            ),
+            Err(TranscodeError::NotExplicitLittleEndian)
+        ));
     }
 }

@@ -36,19 +36,14 @@ pub fn lookup(uid: &str) -> TransferSyntax {
     match uid {
         IMPLICIT_VR_LITTLE_ENDIAN => TransferSyntax { encoding: Encoding::IMPLICIT_LE, deflated: false },
         EXPLICIT_VR_BIG_ENDIAN => TransferSyntax { encoding: Encoding::EXPLICIT_BE, deflated: false },
-        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN | "1.2.840.10008.1.2.8.1" => {
-            TransferSyntax { encoding: Encoding::EXPLICIT_LE, deflated: true }
-        }
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN | "1.2.840.10008.1.2.8.1" => TransferSyntax { encoding: Encoding::EXPLICIT_LE, deflated: true },
         _ => TransferSyntax { encoding: Encoding::EXPLICIT_LE, deflated: false },
     }
 }
 
 /// True for the syntaxes whose pixel data is stored uncompressed.
 pub fn is_native(uid: &str) -> bool {
-    matches!(
-        uid,
-        IMPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
-    )
+    matches!(uid, IMPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
 }
 
 /// The media type of a single frame of this syntax (PS3.18 §8.7.3.5.2 Table 8.7.3-2), used

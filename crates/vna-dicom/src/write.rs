@@ -12,7 +12,10 @@ enum WValue {
     /// Items, and whether to write undefined lengths with delimiters.
     Items(Vec<Items>, bool),
     /// Encapsulated pixel data: offset table entries (if any) and fragments.
-    Fragments { table: Vec<u32>, fragments: Vec<Vec<u8>> },
+    Fragments {
+        table: Vec<u32>,
+        fragments: Vec<Vec<u8>>,
+    },
 }
 
 /// An ordered set of elements to write (a data set or a sequence item).

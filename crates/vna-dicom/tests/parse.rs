@@ -195,5 +195,6 @@ fn bare_dataset_empty_deflated_and_truncated() {
     let err = parse_dataset_bytes(&plain[..plain.len() - 3], ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap_err();
     assert!(matches!(err, ParseError::Truncated { .. }), "{err:?}");
     // A Part 10 file is not a bare data set: its preamble reads as garbage.
-    assert!(parse_dataset_bytes(&part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).is_err());
+    assert!(parse_dataset_bytes(&part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default())
+        .is_err());
 }

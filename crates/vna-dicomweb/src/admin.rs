@@ -48,7 +48,9 @@ async fn versions(State(archive): State<Arc<Archive>>, Path(uid): Path<String>) 
                 })
             })
             .collect();
-        Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::Value::Array(list).to_string()).into_response())
+        Ok::<_, ApiError>(
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::Value::Array(list).to_string()).into_response(),
+        )
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

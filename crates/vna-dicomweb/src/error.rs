@@ -46,7 +46,11 @@ impl IntoResponse for ApiError {
                 if status.is_server_error() {
                     let id = uuid::Uuid::new_v4().simple().to_string();
                     tracing::error!(error_id = %id, error = %e, source = ?std::error::Error::source(&e), "request failed");
-                    let message = if status == StatusCode::SERVICE_UNAVAILABLE { format!("{e} (error id {id})") } else { format!("internal error (error id {id})") };
+                    let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+                        format!("{e} (error id {id})")
+                    } else {
+                        format!("internal error (error id {id})")
+                    };
                     (status, message)
                 } else {
                     (status, e.to_string())

@@ -91,7 +91,8 @@ pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> Str
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
         .unwrap_or("localhost");
-    let has_port = host.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']');
+    let has_port =
+        host.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']');
     match state.config.listen_port {
         Some(port) if !has_port && port != 80 => format!("http://{host}:{port}{}", state.config.root),
         _ => format!("http://{host}{}", state.config.root),

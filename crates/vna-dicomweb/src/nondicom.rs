@@ -84,7 +84,13 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
     })?;
     drop(path);
     let i = &stored.instance;
-    let url = format!("{}/studies/{}/series/{}/instances/{}", base_url(&state, &headers), i.study.study_uid, i.series.series_uid, i.instance.sop_uid);
+    let url = format!(
+        "{}/studies/{}/series/{}/instances/{}",
+        base_url(&state, &headers),
+        i.study.study_uid,
+        i.series.series_uid,
+        i.instance.sop_uid
+    );
     let body = json!({
         "SOPClassUID": i.instance.sop_class_uid.as_str(),
         "SOPInstanceUID": i.instance.sop_uid.as_str(),
@@ -93,19 +99,27 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
         "TransferSyntaxUID": i.instance.transfer_syntax,
         "RetrieveURL": url,
     });
-    Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json".to_owned()), (header::LOCATION, url)], body.to_string()).into_response())
+    Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json".to_owned()), (header::LOCATION, url)], body.to_string())
+        .into_response())
 }
 
 /// `{"Keyword": "value", …}`; numbers are accepted for numeric-string attributes.
 fn attributes(raw: &[u8]) -> Result<Attributes, ApiError> {
     let json: Value = serde_json::from_slice(raw).map_err(|_| ApiError::BadRequest("the metadata part is not valid JSON".into()))?;
-    let Value::Object(map) = json else { return Err(ApiError::BadRequest("the metadata part must be a JSON object of keyword to value".into())) };
+    let Value::Object(map) = json else {
+        return Err(ApiError::BadRequest("the metadata part must be a JSON object of keyword to value".into()));
+    };
     let mut attrs = Attributes::default();
     for (k, v) in map {
         let v = match v {
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
-            _ => return Err(ApiError::BadRequest(format!("metadata: the value of {} must be a string", k.chars().filter(char::is_ascii_alphanumeric).take(64).collect::<String>()))),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "metadata: the value of {} must be a string",
+                    k.chars().filter(char::is_ascii_alphanumeric).take(64).collect::<String>()
+                )))
+            }
         };
         attrs.set(&k, &v).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }

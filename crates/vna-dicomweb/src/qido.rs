@@ -25,7 +25,12 @@ pub(crate) async fn all_instances(State(s): State<AppState>, h: HeaderMap, Query
 pub(crate) async fn study_series(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Series, Some(study), None).await.unwrap_or_else(IntoResponse::into_response)
 }
-pub(crate) async fn study_instances(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap, QueryParams(p): Params) -> Response {
+pub(crate) async fn study_instances(
+    State(s): State<AppState>,
+    Path(study): Path<String>,
+    h: HeaderMap,
+    QueryParams(p): Params,
+) -> Response {
     run(s, h, p, Level::Instance, Some(study), None).await.unwrap_or_else(IntoResponse::into_response)
 }
 pub(crate) async fn series_instances(
@@ -102,7 +107,9 @@ fn check_date(s: &str, name: &str) -> Result<(), ApiError> {
 
 fn check_time(s: &str, name: &str) -> Result<(), ApiError> {
     let digits = s.split('.').next().unwrap_or("");
-    if s.is_empty() || (digits.len() >= 2 && digits.len() <= 6 && digits.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+    if s.is_empty()
+        || (digits.len() >= 2 && digits.len() <= 6 && digits.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    {
         Ok(())
     } else {
         Err(bad(format!("{name}: a time is HH[MM[SS[.FFFFFF]]] (ranges: A-B, -B, A-)")))
@@ -118,7 +125,11 @@ fn matcher(kind: Kind, value: &str, fuzzy: bool, name: &str) -> Result<Matcher, 
             for u in &list {
                 vna_dicom::uid::validate(u).map_err(|e| bad(format!("{name}: invalid UID: {e}")))?;
             }
-            if list.len() == 1 { Matcher::Single(list[0].clone()) } else { Matcher::List(list) }
+            if list.len() == 1 {
+                Matcher::Single(list[0].clone())
+            } else {
+                Matcher::List(list)
+            }
         }
         Kind::Date | Kind::Time => {
             let check = if kind == Kind::Date { check_date } else { check_time };
@@ -271,7 +282,8 @@ async fn run(
     if docs.is_empty() {
         return Ok(empty(&parsed.warnings));
     }
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], serde_json::Value::Array(docs).to_string()).into_response();
+    let mut resp =
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], serde_json::Value::Array(docs).to_string()).into_response();
     add_warnings(&mut resp, &parsed.warnings);
     Ok(resp)
 }

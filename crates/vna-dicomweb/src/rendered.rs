@@ -42,10 +42,20 @@ pub(crate) async fn study(State(s): State<AppState>, Path(st): Path<String>, q: 
 pub(crate) async fn series(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
     respond(async { many(&s, &h, &q, scope(&st, Some(&se), None)?, Kind::Rendered).await }.await)
 }
-pub(crate) async fn instance(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn instance(
+    State(s): State<AppState>,
+    Path((st, se, i)): Path<(String, String, String)>,
+    q: Params,
+    h: HeaderMap,
+) -> Response {
     respond(async { one_instance(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
 }
-pub(crate) async fn frames(State(s): State<AppState>, Path((st, se, i, list)): Path<(String, String, String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn frames(
+    State(s): State<AppState>,
+    Path((st, se, i, list)): Path<(String, String, String, String)>,
+    q: Params,
+    h: HeaderMap,
+) -> Response {
     respond(
         async {
             let numbers = crate::wado::frame_numbers(&list)?;
@@ -67,13 +77,28 @@ pub(crate) async fn frames(State(s): State<AppState>, Path((st, se, i, list)): P
 pub(crate) async fn study_thumbnail(State(s): State<AppState>, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
     respond(async { thumbnail(&s, &h, &q, scope(&st, None, None)?, None).await }.await)
 }
-pub(crate) async fn series_thumbnail(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn series_thumbnail(
+    State(s): State<AppState>,
+    Path((st, se)): Path<(String, String)>,
+    q: Params,
+    h: HeaderMap,
+) -> Response {
     respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), None)?, None).await }.await)
 }
-pub(crate) async fn instance_thumbnail(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn instance_thumbnail(
+    State(s): State<AppState>,
+    Path((st, se, i)): Path<(String, String, String)>,
+    q: Params,
+    h: HeaderMap,
+) -> Response {
     respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
 }
-pub(crate) async fn frame_thumbnail(State(s): State<AppState>, Path((st, se, i, f)): Path<(String, String, String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn frame_thumbnail(
+    State(s): State<AppState>,
+    Path((st, se, i, f)): Path<(String, String, String, String)>,
+    q: Params,
+    h: HeaderMap,
+) -> Response {
     respond(
         async {
             let numbers = crate::wado::frame_numbers(&f)?;
@@ -106,12 +131,14 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
 async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
     let options = options(h, q, kind)?;
     let rows = s.archive.instances(&scope).await?;
-    let images: Vec<InstanceRow> = rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
+    let images: Vec<InstanceRow> =
+        rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
     let Some(first) = images.first().cloned() else {
         return Err(ApiError::Archive(ArchiveError::NotFound { what: "renderable image" }));
     };
     // Only what decodes: a part failing mid-stream could only cut the response.
-    let parts: Vec<Part> = images.into_iter().filter(vna_archive::can_decode).map(|row| rendered_part(s, row, 1, options.clone())).collect();
+    let parts: Vec<Part> =
+        images.into_iter().filter(vna_archive::can_decode).map(|row| rendered_part(s, row, 1, options.clone())).collect();
     if parts.is_empty() {
         return Err(ApiError::Archive(ArchiveError::Image(vna_image::ImageError::Unsupported(first.instance.transfer_syntax))));
     }
@@ -167,9 +194,12 @@ fn options(h: &HeaderMap, q: &Params, kind: Kind) -> Result<RenderOptions, ApiEr
             "image/png" => Some(Format::Png),
             _ => None,
         })
-        .ok_or_else(|| ApiError::NotAcceptable("rendered images are served as image/jpeg or image/png (videos as video/mp4 or video/mpeg)".into()))?;
+        .ok_or_else(|| {
+            ApiError::NotAcceptable("rendered images are served as image/jpeg or image/png (videos as video/mp4 or video/mpeg)".into())
+        })?;
     if let Some(v) = q.get("quality") {
-        opts.quality = v.trim().parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| bad("quality must be an integer from 1 to 100"))?;
+        opts.quality =
+            v.trim().parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| bad("quality must be an integer from 1 to 100"))?;
     }
     if let Some(v) = q.get("viewport") {
         opts.viewport = Some(viewport(v)?);
@@ -197,7 +227,9 @@ fn viewport(v: &str) -> Result<Viewport, ApiError> {
     let source = match f.len() {
         2 => None,
         6 => {
-            let (Some(sx), Some(sy), Some(sw), Some(sh)) = (f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[4].parse::<i64>().ok(), f[5].parse::<i64>().ok()) else {
+            let (Some(sx), Some(sy), Some(sw), Some(sh)) =
+                (f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[4].parse::<i64>().ok(), f[5].parse::<i64>().ok())
+            else {
                 return Err(err());
             };
             Some((sx, sy, sw, sh))
@@ -229,7 +261,8 @@ fn window(v: &str) -> Result<Window, ApiError> {
 
 /// The stored video stream, whole or a byte range of it.
 async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRange>) -> Result<Response, ApiError> {
-    let media = if vna_dicom::ts::frame_media_type(&row.instance.transfer_syntax) == Some("video/mpeg") { "video/mpeg" } else { "video/mp4" };
+    let media =
+        if vna_dicom::ts::frame_media_type(&row.instance.transfer_syntax) == Some("video/mpeg") { "video/mpeg" } else { "video/mp4" };
     let accepted = ranges(h).iter().any(|r| {
         let t = r.part_type.as_deref().filter(|_| r.essence == "multipart/related").unwrap_or(&r.essence);
         matches!(t, "*/*" | "video/*") || t == media
@@ -241,7 +274,8 @@ async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRa
     // The stored version never changes: its SHA-256 is a strong validator (RFC 9110 §8.8.3).
     let etag = format!("\"{}\"", row.blob.sha256);
     let header_str = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
-    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag)) {
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag))
+    {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&etag) {
             r.headers_mut().insert(header::ETAG, v);

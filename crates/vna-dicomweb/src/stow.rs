@@ -35,7 +35,9 @@ pub(crate) async fn store_in_study(State(state): State<AppState>, Path(study): P
 /// The result of one part.
 enum PartResult {
     Stored(Box<Stored>),
-    Failed { error: ArchiveError },
+    Failed {
+        error: ArchiveError,
+    },
     /// Not `application/dicom`: refused without reading it.
     WrongType,
 }
@@ -49,7 +51,9 @@ fn boundary_of(headers: &HeaderMap) -> Result<String, ApiError> {
     let mut parts = split_outside_quotes(ct, ';').into_iter();
     let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence != "multipart/related" {
-        return Err(ApiError::UnsupportedMediaType(format!("Content-Type {essence} is not supported: use multipart/related; type=\"application/dicom\"")));
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {essence} is not supported: use multipart/related; type=\"application/dicom\""
+        )));
     }
     let mut boundary = None;
     for p in parts {
@@ -197,10 +201,7 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
         match r {
             PartResult::Stored(s) => {
                 let i = &s.instance;
-                let url = format!(
-                    "{base}/studies/{}/series/{}/instances/{}",
-                    i.study.study_uid, i.series.series_uid, i.instance.sop_uid
-                );
+                let url = format!("{base}/studies/{}/series/{}/instances/{}", i.study.study_uid, i.series.series_uid, i.instance.sop_uid);
                 study_of_first.get_or_insert_with(|| i.study.study_uid.to_string());
                 referenced.push(json!({
                     "00081150": { "vr": "UI", "Value": [i.instance.sop_class_uid.as_str()] },

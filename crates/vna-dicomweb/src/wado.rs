@@ -44,7 +44,11 @@ pub(crate) async fn study_metadata(State(s): State<AppState>, Path(study): Path<
 pub(crate) async fn series_metadata(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
     respond(async { metadata(&s, &h, scope(&st, Some(&se), None)?).await }.await)
 }
-pub(crate) async fn instance_metadata(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
+pub(crate) async fn instance_metadata(
+    State(s): State<AppState>,
+    Path((st, se, i)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> Response {
     respond(async { metadata(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
 }
 
@@ -57,9 +61,10 @@ fn requested_syntax(headers: &HeaderMap, part: &str) -> Result<Option<String>, A
         "*/*" | "multipart/*" => true,
         e => e == part,
     };
-    let chosen = ranges.iter().find(|r| fits(r)).ok_or_else(|| {
-        ApiError::NotAcceptable(format!("this resource is served as multipart/related; type=\"{part}\""))
-    })?;
+    let chosen = ranges
+        .iter()
+        .find(|r| fits(r))
+        .ok_or_else(|| ApiError::NotAcceptable(format!("this resource is served as multipart/related; type=\"{part}\"")))?;
     Ok(chosen.transfer_syntax.clone().filter(|t| t != "*"))
 }
 
@@ -94,7 +99,11 @@ async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Respons
 }
 
 /// A lazily opened part body over one or more byte ranges of an instance (or all of it).
-pub(crate) fn ranged_body(archive: Arc<Archive>, row: InstanceRow, pieces: Option<Vec<ByteRange>>) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
+pub(crate) fn ranged_body(
+    archive: Arc<Archive>,
+    row: InstanceRow,
+    pieces: Option<Vec<ByteRange>>,
+) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
     async move {
         let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
         let Some(pieces) = pieces else {
@@ -185,7 +194,11 @@ pub(crate) fn frame_numbers(list: &str) -> Result<Vec<u32>, ApiError> {
     }
 }
 
-pub(crate) async fn frames(State(state): State<AppState>, Path((st, se, i, list)): Path<(String, String, String, String)>, headers: HeaderMap) -> Response {
+pub(crate) async fn frames(
+    State(state): State<AppState>,
+    Path((st, se, i, list)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
     respond(
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;

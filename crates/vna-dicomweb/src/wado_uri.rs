@@ -34,7 +34,13 @@ async fn handle(state: AppState, p: HashMap<String, String>) -> Result<Response,
     if !accepts_dicom {
         return Err(ApiError::NotAcceptable(format!("contentType {content_type} is not available; use contentType=application/dicom")));
     }
-    let row = state.archive.instances(&scope).await?.into_iter().next().ok_or(ApiError::Archive(vna_archive::ArchiveError::NotFound { what: "instance" }))?;
+    let row = state
+        .archive
+        .instances(&scope)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ApiError::Archive(vna_archive::ArchiveError::NotFound { what: "instance" }))?;
     if let Some(ts) = p.get("transferSyntax").filter(|t| !t.is_empty() && **t != row.instance.transfer_syntax) {
         return Err(ApiError::NotAcceptable(format!("transferSyntax {ts} requires transcoding, which is not supported yet")));
     }

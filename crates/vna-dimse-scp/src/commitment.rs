@@ -101,7 +101,8 @@ pub fn parse_request(command: &Command, data: Option<&[u8]>, transfer_syntax: &s
         return Err(CommitmentError::NoSuchAction);
     }
     let data = data.ok_or(CommitmentError::NoActionInformation)?;
-    let parsed = parse_dataset_bytes(data, transfer_syntax, REQUEST_LIMITS).map_err(|e: ParseError| CommitmentError::Unparseable(e.kind()))?;
+    let parsed =
+        parse_dataset_bytes(data, transfer_syntax, REQUEST_LIMITS).map_err(|e: ParseError| CommitmentError::Unparseable(e.kind()))?;
     let ds = parsed.dataset;
     let transaction_uid = uid(&ds, tags::TRANSACTION_UID)?;
     let Some(Value::Sequence(items)) = ds.get(tags::REFERENCED_SOP_SEQUENCE).map(|e| &e.value) else {
@@ -112,7 +113,12 @@ pub fn parse_request(command: &Command, data: Option<&[u8]>, transfer_syntax: &s
     }
     let references = items
         .iter()
-        .map(|item| Ok(Reference { sop_class: uid(item, tags::REFERENCED_SOP_CLASS_UID)?, sop_instance: uid(item, tags::REFERENCED_SOP_INSTANCE_UID)? }))
+        .map(|item| {
+            Ok(Reference {
+                sop_class: uid(item, tags::REFERENCED_SOP_CLASS_UID)?,
+                sop_instance: uid(item, tags::REFERENCED_SOP_INSTANCE_UID)?,
+            })
+        })
         .collect::<Result<_, CommitmentError>>()?;
     Ok(CommitmentRequest { transaction_uid, references })
 }
@@ -132,7 +138,13 @@ fn uid(ds: &DataSet, tag: Tag) -> Result<String, CommitmentError> {
 /// Referenced SOP Sequence of the committed instances (when any), Failed SOP Sequence with a
 /// Failure Reason each (when any).
 pub fn event_information(req: &CommitmentRequest, results: &[Result<(), u16>], retrieve_ae: Option<&str>) -> (u16, Items) {
-    let item = |r: &Reference| Items::new().str(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &r.sop_class).str(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &r.sop_instance);
+    let item = |r: &Reference| {
+        Items::new().str(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &r.sop_class).str(
+            tags::REFERENCED_SOP_INSTANCE_UID,
+            VR::UI,
+            &r.sop_instance,
+        )
+    };
     let mut committed = Vec::new();
     let mut failed = Vec::new();
     for (r, result) in req.references.iter().zip(results) {
@@ -185,7 +197,13 @@ async fn check(archive: &Archive, r: &Reference) -> Result<(), u16> {
 }
 
 /// N-ACTION for Storage Commitment from an AE allowed to store.
-pub(crate) async fn n_action(archive: &Arc<Archive>, info: &AssociationInfo, command: &Command, data: Option<&[u8]>, responder: &mut Responder<'_>) -> Reply {
+pub(crate) async fn n_action(
+    archive: &Arc<Archive>,
+    info: &AssociationInfo,
+    command: &Command,
+    data: Option<&[u8]>,
+    responder: &mut Responder<'_>,
+) -> Reply {
     let transfer_syntax = responder.transfer_syntax().to_owned();
     let req = match parse_request(command, data, &transfer_syntax) {
         Ok(r) => r,

@@ -86,8 +86,14 @@ fn result_lists_committed_and_failed() {
 
     let (event, items) = event_information(&req, &[Ok(()), Ok(()), Ok(())], None);
     assert_eq!(event, EVENT_ALL_SUCCESS);
-    let ds = parse_dataset_bytes(&encode(&items, ts::EXPLICIT_VR_LITTLE_ENDIAN).unwrap(), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap().dataset;
+    let ds =
+        parse_dataset_bytes(&encode(&items, ts::EXPLICIT_VR_LITTLE_ENDIAN).unwrap(), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default())
+            .unwrap()
+            .dataset;
     assert!(ds.get(tags::FAILED_SOP_SEQUENCE).is_none());
     assert_eq!(sequence(&ds, tags::REFERENCED_SOP_SEQUENCE).len(), 3);
-    assert_eq!(Command::event_report_rq(1, STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_COMMITMENT_INSTANCE, event, true).field, CommandField::N_EVENT_REPORT_RQ);
+    assert_eq!(
+        Command::event_report_rq(1, STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_COMMITMENT_INSTANCE, event, true).field,
+        CommandField::N_EVENT_REPORT_RQ
+    );
 }

@@ -57,7 +57,13 @@ fn refused(e: &FindError) -> Reply {
 }
 
 /// C-FIND for an AE allowed to query: parse, match page by page, answer.
-pub(crate) async fn c_find(archive: &Arc<Archive>, info: &AssociationInfo, request: &Command, identifier: &[u8], responder: &mut Responder<'_>) -> Reply {
+pub(crate) async fn c_find(
+    archive: &Arc<Archive>,
+    info: &AssociationInfo,
+    request: &Command,
+    identifier: &[u8],
+    responder: &mut Responder<'_>,
+) -> Reply {
     let Some(encoding) = ResponseEncoding::for_transfer_syntax(responder.transfer_syntax()) else {
         return Reply::with_comment(crate::status::UNABLE_TO_PROCESS, "transfer syntax of the context cannot carry identifiers");
     };

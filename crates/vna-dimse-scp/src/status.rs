@@ -63,7 +63,9 @@ pub fn query_failure(error: &ArchiveError) -> Reply {
 /// | NotFound, Internal | 0xC000 | Failed: Unable to process ("internal error") |
 pub fn retrieve_failure(error: &ArchiveError) -> Reply {
     match error.class() {
-        ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => Reply::with_comment(Status::OUT_OF_RESOURCES_MATCHES, &error.kind()),
+        ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => {
+            Reply::with_comment(Status::OUT_OF_RESOURCES_MATCHES, &error.kind())
+        }
         ErrorClass::InvalidInput | ErrorClass::Unsupported | ErrorClass::Conflict => Reply::with_comment(UNABLE_TO_PROCESS, &error.kind()),
         ErrorClass::NotFound | ErrorClass::Internal => Reply::with_comment(UNABLE_TO_PROCESS, "internal error"),
     }
@@ -92,11 +94,9 @@ pub mod failure_reason {
 pub fn commitment_failure_reason(error: &ArchiveError) -> u16 {
     match error.class() {
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => failure_reason::RESOURCE_LIMITATION,
-        ErrorClass::InvalidInput
-        | ErrorClass::Unsupported
-        | ErrorClass::Conflict
-        | ErrorClass::NotFound
-        | ErrorClass::Internal => failure_reason::PROCESSING_FAILURE,
+        ErrorClass::InvalidInput | ErrorClass::Unsupported | ErrorClass::Conflict | ErrorClass::NotFound | ErrorClass::Internal => {
+            failure_reason::PROCESSING_FAILURE
+        }
     }
 }
 
@@ -107,7 +107,10 @@ mod tests {
     use vna_dicom::uid::{SopClassUid, SopInstanceUid};
 
     fn sop() -> SopRef {
-        SopRef { class: SopClassUid::new("1.2.840.10008.5.1.4.1.1.2").unwrap_or_else(|_| unreachable!()), instance: SopInstanceUid::new("1.2.3").unwrap_or_else(|_| unreachable!()) }
+        SopRef {
+            class: SopClassUid::new("1.2.840.10008.5.1.4.1.1.2").unwrap_or_else(|_| unreachable!()),
+            instance: SopInstanceUid::new("1.2.3").unwrap_or_else(|_| unreachable!()),
+        }
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub struct Timeouts {
 /// What arrived when a command was expected.
 #[derive(Debug)]
 pub enum Incoming {
-    Command { context_id: u8, command: Box<Command> },
+    Command {
+        context_id: u8,
+        command: Box<Command>,
+    },
     /// A-RELEASE-RQ (to be answered with [`Association::release_response`]).
     ReleaseRequested,
     Aborted,
@@ -161,9 +164,7 @@ impl Association {
 
     /// The first accepted context for this abstract syntax and transfer syntax.
     pub fn find_context(&self, abstract_syntax: &str, transfer_syntax: Option<&str>) -> Option<&PresentationContext> {
-        self.contexts
-            .iter()
-            .find(|c| c.abstract_syntax == abstract_syntax && transfer_syntax.is_none_or(|ts| c.transfer_syntax == ts))
+        self.contexts.iter().find(|c| c.abstract_syntax == abstract_syntax && transfer_syntax.is_none_or(|ts| c.transfer_syntax == ts))
     }
 
     pub fn peer_ae(&self) -> &str {
@@ -332,7 +333,8 @@ impl Association {
                             }
                             Ok(command) => {
                                 self.data_open = command.has_data_set();
-                                self.stashed = Some(Incoming::Command { context_id: pdv.presentation_context_id, command: Box::new(command) });
+                                self.stashed =
+                                    Some(Incoming::Command { context_id: pdv.presentation_context_id, command: Box::new(command) });
                             }
                             Err(_) => self.stashed = Some(Incoming::Aborted),
                         }

@@ -24,7 +24,10 @@ pub struct ProposedContext {
 
 impl ProposedContext {
     pub fn new(abstract_syntax: &str, transfer_syntaxes: &[&str]) -> ProposedContext {
-        ProposedContext { abstract_syntax: abstract_syntax.to_owned(), transfer_syntaxes: transfer_syntaxes.iter().map(|s| (*s).to_owned()).collect() }
+        ProposedContext {
+            abstract_syntax: abstract_syntax.to_owned(),
+            transfer_syntaxes: transfer_syntaxes.iter().map(|s| (*s).to_owned()).collect(),
+        }
     }
 }
 
@@ -54,7 +57,13 @@ impl Client {
         Client::connect_with(addr, calling, called, contexts, ClientOptions::default()).await
     }
 
-    pub async fn connect_with(addr: &str, calling: &str, called: &str, contexts: &[ProposedContext], options: ClientOptions) -> Result<Client, DimseError> {
+    pub async fn connect_with(
+        addr: &str,
+        calling: &str,
+        called: &str,
+        contexts: &[ProposedContext],
+        options: ClientOptions,
+    ) -> Result<Client, DimseError> {
         Client::connect_with_roles(addr, calling, called, contexts, &[], options).await
     }
 
@@ -92,7 +101,11 @@ impl Client {
                 UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
             ]
             .into_iter()
-            .chain(scp_roles.iter().map(|c| UserVariableItem::ScuScpRoleSelectionSubItem((*c).to_owned(), RequestorRoles { scu: false, scp: true })))
+            .chain(
+                scp_roles
+                    .iter()
+                    .map(|c| UserVariableItem::ScuScpRoleSelectionSubItem((*c).to_owned(), RequestorRoles { scu: false, scp: true })),
+            )
             .collect(),
         };
         socket.write_all(&wire::encode(&Pdu::AssociationRQ(rq))?).await.map_err(DimseError::WritePdu)?;
@@ -121,7 +134,11 @@ impl Client {
             .filter(|r| r.reason == PresentationContextResultReason::Acceptance)
             .filter_map(|r| {
                 let p = proposed.iter().find(|p| p.id == r.id)?;
-                Some(PresentationContext { id: r.id, abstract_syntax: p.abstract_syntax.clone(), transfer_syntax: r.transfer_syntax.clone() })
+                Some(PresentationContext {
+                    id: r.id,
+                    abstract_syntax: p.abstract_syntax.clone(),
+                    transfer_syntax: r.transfer_syntax.clone(),
+                })
             })
             .collect();
         let assoc = Association::new(socket, buf.freeze(), options.max_pdu_length, peer_max, accepted, called.to_owned(), options.timeouts);
@@ -150,7 +167,9 @@ impl Client {
     pub async fn response(&mut self, request: CommandField) -> Result<Command, DimseError> {
         match self.assoc.receive_command().await? {
             Incoming::Command { command, .. } if command.field == request.response() => Ok(*command),
-            Incoming::Command { command, .. } => Err(DimseError::UnexpectedResponse { expected: request.response().0, got: command.field.0 }),
+            Incoming::Command { command, .. } => {
+                Err(DimseError::UnexpectedResponse { expected: request.response().0, got: command.field.0 })
+            }
             Incoming::Aborted => Err(DimseError::Aborted),
             Incoming::Closed => Err(DimseError::Closed),
             Incoming::ReleaseRequested => Err(DimseError::Released { step: "waiting for a response" }),
@@ -169,7 +188,13 @@ impl Client {
 
     /// C-STORE of a data set read from `data` (PS3.7 §9.1.1), in the given transfer syntax.
     /// Returns the C-STORE-RSP.
-    pub async fn store<R: AsyncRead + Unpin>(&mut self, sop_class: &str, sop_instance: &str, transfer_syntax: &str, data: R) -> Result<Command, DimseError> {
+    pub async fn store<R: AsyncRead + Unpin>(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        data: R,
+    ) -> Result<Command, DimseError> {
         let id = self.context_for(sop_class, Some(transfer_syntax))?;
         let rq = Command::store_rq(self.next_message_id(), sop_class, sop_instance);
         self.assoc.send_command(id, &rq).await?;

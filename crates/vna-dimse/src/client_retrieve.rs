@@ -87,10 +87,10 @@ impl Command {
 
 impl Client {
     fn model_context(&mut self, model: &str) -> Result<u8, DimseError> {
-        self.association().find_context(model, None).map(|c| c.id).ok_or_else(|| DimseError::NoPresentationContext {
-            abstract_syntax: model.to_owned(),
-            transfer_syntax: "any".to_owned(),
-        })
+        self.association()
+            .find_context(model, None)
+            .map(|c| c.id)
+            .ok_or_else(|| DimseError::NoPresentationContext { abstract_syntax: model.to_owned(), transfer_syntax: "any".to_owned() })
     }
 
     /// C-MOVE of what `identifier` designates to the AE `destination`.
@@ -163,7 +163,8 @@ impl Client {
             if command.field != expected || command.message_id_being_responded_to != Some(id) {
                 return Err(DimseError::UnexpectedResponse { expected: expected.0, got: command.field.0 });
             }
-            let data = if command.has_data_set() { Some(self.association().receive_data_set(MAX_RESPONSE_IDENTIFIER).await?) } else { None };
+            let data =
+                if command.has_data_set() { Some(self.association().receive_data_set(MAX_RESPONSE_IDENTIFIER).await?) } else { None };
             match command.status {
                 Some(s) if s.is_pending() => {
                     let counts = counts_of(&command);

@@ -231,10 +231,8 @@ impl Command {
             if group != 0x0000 {
                 return Err(CommandError::NotCommandGroup { group, element });
             }
-            let value = pos
-                .checked_add(8 + len)
-                .and_then(|end| bytes.get(pos + 8..end))
-                .ok_or(CommandError::Truncated { group, element })?;
+            let value =
+                pos.checked_add(8 + len).and_then(|end| bytes.get(pos + 8..end)).ok_or(CommandError::Truncated { group, element })?;
             pos += 8 + len;
             let us = || -> Result<u16, CommandError> {
                 match value {
@@ -331,8 +329,8 @@ mod tests {
     fn decodes_dcmtk_echo_rq() {
         let bytes: [u8; 68] = [
             0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x38, 0x00, 0x00, 0x00, // group length 56
-            0x00, 0x00, 0x02, 0x00, 0x12, 0x00, 0x00, 0x00, b'1', b'.', b'2', b'.', b'8', b'4', b'0', b'.', b'1', b'0', b'0', b'0',
-            b'8', b'.', b'1', b'.', b'1', 0x00, // affected SOP class, padded with NUL
+            0x00, 0x00, 0x02, 0x00, 0x12, 0x00, 0x00, 0x00, b'1', b'.', b'2', b'.', b'8', b'4', b'0', b'.', b'1', b'0', b'0', b'0', b'8',
+            b'.', b'1', b'.', b'1', 0x00, // affected SOP class, padded with NUL
             0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x30, 0x00, // command field
             0x00, 0x00, 0x10, 0x01, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, // message id 1
             0x00, 0x00, 0x00, 0x08, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, // no data set

@@ -6,7 +6,11 @@ use dicom_ul::pdu::AssociationRJ;
 #[derive(Debug, thiserror::Error)]
 pub enum DimseError {
     #[error("connecting to {addr}")]
-    Connect { addr: String, #[source] source: std::io::Error },
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading a PDU from the peer")]
     ReadPdu(#[source] std::io::Error),
     #[error("writing a PDU to the peer")]

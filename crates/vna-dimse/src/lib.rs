@@ -3,7 +3,6 @@
 //! PDUs, not the archive: the SCP front end (`vna-dimse-scp`), the load generator and the tests
 //! all build on it. dicom-rs stops at the upper layer (PDUs); everything above is here.
 
-mod quickack;
 pub mod association;
 pub mod client;
 mod client_retrieve;
@@ -12,6 +11,7 @@ pub mod error;
 mod event_report;
 pub mod handler;
 pub mod negotiate;
+mod quickack;
 pub mod server;
 pub mod status;
 mod suboperation;

@@ -21,31 +21,31 @@ pub const IMPLEMENTATION_VERSION_NAME: &str = "VNA";
 
 /// Transfer syntaxes accepted for storage, as received (PS3.5 Annex A; PS3.6 Annex A).
 pub const TRANSFER_SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2",        // implicit VR little endian
-    "1.2.840.10008.1.2.1",      // explicit VR little endian
-    "1.2.840.10008.1.2.1.99",   // deflated explicit VR little endian
-    "1.2.840.10008.1.2.2",      // explicit VR big endian (retired, still sent)
-    "1.2.840.10008.1.2.4.50",   // JPEG baseline
-    "1.2.840.10008.1.2.4.51",   // JPEG extended
-    "1.2.840.10008.1.2.4.57",   // JPEG lossless
-    "1.2.840.10008.1.2.4.70",   // JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80",   // JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81",   // JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.90",   // JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",   // JPEG 2000
-    "1.2.840.10008.1.2.4.201",  // HTJ2K lossless
-    "1.2.840.10008.1.2.4.202",  // HTJ2K lossless RPCL
-    "1.2.840.10008.1.2.4.203",  // HTJ2K
-    "1.2.840.10008.1.2.5",      // RLE lossless
-    "1.2.840.10008.1.2.4.100",  // MPEG-2 MP@ML
-    "1.2.840.10008.1.2.4.101",  // MPEG-2 MP@HL
-    "1.2.840.10008.1.2.4.102",  // MPEG-4 AVC/H.264 HP@4.1
-    "1.2.840.10008.1.2.4.103",  // MPEG-4 AVC/H.264 BD-compatible
-    "1.2.840.10008.1.2.4.104",  // MPEG-4 AVC/H.264 2D video
-    "1.2.840.10008.1.2.4.105",  // MPEG-4 AVC/H.264 3D video
-    "1.2.840.10008.1.2.4.106",  // MPEG-4 AVC/H.264 stereo
-    "1.2.840.10008.1.2.4.107",  // HEVC/H.265 Main
-    "1.2.840.10008.1.2.4.108",  // HEVC/H.265 Main 10
+    "1.2.840.10008.1.2",         // implicit VR little endian
+    "1.2.840.10008.1.2.1",       // explicit VR little endian
+    "1.2.840.10008.1.2.1.99",    // deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",       // explicit VR big endian (retired, still sent)
+    "1.2.840.10008.1.2.4.50",    // JPEG baseline
+    "1.2.840.10008.1.2.4.51",    // JPEG extended
+    "1.2.840.10008.1.2.4.57",    // JPEG lossless
+    "1.2.840.10008.1.2.4.70",    // JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",    // JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",    // JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",    // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",    // JPEG 2000
+    "1.2.840.10008.1.2.4.201",   // HTJ2K lossless
+    "1.2.840.10008.1.2.4.202",   // HTJ2K lossless RPCL
+    "1.2.840.10008.1.2.4.203",   // HTJ2K
+    "1.2.840.10008.1.2.5",       // RLE lossless
+    "1.2.840.10008.1.2.4.100",   // MPEG-2 MP@ML
+    "1.2.840.10008.1.2.4.101",   // MPEG-2 MP@HL
+    "1.2.840.10008.1.2.4.102",   // MPEG-4 AVC/H.264 HP@4.1
+    "1.2.840.10008.1.2.4.103",   // MPEG-4 AVC/H.264 BD-compatible
+    "1.2.840.10008.1.2.4.104",   // MPEG-4 AVC/H.264 2D video
+    "1.2.840.10008.1.2.4.105",   // MPEG-4 AVC/H.264 3D video
+    "1.2.840.10008.1.2.4.106",   // MPEG-4 AVC/H.264 stereo
+    "1.2.840.10008.1.2.4.107",   // HEVC/H.265 Main
+    "1.2.840.10008.1.2.4.108",   // HEVC/H.265 Main 10
     "1.2.840.10008.1.2.4.100.1", // fragmentable MPEG-2 MP@ML (streams beyond 4 GiB)
     "1.2.840.10008.1.2.4.101.1", // fragmentable MPEG-2 MP@HL
     "1.2.840.10008.1.2.4.102.1", // fragmentable MPEG-4 AVC/H.264 HP@4.1
@@ -60,13 +60,13 @@ pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 
 /// Storage SOP classes outside the `1.2.840.10008.5.1.4.1.1.` branch (PS3.4 Annex B.5).
 const OTHER_STORAGE_CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.34.7",   // RT Beams Delivery Instruction Storage
-    "1.2.840.10008.5.1.4.34.10",  // RT Brachy Application Setup Delivery Instruction Storage
-    "1.2.840.10008.5.1.4.38.1",   // Hanging Protocol Storage
-    "1.2.840.10008.5.1.4.39.1",   // Color Palette Storage
-    "1.2.840.10008.5.1.4.43.1",   // Generic Implant Template Storage
-    "1.2.840.10008.5.1.4.44.1",   // Implant Assembly Template Storage
-    "1.2.840.10008.5.1.4.45.1",   // Implant Template Group Storage
+    "1.2.840.10008.5.1.4.34.7",  // RT Beams Delivery Instruction Storage
+    "1.2.840.10008.5.1.4.34.10", // RT Brachy Application Setup Delivery Instruction Storage
+    "1.2.840.10008.5.1.4.38.1",  // Hanging Protocol Storage
+    "1.2.840.10008.5.1.4.39.1",  // Color Palette Storage
+    "1.2.840.10008.5.1.4.43.1",  // Generic Implant Template Storage
+    "1.2.840.10008.5.1.4.44.1",  // Implant Assembly Template Storage
+    "1.2.840.10008.5.1.4.45.1",  // Implant Template Group Storage
 ];
 
 /// A storage SOP class (PS3.4 Annex B.5): every class under `1.2.840.10008.5.1.4.1.1.` —
@@ -227,7 +227,12 @@ mod tests {
     }
 
     fn policy(allow_any: bool) -> AcceptorPolicy {
-        AcceptorPolicy { ae_title: "VNA".into(), allow_any_calling_ae: allow_any, known_calling_aes: vec!["MODALITY".into()], max_pdu_length: 65536 }
+        AcceptorPolicy {
+            ae_title: "VNA".into(),
+            allow_any_calling_ae: allow_any,
+            known_calling_aes: vec!["MODALITY".into()],
+            max_pdu_length: 65536,
+        }
     }
 
     fn accepts(uid: &str) -> bool {
@@ -256,7 +261,14 @@ mod tests {
         );
         let Decision::Accept { ac, contexts, peer_max_pdu } = decide(&r, &policy(false), accepts) else { panic!("rejected") };
         assert_eq!(peer_max_pdu, 16384);
-        assert_eq!(contexts, vec![PresentationContext { id: 1, abstract_syntax: "1.2.840.10008.5.1.4.1.1.2".into(), transfer_syntax: "1.2.840.10008.1.2.4.90".into() }]);
+        assert_eq!(
+            contexts,
+            vec![PresentationContext {
+                id: 1,
+                abstract_syntax: "1.2.840.10008.5.1.4.1.1.2".into(),
+                transfer_syntax: "1.2.840.10008.1.2.4.90".into()
+            }]
+        );
         let reasons: Vec<_> = ac.presentation_contexts.iter().map(|p| p.reason.clone()).collect();
         assert_eq!(
             reasons,
@@ -272,11 +284,18 @@ mod tests {
     fn storage_scp_role_is_accepted_for_c_get() {
         use dicom_ul::pdu::RequestorRoles;
         let ct = "1.2.840.10008.5.1.4.1.1.2";
-        let mut r = rq("MODALITY", "VNA", vec![("1.2.840.10008.5.1.4.1.2.2.3", vec!["1.2.840.10008.1.2"]), (ct, vec!["1.2.840.10008.1.2"])]);
+        let mut r =
+            rq("MODALITY", "VNA", vec![("1.2.840.10008.5.1.4.1.2.2.3", vec!["1.2.840.10008.1.2"]), (ct, vec!["1.2.840.10008.1.2"])]);
         r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(ct.into(), RequestorRoles { scu: false, scp: true }));
         // Not a storage class, and a class without a context: no item back (default roles).
-        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem("1.2.840.10008.5.1.4.1.2.2.3".into(), RequestorRoles { scu: true, scp: true }));
-        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem("1.2.840.10008.5.1.4.1.1.4".into(), RequestorRoles { scu: false, scp: true }));
+        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(
+            "1.2.840.10008.5.1.4.1.2.2.3".into(),
+            RequestorRoles { scu: true, scp: true },
+        ));
+        r.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(
+            "1.2.840.10008.5.1.4.1.1.4".into(),
+            RequestorRoles { scu: false, scp: true },
+        ));
         let Decision::Accept { ac, .. } = decide(&r, &policy(false), |_| true) else { panic!("rejected") };
         let roles: Vec<_> = ac.user_variables.iter().filter(|i| matches!(i, UserVariableItem::ScuScpRoleSelectionSubItem(..))).collect();
         assert_eq!(roles, vec![&UserVariableItem::ScuScpRoleSelectionSubItem(ct.into(), RequestorRoles { scu: false, scp: true })]);

@@ -94,7 +94,11 @@ pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler
     }
     let drained = tokio::time::timeout(config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        tracing::warn!(left = tasks.len(), grace_seconds = config.shutdown_grace.as_secs(), "associations still open after the grace period: aborting them");
+        tracing::warn!(
+            left = tasks.len(),
+            grace_seconds = config.shutdown_grace.as_secs(),
+            "associations still open after the grace period: aborting them"
+        );
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
@@ -119,7 +123,12 @@ async fn read_with(timeout: Option<Duration>, socket: &mut TcpStream, buf: &mut 
     }
 }
 
-async fn serve_association<H: Handler>(mut socket: TcpStream, config: &ScpConfig, handler: &H, mut stop: watch::Receiver<bool>) -> Result<(), DimseError> {
+async fn serve_association<H: Handler>(
+    mut socket: TcpStream,
+    config: &ScpConfig,
+    handler: &H,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DimseError> {
     let mut buf = BytesMut::new();
     let rq = match read_with(config.timeouts.read, &mut socket, &mut buf).await? {
         Some(Pdu::AssociationRQ(rq)) => rq,
@@ -143,10 +152,15 @@ async fn serve_association<H: Handler>(mut socket: TcpStream, config: &ScpConfig
     };
     let peer_scp_classes = requestor_scp_classes(&ac);
     socket.write_all(&wire::encode(&Pdu::AssociationAC(ac))?).await.map_err(DimseError::WritePdu)?;
-    let info = AssociationInfo { calling_ae: rq.calling_ae_title.trim().to_owned(), called_ae: rq.called_ae_title.trim().to_owned(), peer_addr: socket.peer_addr().ok() };
+    let info = AssociationInfo {
+        calling_ae: rq.calling_ae_title.trim().to_owned(),
+        called_ae: rq.called_ae_title.trim().to_owned(),
+        peer_addr: socket.peer_addr().ok(),
+    };
     tracing::debug!(calling_ae = %info.calling_ae, contexts = contexts.len(), "association accepted");
-    let mut assoc = Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts)
-        .with_peer_scp_classes(peer_scp_classes);
+    let mut assoc =
+        Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts)
+            .with_peer_scp_classes(peer_scp_classes);
     loop {
         let incoming = tokio::select! {
             r = assoc.receive_command() => r,
@@ -189,7 +203,13 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn dispatch<H: Handler>(assoc: &mut Association, info: &AssociationInfo, handler: &H, context_id: u8, command: &Command) -> Result<(), DimseError> {
+async fn dispatch<H: Handler>(
+    assoc: &mut Association,
+    info: &AssociationInfo,
+    handler: &H,
+    context_id: u8,
+    command: &Command,
+) -> Result<(), DimseError> {
     let reply = match command.field {
         CommandField::C_ECHO_RQ => {
             assoc.drain_data().await?;
@@ -199,7 +219,13 @@ async fn dispatch<H: Handler>(assoc: &mut Association, info: &AssociationInfo, h
             let transfer_syntax = assoc.context(context_id).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
             let (Some(class), Some(instance)) = (command.affected_sop_class_uid.clone(), command.affected_sop_instance_uid.clone()) else {
                 assoc.drain_data().await?;
-                return send_reply(assoc, context_id, command, Reply::with_comment(Status::MISTYPED_ARGUMENT, "C-STORE-RQ without affected SOP class/instance")).await;
+                return send_reply(
+                    assoc,
+                    context_id,
+                    command,
+                    Reply::with_comment(Status::MISTYPED_ARGUMENT, "C-STORE-RQ without affected SOP class/instance"),
+                )
+                .await;
             };
             let request = StoreRequest { command, sop_class_uid: &class, sop_instance_uid: &instance, transfer_syntax: &transfer_syntax };
             let mut stream = DataStream { assoc, failed: false };

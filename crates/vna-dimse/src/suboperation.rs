@@ -24,7 +24,12 @@ impl Association {
     /// command goes out, so a source that fails at once costs nothing
     /// (`Ok(Some(error))`); a source failing later is `Err(DimseError::ReadFile)` and leaves
     /// a message half sent: the association must then be aborted.
-    pub async fn send_streamed<R: AsyncRead + Unpin>(&mut self, context_id: u8, command: &Command, mut data: R) -> Result<Option<std::io::Error>, DimseError> {
+    pub async fn send_streamed<R: AsyncRead + Unpin>(
+        &mut self,
+        context_id: u8,
+        command: &Command,
+        mut data: R,
+    ) -> Result<Option<std::io::Error>, DimseError> {
         let size = self.max_fragment();
         let mut current = vec![0u8; size];
         let mut filled = match fill(&mut data, &mut current).await {
@@ -73,7 +78,13 @@ impl Responder<'_> {
     /// `data` and waits for its C-STORE-RSP. A C-CANCEL-RQ for the operation being served that
     /// arrives meanwhile is kept for [`Responder::cancelled`]. An `Err` means the association
     /// can carry nothing more: the toolkit aborts it once the handler returns.
-    pub async fn store<R: AsyncRead + Unpin>(&mut self, context_id: u8, sop_class: &str, sop_instance: &str, data: R) -> Result<SubStoreOutcome, DimseError> {
+    pub async fn store<R: AsyncRead + Unpin>(
+        &mut self,
+        context_id: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        data: R,
+    ) -> Result<SubStoreOutcome, DimseError> {
         let r = self.store_inner(context_id, sop_class, sop_instance, data).await;
         if r.is_err() {
             self.broken = true;
@@ -81,7 +92,13 @@ impl Responder<'_> {
         r
     }
 
-    async fn store_inner<R: AsyncRead + Unpin>(&mut self, context_id: u8, sop_class: &str, sop_instance: &str, data: R) -> Result<SubStoreOutcome, DimseError> {
+    async fn store_inner<R: AsyncRead + Unpin>(
+        &mut self,
+        context_id: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        data: R,
+    ) -> Result<SubStoreOutcome, DimseError> {
         let message_id = self.assoc.next_message_id();
         let rq = Command::store_rq(message_id, sop_class, sop_instance);
         if let Some(e) = self.assoc.send_streamed(context_id, &rq, data).await? {
@@ -89,7 +106,9 @@ impl Responder<'_> {
         }
         loop {
             match self.assoc.receive_command().await? {
-                Incoming::Command { command, .. } if command.field == CommandField::C_STORE_RSP && command.message_id_being_responded_to == Some(message_id) => {
+                Incoming::Command { command, .. }
+                    if command.field == CommandField::C_STORE_RSP && command.message_id_being_responded_to == Some(message_id) =>
+                {
                     self.assoc.drain_data().await?;
                     return Ok(SubStoreOutcome::Response(command));
                 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use vna_dimse::negotiate::AcceptorPolicy;
 use vna_dimse::{
-    AssociationInfo, Client, ClientOptions, Command, DataStream, Handler, ProposedContext, Reply, Responder, ScpConfig, Status, StoreRequest, StoreSink,
-    SubOperations, SubStoreOutcome, Timeouts,
+    AssociationInfo, Client, ClientOptions, Command, DataStream, Handler, ProposedContext, Reply, Responder, ScpConfig, Status,
+    StoreRequest, StoreSink, SubOperations, SubStoreOutcome, Timeouts,
 };
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";

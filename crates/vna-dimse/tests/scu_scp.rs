@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vna_dimse::negotiate::AcceptorPolicy;
-use vna_dimse::{AssociationInfo, Client, ClientOptions, DataStream, DimseError, Handler, ProposedContext, Reply, ScpConfig, Status, StoreRequest, Timeouts};
+use vna_dimse::{
+    AssociationInfo, Client, ClientOptions, DataStream, DimseError, Handler, ProposedContext, Reply, ScpConfig, Status, StoreRequest,
+    Timeouts,
+};
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
 const ELE: &str = "1.2.840.10008.1.2.1";
@@ -68,7 +71,12 @@ async fn start(max_associations: usize, allow_any: bool) -> Scp {
     let handler = Arc::new(Recorder::default());
     let t = Some(Duration::from_secs(10));
     let config = ScpConfig {
-        policy: AcceptorPolicy { ae_title: "VNA".into(), allow_any_calling_ae: allow_any, known_calling_aes: vec!["KNOWN".into()], max_pdu_length: 16384 },
+        policy: AcceptorPolicy {
+            ae_title: "VNA".into(),
+            allow_any_calling_ae: allow_any,
+            known_calling_aes: vec!["KNOWN".into()],
+            max_pdu_length: 16384,
+        },
         max_associations,
         timeouts: Timeouts { read: t, idle: t, write: t },
         shutdown_grace: Duration::from_secs(5),
@@ -130,10 +138,16 @@ async fn ae_titles_are_checked() {
     let scp = start(4, false).await;
     let err = Client::connect(&scp.addr, "STRANGER", "VNA", &contexts()).await.err().unwrap();
     let DimseError::Rejected(rj) = err else { panic!("expected a rejection, got {err:?}") };
-    assert_eq!(rj.source, dicom_ul::pdu::AssociationRJSource::ServiceUser(dicom_ul::pdu::AssociationRJServiceUserReason::CallingAETitleNotRecognized));
+    assert_eq!(
+        rj.source,
+        dicom_ul::pdu::AssociationRJSource::ServiceUser(dicom_ul::pdu::AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+    );
     let err = Client::connect(&scp.addr, "KNOWN", "NOT-VNA", &contexts()).await.err().unwrap();
     let DimseError::Rejected(rj) = err else { panic!("expected a rejection, got {err:?}") };
-    assert_eq!(rj.source, dicom_ul::pdu::AssociationRJSource::ServiceUser(dicom_ul::pdu::AssociationRJServiceUserReason::CalledAETitleNotRecognized));
+    assert_eq!(
+        rj.source,
+        dicom_ul::pdu::AssociationRJSource::ServiceUser(dicom_ul::pdu::AssociationRJServiceUserReason::CalledAETitleNotRecognized)
+    );
 }
 
 #[tokio::test]
@@ -150,7 +164,9 @@ async fn over_the_cap_is_rejected_at_once_and_abort_mid_data_set_keeps_nothing()
     assert_eq!(rj.result, dicom_ul::pdu::AssociationRJResult::Transient);
     assert_eq!(
         rj.source,
-        dicom_ul::pdu::AssociationRJSource::ServiceProviderPresentation(dicom_ul::pdu::AssociationRJServiceProviderPresentationReason::LocalLimitExceeded)
+        dicom_ul::pdu::AssociationRJSource::ServiceProviderPresentation(
+            dicom_ul::pdu::AssociationRJServiceProviderPresentationReason::LocalLimitExceeded
+        )
     );
     assert!(started.elapsed() < Duration::from_secs(5), "rejection must not wait for a slot");
     busy.abort().await;

@@ -82,11 +82,7 @@ impl ImageDescription {
             pixel_representation: u16_of(int(PIXEL_REPRESENTATION).unwrap_or(0), "Pixel Representation out of range")?,
             photometric: first(json, PHOTOMETRIC).and_then(Value::as_str).unwrap_or("MONOCHROME2").trim().to_owned(),
             planar_configuration: u16_of(int(PLANAR_CONFIGURATION).unwrap_or(0), "Planar Configuration out of range")?,
-            number_of_frames: first(json, NUMBER_OF_FRAMES)
-                .and_then(number)
-                .map(|v| v as u32)
-                .filter(|n| *n > 0)
-                .unwrap_or(1),
+            number_of_frames: first(json, NUMBER_OF_FRAMES).and_then(number).map(|v| v as u32).filter(|n| *n > 0).unwrap_or(1),
             rescale: rescale_in(json),
             window: window_in(json),
         };

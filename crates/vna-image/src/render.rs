@@ -93,7 +93,8 @@ pub fn render(decoded: &Decoded, info: &ImageInfo, options: &RenderOptions) -> R
             raw.iter().map(|&v| table[(v - lo) as usize]).collect()
         };
         let levels = if info.photometric == "MONOCHROME1" { levels.into_iter().map(|v| 255 - v).collect() } else { levels };
-        let gray = GrayImage::from_raw(px.columns(), px.rows(), levels).ok_or(ImageError::Inconsistent("the decoded frame's size differs from its attributes"))?;
+        let gray = GrayImage::from_raw(px.columns(), px.rows(), levels)
+            .ok_or(ImageError::Inconsistent("the decoded frame's size differs from its attributes"))?;
         DynamicImage::ImageLuma8(gray)
     } else {
         let convert = ConvertOptions::new().with_voi_lut(VoiLutOption::Identity).force_8bit();
@@ -123,7 +124,10 @@ fn voi(values: &[f64], window: Option<Window>, info: &ImageInfo) -> Vec<u8> {
             // §C.11.2.1.3.1: y = ymax / (1 + exp(-4 (x - c) / w)).
             values.iter().map(|&x| level(Y_MAX / (1.0 + (-4.0 * (x - c) / w).exp()))).collect()
         }
-        None if info.bits_stored <= 8 && info.pixel_representation == 0 && info.rescale.is_none_or(|r| r.slope == 1.0 && r.intercept == 0.0) => {
+        None if info.bits_stored <= 8
+            && info.pixel_representation == 0
+            && info.rescale.is_none_or(|r| r.slope == 1.0 && r.intercept == 0.0) =>
+        {
             values.iter().map(|&x| level(x)).collect()
         }
         None => {
@@ -213,7 +217,9 @@ pub fn jpeg_baseline_frame(info: &ImageInfo, frame: &[u8], quality: u8) -> Resul
 
 /// JPEG Baseline (Process 1, 4:2:0 for colour) with jpeg-encoder.
 fn jpeg(out: &mut Vec<u8>, samples: &[u8], w: u32, h: u32, color: ExtendedColorType, quality: u8) -> Result<(), ImageError> {
-    let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else { return Err(ImageError::InvalidRequest("a JPEG is at most 65535 pixels wide and high")) };
+    let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(ImageError::InvalidRequest("a JPEG is at most 65535 pixels wide and high"));
+    };
     let color = match color {
         ExtendedColorType::L8 => jpeg_encoder::ColorType::Luma,
         _ => jpeg_encoder::ColorType::Rgb,

@@ -26,10 +26,16 @@ fn png_pixels(png: &[u8]) -> image::DynamicImage {
 #[test]
 fn native_16bit_is_windowed_from_the_data_set() {
     // 4x2, values 0..=700 step 100; window 400/400 maps 200 -> 0 and 600 -> 255 (linear).
-    let j = info_json(2, 4, 16, "MONOCHROME2", json!({
-        "00281050": {"vr": "DS", "Value": [400]},
-        "00281051": {"vr": "DS", "Value": [400]},
-    }));
+    let j = info_json(
+        2,
+        4,
+        16,
+        "MONOCHROME2",
+        json!({
+            "00281050": {"vr": "DS", "Value": [400]},
+            "00281051": {"vr": "DS", "Value": [400]},
+        }),
+    );
     let info = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
     assert_eq!(info.window.map(|w| (w.center, w.width)), Some((400.0, 400.0)));
     let frame: Vec<u8> = (0u16..8).flat_map(|i| (i * 100).to_le_bytes()).collect();
@@ -104,7 +110,8 @@ fn a_source_region_crops_and_flips() {
     let decoded = decode(&info, vec![0, 85, 170, 255]).expect("decoded");
     let vp = Viewport { width: 2, height: 1, source: Some((1, 0, -2, 1)) };
     let w = Window { center: 127.5, width: 256.0, function: WindowFunction::LinearExact };
-    let png = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: Some(vp), window: Some(w), ..Default::default() }).expect("png");
+    let png = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: Some(vp), window: Some(w), ..Default::default() })
+        .expect("png");
     let px: Vec<u8> = png_pixels(&png).to_luma8().pixels().map(|p| p.0[0]).collect();
     assert_eq!(px.len(), 2);
     assert!(px[0] > px[1], "flipped: {px:?}");
@@ -124,17 +131,23 @@ fn unsupported_and_inconsistent_input_is_an_error() {
 
 #[test]
 fn functional_groups_override_the_top_level() {
-    let j = info_json(1, 1, 16, "MONOCHROME2", json!({
-        "00281052": {"vr": "DS", "Value": [0]},
-        "00281053": {"vr": "DS", "Value": [1]},
-        "52009229": {"vr": "SQ", "Value": [{
-            "00289145": {"vr": "SQ", "Value": [{"00281052": {"vr": "DS", "Value": [-1024]}, "00281053": {"vr": "DS", "Value": [1]}}]}
-        }]},
-        "52009230": {"vr": "SQ", "Value": [
-            {"00289132": {"vr": "SQ", "Value": [{"00281050": {"vr": "DS", "Value": [40]}, "00281051": {"vr": "DS", "Value": [400]}}]}},
-            {"00289132": {"vr": "SQ", "Value": [{"00281050": {"vr": "DS", "Value": [300]}, "00281051": {"vr": "DS", "Value": [1500]}, "00281056": {"vr": "CS", "Value": ["SIGMOID"]}}]}}
-        ]},
-    }));
+    let j = info_json(
+        1,
+        1,
+        16,
+        "MONOCHROME2",
+        json!({
+            "00281052": {"vr": "DS", "Value": [0]},
+            "00281053": {"vr": "DS", "Value": [1]},
+            "52009229": {"vr": "SQ", "Value": [{
+                "00289145": {"vr": "SQ", "Value": [{"00281052": {"vr": "DS", "Value": [-1024]}, "00281053": {"vr": "DS", "Value": [1]}}]}
+            }]},
+            "52009230": {"vr": "SQ", "Value": [
+                {"00289132": {"vr": "SQ", "Value": [{"00281050": {"vr": "DS", "Value": [40]}, "00281051": {"vr": "DS", "Value": [400]}}]}},
+                {"00289132": {"vr": "SQ", "Value": [{"00281050": {"vr": "DS", "Value": [300]}, "00281051": {"vr": "DS", "Value": [1500]}, "00281056": {"vr": "CS", "Value": ["SIGMOID"]}}]}}
+            ]},
+        }),
+    );
     let f0 = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
     let f1 = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 1).expect("info");
     assert_eq!(f0.rescale.map(|r| r.intercept), Some(-1024.0));
@@ -168,7 +181,8 @@ fn thumbnails_do_not_enlarge_small_images() {
     let info = ImageInfo::from_dicom_json(&j, vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, 0).expect("info");
     let decoded = decode(&info, vec![7; 64 * 48]).expect("decoded");
     let vp = Some(Viewport { width: 256, height: 256, source: None });
-    let shrink = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, shrink_only: true, ..Default::default() }).expect("png");
+    let shrink = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, shrink_only: true, ..Default::default() })
+        .expect("png");
     assert_eq!(png_pixels(&shrink).dimensions(), (64, 48));
     let fit = render(&decoded, &info, &RenderOptions { format: Format::Png, viewport: vp, ..Default::default() }).expect("png");
     assert_eq!(png_pixels(&fit).dimensions(), (256, 192), "a requested viewport is filled");

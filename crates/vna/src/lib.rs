@@ -25,12 +25,18 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
     }
     let catalog: Arc<dyn Catalog> = match config.catalog_url()? {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
-            vna_catalog::postgres::PostgresCatalog::connect(&url, config.catalog.max_connections).await.context("opening the PostgreSQL catalog")?,
+            vna_catalog::postgres::PostgresCatalog::connect(&url, config.catalog.max_connections)
+                .await
+                .context("opening the PostgreSQL catalog")?,
         ),
         Some(_) => anyhow::bail!("catalog.url must be a postgres:// URL (leave it empty for the embedded SQLite catalog)"),
         None => {
             let path = config.data_dir.join("catalog.sqlite");
-            Arc::new(vna_catalog::sqlite::SqliteCatalog::open(&path).await.with_context(|| format!("opening the SQLite catalog {}", path.display()))?)
+            Arc::new(
+                vna_catalog::sqlite::SqliteCatalog::open(&path)
+                    .await
+                    .with_context(|| format!("opening the SQLite catalog {}", path.display()))?,
+            )
         }
     };
     let tiers = build_tiers(config).await?;
@@ -55,7 +61,9 @@ pub async fn build_tiers(config: &Config) -> anyhow::Result<HashMap<String, Arc<
         let store: Arc<dyn BlobStore> = match tier {
             TierConfig::Filesystem { path, retention } => {
                 let dir = if path.is_empty() { config.data_dir.join("blobs") } else { path.into() };
-                let store = vna_blob::fs::FsBlobStore::open(&dir).await.with_context(|| format!("opening storage tier '{name}' at {}", dir.display()))?;
+                let store = vna_blob::fs::FsBlobStore::open(&dir)
+                    .await
+                    .with_context(|| format!("opening storage tier '{name}' at {}", dir.display()))?;
                 Arc::new(store.with_default_retention(retention.map(default_retention)))
             }
             TierConfig::S3(t) => {

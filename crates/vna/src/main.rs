@@ -79,7 +79,12 @@ enum StorageCommand {
     },
 }
 
-fn load_config(cli: &Cli, file: Option<&PathBuf>, http_listen: Option<&String>, dimse_listen: Option<&String>) -> anyhow::Result<vna_config::Config> {
+fn load_config(
+    cli: &Cli,
+    file: Option<&PathBuf>,
+    http_listen: Option<&String>,
+    dimse_listen: Option<&String>,
+) -> anyhow::Result<vna_config::Config> {
     let mut overrides = Vec::new();
     if let Some(d) = &cli.data_dir {
         overrides.push(("data_dir", toml_string(&d.display().to_string())));
@@ -114,7 +119,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,jpeg2k=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,jpeg2k=warn".into()),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -136,8 +143,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve { http_listen, dimse_listen } => {
             let config = load_config(&cli, None, http_listen.as_ref(), dimse_listen.as_ref())?;
-            let http = tokio::net::TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-            let dimse = tokio::net::TcpListener::bind(&config.dimse.listen).await.with_context(|| format!("binding {} (dimse.listen)", config.dimse.listen))?;
+            let http =
+                tokio::net::TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+            let dimse = tokio::net::TcpListener::bind(&config.dimse.listen)
+                .await
+                .with_context(|| format!("binding {} (dimse.listen)", config.dimse.listen))?;
             vna::run(config, vna::Listeners { http, dimse }, shutdown_signal(), |ready| {
                 tracing::info!(http = %ready.http, dimse = %ready.dimse, "listening");
                 // Machine-readable readiness line for scripts and tests; `http=` stays first.
@@ -180,7 +190,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             names.sort();
             if let Some(t) = tier {
                 if !tiers.contains_key(t) {
-                    anyhow::bail!("no storage tier named '{t}' (configured: {})", names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
+                    anyhow::bail!(
+                        "no storage tier named '{t}' (configured: {})",
+                        names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                    );
                 }
                 names.retain(|n| *n == t);
             }
@@ -209,7 +222,15 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let report = vna::verify::run(archive, study, (*parallel).max(1), *with_uids).await?;
-            println!("verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable", report.checked, report.bytes as f64 / 1e6, report.intact, report.missing, report.altered, report.unreadable);
+            println!(
+                "verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable",
+                report.checked,
+                report.bytes as f64 / 1e6,
+                report.intact,
+                report.missing,
+                report.altered,
+                report.unreadable
+            );
             Ok(if report.problems() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::CheckConfig { file } => {
@@ -217,8 +238,20 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("configuration is valid");
             println!("  data_dir: {}", config.data_dir.display());
             println!("  http: {} (DICOMweb at {})", config.http.listen, config.http.dicomweb_root);
-            println!("  dimse: {} (AE title {}, {})", config.dimse.listen, config.dimse.ae_title, if config.dimse.allow_any_calling_ae { "any calling AE".to_owned() } else { format!("{} known AEs", config.dimse.known_aes.len()) });
-            println!("  catalog: {}", if config.catalog.url.is_empty() && config.catalog.url_file.is_empty() { "embedded SQLite" } else { "PostgreSQL" });
+            println!(
+                "  dimse: {} (AE title {}, {})",
+                config.dimse.listen,
+                config.dimse.ae_title,
+                if config.dimse.allow_any_calling_ae {
+                    "any calling AE".to_owned()
+                } else {
+                    format!("{} known AEs", config.dimse.known_aes.len())
+                }
+            );
+            println!(
+                "  catalog: {}",
+                if config.catalog.url.is_empty() && config.catalog.url_file.is_empty() { "embedded SQLite" } else { "PostgreSQL" }
+            );
             for (name, tier) in &config.storage.tiers {
                 println!("  tier {name}: {tier:?}{}", if *name == config.storage.default_tier { " (default)" } else { "" });
             }

@@ -35,7 +35,12 @@ impl Report {
 
 const PAGE: u32 = 1000;
 
-pub async fn run(archive: Arc<Archive>, study: Option<vna_dicom::uid::StudyUid>, parallel: usize, with_uids: bool) -> anyhow::Result<Report> {
+pub async fn run(
+    archive: Arc<Archive>,
+    study: Option<vna_dicom::uid::StudyUid>,
+    parallel: usize,
+    with_uids: bool,
+) -> anyhow::Result<Report> {
     let mut report = Report::default();
     match study {
         Some(study) => {

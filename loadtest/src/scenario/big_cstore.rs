@@ -5,10 +5,10 @@
 //! With the server's PID this shows whether the DIMSE path's memory grows with object size.
 
 use super::Target;
+use crate::corpus::EXPLICIT_VR_LE;
 use crate::dimse::{check_store, dataset_offset, hex, DatasetHasher, DimseTarget};
 use crate::http;
 use crate::objects::{big_header, PixelStream, BIG_FRAME_BYTES, MULTIFRAME_GRAYSCALE_WORD_SC};
-use crate::corpus::EXPLICIT_VR_LE;
 use crate::procmon::Monitor;
 use crate::report::ScenarioReport;
 use crate::stats::{OpOk, Tally};
@@ -168,7 +168,14 @@ mod tests {
     async fn generated_reader_yields_head_then_pixels_and_publishes_the_digest() {
         let done = Arc::new(Mutex::new(None));
         let head = Bytes::from_static(b"HEAD");
-        let mut r = Generated { head: Some(head), pixels: PixelStream::new(3, 1000, 64), current: Bytes::new(), hash: Sha256::new(), len: 0, done: done.clone() };
+        let mut r = Generated {
+            head: Some(head),
+            pixels: PixelStream::new(3, 1000, 64),
+            current: Bytes::new(),
+            hash: Sha256::new(),
+            len: 0,
+            done: done.clone(),
+        };
         let mut all = Vec::new();
         r.read_to_end(&mut all).await.expect("in-memory reader");
         assert_eq!(all.len(), 1004);

@@ -50,7 +50,8 @@ pub async fn run(target: &Target, opts: FramesOpts) -> anyhow::Result<ScenarioRe
             let n = SplitMix64::derive(seed, "frame-pick", i as u64).below(tiles.len() as u64) as usize;
             let mut got = Vec::with_capacity(tiles[n].len());
             let url = format!("{instance_url}/frames/{}", n + 1);
-            let parts = http::get_multipart(&client, &url, FRAME_ACCEPT, Some(REQUEST_TIMEOUT), |_, chunk| got.extend_from_slice(chunk)).await?;
+            let parts =
+                http::get_multipart(&client, &url, FRAME_ACCEPT, Some(REQUEST_TIMEOUT), |_, chunk| got.extend_from_slice(chunk)).await?;
             let same = parts == 1 && got == tiles[n];
             Ok(OpOk { kind: 0, items: 1, bytes: got.len() as u64, verified: u64::from(same), mismatches: u64::from(!same) })
         }

@@ -367,11 +367,16 @@ pub async fn run(target: &Target, dimse: Option<&DimseTarget>, opts: HugeOpts) -
     retrieve.record(t.elapsed(), outcome);
     retrieve.elapsed = t.elapsed();
     let (server, client_cpu) = monitor.finish().await;
-    reports.push(ScenarioReport::new(&format!("{name}_retrieve"), "objects", 1, &retrieve, &["retrieve"], server).client_cpu(client_cpu).note("object_bytes", total));
+    reports.push(
+        ScenarioReport::new(&format!("{name}_retrieve"), "objects", 1, &retrieve, &["retrieve"], server)
+            .client_cpu(client_cpu)
+            .note("object_bytes", total),
+    );
 
     // Random access: tiles, or byte ranges of the stream.
     let monitor = Monitor::start(target.server_pid);
-    let (client, base, seed, layout2) = (target.client.clone(), format!("{}{}", target.base, layout.uids.path()), opts.seed, layout.clone());
+    let (client, base, seed, layout2) =
+        (target.client.clone(), format!("{}{}", target.base, layout.uids.path()), opts.seed, layout.clone());
     let tally = drive(opts.concurrency, opts.requests, 1, move |i| {
         let (client, base, layout) = (client.clone(), base.clone(), layout2.clone());
         async move {
@@ -404,7 +409,11 @@ pub async fn run(target: &Target, dimse: Option<&DimseTarget>, opts: HugeOpts) -
             } else {
                 let n = rng.below(layout.units);
                 let mut got = Vec::with_capacity(layout.unit_bytes as usize);
-                let parts = http::get_multipart(&client, &format!("{base}/frames/{}", n + 1), FRAME_ACCEPT, Some(REQUEST_TIMEOUT), |_, c| got.extend_from_slice(c)).await?;
+                let parts =
+                    http::get_multipart(&client, &format!("{base}/frames/{}", n + 1), FRAME_ACCEPT, Some(REQUEST_TIMEOUT), |_, c| {
+                        got.extend_from_slice(c)
+                    })
+                    .await?;
                 let mut want = Vec::with_capacity(layout.unit_bytes as usize);
                 unit_bytes(seed, n, layout.unit_bytes, 0, &mut want, layout.unit_bytes, true);
                 let same = parts == 1 && got == want;
@@ -479,7 +488,9 @@ mod tests {
             let layout = Layout::new(3, kind, 2); // 2 MiB: 8 tiles
             let bytes = assemble(&layout, 3);
             let obj = vna_dicom::parse::parse_bytes(&bytes, Default::default()).expect("parses");
-            let vna_dicom::frames::FrameLayout::Encapsulated(frames) = vna_dicom::frames::frame_layout(&obj) else { panic!("{kind:?}: frames") };
+            let vna_dicom::frames::FrameLayout::Encapsulated(frames) = vna_dicom::frames::frame_layout(&obj) else {
+                panic!("{kind:?}: frames")
+            };
             assert_eq!(frames.len(), 8, "{kind:?}");
             for (n, pieces) in frames.iter().enumerate() {
                 let got: Vec<u8> = pieces.iter().flat_map(|e| bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec()).collect();

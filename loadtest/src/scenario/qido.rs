@@ -116,7 +116,14 @@ mod tests {
 
     #[test]
     fn expected_counts_are_consistent() {
-        let corpus = CorpusSpec { seed: 3, instances: 500, series_per_study: 3, instances_per_series: 20, namespace: 0, side: crate::corpus::CT_SIDE };
+        let corpus = CorpusSpec {
+            seed: 3,
+            instances: 500,
+            series_per_study: 3,
+            instances_per_series: 20,
+            namespace: 0,
+            side: crate::corpus::CT_SIDE,
+        };
         let e = Expect::new(corpus);
         for i in 0..50 {
             let (kind, path, expected) = e.query(i, None);

@@ -43,7 +43,13 @@ pub async fn run(target: &Target, opts: RenderedOpts) -> anyhow::Result<Scenario
         (0..corpus.instances)
             .map(|k| {
                 let (s, se, _) = corpus.locate(k);
-                format!("{}/studies/{}/series/{}/instances/{}", target.base, corpus.study(s).uid, corpus.series_uid(s, se), corpus.instance_uid(k))
+                format!(
+                    "{}/studies/{}/series/{}/instances/{}",
+                    target.base,
+                    corpus.study(s).uid,
+                    corpus.series_uid(s, se),
+                    corpus.instance_uid(k)
+                )
             })
             .collect(),
     );

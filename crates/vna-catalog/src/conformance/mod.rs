@@ -16,8 +16,8 @@ pub use write_cases::*;
 use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
 
 use crate::{
-    BlobLocation, Catalog, Filter, FrameIndex, InstanceAttrs, Key, Level, Matcher, NewInstance, PatientAttrs, Query,
-    RegisterOutcome, SeriesAttrs, StudyAttrs, VersionPolicy,
+    BlobLocation, Catalog, Filter, FrameIndex, InstanceAttrs, Key, Level, Matcher, NewInstance, PatientAttrs, Query, RegisterOutcome,
+    SeriesAttrs, StudyAttrs, VersionPolicy,
 };
 
 /// Generates one test per conformance case. `$make` is an async fn returning

@@ -60,10 +60,8 @@ pub async fn patient_counters_count_current_instances(c: &dyn Catalog) {
     store(c, &other).await;
 
     let rows = c.query_patients(&query(Level::Patient, vec![])).await.unwrap();
-    let counts: Vec<_> = rows
-        .iter()
-        .map(|r| (r.patient.patient_id.as_str(), r.number_of_studies, r.number_of_series, r.number_of_instances))
-        .collect();
+    let counts: Vec<_> =
+        rows.iter().map(|r| (r.patient.patient_id.as_str(), r.number_of_studies, r.number_of_series, r.number_of_instances)).collect();
     assert_eq!(counts, vec![("PAT-0001", 2, 3, 3), ("PAT-0002", 1, 1, 1)]);
     // Matching only sees current versions, like at the other levels.
     assert_eq!(patient_ids(c, vec![filter(Modality, single("MR"))]).await, vec!["PAT-0001"]);

@@ -297,7 +297,11 @@ pub async fn multi_frame_matching(c: &dyn Catalog) {
         };
         new_bytes(i, sop)
     };
-    for n in [slide("1.2.4.9.1.1", 1, "TILED_FULL", 4096), slide("1.2.4.9.1.2", 2, "TILED_FULL", 4096), slide("1.2.4.9.1.3", 3, "TILED_SPARSE", 1024)] {
+    for n in [
+        slide("1.2.4.9.1.1", 1, "TILED_FULL", 4096),
+        slide("1.2.4.9.1.2", 2, "TILED_FULL", 4096),
+        slide("1.2.4.9.1.3", 3, "TILED_SPARSE", 1024),
+    ] {
         store(c, &n).await;
     }
     assert_eq!(sop_uids(c, vec![filter(ConcatenationUid, single("1.2.4.9.100"))]).await, vec!["1.2.4.9.1.1", "1.2.4.9.1.2"]);
@@ -309,7 +313,10 @@ pub async fn multi_frame_matching(c: &dyn Catalog) {
     let rows = c.query_instances(&query(Level::Instance, vec![filter(InConcatenationNumber, single("1"))])).await.expect("query");
     assert_eq!(rows.len(), 1);
     let m = &rows[0].instance.multi_frame;
-    assert_eq!((m.concatenation_uid.as_deref(), m.in_concatenation_number, m.total_pixel_matrix_columns), (Some("1.2.4.9.100"), Some(1), Some(4096)));
+    assert_eq!(
+        (m.concatenation_uid.as_deref(), m.in_concatenation_number, m.total_pixel_matrix_columns),
+        (Some("1.2.4.9.100"), Some(1), Some(4096))
+    );
     // Instances without these attributes match no value of them (a lone `*` is universal).
     assert_eq!(sop_uids(c, vec![filter(DimensionOrganizationType, wild("TILED*"))]).await.len(), 3);
 }

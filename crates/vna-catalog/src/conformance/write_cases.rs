@@ -11,8 +11,7 @@ use crate::{ByteRange, CatalogError, ChangeKind, Scope};
 
 pub async fn register_stores_first_version(c: &dyn Catalog) {
     let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
-    let RegisterOutcome::Stored { instance, change_seq, replaced_previous } = c.register(&n, VersionPolicy::Reject).await.unwrap()
-    else {
+    let RegisterOutcome::Stored { instance, change_seq, replaced_previous } = c.register(&n, VersionPolicy::Reject).await.unwrap() else {
         panic!("expected Stored")
     };
     assert!(!replaced_previous);
@@ -62,8 +61,7 @@ pub async fn keep_both_records_prior_version(c: &dyn Catalog) {
     let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &n).await;
     let v2 = new_bytes(n.clone(), "v2");
-    let RegisterOutcome::StoredAsPriorVersion { instance, change_seq } = c.register(&v2, VersionPolicy::KeepBoth).await.unwrap()
-    else {
+    let RegisterOutcome::StoredAsPriorVersion { instance, change_seq } = c.register(&v2, VersionPolicy::KeepBoth).await.unwrap() else {
         panic!("expected StoredAsPriorVersion")
     };
     assert_eq!((instance.version, instance.is_current), (2, false));
@@ -88,17 +86,13 @@ pub async fn replace_makes_new_current(c: &dyn Catalog) {
     let kept = new_bytes(n.clone(), "kept");
     c.register(&kept, VersionPolicy::KeepBoth).await.unwrap();
     let v3 = new_bytes(n.clone(), "v3");
-    let RegisterOutcome::Stored { instance, change_seq, replaced_previous } = c.register(&v3, VersionPolicy::Replace).await.unwrap()
-    else {
+    let RegisterOutcome::Stored { instance, change_seq, replaced_previous } = c.register(&v3, VersionPolicy::Replace).await.unwrap() else {
         panic!("expected Stored")
     };
     assert!(replaced_previous);
     assert_eq!((instance.version, instance.is_current), (3, true));
     let versions = c.instance_versions(&n.instance.sop_uid).await.unwrap();
-    assert_eq!(
-        versions.iter().map(|v| (v.version, v.is_current)).collect::<Vec<_>>(),
-        vec![(1, false), (2, false), (3, true)]
-    );
+    assert_eq!(versions.iter().map(|v| (v.version, v.is_current)).collect::<Vec<_>>(), vec![(1, false), (2, false), (3, true)]);
     assert_eq!(c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap().blob.sha256, v3.blob.sha256);
     let last = c.changes_since(change_seq - 1, 10).await.unwrap();
     assert_eq!(last.first().map(|ch| &ch.kind), Some(&ChangeKind::InstanceReplaced));
@@ -285,16 +279,11 @@ pub async fn instances_in_scope_and_order(c: &dyn Catalog) {
     c.register(&new_bytes(all[4].clone(), "prior"), VersionPolicy::KeepBoth).await.unwrap();
     let study = StudyUid::new("1.2.3.1").unwrap();
     let scope = Scope { study: study.clone(), series: None, instance: None };
-    let got: Vec<String> =
-        c.instances_in(&scope).await.unwrap().iter().map(|r| r.instance.sop_uid.as_str().to_owned()).collect();
+    let got: Vec<String> = c.instances_in(&scope).await.unwrap().iter().map(|r| r.instance.sop_uid.as_str().to_owned()).collect();
     assert_eq!(got, vec!["1.2.3.1.1.8", "1.2.3.1.1.7", "1.2.3.1.1.5", "1.2.3.1.2.9", "1.2.3.1.3.1"]);
     let series_scope = Scope { series: Some(all[1].series.series_uid.clone()), ..scope.clone() };
     assert_eq!(c.instances_in(&series_scope).await.unwrap().len(), 1);
-    let one = Scope {
-        series: Some(all[3].series.series_uid.clone()),
-        instance: Some(all[3].instance.sop_uid.clone()),
-        ..scope.clone()
-    };
+    let one = Scope { series: Some(all[3].series.series_uid.clone()), instance: Some(all[3].instance.sop_uid.clone()), ..scope.clone() };
     let rows = c.instances_in(&one).await.unwrap();
     assert_eq!((rows.len(), rows[0].is_current), (1, true));
     let wrong_series = Scope { series: Some(all[1].series.series_uid.clone()), ..one };
@@ -413,7 +402,10 @@ pub async fn concurrent_failure_stays_alone(c: Arc<impl Catalog>) {
     }
     assert_eq!((stored, duplicate), (15, 1));
     assert_eq!(c.count_instances().await.unwrap(), 15);
-    assert!(patient_ids(&*c, vec![filter(Key::PatientName, single("Bad^Name"))]).await.is_empty(), "the failed one's patient update is undone");
+    assert!(
+        patient_ids(&*c, vec![filter(Key::PatientName, single("Bad^Name"))]).await.is_empty(),
+        "the failed one's patient update is undone"
+    );
     assert_eq!(patient_ids(&*c, vec![filter(Key::PatientName, single("Doe^Jane"))]).await, ["PAT-0001"]);
     assert_eq!(c.changes_since(0, 100).await.unwrap().len(), 15);
 }

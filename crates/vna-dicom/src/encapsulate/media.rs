@@ -149,7 +149,10 @@ impl VideoInfo {
             VideoCodec::Hevc { profile: 1, level } if level <= 153 => "1.2.840.10008.1.2.4.107",
             VideoCodec::Hevc { profile: 2, level } if level <= 153 => "1.2.840.10008.1.2.4.108",
             VideoCodec::Hevc { profile, level } => {
-                return Err(MediaError::Unsupported(format!("HEVC profile {profile} level {} (DICOM has Main and Main 10 up to level 5.1)", level as f64 / 30.0)))
+                return Err(MediaError::Unsupported(format!(
+                    "HEVC profile {profile} level {} (DICOM has Main and Main 10 up to level 5.1)",
+                    level as f64 / 30.0
+                )))
             }
         };
         let hevc = matches!(self.codec, VideoCodec::Hevc { .. });
@@ -165,7 +168,13 @@ struct BoxHeader {
 }
 
 fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), MediaError> {
-    r.read_exact(buf).map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { MediaError::Malformed("a box is cut") } else { MediaError::Io })
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            MediaError::Malformed("a box is cut")
+        } else {
+            MediaError::Io
+        }
+    })
 }
 
 fn next_box<R: Read + Seek>(r: &mut R, at: u64, limit: u64) -> Result<Option<BoxHeader>, MediaError> {
@@ -254,7 +263,11 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R, len: u64) -> Result<VideoInfo, Media
         let stsz = find(&stbl_children, b"stsz").ok_or(MediaError::Malformed("no sample sizes (stsz)"))?;
         let frames = be_u32(&payload(r, stsz, 12)?, 8).ok_or(MediaError::Malformed("the sample sizes are cut"))?;
         if frames == 0 {
-            return Err(MediaError::Unsupported(if fragmented { "fragmented MP4 (write it with the sample table in moov)".into() } else { "a video track without frames".into() }));
+            return Err(MediaError::Unsupported(if fragmented {
+                "fragmented MP4 (write it with the sample table in moov)".into()
+            } else {
+                "a video track without frames".into()
+            }));
         }
         let stsd = find(&stbl_children, b"stsd").ok_or(MediaError::Malformed("no sample description (stsd)"))?;
         // stsd: version/flags, entry count, then the first sample entry (a box).
@@ -284,7 +297,12 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R, len: u64) -> Result<VideoInfo, Media
                 }
                 VideoCodec::Hevc { profile: c[1] & 0x1F, level: c[12] }
             }
-            other => return Err(MediaError::Unsupported(format!("video codec '{}' (H.264 and HEVC are supported)", String::from_utf8_lossy(other)))),
+            other => {
+                return Err(MediaError::Unsupported(format!(
+                    "video codec '{}' (H.264 and HEVC are supported)",
+                    String::from_utf8_lossy(other)
+                )))
+            }
         };
         if rows == 0 || columns == 0 {
             return Err(MediaError::Malformed("the video has no size"));

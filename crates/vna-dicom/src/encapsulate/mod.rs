@@ -48,7 +48,13 @@ pub struct Encapsulated {
 
 impl Encapsulated {
     pub fn total_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| match s { Segment::Bytes(b) => b.len() as u64, Segment::File { length, .. } => *length }).sum()
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes(b) => b.len() as u64,
+                Segment::File { length, .. } => *length,
+            })
+            .sum()
     }
 }
 
@@ -146,12 +152,20 @@ fn check(keyword: &'static str, vr: VR, v: &str) -> Result<(), EncapsulateError>
         return bad("control characters or backslashes are not allowed");
     }
     match vr {
-        VR::UI => uid::validate(v).map_err(|_| EncapsulateError::InvalidValue { keyword, vr: "UI", why: "not a UID (digits and dots, at most 64)" }),
+        VR::UI => uid::validate(v).map_err(|_| EncapsulateError::InvalidValue {
+            keyword,
+            vr: "UI",
+            why: "not a UID (digits and dots, at most 64)",
+        }),
         VR::DA if !valid_date(v) => bad("a date is YYYYMMDD"),
         VR::TM if !valid_time(v) => bad("a time is HHMMSS[.FFFFFF]"),
-        VR::CS if !v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ' || c == '_') => bad("upper-case letters, digits, space and underscore only"),
+        VR::CS if !v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ' || c == '_') => {
+            bad("upper-case letters, digits, space and underscore only")
+        }
         VR::IS if v.parse::<i32>().is_err() => bad("an integer"),
-        VR::PN if v.split('=').count() > 3 || v.split('=').any(|g| g.split('^').count() > 5 || g.chars().count() > 64) => bad("a person name is up to 5 components per group, 64 characters each"),
+        VR::PN if v.split('=').count() > 3 || v.split('=').any(|g| g.split('^').count() > 5 || g.chars().count() > 64) => {
+            bad("a person name is up to 5 components per group, 64 characters each")
+        }
         _ => Ok(()),
     }
 }
@@ -299,11 +313,18 @@ pub fn build(media: &Media, attrs: &Attributes, file_bytes: u64, now: &DateTime)
         Media::Jpeg(j) => {
             let color = j.components == 3;
             let lossless = j.process == JpegProcess::Lossless;
-            let mut ds = image_pixel(ds, j.rows, j.columns, j.components as u16, j.precision.max(8) as u16, match (color, lossless) {
-                (false, _) => "MONOCHROME2",
-                (true, false) => "YBR_FULL_422",
-                (true, true) => "RGB",
-            })
+            let mut ds = image_pixel(
+                ds,
+                j.rows,
+                j.columns,
+                j.components as u16,
+                j.precision.max(8) as u16,
+                match (color, lossless) {
+                    (false, _) => "MONOCHROME2",
+                    (true, false) => "YBR_FULL_422",
+                    (true, true) => "RGB",
+                },
+            )
             .str(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\PRIMARY")
             .sequence(Tag(0x0040, 0x0555), Vec::new(), false)
             .str(Tag(0x0020, 0x0020), VR::CS, "");
@@ -329,12 +350,23 @@ pub fn build(media: &Media, attrs: &Attributes, file_bytes: u64, now: &DateTime)
             pixel_fragments(&mut segments, &ds, file_bytes, fragment);
         }
     }
-    Ok(Encapsulated { sop_class_uid: sop_class, sop_instance_uid: instance, series_instance_uid: series, study_instance_uid: study, transfer_syntax, segments })
+    Ok(Encapsulated {
+        sop_class_uid: sop_class,
+        sop_instance_uid: instance,
+        series_instance_uid: series,
+        study_instance_uid: study,
+        transfer_syntax,
+        segments,
+    })
 }
 
 fn trim_ds(s: &str) -> String {
     let t = s.trim_end_matches('0').trim_end_matches('.');
-    if t.is_empty() { "0".into() } else { t.chars().take(16).collect() }
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.chars().take(16).collect()
+    }
 }
 
 fn image_pixel(ds: Items, rows: u16, columns: u16, samples: u16, bits: u16, photometric: &str) -> Items {

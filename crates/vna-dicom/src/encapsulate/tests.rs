@@ -124,7 +124,11 @@ fn mp4(profile: u8, level: u8, frames: u32, moov_last: bool) -> Vec<u8> {
     let moov = mp4_box(b"moov", &mp4_box(b"trak", &mdia));
     let ftyp = mp4_box(b"ftyp", b"isom\0\0\x02\0isomavc1");
     let mdat = mp4_box(b"mdat", &[7u8; 1001]);
-    if moov_last { [ftyp, mdat, moov].concat() } else { [ftyp, moov, mdat].concat() }
+    if moov_last {
+        [ftyp, mdat, moov].concat()
+    } else {
+        [ftyp, moov, mdat].concat()
+    }
 }
 
 #[test]
@@ -173,7 +177,14 @@ fn a_video_is_one_stream_and_a_huge_one_is_fragmented() {
     let huge = 5u64 << 30;
     let e = build(&Media::Video(v), &attrs(&[("PatientID", "P-3")]), huge, &now()).expect("built");
     assert_eq!(e.transfer_syntax, "1.2.840.10008.1.2.4.102.1");
-    let ranges: Vec<(u64, u64)> = e.segments.iter().filter_map(|s| match s { Segment::File { offset, length } => Some((*offset, *length)), _ => None }).collect();
+    let ranges: Vec<(u64, u64)> = e
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::File { offset, length } => Some((*offset, *length)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(ranges, (0..5).map(|i| (i << 30, 1 << 30)).collect::<Vec<_>>());
     assert!(e.total_bytes() > huge);
     assert!(matches!(build(&Media::Pdf, &attrs(&[("PatientID", "P")]), huge, &now()), Err(EncapsulateError::TooLarge(_))));
@@ -183,7 +194,14 @@ fn a_video_is_one_stream_and_a_huge_one_is_fragmented() {
 fn metadata_is_validated_without_echoing_values() {
     let mut a = Attributes::default();
     assert!(matches!(a.set("PatientWeight", "80"), Err(EncapsulateError::UnknownAttribute(_))));
-    for (k, v) in [("PatientBirthDate", "1980-01-01"), ("StudyInstanceUID", "1.2.abc"), ("Modality", "es"), ("StudyTime", "256000"), ("SeriesNumber", "x"), ("PatientID", "a\\b")] {
+    for (k, v) in [
+        ("PatientBirthDate", "1980-01-01"),
+        ("StudyInstanceUID", "1.2.abc"),
+        ("Modality", "es"),
+        ("StudyTime", "256000"),
+        ("SeriesNumber", "x"),
+        ("PatientID", "a\\b"),
+    ] {
         let e = a.set(k, v).expect_err(k);
         assert!(!e.to_string().contains(v), "{e}");
     }

@@ -85,10 +85,7 @@ pub struct ParsedObject {
 
 /// PS3.5 §7.1.2: these VRs have a 2-byte reserved field and a 4-byte length.
 pub(crate) fn has_long_length(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::SQ | VR::UC | VR::UN | VR::UR | VR::UT | VR::SV | VR::UV
-    )
+    matches!(vr, VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::SQ | VR::UC | VR::UN | VR::UR | VR::UT | VR::SV | VR::UV)
 }
 
 /// The VR of an element in implicit VR encoding, from the standard dictionary.

@@ -63,9 +63,7 @@ impl FindError {
             FindError::MissingLevel | FindError::UnknownLevel | FindError::LevelNotInModel { .. } => {
                 Some(vna_dicom::tags::QUERY_RETRIEVE_LEVEL)
             }
-            FindError::MissingUniqueKey { tag } | FindError::UniqueKeyNotSingle { tag } | FindError::InvalidValue { tag } => {
-                Some(*tag)
-            }
+            FindError::MissingUniqueKey { tag } | FindError::UniqueKeyNotSingle { tag } | FindError::InvalidValue { tag } => Some(*tag),
             FindError::UnsupportedModel | FindError::Unparseable(_) => None,
         }
     }

@@ -34,10 +34,8 @@ pub fn parse_request(
 /// (PS3.4 §C.2.2.2.6) is not supported: the catalog indexes no sequence, so a sequence key
 /// is universal and comes back as an empty sequence. Private attributes are ignored.
 pub fn request_from_dataset(ds: &DataSet, model: InformationModel, options: FindOptions) -> Result<FindRequest, FindError> {
-    let charset = ds
-        .text(tags::SPECIFIC_CHARACTER_SET, &Charset::default())
-        .map(|s| Charset::from_specific_character_set(&s))
-        .unwrap_or_default();
+    let charset =
+        ds.text(tags::SPECIFIC_CHARACTER_SET, &Charset::default()).map(|s| Charset::from_specific_character_set(&s)).unwrap_or_default();
     let code = ds.text(tags::QUERY_RETRIEVE_LEVEL, &Charset::default()).unwrap_or_default();
     let level = match QueryLevel::from_code(&code) {
         Some(level) => level,

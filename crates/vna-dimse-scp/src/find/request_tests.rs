@@ -169,7 +169,8 @@ fn keys_by_level_and_unsupported_keys() {
     let r = find(STUDY_ROOT_FIND, identifier).unwrap();
     assert_eq!(filters(&r), vec![(Key::PatientSex, single("F")), (Key::StudyUid, single("1.2"))]);
     let requested: Vec<Tag> = r.requested.iter().map(|k| k.tag).collect();
-    let want = [INSTITUTION_NAME, REFERENCED_STUDY_SEQUENCE, PATIENT_SEX, STUDY_INSTANCE_UID, NUMBER_OF_STUDY_RELATED_SERIES, SOP_INSTANCE_UID];
+    let want =
+        [INSTITUTION_NAME, REFERENCED_STUDY_SEQUENCE, PATIENT_SEX, STUDY_INSTANCE_UID, NUMBER_OF_STUDY_RELATED_SERIES, SOP_INSTANCE_UID];
     let mut want = want.to_vec();
     want.sort();
     assert_eq!(requested, want, "tag order; no private, level, charset or AE title");
@@ -203,8 +204,13 @@ fn padded(mut b: Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn unparseable_identifier_is_unable_to_process() {
-    let err = parse_request(&[0x08, 0x00, 0x52, 0x00, b'C', b'S', 0x10], vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_FIND, FindOptions::default())
-        .unwrap_err();
+    let err = parse_request(
+        &[0x08, 0x00, 0x52, 0x00, b'C', b'S', 0x10],
+        vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN,
+        STUDY_ROOT_FIND,
+        FindOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, FindError::Unparseable(_)), "{err:?}");
     assert_eq!((err.status(), err.offending_element()), (0xC000, None));
 }

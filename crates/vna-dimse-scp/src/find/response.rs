@@ -106,12 +106,7 @@ pub fn response_items(req: &FindRequest, row: FindRow<'_>, retrieve_ae_title: Op
 }
 
 /// The response identifier bytes of one Pending C-FIND-RSP for `row`.
-pub fn response_identifier(
-    req: &FindRequest,
-    row: FindRow<'_>,
-    retrieve_ae_title: Option<&str>,
-    encoding: ResponseEncoding,
-) -> Vec<u8> {
+pub fn response_identifier(req: &FindRequest, row: FindRow<'_>, retrieve_ae_title: Option<&str>, encoding: ResponseEncoding) -> Vec<u8> {
     let items = response_items(req, row, retrieve_ae_title);
     match encoding {
         ResponseEncoding::ImplicitLittleEndian => data_set(&items, ts::IMPLICIT_VR_LITTLE_ENDIAN),
@@ -151,9 +146,7 @@ fn answer(tag: Tag, row: &FindRow<'_>) -> Option<Answer> {
         tags::PATIENT_BIRTH_DATE => text(&p.patient_birth_date),
         tags::PATIENT_SEX => text(&p.patient_sex),
         tags::INSTANCE_AVAILABILITY => text("ONLINE"),
-        tags::NUMBER_OF_PATIENT_RELATED_STUDIES
-        | tags::NUMBER_OF_PATIENT_RELATED_SERIES
-        | tags::NUMBER_OF_PATIENT_RELATED_INSTANCES => {
+        tags::NUMBER_OF_PATIENT_RELATED_STUDIES | tags::NUMBER_OF_PATIENT_RELATED_SERIES | tags::NUMBER_OF_PATIENT_RELATED_INSTANCES => {
             let FindRow::Patient(r) = row else { return None };
             int(Some(match tag {
                 tags::NUMBER_OF_PATIENT_RELATED_STUDIES => r.number_of_studies,

@@ -9,7 +9,13 @@ use vna_archive::Archive;
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status, SubStoreOutcome};
 
 /// C-GET for an AE allowed to retrieve.
-pub(crate) async fn c_get(archive: &Arc<Archive>, info: &AssociationInfo, request: &Command, identifier: &[u8], responder: &mut Responder<'_>) -> Reply {
+pub(crate) async fn c_get(
+    archive: &Arc<Archive>,
+    info: &AssociationInfo,
+    request: &Command,
+    identifier: &[u8],
+    responder: &mut Responder<'_>,
+) -> Reply {
     let sop_class = request.affected_sop_class_uid.as_deref().unwrap_or_default();
     let transfer_syntax = responder.transfer_syntax().to_owned();
     let rows = match resolve(archive, identifier, &transfer_syntax, sop_class).await {

@@ -21,7 +21,10 @@ fn contexts_for(rows: &[InstanceRow]) -> Vec<ProposedContext> {
         let (class, ts) = (row.instance.sop_class_uid.as_str(), row.instance.transfer_syntax.as_str());
         if !out.iter().any(|c| c.abstract_syntax == class && c.transfer_syntaxes.iter().any(|t| t == ts)) {
             if out.len() == MAX_CONTEXTS {
-                tracing::warn!(max = MAX_CONTEXTS, "c-move: more SOP class/transfer syntax pairs than presentation contexts; the others fail");
+                tracing::warn!(
+                    max = MAX_CONTEXTS,
+                    "c-move: more SOP class/transfer syntax pairs than presentation contexts; the others fail"
+                );
                 break;
             }
             out.push(ProposedContext::new(class, &[ts]));

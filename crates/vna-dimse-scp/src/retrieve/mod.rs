@@ -74,7 +74,14 @@ fn unique_key(level: QueryLevel) -> Tag {
 pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class: &str) -> Result<Query, FindError> {
     let model = model_of(sop_class).ok_or(FindError::UnsupportedModel)?;
     let parsed = parse_dataset_bytes(identifier, transfer_syntax, IDENTIFIER_LIMITS).map_err(FindError::Unparseable)?;
-    let kept = [tags::SPECIFIC_CHARACTER_SET, tags::QUERY_RETRIEVE_LEVEL, tags::PATIENT_ID, tags::STUDY_INSTANCE_UID, tags::SERIES_INSTANCE_UID, tags::SOP_INSTANCE_UID];
+    let kept = [
+        tags::SPECIFIC_CHARACTER_SET,
+        tags::QUERY_RETRIEVE_LEVEL,
+        tags::PATIENT_ID,
+        tags::STUDY_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::SOP_INSTANCE_UID,
+    ];
     let ds = DataSet { elements: parsed.dataset.elements.into_iter().filter(|e| kept.contains(&e.tag)).collect() };
     let req = find::request_from_dataset(&ds, model, FindOptions::default())?;
     let key = unique_key(req.level);
@@ -85,7 +92,12 @@ pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class
 }
 
 /// The instances a request designates, or the refusal (PS3.4 Table C.4-2, C.4-3).
-pub(crate) async fn resolve(archive: &Archive, identifier: &[u8], transfer_syntax: &str, sop_class: &str) -> Result<Vec<InstanceRow>, Reply> {
+pub(crate) async fn resolve(
+    archive: &Archive,
+    identifier: &[u8],
+    transfer_syntax: &str,
+    sop_class: &str,
+) -> Result<Vec<InstanceRow>, Reply> {
     let query = retrieve_query(identifier, transfer_syntax, sop_class).map_err(|e| {
         tracing::info!(error = %e, "retrieve identifier refused");
         let mut reply = Reply::with_comment(Status(e.status()), &e.error_comment());

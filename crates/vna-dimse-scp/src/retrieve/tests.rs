@@ -16,12 +16,20 @@ fn identifier(level: &str, keys: &[(Tag, VR, &str)]) -> Vec<u8> {
 fn unique_keys_of_the_level_and_above_become_instance_filters() {
     let id = identifier(
         "SERIES",
-        &[(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3"), (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4\\1.2.3.5"), (tags::MODALITY, VR::CS, "CT")],
+        &[
+            (tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4\\1.2.3.5"),
+            (tags::MODALITY, VR::CS, "CT"),
+        ],
     );
     let q = retrieve_query(&id, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE).unwrap();
     assert_eq!(q.level, Level::Instance);
     assert!(q.filters.contains(&Filter { key: Key::StudyUid, matcher: Matcher::Single("1.2.3".into()) }), "{:?}", q.filters);
-    assert!(q.filters.iter().any(|f| f.key == Key::SeriesUid && matches!(f.matcher, Matcher::List(ref l) if l.len() == 2)), "{:?}", q.filters);
+    assert!(
+        q.filters.iter().any(|f| f.key == Key::SeriesUid && matches!(f.matcher, Matcher::List(ref l) if l.len() == 2)),
+        "{:?}",
+        q.filters
+    );
     // Not a unique key: ignored, never a filter.
     assert!(!q.filters.iter().any(|f| f.key == Key::Modality));
 }
