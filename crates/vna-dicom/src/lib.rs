@@ -5,6 +5,7 @@
 //!   positions of bulk data and pixel fragments.
 //! - [`frames`]: the byte ranges of every frame, from the parse.
 //! - [`json`]: DICOM JSON of a parsed data set.
+//! - [`recode`]: streamed re-encoding between the uncompressed transfer syntaxes.
 //! - [`write`]: a small Part 10 writer for objects the archive makes itself.
 //! - [`pn`], [`charset`]: person-name folding and Specific Character Set decoding.
 
@@ -15,6 +16,7 @@ pub mod frames;
 pub mod json;
 pub mod parse;
 pub mod pn;
+pub mod recode;
 pub mod transcode;
 pub mod ts;
 pub mod uid;
