@@ -80,6 +80,10 @@ pub enum ArchiveError {
     /// transfer syntax, never a value).
     #[error("{0}")]
     Image(#[source] vna_image::ImageError),
+    /// PS3.18 §8.7.3.5.2, PS3.4 §C.4.2.1.4: the instance cannot be sent in the requested
+    /// transfer syntax (no decoder for the stored one, or an encoding this archive does not make).
+    #[error("the instance is stored as {stored} and cannot be delivered as {requested}")]
+    SyntaxUnavailable { stored: String, requested: String },
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -133,7 +137,7 @@ impl ArchiveError {
             TooLarge { .. } => ErrorClass::TooLarge,
             Busy => ErrorClass::Busy,
             NotFound { .. } => ErrorClass::NotFound,
-            FramesUnavailable { .. } => ErrorClass::Unsupported,
+            FramesUnavailable { .. } | SyntaxUnavailable { .. } => ErrorClass::Unsupported,
             Blob { source: BlobError::NotFound { .. }, .. } => ErrorClass::NotFound,
             Blob { source: BlobError::Locked { .. }, .. } => ErrorClass::Conflict,
             Blob { source: BlobError::Unsupported { .. }, .. } => ErrorClass::Unsupported,

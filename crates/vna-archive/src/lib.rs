@@ -2,6 +2,7 @@
 //! end (DICOMweb, DIMSE, CLI import). It speaks plain Rust types and [`ArchiveError`]; it
 //! never knows HTTP, DIMSE, or how a front end renders an error.
 
+mod deliver;
 mod error;
 mod extract;
 mod image;
@@ -10,6 +11,7 @@ mod nondicom;
 mod retrieve;
 mod verify;
 
+pub use deliver::{deliverable_syntaxes, delivery, Delivery};
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};

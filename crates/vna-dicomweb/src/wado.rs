@@ -11,9 +11,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
-use vna_archive::{Archive, ArchiveError};
+use vna_archive::{Archive, ArchiveError, Delivery};
 use vna_catalog::{ByteRange, InstanceRow, Scope};
 use vna_dicom::json::resolve_bulk_uris;
+use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
 
 pub(crate) fn scope(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Scope, ApiError> {
@@ -52,42 +53,54 @@ pub(crate) async fn instance_metadata(
     respond(async { metadata(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
 }
 
-/// The transfer syntax the client accepts for `application/dicom` parts: `Ok(None)` for the
-/// stored one (`*`, or no parameter), `Ok(Some(uid))` for a specific one, or 406.
-fn requested_syntax(headers: &HeaderMap, part: &str) -> Result<Option<String>, ApiError> {
-    let ranges = ranges(headers);
+/// A transfer syntax the client takes for a part, as its Accept header names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Wanted {
+    /// `transfer-syntax=*`: whatever is stored.
+    Stored,
+    Syntax(String),
+}
+
+/// The transfer syntaxes the client accepts for parts of media type `part`, in its order of
+/// preference (PS3.18 §8.7.3.5.2): a range without the parameter means the default, Explicit
+/// VR Little Endian. Implicit VR Little Endian is never offered over the web (PS3.18 §8.7.3.5.2
+/// Table 8.7.3-2 lists it for no media type), so a range asking only for it fits nothing.
+pub(crate) fn wanted_syntaxes(ranges: &[MediaRange], part: &str) -> Vec<Wanted> {
     let fits = |r: &MediaRange| match r.essence.as_str() {
         "multipart/related" => r.part_type.as_deref().is_none_or(|t| t == part),
         "*/*" | "multipart/*" => true,
         e => e == part,
     };
-    let chosen = ranges
+    ranges
         .iter()
-        .find(|r| fits(r))
-        .ok_or_else(|| ApiError::NotAcceptable(format!("this resource is served as multipart/related; type=\"{part}\"")))?;
-    Ok(chosen.transfer_syntax.clone().filter(|t| t != "*"))
+        .filter(|r| fits(r))
+        .filter_map(|r| match r.transfer_syntax.as_deref() {
+            Some("*") => Some(Wanted::Stored),
+            Some(vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN) => None,
+            Some(ts) => Some(Wanted::Syntax(ts.to_owned())),
+            None => Some(Wanted::Syntax(vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN.to_owned())),
+        })
+        .collect()
 }
 
-/// How an instance is sent: as stored, or transcoded to Explicit VR Little Endian with native
-/// pixel data (PS3.18 §8.7.3.5.2) when that is asked for a compressed instance this archive
-/// decodes. Anything else is 406.
-#[derive(PartialEq)]
-enum Plan {
-    Stored,
-    Transcode,
-}
-
-fn plan(wanted: &Option<String>, row: &InstanceRow) -> Result<Plan, ApiError> {
-    let stored = &row.instance.transfer_syntax;
-    match wanted {
-        None => Ok(Plan::Stored),
-        Some(ts) if ts == stored => Ok(Plan::Stored),
-        Some(ts) if ts == vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN && !vna_dicom::ts::is_native(stored) && vna_archive::can_decode(row) => Ok(Plan::Transcode),
-        Some(ts) => Err(ApiError::NotAcceptable(format!(
-            "transfer syntax {ts} was requested; this instance is stored as {stored}, which is served as stored (transfer-syntax=*) or, for the compressed syntaxes this archive decodes, as {}",
-            vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN
-        ))),
+/// The syntax an instance is sent in: the first the client wants that the archive can
+/// deliver it in, or 406 naming what it could have had.
+pub(crate) fn choose_syntax(wanted: &[Wanted], row: &InstanceRow) -> Result<(String, Delivery), ApiError> {
+    for w in wanted {
+        let ts = match w {
+            Wanted::Stored => &row.instance.transfer_syntax,
+            Wanted::Syntax(ts) => ts,
+        };
+        if let Some(d) = vna_archive::delivery(row, ts) {
+            return Ok((ts.clone(), d));
+        }
     }
+    let offered: Vec<String> = vna_archive::deliverable_syntaxes(row).into_iter().filter(|t| t != vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN).collect();
+    Err(ApiError::NotAcceptable(format!(
+        "an instance is stored as {}; it is available as {} (or transfer-syntax=* for the stored bytes)",
+        row.instance.transfer_syntax,
+        offered.join(", ")
+    )))
 }
 
 async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Response, ApiError> {
@@ -137,30 +150,30 @@ pub(crate) fn ranged_body(
 }
 
 async fn retrieve(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Response, ApiError> {
-    let wanted = requested_syntax(headers, "application/dicom")?;
+    let wanted = wanted_syntaxes(&ranges(headers), "application/dicom");
+    if wanted.is_empty() {
+        return Err(ApiError::NotAcceptable(
+            "this resource is served as multipart/related; type=\"application/dicom\" (not in Implicit VR Little Endian)".into(),
+        ));
+    }
     let rows = state.archive.instances(&scope).await?;
-    let plans = rows.iter().map(|r| plan(&wanted, r)).collect::<Result<Vec<_>, _>>()?;
+    let chosen = rows.iter().map(|r| choose_syntax(&wanted, r)).collect::<Result<Vec<_>, _>>()?;
     let parts = rows
         .into_iter()
-        .zip(plans)
-        .map(|(row, plan)| match plan {
-            Plan::Stored => Part {
-                content_type: format!("application/dicom; transfer-syntax={}", row.instance.transfer_syntax),
-                extra_headers: vec![("Content-Length".into(), row.blob.size.to_string())],
-                body: ranged_body(state.archive.clone(), row, None),
-            },
-            Plan::Transcode => {
-                let archive = state.archive.clone();
-                Part {
-                    content_type: format!("application/dicom; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN),
-                    extra_headers: Vec::new(),
-                    body: async move {
-                        let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
-                        Ok(archive.transcoded(&row).await?.map_err(io).boxed())
-                    }
-                    .boxed(),
-                }
+        .zip(chosen)
+        .map(|(row, (ts, delivery))| {
+            let content_type = format!("application/dicom; transfer-syntax={ts}");
+            if delivery == Delivery::Stored {
+                let extra_headers = vec![("Content-Length".into(), row.blob.size.to_string())];
+                return Part { content_type, extra_headers, body: ranged_body(state.archive.clone(), row, None) };
             }
+            let archive = state.archive.clone();
+            let body = async move {
+                let io = |e: vna_blob::BlobError| std::io::Error::other(e.to_string());
+                Ok(archive.open_as(&row, &ts, Framing::Part10).await?.map_err(io).boxed())
+            }
+            .boxed();
+            Part { content_type, extra_headers: Vec::new(), body }
         })
         .collect();
     multipart_response("application/dicom", parts).await

@@ -1,6 +1,8 @@
 //! C-GET SCP (PS3.4 §C.4.3): the designated instances go back as C-STORE sub-operations on the
 //! C-GET's own association, on presentation contexts whose storage class the requester took
-//! the SCP role for (role selection, PS3.7 §D.3.3.4) in the stored transfer syntax.
+//! the SCP role for (role selection, PS3.7 §D.3.3.4). Each instance goes on the first such
+//! context whose accepted transfer syntax the archive can deliver it in, the stored syntax
+//! first (PS3.4 §C.4.3.1: the sub-operations use the contexts the requester proposed).
 
 use super::source::open_data_set;
 use super::{resolve, Tally};
@@ -29,13 +31,14 @@ pub(crate) async fn c_get(
             cancelled = true;
             break;
         }
-        let (class, ts, uid) = (row.instance.sop_class_uid.as_str(), row.instance.transfer_syntax.as_str(), row.instance.sop_uid.as_str());
-        let Some(context) = responder.store_context(class, ts) else {
-            // No context for this class in the stored syntax, or no SCP role for it.
+        let (class, uid) = (row.instance.sop_class_uid.as_str(), row.instance.sop_uid.as_str());
+        let chosen = vna_archive::deliverable_syntaxes(row).into_iter().find_map(|ts| responder.store_context(class, &ts).map(|c| (c, ts)));
+        let Some((context, ts)) = chosen else {
+            // No context for this class in a syntax we can send it in, or no SCP role for it.
             tally.failed(uid);
             continue;
         };
-        match open_data_set(archive, row).await {
+        match open_data_set(archive, row, &ts).await {
             Err(e) => {
                 tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "c-get: cannot read a stored object");
                 tally.failed(uid);

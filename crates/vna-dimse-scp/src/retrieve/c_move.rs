@@ -1,6 +1,9 @@
 //! C-MOVE SCP (PS3.4 §C.4.2): the designated instances go to the Move Destination, a known AE,
-//! over a sub-association we request with our AE title as calling AE, one presentation
-//! context per (SOP class, stored transfer syntax). Each C-STORE carries the Move Originator
+//! over a sub-association we request with our AE title as calling AE. Each presentation
+//! context proposes a SOP class with the transfer syntaxes the archive can deliver its
+//! instances in, stored first, then explicit and implicit VR little endian where it can
+//! re-encode or decode (PS3.4 §C.4.2.1.4); each instance goes on the first accepted context
+//! in that order. Each C-STORE carries the Move Originator
 //! AE Title and Message ID (PS3.7 Table 9.3-1).
 
 use super::source::open_data_set;
@@ -14,12 +17,14 @@ use vna_dimse::{AssociationInfo, Client, ClientOptions, Command, ProposedContext
 /// PS3.8 §9.3.2.2: presentation context IDs are odd numbers 1-255.
 const MAX_CONTEXTS: usize = 128;
 
-/// One presentation context per distinct (SOP class, transfer syntax) of `rows`, at most 128.
+/// One presentation context per distinct (SOP class, deliverable syntaxes) of `rows`, at most
+/// 128.
 fn contexts_for(rows: &[InstanceRow]) -> Vec<ProposedContext> {
     let mut out: Vec<ProposedContext> = Vec::new();
     for row in rows {
-        let (class, ts) = (row.instance.sop_class_uid.as_str(), row.instance.transfer_syntax.as_str());
-        if !out.iter().any(|c| c.abstract_syntax == class && c.transfer_syntaxes.iter().any(|t| t == ts)) {
+        let class = row.instance.sop_class_uid.as_str();
+        let syntaxes = vna_archive::deliverable_syntaxes(row);
+        if !out.iter().any(|c| c.abstract_syntax == class && c.transfer_syntaxes == syntaxes) {
             if out.len() == MAX_CONTEXTS {
                 tracing::warn!(
                     max = MAX_CONTEXTS,
@@ -27,7 +32,8 @@ fn contexts_for(rows: &[InstanceRow]) -> Vec<ProposedContext> {
                 );
                 break;
             }
-            out.push(ProposedContext::new(class, &[ts]));
+            let names: Vec<&str> = syntaxes.iter().map(String::as_str).collect();
+            out.push(ProposedContext::new(class, &names));
         }
     }
     out
@@ -101,14 +107,17 @@ pub(crate) async fn c_move(
 }
 
 /// One sub-operation; true when the sub-association can carry nothing more.
-async fn send_one(archive: &Archive, client: &mut Client, row: &InstanceRow, originator: (&str, u16), tally: &mut Tally) -> bool {
-    let (class, ts, uid) = (row.instance.sop_class_uid.as_str(), row.instance.transfer_syntax.as_str(), row.instance.sop_uid.as_str());
-    let Some(context) = client.association().find_context(class, Some(ts)).map(|c| c.id) else {
-        // The destination accepted no context for this class in the stored syntax.
+async fn send_one(archive: &Arc<Archive>, client: &mut Client, row: &InstanceRow, originator: (&str, u16), tally: &mut Tally) -> bool {
+    let (class, uid) = (row.instance.sop_class_uid.as_str(), row.instance.sop_uid.as_str());
+    let chosen = vna_archive::deliverable_syntaxes(row)
+        .into_iter()
+        .find_map(|ts| client.association().find_context(class, Some(&ts)).map(|c| (c.id, ts)));
+    let Some((context, ts)) = chosen else {
+        // The destination accepted no context for this class in a syntax we can send.
         tally.failed(uid);
         return false;
     };
-    let data = match open_data_set(archive, row).await {
+    let data = match open_data_set(archive, row, &ts).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "c-move: cannot read a stored object");
