@@ -59,6 +59,12 @@ impl Archive {
         Ok(self.described(row).await?.description.clone())
     }
 
+    /// Where the value of the instance's Pixel Data starts in the stored object (its
+    /// BulkDataURI offset), if it has one.
+    pub async fn pixel_data_offset(&self, row: &InstanceRow) -> Result<Option<u64>, ArchiveError> {
+        Ok(self.described(row).await?.pixel_data_offset)
+    }
+
     /// The metadata read and parsed once per instance version, then cached.
     async fn described(&self, row: &InstanceRow) -> Result<Arc<Described>, ArchiveError> {
         let key = (row.pk, row.blob.sha256.clone());

@@ -16,7 +16,7 @@ pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
-pub use retrieve::{Frame, FramesOf};
+pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use verify::Verdict;
 
 use std::collections::HashMap;

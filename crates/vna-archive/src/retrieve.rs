@@ -12,6 +12,17 @@ pub struct Frame {
     pub pieces: Vec<ByteRange>,
 }
 
+/// What a BulkDataURI designates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkValue {
+    /// A value's bytes, as stored.
+    Bytes(ByteRange),
+    /// A video's encapsulated Pixel Data: its stream, as these stored pieces in order.
+    Video(Vec<ByteRange>),
+    /// An image's encapsulated Pixel Data: its frames, each in the stored syntax.
+    Frames,
+}
+
 #[derive(Debug, Clone)]
 pub struct FramesOf {
     pub instance: InstanceRow,
@@ -58,8 +69,11 @@ impl Archive {
         Ok(FramesOf { instance, frames })
     }
 
-    /// A bulk data value of an instance, by the offset and length written in its BulkDataURI.
-    pub async fn bulk(&self, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, ByteStream), ArchiveError> {
+    /// A bulk data value of an instance, by the offset and length written in its BulkDataURI:
+    /// the value's bytes, or, for encapsulated Pixel Data, what PS3.18 §8.7.3.3.2 and Table
+    /// 8.7.3-5 make of it: a video's stream (the fragments' contents in order) or an image's
+    /// frames. Nothing is opened yet.
+    pub async fn bulk(&self, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, BulkValue), ArchiveError> {
         let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
         if instance.instance.transfer_syntax == vna_dicom::ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
             return Err(ArchiveError::FramesUnavailable { why: "bulk data of a deflated object is not addressable" });
@@ -67,8 +81,19 @@ impl Archive {
         if range.offset.checked_add(range.length).is_none_or(|end| end > instance.blob.size) {
             return Err(ArchiveError::BulkOutOfRange);
         }
-        let stream = self.open(&instance, Some(range)).await?;
-        Ok((instance, stream))
+        if let Some(stream) = self.video_stream(&instance).await? {
+            // The Pixel Data value spans the whole stream (and the items around it).
+            let (first, last) = (stream[0], stream[stream.len() - 1]);
+            if range.offset <= first.offset && range.offset + range.length >= last.offset + last.length {
+                return Ok((instance, BulkValue::Video(stream)));
+            }
+        } else if !vna_dicom::ts::is_native(&instance.instance.transfer_syntax)
+            && instance.instance.rows.is_some()
+            && self.pixel_data_offset(&instance).await? == Some(range.offset)
+        {
+            return Ok((instance, BulkValue::Frames));
+        }
+        Ok((instance, BulkValue::Bytes(range)))
     }
 
     /// DICOM JSON of every current instance in a scope, in the order of [`Archive::instances`].

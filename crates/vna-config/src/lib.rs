@@ -51,6 +51,10 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
     /// Seconds an in-flight request may take to finish after shutdown begins.
     pub shutdown_grace_seconds: u64,
+    /// Longest list a request may make: frame numbers of `/frames/{list}`, values of a UID
+    /// list or `includefield`, parts of a response listing an instance's frames. Longer
+    /// requests are refused with 400 (a short URL must not cost thousands of reads).
+    pub max_list_items: u32,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +65,7 @@ impl Default for HttpConfig {
             public_url: String::new(),
             max_concurrent_requests: 512,
             shutdown_grace_seconds: 30,
+            max_list_items: 1000,
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
-use vna_archive::{Archive, ArchiveError, Delivery};
+use vna_archive::{Archive, ArchiveError, BulkValue, Delivery};
 use vna_catalog::{ByteRange, InstanceRow, Scope};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::recode::Framing;
@@ -198,8 +198,13 @@ async fn metadata(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], out).into_response())
 }
 
-/// PS3.18 §10.4.1.1.4 frame list: comma-separated, 1-based.
-pub(crate) fn frame_numbers(list: &str) -> Result<Vec<u32>, ApiError> {
+/// PS3.18 §10.4.1.1.4 frame list: comma-separated, 1-based, at most `max` numbers (each one
+/// is a ranged read; `http.max_list_items`).
+pub(crate) fn frame_numbers(list: &str, max: u32) -> Result<Vec<u32>, ApiError> {
+    let count = list.split(',').count();
+    if count > max as usize {
+        return Err(ApiError::BadRequest(format!("a frame list has at most {max} frame numbers (this one has {count})")));
+    }
     let nums: Result<Vec<u32>, _> = list.split(',').map(|s| s.trim().parse::<u32>()).collect();
     match nums {
         Ok(n) if !n.is_empty() && n.iter().all(|&f| f >= 1) => Ok(n),
@@ -215,7 +220,7 @@ pub(crate) async fn frames(
     respond(
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
-            let numbers = frame_numbers(&list)?;
+            let numbers = frame_numbers(&list, state.config.max_list_items)?;
             let located = state.archive.frames(&scope, &numbers).await?;
             let row = located.instance;
             let stored_ts = row.instance.transfer_syntax.clone();
@@ -295,7 +300,17 @@ fn native_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Pa
     Part::computed(content_type, async move { archive.native_frame(&row, number).await.map(|f| f.bytes) })
 }
 
-pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, range)): Path<(String, String, String, String)>) -> Response {
+/// Bulk data (PS3.18 §10.4.1.1.5, the BulkDataURIs of the metadata). A value's bytes go as
+/// multipart/related of one `application/octet-stream` part by default; a client that asks for
+/// `application/octet-stream` itself, or sends `Range` without insisting on multipart, gets the
+/// single part with HTTP Range (RFC 9110 §14). Encapsulated Pixel Data is what PS3.18 Table
+/// 8.7.3-5 says: a video's stream as `video/mp4` or `video/mpeg` (single part with Range, or
+/// multipart when asked), an image's frames as multipart in their stored media type.
+pub(crate) async fn bulkdata(
+    State(state): State<AppState>,
+    Path((st, se, i, range)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
     respond(
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
@@ -303,14 +318,85 @@ pub(crate) async fn bulkdata(State(state): State<AppState>, Path((st, se, i, ran
             let Some(r) = parsed else {
                 return Err(ApiError::Archive(ArchiveError::NotFound { what: "bulk data" }));
             };
-            let (row, _) = state.archive.bulk(&scope, r).await?;
-            let parts = vec![Part {
-                content_type: "application/octet-stream".into(),
-                extra_headers: vec![("Content-Length".into(), r.length.to_string())],
-                body: ranged_body(state.archive.clone(), row, Some(vec![r])),
-            }];
-            multipart_response("application/octet-stream", parts).await
+            let (row, value) = state.archive.bulk(&scope, r).await?;
+            let accept = ranges(&headers);
+            let wants_multipart = accept.first().is_some_and(|a| a.essence == "multipart/related");
+            let has_range = headers.contains_key(header::RANGE);
+            match value {
+                BulkValue::Bytes(r) => {
+                    let single = accept.iter().any(|a| a.essence == "application/octet-stream")
+                        || (has_range && !wants_multipart && accept.iter().any(|a| matches!(a.essence.as_str(), "*/*" | "application/*")));
+                    if single {
+                        return crate::range::ranged(&state, &headers, row, vec![r], "application/octet-stream").await;
+                    }
+                    if !accept.iter().any(|a| fits_part(a, "application/octet-stream")) {
+                        return Err(ApiError::NotAcceptable("bulk data is served as application/octet-stream".into()));
+                    }
+                    let parts = vec![Part {
+                        content_type: "application/octet-stream".into(),
+                        extra_headers: vec![("Content-Length".into(), r.length.to_string())],
+                        body: ranged_body(state.archive.clone(), row, Some(vec![r])),
+                    }];
+                    multipart_response("application/octet-stream", parts).await
+                }
+                BulkValue::Video(stream) => {
+                    let media = vna_dicom::ts::frame_media_type(&row.instance.transfer_syntax).unwrap_or("video/mp4");
+                    if !accept.iter().any(|a| fits_part(a, media)) {
+                        return Err(ApiError::NotAcceptable(format!("the pixel data of this video is served as {media}")));
+                    }
+                    if wants_multipart {
+                        let length = stream.iter().map(|p| p.length).sum::<u64>();
+                        let parts = vec![Part {
+                            content_type: media.to_owned(),
+                            extra_headers: vec![("Content-Length".into(), length.to_string())],
+                            body: ranged_body(state.archive.clone(), row, Some(stream)),
+                        }];
+                        return multipart_response(media, parts).await;
+                    }
+                    crate::range::ranged(&state, &headers, row, stream, media).await
+                }
+                BulkValue::Frames => {
+                    let ts = row.instance.transfer_syntax.clone();
+                    let media = vna_dicom::ts::frame_media_type(&ts).unwrap_or("application/octet-stream");
+                    let part_type = if accept.iter().any(|a| a.part_type.as_deref() == Some(media) || a.essence == media) {
+                        media
+                    } else if accept.iter().any(|a| fits_part(a, "application/octet-stream")) {
+                        "application/octet-stream"
+                    } else {
+                        return Err(ApiError::NotAcceptable(format!("the pixel data of this instance is served as frames, {media}")));
+                    };
+                    let count = row.instance.number_of_frames.unwrap_or(1).max(1) as u32;
+                    if count > state.config.max_list_items {
+                        return Err(ApiError::BadRequest(format!(
+                            "this instance has {count} frames, more than the {} parts a response may have; retrieve them with /frames",
+                            state.config.max_list_items
+                        )));
+                    }
+                    let numbers: Vec<u32> = (1..=count).collect();
+                    let located = state.archive.frames(&scope, &numbers).await?;
+                    let parts = located
+                        .frames
+                        .into_iter()
+                        .map(|f| Part {
+                            content_type: format!("{part_type}; transfer-syntax={ts}"),
+                            extra_headers: vec![("Content-Length".into(), f.pieces.iter().map(|p| p.length).sum::<u64>().to_string())],
+                            body: ranged_body(state.archive.clone(), located.instance.clone(), Some(f.pieces)),
+                        })
+                        .collect();
+                    multipart_response(part_type, parts).await
+                }
+            }
         }
         .await,
     )
+}
+
+/// True when a media range takes a representation (or multipart part) of type `media`.
+fn fits_part(r: &MediaRange, media: &str) -> bool {
+    let top = media.split('/').next().unwrap_or("");
+    match r.essence.as_str() {
+        "multipart/related" => r.part_type.as_deref().is_none_or(|t| t == media || t == "*/*" || t == format!("{top}/*")),
+        "*/*" | "multipart/*" => true,
+        e => e == media || e == format!("{top}/*"),
+    }
 }

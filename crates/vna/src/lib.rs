@@ -117,6 +117,7 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
             public_url: config.http.public_url.clone(),
             default_limit: config.query.default_limit,
             max_limit: config.query.max_limit,
+            max_list_items: config.http.max_list_items,
             listen_port,
             spool_dir: config.data_dir.join("spool"),
         },
