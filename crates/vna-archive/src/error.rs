@@ -29,6 +29,9 @@ pub enum ErrorClass {
 pub enum ArchiveError {
     #[error("not a valid DICOM object: {0}")]
     NotDicom(#[source] ParseError),
+    /// Readable, and still not acceptable (`vna_dicom::validate`).
+    #[error("not a valid DICOM object: {0}")]
+    Invalid(#[source] vna_dicom::validate::Defect),
     #[error("required attribute {attribute} is missing or empty")]
     MissingAttribute { attribute: &'static str },
     #[error("attribute {attribute} is not a valid UID: {source}")]
@@ -97,6 +100,17 @@ pub struct SopRef {
 }
 
 impl ArchiveError {
+    /// True when the object is not the instance it claims or was sent as (PS3.4 Table B.2-1
+    /// 0xA900 "data set does not match SOP class", PS3.18 Table I.2-2 the same code): its SOP
+    /// UIDs differ from the command's, the file meta group's, or its study from the request's.
+    pub fn is_identity_mismatch(&self) -> bool {
+        match self {
+            ArchiveError::SopMismatch { .. } | ArchiveError::StudyMismatch { .. } => true,
+            ArchiveError::Invalid(d) => d.is_identity_mismatch(),
+            _ => false,
+        }
+    }
+
     pub fn sop(&self) -> Option<&SopRef> {
         match self {
             ArchiveError::StudyMismatch { sop } | ArchiveError::VersionConflict { sop } | ArchiveError::SopMismatch { expected: sop } => {
@@ -110,6 +124,7 @@ impl ArchiveError {
     pub fn kind(&self) -> String {
         match self {
             ArchiveError::NotDicom(p) => format!("not a valid DICOM object: {}", p.kind()),
+            ArchiveError::Invalid(vna_dicom::validate::Defect::PixelDataTooShort { .. }) => "pixel data shorter than declared".to_owned(),
             ArchiveError::FrameOutOfRange { .. } => "frame out of range".to_owned(),
             other => other.to_string(),
         }
@@ -120,6 +135,7 @@ impl ArchiveError {
         match self {
             NotDicom(ParseError::HeaderTooLarge { .. }) => ErrorClass::TooLarge,
             NotDicom(_)
+            | Invalid(_)
             | MissingAttribute { .. }
             | InvalidUid { .. }
             | SopMismatch { .. }

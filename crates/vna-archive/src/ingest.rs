@@ -129,6 +129,10 @@ impl Archive {
                 return Err(e);
             }
         };
+        if let Err(defect) = vna_dicom::validate::validate(&parsed) {
+            writer.abort().await;
+            return Err(ArchiveError::Invalid(defect));
+        }
         let bulk_threshold = self.config.parse_limits.bulk_threshold as u64;
         // Big headers (whole-slide per-frame groups, many fragments) make JSON generation slow:
         // keep them off the async runtime. A small one is done here, cheaper than the hand-off.

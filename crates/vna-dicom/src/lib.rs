@@ -6,6 +6,7 @@
 //! - [`frames`]: the byte ranges of every frame, from the parse.
 //! - [`json`]: DICOM JSON of a parsed data set.
 //! - [`recode`]: streamed re-encoding between the uncompressed transfer syntaxes.
+//! - [`validate`]: the checks every ingest path runs on a parsed object.
 //! - [`write`]: a small Part 10 writer for objects the archive makes itself.
 //! - [`pn`], [`charset`]: person-name folding and Specific Character Set decoding.
 
@@ -20,6 +21,7 @@ pub mod recode;
 pub mod transcode;
 pub mod ts;
 pub mod uid;
+pub mod validate;
 pub mod write;
 
 pub use dicom_core::{Tag, VR};

@@ -83,6 +83,10 @@ pub struct StreamParser {
     transfer_syntax: Option<String>,
     inflater: Option<flate2::Decompress>,
     inflated: Vec<u8>,
+    /// A kept value that would pass the header limit, skipped instead: the verdict waits for
+    /// the end of the stream, where an object too short to hold it is malformed (truncated)
+    /// and a complete one too large.
+    oversized: bool,
 }
 
 impl StreamParser {
@@ -105,6 +109,7 @@ impl StreamParser {
             transfer_syntax: None,
             inflater: None,
             inflated: Vec::new(),
+            oversized: false,
         }
     }
 
@@ -312,6 +317,23 @@ impl StreamParser {
 
     fn on_element(&mut self, tag: Tag, vr: VR, len: u32) -> Result<(), ParseError> {
         let start = self.pos;
+        if len != UNDEFINED {
+            // A value that cannot fit in its item or sequence is malformed now, not after
+            // gigabytes of waiting for bytes that were never going to come.
+            let bound = self.stack.iter().rev().find_map(|n| match n {
+                Node::Sequence { end, .. } | Node::Item { end, .. } => *end,
+                Node::Pixel { .. } => None,
+            });
+            if bound.is_some_and(|end| start + len as u64 > end) {
+                return Err(ParseError::Overrun { at: start });
+            }
+            // PS3.5 §6.2 Table 6.2-1: binary VRs hold whole values of a fixed size.
+            if let Some(unit) = fixed_size(vr).filter(|_| self.enc.explicit_vr || types::implicit_vr_is_exact(tag)) {
+                if len % unit != 0 {
+                    return Err(ParseError::BadLength { group: tag.0, element: tag.1, vr: vr.to_string(), length: len, at: start });
+                }
+            }
+        }
         if len == UNDEFINED {
             if tag == PIXEL_DATA {
                 self.push_node(Node::Pixel { tag, vr, start, fragments: Fragments::default(), seen_table: false })?;
@@ -334,11 +356,15 @@ impl StreamParser {
             self.push_node(Node::Sequence { tag, vr, start, end: Some(start + len as u64), items: Vec::new(), restore: None })?;
             return self.element_done();
         }
+        if self.keeps(tag, vr, len) && self.kept + len as usize > self.limits.max_header_bytes {
+            self.oversized = true;
+            self.acc.clear();
+            self.skip = len as u64;
+            self.step = Step::SkipValue { tag, vr, offset: start, len };
+            return Ok(());
+        }
         if self.keeps(tag, vr, len) {
             self.kept += len as usize;
-            if self.kept > self.limits.max_header_bytes {
-                return Err(ParseError::HeaderTooLarge { max: self.limits.max_header_bytes });
-            }
             self.expect(len as usize, Step::Value { tag, vr, offset: start, len });
             if len == 0 {
                 return self.dispatch();
@@ -518,9 +544,16 @@ impl StreamParser {
             // Shorter than a preamble and its 'DICM': whatever it is, it is not Part 10.
             return Err(ParseError::NotPart10);
         }
+        if let Step::Value { tag, offset, len, .. } | Step::SkipValue { tag, offset, len, .. } = self.step {
+            let have = self.pos.saturating_sub(offset);
+            return Err(ParseError::ValueCut { group: tag.0, element: tag.1, at: offset, declared: len as u64, missing: len as u64 - have });
+        }
         let at_boundary = matches!(self.step, Step::Header) && self.acc.is_empty() && self.skip == 0;
         if !at_boundary || !self.stack.is_empty() {
             return Err(ParseError::Truncated { at });
+        }
+        if self.oversized {
+            return Err(ParseError::HeaderTooLarge { max: self.limits.max_header_bytes });
         }
         if self.in_meta {
             // A meta group with nothing after it: no data set at all.
@@ -535,6 +568,16 @@ impl StreamParser {
             transfer_syntax,
             size: self.fed,
         })
+    }
+}
+
+/// The size of one value of a binary VR (PS3.5 §6.2): a value length must be a multiple of it.
+fn fixed_size(vr: VR) -> Option<u32> {
+    match vr {
+        VR::US | VR::SS | VR::OW => Some(2),
+        VR::UL | VR::SL | VR::FL | VR::AT | VR::OL | VR::OF => Some(4),
+        VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => Some(8),
+        _ => None,
     }
 }
 

@@ -41,6 +41,51 @@ pub fn lookup(uid: &str) -> TransferSyntax {
     }
 }
 
+/// Every transfer syntax the archive accepts, stores and serves (PS3.6 Table A-1, the ones
+/// in use), with its name. An object or presentation context in any other syntax is refused:
+/// the parser could not know how its data set is encoded. One list for every protocol.
+pub const KNOWN: &[(&str, &str)] = &[
+    (IMPLICIT_VR_LITTLE_ENDIAN, "Implicit VR Little Endian"),
+    (EXPLICIT_VR_LITTLE_ENDIAN, "Explicit VR Little Endian"),
+    (DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, "Deflated Explicit VR Little Endian"),
+    (EXPLICIT_VR_BIG_ENDIAN, "Explicit VR Big Endian (retired)"),
+    (JPEG_BASELINE, "JPEG Baseline (Process 1)"),
+    ("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)"),
+    ("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)"),
+    ("1.2.840.10008.1.2.4.70", "JPEG Lossless, First-Order Prediction (Process 14, SV1)"),
+    ("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless"),
+    ("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless"),
+    ("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless Only"),
+    ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
+    ("1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Multi-component Lossless Only"),
+    ("1.2.840.10008.1.2.4.93", "JPEG 2000 Part 2 Multi-component"),
+    ("1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Lossless Only"),
+    ("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options Lossless Only"),
+    ("1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000"),
+    ("1.2.840.10008.1.2.5", "RLE Lossless"),
+    ("1.2.840.10008.1.2.4.100", "MPEG2 Main Profile / Main Level"),
+    ("1.2.840.10008.1.2.4.101", "MPEG2 Main Profile / High Level"),
+    ("1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264 High Profile / Level 4.1"),
+    ("1.2.840.10008.1.2.4.103", "MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1"),
+    ("1.2.840.10008.1.2.4.104", "MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video"),
+    ("1.2.840.10008.1.2.4.105", "MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video"),
+    ("1.2.840.10008.1.2.4.106", "MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2"),
+    ("1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile / Level 5.1"),
+    ("1.2.840.10008.1.2.4.108", "HEVC/H.265 Main 10 Profile / Level 5.1"),
+    ("1.2.840.10008.1.2.4.100.1", "Fragmentable MPEG2 Main Profile / Main Level"),
+    ("1.2.840.10008.1.2.4.101.1", "Fragmentable MPEG2 Main Profile / High Level"),
+    ("1.2.840.10008.1.2.4.102.1", "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.1"),
+    ("1.2.840.10008.1.2.4.103.1", "Fragmentable MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1"),
+    ("1.2.840.10008.1.2.4.104.1", "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video"),
+    ("1.2.840.10008.1.2.4.105.1", "Fragmentable MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video"),
+    ("1.2.840.10008.1.2.4.106.1", "Fragmentable MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2"),
+];
+
+/// True for a transfer syntax in [`KNOWN`].
+pub fn is_known(uid: &str) -> bool {
+    KNOWN.iter().any(|(u, _)| *u == uid)
+}
+
 /// True for the syntaxes whose pixel data is stored uncompressed.
 pub fn is_native(uid: &str) -> bool {
     matches!(uid, IMPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)

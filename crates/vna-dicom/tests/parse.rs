@@ -100,7 +100,7 @@ fn truncated_and_garbage_are_rejected() {
     let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
     for cut in [10, 131, 140, 300, bytes.len() - 1] {
         let err = parse_bytes(&bytes[..cut], ParseLimits::default()).unwrap_err();
-        assert!(matches!(err, ParseError::Truncated { .. } | ParseError::NotPart10), "cut {cut}: {err:?}");
+        assert!(matches!(err, ParseError::Truncated { .. } | ParseError::ValueCut { .. } | ParseError::NotPart10), "cut {cut}: {err:?}");
     }
     assert_eq!(parse_bytes(&[0u8; 200], ParseLimits::default()).unwrap_err(), ParseError::NotPart10);
     assert_eq!(parse_bytes(b"hello world", ParseLimits::default()).unwrap_err(), ParseError::NotPart10);
@@ -193,8 +193,76 @@ fn bare_dataset_empty_deflated_and_truncated() {
     let obj = parse_dataset_bytes(&deflated, ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap();
     assert_eq!(obj.dataset.first_text(tags::QUERY_RETRIEVE_LEVEL, &Charset::default()), "STUDY");
     let err = parse_dataset_bytes(&plain[..plain.len() - 3], ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap_err();
-    assert!(matches!(err, ParseError::Truncated { .. }), "{err:?}");
+    assert!(matches!(err, ParseError::ValueCut { .. } | ParseError::Truncated { .. }), "{err:?}");
     // A Part 10 file is not a bare data set: its preamble reads as garbage.
     assert!(parse_dataset_bytes(&part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN), ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default())
         .is_err());
+}
+
+/// Where an object is cut decides the wording, never whether it is refused.
+#[test]
+fn a_cut_is_named_where_it_happens() {
+    let ds = base()
+        .sequence(tags::REFERENCED_IMAGE_SEQUENCE, vec![Items::new().str(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3")], true)
+        .native_pixels(VR::OB, vec![7; 2000]);
+    let bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let parse = |n: usize| parse_bytes(&bytes[..n], ParseLimits::default()).unwrap_err();
+    // Inside the pixel data value: the element, what it declares and how much is missing.
+    assert_eq!(
+        parse(bytes.len() - 500),
+        ParseError::ValueCut { group: 0x7FE0, element: 0x0010, at: (bytes.len() - 2000) as u64, declared: 2000, missing: 500 }
+    );
+    // Inside the pixel data element header.
+    assert!(matches!(parse(bytes.len() - 2005), ParseError::Truncated { .. }));
+    // Inside the item of undefined length: after the item header, before its delimiter.
+    let item = bytes.windows(8).position(|w| w == [0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]).expect("an item of undefined length");
+    assert!(matches!(parse(item + 8), ParseError::Truncated { .. }));
+    assert!(matches!(parse(item + 10), ParseError::Truncated { .. }));
+}
+
+#[test]
+fn a_declared_length_the_object_cannot_hold_is_malformed_not_too_large() {
+    // A 4 GiB long text in an object of a few hundred bytes: the stream ends long before.
+    let mut bytes = part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    bytes.extend_from_slice(&[0x20, 0x00, 0x00, 0x40, b'L', b'T', 0xFE, 0xFF]); // (0020,4000) LT, 65534
+    bytes.extend_from_slice(&[0x08, 0x00, 0x30, 0x10, b'U', b'T', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF]); // misplaced, never reached
+    let limits = ParseLimits { max_header_bytes: 1000, ..Default::default() };
+    let err = parse_bytes(&bytes, limits).unwrap_err();
+    assert!(matches!(err, ParseError::ValueCut { group: 0x0020, element: 0x4000, declared: 65534, .. }), "{err:?}");
+    let mut huge = part10(&base(), ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    huge.extend_from_slice(&[0x20, 0x00, 0x00, 0x40, b'U', b'T', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF]); // (0020,4000) UT, ~4 GiB
+    huge.extend_from_slice(&[b'x'; 100]);
+    let err = parse_bytes(&huge, ParseLimits::default()).unwrap_err();
+    assert!(matches!(err, ParseError::ValueCut { declared: 0xFFFF_FFF0, .. }), "{err:?}");
+    // A complete object over the limit is still too large.
+    let big = part10(&base().str(tags::IMAGE_COMMENTS, VR::LT, &"y".repeat(5000)), ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    assert_eq!(parse_bytes(&big, limits).unwrap_err(), ParseError::HeaderTooLarge { max: 1000 });
+}
+
+#[test]
+fn binary_values_must_be_whole() {
+    // Rows (US) with 3 bytes.
+    let ds = base().bytes(tags::ROWS, VR::US, vec![1, 0, 0, 0]);
+    let mut bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let at = bytes.windows(6).position(|w| w == [0x28, 0x00, 0x10, 0x00, b'U', b'S']).expect("Rows");
+    bytes[at + 6] = 3;
+    bytes.remove(at + 8);
+    let err = parse_bytes(&bytes, ParseLimits::default()).unwrap_err();
+    assert!(matches!(err, ParseError::BadLength { group: 0x0028, element: 0x0010, length: 3, .. }), "{err:?}");
+    // The same in implicit VR, where the dictionary says US.
+    let mut bytes = part10(&ds, ts::IMPLICIT_VR_LITTLE_ENDIAN);
+    let at = bytes.windows(4).position(|w| w == [0x28, 0x00, 0x10, 0x00]).expect("Rows");
+    bytes[at + 4] = 3;
+    bytes.remove(at + 8);
+    assert!(matches!(parse_bytes(&bytes, ParseLimits::default()), Err(ParseError::BadLength { .. })));
+}
+
+#[test]
+fn a_value_overrunning_its_item_is_refused_at_once() {
+    let ds = base().sequence(tags::REFERENCED_IMAGE_SEQUENCE, vec![Items::new().str(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3")], false);
+    let mut bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let at = bytes.windows(6).position(|w| w == [0x08, 0x00, 0x55, 0x11, b'U', b'I']).expect("the UID");
+    bytes[at + 6] = 0xF0; // 0x00F0 bytes, far past the item
+    let mut p = StreamParser::new(ParseLimits::default());
+    assert!(matches!(p.feed(&bytes), Err(ParseError::Overrun { .. })), "refused while feeding, not at the end");
 }

@@ -176,7 +176,7 @@ fn multer_reason(e: &multer::Error) -> &'static str {
 /// PS3.18 Table 10.5.3-3 failure reasons, from the one error-class table.
 fn failure_reason(error: &ArchiveError) -> u16 {
     match error {
-        ArchiveError::StudyMismatch { .. } => 0xA900,
+        e if e.is_identity_mismatch() => 0xA900,
         e => match e.class() {
             ErrorClass::InvalidInput => 0xC000,
             ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => 0xA700,

@@ -18,7 +18,7 @@ pub const VERSION_CONFLICT: Status = Status(0xC001);
 ///
 /// | class | status | PS3.4 Table B.2-1 / PS3.7 Annex C |
 /// | --- | --- | --- |
-/// | InvalidInput (SOP class/instance mismatch) | 0xA900 | Error: data set does not match SOP class |
+/// | InvalidInput (SOP class/instance differ from the command's or the meta group's) | 0xA900 | Error: data set does not match SOP class |
 /// | InvalidInput (other) | 0xC000 | Error: cannot understand |
 /// | Conflict | 0xC001 | Cxxx family, see [`VERSION_CONFLICT`] |
 /// | TooLarge, Busy, Timeout | 0xA700 | Refused: out of resources (retry later or elsewhere) |
@@ -26,7 +26,7 @@ pub const VERSION_CONFLICT: Status = Status(0xC001);
 /// | NotFound, Internal | 0x0110 | Processing failure |
 pub fn store_failure(error: &ArchiveError) -> Reply {
     let status = match error.class() {
-        ErrorClass::InvalidInput if matches!(error, ArchiveError::SopMismatch { .. }) => Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+        ErrorClass::InvalidInput if error.is_identity_mismatch() => Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
         ErrorClass::InvalidInput => Status::CANNOT_UNDERSTAND,
         ErrorClass::Conflict => VERSION_CONFLICT,
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => Status::OUT_OF_RESOURCES,

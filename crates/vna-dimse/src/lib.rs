@@ -27,7 +27,7 @@ pub use command::{Command, CommandField};
 pub use error::DimseError;
 pub use event_report::EventReportOutcome;
 pub use handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest, SubOperations};
-pub use negotiate::{is_storage_class, AcceptorPolicy, TRANSFER_SYNTAXES, VERIFICATION};
+pub use negotiate::{is_accepted_syntax, is_storage_class, AcceptorPolicy, VERIFICATION};
 pub use server::{serve, ScpConfig};
 pub use status::{Status, StatusKind};
 pub use suboperation::SubStoreOutcome;

@@ -20,40 +20,12 @@ pub const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1480.1";
 pub const IMPLEMENTATION_VERSION_NAME: &str = "VNA";
 
 /// Transfer syntaxes accepted for storage, as received (PS3.5 Annex A; PS3.6 Annex A).
-pub const TRANSFER_SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2",         // implicit VR little endian
-    "1.2.840.10008.1.2.1",       // explicit VR little endian
-    "1.2.840.10008.1.2.1.99",    // deflated explicit VR little endian
-    "1.2.840.10008.1.2.2",       // explicit VR big endian (retired, still sent)
-    "1.2.840.10008.1.2.4.50",    // JPEG baseline
-    "1.2.840.10008.1.2.4.51",    // JPEG extended
-    "1.2.840.10008.1.2.4.57",    // JPEG lossless
-    "1.2.840.10008.1.2.4.70",    // JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80",    // JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81",    // JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.90",    // JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",    // JPEG 2000
-    "1.2.840.10008.1.2.4.201",   // HTJ2K lossless
-    "1.2.840.10008.1.2.4.202",   // HTJ2K lossless RPCL
-    "1.2.840.10008.1.2.4.203",   // HTJ2K
-    "1.2.840.10008.1.2.5",       // RLE lossless
-    "1.2.840.10008.1.2.4.100",   // MPEG-2 MP@ML
-    "1.2.840.10008.1.2.4.101",   // MPEG-2 MP@HL
-    "1.2.840.10008.1.2.4.102",   // MPEG-4 AVC/H.264 HP@4.1
-    "1.2.840.10008.1.2.4.103",   // MPEG-4 AVC/H.264 BD-compatible
-    "1.2.840.10008.1.2.4.104",   // MPEG-4 AVC/H.264 2D video
-    "1.2.840.10008.1.2.4.105",   // MPEG-4 AVC/H.264 3D video
-    "1.2.840.10008.1.2.4.106",   // MPEG-4 AVC/H.264 stereo
-    "1.2.840.10008.1.2.4.107",   // HEVC/H.265 Main
-    "1.2.840.10008.1.2.4.108",   // HEVC/H.265 Main 10
-    "1.2.840.10008.1.2.4.100.1", // fragmentable MPEG-2 MP@ML (streams beyond 4 GiB)
-    "1.2.840.10008.1.2.4.101.1", // fragmentable MPEG-2 MP@HL
-    "1.2.840.10008.1.2.4.102.1", // fragmentable MPEG-4 AVC/H.264 HP@4.1
-    "1.2.840.10008.1.2.4.103.1", // fragmentable MPEG-4 AVC/H.264 BD-compatible
-    "1.2.840.10008.1.2.4.104.1", // fragmentable MPEG-4 AVC/H.264 2D video
-    "1.2.840.10008.1.2.4.105.1", // fragmentable MPEG-4 AVC/H.264 3D video
-    "1.2.840.10008.1.2.4.106.1", // fragmentable MPEG-4 AVC/H.264 stereo
-];
+/// The transfer syntaxes accepted in presentation contexts: the archive's one list
+/// (`vna_dicom::ts::KNOWN`), so that what DIMSE negotiates and what every other ingest path
+/// accepts are the same.
+pub fn is_accepted_syntax(uid: &str) -> bool {
+    vna_dicom::ts::is_known(uid)
+}
 
 /// Verification SOP class (PS3.4 Annex A).
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
@@ -98,7 +70,7 @@ fn reject(result: AssociationRJResult, source: AssociationRJSource) -> Decision 
 }
 
 /// Decides on an A-ASSOCIATE-RQ. `accepts` says which abstract syntaxes the handler serves;
-/// for each proposed context the first proposed transfer syntax in [`TRANSFER_SYNTAXES`] wins
+/// for each proposed context the first proposed transfer syntax [`is_accepted_syntax`] wins
 /// (the requestor lists its preference first; we store as received).
 pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str) -> bool) -> Decision {
     use AssociationRJServiceUserReason as User;
@@ -132,13 +104,13 @@ pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str
         let (reason, ts) = if !accepts(&abstract_syntax) {
             (PresentationContextResultReason::AbstractSyntaxNotSupported, None)
         } else {
-            match pc.transfer_syntaxes.iter().map(|t| t.trim_end_matches(['\0', ' '])).find(|t| TRANSFER_SYNTAXES.contains(t)) {
+            match pc.transfer_syntaxes.iter().map(|t| t.trim_end_matches(['\0', ' '])).find(|t| is_accepted_syntax(t)) {
                 Some(ts) => (PresentationContextResultReason::Acceptance, Some(ts.to_owned())),
                 None => (PresentationContextResultReason::TransferSyntaxesNotSupported, None),
             }
         };
         // PS3.8 §9.3.3.2: the transfer syntax field is ignored unless accepted; send one anyway.
-        let transfer_syntax = ts.clone().unwrap_or_else(|| TRANSFER_SYNTAXES[0].to_owned());
+        let transfer_syntax = ts.clone().unwrap_or_else(|| vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN.to_owned());
         results.push(PresentationContextResult { id: pc.id, reason, transfer_syntax });
         if let Some(transfer_syntax) = ts {
             contexts.push(PresentationContext { id: pc.id, abstract_syntax, transfer_syntax });

@@ -34,6 +34,10 @@ pub enum ParseError {
     NoTransferSyntax,
     #[error("the object ends before its data set is complete (truncated at byte {at})")]
     Truncated { at: u64 },
+    #[error("element ({group:04X},{element:04X}) at byte {at} declares {declared} bytes, and the object ends {missing} bytes short of them")]
+    ValueCut { group: u16, element: u16, at: u64, declared: u64, missing: u64 },
+    #[error("element ({group:04X},{element:04X}) at byte {at} has VR {vr} and a value length of {length}, not a multiple of the value size")]
+    BadLength { group: u16, element: u16, vr: &'static str, length: u32, at: u64 },
     #[error("invalid value representation bytes at byte {at}")]
     BadVr { at: u64 },
     #[error("element ({group:04X},{element:04X}) at byte {at} has an undefined length but is not a sequence or pixel data")]
@@ -56,7 +60,8 @@ impl ParseError {
         match self {
             ParseError::NotPart10 => "not a DICOM Part 10 object",
             ParseError::NoTransferSyntax => "no Transfer Syntax UID in the file meta information",
-            ParseError::Truncated { .. } => "truncated object",
+            ParseError::Truncated { .. } | ParseError::ValueCut { .. } => "truncated object",
+            ParseError::BadLength { .. } => "value length not a multiple of its VR's value size",
             ParseError::BadVr { .. } => "invalid value representation",
             ParseError::UndefinedLength { .. } => "undefined length on an element that cannot have one",
             ParseError::UnexpectedDelimiter { .. } => "misplaced item or delimiter",
@@ -86,6 +91,12 @@ pub struct ParsedObject {
 /// PS3.5 §7.1.2: these VRs have a 2-byte reserved field and a 4-byte length.
 pub(crate) fn has_long_length(vr: VR) -> bool {
     matches!(vr, VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::SQ | VR::UC | VR::UN | VR::UR | VR::UT | VR::SV | VR::UV)
+}
+
+/// True when the dictionary gives `tag` one VR, not a choice (US or SS, OB or OW): only then
+/// can a value length be checked against the VR in implicit VR encoding.
+pub(crate) fn implicit_vr_is_exact(tag: Tag) -> bool {
+    tag.1 != 0x0000 && tag.0 % 2 == 0 && StandardDataDictionary.by_tag(tag).is_some_and(|e| e.vr().exact().is_some())
 }
 
 /// The VR of an element in implicit VR encoding, from the standard dictionary.
