@@ -8,6 +8,19 @@ mod extract;
 mod image;
 mod ingest;
 mod nondicom;
+pub mod query;
+
+/// What the archive holds, as front ends see it: instances with their patient, study and
+/// series, the rows of query results, scopes and byte ranges. Defined in the catalog beside
+/// the SQL that reads them, and named through the archive: front ends do not depend on the
+/// catalog.
+pub mod model {
+    pub use vna_catalog::{
+        BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow, StudyAttrs,
+        StudyRow,
+    };
+    pub use crate::query::{Filter, Key, Level, Matcher, Query};
+}
 mod retrieve;
 mod verify;
 
@@ -37,6 +50,9 @@ pub struct ArchiveConfig {
     pub parse_limits: ParseLimits,
     /// Tier new objects are written to.
     pub default_tier: String,
+    /// Longest list a request may make through any front end (UID and code lists, frame
+    /// numbers, includefield entries, parts listing an instance's frames).
+    pub max_list_items: u32,
 }
 
 impl Default for ArchiveConfig {
@@ -47,6 +63,7 @@ impl Default for ArchiveConfig {
             version_policy: VersionPolicy::Replace,
             parse_limits: ParseLimits::default(),
             default_tier: "default".to_owned(),
+            max_list_items: 1000,
         }
     }
 }

@@ -51,10 +51,6 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
     /// Seconds an in-flight request may take to finish after shutdown begins.
     pub shutdown_grace_seconds: u64,
-    /// Longest list a request may make: frame numbers of `/frames/{list}`, values of a UID
-    /// list or `includefield`, parts of a response listing an instance's frames. Longer
-    /// requests are refused with 400 (a short URL must not cost thousands of reads).
-    pub max_list_items: u32,
 }
 
 impl Default for HttpConfig {
@@ -65,7 +61,6 @@ impl Default for HttpConfig {
             public_url: String::new(),
             max_concurrent_requests: 512,
             shutdown_grace_seconds: 30,
-            max_list_items: 1000,
         }
     }
 }
@@ -271,11 +266,16 @@ pub struct QueryConfig {
     pub default_limit: u32,
     /// Largest `limit` honoured; larger requests are capped (with a Warning header).
     pub max_limit: u32,
+    /// Longest list a request may make, over DICOMweb and DIMSE: values of a UID or code
+    /// list (QIDO-RS, C-FIND), `includefield` entries, frame numbers of `/frames/{list}`,
+    /// parts of a response listing an instance's frames. Longer requests are refused (400,
+    /// or C-FIND 0xA900): a short request must not cost thousands of reads.
+    pub max_list_items: u32,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { default_limit: 1000, max_limit: 10000 }
+        QueryConfig { default_limit: 1000, max_limit: 10000, max_list_items: 1000 }
     }
 }
 

@@ -33,8 +33,6 @@ pub struct DicomWebConfig {
     pub public_url: String,
     pub default_limit: u32,
     pub max_limit: u32,
-    /// Longest list a request may make (frame numbers, UID lists, includefield, parts).
-    pub max_list_items: u32,
     /// Where uploads of non-DICOM files are spooled while they are probed and stored.
     pub spool_dir: std::path::PathBuf,
     /// Port the HTTP listener is bound to: used when a client's Host header has no port

@@ -1,5 +1,7 @@
-//! QIDO-RS (PS3.18 §10.6): query parameters into the catalog's query model, matching as
-//! PS3.4 §C.2.2.2 defines (single value, wildcard, range, UID list, universal, fuzzy PN).
+//! QIDO-RS (PS3.18 §10.6): query parameters into the archive's query model. Each matching
+//! key's value goes through the archive's one parser (`vna_archive::query::parse_match`, the
+//! one C-FIND uses too): PS3.4 §C.2.2.2 single value, wildcard, range, UID list, universal,
+//! fuzzy PN.
 
 use crate::error::ApiError;
 use crate::qido_json::{instance_json, series_json, study_json, Includes};
@@ -7,9 +9,9 @@ use crate::{accept, base_url, AppState};
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vna_catalog::{Filter, Key, Level, Matcher, Query};
+use vna_archive::query::{matching_key, parse_match, Filter, Key, Level, MatchOptions, Matcher, Query};
 use vna_dicom::uid::{SeriesUid, StudyUid};
-use vna_dicom::{tag_from_key, tags, Tag};
+use vna_dicom::tag_from_key;
 
 type Params = QueryParams<Vec<(String, String)>>;
 
@@ -42,135 +44,8 @@ pub(crate) async fn series_instances(
     run(s, h, p, Level::Instance, Some(study), Some(series)).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// How a key's values are written and matched.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Uid,
-    Date,
-    Time,
-    Int,
-    PersonName,
-    /// Code strings that may be given as a list (Modality, ModalitiesInStudy).
-    CodeList,
-    Text,
-}
-
-fn key_of(tag: Tag) -> Option<(Key, Kind)> {
-    Some(match tag {
-        tags::PATIENT_ID => (Key::PatientId, Kind::Text),
-        tags::ISSUER_OF_PATIENT_ID => (Key::IssuerOfPatientId, Kind::Text),
-        tags::PATIENT_NAME => (Key::PatientName, Kind::PersonName),
-        tags::PATIENT_BIRTH_DATE => (Key::PatientBirthDate, Kind::Date),
-        tags::PATIENT_SEX => (Key::PatientSex, Kind::Text),
-        tags::STUDY_INSTANCE_UID => (Key::StudyUid, Kind::Uid),
-        tags::STUDY_DATE => (Key::StudyDate, Kind::Date),
-        tags::STUDY_TIME => (Key::StudyTime, Kind::Time),
-        tags::ACCESSION_NUMBER => (Key::AccessionNumber, Kind::Text),
-        tags::STUDY_ID => (Key::StudyId, Kind::Text),
-        tags::REFERRING_PHYSICIAN_NAME => (Key::ReferringPhysicianName, Kind::PersonName),
-        tags::STUDY_DESCRIPTION => (Key::StudyDescription, Kind::Text),
-        tags::MODALITIES_IN_STUDY => (Key::ModalitiesInStudy, Kind::CodeList),
-        tags::SERIES_INSTANCE_UID => (Key::SeriesUid, Kind::Uid),
-        tags::MODALITY => (Key::Modality, Kind::CodeList),
-        tags::SERIES_NUMBER => (Key::SeriesNumber, Kind::Int),
-        tags::SERIES_DESCRIPTION => (Key::SeriesDescription, Kind::Text),
-        tags::BODY_PART_EXAMINED => (Key::BodyPartExamined, Kind::Text),
-        tags::PERFORMED_PROCEDURE_STEP_START_DATE => (Key::PerformedProcedureStepStartDate, Kind::Date),
-        tags::SOP_INSTANCE_UID => (Key::SopInstanceUid, Kind::Uid),
-        tags::SOP_CLASS_UID => (Key::SopClassUid, Kind::Uid),
-        tags::INSTANCE_NUMBER => (Key::InstanceNumber, Kind::Int),
-        tags::CONCATENATION_UID => (Key::ConcatenationUid, Kind::Uid),
-        tags::SOP_INSTANCE_UID_OF_CONCATENATION_SOURCE => (Key::ConcatenationSource, Kind::Uid),
-        tags::IN_CONCATENATION_NUMBER => (Key::InConcatenationNumber, Kind::Int),
-        tags::DIMENSION_ORGANIZATION_TYPE => (Key::DimensionOrganizationType, Kind::Text),
-        tags::TOTAL_PIXEL_MATRIX_COLUMNS => (Key::TotalPixelMatrixColumns, Kind::Int),
-        tags::TOTAL_PIXEL_MATRIX_ROWS => (Key::TotalPixelMatrixRows, Kind::Int),
-        _ => return None,
-    })
-}
-
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
-}
-
-fn split_list(v: &str) -> Vec<String> {
-    v.split([',', '\\']).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
-}
-
-fn check_date(s: &str, name: &str) -> Result<(), ApiError> {
-    if s.is_empty() || (s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())) {
-        Ok(())
-    } else {
-        Err(bad(format!("{name}: a date is YYYYMMDD (ranges: A-B, -B, A-)")))
-    }
-}
-
-fn check_time(s: &str, name: &str) -> Result<(), ApiError> {
-    let digits = s.split('.').next().unwrap_or("");
-    if s.is_empty()
-        || (digits.len() >= 2 && digits.len() <= 6 && digits.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
-    {
-        Ok(())
-    } else {
-        Err(bad(format!("{name}: a time is HH[MM[SS[.FFFFFF]]] (ranges: A-B, -B, A-)")))
-    }
-}
-
-/// PS3.4 §C.2.2.2 matching type for one key and value.
-fn matcher(kind: Kind, value: &str, fuzzy: bool, name: &str) -> Result<Matcher, ApiError> {
-    let wildcard = value.contains(['*', '?']);
-    Ok(match kind {
-        Kind::Uid => {
-            let list = split_list(value);
-            for u in &list {
-                vna_dicom::uid::validate(u).map_err(|e| bad(format!("{name}: invalid UID: {e}")))?;
-            }
-            if list.len() == 1 {
-                Matcher::Single(list[0].clone())
-            } else {
-                Matcher::List(list)
-            }
-        }
-        Kind::Date | Kind::Time => {
-            let check = if kind == Kind::Date { check_date } else { check_time };
-            match value.split_once('-') {
-                Some((from, to)) => {
-                    check(from, name)?;
-                    check(to, name)?;
-                    if from.is_empty() && to.is_empty() {
-                        return Err(bad(format!("{name}: a range needs at least one bound")));
-                    }
-                    Matcher::Range { from: (!from.is_empty()).then(|| from.to_owned()), to: (!to.is_empty()).then(|| to.to_owned()) }
-                }
-                None => {
-                    check(value, name)?;
-                    Matcher::Single(value.to_owned())
-                }
-            }
-        }
-        Kind::Int => {
-            let n: i64 = value.trim().parse().map_err(|_| bad(format!("{name}: not an integer")))?;
-            Matcher::Single(n.to_string())
-        }
-        Kind::PersonName if fuzzy => Matcher::Fuzzy(value.to_owned()),
-        Kind::CodeList => {
-            let list = split_list(value);
-            if wildcard {
-                Matcher::Wildcard(value.to_owned())
-            } else if list.len() == 1 {
-                Matcher::Single(list[0].clone())
-            } else {
-                Matcher::List(list)
-            }
-        }
-        Kind::PersonName | Kind::Text => {
-            if wildcard {
-                Matcher::Wildcard(value.to_owned())
-            } else {
-                Matcher::Single(value.to_owned())
-            }
-        }
-    })
 }
 
 struct Parsed {
@@ -181,6 +56,8 @@ struct Parsed {
 
 fn parse(params: Vec<(String, String)>, level: Level, state: &AppState) -> Result<Parsed, ApiError> {
     let fuzzy = params.iter().any(|(k, v)| k == "fuzzymatching" && v.eq_ignore_ascii_case("true"));
+    let max_list = state.archive.config().max_list_items as usize;
+    let options = MatchOptions { fuzzy, max_list };
     let mut filters = Vec::new();
     let mut includes = Includes::default();
     let mut warnings = Vec::new();
@@ -199,6 +76,8 @@ fn parse(params: Vec<(String, String)>, level: Level, state: &AppState) -> Resul
                 for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if f == "all" {
                         includes.all = true;
+                    } else if includes.tags.len() >= max_list {
+                        return Err(bad(format!("includefield names at most {max_list} attributes")));
                     } else {
                         let tag = tag_from_key(f).ok_or_else(|| bad(format!("includefield: unknown attribute {f}")))?;
                         includes.tags.push(tag);
@@ -211,8 +90,12 @@ fn parse(params: Vec<(String, String)>, level: Level, state: &AppState) -> Resul
                 if v.is_empty() {
                     continue; // universal matching: return the attribute, match everything
                 }
-                match key_of(tag) {
-                    Some((key, kind)) => filters.push(Filter { key, matcher: matcher(kind, &v, fuzzy, &k)? }),
+                match matching_key(tag) {
+                    Some(key) => {
+                        if let Some(matcher) = parse_match(key, &v, options).map_err(|e| bad(format!("{k}: {e}")))? {
+                            filters.push(Filter { key: key.key, matcher });
+                        }
+                    }
                     None => warnings.push(format!("299 vna \"{k} is not a supported matching key; it was ignored\"")),
                 }
             }

@@ -11,7 +11,7 @@ use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vna_catalog::{ByteRange, InstanceRow};
+use vna_archive::model::{ByteRange, InstanceRow};
 
 /// `pieces` of `row`'s stored object, in order, make the representation of type `media`:
 /// the whole of it, or the range the request asks for.

@@ -22,7 +22,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use vna_archive::ArchiveError;
-use vna_catalog::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, InstanceRow, Scope};
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
 
 /// Longer side of a thumbnail when the request gives no viewport.
@@ -58,7 +58,7 @@ pub(crate) async fn frames(
 ) -> Response {
     respond(
         async {
-            let numbers = crate::wado::frame_numbers(&list, s.config.max_list_items)?;
+            let numbers = crate::wado::frame_numbers(&list, s.archive.config().max_list_items)?;
             let scope = scope(&st, Some(&se), Some(&i))?;
             if numbers.len() == 1 {
                 return one_instance(&s, &h, &q, scope, Some(numbers[0])).await;
@@ -101,7 +101,7 @@ pub(crate) async fn frame_thumbnail(
 ) -> Response {
     respond(
         async {
-            let numbers = crate::wado::frame_numbers(&f, s.config.max_list_items)?;
+            let numbers = crate::wado::frame_numbers(&f, s.archive.config().max_list_items)?;
             let [n] = numbers[..] else { return Err(ApiError::BadRequest("a thumbnail is of one frame".into())) };
             thumbnail(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, Some(n)).await
         }

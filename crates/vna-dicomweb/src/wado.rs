@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
 use vna_archive::{Archive, ArchiveError, BulkValue, Delivery};
-use vna_catalog::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, InstanceRow, Scope};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
@@ -220,7 +220,7 @@ pub(crate) async fn frames(
     respond(
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
-            let numbers = frame_numbers(&list, state.config.max_list_items)?;
+            let numbers = frame_numbers(&list, state.archive.config().max_list_items)?;
             let located = state.archive.frames(&scope, &numbers).await?;
             let row = located.instance;
             let stored_ts = row.instance.transfer_syntax.clone();
@@ -366,10 +366,10 @@ pub(crate) async fn bulkdata(
                         return Err(ApiError::NotAcceptable(format!("the pixel data of this instance is served as frames, {media}")));
                     };
                     let count = row.instance.number_of_frames.unwrap_or(1).max(1) as u32;
-                    if count > state.config.max_list_items {
+                    if count > state.archive.config().max_list_items {
                         return Err(ApiError::BadRequest(format!(
                             "this instance has {count} frames, more than the {} parts a response may have; retrieve them with /frames",
-                            state.config.max_list_items
+                            state.archive.config().max_list_items
                         )));
                     }
                     let numbers: Vec<u32> = (1..=count).collect();

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::collections::HashMap;
 use vna_archive::Delivery;
-use vna_catalog::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, InstanceRow, Scope};
 use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};

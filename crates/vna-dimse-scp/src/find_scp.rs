@@ -6,7 +6,7 @@ use crate::find::{self, FindError, FindOptions, FindRequest, FindRow, QueryLevel
 use crate::status::query_failure;
 use std::sync::Arc;
 use vna_archive::{Archive, ArchiveError};
-use vna_catalog::{InstanceRow, PatientRow, Query, SeriesRow, StudyRow};
+use vna_archive::model::{InstanceRow, PatientRow, Query, SeriesRow, StudyRow};
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status};
 
 /// Rows fetched per catalog query. A query matching a million instances neither holds them
@@ -70,7 +70,8 @@ pub(crate) async fn c_find(
     let sop_class = request.affected_sop_class_uid.as_deref().unwrap_or_default();
     // The toolkit negotiates no SOP Class Extended Negotiation (PS3.4 §C.5.1.1): no fuzzy
     // semantic matching of names, no relational queries.
-    let req = match find::parse_request(identifier, responder.transfer_syntax(), sop_class, FindOptions::default()) {
+    let options = FindOptions { max_list: archive.config().max_list_items as usize, ..FindOptions::default() };
+    let req = match find::parse_request(identifier, responder.transfer_syntax(), sop_class, options) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(calling_ae = %info.calling_ae, error = %e, "c-find refused");

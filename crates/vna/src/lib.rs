@@ -50,6 +50,7 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
             ..Default::default()
         },
         default_tier: config.storage.default_tier.clone(),
+        max_list_items: config.query.max_list_items,
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }
@@ -117,7 +118,6 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
             public_url: config.http.public_url.clone(),
             default_limit: config.query.default_limit,
             max_limit: config.query.max_limit,
-            max_list_items: config.http.max_list_items,
             listen_port,
             spool_dir: config.data_dir.join("spool"),
         },

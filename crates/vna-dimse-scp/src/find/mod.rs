@@ -28,7 +28,7 @@ pub use error::FindError;
 pub use request::{parse_request, request_from_dataset};
 pub use response::{response_identifier, response_items, FindRow, ResponseEncoding};
 
-use vna_catalog::Query;
+use vna_archive::query::Query;
 use vna_dicom::{Tag, VR};
 
 /// Patient Root Query/Retrieve Information Model – FIND (PS3.4 §C.6.1).
@@ -100,19 +100,20 @@ impl QueryLevel {
         }
     }
 
-    pub fn catalog_level(self) -> vna_catalog::Level {
+    pub fn catalog_level(self) -> vna_archive::query::Level {
         match self {
-            QueryLevel::Patient => vna_catalog::Level::Patient,
-            QueryLevel::Study => vna_catalog::Level::Study,
-            QueryLevel::Series => vna_catalog::Level::Series,
-            QueryLevel::Image => vna_catalog::Level::Instance,
+            QueryLevel::Patient => vna_archive::query::Level::Patient,
+            QueryLevel::Study => vna_archive::query::Level::Study,
+            QueryLevel::Series => vna_archive::query::Level::Series,
+            QueryLevel::Image => vna_archive::query::Level::Instance,
         }
     }
 }
 
 /// What was negotiated for the presentation context (PS3.4 §C.5.1.1, C-FIND extended
-/// negotiation); both false when the SCU sent no extended negotiation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// negotiation; both false when the SCU sent no extended negotiation), and the archive's
+/// bound on lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FindOptions {
     /// Fuzzy semantic matching of person names (PS3.4 §C.2.2.2.1): PN keys match case- and
     /// accent-insensitively by word prefix (`vna_dicom::pn`) instead of exactly.
@@ -120,6 +121,14 @@ pub struct FindOptions {
     /// Relational queries (PS3.4 §C.4.1.3.2): unique keys of the levels above are not
     /// required.
     pub relational: bool,
+    /// Most values of a UID or code list (the archive's `max_list_items`).
+    pub max_list: usize,
+}
+
+impl Default for FindOptions {
+    fn default() -> Self {
+        FindOptions { fuzzy: false, relational: false, max_list: 1000 }
+    }
 }
 
 /// An attribute of the request identifier that the response carries back.

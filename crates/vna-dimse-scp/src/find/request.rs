@@ -4,11 +4,11 @@
 
 use super::keys::{self, KeyDef};
 use super::{FindError, FindOptions, FindRequest, InformationModel, QueryLevel, RequestedKey};
-use vna_catalog::{Filter, Key, Matcher, Query};
+use vna_archive::query::{parse_match, Filter, MatchOptions, Matcher, MatchingKey, Query};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::{decode_text, DataSet, Element, Value};
 use vna_dicom::parse::{parse_dataset_bytes, ParseLimits};
-use vna_dicom::{tags, Tag, VR};
+use vna_dicom::{tags, Tag};
 
 /// An identifier is a handful of short keys: a megabyte is generous, and bounds what a
 /// hostile request can make us hold.
@@ -68,9 +68,9 @@ pub fn request_from_dataset(ds: &DataSet, model: InformationModel, options: Find
             unsupported.push(tag);
         }
         let Some(d) = def.filter(|d| d.matched_at(model, level)) else { continue };
-        let Some(key) = d.key else { continue };
-        if let Some(matcher) = matcher(d, key, el, &charset, options.fuzzy)? {
-            filters.push(Filter { key, matcher });
+        let Some(key) = d.matching() else { continue };
+        if let Some(matcher) = matcher(d, key, el, &charset, &options)? {
+            filters.push(Filter { key: key.key, matcher });
         }
     }
     requested.sort_by_key(|k| k.tag);
@@ -93,92 +93,12 @@ fn check_unique_key(ds: &DataSet, tag: Tag, charset: &Charset) -> Result<(), Fin
     Ok(())
 }
 
-/// The matching type of one key (PS3.4 §C.2.2.2); `None` is universal matching.
-fn matcher(d: &KeyDef, key: Key, el: &Element, charset: &Charset, fuzzy: bool) -> Result<Option<Matcher>, FindError> {
+/// The matching type of one key (PS3.4 §C.2.2.2), by the archive's one parser; `None` is
+/// universal. Sequence matching is not supported (the catalog indexes no sequence).
+fn matcher(d: &KeyDef, key: &MatchingKey, el: &Element, charset: &Charset, options: &FindOptions) -> Result<Option<Matcher>, FindError> {
     let tag = d.tag;
     let Value::Bytes(bytes) = &el.value else { return Err(FindError::InvalidValue { tag }) };
     let text = decode_text(d.vr, bytes, charset);
-    let v = text.trim_matches([' ', '\0']);
-    // §C.2.2.2.3: an empty value is universal; §C.2.2.2.4: so is a value of only "*".
-    if v.is_empty() || v == "*" {
-        return Ok(None);
-    }
-    Ok(Some(match d.vr {
-        // §C.2.2.2.2 list of UID matching; wildcards do not apply to UIDs.
-        VR::UI if v.contains('\\') => {
-            let uids: Vec<String> = v.split('\\').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
-            if uids.is_empty() {
-                return Ok(None);
-            }
-            Matcher::List(uids)
-        }
-        VR::UI => Matcher::Single(v.to_owned()),
-        VR::DA => date_matcher(v).ok_or(FindError::InvalidValue { tag })?,
-        VR::TM => time_matcher(v).ok_or(FindError::InvalidValue { tag })?,
-        // §C.2.2.2.1: with fuzzy semantic matching negotiated, names match by folded word prefix.
-        VR::PN if fuzzy => Matcher::Fuzzy(v.to_owned()),
-        // Modalities In Study is multi-valued: "CT\MR" asks for either.
-        VR::CS if key == Key::ModalitiesInStudy && v.contains('\\') => {
-            Matcher::List(v.split('\\').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect())
-        }
-        // §C.2.2.2.4 wildcard matching, then §C.2.2.2.1 single value matching (case-sensitive,
-        // PN included).
-        _ if v.contains(['*', '?']) => Matcher::Wildcard(v.to_owned()),
-        _ => Matcher::Single(v.to_owned()),
-    }))
-}
-
-/// DA: `YYYYMMDD`, or a range `a-b`, `-b`, `a-` (§C.2.2.2.5). `None` when malformed.
-fn date_matcher(v: &str) -> Option<Matcher> {
-    let is_date = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit());
-    match v.split_once('-') {
-        None => is_date(v).then(|| Matcher::Single(v.to_owned())),
-        Some((from, to)) => {
-            let (from, to) = (from.trim(), to.trim());
-            if [from, to].iter().any(|s| !s.is_empty() && !is_date(s)) {
-                return None;
-            }
-            let bound = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-            Some(Matcher::Range { from: bound(from), to: bound(to) })
-        }
-    }
-}
-
-/// TM: `HH[MM[SS[.F{1,6}]]]` (colons of the old `HH:MM:SS` form tolerated), or a range. A
-/// value stands for the whole span it names, so "10" matches 10:00:00 to 10:59:59.999999 and
-/// an upper bound is widened the same way (§C.2.2.2.5 compares times, not strings).
-fn time_matcher(v: &str) -> Option<Matcher> {
-    let v = v.replace(':', "");
-    match v.split_once('-') {
-        None => Some(Matcher::Range { from: Some(time(&v)?.to_owned()), to: Some(time_upper(&v)?) }),
-        Some((from, to)) => {
-            let (from, to) = (from.trim(), to.trim());
-            let from = if from.is_empty() { None } else { Some(time(from)?.to_owned()) };
-            let to = if to.is_empty() { None } else { Some(time_upper(to)?) };
-            Some(Matcher::Range { from, to })
-        }
-    }
-}
-
-fn time(s: &str) -> Option<&str> {
-    let (hms, fraction) = match s.split_once('.') {
-        Some((hms, f)) => (hms, Some(f)),
-        None => (s, None),
-    };
-    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    let ok_hms = matches!(hms.len(), 2 | 4 | 6) && digits(hms);
-    let ok_fraction = match fraction {
-        None => true,
-        Some(f) => hms.len() == 6 && (1..=6).contains(&f.len()) && digits(f),
-    };
-    (ok_hms && ok_fraction).then_some(s)
-}
-
-fn time_upper(s: &str) -> Option<String> {
-    let s = time(s)?;
-    Some(match s.split_once('.') {
-        Some((hms, f)) => format!("{hms}.{f:9<6}"),
-        // `time` allows 2, 4 or 6 digits here: the suffix completes them to HHMMSS.FFFFFF.
-        None => format!("{s}{}", &"5959.999999"[s.len() - 2..]),
-    })
+    let opts = MatchOptions { fuzzy: options.fuzzy, max_list: options.max_list };
+    parse_match(key, &text, opts).map_err(|_| FindError::InvalidValue { tag })
 }

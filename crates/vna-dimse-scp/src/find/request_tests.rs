@@ -3,7 +3,7 @@
 
 use super::test_support::*;
 use super::*;
-use vna_catalog::{Filter, Key, Level, Matcher};
+use vna_archive::query::{Filter, Key, Level, Matcher};
 use vna_dicom::tags;
 use vna_dicom::write::Items;
 

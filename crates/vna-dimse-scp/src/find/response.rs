@@ -5,7 +5,7 @@
 use super::keys;
 use super::{FindRequest, QueryLevel};
 use std::io::Write;
-use vna_catalog::{InstanceAttrs, InstanceRow, PatientAttrs, PatientRow, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
+use vna_archive::model::{InstanceAttrs, InstanceRow, PatientAttrs, PatientRow, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_dicom::write::{data_set, Items};
 use vna_dicom::{tags, ts, Tag, VR};
 

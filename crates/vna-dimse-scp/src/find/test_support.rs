@@ -3,7 +3,7 @@
 //! conformance instances (no PHI).
 
 use super::*;
-use vna_catalog::{InstanceRow, NewInstance, PatientRow, SeriesRow, StudyRow};
+use vna_archive::model::{InstanceRow, NewInstance, PatientRow, SeriesRow, StudyRow};
 use vna_dicom::dataset::DataSet;
 use vna_dicom::parse::{parse_dataset_bytes, ParseLimits};
 use vna_dicom::write::{data_set, Items};

@@ -11,7 +11,7 @@ use super::{resolve, Tally};
 use crate::Destination;
 use std::sync::Arc;
 use vna_archive::Archive;
-use vna_catalog::InstanceRow;
+use vna_archive::model::InstanceRow;
 use vna_dimse::{AssociationInfo, Client, ClientOptions, Command, ProposedContext, Reply, Responder, Status, SubStoreOutcome};
 
 /// PS3.8 §9.3.2.2: presentation context IDs are odd numbers 1-255.

@@ -21,7 +21,7 @@ use crate::find::{self, FindError, FindOptions, InformationModel, QueryLevel};
 use crate::status::retrieve_failure;
 use std::io::Write;
 use vna_archive::Archive;
-use vna_catalog::{InstanceRow, Level, Query};
+use vna_archive::model::{InstanceRow, Level, Query};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::DataSet;
 use vna_dicom::parse::{parse_dataset_bytes, ParseLimits};
@@ -71,7 +71,7 @@ fn unique_key(level: QueryLevel) -> Tag {
 /// §C.4.3.1.4): Query/Retrieve Level and the unique keys of that level and the levels above
 /// (hierarchical retrieve, §C.4.2.2.1); other keys are ignored, as the identifier may hold
 /// nothing else. The unique key of the level must have a value (one UID or a list).
-pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class: &str) -> Result<Query, FindError> {
+pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class: &str, max_list: usize) -> Result<Query, FindError> {
     let model = model_of(sop_class).ok_or(FindError::UnsupportedModel)?;
     let parsed = parse_dataset_bytes(identifier, transfer_syntax, IDENTIFIER_LIMITS).map_err(FindError::Unparseable)?;
     let kept = [
@@ -83,7 +83,7 @@ pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class
         tags::SOP_INSTANCE_UID,
     ];
     let ds = DataSet { elements: parsed.dataset.elements.into_iter().filter(|e| kept.contains(&e.tag)).collect() };
-    let req = find::request_from_dataset(&ds, model, FindOptions::default())?;
+    let req = find::request_from_dataset(&ds, model, FindOptions { max_list, ..FindOptions::default() })?;
     let key = unique_key(req.level);
     if ds.first_text(key, &Charset::default()).is_empty() {
         return Err(FindError::MissingUniqueKey { tag: key });
@@ -98,7 +98,7 @@ pub(crate) async fn resolve(
     transfer_syntax: &str,
     sop_class: &str,
 ) -> Result<Vec<InstanceRow>, Reply> {
-    let query = retrieve_query(identifier, transfer_syntax, sop_class).map_err(|e| {
+    let query = retrieve_query(identifier, transfer_syntax, sop_class, archive.config().max_list_items as usize).map_err(|e| {
         tracing::info!(error = %e, "retrieve identifier refused");
         let mut reply = Reply::with_comment(Status(e.status()), &e.error_comment());
         if let Some(tag) = e.offending_element() {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use vna_catalog::{Filter, Key, Matcher};
+use vna_archive::query::{Filter, Key, Matcher};
 
 fn identifier(level: &str, keys: &[(Tag, VR, &str)]) -> Vec<u8> {
     let mut items = Items::new().str(tags::QUERY_RETRIEVE_LEVEL, VR::CS, level);
@@ -22,7 +22,7 @@ fn unique_keys_of_the_level_and_above_become_instance_filters() {
             (tags::MODALITY, VR::CS, "CT"),
         ],
     );
-    let q = retrieve_query(&id, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE).unwrap();
+    let q = retrieve_query(&id, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE, 1000).unwrap();
     assert_eq!(q.level, Level::Instance);
     assert!(q.filters.contains(&Filter { key: Key::StudyUid, matcher: Matcher::Single("1.2.3".into()) }), "{:?}", q.filters);
     assert!(
@@ -37,17 +37,17 @@ fn unique_keys_of_the_level_and_above_become_instance_filters() {
 #[test]
 fn refusals() {
     let no_uid = identifier("STUDY", &[(tags::STUDY_INSTANCE_UID, VR::UI, "")]);
-    let e = retrieve_query(&no_uid, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_GET).unwrap_err();
+    let e = retrieve_query(&no_uid, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_GET, 1000).unwrap_err();
     assert_eq!(e, FindError::MissingUniqueKey { tag: tags::STUDY_INSTANCE_UID });
     assert_eq!(e.status(), 0xA900);
     let patient_in_study_root = identifier("PATIENT", &[(tags::PATIENT_ID, VR::LO, "P1")]);
-    assert_eq!(retrieve_query(&patient_in_study_root, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE).unwrap_err().status(), 0xA900);
+    assert_eq!(retrieve_query(&patient_in_study_root, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE, 1000).unwrap_err().status(), 0xA900);
     let ok = identifier("PATIENT", &[(tags::PATIENT_ID, VR::LO, "P1")]);
-    assert!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_MOVE).is_ok());
-    assert_eq!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.5.1.4.1.2.1.1").unwrap_err(), FindError::UnsupportedModel);
+    assert!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_MOVE, 1000).is_ok());
+    assert_eq!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.5.1.4.1.2.1.1", 1000).unwrap_err(), FindError::UnsupportedModel);
     // Patient Root, hierarchical: the study level needs the patient's ID too.
     let no_patient = identifier("STUDY", &[(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3")]);
-    assert_eq!(retrieve_query(&no_patient, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_GET).unwrap_err().status(), 0xA900);
+    assert_eq!(retrieve_query(&no_patient, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_GET, 1000).unwrap_err().status(), 0xA900);
 }
 
 #[test]
