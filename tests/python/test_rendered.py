@@ -870,3 +870,159 @@ def test_video_frames_beyond_the_stream_are_400_saying_why(archive):
     assert r.status_code == 400 and "one stream" in r.text, f"{r.status_code} {r.text[:200]}"
     ((_, data),) = parse_multipart(archive.get(f"{base}/frames/1", accept="*/*"))
     assert data == stream_of(archive)
+
+
+# --------------------------------------------------------------------------
+# WADO-URI (PS3.18 §9): the <img src> of a patient record
+# --------------------------------------------------------------------------
+
+
+def wado_uri(archive: Archive, label: str, accept: str | None = "*/*", headers: dict | None = None, **params) -> requests.Response:
+    img = archive[label]
+    q = {"requestType": "WADO", "studyUID": img.study_uid, "seriesUID": img.series_uid, "objectUID": img.sop_uid} | params
+    return archive.get(f"{archive.url}/wado", accept=accept, params=q, headers=headers)
+
+
+def test_wado_uri_without_content_type_renders_jpeg(archive):
+    """PS3.18 §9.3.2: the default for a single-frame image is image/jpeg (JPEG Baseline)."""
+    got = ok(wado_uri(archive, "ct16-native", accept=None), "image/jpeg")
+    # The same renderer, the same default quality: the very bytes of WADO-RS /rendered.
+    assert got == ok(archive.get(f"{archive.instance_url('ct16-native')}/rendered", accept="image/jpeg"), "image/jpeg")
+    assert gray(decode(got, "JPEG")).shape == (imagegen.CT_ROWS, imagegen.CT_COLS)
+    # image/png on request is the exact data set window, as over WADO-RS.
+    assert_equal_image(gray(png(wado_uri(archive, "ct16-native", contentType="image/png"))), expected_ct16(), "WADO-URI PNG")
+    # A list: the first type this object can be is taken.
+    assert media_type(wado_uri(archive, "ct16-native", contentType="image/gif,image/png")) == "image/png"
+
+
+def test_wado_uri_rendering_parameters_match_wado_rs(archive):
+    same = [
+        ({"windowCenter": "100", "windowWidth": "300"}, {"window": "100,300"}),
+        ({"columns": "32"}, {"viewport": "32,32"}),
+        ({"rows": "32", "columns": "32", "region": "0,0,0.5,0.5"},
+         {"viewport": f"32,32,0,0,{imagegen.CT_COLS // 2},{imagegen.CT_ROWS // 2}"}),
+    ]
+    for uri_params, rs_params in same:
+        got = gray(png(wado_uri(archive, "ct16-native", contentType="image/png", **uri_params)))
+        want = rendered_png(archive, "ct16-native", **rs_params)
+        assert_equal_image(got, want, f"WADO-URI {uri_params} against WADO-RS {rs_params}")
+    # One dimension given: the other keeps the aspect ratio.
+    assert gray(png(wado_uri(archive, "ct16-native", contentType="image/png", rows="16"))).shape == (16, 16 * imagegen.CT_COLS // imagegen.CT_ROWS)
+    small = wado_uri(archive, "ct16-native", contentType="image/jpeg", imageQuality="10")
+    large = wado_uri(archive, "ct16-native", contentType="image/jpeg", imageQuality="100")
+    assert len(ok(small, "image/jpeg")) < len(ok(large, "image/jpeg"))
+
+
+def test_wado_uri_frame_number_of_a_multi_frame_image(archive):
+    frames = imagegen.mf_frames()
+    got = gray(png(wado_uri(archive, "mf-native", contentType="image/png", frameNumber="3")))
+    assert_equal_image(got, frames[2], "frame 3 (identity window)")
+    # Without frameNumber the default for a multi-frame object is the object itself.
+    r = wado_uri(archive, "mf-native", accept=None)
+    assert ok(r, "application/dicom")[128:132] == b"DICM"
+    # Default with frameNumber: that frame, as JPEG.
+    assert media_type(wado_uri(archive, "mf-native", accept=None, frameNumber="2")) == "image/jpeg"
+
+
+@pytest.mark.parametrize("params,status", [
+    ({"contentType": "image/gif"}, 406),
+    ({"windowCenter": "40"}, 400),
+    ({"rows": "0"}, 400),
+    ({"region": "0.5,0.5,0.2,1"}, 400),
+    ({"imageQuality": "101"}, 400),
+    ({"frameNumber": "0"}, 400),
+    ({"frameNumber": "9", "contentType": "image/png"}, 400),
+    ({"anonymize": "yes"}, 400),
+])
+def test_wado_uri_bad_rendering_requests(archive, params, status):
+    label = "mf-native" if "frameNumber" in params else "ct16-native"
+    r = wado_uri(archive, label, **params)
+    assert r.status_code == status, f"{params}: {r.status_code} {r.text[:200]}"
+    assert r.text.strip(), "an error without a reason"
+
+
+def test_wado_uri_undecodable_image_defaults_to_the_object(archive):
+    """12-bit JPEG Extended cannot be rendered (nor decoded) here: the default is then
+    application/dicom, whose default transfer syntax (Explicit VR Little Endian) needs decoding
+    too, so that is a 406 naming transferSyntax=*, which returns the stored object. Asking for
+    a JPEG is a 406 that says why."""
+    r = wado_uri(archive, "ct12-extended", accept=None)
+    assert r.status_code == 406 and "transferSyntax=*" in r.text, f"{r.status_code} {r.text[:200]}"
+    r = wado_uri(archive, "ct12-extended", accept=None, transferSyntax="*")
+    assert ok(r, "application/dicom") == archive["ct12-extended"].data
+    r = wado_uri(archive, "ct12-extended", contentType="image/jpeg")
+    assert r.status_code == 406 and JPEG_EXTENDED in r.text, f"{r.status_code} {r.text[:200]}"
+
+
+def test_wado_uri_dicom_with_range(archive):
+    stored = archive["ct16-native"].data
+    n = len(stored)
+    for header, first, last in [("bytes=0-131", 0, 131), ("bytes=-100", n - 100, n - 1), (f"bytes={n - 10}-", n - 10, n - 1)]:
+        r = wado_uri(archive, "ct16-native", contentType="application/dicom", transferSyntax="*", headers={"Range": header})
+        assert r.status_code == 206, f"{header}: {r.status_code}"
+        assert r.headers.get("Content-Range") == f"bytes {first}-{last}/{n}"
+        assert r.content == stored[first:last + 1]
+    r = wado_uri(archive, "ct16-native", contentType="application/dicom", headers={"Range": f"bytes={n}-"})
+    assert r.status_code == 416 and r.headers.get("Content-Range") == f"bytes */{n}"
+    r = wado_uri(archive, "ct16-native", contentType="application/dicom", headers={"Range": "bytes=0-9,20-29"})
+    assert r.status_code == 200 and r.content == stored, "several ranges: the whole object"
+
+
+# --------------------------------------------------------------------------
+# Bulk data: Range, and encapsulated Pixel Data as PS3.18 Table 8.7.3-5 says
+# --------------------------------------------------------------------------
+
+
+def pixel_bulk_uri(archive: Archive, label: str) -> str:
+    r = archive.get(f"{archive.instance_url(label)}/metadata", accept="application/dicom+json")
+    assert r.status_code == 200, r.text[:200]
+    return r.json()[0]["7FE00010"]["BulkDataURI"]
+
+
+def test_bulk_data_with_range(archive):
+    uri = pixel_bulk_uri(archive, "ct16-native")
+    value = archive["ct16-native"].native_frames[0]
+    whole = archive.get(uri, accept="application/octet-stream")
+    assert ok(whole, "application/octet-stream") == value and whole.headers.get("Accept-Ranges") == "bytes"
+    r = archive.get(uri, accept="application/octet-stream", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == value[10:20] and r.headers["Content-Range"] == f"bytes 10-19/{len(value)}"
+    r = archive.get(uri, accept=None, headers={"Range": "bytes=-4"})
+    assert r.status_code == 206 and r.content == value[-4:]
+    r = archive.get(uri, accept="application/octet-stream", headers={"Range": f"bytes={len(value)}-"})
+    assert r.status_code == 416
+    # multipart (what dicomweb-client asks for) stays multipart, whole.
+    ((headers, data),) = parse_multipart(archive.get(uri, accept='multipart/related; type="application/octet-stream"'))
+    assert data == value
+
+
+def test_video_pixel_data_bulk_uri_is_the_stream(archive):
+    """The BulkDataURI of a video's Pixel Data delivers the video itself (PS3.18 Table
+    8.7.3-5: video/mp4), not the encapsulated items, with Range for seeking."""
+    uri = pixel_bulk_uri(archive, "video-h264")
+    stream = stream_of(archive)
+    r = archive.get(uri, accept="video/mp4")
+    assert ok(r, "video/mp4") == stream
+    r = archive.get(uri, accept="*/*", headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and media_type(r) == "video/mp4" and r.content == stream[100:200]
+    ((headers, data),) = parse_multipart(archive.get(uri, accept='multipart/related; type="video/mp4"'))
+    assert headers["content-type"].startswith("video/mp4") and data == stream
+    mpeg = pixel_bulk_uri(archive, "video-mpeg2")
+    assert ok(archive.get(mpeg, accept="video/*"), "video/mpeg") == stream_of(archive, "video-mpeg2")
+    assert archive.get(uri, accept="image/jpeg").status_code == 406
+
+
+def test_compressed_pixel_data_bulk_uri_is_its_frames(archive):
+    uri = pixel_bulk_uri(archive, "rgb-jpeg")
+    parts = multipart_images(archive.get(uri, accept='multipart/related; type="image/jpeg"'), "image/jpeg")
+    assert len(parts) == 1 and parts[0].startswith(JPEG_SOI)
+    frames = multipart_images(archive.get(uri, accept="*/*"), "application/octet-stream")
+    assert frames == parts, "the same frames, labelled as octet-stream"
+
+
+def test_long_frame_lists_are_refused(archive):
+    base = f"{archive.instance_url('mf-native')}/frames/"
+    for count in (1001, 10_000):
+        r = archive.get(base + ",".join(["1"] * count), accept=ACCEPT_STORED_FRAMES)
+        assert r.status_code == 400 and "at most 1000" in r.text, f"{count}: {r.status_code} {r.text[:200]}"
+    r = archive.get(base + ",".join(["1"] * 1000), accept=ACCEPT_STORED_FRAMES)
+    assert r.status_code == 200 and len(parse_multipart(r)) == 1000
