@@ -114,8 +114,10 @@ async fn dicom(state: &AppState, headers: &HeaderMap, row: InstanceRow, transfer
             ts.to_owned()
         }
     };
-    if target == vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN && row.instance.transfer_syntax != target {
-        return Err(ApiError::NotAcceptable("web services do not return Implicit VR Little Endian (PS3.18 §8.7.3.5.2)".into()));
+    if target == vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN && transfer_syntax != Some("*") {
+        return Err(ApiError::NotAcceptable(
+            "web services do not return Implicit VR Little Endian (PS3.18 §8.7.3.5.2); transferSyntax=* gives the stored bytes".into(),
+        ));
     }
     match vna_archive::delivery(&row, &target) {
         Some(Delivery::Stored) => {
