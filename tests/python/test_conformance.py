@@ -467,3 +467,42 @@ def test_import_refuses_the_same_files(tmp_path):
     assert f"stored 1, duplicates 0, new versions 0, rejected {len(DEFECTS) + 1} " in r.stdout, r.stdout[-3000:]
     for label in [*DEFECTS, "unknown-ts"]:
         assert f"{label}.dcm" in r.stdout, f"{label} not listed as rejected:\n{r.stdout[-3000:]}"
+
+
+# --------------------------------------------------------------------------
+# Only the process that owns a store cleans its leftovers
+# --------------------------------------------------------------------------
+
+
+def test_verify_and_import_leave_a_running_servers_files_alone(tmp_path):
+    """`vna verify` and `vna import` on the data directory of a running server must not take
+    its uploads in progress for leftovers of a crash: the blob store's tmp/ and the spool are
+    cleaned only by a process that has them to itself."""
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        srv = pool.start("sqlite", name="owner")
+        data_dir = srv.data_dir
+        in_progress = data_dir / "blobs" / "tmp" / "0123456789abcdef0123456789abcdef.part"
+        spooled = data_dir / "spool" / "upload-in-progress"
+        spooled.parent.mkdir(exist_ok=True)
+        in_progress.write_bytes(b"a store in progress")
+        spooled.write_bytes(b"an upload in progress")
+        src = tmp_path / "import"
+        src.mkdir()
+        (src / "one.dcm").write_bytes(rich_ct(dicomgen.PATIENT_ID_PREFIX + "OWNER").data)
+        for args in (["verify"], ["import", str(src)]):
+            r = subprocess.run([vna_bin(), "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, f"vna {args[0]}: {r.returncode} {r.stdout[-1000:]} {r.stderr[-1000:]}"
+            assert in_progress.exists(), f"vna {args[0]} removed the running server's temporary blob"
+            assert spooled.exists(), f"vna {args[0]} removed the running server's spooled upload"
+        helpers.assert_still_serving(srv.dicomweb)
+        srv.stop()
+        # Alone now: the next process to open the store cleans tmp/, the next server the spool.
+        r = subprocess.run([vna_bin(), "--data-dir", str(data_dir), "verify"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-1000:]
+        assert not in_progress.exists(), "leftovers of a store nobody has open stay forever"
+        assert spooled.exists(), "verify never touches the spool"
+        pool.start("sqlite", name="owner")
+        assert not spooled.exists(), "a server alone on its data directory empties the spool"
+    finally:
+        pool.close()

@@ -12,6 +12,8 @@ import re
 import subprocess
 from urllib.parse import urljoin
 
+import numpy as np
+import pydicom
 import pytest
 import requests
 from PIL import Image
@@ -477,12 +479,29 @@ def test_dcmdump_parses_retrieved_instance(loaded, tmp_path, label, name):
 @pytest.mark.parametrize("label", ["ct-s1-i1", "sc-implicit", "wsi-bot"])
 def test_wado_uri(loaded, label):
     inst = by_label(loaded, label)
-    r = requests.get(f"{loaded.url}/wado", params={
-        "requestType": "WADO", "studyUID": inst.study_uid, "seriesUID": inst.series_uid,
-        "objectUID": inst.sop_uid, "contentType": "application/dicom"}, timeout=TIMEOUT)
+    params = {"requestType": "WADO", "studyUID": inst.study_uid, "seriesUID": inst.series_uid,
+              "objectUID": inst.sop_uid, "contentType": "application/dicom"}
+    # transferSyntax=*: the stored bytes.
+    r = requests.get(f"{loaded.url}/wado", params=params | {"transferSyntax": "*"}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text[:300]
     assert r.headers.get("Content-Type", "").startswith("application/dicom")
     assert r.content == inst.data
+    # By default Explicit VR Little Endian (PS3.18 §9.3.2.1): the same data set.
+    r = requests.get(f"{loaded.url}/wado", params=params, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    got = pydicom.dcmread(io.BytesIO(r.content))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    want = inst.reread()
+    if inst.transfer_syntax == "1.2.840.10008.1.2.1":
+        assert r.content == inst.data
+    elif inst.transfer_syntax == "1.2.840.10008.1.2":
+        assert got.SOPInstanceUID == want.SOPInstanceUID and got.PixelData == want.PixelData, "re-encoded, same values"
+    else:
+        # A JPEG slide is decoded to native samples, every frame; two JPEG decoders (ours,
+        # pydicom's) may round the inverse DCT differently by a level or two.
+        assert got.SOPInstanceUID == want.SOPInstanceUID
+        diff = np.abs(got.pixel_array.astype(int) - want.pixel_array.astype(int))
+        assert got.pixel_array.shape == want.pixel_array.shape and diff.max() <= 4 and diff.mean() < 0.5, (diff.max(), diff.mean())
 
 
 # --------------------------------------------------------------------------

@@ -17,6 +17,43 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Every process that opens a store holds `store.lock` shared for as long as it has the store
+/// open (an advisory `flock`, released by the kernel even when the process is killed). Only a
+/// process that gets it exclusively — nobody else has the store open — cleans `tmp/`, then
+/// shares it.
+#[derive(Debug)]
+pub struct StoreLock {
+    file: std::fs::File,
+}
+
+impl StoreLock {
+    /// Takes the lock: exclusively when nobody else holds it (`true`: this process is alone and
+    /// must call [`StoreLock::share`] after cleaning up), else shared (`false`).
+    pub fn take(path: &Path) -> Result<(StoreLock, bool), BlobError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(BlobError::io("opening the store lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok((StoreLock { file }, true)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // Held shared by others (or exclusively for an instant, while one cleans up).
+                file.lock_shared().map_err(BlobError::io("locking the store shared"))?;
+                Ok((StoreLock { file }, false))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(BlobError::Io { step: "locking the store", source: e }),
+        }
+    }
+
+    /// From exclusive to shared, so that later processes can open the store too.
+    pub fn share(&self) -> Result<(), BlobError> {
+        self.file.lock_shared().map_err(BlobError::io("sharing the store lock"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
@@ -24,26 +61,39 @@ pub struct FsBlobStore {
     /// Blob directories made by this process whose parents are not synced yet (see
     /// `ensure_durable_dir`).
     new_dirs: NewDirs,
+    /// This process's hold on the store (see [`StoreLock`]), released when the last clone goes.
+    _lock: std::sync::Arc<StoreLock>,
 }
 
 impl FsBlobStore {
-    /// Opens (creating if needed) a store under `root`, and removes temporary files left by
-    /// writes that never committed (they were never acknowledged).
+    /// Opens (creating if needed) a store under `root`. When no other process has it open,
+    /// temporary files left by writes that never committed (never acknowledged) are removed;
+    /// when another one has (a server beside `vna verify` or `vna import`), they may be that
+    /// process's writes in progress and are left alone.
     pub async fn open(root: impl AsRef<Path>) -> Result<Self, BlobError> {
         let root = root.as_ref().to_path_buf();
         tokio::fs::create_dir_all(root.join("objects")).await.map_err(BlobError::io("creating the objects directory"))?;
         tokio::fs::create_dir_all(root.join("tmp")).await.map_err(BlobError::io("creating the tmp directory"))?;
-        let mut leftovers = tokio::fs::read_dir(root.join("tmp")).await.map_err(BlobError::io("listing tmp"))?;
-        let mut removed = 0usize;
-        while let Some(entry) = leftovers.next_entry().await.map_err(BlobError::io("listing tmp"))? {
-            if tokio::fs::remove_file(entry.path()).await.is_ok() {
-                removed += 1;
+        let lock_root = root.clone();
+        let (lock, alone) = tokio::task::spawn_blocking(move || StoreLock::take(&lock_root.join("store.lock")))
+            .await
+            .map_err(|_| BlobError::Unavailable { step: "locking the store" })??;
+        if alone {
+            let mut leftovers = tokio::fs::read_dir(root.join("tmp")).await.map_err(BlobError::io("listing tmp"))?;
+            let mut removed = 0usize;
+            while let Some(entry) = leftovers.next_entry().await.map_err(BlobError::io("listing tmp"))? {
+                if tokio::fs::remove_file(entry.path()).await.is_ok() {
+                    removed += 1;
+                }
             }
+            if removed > 0 {
+                tracing::info!(removed, "removed uncommitted temporary blobs");
+            }
+            lock.share()?;
+        } else {
+            tracing::info!("another process has this blob store open: its temporary files are left to it");
         }
-        if removed > 0 {
-            tracing::info!(removed, "removed uncommitted temporary blobs");
-        }
-        Ok(FsBlobStore { root, default_retention: None, new_dirs: Default::default() })
+        Ok(FsBlobStore { root, default_retention: None, new_dirs: Default::default(), _lock: std::sync::Arc::new(lock) })
     }
 
     /// Every object committed from now on gets this retention (emulated).

@@ -17,12 +17,6 @@ use vna_config::{Config, TierConfig};
 /// Opens the catalog and blob stores and builds the archive service.
 pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
     tokio::fs::create_dir_all(&config.data_dir).await.with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    // Non-DICOM uploads a previous run left spooled mid-request were never acknowledged.
-    if let Ok(mut dir) = tokio::fs::read_dir(config.data_dir.join("spool")).await {
-        while let Ok(Some(entry)) = dir.next_entry().await {
-            let _ = tokio::fs::remove_file(entry.path()).await;
-        }
-    }
     let catalog: Arc<dyn Catalog> = match config.catalog_url()? {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
             vna_catalog::postgres::PostgresCatalog::connect(&url, config.catalog.max_connections)
@@ -177,6 +171,29 @@ pub struct Ready {
     pub dimse: std::net::SocketAddr,
 }
 
+/// Takes the spool directory of non-DICOM uploads for this server (`spool.lock`, held until the
+/// returned lock drops) and, when no other server has it, empties it: uploads a previous run
+/// left there mid-request were never acknowledged. `vna import` and `vna verify` never spool,
+/// so they never touch it.
+async fn own_spool(config: &Config) -> anyhow::Result<vna_blob::fs::StoreLock> {
+    let lock_path = config.data_dir.join("spool.lock");
+    let (lock, alone) = tokio::task::spawn_blocking(move || vna_blob::fs::StoreLock::take(&lock_path))
+        .await
+        .context("locking the spool directory")?
+        .context("locking the spool directory")?;
+    if alone {
+        if let Ok(mut dir) = tokio::fs::read_dir(config.data_dir.join("spool")).await {
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
+        lock.share().context("sharing the spool lock")?;
+    } else {
+        tracing::warn!("another server uses this data directory's spool; its uploads in progress are left alone");
+    }
+    Ok(lock)
+}
+
 /// Serves HTTP and DIMSE until `shutdown` resolves, then stops accepting on both and lets
 /// in-flight requests and associations finish (each up to its grace period). `on_ready` is
 /// called with the bound addresses once both listeners accept.
@@ -187,6 +204,7 @@ pub async fn run(
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let archive = build_archive(&config).await?;
+    let _spool = own_spool(&config).await?;
     let addr = listeners.http.local_addr().context("reading the bound HTTP address")?;
     let dimse_addr = listeners.dimse.local_addr().context("reading the bound DIMSE address")?;
     let app = app(archive.clone(), &config, Some(addr.port()));
