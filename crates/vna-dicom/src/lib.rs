@@ -7,7 +7,7 @@
 //! - [`json`]: DICOM JSON of a parsed data set.
 //! - [`recode`]: streamed re-encoding between the uncompressed transfer syntaxes.
 //! - [`validate`]: the checks every ingest path runs on a parsed object.
-//! - [`write`]: a small Part 10 writer for objects the archive makes itself.
+//! - [`write`](mod@write): a small Part 10 writer for objects the archive makes itself.
 //! - [`pn`], [`charset`]: person-name folding and Specific Character Set decoding.
 
 pub mod charset;

@@ -329,7 +329,7 @@ impl StreamParser {
             }
             // PS3.5 §6.2 Table 6.2-1: binary VRs hold whole values of a fixed size.
             if let Some(unit) = fixed_size(vr).filter(|_| self.enc.explicit_vr || types::implicit_vr_is_exact(tag)) {
-                if len % unit != 0 {
+                if !len.is_multiple_of(unit) {
                     return Err(ParseError::BadLength { group: tag.0, element: tag.1, vr: vr.to_string(), length: len, at: start });
                 }
             }
@@ -546,7 +546,13 @@ impl StreamParser {
         }
         if let Step::Value { tag, offset, len, .. } | Step::SkipValue { tag, offset, len, .. } = self.step {
             let have = self.pos.saturating_sub(offset);
-            return Err(ParseError::ValueCut { group: tag.0, element: tag.1, at: offset, declared: len as u64, missing: len as u64 - have });
+            return Err(ParseError::ValueCut {
+                group: tag.0,
+                element: tag.1,
+                at: offset,
+                declared: len as u64,
+                missing: len as u64 - have,
+            });
         }
         let at_boundary = matches!(self.step, Step::Header) && self.acc.is_empty() && self.skip == 0;
         if !at_boundary || !self.stack.is_empty() {

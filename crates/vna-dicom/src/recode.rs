@@ -109,7 +109,14 @@ impl Recoder {
     /// A re-encoder of a Part 10 object into `target` (see [`can_recode`]; the source syntax
     /// is read from the object's meta group), written with `framing`.
     pub fn new(target: &str, framing: Framing) -> Self {
-        Recoder { target: target.to_owned(), framing, phase: Phase::Meta(MetaReader::default()), inflater: None, scratch: Vec::new(), data_set_bytes: 0 }
+        Recoder {
+            target: target.to_owned(),
+            framing,
+            phase: Phase::Meta(MetaReader::default()),
+            inflater: None,
+            scratch: Vec::new(),
+            data_set_bytes: 0,
+        }
     }
 
     /// Consumes the next bytes of the object and appends what can be written to `out`.
@@ -382,12 +389,20 @@ impl Machine {
 
     fn u16_at(&self, i: usize) -> u16 {
         let b = [self.acc[i], self.acc[i + 1]];
-        if self.src.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+        if self.src.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
     }
 
     fn u32_at(&self, i: usize) -> u32 {
         let b = [self.acc[i], self.acc[i + 1], self.acc[i + 2], self.acc[i + 3]];
-        if self.src.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        if self.src.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     }
 
     fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), RecodeError> {

@@ -68,10 +68,11 @@ fn recode_all_ways(input: &[u8], target: &str, framing: Framing) -> Vec<u8> {
 
 fn sample() -> Items {
     let item = |n: &str| {
-        Items::new()
-            .str(Tag(0x0008, 0x0100), VR::SH, n)
-            .str(Tag(0x0008, 0x0104), VR::LO, "Meaning")
-            .sequence(Tag(0x0040, 0xA168), vec![Items::new().str(Tag(0x0008, 0x0100), VR::SH, "inner")], false)
+        Items::new().str(Tag(0x0008, 0x0100), VR::SH, n).str(Tag(0x0008, 0x0104), VR::LO, "Meaning").sequence(
+            Tag(0x0040, 0xA168),
+            vec![Items::new().str(Tag(0x0008, 0x0100), VR::SH, "inner")],
+            false,
+        )
     };
     Items::new()
         .str(Tag(0x0008, 0x0005), VR::CS, "ISO_IR 192")
@@ -141,18 +142,16 @@ fn same_syntax_only_changes_the_framing() {
     assert_eq!(recode_all_ways(&explicit, ts::EXPLICIT_VR_LITTLE_ENDIAN, Framing::DataSet), explicit[meta_len..]);
     assert_eq!(recode_all_ways(&explicit, ts::EXPLICIT_VR_LITTLE_ENDIAN, Framing::Part10), explicit);
     // A compressed object as it is, minus its meta group: a C-STORE data set.
-    let jpeg = Items::new()
-        .str(Tag(0x0008, 0x0016), VR::UI, CT)
-        .str(Tag(0x0008, 0x0018), VR::UI, SOP)
-        .encapsulated_pixels(&[vec![0xFF, 0xD8, 0xFF, 0xD9]], 1, true);
+    let jpeg = Items::new().str(Tag(0x0008, 0x0016), VR::UI, CT).str(Tag(0x0008, 0x0018), VR::UI, SOP).encapsulated_pixels(
+        &[vec![0xFF, 0xD8, 0xFF, 0xD9]],
+        1,
+        true,
+    );
     let stored = part10(&jpeg, ts::JPEG_BASELINE);
     let meta_len = file_meta(CT, SOP, ts::JPEG_BASELINE).len();
     assert_eq!(recode_all_ways(&stored, ts::JPEG_BASELINE, Framing::DataSet), stored[meta_len..]);
     // ... which cannot become an uncompressed syntax without decoding.
-    assert!(matches!(
-        recode(&stored, ts::IMPLICIT_VR_LITTLE_ENDIAN, Framing::DataSet, 0),
-        Err(RecodeError::Unsupported { .. })
-    ));
+    assert!(matches!(recode(&stored, ts::IMPLICIT_VR_LITTLE_ENDIAN, Framing::DataSet, 0), Err(RecodeError::Unsupported { .. })));
     assert!(!can_recode(ts::JPEG_BASELINE, ts::EXPLICIT_VR_LITTLE_ENDIAN));
     assert!(can_recode(ts::JPEG_BASELINE, ts::JPEG_BASELINE));
     assert!(can_recode(ts::EXPLICIT_VR_BIG_ENDIAN, ts::IMPLICIT_VR_LITTLE_ENDIAN));
@@ -246,8 +245,14 @@ fn deflated_input_is_inflated() {
 #[test]
 fn an_undefined_length_un_is_a_sequence() {
     // PS3.5 §6.2.2: its content is implicit VR little endian.
-    let inner = crate::write::data_set(&Items::new().str(Tag(0x0029, 0x0010), VR::LO, "X").str(Tag(0x0008, 0x0100), VR::SH, "AB"), ts::IMPLICIT_VR_LITTLE_ENDIAN);
-    let mut ds = crate::write::data_set(&Items::new().str(Tag(0x0008, 0x0016), VR::UI, CT).str(Tag(0x0008, 0x0018), VR::UI, SOP), ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    let inner = crate::write::data_set(
+        &Items::new().str(Tag(0x0029, 0x0010), VR::LO, "X").str(Tag(0x0008, 0x0100), VR::SH, "AB"),
+        ts::IMPLICIT_VR_LITTLE_ENDIAN,
+    );
+    let mut ds = crate::write::data_set(
+        &Items::new().str(Tag(0x0008, 0x0016), VR::UI, CT).str(Tag(0x0008, 0x0018), VR::UI, SOP),
+        ts::EXPLICIT_VR_LITTLE_ENDIAN,
+    );
     ds.extend_from_slice(&[0x29, 0x00, 0x00, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
     ds.extend_from_slice(&crate::write::item_header(inner.len() as u32));
     ds.extend_from_slice(&inner);
@@ -291,10 +296,11 @@ fn malformed_structure_is_refused() {
     enc.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
     assert_eq!(recode(&enc, ts::IMPLICIT_VR_LITTLE_ENDIAN, Framing::Part10, 0), Err(RecodeError::Encapsulated));
     // A value running past its item.
-    let ds = Items::new()
-        .str(Tag(0x0008, 0x0016), VR::UI, CT)
-        .str(Tag(0x0008, 0x0018), VR::UI, SOP)
-        .sequence(Tag(0x0008, 0x1032), vec![Items::new().str(Tag(0x0008, 0x0100), VR::SH, "ABCD")], false);
+    let ds = Items::new().str(Tag(0x0008, 0x0016), VR::UI, CT).str(Tag(0x0008, 0x0018), VR::UI, SOP).sequence(
+        Tag(0x0008, 0x1032),
+        vec![Items::new().str(Tag(0x0008, 0x0100), VR::SH, "ABCD")],
+        false,
+    );
     let mut over = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
     let n = over.len();
     over[n - 6] = 8; // the SH length: 8 instead of 4

@@ -49,8 +49,10 @@ pub fn validate(obj: &ParsedObject) -> Result<(), Defect> {
     }
     let cs = Charset::default();
     let uid = |ds: &crate::dataset::DataSet, tag: Tag| ds.text(tag, &cs).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let pairs =
-        [(MEDIA_STORAGE_SOP_INSTANCE_UID, tags::SOP_INSTANCE_UID, Defect::MetaSopInstanceMismatch), (MEDIA_STORAGE_SOP_CLASS_UID, tags::SOP_CLASS_UID, Defect::MetaSopClassMismatch)];
+    let pairs = [
+        (MEDIA_STORAGE_SOP_INSTANCE_UID, tags::SOP_INSTANCE_UID, Defect::MetaSopInstanceMismatch),
+        (MEDIA_STORAGE_SOP_CLASS_UID, tags::SOP_CLASS_UID, Defect::MetaSopClassMismatch),
+    ];
     for (meta_tag, data_tag, defect) in pairs {
         // Only what both sides state can disagree; a missing attribute is the extractor's
         // concern (it names the one that is required).
@@ -141,11 +143,13 @@ mod tests {
         };
         assert_eq!(check(&with_meta(CT, "1.2.3.4", crate::ts::EXPLICIT_VR_LITTLE_ENDIAN)), Ok(()));
         assert_eq!(check(&with_meta(CT, "1.2.3.5", crate::ts::EXPLICIT_VR_LITTLE_ENDIAN)), Err(Defect::MetaSopInstanceMismatch));
-        assert_eq!(check(&with_meta("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4", crate::ts::EXPLICIT_VR_LITTLE_ENDIAN)), Err(Defect::MetaSopClassMismatch));
         assert_eq!(
-            check(&with_meta(CT, "1.2.3.4", "1.2.3.4.5.6.7.8.9")),
-            Err(Defect::UnknownTransferSyntax("1.2.3.4.5.6.7.8.9".into()))
+            check(&with_meta("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4", crate::ts::EXPLICIT_VR_LITTLE_ENDIAN)),
+            Err(Defect::MetaSopClassMismatch)
         );
-        assert!(Defect::MetaSopClassMismatch.is_identity_mismatch() && !Defect::UnknownTransferSyntax(String::new()).is_identity_mismatch());
+        assert_eq!(check(&with_meta(CT, "1.2.3.4", "1.2.3.4.5.6.7.8.9")), Err(Defect::UnknownTransferSyntax("1.2.3.4.5.6.7.8.9".into())));
+        assert!(
+            Defect::MetaSopClassMismatch.is_identity_mismatch() && !Defect::UnknownTransferSyntax(String::new()).is_identity_mismatch()
+        );
     }
 }

@@ -259,7 +259,8 @@ fn binary_values_must_be_whole() {
 
 #[test]
 fn a_value_overrunning_its_item_is_refused_at_once() {
-    let ds = base().sequence(tags::REFERENCED_IMAGE_SEQUENCE, vec![Items::new().str(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3")], false);
+    let ds =
+        base().sequence(tags::REFERENCED_IMAGE_SEQUENCE, vec![Items::new().str(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3")], false);
     let mut bytes = part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN);
     let at = bytes.windows(6).position(|w| w == [0x08, 0x00, 0x55, 0x11, b'U', b'I']).expect("the UID");
     bytes[at + 6] = 0xF0; // 0x00F0 bytes, far past the item

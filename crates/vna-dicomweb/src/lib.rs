@@ -1,6 +1,6 @@
 //! DICOMweb front end (PS3.18): STOW-RS, QIDO-RS, WADO-RS and WADO-URI over the archive
 //! service. This is the only crate that knows HTTP. Handlers translate requests into calls on
-//! [`vna_archive::Archive`] and its errors into statuses through one table ([`error`]). It also
+//! [`vna_archive::Archive`] and its errors into statuses through one table (`error.rs`). It also
 //! serves the small administrative API ([`admin_router`]).
 
 mod accept;

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vna_archive::query::{matching_key, parse_match, Filter, Key, Level, MatchOptions, Matcher, Query};
-use vna_dicom::uid::{SeriesUid, StudyUid};
 use vna_dicom::tag_from_key;
+use vna_dicom::uid::{SeriesUid, StudyUid};
 
 type Params = QueryParams<Vec<(String, String)>>;
 

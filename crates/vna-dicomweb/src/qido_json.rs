@@ -4,8 +4,10 @@
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use vna_archive::model::{
+    Filter, InstanceRow, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
+};
 use vna_archive::Archive;
-use vna_archive::model::{Filter, InstanceRow, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
 use vna_dicom::{tags, Tag};
 

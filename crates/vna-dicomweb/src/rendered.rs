@@ -21,8 +21,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use vna_archive::ArchiveError;
 use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::ArchiveError;
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
 
 /// Longer side of a thumbnail when the request gives no viewport.

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
-use vna_archive::{Archive, ArchiveError, BulkValue, Delivery};
 use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::{Archive, ArchiveError, BulkValue, Delivery};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
@@ -95,7 +95,8 @@ pub(crate) fn choose_syntax(wanted: &[Wanted], row: &InstanceRow) -> Result<(Str
             return Ok((ts.clone(), d));
         }
     }
-    let offered: Vec<String> = vna_archive::deliverable_syntaxes(row).into_iter().filter(|t| t != vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN).collect();
+    let offered: Vec<String> =
+        vna_archive::deliverable_syntaxes(row).into_iter().filter(|t| t != vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN).collect();
     Err(ApiError::NotAcceptable(format!(
         "an instance is stored as {}; it is available as {} (or transfer-syntax=* for the stored bytes)",
         row.instance.transfer_syntax,

@@ -22,8 +22,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::collections::HashMap;
-use vna_archive::Delivery;
 use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::Delivery;
 use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
@@ -131,7 +131,11 @@ async fn dicom(state: &AppState, headers: &HeaderMap, row: InstanceRow, transfer
         None => Err(ApiError::NotAcceptable(format!(
             "the object is stored as {} and is available as {} (transferSyntax=* for the stored bytes)",
             row.instance.transfer_syntax,
-            vna_archive::deliverable_syntaxes(&row).into_iter().filter(|t| t != vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN).collect::<Vec<_>>().join(", ")
+            vna_archive::deliverable_syntaxes(&row)
+                .into_iter()
+                .filter(|t| t != vna_dicom::ts::IMPLICIT_VR_LITTLE_ENDIAN)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -142,7 +146,12 @@ fn render_options(p: &HashMap<String, String>, row: &InstanceRow, format: Format
     let dim = |k: &str| -> Result<Option<u32>, ApiError> {
         match p.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse::<u32>().ok().filter(|d| (1..=8192).contains(d)).map(Some).ok_or_else(|| bad(format!("{k} must be an integer from 1 to 8192"))),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=8192).contains(d))
+                .map(Some)
+                .ok_or_else(|| bad(format!("{k} must be an integer from 1 to 8192"))),
         }
     };
     let (rows, columns) = (dim("rows")?, dim("columns")?);
@@ -180,7 +189,12 @@ fn render_options(p: &HashMap<String, String>, row: &InstanceRow, format: Format
         _ => return Err(bad("windowCenter and windowWidth go together")),
     }
     if let Some(q) = p.get("imageQuality") {
-        opts.quality = q.trim().parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| bad("imageQuality must be an integer from 1 to 100"))?;
+        opts.quality = q
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or_else(|| bad("imageQuality must be an integer from 1 to 100"))?;
     }
     Ok(opts)
 }
@@ -257,7 +271,13 @@ mod tests {
         let o = render_options(&p(&[("windowCenter", "40"), ("windowWidth", "400"), ("imageQuality", "50")]), &ct, Format::Jpeg).ok();
         assert_eq!(o.as_ref().and_then(|o| o.window.map(|w| (w.center, w.width))), Some((40.0, 400.0)));
         assert_eq!(o.map(|o| o.quality), Some(50));
-        for bad in [&[("windowCenter", "40")][..], &[("rows", "0")], &[("region", "0.5,0.5,0.4,1")], &[("region", "0,0,1")], &[("imageQuality", "0")]] {
+        for bad in [
+            &[("windowCenter", "40")][..],
+            &[("rows", "0")],
+            &[("region", "0.5,0.5,0.4,1")],
+            &[("region", "0,0,1")],
+            &[("imageQuality", "0")],
+        ] {
             assert!(render_options(&p(bad), &ct, Format::Jpeg).is_err(), "{bad:?}");
         }
     }

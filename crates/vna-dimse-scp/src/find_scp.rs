@@ -5,8 +5,8 @@
 use crate::find::{self, FindError, FindOptions, FindRequest, FindRow, QueryLevel, ResponseEncoding};
 use crate::status::query_failure;
 use std::sync::Arc;
-use vna_archive::{Archive, ArchiveError};
 use vna_archive::model::{InstanceRow, PatientRow, Query, SeriesRow, StudyRow};
+use vna_archive::{Archive, ArchiveError};
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status};
 
 /// Rows fetched per catalog query. A query matching a million instances neither holds them

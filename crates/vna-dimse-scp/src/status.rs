@@ -20,7 +20,7 @@ pub const VERSION_CONFLICT: Status = Status(0xC001);
 /// | --- | --- | --- |
 /// | InvalidInput (SOP class/instance differ from the command's or the meta group's) | 0xA900 | Error: data set does not match SOP class |
 /// | InvalidInput (other) | 0xC000 | Error: cannot understand |
-/// | Conflict | 0xC001 | Cxxx family, see [`VERSION_CONFLICT`] |
+/// | Conflict | 0xC001 | Cxxx family, see `VERSION_CONFLICT` |
 /// | TooLarge, Busy, Timeout | 0xA700 | Refused: out of resources (retry later or elsewhere) |
 /// | Unsupported | 0x0122 | Refused: SOP class not supported |
 /// | NotFound, Internal | 0x0110 | Processing failure |

@@ -7,7 +7,7 @@
 //!   groups of enhanced multi-frame objects).
 //! - [`decode`]: one frame to native pixels through dicom-pixeldata, whose codecs are pure Rust:
 //!   native, RLE, JPEG baseline/extended/lossless (jpeg-decoder) and JPEG 2000 (openjp2).
-//! - [`render`]: windowing (PS3.3 §C.11.2.1.2, or the `window` of the request), viewport
+//! - [`render()`]: windowing (PS3.3 §C.11.2.1.2, or the `window` of the request), viewport
 //!   scaling, then JPEG or PNG.
 //! - [`poster`]: the representative image of a video, whose stream we do not decode.
 //!

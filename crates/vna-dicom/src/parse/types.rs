@@ -34,9 +34,13 @@ pub enum ParseError {
     NoTransferSyntax,
     #[error("the object ends before its data set is complete (truncated at byte {at})")]
     Truncated { at: u64 },
-    #[error("element ({group:04X},{element:04X}) at byte {at} declares {declared} bytes, and the object ends {missing} bytes short of them")]
+    #[error(
+        "element ({group:04X},{element:04X}) at byte {at} declares {declared} bytes, and the object ends {missing} bytes short of them"
+    )]
     ValueCut { group: u16, element: u16, at: u64, declared: u64, missing: u64 },
-    #[error("element ({group:04X},{element:04X}) at byte {at} has VR {vr} and a value length of {length}, not a multiple of the value size")]
+    #[error(
+        "element ({group:04X},{element:04X}) at byte {at} has VR {vr} and a value length of {length}, not a multiple of the value size"
+    )]
     BadLength { group: u16, element: u16, vr: &'static str, length: u32, at: u64 },
     #[error("invalid value representation bytes at byte {at}")]
     BadVr { at: u64 },
@@ -96,7 +100,7 @@ pub(crate) fn has_long_length(vr: VR) -> bool {
 /// True when the dictionary gives `tag` one VR, not a choice (US or SS, OB or OW): only then
 /// can a value length be checked against the VR in implicit VR encoding.
 pub(crate) fn implicit_vr_is_exact(tag: Tag) -> bool {
-    tag.1 != 0x0000 && tag.0 % 2 == 0 && StandardDataDictionary.by_tag(tag).is_some_and(|e| e.vr().exact().is_some())
+    tag.1 != 0x0000 && tag.0.is_multiple_of(2) && StandardDataDictionary.by_tag(tag).is_some_and(|e| e.vr().exact().is_some())
 }
 
 /// The VR of an element in implicit VR encoding, from the standard dictionary.

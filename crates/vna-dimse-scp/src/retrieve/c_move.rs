@@ -10,8 +10,8 @@ use super::source::open_data_set;
 use super::{resolve, Tally};
 use crate::Destination;
 use std::sync::Arc;
-use vna_archive::Archive;
 use vna_archive::model::InstanceRow;
+use vna_archive::Archive;
 use vna_dimse::{AssociationInfo, Client, ClientOptions, Command, ProposedContext, Reply, Responder, Status, SubStoreOutcome};
 
 /// PS3.8 §9.3.2.2: presentation context IDs are odd numbers 1-255.

@@ -7,8 +7,8 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
-use vna_archive::{Archive, ArchiveError};
 use vna_archive::model::InstanceRow;
+use vna_archive::{Archive, ArchiveError};
 use vna_dicom::recode::Framing;
 
 /// The data set of `row` in `transfer_syntax`, one of `vna_archive::deliverable_syntaxes(row)`.

@@ -44,7 +44,10 @@ fn refusals() {
     assert_eq!(retrieve_query(&patient_in_study_root, ts::EXPLICIT_VR_LITTLE_ENDIAN, STUDY_ROOT_MOVE, 1000).unwrap_err().status(), 0xA900);
     let ok = identifier("PATIENT", &[(tags::PATIENT_ID, VR::LO, "P1")]);
     assert!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_MOVE, 1000).is_ok());
-    assert_eq!(retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.5.1.4.1.2.1.1", 1000).unwrap_err(), FindError::UnsupportedModel);
+    assert_eq!(
+        retrieve_query(&ok, ts::EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.5.1.4.1.2.1.1", 1000).unwrap_err(),
+        FindError::UnsupportedModel
+    );
     // Patient Root, hierarchical: the study level needs the patient's ID too.
     let no_patient = identifier("STUDY", &[(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3")]);
     assert_eq!(retrieve_query(&no_patient, ts::EXPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_GET, 1000).unwrap_err().status(), 0xA900);
