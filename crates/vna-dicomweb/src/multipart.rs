@@ -77,3 +77,44 @@ pub(crate) fn body(boundary: String, parts: Vec<Part>) -> Body {
         .chain(futures::stream::once(async move { Ok(closing) }));
     stream.boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(content_type: &str, bytes: &'static [u8]) -> Part {
+        Part::computed(content_type.to_owned(), async move { Ok(bytes.to_vec()) })
+    }
+
+    async fn collect(body: Body) -> Result<Vec<u8>, std::io::Error> {
+        let mut out = Vec::new();
+        futures::pin_mut!(body);
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn parts_are_framed_as_rfc_2387_says() {
+        let mut second = part("application/dicom; transfer-syntax=1.2.840.10008.1.2.1", b"\r\n--b\r\n");
+        second.extra_headers.push(("Content-Length".into(), "7".into()));
+        let parts = open_first(vec![part("application/dicom", b"one"), second]).await.expect("opens");
+        let got = collect(body("b".into(), parts)).await.expect("streams");
+        let want = "--b\r\nContent-Type: application/dicom\r\n\r\none\
+                    \r\n--b\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\nContent-Length: 7\r\n\r\n\r\n--b\r\n\
+                    \r\n--b--\r\n";
+        assert_eq!(String::from_utf8_lossy(&got), want);
+        assert!(new_boundary() != new_boundary(), "a fresh boundary per response");
+    }
+
+    #[tokio::test]
+    async fn a_first_part_that_cannot_open_is_an_error_before_the_status() {
+        let failing = Part::computed("application/dicom".into(), async { Err(vna_archive::ArchiveError::NotFound { what: "object" }) });
+        assert!(open_first(vec![failing]).await.is_err());
+        // A later part failing cuts the stream: the client must not take it for complete.
+        let later = Part::computed("application/dicom".into(), async { Err(vna_archive::ArchiveError::NotFound { what: "object" }) });
+        let parts = open_first(vec![part("application/dicom", b"one"), later]).await.expect("the first opens");
+        assert!(collect(body("b".into(), parts)).await.is_err());
+    }
+}

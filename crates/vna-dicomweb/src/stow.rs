@@ -257,3 +257,37 @@ fn response(state: &AppState, headers: &HeaderMap, study: Option<&StudyUid>, res
     }
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, v.parse().expect("a header value"));
+        h
+    }
+
+    #[test]
+    fn the_boundary_of_a_stow_request() {
+        assert_eq!(boundary_of(&ct("multipart/related; type=\"application/dicom\"; boundary=abc")).ok().as_deref(), Some("abc"));
+        assert_eq!(boundary_of(&ct("Multipart/Related; boundary=\"a;b\"; type=application/dicom")).ok().as_deref(), Some("a;b"));
+        assert_eq!(boundary_of(&ct("multipart/related; boundary=abc")).ok().as_deref(), Some("abc"), "type may be left out");
+        assert!(matches!(boundary_of(&ct("application/dicom")), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            boundary_of(&ct("multipart/related; type=\"application/dicom+json\"; boundary=x")),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(boundary_of(&ct("multipart/related; type=\"application/dicom\"")), Err(ApiError::BadRequest(_))));
+        assert!(matches!(boundary_of(&HeaderMap::new()), Err(ApiError::UnsupportedMediaType(_))));
+    }
+
+    #[test]
+    fn failure_reasons_follow_the_error_class() {
+        use vna_dicom::validate::Defect;
+        assert_eq!(failure_reason(&ArchiveError::Invalid(Defect::MetaSopInstanceMismatch)), 0xA900);
+        assert_eq!(failure_reason(&ArchiveError::Invalid(Defect::PixelDataTooShort { actual: 1, expected: 2 })), 0xC000);
+        assert_eq!(failure_reason(&ArchiveError::TooLarge { limit: 1 }), 0xA700);
+        assert_eq!(failure_reason(&ArchiveError::Busy), 0xA700);
+    }
+}

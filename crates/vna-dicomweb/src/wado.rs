@@ -401,3 +401,64 @@ fn fits_part(r: &MediaRange, media: &str) -> bool {
         e => e == media || e == format!("{top}/*"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> Vec<MediaRange> {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, v.parse().expect("a header value"));
+        ranges(&h)
+    }
+
+    fn syntax(ts: &str) -> Wanted {
+        Wanted::Syntax(ts.to_owned())
+    }
+
+    #[test]
+    fn no_transfer_syntax_parameter_means_explicit_vr_little_endian() {
+        let explicit = syntax(vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN);
+        for a in ["multipart/related; type=\"application/dicom\"", "multipart/related; type=application/dicom", "*/*", "multipart/related"]
+        {
+            assert_eq!(wanted_syntaxes(&accept(a), "application/dicom"), vec![explicit.clone()], "{a}");
+        }
+        let any = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+        assert_eq!(wanted_syntaxes(&accept(any), "application/dicom"), vec![Wanted::Stored]);
+    }
+
+    #[test]
+    fn preferences_are_kept_in_order_and_implicit_is_never_offered() {
+        let a = "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50, \
+                 multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2;q=0.9, \
+                 multipart/related; type=\"application/dicom\"; transfer-syntax=*;q=0.5";
+        assert_eq!(wanted_syntaxes(&accept(a), "application/dicom"), vec![syntax("1.2.840.10008.1.2.4.50"), Wanted::Stored]);
+        assert!(wanted_syntaxes(
+            &accept("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2"),
+            "application/dicom"
+        )
+        .is_empty());
+        assert!(wanted_syntaxes(&accept("application/dicom+json"), "application/dicom").is_empty());
+        assert!(wanted_syntaxes(&accept("multipart/related; type=\"image/jpeg\""), "application/dicom").is_empty());
+    }
+
+    #[test]
+    fn parts_fit_their_ranges() {
+        let r = |a: &str| accept(a).remove(0);
+        assert!(fits_part(&r("multipart/related; type=\"video/mp4\""), "video/mp4"));
+        assert!(fits_part(&r("multipart/related; type=\"video/*\""), "video/mp4"));
+        assert!(fits_part(&r("video/*"), "video/mp4") && fits_part(&r("*/*"), "video/mp4"));
+        assert!(!fits_part(&r("image/jpeg"), "video/mp4"));
+        assert!(!fits_part(&r("multipart/related; type=\"application/octet-stream\""), "video/mp4"));
+    }
+
+    #[test]
+    fn frame_lists() {
+        assert_eq!(frame_numbers("1, 3,2", 10).ok(), Some(vec![1, 3, 2]));
+        for bad in ["", "0", "1,,2", "a", "-1"] {
+            assert!(frame_numbers(bad, 10).is_err(), "{bad:?}");
+        }
+        assert!(frame_numbers(&vec!["1"; 11].join(","), 10).is_err(), "over the cap");
+        assert!(frame_numbers(&vec!["1"; 10].join(","), 10).is_ok());
+    }
+}
