@@ -1,4 +1,4 @@
-//! Archive errors and the one error-class table every front end renders (STYLE.md "Errors").
+//! Archive errors and the one error-class table every front end renders.
 
 use vna_blob::BlobError;
 use vna_catalog::CatalogError;

@@ -1,6 +1,22 @@
 //! The archive service: the one ingest pipeline, retrieval and query, shared by every front
 //! end (DICOMweb, DIMSE, CLI import). It speaks plain Rust types and [`ArchiveError`]; it
 //! never knows HTTP, DIMSE, or how a front end renders an error.
+//!
+//! # How it is built
+//!
+//! `Archive`: the ingest pipeline (`ingest.rs`), attribute extraction (`extract.rs`), retrieval and
+//! query (`retrieve.rs`), frames as pixels (`image.rs`: a frame read whole, bounded at 256 MiB,
+//! with one ranged read per stored piece, decoded and rendered on the blocking pool behind a
+//! semaphore of one slot per core; an instance version's metadata read and parsed once into its
+//! image description and Pixel Data offset, cached by catalog pk and hash; `can_decode` the one
+//! test of what can be rendered or transcoded; a video's frame index is its one stream, so
+//! `Archive::frames` refuses frame numbers past 1 for a video), non-DICOM
+//! ingest (`nondicom.rs`: a spooled file probed in place, a stored study's patient and study
+//! copied (one study-level catalog row) when only its UID is given, a different PatientID a conflict, the object streamed into
+//! the one ingest pipeline from the file), integrity checks and protection (`verify.rs`: `verify_instance`
+//! re-reads and re-hashes, `protection`/`set_legal_hold` on the current version; `blob_ref` in
+//! `lib.rs` is the one place a catalog row becomes the exact object version to read), and the errors (`error.rs`): `ArchiveError`, one variant per failed step,
+//! and `ErrorClass`, the one table every front end renders.
 
 mod deliver;
 mod error;

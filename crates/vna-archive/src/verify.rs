@@ -1,5 +1,5 @@
 //! `vna verify`: re-reads stored objects and compares their size and SHA-256 with what the
-//! catalog recorded at ingest (DESIGN: integrity is provable).
+//! catalog recorded at ingest (integrity is provable).
 
 use crate::{Archive, ArchiveError};
 use futures::TryStreamExt;

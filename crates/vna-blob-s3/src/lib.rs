@@ -13,6 +13,32 @@
 //!   headers on CreateMultipartUpload). The store itself then refuses to delete or shorten.
 //! - Reads name the version the catalog recorded; ranges are one ranged GET.
 //! - A semaphore caps requests in flight; timeouts and retries with backoff come from the SDK.
+//!
+//! # How it is built
+//!
+//! `S3BlobStore` over aws-sdk-s3 (`S3Settings`, resolved from `[storage.tiers.X] kind = "s3"` by
+//! the composition root). `writer.rs`: an object up to `part_size` is buffered and sent as one
+//! PUT at commit; a larger one becomes a multipart upload whose parts leave while data still
+//! arrives (`parts_in_flight` tasks, each part in its own allocation, so memory per transfer is
+//! at most `part_size × (parts_in_flight + 2)`; finished parts' buffers are reused, which keeps the heap from fragmenting). Every PUT and part carries Content-MD5 (the store
+//! verifies every byte; `x-amz-checksum-sha256` too when `checksum_sha256` is set, for stores that
+//! check it); the SHA-256 is kept as the object tag `sha256`. Object Lock at write time: lock
+//! headers on the single PUT; for multipart, PutObjectRetention right after completion (stores
+//! ignore lock headers on CreateMultipartUpload), and if that fails the still-unlocked version is
+//! removed and nothing is acknowledged. A failed or dropped writer aborts its multipart upload
+//! (the `Drop` spawns the abort). Reads pin the catalog's version id; a range is one ranged GET
+//! (a short answer or 416 becomes `RangeOutside`). `error.rs` is the one mapping of SDK errors:
+//! timeouts, connection failures, 5xx and throttling are transient (`Unavailable`/`Service`
+//! ≥ 500, rendered 503 + Retry-After), BadDigest and friends `Corrupted`, 403 on delete or
+//! retention `Locked`. A semaphore caps requests in flight (a streaming GET holds its slot until
+//! its body is read); timeouts and standard retries (exponential backoff) come from the SDK,
+//! with checksums "when required" only and stalled-stream protection off (a slow viewer is
+//! backpressure, not a stalled store). `check.rs` is `vna storage check` for a tier (reachable and credentials, versioning, Object Lock against the tier's settings, a write/read/delete probe unless a retention would pin it, the bucket's abort-incomplete-upload rule, uploads left over). `testing`
+//! finds the test S3 server (`VNA_TEST_S3_*`) and makes Object Lock buckets for tests.
+//!
+//! Why aws-sdk-s3 rather than a smaller client: it is the maintained SDK, does SigV4, retries with
+//! backoff, timeouts and every Object Lock call; Ceph RGW 16 needs its request checksums set to
+//! "when required" (measured against it: it rejects the SDK's default streamed-body checksums), which the settings do.
 
 mod check;
 mod error;

@@ -4,6 +4,27 @@
 //! (unit tests of logic only) and a fault-injecting wrapper ([`faulty`]) for crash and outage
 //! tests. Every backend passes the suite in [`conformance`]. A blob store knows nothing of
 //! DICOM: it stores bytes under keys it makes up itself, and never reuses a key.
+//!
+//! # How it is built
+//!
+//! `BlobStore` (`create` → `BlobWriter::{write, commit(sha256), abort}`, `read` with an optional
+//! range, `size`, `delete`, `protection`, `set_retention`, `set_legal_hold`, `locking`, `check`).
+//! Objects are named by `BlobRef { key, version_id }`: the version the catalog recorded, or the
+//! current one when `version_id` is `None`. `delete` with a version destroys that version; without
+//! one, a versioned store (S3) hides the current version behind a delete marker. A protected
+//! version is `BlobError::Locked`, and nothing changes. The store makes the key (128 random bits,
+//! hex): keys never carry UIDs or patient data and are never reused. `commit` takes the SHA-256
+//! the ingest pipeline computed on the same bytes, so a store can keep it beside the object
+//! without hashing twice. `fs::FsBlobStore` writes `tmp/<key>.part` (created at the first write
+//! out, so an object under 1 MiB costs one blocking-pool hand-off in all), fsyncs, renames to
+//! `objects/ab/cd/<key>`, fsyncs the directory (and, when `ab/` or `cd/` was just created, their
+//! parents); leftovers in `tmp/` are removed at open (never acknowledged). It emulates Object Lock (`lockfile.rs`: `<key>.lock` beside the object, written
+//! durably before the object is renamed into place; `Locking::Emulated`, weaker than S3: whoever
+//! can write the directory can delete). `retention_change_allowed` is the one rule both backends
+//! follow (a retention in force only moves later; COMPLIANCE never becomes GOVERNANCE).
+//! `memory` is for unit tests of logic only; `faulty::FaultyBlobStore` injects failures on
+//! create/write/commit/read. `conformance` holds the suite every backend runs
+//! (`blob_store_conformance!`, and `blob_store_conformance!(locking …)` for the lock cases).
 
 pub mod conformance;
 pub mod faulty;

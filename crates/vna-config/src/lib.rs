@@ -1,6 +1,12 @@
 //! The configuration file format: strict (`deny_unknown_fields`), versioned, every setting
 //! overridable by environment (`VNA__SECTION__KEY=value`), a `*_file` twin for every secret.
 //! Each crate's section is handed to it explicitly by the composition root.
+//!
+//! # How it is built
+//!
+//! The file format: strict (`deny_unknown_fields`), versioned (`version = 1`), `VNA__SECTION__KEY`
+//! environment overrides, `*_file` twins for secrets (`catalog.url_file`). A test keeps
+//! `config/vna.toml` equal to the defaults.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

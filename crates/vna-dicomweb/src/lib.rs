@@ -2,6 +2,27 @@
 //! service. This is the only crate that knows HTTP. Handlers translate requests into calls on
 //! [`vna_archive::Archive`] and its errors into statuses through one table (`error.rs`). It also
 //! serves the small administrative API ([`admin_router`]).
+//!
+//! # How it is built
+//!
+//! The only crate that knows HTTP. `stow.rs` (PS3.18 §10.5), `qido.rs`/`qido_json.rs` (§10.6),
+//! `wado.rs` (§10.4; each instance in the first syntax of the client's Accept the archive can
+//! deliver it in — no parameter means Explicit VR Little Endian (§8.7.3.5.2), `*` the stored
+//! bytes, Implicit VR Little Endian never — through `Archive::open_as`: uncompressed syntaxes
+//! re-encoded by `vna_dicom::recode`, compressed ones decoded frame by frame; bulk data with
+//! Range, a video's Pixel Data as its stream, an image's as its frames; frame lists capped by
+//! `query.max_list_items`), `range.rs` (RFC 9110 §14, one byte range, the SHA-256 ETag),
+//! `rendered.rs` (§10.4.1.1.3–4: rendered and thumbnail at every level,
+//! `accept`/`quality`/`viewport`/`window` parameters, a study or series as multipart of what
+//! decodes, videos as `video/mp4`/`video/mpeg` from the stored fragments with Range, If-Range
+//! and If-None-Match on the SHA-256 ETag), `nondicom.rs` (`POST /api/non-dicom`: multipart/form-data,
+//! metadata first and checked before the file is spooled to `data_dir/spool`, emptied when a
+//! server starts alone on its data directory), `wado_uri.rs` (§9: rendered JPEG by default for
+//! one frame, `application/dicom` in `transferSyntax`), `accept.rs` (media-type negotiation), `multipart.rs`
+//! (streamed multipart/related bodies; the first part is opened before the status line so that an
+//! unreadable store is a 503, not a cut connection), `error.rs` (ErrorClass → HTTP status, the only
+//! such table), `admin.rs` (`/admin`: versions of an instance, `GET …/protection` and
+//! `PUT …/legal-hold`; the admin API grows here until it deserves its own crate).
 
 mod accept;
 mod admin;

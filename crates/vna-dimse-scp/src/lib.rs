@@ -1,6 +1,55 @@
 //! The archive's DIMSE front end (PS3.4 services over PS3.7 messages): translates DIMSE
 //! requests into calls on `vna_archive::Archive` and archive errors into DIMSE statuses.
 //! Associations, PDUs and the SCP loop are `vna_dimse`'s; this crate only knows services.
+//!
+//! # How it is built
+//!
+//! The archive's DIMSE front end: `ArchiveScp` implements `vna_dimse::Handler`. `store.rs` is the
+//! C-STORE SCP: it validates the command's UIDs, puts `vna_dicom::write::file_meta` (preamble and
+//! meta group with the command's SOP class/instance and the context's transfer syntax) before the
+//! received data set and streams both into `Archive::begin_store` with `expected_sop` set, so the
+//! pipeline refuses a data set whose SOP Class/Instance UID differs (`ArchiveError::SopMismatch`).
+//! `status.rs` holds the `ErrorClass` renderings, one `match` per service: C-STORE status
+//! (0xA900 mismatch, 0xC000 cannot understand, 0xC001 version conflict, 0xA700 out of resources,
+//! 0x0122, 0x0110), C-FIND status (`query_failure`: 0xA700 busy/timeout/too large, else 0xC000
+//! unable to process) and Storage Commitment Failure Reason (0x0213 resource limitation, else
+//! 0x0110), C-MOVE/C-GET status (`retrieve_failure`: 0xA701 busy/timeout/too large, else
+//! 0xC000). `Peers` holds the known AEs' rights (C-STORE and Storage Commitment need `can_store`,
+//! C-FIND `can_query`, C-MOVE/C-GET `can_retrieve`; otherwise 0x0124) and their addresses
+//! (`destinations`, the C-MOVE destinations). `ArchiveScp::accepts` takes the toolkit's default
+//! (Verification, storage) plus each service module's `accepts`.
+//! `find_scp.rs` is the C-FIND SCP over the pure `find/` model: `parse_request` in the context's
+//! transfer syntax (`FindOptions::default()`: the toolkit negotiates no extended negotiation, so no
+//! fuzzy names or relational queries), then `Archive::search_{patients,studies,series,instances}`
+//! page by page (500 rows, `limit`/`offset`), one Pending (0xFF01 when requested keys were not
+//! supported) per row as soon as its page is read, `Responder::cancelled` checked before every row
+//! (0xFE00). Offset paging over a catalog that changes meanwhile may repeat or skip a row.
+//! `commitment.rs` is the Storage Commitment Push Model SCP (PS3.4 Annex J): N-ACTION-RSP at once
+//! (`Responder::reply_now`), then each referenced instance looked up (`Archive::current_instance`,
+//! same SOP class or 0x0119, unknown 0x0112) and the result sent as N-EVENT-REPORT-RQ on the same
+//! association (`Responder::event_report`, event type 1 or 2). If the requester released first the
+//! result is logged as undelivered; reporting on a new association is not built yet.
+//! `retrieve/` is C-MOVE and C-GET (PS3.4 §C.4.2, §C.4.3), Patient and Study Root.
+//! `retrieve_query` keeps of the identifier only the level and the unique keys (PS3.4
+//! §C.4.2.1.4), reuses `find::request_from_dataset` (hierarchical: unique keys above required),
+//! requires the level's own unique key and queries the catalog at instance level (more than 65535
+//! matches: 0xA701, counts are US). `c_move.rs`: Move Destination must be in `Peers::destinations`
+//! (else 0xA801); one sub-association with our AE title as calling AE, one presentation context
+//! per (SOP class, `vna_archive::deliverable_syntaxes` of its instances: the stored syntax first,
+//! then Explicit and Implicit VR Little Endian where the archive can re-encode or decode), each
+//! instance sent on the first accepted context in that order; a broken sub-association is
+//! aborted and a new one opened for the next instance. `c_get.rs`: on the C-GET's own
+//! association through `Responder::store`, on the first context (of the requester's, with the
+//! SCP role) whose accepted syntax the instance can be delivered in. Both stream each object
+//! from `Archive::open_as` as a bare data set in the context's syntax (`source.rs`), send a
+//! Pending (0xFF00) with
+//! remaining/completed/failed/warning after every sub-operation, check C-CANCEL before each
+//! (0xFE00 with the remaining count), and end with `Tally::final_reply`: 0x0000, 0xB000 when any
+//! sub-operation failed or warned, 0xA702 when failures happened and no C-STORE-RQ ever went out
+//! (destination down, rejecting, or accepting no context), with the Failed SOP Instance UID List
+//! (0008,0058) in the identifier (on cancel: the failed ones only; the remaining count says the
+//! rest). Not built: encoding into a compressed syntax, Composite Instance Root / Patient-Study Only models,
+//! relational retrieve, retrying a failed sub-association, a cap on concurrent sub-associations.
 
 pub mod commitment;
 pub mod find;

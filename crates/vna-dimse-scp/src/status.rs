@@ -1,5 +1,5 @@
-//! Archive errors as DIMSE statuses: the DIMSE renderings of `ErrorClass` (STYLE.md "one
-//! error-class table, rendered by each protocol"), one table per service, checked against
+//! Archive errors as DIMSE statuses: the DIMSE renderings of `ErrorClass` (one
+//! error-class table, rendered by each protocol), one table per service, checked against
 //! PS3.4 Table B.2-1 (C-STORE), Table C.4-1 (C-FIND), §J.3.3.1.1 (Storage Commitment
 //! Failure Reason) and PS3.7 Annex C.
 

@@ -1,4 +1,4 @@
-//! Errors of the DIMSE toolkit: one variant per step that failed (STYLE.md "Errors").
+//! Errors of the DIMSE toolkit: one variant per step that failed.
 
 use crate::command::CommandError;
 use dicom_ul::pdu::AssociationRJ;

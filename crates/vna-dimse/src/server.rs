@@ -59,8 +59,8 @@ pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler
                 continue;
             }
         };
-        // Small command/response exchanges stall on Nagle's algorithm without it (DESIGN.md:
-        // 11 → 277 small instances/s).
+        // Small command/response exchanges stall on Nagle's algorithm without it (measured
+        // on a peer: 11 → 277 small instances/s).
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }

@@ -12,6 +12,20 @@
 //! - [`poster`]: the representative image of a video, whose stream we do not decode.
 //!
 //! Decoding is CPU-bound; the caller runs it off the async runtime on a bounded pool.
+//!
+//! # How it is built
+//!
+//! Pixel data of one frame, no I/O: `ImageDescription` (from the instance's DICOM JSON: the Image
+//! Pixel module, rescale and window, with shared and per-frame functional groups of enhanced
+//! objects; compact, cached per instance version by the archive), `decode` (dicom-pixeldata on a
+//! one-frame in-memory data set built from the description and the frame's bytes: native, RLE,
+//! JPEG baseline/lossless via jpeg-decoder, JPEG 2000 via openjp2 — all pure Rust; JPEG-LS,
+//! HTJ2K, 12-bit JPEG Extended and deflate are `Unsupported`), `render` (the VOI functions of
+//! PS3.3 §C.11.2.1.2 computed and rounded here, not dicom-pixeldata's LUTs, so that identity
+//! windows are exact; MONOCHROME1 inverted; no window: 8-bit data as stored, deeper data min-max;
+//! viewport with source region and flips; PNG through `image`, JPEG through jpeg-encoder, whose
+//! run-time-detected AVX2 path is its own `unsafe`, not ours) and `poster` (the
+//! generated representative image of a video: we do not decode MPEG/H.264/HEVC).
 
 mod info;
 mod render;

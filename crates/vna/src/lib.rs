@@ -1,6 +1,14 @@
 //! The composition root: builds the catalog, blob stores and archive service from the
 //! configuration, and runs the front ends. Tests start it in-process with [`run`] on a
 //! listener bound to port 0.
+//!
+//! # How it is built
+//!
+//! The binary and composition root (above; `build_tiers` opens every tier, `s3_settings` reads an
+//! S3 tier's secrets from their files), `import.rs` (`vna import`) and `verify.rs` (`vna verify`:
+//! every current instance, or one study, re-read a few at a time; exit 1 on anything missing,
+//! altered or unreadable; problems are named by tier, opaque key and version, SOP Instance UIDs
+//! only with `--with-uids`).
 
 pub mod import;
 pub mod verify;

@@ -11,6 +11,20 @@
 //!   for keys it does not support.
 //! - Hierarchical search (PS3.4 §C.4.1.3.1) requires the unique key of every level above the
 //!   query level, with a single value; relational queries (when negotiated, §C.5.1) lift this.
+//!
+//! # How it is built
+//!
+//! C-FIND as pure functions, no I/O, wired in by the association loop. `find::parse_request`
+//! turns an identifier (a bare data set, parsed with `vna_dicom::parse::parse_dataset_bytes` in
+//! the context's transfer syntax) into a `FindRequest`: the level checked against the model
+//! (Patient Root / Study Root), the unique keys of the levels above required unless relational
+//! queries were negotiated, each key a `vna_catalog::Filter` with its matching type, the
+//! requested keys kept for the response. `find::response_identifier` turns a catalog row into the
+//! Pending response identifier: exactly the requested keys (plus Query/Retrieve Level, Specific
+//! Character Set `ISO_IR 192`, Retrieve AE Title), keys the archive cannot answer zero-length.
+//! `FindError` gives the failure status (A900, C000, 0122), an Error Comment without values and
+//! the Offending Element. Not supported: sequence matching (universal), combined date-time
+//! matching, timezone adjustment.
 
 mod error;
 mod keys;
