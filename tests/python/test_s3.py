@@ -27,7 +27,7 @@ def _protection(srv, sop: str) -> dict:
 
 
 def _head(bucket: str, key: str, version: str) -> dict:
-    r = aws("s3api", "head-object", "--bucket", bucket, "--key", key, "--version-id", version, "--output", "json")
+    r = aws("s3api", "head-object", "--bucket", bucket, "--key", key, f"--version-id={version}", "--output", "json")
     return json.loads(r.stdout)
 
 
@@ -48,12 +48,12 @@ def test_compliance_retention_holds_against_the_aws_cli(pool):
     head = _head(bucket, key, version)
     assert head.get("ObjectLockMode") == "COMPLIANCE", head
     # Delete the version, even asking to bypass governance: refused.
-    r = aws("s3api", "delete-object", "--bucket", bucket, "--key", key, "--version-id", version,
+    r = aws("s3api", "delete-object", "--bucket", bucket, "--key", key, f"--version-id={version}",
             "--bypass-governance-retention", check=False)
     assert r.returncode != 0, "a COMPLIANCE-retained version was deleted"
     # Shorten the retention: refused.
     soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
-    r = aws("s3api", "put-object-retention", "--bucket", bucket, "--key", key, "--version-id", version,
+    r = aws("s3api", "put-object-retention", "--bucket", bucket, "--key", key, f"--version-id={version}",
             "--retention", json.dumps({"Mode": "COMPLIANCE", "RetainUntilDate": soon}),
             "--bypass-governance-retention", check=False)
     assert r.returncode != 0, "a COMPLIANCE retention was shortened"
@@ -72,9 +72,9 @@ def test_legal_hold_through_the_archive_blocks_the_aws_cli(pool):
     p = _protection(srv, inst.sop_uid)
     assert p["legalHold"] is True and p["retention"] is None, p
     bucket, key, version = srv.bucket.name, "vna/" + p["key"], p["storeVersionId"]
-    r = aws("s3api", "get-object-legal-hold", "--bucket", bucket, "--key", key, "--version-id", version, "--output", "json")
+    r = aws("s3api", "get-object-legal-hold", "--bucket", bucket, "--key", key, f"--version-id={version}", "--output", "json")
     assert json.loads(r.stdout)["LegalHold"]["Status"] == "ON"
-    r = aws("s3api", "delete-object", "--bucket", bucket, "--key", key, "--version-id", version, check=False)
+    r = aws("s3api", "delete-object", "--bucket", bucket, "--key", key, f"--version-id={version}", check=False)
     assert r.returncode != 0, "a version under legal hold was deleted"
     assert _head(bucket, key, version)["ContentLength"] == len(inst.data)
     assert requests.put(url, data="off", timeout=30).status_code == 204

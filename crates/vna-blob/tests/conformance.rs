@@ -26,7 +26,7 @@ async fn fs_leaves_nothing_visible_after_abort_or_failed_commit() {
     let mut w = store.create().await.expect("create");
     w.write(bytes::Bytes::from_static(b"x")).await.expect("write");
     assert!(w.commit(&vna_blob::conformance::sha256_hex(b"x")).await.is_err());
-    let count = walk(dir.path());
+    let count = walk(&dir.path().join("tmp")) + walk(&dir.path().join("objects"));
     assert_eq!(count, 0, "no file may remain after a failed commit");
 }
 
@@ -44,9 +44,30 @@ async fn fs_abort_after_a_flush_leaves_no_temporary_file() {
     for _ in 0..5 {
         w.write(bytes::Bytes::from(vec![7u8; 512 * 1024])).await.expect("write");
     }
-    assert_eq!(walk(dir.path()), 1, "the object in progress is in tmp/");
+    // Blob files only: store.lock (the store's open-count lock) stays beside them.
+    let blobs = || walk(&dir.path().join("tmp")) + walk(&dir.path().join("objects"));
+    assert_eq!(blobs(), 1, "the object in progress is in tmp/");
     w.abort().await;
-    assert_eq!(walk(dir.path()), 0, "abort removes the temporary file");
+    assert_eq!(blobs(), 0, "abort removes the temporary file");
+}
+
+#[tokio::test]
+async fn fs_cleans_tmp_only_when_no_other_process_has_the_store_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("tmp")).expect("tmp");
+    let leftover = dir.path().join("tmp").join("0123456789abcdef0123456789abcdef.part");
+    std::fs::write(&leftover, b"in progress").expect("leftover");
+    // Another process holding the store: its shared lock, taken through another open file.
+    let (other, alone) = vna_blob::fs::StoreLock::take(&dir.path().join("store.lock")).expect("lock");
+    assert!(alone);
+    other.share().expect("share");
+    let store = vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open beside it");
+    assert!(leftover.exists(), "another process's write in progress was removed");
+    drop(store);
+    drop(other);
+    // Alone now: leftovers of writes that never committed go.
+    let _store = vna_blob::fs::FsBlobStore::open(dir.path()).await.expect("open alone");
+    assert!(!leftover.exists(), "leftovers stay although nobody has the store open");
 }
 
 #[tokio::test]
