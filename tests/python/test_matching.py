@@ -108,7 +108,8 @@ def qido(m: Matching, level: str, keyword: str, value: str) -> set[str] | int:
     return {m.label_of[helpers.value(d, uid_tag)] for d in r.json()}
 
 
-def cfind(m: Matching, level: str, keyword: str, value: str) -> set[str] | int:
+def cfind(m: Matching, level: str, keyword: str, value: str, study_uid: str | None = None) -> set[str] | int:
+    """C-FIND (Study Root) at `level`; a series-level query names its study (hierarchical)."""
     ae = AE(ae_title="MATCHSCU")
     ae.add_requested_context(STUDY_ROOT)
     assoc = ae.associate("127.0.0.1", m.server.dimse_port, ae_title="VNA")
@@ -117,8 +118,9 @@ def cfind(m: Matching, level: str, keyword: str, value: str) -> set[str] | int:
         ds = Dataset()
         ds.SpecificCharacterSet = "ISO_IR 192"
         ds.QueryRetrieveLevel = level
-        ds.PatientID = P + "*"
-        ds.StudyInstanceUID = ""
+        if study_uid is None:
+            ds.PatientID = P + "*"
+        ds.StudyInstanceUID = study_uid or ""
         if level == "SERIES":
             ds.SeriesInstanceUID = ""
         _set(ds, keyword, value)
@@ -141,7 +143,7 @@ def test_qido_and_c_find_match_alike(matching, level, keyword, value, expected):
     if level == "SERIES":
         by_find: set[str] | int = set()
         for insts in matching.studies.values():
-            ds_result = _series_find(matching, insts[0].study_uid, keyword, value)
+            ds_result = cfind(matching, level, keyword, value, study_uid=insts[0].study_uid)
             if isinstance(ds_result, int):
                 by_find = ds_result
                 break
@@ -154,28 +156,6 @@ def test_qido_and_c_find_match_alike(matching, level, keyword, value, expected):
     else:
         assert by_qido == expected, f"QIDO {keyword}={value}"
         assert by_find == expected, f"C-FIND {keyword}={value}"
-
-
-def _series_find(m: Matching, study_uid: str, keyword: str, value: str) -> set[str] | int:
-    ae = AE(ae_title="MATCHSCU")
-    ae.add_requested_context(STUDY_ROOT)
-    assoc = ae.associate("127.0.0.1", m.server.dimse_port, ae_title="VNA")
-    assert assoc.is_established
-    try:
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "SERIES"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = ""
-        _set(ds, keyword, value)
-        found, final = set(), None
-        for status, identifier in assoc.send_c_find(ds, STUDY_ROOT):
-            if status.Status in (0xFF00, 0xFF01):
-                found.add(m.label_of[str(identifier.SeriesInstanceUID)])
-            else:
-                final = status.Status
-        return found if final == 0x0000 else final
-    finally:
-        assoc.release()
 
 
 def test_long_lists_are_refused_by_both(matching):

@@ -110,18 +110,7 @@ mod tests {
     use super::*;
 
     fn row(ts: &str, rows: Option<i64>, bits: Option<i64>) -> InstanceRow {
-        let n = vna_catalog::conformance::new_instance("1.2.3", "1.2.3.4", "1.2.3.4.5");
-        let mut r = InstanceRow {
-            pk: 1,
-            patient: n.patient,
-            study: n.study,
-            series: n.series,
-            instance: n.instance,
-            blob: n.blob,
-            version: 1,
-            is_current: true,
-            stored_at_ms: 0,
-        };
+        let mut r = vna_catalog::conformance::instance_row(vna_catalog::conformance::new_instance("1.2.3", "1.2.3.4", "1.2.3.4.5"));
         r.instance.transfer_syntax = ts.to_owned();
         r.instance.rows = rows;
         r.instance.bits_allocated = bits;

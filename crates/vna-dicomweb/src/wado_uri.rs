@@ -219,18 +219,7 @@ mod tests {
     use super::*;
 
     fn row(ts: &str, frames: Option<i64>, rows: Option<i64>) -> InstanceRow {
-        let n = vna_catalog::conformance::new_instance("1.2.3", "1.2.3.4", "1.2.3.4.5");
-        let mut r = InstanceRow {
-            pk: 1,
-            patient: n.patient,
-            study: n.study,
-            series: n.series,
-            instance: n.instance,
-            blob: n.blob,
-            version: 1,
-            is_current: true,
-            stored_at_ms: 0,
-        };
+        let mut r = vna_catalog::conformance::instance_row(vna_catalog::conformance::new_instance("1.2.3", "1.2.3.4", "1.2.3.4.5"));
         r.instance.transfer_syntax = ts.into();
         r.instance.number_of_frames = frames;
         r.instance.rows = rows;

@@ -16,8 +16,8 @@ pub use write_cases::*;
 use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
 
 use crate::{
-    BlobLocation, Catalog, Filter, FrameIndex, InstanceAttrs, Key, Level, Matcher, NewInstance, PatientAttrs, Query, RegisterOutcome,
-    SeriesAttrs, StudyAttrs, VersionPolicy,
+    BlobLocation, Catalog, Filter, FrameIndex, InstanceAttrs, InstanceRow, Key, Level, Matcher, NewInstance, PatientAttrs, Query,
+    RegisterOutcome, SeriesAttrs, StudyAttrs, VersionPolicy,
 };
 
 /// Generates one test per conformance case. `$make` is an async fn returning
@@ -136,6 +136,22 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
         },
         frames: FrameIndex::None,
         metadata: format!("{{\"00080018\":{{\"vr\":\"UI\",\"Value\":[\"{sop}\"]}}}}"),
+    }
+}
+
+/// The row a catalog would give back for `n` as the first, current version (for unit tests of
+/// logic that takes rows, without a catalog).
+pub fn instance_row(n: NewInstance) -> InstanceRow {
+    InstanceRow {
+        pk: 1,
+        patient: n.patient,
+        study: n.study,
+        series: n.series,
+        instance: n.instance,
+        blob: n.blob,
+        version: 1,
+        is_current: true,
+        stored_at_ms: 0,
     }
 }
 

@@ -57,16 +57,5 @@ pub fn series_row() -> SeriesRow {
 }
 
 pub fn instance_row() -> InstanceRow {
-    let n = instance();
-    InstanceRow {
-        pk: 1,
-        patient: n.patient,
-        study: n.study,
-        series: n.series,
-        instance: n.instance,
-        blob: n.blob,
-        version: 1,
-        is_current: true,
-        stored_at_ms: 0,
-    }
+    vna_catalog::conformance::instance_row(instance())
 }
