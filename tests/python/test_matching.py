@@ -60,6 +60,10 @@ CASES = [
     ("SERIES", "Modality", "U*", {"d"}),
     ("SERIES", "SeriesNumber", "12", {"c"}),
     ("SERIES", "SeriesNumber", "x", None),
+    # A NUL is in no value: read as padding, a lone one would be a universal match.
+    ("STUDY", "StudyDescription", "\x00", None),
+    ("STUDY", "AccessionNumber", "ACC-A1\x00", None),
+    ("STUDY", "StudyInstanceUID", "\x00", None),
 ]
 
 
@@ -136,7 +140,7 @@ def cfind(m: Matching, level: str, keyword: str, value: str, study_uid: str | No
         assoc.release()
 
 
-@pytest.mark.parametrize("level,keyword,value,expected", CASES, ids=[f"{c[1]}={c[2]}" for c in CASES])
+@pytest.mark.parametrize("level,keyword,value,expected", CASES, ids=[f"{c[1]}={c[2]}".replace("\x00", "%00") for c in CASES])
 def test_qido_and_c_find_match_alike(matching, level, keyword, value, expected):
     # Series-level C-FIND in Study Root needs one study: ask study by study and join.
     by_qido = qido(matching, level, keyword, value)

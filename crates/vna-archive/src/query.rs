@@ -101,13 +101,20 @@ pub enum MatchError {
     Int,
     #[error("a list has at most {max} values")]
     TooManyValues { max: usize },
+    #[error("a value cannot contain NUL (0x00)")]
+    Nul,
 }
 
 /// PS3.4 §C.2.2.2: the matching type of `value` for `key`; `None` is universal matching (an
-/// empty value, §C.2.2.2.3, or only `*`, §C.2.2.2.4). Padding (spaces, NUL) is not part of a
-/// value.
+/// empty value, §C.2.2.2.3, or only `*`, §C.2.2.2.4). Leading and trailing spaces are not
+/// part of a value. A NUL is in no value's repertoire (PS3.5 §6.1, §6.2): the front end strips
+/// the one NUL that pads a DICOM value, and any NUL left is refused — read as padding, a lone
+/// NUL would be an empty value, a universal match.
 pub fn parse_match(key: &MatchingKey, value: &str, options: MatchOptions) -> Result<Option<Matcher>, MatchError> {
-    let v = value.trim_matches([' ', '\0']);
+    if value.contains('\0') {
+        return Err(MatchError::Nul);
+    }
+    let v = value.trim_matches(' ');
     if v.is_empty() || v == "*" {
         return Ok(None);
     }
@@ -132,8 +139,7 @@ pub fn parse_match(key: &MatchingKey, value: &str, options: MatchOptions) -> Res
 }
 
 fn list(v: &str, max: usize) -> Result<Vec<String>, MatchError> {
-    let values: Vec<String> =
-        v.split(['\\', ',']).map(|s| s.trim_matches([' ', '\0'])).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let values: Vec<String> = v.split(['\\', ',']).map(|s| s.trim_matches(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if values.len() > max {
         return Err(MatchError::TooManyValues { max });
     }
@@ -274,6 +280,22 @@ mod tests {
         }
         assert_eq!(m(tags::SERIES_NUMBER, " 007 "), Ok(s("7")));
         assert_eq!(m(tags::SERIES_NUMBER, "7a"), Err(MatchError::Int));
+    }
+
+    #[test]
+    fn a_nul_is_refused_wherever_it_is() {
+        // A lone NUL read as padding would be an empty value: a universal match.
+        for (tag, v) in [
+            (tags::STUDY_DESCRIPTION, "\0"),
+            (tags::STUDY_DESCRIPTION, " \0 "),
+            (tags::PATIENT_NAME, "Doe\0*"),
+            (tags::STUDY_INSTANCE_UID, "1.2.3\0"),
+            (tags::STUDY_INSTANCE_UID, "1.2.3\\\0"),
+            (tags::STUDY_DATE, "20240102\0"),
+            (tags::MODALITY, "CT\\\0"),
+        ] {
+            assert_eq!(m(tag, v), Err(MatchError::Nul), "{v:?}");
+        }
     }
 
     #[test]

@@ -97,13 +97,19 @@ impl DataSet {
     }
 }
 
-/// Decodes a text value per VR: charset-sensitive VRs with `charset`, the others as ASCII.
+/// Decodes a text value per VR: charset-sensitive VRs with `charset`, the others as ASCII;
+/// trailing padding (NUL or space) removed.
 pub fn decode_text(vr: VR, bytes: &[u8], charset: &Charset) -> String {
-    let s = match vr {
+    decode_value(vr, bytes, charset).trim_end_matches(['\0', ' ']).to_owned()
+}
+
+/// Decodes a text value per VR as [`decode_text`] does, keeping every character: what a
+/// caller needs that must tell padding from a NUL inside a value.
+pub fn decode_value(vr: VR, bytes: &[u8], charset: &Charset) -> String {
+    match vr {
         VR::SH | VR::LO | VR::ST | VR::LT | VR::UT | VR::PN | VR::UC => charset.decode(bytes),
         _ => String::from_utf8_lossy(bytes).into_owned(),
-    };
-    s.trim_end_matches(['\0', ' ']).to_owned()
+    }
 }
 
 /// A numeric value of a binary or numeric-string VR.

@@ -34,13 +34,15 @@
 //! §C.4.2.1.4), reuses `find::request_from_dataset` (hierarchical: unique keys above required),
 //! requires the level's own unique key and queries the catalog at instance level (more than 65535
 //! matches: 0xA701, counts are US). `c_move.rs`: Move Destination must be in `Peers::destinations`
-//! (else 0xA801); one sub-association with our AE title as calling AE, one presentation context
-//! per (SOP class, `vna_archive::deliverable_syntaxes` of its instances: the stored syntax first,
-//! then Explicit and Implicit VR Little Endian where the archive can re-encode or decode), each
-//! instance sent on the first accepted context in that order; a broken sub-association is
+//! (else 0xA801); sub-associations with our AE title as calling AE proposing one presentation
+//! context per (SOP class, transfer syntax) pair (`proposal.rs`: the stored syntax in a context
+//! of its own, then Explicit and Implicit VR Little Endian where the archive can re-encode or
+//! decode, per `vna_archive::deliverable_syntaxes`; past 128 pairs, further sub-associations),
+//! each instance sent in its stored syntax where the destination accepted that context, else on
+//! the first accepted fallback; a broken sub-association is
 //! aborted and a new one opened for the next instance. `c_get.rs`: on the C-GET's own
-//! association through `Responder::store`, on the first context (of the requester's, with the
-//! SCP role) whose accepted syntax the instance can be delivered in. Both stream each object
+//! association through `Responder::store`, on the requester's context (with the SCP role) in
+//! the instance's most preferred deliverable syntax: the stored one wherever it was offered. Both stream each object
 //! from `Archive::open_as` as a bare data set in the context's syntax (`source.rs`), send a
 //! Pending (0xFF00) with
 //! remaining/completed/failed/warning after every sub-operation, check C-CANCEL before each

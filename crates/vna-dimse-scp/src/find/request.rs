@@ -6,7 +6,7 @@ use super::keys::{self, KeyDef};
 use super::{FindError, FindOptions, FindRequest, InformationModel, QueryLevel, RequestedKey};
 use vna_archive::query::{parse_match, Filter, MatchOptions, Matcher, MatchingKey, Query};
 use vna_dicom::charset::Charset;
-use vna_dicom::dataset::{decode_text, DataSet, Element, Value};
+use vna_dicom::dataset::{decode_value, DataSet, Element, Value};
 use vna_dicom::parse::{parse_dataset_bytes, ParseLimits};
 use vna_dicom::{tags, Tag};
 
@@ -98,7 +98,11 @@ fn check_unique_key(ds: &DataSet, tag: Tag, charset: &Charset) -> Result<(), Fin
 fn matcher(d: &KeyDef, key: &MatchingKey, el: &Element, charset: &Charset, options: &FindOptions) -> Result<Option<Matcher>, FindError> {
     let tag = d.tag;
     let Value::Bytes(bytes) = &el.value else { return Err(FindError::InvalidValue { tag }) };
-    let text = decode_text(d.vr, bytes, charset);
+    // PS3.5 §6.2: a value is padded to an even length by one trailing byte (NUL for UI,
+    // space for the other strings, NUL from some senders). Only that byte is padding: a NUL
+    // anywhere else stays in the text, and the parser refuses it.
+    let unpadded = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    let text = decode_value(d.vr, unpadded, charset);
     let opts = MatchOptions { fuzzy: options.fuzzy, max_list: options.max_list };
     parse_match(key, &text, opts).map_err(|_| FindError::InvalidValue { tag })
 }

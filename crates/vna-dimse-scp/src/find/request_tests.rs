@@ -195,6 +195,28 @@ fn specific_character_set_decodes_values() {
     assert_eq!(filters(&r), vec![(Key::PatientName, single("Jürgen"))]);
 }
 
+#[test]
+fn only_the_padding_nul_is_padding() {
+    use tags::*;
+    let raw = |tag: Tag, vr: VR, bytes: &[u8]| find(STUDY_ROOT_FIND, qr("STUDY").bytes(tag, vr, bytes.to_vec()));
+    // The one trailing NUL of a UI value (PS3.5 §6.2), and one a sender put after a string.
+    let r = raw(STUDY_INSTANCE_UID, VR::UI, b"1.2.3\0").unwrap();
+    assert_eq!(filters(&r), vec![(Key::StudyUid, single("1.2.3"))]);
+    let r = raw(ACCESSION_NUMBER, VR::SH, b"ACC\0").unwrap();
+    assert_eq!(filters(&r), vec![(Key::AccessionNumber, single("ACC"))]);
+    // A NUL that is not that byte is part of the value, and no value holds one: a lone NUL
+    // would otherwise be an empty value, a universal match.
+    for (tag, vr, bytes) in [
+        (STUDY_DESCRIPTION, VR::LO, &b"\0 "[..]),
+        (STUDY_DESCRIPTION, VR::LO, b"\0\0"),
+        (ACCESSION_NUMBER, VR::SH, b"A\0BC "),
+        (STUDY_INSTANCE_UID, VR::UI, b"1.2\0\0"),
+    ] {
+        let err = raw(tag, vr, bytes).unwrap_err();
+        assert_eq!((err.clone(), err.status()), (FindError::InvalidValue { tag }, 0xA900), "{bytes:?}");
+    }
+}
+
 fn padded(mut b: Vec<u8>) -> Vec<u8> {
     if b.len() % 2 == 1 {
         b.push(b' ');

@@ -1,8 +1,10 @@
 //! C-GET SCP (PS3.4 §C.4.3): the designated instances go back as C-STORE sub-operations on the
 //! C-GET's own association, on presentation contexts whose storage class the requester took
-//! the SCP role for (role selection, PS3.7 §D.3.3.4). Each instance goes on the first such
-//! context whose accepted transfer syntax the archive can deliver it in, the stored syntax
-//! first (PS3.4 §C.4.3.1: the sub-operations use the contexts the requester proposed).
+//! the SCP role for (role selection, PS3.7 §D.3.3.4; PS3.4 §C.4.3.1: the sub-operations use
+//! the contexts the requester proposed). The instance's deliverable syntaxes are tried in
+//! order of preference, each against every such context: a requester that offered the stored
+//! syntax in any context gets the stored object, whatever order its contexts came in, and only
+//! otherwise a re-encoded or decoded one.
 
 use super::source::open_data_set;
 use super::{resolve, Tally};

@@ -4,12 +4,14 @@
 //! Pending response with the counts after each, C-CANCEL honoured between sub-operations, and
 //! the final status with the Failed SOP Instance UID List.
 //!
-//! Objects go out as stored: a sub-operation is sent only on a context with the stored
-//! transfer syntax (no transcoding yet); an instance the peer accepts no such context for
-//! fails.
+//! Objects go out as stored wherever the peer accepted a context with the stored transfer
+//! syntax; only otherwise re-encoded or decoded to a fallback it accepted (`proposal` for what
+//! a C-MOVE proposes, `c_get` for what a C-GET picks among the requester's contexts). An
+//! instance the peer accepts no deliverable syntax for fails.
 
 mod c_get;
 mod c_move;
+mod proposal;
 mod source;
 #[cfg(test)]
 mod tests;
