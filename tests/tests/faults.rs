@@ -28,14 +28,14 @@ impl Catalog for FailingCatalog {
         }
         self.inner.register(new, policy).await
     }
-    async fn current_instance(&self, sop: &SopInstanceUid) -> Result<Option<InstanceRow>, CatalogError> {
-        self.inner.current_instance(sop).await
+    async fn current_instance(&self, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
+        self.inner.current_instance(sop, v).await
     }
-    async fn instance_versions(&self, sop: &SopInstanceUid) -> Result<Vec<InstanceRow>, CatalogError> {
-        self.inner.instance_versions(sop).await
+    async fn instance_versions(&self, sop: &SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+        self.inner.instance_versions(sop, v).await
     }
-    async fn instances_in(&self, scope: &Scope) -> Result<Vec<InstanceRow>, CatalogError> {
-        self.inner.instances_in(scope).await
+    async fn instances_in(&self, scope: &Scope, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+        self.inner.instances_in(scope, v).await
     }
     async fn metadata(&self, pks: &[i64]) -> Result<Vec<(i64, String)>, CatalogError> {
         self.inner.metadata(pks).await
@@ -43,23 +43,38 @@ impl Catalog for FailingCatalog {
     async fn frames(&self, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<ByteRange>>>, CatalogError> {
         self.inner.frames(pk, numbers).await
     }
-    async fn query_patients(&self, q: &Query) -> Result<Vec<PatientRow>, CatalogError> {
-        self.inner.query_patients(q).await
+    async fn query_patients(&self, q: &Query, v: &Visibility) -> Result<Vec<PatientRow>, CatalogError> {
+        self.inner.query_patients(q, v).await
     }
-    async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>, CatalogError> {
-        self.inner.query_studies(q).await
+    async fn query_studies(&self, q: &Query, v: &Visibility) -> Result<Vec<StudyRow>, CatalogError> {
+        self.inner.query_studies(q, v).await
     }
-    async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>, CatalogError> {
-        self.inner.query_series(q).await
+    async fn query_series(&self, q: &Query, v: &Visibility) -> Result<Vec<SeriesRow>, CatalogError> {
+        self.inner.query_series(q, v).await
     }
-    async fn query_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, CatalogError> {
-        self.inner.query_instances(q).await
+    async fn query_instances(&self, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+        self.inner.query_instances(q, v).await
     }
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }
     async fn count_instances(&self) -> Result<i64, CatalogError> {
         self.inner.count_instances().await
+    }
+    async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError> {
+        self.inner.study_tenant(study).await
+    }
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), CatalogError> {
+        self.inner.create_api_key(key).await
+    }
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, CatalogError> {
+        self.inner.api_key(id).await
+    }
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, CatalogError> {
+        self.inner.api_keys().await
+    }
+    async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, CatalogError> {
+        self.inner.revoke_api_key(id, at_ms).await
     }
 }
 

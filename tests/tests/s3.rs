@@ -189,7 +189,7 @@ async fn legal_hold_and_retention_through_the_admin_api_are_enforced_by_the_stor
     // Even bypassing GOVERNANCE retention, the store refuses while the hold is on.
     let row = archive
         .catalog()
-        .current_instance(&vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid"))
+        .current_instance(&vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid"), &vna_catalog::Visibility::ALL)
         .await
         .expect("row")
         .expect("stored");

@@ -87,6 +87,10 @@ pub enum ArchiveError {
     /// transfer syntax (no decoder for the stored one, or an encoding this archive does not make).
     #[error("the instance is stored as {stored} and cannot be delivered as {requested}")]
     SyntaxUnavailable { stored: String, requested: String },
+    /// The object's study is recorded in another tenant than the one this object is given: a
+    /// study never straddles tenants.
+    #[error("the study belongs to another tenant than the one this object is assigned to")]
+    TenantConflict,
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -143,7 +147,7 @@ impl ArchiveError {
             | FrameOutOfRange { .. }
             | VideoFrame
             | BulkOutOfRange => ErrorClass::InvalidInput,
-            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch => ErrorClass::Conflict,
+            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict => ErrorClass::Conflict,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => {
                 ErrorClass::Unsupported

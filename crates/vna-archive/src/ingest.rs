@@ -182,6 +182,8 @@ impl Archive {
                 sha256,
             },
             frames: extracted.frames,
+            // Until tenancy rules decide it at ingest, every study is the default tenant's.
+            tenant: vna_catalog::DEFAULT_TENANT.to_owned(),
             metadata: extracted.metadata,
         };
         let outcome = match self.catalog.register(&new, self.config.version_policy).await {
@@ -201,7 +203,7 @@ impl Archive {
             RegisterOutcome::StoredAsPriorVersion { .. } => {
                 let current = self
                     .catalog
-                    .current_instance(&new.instance.sop_uid)
+                    .current_instance(&new.instance.sop_uid, &vna_catalog::Visibility::ALL)
                     .await
                     .map_err(ArchiveError::catalog("reading the current version"))?
                     .ok_or(ArchiveError::NotFound { what: "current instance version" })?;
@@ -215,6 +217,10 @@ impl Archive {
                 self.discard(&blob).await;
                 let sop = crate::SopRef { class: new.instance.sop_class_uid.clone(), instance: new.instance.sop_uid.clone() };
                 Err(ArchiveError::VersionConflict { sop })
+            }
+            RegisterOutcome::TenantConflict => {
+                self.discard(&blob).await;
+                Err(ArchiveError::TenantConflict)
             }
         }
     }

@@ -79,7 +79,8 @@ impl Archive {
             limit: Some(1),
             offset: 0,
         };
-        let rows = self.catalog.query_studies(&query).await.map_err(ArchiveError::catalog("reading the study"))?;
+        let rows =
+            self.catalog.query_studies(&query, &vna_catalog::Visibility::ALL).await.map_err(ArchiveError::catalog("reading the study"))?;
         let Some(row) = rows.into_iter().next() else { return Ok(()) };
         if attrs.get("PatientID").is_some_and(|p| p != row.patient.patient_id) {
             return Err(ArchiveError::PatientMismatch);

@@ -3,7 +3,7 @@
 
 use crate::{Archive, ArchiveError};
 use vna_blob::{ByteStream, Range};
-use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow};
+use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow, Visibility};
 
 /// One frame: the byte ranges of the stored object that make it up, in order.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct FramesOf {
 impl Archive {
     /// Current instances in a scope; `NotFound` when there are none.
     pub async fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRow>, ArchiveError> {
-        let rows = self.catalog.instances_in(scope).await.map_err(ArchiveError::catalog("listing instances"))?;
+        let rows = self.catalog.instances_in(scope, &Visibility::ALL).await.map_err(ArchiveError::catalog("listing instances"))?;
         if rows.is_empty() {
             let what = match (&scope.series, &scope.instance) {
                 (_, Some(_)) => "instance",
@@ -112,24 +112,24 @@ impl Archive {
 
     /// Patients with a current instance matching `q` (C-FIND Patient Root, PS3.4 §C.6.1.1.2).
     pub async fn search_patients(&self, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
-        self.catalog.query_patients(q).await.map_err(ArchiveError::catalog("searching patients"))
+        self.catalog.query_patients(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching patients"))
     }
 
     /// The current version of an instance by SOP Instance UID (Storage Commitment).
     pub async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<InstanceRow>, ArchiveError> {
-        self.catalog.current_instance(sop).await.map_err(ArchiveError::catalog("looking up an instance"))
+        self.catalog.current_instance(sop, &Visibility::ALL).await.map_err(ArchiveError::catalog("looking up an instance"))
     }
 
     pub async fn search_studies(&self, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
-        self.catalog.query_studies(q).await.map_err(ArchiveError::catalog("searching studies"))
+        self.catalog.query_studies(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching studies"))
     }
 
     pub async fn search_series(&self, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
-        self.catalog.query_series(q).await.map_err(ArchiveError::catalog("searching series"))
+        self.catalog.query_series(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching series"))
     }
 
     pub async fn search_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, ArchiveError> {
-        self.catalog.query_instances(q).await.map_err(ArchiveError::catalog("searching instances"))
+        self.catalog.query_instances(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching instances"))
     }
 }
 
@@ -137,7 +137,7 @@ impl Archive {
     /// Every recorded version of an instance, oldest first (the current one flagged), so that
     /// a replaced or kept-aside object stays retrievable.
     pub async fn versions(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, ArchiveError> {
-        let rows = self.catalog.instance_versions(sop).await.map_err(ArchiveError::catalog("listing versions"))?;
+        let rows = self.catalog.instance_versions(sop, &Visibility::ALL).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });
         }

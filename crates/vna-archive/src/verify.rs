@@ -55,7 +55,7 @@ impl Archive {
     /// A page of every current instance in the archive, in catalog order.
     pub async fn all_instances(&self, offset: u32, limit: u32) -> Result<Vec<InstanceRow>, ArchiveError> {
         let q = Query { level: Level::Instance, filters: Vec::new(), limit: Some(limit), offset };
-        self.catalog.query_instances(&q).await.map_err(ArchiveError::catalog("listing instances"))
+        self.catalog.query_instances(&q, &vna_catalog::Visibility::ALL).await.map_err(ArchiveError::catalog("listing instances"))
     }
 
     /// Current instances of a study.

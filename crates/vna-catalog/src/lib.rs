@@ -33,6 +33,17 @@
 //! that alone orders registers of one SOP UID (even the first, with no row to lock yet) and keeps
 //! change-feed order equal to commit order, with no per-SOP lock and no lock to deadlock on.
 //!
+//! **Visibility** is decided in the statement that reads. Every read that can return patient
+//! data takes a [`Visibility`] (tenant grants, where `hug` covers `hug/radiology`, and the one
+//! study, series or instance of a signed link) and `translate::visible` turns it into SQL
+//! conditions beside the query's own, so rows, counters, paging and lookups by UID all see the
+//! same subset; nothing is filtered afterwards. Whether an instance version is there at all is
+//! one function, `translate::live` (today: the current version), used by every read and
+//! counter, so a later state that hides an instance (rejected, expired) is added in one place.
+//! A study has the tenant of its first instance; a registration naming another one is
+//! `RegisterOutcome::TenantConflict` and writes nothing. API keys are kept as the SHA-256 of
+//! their secret with their scopes and tenant grants (`security.rs`).
+//!
 //! Each backend has its own migrations (`migrations/{sqlite,postgres}`), embedded in the
 //! binary. `query` is the query model shared by QIDO-RS and C-FIND (PS3.4 §C.2.2.2 matching
 //! types). `conformance` is one suite, `catalog_conformance_tests!`, run against both backends.
@@ -52,6 +63,7 @@ pub mod postgres;
 pub mod query;
 mod read;
 mod register;
+mod security;
 mod sqlbuild;
 pub mod sqlite;
 mod translate;
@@ -59,6 +71,7 @@ mod translate;
 pub use model::*;
 pub use postgres::PostgresCatalog;
 pub use query::*;
+pub use security::ApiKey;
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
@@ -73,17 +86,17 @@ pub trait Catalog: Send + Sync + 'static {
     async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError>;
 
     /// The current version of an instance, by SOP Instance UID alone.
-    async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<InstanceRow>, CatalogError>;
+    async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError>;
 
     /// Every recorded version of an instance, oldest first.
-    async fn instance_versions(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, CatalogError>;
+    async fn instance_versions(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
 
     /// Current instances within a scope, ordered by series number, series UID, instance
     /// number, SOP Instance UID. Empty when nothing matches.
-    async fn instances_in(&self, scope: &Scope) -> Result<Vec<InstanceRow>, CatalogError>;
+    async fn instances_in(&self, scope: &Scope, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
 
     /// Stored DICOM JSON of instance versions by primary key, in the order of `pks`
-    /// (missing pks are skipped).
+    /// (missing pks are skipped). Pks come from rows a visibility-checked read returned.
     async fn metadata(&self, pks: &[i64]) -> Result<Vec<(i64, String)>, CatalogError>;
 
     /// How the frames of an instance version are laid out, restricted to the requested
@@ -93,16 +106,29 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Patients having a current instance that matches `q` (patient keys on the patient,
     /// lower-level keys on any of its current instances), ordered by Patient ID, issuer.
-    async fn query_patients(&self, q: &Query) -> Result<Vec<PatientRow>, CatalogError>;
-    async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>, CatalogError>;
-    async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>, CatalogError>;
-    async fn query_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, CatalogError>;
+    async fn query_patients(&self, q: &Query, v: &Visibility) -> Result<Vec<PatientRow>, CatalogError>;
+    async fn query_studies(&self, q: &Query, v: &Visibility) -> Result<Vec<StudyRow>, CatalogError>;
+    async fn query_series(&self, q: &Query, v: &Visibility) -> Result<Vec<SeriesRow>, CatalogError>;
+    async fn query_instances(&self, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
 
     /// Changes with `seq > after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError>;
 
     /// Number of current instances (health, tests, import summary).
     async fn count_instances(&self) -> Result<i64, CatalogError>;
+
+    /// The tenant a study was given by its first instance; `None` for an unknown study.
+    /// Ingest asks before committing a blob, so that a refused object leaves none behind.
+    async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError>;
+
+    /// Records a new API key; an id already taken is an error.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), CatalogError>;
+    /// The key with this id, active or not.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, CatalogError>;
+    /// Every key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, CatalogError>;
+    /// Revokes a key; false when it is unknown or already revoked.
+    async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, CatalogError>;
 }
 
 /// One variant per failing step, each with its cause. Messages carry no PHI.
@@ -172,17 +198,23 @@ macro_rules! impl_catalog {
             async fn current_instance(
                 &self,
                 sop: &vna_dicom::uid::SopInstanceUid,
+                v: &$crate::Visibility,
             ) -> Result<Option<$crate::InstanceRow>, $crate::CatalogError> {
-                $crate::read::current_instance(&self.pool, sop).await
+                $crate::read::current_instance(&self.pool, sop, v).await
             }
             async fn instance_versions(
                 &self,
                 sop: &vna_dicom::uid::SopInstanceUid,
+                v: &$crate::Visibility,
             ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
-                $crate::read::instance_versions(&self.pool, sop).await
+                $crate::read::instance_versions(&self.pool, sop, v).await
             }
-            async fn instances_in(&self, scope: &$crate::Scope) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
-                $crate::read::instances_in(&self.pool, scope).await
+            async fn instances_in(
+                &self,
+                scope: &$crate::Scope,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::instances_in(&self.pool, scope, v).await
             }
             async fn metadata(&self, pks: &[i64]) -> Result<Vec<(i64, String)>, $crate::CatalogError> {
                 $crate::read::metadata(&self.pool, pks).await
@@ -190,23 +222,54 @@ macro_rules! impl_catalog {
             async fn frames(&self, pk: i64, numbers: &[u32]) -> Result<Option<Vec<Vec<$crate::ByteRange>>>, $crate::CatalogError> {
                 $crate::read::frames(&self.pool, pk, numbers).await
             }
-            async fn query_patients(&self, q: &$crate::Query) -> Result<Vec<$crate::PatientRow>, $crate::CatalogError> {
-                $crate::read::query_patients(&self.pool, q).await
+            async fn query_patients(
+                &self,
+                q: &$crate::Query,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::PatientRow>, $crate::CatalogError> {
+                $crate::read::query_patients(&self.pool, q, v).await
             }
-            async fn query_studies(&self, q: &$crate::Query) -> Result<Vec<$crate::StudyRow>, $crate::CatalogError> {
-                $crate::read::query_studies(&self.pool, q).await
+            async fn query_studies(
+                &self,
+                q: &$crate::Query,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::StudyRow>, $crate::CatalogError> {
+                $crate::read::query_studies(&self.pool, q, v).await
             }
-            async fn query_series(&self, q: &$crate::Query) -> Result<Vec<$crate::SeriesRow>, $crate::CatalogError> {
-                $crate::read::query_series(&self.pool, q).await
+            async fn query_series(
+                &self,
+                q: &$crate::Query,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::SeriesRow>, $crate::CatalogError> {
+                $crate::read::query_series(&self.pool, q, v).await
             }
-            async fn query_instances(&self, q: &$crate::Query) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
-                $crate::read::query_instances(&self.pool, q).await
+            async fn query_instances(
+                &self,
+                q: &$crate::Query,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::query_instances(&self.pool, q, v).await
             }
             async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
                 $crate::read::changes_since(&self.pool, after, limit).await
             }
             async fn count_instances(&self) -> Result<i64, $crate::CatalogError> {
                 $crate::read::count_instances(&self.pool).await
+            }
+            async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, $crate::CatalogError> {
+                $crate::security::study_tenant(&self.pool, study).await
+            }
+            async fn create_api_key(&self, key: &$crate::ApiKey) -> Result<(), $crate::CatalogError> {
+                $crate::security::create_api_key(&self.pool, key).await
+            }
+            async fn api_key(&self, id: &str) -> Result<Option<$crate::ApiKey>, $crate::CatalogError> {
+                $crate::security::api_key(&self.pool, id).await
+            }
+            async fn api_keys(&self) -> Result<Vec<$crate::ApiKey>, $crate::CatalogError> {
+                $crate::security::api_keys(&self.pool).await
+            }
+            async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, $crate::CatalogError> {
+                $crate::security::revoke_api_key(&self.pool, id, at_ms).await
             }
         }
     };

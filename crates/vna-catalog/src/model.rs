@@ -114,6 +114,9 @@ pub struct NewInstance {
     /// The instance's DICOM JSON (PS3.18 Annex F) without pixel data, bulk values referenced
     /// internally; served by WADO-RS metadata. Opaque to the catalog.
     pub metadata: String,
+    /// The tenant (or `tenant/department`) the study belongs to, decided at ingest. A study
+    /// keeps the tenant of its first instance: a registration naming another one is refused.
+    pub tenant: String,
 }
 
 /// What to do when a SOP Instance UID arrives again with different bytes.
@@ -139,6 +142,9 @@ pub enum RegisterOutcome {
     StoredAsPriorVersion { instance: InstanceRow, change_seq: i64 },
     /// `Reject` and the bytes differ from the current version: nothing was written.
     Conflict { existing: InstanceRow },
+    /// The study is recorded under another tenant than the one this registration names: a
+    /// study never straddles tenants. Nothing was written.
+    TenantConflict,
 }
 
 /// A catalogued instance version with the attributes of its series, study and patient as they
@@ -156,6 +162,8 @@ pub struct InstanceRow {
     pub is_current: bool,
     /// Unix milliseconds when this version was committed.
     pub stored_at_ms: i64,
+    /// The tenant of the instance's study.
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +194,40 @@ pub struct SeriesRow {
     pub study: StudyAttrs,
     pub series: SeriesAttrs,
     pub number_of_instances: i64,
+}
+
+/// The tenant of studies stored before tenancy, and of every study until rules assign others
+/// (the column's default in migration 0004).
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Which studies a reader may see. Every read of the catalog that can return patient data takes
+/// one and applies it as SQL conditions in the statement itself, so counts, paging and every
+/// level see the same subset; nothing is filtered afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Visibility {
+    /// `None`: every tenant. `Some(list)`: studies whose tenant is one of these or below one of
+    /// them (`hug` covers `hug/radiology`). An empty list sees nothing.
+    pub tenants: Option<Vec<String>>,
+    /// Only this study, series or instance (a signed link), within `tenants`.
+    pub only: Option<Scope>,
+}
+
+impl Visibility {
+    /// Everything: the archive's own work (ingest checks, verification, jobs).
+    pub const ALL: Visibility = Visibility { tenants: None, only: None };
+
+    /// Whether a study of `tenant` is visible (the same rule as the SQL).
+    pub fn covers_tenant(&self, tenant: &str) -> bool {
+        match &self.tenants {
+            None => true,
+            Some(grants) => grants.iter().any(|g| tenant_within(tenant, g)),
+        }
+    }
+}
+
+/// `tenant` is `grant` or below it (`grant/…`).
+pub fn tenant_within(tenant: &str, grant: &str) -> bool {
+    tenant == grant || tenant.strip_prefix(grant).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A retrieval scope: a study, a series of it, or one instance of that series.

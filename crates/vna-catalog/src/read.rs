@@ -7,10 +7,10 @@ use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
 
 use crate::db::{AnyRow, Cols, Pool, Value};
 use crate::sqlbuild::SqlBuilder;
-use crate::translate::{self, instance_select};
+use crate::translate::{self, instance_select, live, visible, Joined};
 use crate::{
     BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, MultiFrameAttrs, PatientAttrs, PatientRow,
-    Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
+    Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
 };
 
 /// Bind-parameter budget per statement for pk lists (well under both backends' limits).
@@ -91,25 +91,31 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
         total_pixel_matrix_columns: c.opt_int("total pixel matrix columns")?,
         total_pixel_matrix_rows: c.opt_int("total pixel matrix rows")?,
     };
-    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms })
+    let tenant = c.text("study tenant")?;
+    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms, tenant })
 }
 
 fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {
     rows.iter().map(decode_instance).collect()
 }
 
-pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid) -> Result<Option<InstanceRow>, CatalogError> {
-    let sql = format!("{} WHERE i.sop_uid = ? AND i.is_current", instance_select());
-    let rows = pool.fetch_all("current instance", &sql, &[sop.as_str().into()]).await?;
+pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i"));
+    visible(&mut b, v, Joined::Instance);
+    let rows = pool.fetch_built("current instance", &b.sql, &b.binds).await?;
     rows.first().map(decode_instance).transpose()
 }
 
-pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid) -> Result<Vec<InstanceRow>, CatalogError> {
-    let sql = format!("{} WHERE i.sop_uid = ? ORDER BY i.version", instance_select());
-    decode_all(&pool.fetch_all("instance versions", &sql, &[sop.as_str().into()]).await?)
+pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str());
+    visible(&mut b, v, Joined::Instance);
+    b.push(" ORDER BY i.version");
+    decode_all(&pool.fetch_built("instance versions", &b.sql, &b.binds).await?)
 }
 
-pub(crate) async fn instances_in(pool: &Pool, scope: &Scope) -> Result<Vec<InstanceRow>, CatalogError> {
+pub(crate) async fn instances_in(pool: &Pool, scope: &Scope, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
     let mut b = SqlBuilder::new(pool.dialect());
     b.push(&instance_select()).push(" WHERE st.study_uid = ").bind(scope.study.as_str());
     if let Some(series) = &scope.series {
@@ -118,7 +124,8 @@ pub(crate) async fn instances_in(pool: &Pool, scope: &Scope) -> Result<Vec<Insta
     if let Some(sop) = &scope.instance {
         b.push(" AND i.sop_uid = ").bind(sop.as_str());
     }
-    b.push(" AND i.is_current ORDER BY s.series_number NULLS LAST, s.series_uid, i.instance_number NULLS LAST, i.sop_uid");
+    visible(&mut b, v, Joined::Instance);
+    b.push(" AND ").push(&live("i")).push(" ORDER BY s.series_number NULLS LAST, s.series_uid, i.instance_number NULLS LAST, i.sop_uid");
     decode_all(&pool.fetch_built("instances in scope", &b.sql, &b.binds).await?)
 }
 
@@ -194,8 +201,8 @@ async fn encapsulated(pool: &Pool, pk: i64, numbers: &[u32]) -> Result<Vec<Vec<B
     numbers.iter().map(|n| pieces.get(n).cloned().ok_or(CatalogError::Corrupt { what: "frame pieces" })).collect()
 }
 
-pub(crate) async fn query_patients(pool: &Pool, q: &Query) -> Result<Vec<PatientRow>, CatalogError> {
-    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Patient, ..q.clone() });
+pub(crate) async fn query_patients(pool: &Pool, q: &Query, v: &Visibility) -> Result<Vec<PatientRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Patient, ..q.clone() }, v);
     let rows = pool.fetch_built("query patients", &b.sql, &b.binds).await?;
     let mut patients = Vec::with_capacity(rows.len());
     let mut pks = Vec::with_capacity(rows.len());
@@ -204,17 +211,20 @@ pub(crate) async fn query_patients(pool: &Pool, q: &Query) -> Result<Vec<Patient
         pks.push(c.int("patient pk")?);
         patients.push(PatientRow { patient: patient(&mut c)?, number_of_studies: 0, number_of_series: 0, number_of_instances: 0 });
     }
-    // Counters over current instances only, for this page of patients (indexes: study by
-    // patient, series by study, partial index of current instances by series).
+    // Counters over current instances of visible studies only, for this page of patients
+    // (indexes: study by patient, series by study, partial index of current instances by series).
     for (chunk_pks, chunk_rows) in pks.chunks(PKS_PER_STATEMENT).zip(patients.chunks_mut(PKS_PER_STATEMENT)) {
         let mut b = SqlBuilder::new(pool.dialect());
         b.push(
             "SELECT st.patient_pk, COUNT(DISTINCT st.pk), COUNT(DISTINCT s.pk), COUNT(*) FROM study st \
              JOIN series s ON s.study_pk = st.pk JOIN instance i ON i.series_pk = s.pk \
-             WHERE i.is_current AND st.patient_pk IN ",
+             WHERE st.patient_pk IN ",
         )
         .bind_list(chunk_pks.iter().copied())
-        .push(" GROUP BY st.patient_pk");
+        .push(" AND ")
+        .push(&live("i"));
+        visible(&mut b, v, Joined::Instance);
+        b.push(" GROUP BY st.patient_pk");
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(chunk_pks.len());
         for row in pool.fetch_built("query patients: counters", &b.sql, &b.binds).await? {
             let mut c = row.cols();
@@ -230,8 +240,8 @@ pub(crate) async fn query_patients(pool: &Pool, q: &Query) -> Result<Vec<Patient
     Ok(patients)
 }
 
-pub(crate) async fn query_studies(pool: &Pool, q: &Query) -> Result<Vec<StudyRow>, CatalogError> {
-    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Study, ..q.clone() });
+pub(crate) async fn query_studies(pool: &Pool, q: &Query, v: &Visibility) -> Result<Vec<StudyRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Study, ..q.clone() }, v);
     let rows = pool.fetch_built("query studies", &b.sql, &b.binds).await?;
     let mut studies = Vec::with_capacity(rows.len());
     let mut pks = Vec::with_capacity(rows.len());
@@ -247,7 +257,7 @@ pub(crate) async fn query_studies(pool: &Pool, q: &Query) -> Result<Vec<StudyRow
             number_of_instances: 0,
         });
     }
-    let stats = study_stats(pool, &pks).await?;
+    let stats = study_stats(pool, &pks, v).await?;
     for (pk, row) in pks.iter().zip(studies.iter_mut()) {
         if let Some(s) = stats.get(pk) {
             row.modalities_in_study = s.modalities.iter().cloned().collect();
@@ -269,16 +279,21 @@ struct StudyStats {
 
 /// Counters over current instances only, for one page of studies (index: series by study,
 /// partial index of current instances by series).
-async fn study_stats(pool: &Pool, pks: &[i64]) -> Result<HashMap<i64, StudyStats>, CatalogError> {
+/// Counters of visible studies (`pks` from a visibility-checked read), over what `v` lets the
+/// reader see of them: a link to one series counts that series.
+async fn study_stats(pool: &Pool, pks: &[i64], v: &Visibility) -> Result<HashMap<i64, StudyStats>, CatalogError> {
     let mut out: HashMap<i64, StudyStats> = HashMap::with_capacity(pks.len());
     for chunk in pks.chunks(PKS_PER_STATEMENT) {
         let mut b = SqlBuilder::new(pool.dialect());
         b.push(
             "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
-             JOIN instance i ON i.series_pk = s.pk WHERE i.is_current AND s.study_pk IN ",
+             JOIN study st ON st.pk = s.study_pk JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk IN ",
         )
         .bind_list(chunk.iter().copied())
-        .push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
+        .push(" AND ")
+        .push(&live("i"));
+        visible(&mut b, v, Joined::Instance);
+        b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
         for row in pool.fetch_built("query studies: counters", &b.sql, &b.binds).await? {
             let mut c = row.cols();
             let st = out.entry(c.int("study pk")?).or_default();
@@ -294,8 +309,8 @@ async fn study_stats(pool: &Pool, pks: &[i64]) -> Result<HashMap<i64, StudyStats
     Ok(out)
 }
 
-pub(crate) async fn query_series(pool: &Pool, q: &Query) -> Result<Vec<SeriesRow>, CatalogError> {
-    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Series, ..q.clone() });
+pub(crate) async fn query_series(pool: &Pool, q: &Query, v: &Visibility) -> Result<Vec<SeriesRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Series, ..q.clone() }, v);
     let rows = pool.fetch_built("query series", &b.sql, &b.binds).await?;
     rows.iter()
         .map(|row| {
@@ -311,8 +326,8 @@ pub(crate) async fn query_series(pool: &Pool, q: &Query) -> Result<Vec<SeriesRow
         .collect()
 }
 
-pub(crate) async fn query_instances(pool: &Pool, q: &Query) -> Result<Vec<InstanceRow>, CatalogError> {
-    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Instance, ..q.clone() });
+pub(crate) async fn query_instances(pool: &Pool, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+    let b = translate::build(pool.dialect(), &Query { level: crate::Level::Instance, ..q.clone() }, v);
     decode_all(&pool.fetch_built("query instances", &b.sql, &b.binds).await?)
 }
 
@@ -347,7 +362,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
 }
 
 pub(crate) async fn count_instances(pool: &Pool) -> Result<i64, CatalogError> {
-    let rows = pool.fetch_all("count instances", "SELECT COUNT(*) FROM instance WHERE is_current", &[]).await?;
+    let rows = pool.fetch_all("count instances", &format!("SELECT COUNT(*) FROM instance i WHERE {}", live("i")), &[]).await?;
     match rows.first() {
         Some(row) => row.cols().int("instance count"),
         None => Ok(0),

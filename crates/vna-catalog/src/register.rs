@@ -179,6 +179,7 @@ struct Upserted {
     patient: crate::PatientAttrs,
     study: crate::StudyAttrs,
     series: crate::SeriesAttrs,
+    tenant: String,
     pks: (i64, i64, i64),
 }
 
@@ -206,8 +207,22 @@ async fn register_in(
     let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
 
     let (patient_pk, study_pk, series_pk) = match last {
-        Some(l) if l.patient == new.patient && l.study == new.study && l.series == new.series => l.pks,
+        Some(l) if l.patient == new.patient && l.study == new.study && l.series == new.series && l.tenant == new.tenant => l.pks,
         _ => {
+            // A study keeps the tenant of its first instance. Batches are serial (the change-feed
+            // lock, `BEGIN IMMEDIATE`), so no other writer can create the study in between.
+            let recorded = tx
+                .fetch_optional(
+                    "register: study tenant",
+                    "SELECT tenant FROM study WHERE study_uid = ?",
+                    &[new.study.study_uid.as_str().into()],
+                )
+                .await?;
+            if let Some(row) = recorded {
+                if row.cols().text("study tenant")? != new.tenant {
+                    return Ok((RegisterOutcome::TenantConflict, None));
+                }
+            }
             let patient_pk = upsert_patient(tx, new).await?;
             let study_pk = upsert_study(tx, new, patient_pk).await?;
             (patient_pk, study_pk, upsert_series(tx, new, study_pk).await?)
@@ -305,6 +320,7 @@ async fn register_in(
         version,
         is_current: becomes_current,
         stored_at_ms,
+        tenant: new.tenant.clone(),
     };
     let outcome = if becomes_current {
         RegisterOutcome::Stored { instance, change_seq, replaced_previous: existing.is_some() }
@@ -315,6 +331,7 @@ async fn register_in(
         patient: new.patient.clone(),
         study: new.study.clone(),
         series: new.series.clone(),
+        tenant: new.tenant.clone(),
         pks: (patient_pk, study_pk, series_pk),
     };
     Ok((outcome, Some(upserted)))
@@ -351,7 +368,7 @@ async fn upsert_study(tx: &mut Tx<'_>, new: &NewInstance, patient_pk: i64) -> Re
         .fetch_one(
             "register: upsert study",
             "INSERT INTO study (study_uid, patient_pk, study_date, study_time, accession_number, study_id, \
-             referring_physician_name, study_description) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             referring_physician_name, study_description, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (study_uid) DO UPDATE SET patient_pk = excluded.patient_pk, \
              study_date = excluded.study_date, study_time = excluded.study_time, \
              accession_number = excluded.accession_number, study_id = excluded.study_id, \
@@ -366,6 +383,7 @@ async fn upsert_study(tx: &mut Tx<'_>, new: &NewInstance, patient_pk: i64) -> Re
                 s.study_id.as_str().into(),
                 s.referring_physician_name.as_str().into(),
                 s.study_description.as_str().into(),
+                new.tenant.as_str().into(),
             ],
         )
         .await?;

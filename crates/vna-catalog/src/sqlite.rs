@@ -169,7 +169,7 @@ mod tests {
                         continue;
                     }
                     let q = Query { level, filters: vec![Filter { key, matcher: m.clone() }], limit: Some(10), offset: 0 };
-                    let b = crate::translate::build(c.pool.dialect(), &q);
+                    let b = crate::translate::build(c.pool.dialect(), &q, &crate::Visibility::ALL);
                     let rows = c.pool.fetch_built("explain", &format!("EXPLAIN QUERY PLAN {}", b.sql), &b.binds).await.expect("explain");
                     let plan: Vec<String> = rows
                         .iter()

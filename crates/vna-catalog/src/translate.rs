@@ -5,7 +5,7 @@
 
 use crate::db::Dialect;
 use crate::sqlbuild::SqlBuilder;
-use crate::{Filter, Key, Level, Matcher, Query};
+use crate::{Filter, Key, Level, Matcher, Query, Visibility};
 
 /// Greater than every character; `w || MAX_CHAR` bounds the range of strings starting with `w`
 /// (byte order: SQLite BINARY, PostgreSQL `COLLATE "C"`).
@@ -78,14 +78,62 @@ pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_n
 /// append ` WHERE …`.
 pub(crate) fn instance_select() -> String {
     format!(
-        "SELECT i.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS} \
+        "SELECT i.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
          FROM instance i JOIN series s ON s.pk = i.series_pk JOIN study st ON st.pk = s.study_pk \
          JOIN patient p ON p.pk = st.patient_pk"
     )
 }
 
-/// The full statement for a query at its level, with ordering, limit and offset.
-pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
+/// The one condition under which an instance version is there to be seen: every read, counter
+/// and page of the catalog writes it through this function (`alias` is the instance table's
+/// alias in the statement), so a state that hides an instance (rejected, expired) is added
+/// here once and no count or lookup can miss it. Who may see it is [`visible`]'s business.
+pub(crate) fn live(alias: &str) -> String {
+    format!("{alias}.is_current")
+}
+
+/// Which aliases of the patient/study/series/instance join a statement has.
+#[derive(Clone, Copy)]
+pub(crate) enum Joined {
+    Study,
+    Series,
+    Instance,
+}
+
+/// Appends ` AND …` restricting the study alias `st` (and `s`, `i` where joined) to what `v`
+/// lets the reader see: the tenant grants as equality or a `grant/` prefix range (the tenant
+/// index serves both), a link's study, series and instance. Nothing for [`Visibility::ALL`].
+pub(crate) fn visible(b: &mut SqlBuilder, v: &Visibility, joined: Joined) {
+    if let Some(grants) = &v.tenants {
+        if grants.is_empty() {
+            b.push(" AND 1 = 0");
+        } else {
+            b.push(" AND (");
+            for (n, g) in grants.iter().enumerate() {
+                if n > 0 {
+                    b.push(" OR ");
+                }
+                // `g/` up to `g0`: '0' follows '/' in byte order.
+                b.push("st.tenant = ").bind(g.as_str()).push(" OR (st.tenant >= ").bind(format!("{g}/")).push(" AND st.tenant < ");
+                b.bind(format!("{g}0")).push(")");
+            }
+            b.push(")");
+        }
+    }
+    if let Some(only) = &v.only {
+        b.push(" AND st.study_uid = ").bind(only.study.as_str());
+        if let (Some(series), Joined::Series | Joined::Instance) = (&only.series, joined) {
+            b.push(" AND s.series_uid = ").bind(series.as_str());
+        }
+        if let (Some(sop), Joined::Instance) = (&only.instance, joined) {
+            b.push(" AND i.sop_uid = ").bind(sop.as_str());
+        }
+    }
+}
+
+/// The full statement for a query at its level, with ordering, limit and offset, seeing only
+/// what `v` lets the reader see.
+pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
     let mut b = SqlBuilder::new(dialect);
     let mine = |t: Tier| q.filters.iter().filter(move |f| column(f.key).is_some_and(|(tier, _)| tier == t));
     match q.level {
@@ -96,15 +144,20 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
             if lower.is_empty() && !by_modality {
                 b.push(
                     "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
-                     JOIN instance i ON i.series_pk = s.pk WHERE st.patient_pk = p.pk AND i.is_current)",
-                );
+                     JOIN instance i ON i.series_pk = s.pk WHERE st.patient_pk = p.pk AND ",
+                )
+                .push(&live("i"));
+                visible(&mut b, v, Joined::Instance);
+                b.push(")");
             } else {
                 b.push(
                     "p.pk IN (SELECT st.patient_pk FROM study st JOIN series s ON s.study_pk = st.pk \
-                     JOIN instance i ON i.series_pk = s.pk WHERE i.is_current",
-                );
+                     JOIN instance i ON i.series_pk = s.pk WHERE ",
+                )
+                .push(&live("i"));
                 conditions(&mut b, lower.into_iter());
                 modalities_in_study(&mut b, q);
+                visible(&mut b, v, Joined::Instance);
                 b.push(")");
             }
             conditions(&mut b, mine(Tier::Patient));
@@ -115,44 +168,51 @@ pub(crate) fn build(dialect: Dialect, q: &Query) -> SqlBuilder {
             b.push(&format!("SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "));
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
             if lower.is_empty() {
-                b.push(
-                    "EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk \
-                     WHERE s.study_pk = st.pk AND i.is_current)",
-                );
+                b.push("EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk = st.pk AND ")
+                    .push(&live("i"))
+                    .push(")");
             } else {
                 // IN rather than EXISTS: lets the planner drive the query from the series or
                 // instance index when the lower-level key is the selective one.
-                b.push("st.pk IN (SELECT s.study_pk FROM series s JOIN instance i ON i.series_pk = s.pk WHERE i.is_current");
+                b.push("st.pk IN (SELECT s.study_pk FROM series s JOIN instance i ON i.series_pk = s.pk WHERE ").push(&live("i"));
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
             conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)));
             modalities_in_study(&mut b, q);
+            visible(&mut b, v, Joined::Study);
             b.push(" ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid");
         }
         Level::Series => {
             b.push(&format!(
                 "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
-                 (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND ci.is_current) \
-                 FROM series s JOIN study st ON st.pk = s.study_pk JOIN patient p ON p.pk = st.patient_pk WHERE "
+                 (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND {}",
+                live("ci")
             ));
+            // A link to one instance counts that instance only.
+            if let Some(sop) = v.only.as_ref().and_then(|o| o.instance.as_ref()) {
+                b.push(" AND ci.sop_uid = ").bind(sop.as_str());
+            }
+            b.push(") FROM series s JOIN study st ON st.pk = s.study_pk JOIN patient p ON p.pk = st.patient_pk WHERE ");
             let lower: Vec<&Filter> = mine(Tier::Instance).collect();
             if lower.is_empty() {
-                b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND i.is_current)");
+                b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND ").push(&live("i")).push(")");
             } else {
-                b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE i.is_current");
+                b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE ").push(&live("i"));
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
             conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)));
             modalities_in_study(&mut b, q);
+            visible(&mut b, v, Joined::Series);
             b.push(" ORDER BY s.series_number NULLS LAST, s.series_uid");
         }
         Level::Instance => {
-            b.push(&instance_select()).push(" WHERE i.is_current");
+            b.push(&instance_select()).push(" WHERE ").push(&live("i"));
             let all = mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)).chain(mine(Tier::Instance));
             conditions(&mut b, all);
             modalities_in_study(&mut b, q);
+            visible(&mut b, v, Joined::Instance);
             let upper_filters = q.filters.iter().any(|f| column(f.key).is_none_or(|(tier, _)| tier != Tier::Instance));
             // With a filter on a patient/study/series key, SQLite (without statistics) would
             // rather walk the instance_number index for the ORDER BY and test every current
@@ -182,10 +242,8 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
             Matcher::List(vs) => vs.clone(),
             Matcher::Wildcard(w) if w.chars().all(|c| c == '*') => continue,
             Matcher::Wildcard(w) => {
-                b.push(
-                    " AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
-                        WHERE mi.is_current",
-                );
+                b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk WHERE ")
+                    .push(&live("mi"));
                 condition(b, Col::Text("ms.modality"), &Matcher::Wildcard(w.clone()));
                 b.push(")");
                 continue;
@@ -196,12 +254,11 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
             b.push(" AND 1 = 0");
             continue;
         }
-        b.push(
-            " AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk \
-             WHERE mi.is_current AND ms.modality IN ",
-        )
-        .bind_list(values)
-        .push(")");
+        b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk WHERE ")
+            .push(&live("mi"))
+            .push(" AND ms.modality IN ")
+            .bind_list(values)
+            .push(")");
     }
 }
 
@@ -357,8 +414,24 @@ mod tests {
             limit: Some(10),
             offset: 0,
         };
-        let b = build(Dialect::Postgres, &q);
+        let b = build(Dialect::Postgres, &q, &Visibility::ALL);
         assert!(!b.sql.contains("DROP"));
         assert_eq!(b.binds.len(), 3);
+    }
+
+    #[test]
+    fn visibility_is_bound_at_every_level() {
+        let v = Visibility { tenants: Some(vec!["a'--".into(), "b".into()]), only: None };
+        for level in [Level::Patient, Level::Study, Level::Series, Level::Instance] {
+            let q = Query { level, filters: Vec::new(), limit: None, offset: 0 };
+            let b = build(Dialect::Sqlite, &q, &v);
+            assert!(!b.sql.contains("a'--"), "{level:?}");
+            assert!(b.sql.contains("st.tenant = ?"), "{level:?}: {}", b.sql);
+            assert_eq!(b.binds.len(), 7, "{level:?} (two grants of three binds, the offset): {}", b.sql);
+        }
+        let none = Visibility { tenants: Some(Vec::new()), only: None };
+        assert!(build(Dialect::Sqlite, &Query { level: Level::Study, filters: Vec::new(), limit: None, offset: 0 }, &none)
+            .sql
+            .contains("1 = 0"));
     }
 }

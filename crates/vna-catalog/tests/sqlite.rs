@@ -23,7 +23,7 @@ async fn reopening_keeps_data_and_reruns_no_migration() {
     }
     let c = SqliteCatalog::open(&path).await.expect("reopen");
     assert_eq!(c.count_instances().await.expect("count"), 1);
-    assert!(c.current_instance(&n.instance.sop_uid).await.expect("read").is_some());
+    assert!(c.current_instance(&n.instance.sop_uid, &vna_catalog::Visibility::ALL).await.expect("read").is_some());
 }
 
 #[tokio::test]

@@ -7,17 +7,19 @@
 
 mod patient_cases;
 mod query_cases;
+mod visibility_cases;
 mod write_cases;
 
 pub use patient_cases::*;
 pub use query_cases::*;
+pub use visibility_cases::*;
 pub use write_cases::*;
 
 use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
 
 use crate::{
     BlobLocation, Catalog, Filter, FrameIndex, InstanceAttrs, InstanceRow, Key, Level, Matcher, NewInstance, PatientAttrs, Query,
-    RegisterOutcome, SeriesAttrs, StudyAttrs, VersionPolicy,
+    RegisterOutcome, SeriesAttrs, StudyAttrs, VersionPolicy, Visibility,
 };
 
 /// Generates one test per conformance case. `$make` is an async fn returning
@@ -35,7 +37,8 @@ macro_rules! catalog_conformance_tests {
             date_and_time_ranges, integer_matching, uid_lists, modalities_in_study,
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,
             result_ordering, patient_level_matching, patient_counters_count_current_instances,
-            patient_level_paging_and_order, multi_frame_matching);
+            patient_level_paging_and_order, multi_frame_matching, tenant_grants_bound_every_read,
+            link_scope_bounds_every_read, study_keeps_its_tenant, api_keys_round_trip);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless);
@@ -135,6 +138,7 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
             sha256: fake_sha(sop),
         },
         frames: FrameIndex::None,
+        tenant: "default".into(),
         metadata: format!("{{\"00080018\":{{\"vr\":\"UI\",\"Value\":[\"{sop}\"]}}}}"),
     }
 }
@@ -152,6 +156,7 @@ pub fn instance_row(n: NewInstance) -> InstanceRow {
         version: 1,
         is_current: true,
         stored_at_ms: 0,
+        tenant: n.tenant,
     }
 }
 
@@ -178,22 +183,22 @@ pub fn query(level: Level, filters: Vec<Filter>) -> Query {
 }
 
 pub async fn patient_ids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
-    let rows = c.query_patients(&query(Level::Patient, filters)).await.unwrap();
+    let rows = c.query_patients(&query(Level::Patient, filters), &Visibility::ALL).await.unwrap();
     rows.into_iter().map(|r| r.patient.patient_id).collect()
 }
 
 pub async fn study_uids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
-    let rows = c.query_studies(&query(Level::Study, filters)).await.unwrap();
+    let rows = c.query_studies(&query(Level::Study, filters), &Visibility::ALL).await.unwrap();
     rows.into_iter().map(|r| r.study.study_uid.as_str().to_owned()).collect()
 }
 
 pub async fn series_uids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
-    let rows = c.query_series(&query(Level::Series, filters)).await.unwrap();
+    let rows = c.query_series(&query(Level::Series, filters), &Visibility::ALL).await.unwrap();
     rows.into_iter().map(|r| r.series.series_uid.as_str().to_owned()).collect()
 }
 
 pub async fn sop_uids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
-    let rows = c.query_instances(&query(Level::Instance, filters)).await.unwrap();
+    let rows = c.query_instances(&query(Level::Instance, filters), &Visibility::ALL).await.unwrap();
     rows.into_iter().map(|r| r.instance.sop_uid.as_str().to_owned()).collect()
 }
 

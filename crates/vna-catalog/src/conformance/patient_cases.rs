@@ -29,13 +29,13 @@ pub async fn patient_level_matching(c: &dyn Catalog) {
     let both = vec![filter(PatientSex, single("M")), filter(Modality, single("CT"))];
     assert_eq!(patient_ids(c, both).await, vec!["PID-A"]);
     // The row carries the patient's attributes and its counters.
-    let rows = c.query_patients(&query(Level::Patient, vec![filter(PatientId, single("PID-A"))])).await.unwrap();
+    let rows = c.query_patients(&query(Level::Patient, vec![filter(PatientId, single("PID-A"))]), &Visibility::ALL).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].patient.patient_name, "Müller^Jürgen");
     assert_eq!(rows[0].patient.patient_birth_date, "19600315");
     assert_eq!((rows[0].number_of_studies, rows[0].number_of_series, rows[0].number_of_instances), (1, 2, 3));
     // A lower-level filter selects the patient but does not narrow its counters.
-    let rows = c.query_patients(&query(Level::Patient, vec![filter(Modality, single("SR"))])).await.unwrap();
+    let rows = c.query_patients(&query(Level::Patient, vec![filter(Modality, single("SR"))]), &Visibility::ALL).await.unwrap();
     assert_eq!((rows[0].number_of_studies, rows[0].number_of_series, rows[0].number_of_instances), (1, 2, 3));
 }
 
@@ -59,7 +59,7 @@ pub async fn patient_counters_count_current_instances(c: &dyn Catalog) {
     other.patient.patient_id = "PAT-0002".into();
     store(c, &other).await;
 
-    let rows = c.query_patients(&query(Level::Patient, vec![])).await.unwrap();
+    let rows = c.query_patients(&query(Level::Patient, vec![]), &Visibility::ALL).await.unwrap();
     let counts: Vec<_> =
         rows.iter().map(|r| (r.patient.patient_id.as_str(), r.number_of_studies, r.number_of_series, r.number_of_instances)).collect();
     assert_eq!(counts, vec![("PAT-0001", 2, 3, 3), ("PAT-0002", 1, 1, 1)]);
@@ -77,13 +77,13 @@ pub async fn patient_level_paging_and_order(c: &dyn Catalog) {
         n.patient.issuer_of_patient_id = if k == 4 { "OTHER".into() } else { "SYNTH".into() };
         store(c, &n).await;
     }
-    let all = c.query_patients(&query(Level::Patient, vec![])).await.unwrap();
+    let all = c.query_patients(&query(Level::Patient, vec![]), &Visibility::ALL).await.unwrap();
     let ids: Vec<_> = all.iter().map(|r| (r.patient.patient_id.as_str(), r.patient.issuer_of_patient_id.as_str())).collect();
     assert_eq!(ids, vec![("", "SYNTH"), ("", "SYNTH"), ("A", "OTHER"), ("A", "SYNTH"), ("B", "SYNTH")]);
     assert!(all.iter().all(|r| r.number_of_studies == 1));
     let page = |limit, offset| async move {
         let q = Query { level: Level::Patient, filters: vec![], limit, offset };
-        c.query_patients(&q).await.unwrap().into_iter().map(|r| r.patient.patient_id).collect::<Vec<_>>()
+        c.query_patients(&q, &Visibility::ALL).await.unwrap().into_iter().map(|r| r.patient.patient_id).collect::<Vec<_>>()
     };
     assert_eq!(page(Some(2), 2).await, vec!["A", "A"]);
     assert_eq!(page(None, 4).await, vec!["B"]);

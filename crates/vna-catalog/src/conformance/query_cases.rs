@@ -199,7 +199,7 @@ pub async fn modalities_in_study(c: &dyn Catalog) {
     // At series level it selects whole studies, not only the matching series.
     let series = series_uids(c, vec![filter(ModalitiesInStudy, single("SR"))]).await;
     assert_eq!(series, vec!["1.2.4.1.1", "1.2.4.1.2"]);
-    let rows = c.query_studies(&query(Level::Study, vec![filter(StudyUid, single(A))])).await.unwrap();
+    let rows = c.query_studies(&query(Level::Study, vec![filter(StudyUid, single(A))]), &Visibility::ALL).await.unwrap();
     assert_eq!(rows[0].modalities_in_study, vec!["CT", "SR"]);
     assert_eq!((rows[0].number_of_series, rows[0].number_of_instances), (2, 3));
 }
@@ -214,7 +214,7 @@ pub async fn lower_level_filters_at_higher_levels(c: &dyn Catalog) {
     assert!(study_uids(c, same_series).await.is_empty());
     assert_eq!(series_uids(c, vec![filter(SopInstanceUid, single("1.2.4.1.1.2"))]).await, vec!["1.2.4.1.1"]);
     // The study row still counts all of the study's series and instances.
-    let rows = c.query_studies(&query(Level::Study, vec![filter(Modality, single("SR"))])).await.unwrap();
+    let rows = c.query_studies(&query(Level::Study, vec![filter(Modality, single("SR"))]), &Visibility::ALL).await.unwrap();
     assert_eq!((rows.len(), rows[0].number_of_series, rows[0].number_of_instances), (1, 2, 3));
 }
 
@@ -240,7 +240,7 @@ pub async fn limit_and_offset(c: &dyn Catalog) {
     world(c).await;
     let page = |limit, offset| async move {
         let q = Query { level: Level::Study, filters: vec![], limit, offset };
-        c.query_studies(&q).await.unwrap().into_iter().map(|r| r.study.study_uid.as_str().to_owned()).collect::<Vec<_>>()
+        c.query_studies(&q, &Visibility::ALL).await.unwrap().into_iter().map(|r| r.study.study_uid.as_str().to_owned()).collect::<Vec<_>>()
     };
     assert_eq!(page(Some(2), 0).await, vec![C, B]);
     assert_eq!(page(Some(2), 2).await, vec![A]);
@@ -248,10 +248,10 @@ pub async fn limit_and_offset(c: &dyn Catalog) {
     assert!(page(Some(0), 0).await.is_empty());
     assert!(page(Some(5), 3).await.is_empty());
     let q = Query { level: Level::Series, filters: vec![], limit: Some(1), offset: 1 };
-    let series: Vec<_> = c.query_series(&q).await.unwrap().into_iter().map(|r| r.series.series_uid.to_string()).collect();
+    let series: Vec<_> = c.query_series(&q, &Visibility::ALL).await.unwrap().into_iter().map(|r| r.series.series_uid.to_string()).collect();
     assert_eq!(series, vec!["1.2.4.2.1"]);
     let q = Query { level: Level::Instance, filters: vec![filter(StudyUid, single(A))], limit: Some(2), offset: 1 };
-    let sops: Vec<_> = c.query_instances(&q).await.unwrap().into_iter().map(|r| r.instance.sop_uid.to_string()).collect();
+    let sops: Vec<_> = c.query_instances(&q, &Visibility::ALL).await.unwrap().into_iter().map(|r| r.instance.sop_uid.to_string()).collect();
     assert_eq!(sops, vec!["1.2.4.1.2.1", "1.2.4.1.1.2"]);
 }
 
@@ -310,7 +310,10 @@ pub async fn multi_frame_matching(c: &dyn Catalog) {
     assert_eq!(sop_uids(c, vec![filter(DimensionOrganizationType, single("TILED_SPARSE"))]).await, vec!["1.2.4.9.1.3"]);
     assert_eq!(sop_uids(c, vec![filter(TotalPixelMatrixColumns, range(Some("2000"), None))]).await.len(), 2);
     assert_eq!(sop_uids(c, vec![filter(TotalPixelMatrixRows, single("512"))]).await, vec!["1.2.4.9.1.3"]);
-    let rows = c.query_instances(&query(Level::Instance, vec![filter(InConcatenationNumber, single("1"))])).await.expect("query");
+    let rows = c
+        .query_instances(&query(Level::Instance, vec![filter(InConcatenationNumber, single("1"))]), &Visibility::ALL)
+        .await
+        .expect("query");
     assert_eq!(rows.len(), 1);
     let m = &rows[0].instance.multi_frame;
     assert_eq!(

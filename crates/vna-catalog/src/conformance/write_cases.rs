@@ -19,18 +19,18 @@ pub async fn register_stores_first_version(c: &dyn Catalog) {
     assert_eq!((instance.version, instance.is_current), (1, true));
     assert_eq!((&instance.patient, &instance.study, &instance.series), (&n.patient, &n.study, &n.series));
     assert_eq!((&instance.instance, &instance.blob), (&n.instance, &n.blob));
-    let current = c.current_instance(&n.instance.sop_uid).await.unwrap().expect("current version");
+    let current = c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().expect("current version");
     assert_eq!(current, instance, "read back equals what register returned");
     assert_eq!(c.count_instances().await.unwrap(), 1);
     let unknown = SopInstanceUid::new("1.2.3.999").unwrap();
-    assert!(c.current_instance(&unknown).await.unwrap().is_none());
-    assert!(c.instance_versions(&unknown).await.unwrap().is_empty());
+    assert!(c.current_instance(&unknown, &Visibility::ALL).await.unwrap().is_none());
+    assert!(c.instance_versions(&unknown, &Visibility::ALL).await.unwrap().is_empty());
 }
 
 pub async fn duplicate_writes_nothing(c: &dyn Catalog) {
     let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &n).await;
-    let first = c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap();
+    let first = c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
     // Even with changed attributes, same bytes means duplicate and nothing is written.
     let mut again = n.clone();
     again.patient.patient_name = "Changed^Name".into();
@@ -40,7 +40,7 @@ pub async fn duplicate_writes_nothing(c: &dyn Catalog) {
             other => panic!("expected Duplicate, got {other:?}"),
         }
     }
-    assert_eq!(c.instance_versions(&n.instance.sop_uid).await.unwrap().len(), 1);
+    assert_eq!(c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 1);
     assert_eq!(c.changes_since(0, 100).await.unwrap().len(), 1);
     assert_eq!(study_uids(c, vec![filter(Key::PatientName, single("Changed^Name"))]).await.len(), 0);
 }
@@ -48,12 +48,12 @@ pub async fn duplicate_writes_nothing(c: &dyn Catalog) {
 pub async fn reject_reports_conflict(c: &dyn Catalog) {
     let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &n).await;
-    let first = c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap();
+    let first = c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
     match c.register(&new_bytes(n.clone(), "v2"), VersionPolicy::Reject).await.unwrap() {
         RegisterOutcome::Conflict { existing } => assert_eq!(existing, first),
         other => panic!("expected Conflict, got {other:?}"),
     }
-    assert_eq!(c.instance_versions(&n.instance.sop_uid).await.unwrap().len(), 1);
+    assert_eq!(c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 1);
     assert_eq!(c.changes_since(0, 100).await.unwrap().len(), 1);
 }
 
@@ -65,9 +65,9 @@ pub async fn keep_both_records_prior_version(c: &dyn Catalog) {
         panic!("expected StoredAsPriorVersion")
     };
     assert_eq!((instance.version, instance.is_current), (2, false));
-    let current = c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap();
+    let current = c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
     assert_eq!((current.version, current.blob.sha256.as_str()), (1, n.blob.sha256.as_str()));
-    let versions = c.instance_versions(&n.instance.sop_uid).await.unwrap();
+    let versions = c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap();
     assert_eq!(versions.iter().map(|v| (v.version, v.is_current)).collect::<Vec<_>>(), vec![(1, true), (2, false)]);
     let changes = c.changes_since(0, 100).await.unwrap();
     assert_eq!(changes.last().map(|ch| (ch.seq, &ch.kind)), Some((change_seq, &ChangeKind::PriorVersionRecorded)));
@@ -76,7 +76,7 @@ pub async fn keep_both_records_prior_version(c: &dyn Catalog) {
     // A version equal to a non-current one is not a duplicate of the current one: new version.
     let v3 = new_bytes(n.clone(), "v3");
     assert!(matches!(c.register(&v3, VersionPolicy::KeepBoth).await.unwrap(), RegisterOutcome::StoredAsPriorVersion { .. }));
-    assert_eq!(c.instance_versions(&n.instance.sop_uid).await.unwrap().len(), 3);
+    assert_eq!(c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 3);
 }
 
 pub async fn replace_makes_new_current(c: &dyn Catalog) {
@@ -91,22 +91,22 @@ pub async fn replace_makes_new_current(c: &dyn Catalog) {
     };
     assert!(replaced_previous);
     assert_eq!((instance.version, instance.is_current), (3, true));
-    let versions = c.instance_versions(&n.instance.sop_uid).await.unwrap();
+    let versions = c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap();
     assert_eq!(versions.iter().map(|v| (v.version, v.is_current)).collect::<Vec<_>>(), vec![(1, false), (2, false), (3, true)]);
-    assert_eq!(c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap().blob.sha256, v3.blob.sha256);
+    assert_eq!(c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().blob.sha256, v3.blob.sha256);
     let last = c.changes_since(change_seq - 1, 10).await.unwrap();
     assert_eq!(last.first().map(|ch| &ch.kind), Some(&ChangeKind::InstanceReplaced));
     assert_eq!(c.count_instances().await.unwrap(), 2);
-    let studies = c.query_studies(&query(Level::Study, vec![])).await.unwrap();
+    let studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
     assert_eq!((studies.len(), studies[0].number_of_instances, studies[0].number_of_series), (1, 2, 1));
-    let series = c.query_series(&query(Level::Series, vec![])).await.unwrap();
+    let series = c.query_series(&query(Level::Series, vec![]), &Visibility::ALL).await.unwrap();
     assert_eq!(series[0].number_of_instances, 2);
-    let instances = c.query_instances(&query(Level::Instance, vec![])).await.unwrap();
+    let instances = c.query_instances(&query(Level::Instance, vec![]), &Visibility::ALL).await.unwrap();
     assert_eq!(instances.len(), 2);
     assert!(instances.iter().all(|i| i.is_current));
     // Replacing back with the bytes of an old, non-current version is a new version too.
     assert!(matches!(c.register(&n, VersionPolicy::Replace).await.unwrap(), RegisterOutcome::Stored { .. }));
-    assert_eq!(c.current_instance(&n.instance.sop_uid).await.unwrap().unwrap().version, 4);
+    assert_eq!(c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().version, 4);
 }
 
 pub async fn latest_attributes_win(c: &dyn Catalog) {
@@ -121,7 +121,7 @@ pub async fn latest_attributes_win(c: &dyn Catalog) {
     a2.study.study_description = "Corrected".into();
     a2.series.series_description = "Corrected series".into();
     store(c, &a2).await;
-    let studies = c.query_studies(&query(Level::Study, vec![])).await.unwrap();
+    let studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
     assert_eq!(studies.len(), 2);
     assert!(studies.iter().all(|s| s.patient.patient_name == "Doe^Janet"), "one patient, latest name");
     assert_eq!(study_uids(c, vec![filter(Key::StudyDescription, single("Corrected"))]).await, vec!["1.2.3.1"]);
@@ -133,7 +133,7 @@ pub async fn latest_attributes_win(c: &dyn Catalog) {
     store(c, &renamed).await;
     assert!(study_uids(c, vec![filter(Key::PatientName, fuzzy("janet"))]).await.is_empty());
     assert_eq!(study_uids(c, vec![filter(Key::PatientName, fuzzy("alex"))]).await.len(), 2);
-    let one = c.current_instance(&a.instance.sop_uid).await.unwrap().unwrap();
+    let one = c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
     assert_eq!(one.patient.patient_name, "Roe^Alex");
 }
 
@@ -166,13 +166,13 @@ pub async fn study_and_series_counts(c: &dyn Catalog) {
         store(c, n).await;
     }
     c.register(&new_bytes(ct.clone(), "prior"), VersionPolicy::KeepBoth).await.unwrap();
-    let studies = c.query_studies(&query(Level::Study, vec![])).await.unwrap();
+    let studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
     assert_eq!(studies.len(), 1);
     let s = &studies[0];
     assert_eq!(s.modalities_in_study, vec!["CT", "MR", "SR"]);
     assert_eq!(s.sop_classes_in_study, vec![CT_IMAGE, MR_IMAGE, BASIC_TEXT_SR]);
     assert_eq!((s.number_of_series, s.number_of_instances), (3, 4));
-    let series = c.query_series(&query(Level::Series, vec![])).await.unwrap();
+    let series = c.query_series(&query(Level::Series, vec![]), &Visibility::ALL).await.unwrap();
     let counts: Vec<(String, i64)> = series.iter().map(|r| (r.series.modality.clone(), r.number_of_instances)).collect();
     assert_eq!(counts, vec![("CT".to_owned(), 2), ("SR".to_owned(), 1), ("MR".to_owned(), 1)]);
     assert_eq!(c.count_instances().await.unwrap(), 4);
@@ -279,17 +279,18 @@ pub async fn instances_in_scope_and_order(c: &dyn Catalog) {
     c.register(&new_bytes(all[4].clone(), "prior"), VersionPolicy::KeepBoth).await.unwrap();
     let study = StudyUid::new("1.2.3.1").unwrap();
     let scope = Scope { study: study.clone(), series: None, instance: None };
-    let got: Vec<String> = c.instances_in(&scope).await.unwrap().iter().map(|r| r.instance.sop_uid.as_str().to_owned()).collect();
+    let got: Vec<String> =
+        c.instances_in(&scope, &Visibility::ALL).await.unwrap().iter().map(|r| r.instance.sop_uid.as_str().to_owned()).collect();
     assert_eq!(got, vec!["1.2.3.1.1.8", "1.2.3.1.1.7", "1.2.3.1.1.5", "1.2.3.1.2.9", "1.2.3.1.3.1"]);
     let series_scope = Scope { series: Some(all[1].series.series_uid.clone()), ..scope.clone() };
-    assert_eq!(c.instances_in(&series_scope).await.unwrap().len(), 1);
+    assert_eq!(c.instances_in(&series_scope, &Visibility::ALL).await.unwrap().len(), 1);
     let one = Scope { series: Some(all[3].series.series_uid.clone()), instance: Some(all[3].instance.sop_uid.clone()), ..scope.clone() };
-    let rows = c.instances_in(&one).await.unwrap();
+    let rows = c.instances_in(&one, &Visibility::ALL).await.unwrap();
     assert_eq!((rows.len(), rows[0].is_current), (1, true));
     let wrong_series = Scope { series: Some(all[1].series.series_uid.clone()), ..one };
-    assert!(c.instances_in(&wrong_series).await.unwrap().is_empty());
+    assert!(c.instances_in(&wrong_series, &Visibility::ALL).await.unwrap().is_empty());
     let unknown = Scope { study: StudyUid::new("1.2.3.404").unwrap(), series: None, instance: None };
-    assert!(c.instances_in(&unknown).await.unwrap().is_empty());
+    assert!(c.instances_in(&unknown, &Visibility::ALL).await.unwrap().is_empty());
 }
 
 pub async fn concurrent_duplicates_store_once(c: Arc<impl Catalog>) {
@@ -309,7 +310,7 @@ pub async fn concurrent_duplicates_store_once(c: Arc<impl Catalog>) {
         }
     }
     assert_eq!((stored, duplicate), (1, 7));
-    assert_eq!(c.instance_versions(&n.instance.sop_uid).await.unwrap().len(), 1);
+    assert_eq!(c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 1);
     assert_eq!(c.changes_since(0, 100).await.unwrap().len(), 1);
 }
 
@@ -324,7 +325,7 @@ pub async fn concurrent_replaces_keep_one_current(c: Arc<impl Catalog>) {
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), RegisterOutcome::Stored { .. }));
     }
-    let versions = c.instance_versions(&n.instance.sop_uid).await.unwrap();
+    let versions = c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap();
     assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
     assert_eq!(versions.iter().filter(|v| v.is_current).count(), 1);
     assert!(versions[7].is_current, "the last version written is current");
