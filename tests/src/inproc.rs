@@ -29,9 +29,10 @@ pub async fn serve(archive: Arc<Archive>) -> InProcess {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
     let addr = listener.local_addr().expect("bound address");
     let config = vna_config::Config::default();
-    let app = vna::app(archive.clone(), &config, Some(addr.port()));
+    let auth = vna_auth::Authenticator::new(archive.clone(), vna::auth_settings(&config.auth)).expect("authentication settings");
+    let app = vna::app(archive.clone(), auth, &config, Some(addr.port()));
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await {
             eprintln!("in-process server failed: {e}");
         }
     });

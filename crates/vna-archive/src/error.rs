@@ -20,6 +20,9 @@ pub enum ErrorClass {
     /// Over a capacity limit or a dependency is temporarily unavailable: retry later.
     Busy,
     Timeout,
+    /// The caller is known and lacks the permission or the tenant the operation needs. (Who
+    /// the caller is, is settled by the front end before the archive is asked.)
+    Forbidden,
     Internal,
 }
 
@@ -87,8 +90,9 @@ pub enum ArchiveError {
     /// transfer syntax (no decoder for the stored one, or an encoding this archive does not make).
     #[error("the instance is stored as {stored} and cannot be delivered as {requested}")]
     SyntaxUnavailable { stored: String, requested: String },
-    /// The object's study is recorded in another tenant than the one this object is given: a
-    /// study never straddles tenants.
+    #[error("not permitted: the operation needs the {needed} permission for this data")]
+    Forbidden { needed: crate::Permission },
+    /// The object's study is recorded in another tenant than the rules give this object.
     #[error("the study belongs to another tenant than the one this object is assigned to")]
     TenantConflict,
     #[error("internal task failed while {step}")]
@@ -148,6 +152,7 @@ impl ArchiveError {
             | VideoFrame
             | BulkOutOfRange => ErrorClass::InvalidInput,
             StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict => ErrorClass::Conflict,
+            Forbidden { .. } => ErrorClass::Forbidden,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => {
                 ErrorClass::Unsupported

@@ -20,6 +20,8 @@ pub struct Extracted {
     pub instance: InstanceAttrs,
     pub frames: FrameIndex,
     pub metadata: String,
+    /// Decided by the archive's tenancy rules.
+    pub tenant: String,
 }
 
 fn uid<T>(ds: &DataSet, tag: Tag, attribute: &'static str, make: fn(&str) -> Result<T, UidError>) -> Result<T, ArchiveError> {
@@ -30,7 +32,12 @@ fn uid<T>(ds: &DataSet, tag: Tag, attribute: &'static str, make: fn(&str) -> Res
     make(&raw).map_err(|source| ArchiveError::InvalidUid { attribute, source })
 }
 
-pub fn extract(obj: &ParsedObject, bulk_threshold: u64) -> Result<Extracted, ArchiveError> {
+/// `tenant_of` gives the object's tenant from its data set (text decoded with its charset).
+pub fn extract(
+    obj: &ParsedObject,
+    bulk_threshold: u64,
+    tenant_of: impl FnOnce(&DataSet, &Charset) -> String,
+) -> Result<Extracted, ArchiveError> {
     let ds = &obj.dataset;
     let be = obj.big_endian;
     let charset =
@@ -94,5 +101,6 @@ pub fn extract(obj: &ParsedObject, bulk_threshold: u64) -> Result<Extracted, Arc
         },
     };
     let metadata = vna_dicom::json::to_json(ds, be, bulk_threshold).to_string();
-    Ok(Extracted { patient, study, series, instance, frames, metadata })
+    let tenant = tenant_of(ds, &charset);
+    Ok(Extracted { patient, study, series, instance, frames, metadata, tenant })
 }

@@ -8,7 +8,7 @@
 //! that disconnects after sending the last byte cannot leave a half-done store behind.
 
 use crate::extract::extract;
-use crate::{Archive, ArchiveError};
+use crate::{Archive, ArchiveError, Permission, Principal};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -19,13 +19,23 @@ use vna_dicom::parse::StreamParser;
 use vna_dicom::uid::{SopClassUid, SopInstanceUid, StudyUid};
 
 /// Per-store options from the front end.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreRequest {
+    /// Who sends the object: needs [`Permission::Write`] and the tenant the object is given.
+    pub principal: Principal,
+    /// DIMSE: the calling AE title, for tenancy rules.
+    pub calling_ae: Option<String>,
     /// STOW-RS `POST /studies/{study}`: the instance must belong to this study.
     pub expected_study: Option<StudyUid>,
     /// C-STORE: the data set must carry the SOP Class and Instance UIDs of the command
     /// (PS3.4 §B.2.3, status A900 otherwise).
     pub expected_sop: Option<(SopClassUid, SopInstanceUid)>,
+}
+
+impl StoreRequest {
+    pub fn new(principal: Principal) -> Self {
+        StoreRequest { principal, calling_ae: None, expected_study: None, expected_sop: None }
+    }
 }
 
 /// What happened to an acknowledged store.
@@ -91,9 +101,11 @@ impl IngestBody {
 }
 
 impl Archive {
-    /// Starts storing one object. Fails at once with `Busy` when the concurrent-store cap is
-    /// reached (backpressure at the entrance instead of an unbounded queue).
+    /// Starts storing one object. Fails at once with `Forbidden` when the sender may not
+    /// store, and with `Busy` when the concurrent-store cap is reached (backpressure at the
+    /// entrance instead of an unbounded queue).
     pub fn begin_store(self: &Arc<Self>, request: StoreRequest) -> Result<IngestBody, ArchiveError> {
+        request.principal.require(Permission::Write)?;
         let permit = self.ingest_slots.clone().try_acquire_owned().map_err(|_| ArchiveError::Busy)?;
         // A few chunks of slack lets the network and the disk overlap; more only buys memory.
         let (tx, rx) = mpsc::channel(8);
@@ -136,10 +148,15 @@ impl Archive {
         let bulk_threshold = self.config.parse_limits.bulk_threshold as u64;
         // Big headers (whole-slide per-frame groups, many fragments) make JSON generation slow:
         // keep them off the async runtime. A small one is done here, cheaper than the hand-off.
+        let tenancy = self.config.tenancy.clone();
+        let (ae, who) = (request.calling_ae.clone(), request.principal.clone());
+        let facts = move |parsed: &vna_dicom::parse::ParsedObject| {
+            extract(parsed, bulk_threshold, |ds, charset| tenancy.decide(ds, charset, ae.as_deref(), &who))
+        };
         let extracted = if small_header(&parsed.dataset) {
-            extract(&parsed, bulk_threshold)
+            facts(&parsed)
         } else {
-            tokio::task::spawn_blocking(move || extract(&parsed, bulk_threshold))
+            tokio::task::spawn_blocking(move || facts(&parsed))
                 .await
                 .map_err(|_| ArchiveError::Task { step: "extracting attributes" })
                 .and_then(|r| r)
@@ -164,7 +181,7 @@ impl Archive {
                 return Err(ArchiveError::SopMismatch { expected: crate::SopRef { class: class.clone(), instance: instance.clone() } });
             }
         }
-        if let Some(outcome) = self.settle_before_commit(&extracted.instance, &sha256).await.transpose() {
+        if let Some(outcome) = self.settle_before_commit(&request.principal, &extracted, &sha256).await.transpose() {
             writer.abort().await;
             return outcome;
         }
@@ -182,8 +199,7 @@ impl Archive {
                 sha256,
             },
             frames: extracted.frames,
-            // Until tenancy rules decide it at ingest, every study is the default tenant's.
-            tenant: vna_catalog::DEFAULT_TENANT.to_owned(),
+            tenant: extracted.tenant,
             metadata: extracted.metadata,
         };
         let outcome = match self.catalog.register(&new, self.config.version_policy).await {
@@ -219,18 +235,39 @@ impl Archive {
                 Err(ArchiveError::VersionConflict { sop })
             }
             RegisterOutcome::TenantConflict => {
+                // Another store created the study in between (the check before commit saw none).
                 self.discard(&blob).await;
                 Err(ArchiveError::TenantConflict)
             }
         }
     }
 
-    /// A re-sent identical object, or a changed one the policy refuses, is answered without
-    /// committing its blob: on a store with Object Lock a committed blob could never be removed
-    /// again. `None`: go on and commit. (Two concurrent first sends still meet in `register`,
-    /// which decides for good.)
-    async fn settle_before_commit(&self, instance: &vna_catalog::InstanceAttrs, sha256: &str) -> Result<Option<Stored>, ArchiveError> {
-        let Some(existing) = self.current_instance(&instance.sop_uid).await? else { return Ok(None) };
+    /// A re-sent identical object, a changed one the policy refuses, and one its sender may
+    /// not write (its tenant, the tenant of the instance it would replace, a study recorded in
+    /// another tenant) are answered without committing the blob: on a store with Object Lock a
+    /// committed blob could never be removed again. `None`: go on and commit. (Two concurrent
+    /// first sends still meet in `register`, which decides for good.)
+    async fn settle_before_commit(
+        &self,
+        who: &Principal,
+        x: &crate::extract::Extracted,
+        sha256: &str,
+    ) -> Result<Option<Stored>, ArchiveError> {
+        let instance = &x.instance;
+        if !who.may_write_tenant(&x.tenant) {
+            return Err(ArchiveError::Forbidden { needed: Permission::Write });
+        }
+        let catalog = |step| ArchiveError::catalog(step);
+        // The archive's own look-ups: what exists decides, whoever may see it.
+        let recorded = self.catalog.study_tenant(&x.study.study_uid).await.map_err(catalog("reading the study's tenant"))?;
+        if recorded.is_some_and(|t| t != x.tenant) {
+            return Err(ArchiveError::TenantConflict);
+        }
+        let existing = self.catalog.current_instance(&instance.sop_uid, &vna_catalog::Visibility::ALL).await;
+        let Some(existing) = existing.map_err(catalog("looking up an instance"))? else { return Ok(None) };
+        if !who.may_write_tenant(&existing.tenant) {
+            return Err(ArchiveError::Forbidden { needed: Permission::Write });
+        }
         if existing.blob.sha256 == sha256 {
             return Ok(Some(Stored { status: StoreStatus::Duplicate, instance: existing }));
         }

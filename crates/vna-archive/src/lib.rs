@@ -18,11 +18,13 @@
 //! `lib.rs` is the one place a catalog row becomes the exact object version to read), and the errors (`error.rs`): `ArchiveError`, one variant per failed step,
 //! and `ErrorClass`, the one table every front end renders.
 
+mod access;
 mod deliver;
 mod error;
 mod extract;
 mod image;
 mod ingest;
+mod keys;
 mod nondicom;
 pub mod query;
 
@@ -33,13 +35,14 @@ pub mod query;
 pub mod model {
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
-        BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow,
-        StudyAttrs, StudyRow,
+        ApiKey, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow,
+        StudyAttrs, StudyRow, Visibility,
     };
 }
 mod retrieve;
 mod verify;
 
+pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
@@ -69,6 +72,8 @@ pub struct ArchiveConfig {
     /// Longest list a request may make through any front end (UID and code lists, frame
     /// numbers, includefield entries, parts listing an instance's frames).
     pub max_list_items: u32,
+    /// Which tenant a new object belongs to.
+    pub tenancy: Arc<Tenancy>,
 }
 
 impl Default for ArchiveConfig {
@@ -80,6 +85,7 @@ impl Default for ArchiveConfig {
             parse_limits: ParseLimits::default(),
             default_tier: "default".to_owned(),
             max_list_items: 1000,
+            tenancy: Arc::new(Tenancy::default()),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! and an MP4's `moov` box may come after gigabytes of media data). It is probed in place and
 //! streamed from there: memory does not grow with its size.
 
-use crate::{Archive, ArchiveError, StoreRequest, Stored};
+use crate::{Archive, ArchiveError, Permission, Principal, StoreRequest, Stored};
 use bytes::Bytes;
 use std::io::Read;
 use std::path::Path;
@@ -24,7 +24,14 @@ const CHUNK: usize = 256 * 1024;
 impl Archive {
     /// Encapsulates and stores the file at `path` (of media type `media_type`, one of
     /// [`NON_DICOM_MEDIA_TYPES`]). Acknowledged like any store: durable and catalogued.
-    pub async fn store_non_dicom(self: &Arc<Self>, path: &Path, media_type: &str, mut attrs: Attributes) -> Result<Stored, ArchiveError> {
+    pub async fn store_non_dicom(
+        self: &Arc<Self>,
+        who: &Principal,
+        path: &Path,
+        media_type: &str,
+        mut attrs: Attributes,
+    ) -> Result<Stored, ArchiveError> {
+        who.require(Permission::Write)?;
         let len = tokio::fs::metadata(path).await.map_err(|_| ArchiveError::Task { step: "reading the spooled file" })?.len();
         if len == 0 {
             return Err(ArchiveError::Encapsulate(EncapsulateError::Media(MediaError::Malformed("the file is empty"))));
@@ -34,10 +41,10 @@ impl Archive {
         }
         let media = probe(path.to_owned(), media_type.to_owned(), len).await?;
         if let Some(study) = attrs.get("StudyInstanceUID").map(str::to_owned) {
-            self.merge_study(&study, &mut attrs).await?;
+            self.merge_study(who, &study, &mut attrs).await?;
         }
         let object = encapsulate::build(&media, &attrs, len, &now()).map_err(ArchiveError::Encapsulate)?;
-        let mut body = self.begin_store(StoreRequest::default())?;
+        let mut body = self.begin_store(StoreRequest::new(who.clone()))?;
         let mut file = tokio::fs::File::open(path).await.map_err(|_| ArchiveError::Task { step: "reading the spooled file" })?;
         let mut buf = vec![0u8; CHUNK];
         for segment in object.segments {
@@ -67,9 +74,10 @@ impl Archive {
     }
 
     /// Copies the stored study's patient and study attributes into `attrs` where the caller
-    /// gave none; a different PatientID is a conflict. An unknown study is new: the caller's
-    /// attributes must then name the patient.
-    async fn merge_study(&self, study: &str, attrs: &mut Attributes) -> Result<(), ArchiveError> {
+    /// gave none; a different PatientID is a conflict. A study unknown (or not visible) to
+    /// `who` is new: the caller's attributes must then name the patient, and ingest refuses it
+    /// if the study exists in a tenant `who` cannot write.
+    async fn merge_study(&self, who: &Principal, study: &str, attrs: &mut Attributes) -> Result<(), ArchiveError> {
         let uid =
             vna_dicom::uid::StudyUid::new(study).map_err(|source| ArchiveError::InvalidUid { attribute: "StudyInstanceUID", source })?;
         // One study row (patient and study attributes), not the study's instances.
@@ -79,8 +87,7 @@ impl Archive {
             limit: Some(1),
             offset: 0,
         };
-        let rows =
-            self.catalog.query_studies(&query, &vna_catalog::Visibility::ALL).await.map_err(ArchiveError::catalog("reading the study"))?;
+        let rows = self.catalog.query_studies(&query, who.visibility()).await.map_err(ArchiveError::catalog("reading the study"))?;
         let Some(row) = rows.into_iter().next() else { return Ok(()) };
         if attrs.get("PatientID").is_some_and(|p| p != row.patient.patient_id) {
             return Err(ArchiveError::PatientMismatch);

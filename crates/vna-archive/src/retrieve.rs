@@ -1,9 +1,9 @@
 //! Retrieval and query: instances in a scope, their bytes, frames by ranged reads from the
 //! offsets recorded at ingest, bulk data, metadata, and searches.
 
-use crate::{Archive, ArchiveError};
+use crate::{Archive, ArchiveError, Permission, Principal};
 use vna_blob::{ByteStream, Range};
-use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow, Visibility};
+use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow};
 
 /// One frame: the byte ranges of the stored object that make it up, in order.
 #[derive(Debug, Clone)]
@@ -31,8 +31,9 @@ pub struct FramesOf {
 
 impl Archive {
     /// Current instances in a scope; `NotFound` when there are none.
-    pub async fn instances(&self, scope: &Scope) -> Result<Vec<InstanceRow>, ArchiveError> {
-        let rows = self.catalog.instances_in(scope, &Visibility::ALL).await.map_err(ArchiveError::catalog("listing instances"))?;
+    pub async fn instances(&self, who: &Principal, scope: &Scope) -> Result<Vec<InstanceRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        let rows = self.catalog.instances_in(scope, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
         if rows.is_empty() {
             let what = match (&scope.series, &scope.instance) {
                 (_, Some(_)) => "instance",
@@ -44,7 +45,8 @@ impl Archive {
         Ok(rows)
     }
 
-    /// Streams the stored bytes of an instance version, or a range of them.
+    /// Streams the stored bytes of an instance version, or a range of them. `row` comes from
+    /// a read that checked the caller's permission and visibility.
     pub async fn open(&self, row: &InstanceRow, range: Option<ByteRange>) -> Result<ByteStream, ArchiveError> {
         let store = self.store_of(&row.blob.tier)?;
         let range = range.map(|r| Range { offset: r.offset, length: r.length });
@@ -52,8 +54,8 @@ impl Archive {
     }
 
     /// Locates the requested frames (1-based) of an instance.
-    pub async fn frames(&self, scope: &Scope, numbers: &[u32]) -> Result<FramesOf, ArchiveError> {
-        let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
+    pub async fn frames(&self, who: &Principal, scope: &Scope, numbers: &[u32]) -> Result<FramesOf, ArchiveError> {
+        let instance = self.instances(who, scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
         // A video's frame index is one entry, its stream (PS3.5 §8.2.5–8.2.8).
         if vna_dicom::ts::is_video(&instance.instance.transfer_syntax) && numbers.iter().any(|&n| n != 1) {
             return Err(ArchiveError::VideoFrame);
@@ -73,8 +75,8 @@ impl Archive {
     /// the value's bytes, or, for encapsulated Pixel Data, what PS3.18 §8.7.3.3.2 and Table
     /// 8.7.3-5 make of it: a video's stream (the fragments' contents in order) or an image's
     /// frames. Nothing is opened yet.
-    pub async fn bulk(&self, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, BulkValue), ArchiveError> {
-        let instance = self.instances(scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
+    pub async fn bulk(&self, who: &Principal, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, BulkValue), ArchiveError> {
+        let instance = self.instances(who, scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
         if instance.instance.transfer_syntax == vna_dicom::ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
             return Err(ArchiveError::FramesUnavailable { why: "bulk data of a deflated object is not addressable" });
         }
@@ -97,12 +99,13 @@ impl Archive {
     }
 
     /// DICOM JSON of every current instance in a scope, in the order of [`Archive::instances`].
-    pub async fn metadata(&self, scope: &Scope) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
-        let rows = self.instances(scope).await?;
+    pub async fn metadata(&self, who: &Principal, scope: &Scope) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
+        let rows = self.instances(who, scope).await?;
         self.metadata_of(rows).await
     }
 
-    /// DICOM JSON of the given instance rows (rows without stored metadata are skipped).
+    /// DICOM JSON of the given instance rows (rows without stored metadata are skipped), rows
+    /// a visibility-checked read returned.
     pub async fn metadata_of(&self, rows: Vec<InstanceRow>) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
         let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
         let docs = self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading metadata"))?;
@@ -111,33 +114,43 @@ impl Archive {
     }
 
     /// Patients with a current instance matching `q` (C-FIND Patient Root, PS3.4 §C.6.1.1.2).
-    pub async fn search_patients(&self, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
-        self.catalog.query_patients(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching patients"))
+    pub async fn search_patients(&self, who: &Principal, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        self.catalog.query_patients(q, who.visibility()).await.map_err(ArchiveError::catalog("searching patients"))
     }
 
     /// The current version of an instance by SOP Instance UID (Storage Commitment).
-    pub async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<InstanceRow>, ArchiveError> {
-        self.catalog.current_instance(sop, &Visibility::ALL).await.map_err(ArchiveError::catalog("looking up an instance"))
+    pub async fn current_instance(
+        &self,
+        who: &Principal,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<Option<InstanceRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))
     }
 
-    pub async fn search_studies(&self, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
-        self.catalog.query_studies(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching studies"))
+    pub async fn search_studies(&self, who: &Principal, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        self.catalog.query_studies(q, who.visibility()).await.map_err(ArchiveError::catalog("searching studies"))
     }
 
-    pub async fn search_series(&self, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
-        self.catalog.query_series(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching series"))
+    pub async fn search_series(&self, who: &Principal, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        self.catalog.query_series(q, who.visibility()).await.map_err(ArchiveError::catalog("searching series"))
     }
 
-    pub async fn search_instances(&self, q: &Query) -> Result<Vec<InstanceRow>, ArchiveError> {
-        self.catalog.query_instances(q, &Visibility::ALL).await.map_err(ArchiveError::catalog("searching instances"))
+    pub async fn search_instances(&self, who: &Principal, q: &Query) -> Result<Vec<InstanceRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))
     }
 }
 
 impl Archive {
     /// Every recorded version of an instance, oldest first (the current one flagged), so that
     /// a replaced or kept-aside object stays retrievable.
-    pub async fn versions(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, ArchiveError> {
-        let rows = self.catalog.instance_versions(sop, &Visibility::ALL).await.map_err(ArchiveError::catalog("listing versions"))?;
+    pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, ArchiveError> {
+        who.require(Permission::Read)?;
+        let rows = self.catalog.instance_versions(sop, who.visibility()).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });
         }

@@ -1,7 +1,7 @@
 //! `vna verify`: re-reads stored objects and compares their size and SHA-256 with what the
 //! catalog recorded at ingest (integrity is provable).
 
-use crate::{Archive, ArchiveError};
+use crate::{Archive, ArchiveError, Permission, Principal};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use vna_catalog::{InstanceRow, Level, Query, Scope};
@@ -52,15 +52,17 @@ impl Archive {
         Verdict::Intact
     }
 
-    /// A page of every current instance in the archive, in catalog order.
-    pub async fn all_instances(&self, offset: u32, limit: u32) -> Result<Vec<InstanceRow>, ArchiveError> {
+    /// A page of every current instance the administrator sees, in catalog order.
+    pub async fn all_instances(&self, who: &Principal, offset: u32, limit: u32) -> Result<Vec<InstanceRow>, ArchiveError> {
+        who.require(Permission::Admin)?;
         let q = Query { level: Level::Instance, filters: Vec::new(), limit: Some(limit), offset };
-        self.catalog.query_instances(&q, &vna_catalog::Visibility::ALL).await.map_err(ArchiveError::catalog("listing instances"))
+        self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))
     }
 
-    /// Current instances of a study.
-    pub async fn study_instances(&self, study: vna_dicom::uid::StudyUid) -> Result<Vec<InstanceRow>, ArchiveError> {
-        self.instances(&Scope { study, series: None, instance: None }).await
+    /// Current instances of a study, for verification.
+    pub async fn study_instances(&self, who: &Principal, study: vna_dicom::uid::StudyUid) -> Result<Vec<InstanceRow>, ArchiveError> {
+        who.require(Permission::Admin)?;
+        self.instances(who, &Scope { study, series: None, instance: None }).await
     }
 }
 
@@ -69,24 +71,28 @@ impl Archive {
     /// The protection of the current version of an instance.
     pub async fn protection(
         &self,
+        who: &Principal,
         sop: &vna_dicom::uid::SopInstanceUid,
     ) -> Result<(InstanceRow, vna_blob::Protection, vna_blob::Locking), ArchiveError> {
-        let row = self.current(sop).await?;
+        let row = self.current(who, sop).await?;
         let store = self.store_of(&row.blob.tier)?;
         let p = store.protection(crate::blob_ref(&row)).await.map_err(ArchiveError::blob("reading the object's protection"))?;
         Ok((row, p, store.locking()))
     }
 
     /// Places or lifts a legal hold on the current version of an instance.
-    pub async fn set_legal_hold(&self, sop: &vna_dicom::uid::SopInstanceUid, on: bool) -> Result<(), ArchiveError> {
-        let row = self.current(sop).await?;
+    pub async fn set_legal_hold(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid, on: bool) -> Result<(), ArchiveError> {
+        let row = self.current(who, sop).await?;
         let store = self.store_of(&row.blob.tier)?;
         store.set_legal_hold(crate::blob_ref(&row), on).await.map_err(ArchiveError::blob("setting a legal hold"))?;
         tracing::info!(tier = %row.blob.tier, key = %row.blob.key, on, "legal hold changed");
         Ok(())
     }
 
-    async fn current(&self, sop: &vna_dicom::uid::SopInstanceUid) -> Result<InstanceRow, ArchiveError> {
-        self.current_instance(sop).await?.ok_or(ArchiveError::NotFound { what: "instance" })
+    /// The current version of an instance the administrator `who` sees.
+    async fn current(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<InstanceRow, ArchiveError> {
+        who.require(Permission::Admin)?;
+        let row = self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
+        row.ok_or(ArchiveError::NotFound { what: "instance" })
     }
 }

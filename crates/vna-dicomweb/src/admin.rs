@@ -1,11 +1,11 @@
 //! Administrative HTTP routes outside DICOMweb (mounted at `/admin`): what an archive
 //! administrator needs that no DICOM service offers: the versions of an instance, and the
 //! retention and legal hold of its stored object.
-//! No authentication yet: the server binds to loopback by default (security issue to come).
+//! Every route needs the admin permission, and sees only the tenants its principal sees.
 
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -13,7 +13,7 @@ use axum::Router;
 use futures::TryStreamExt;
 use serde_json::json;
 use std::sync::Arc;
-use vna_archive::Archive;
+use vna_archive::{Archive, Permission, Principal};
 use vna_dicom::uid::SopInstanceUid;
 
 pub fn admin_router(archive: Arc<Archive>) -> Router {
@@ -30,9 +30,10 @@ fn sop(s: &str) -> Result<SopInstanceUid, ApiError> {
 }
 
 /// `GET /admin/instances/{sop}/versions`: every stored version, oldest first.
-async fn versions(State(archive): State<Arc<Archive>>, Path(uid): Path<String>) -> Response {
+async fn versions(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
     let result = async {
-        let rows = archive.versions(&sop(&uid)?).await?;
+        who.require(Permission::Admin)?;
+        let rows = archive.versions(&who, &sop(&uid)?).await?;
         let list: Vec<_> = rows
             .iter()
             .map(|r| {
@@ -57,9 +58,14 @@ async fn versions(State(archive): State<Arc<Archive>>, Path(uid): Path<String>) 
 }
 
 /// `GET /admin/instances/{sop}/versions/{n}`: the stored bytes of version `n`.
-async fn version_bytes(State(archive): State<Arc<Archive>>, Path((uid, version)): Path<(String, i32)>) -> Response {
+async fn version_bytes(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    Path((uid, version)): Path<(String, i32)>,
+) -> Response {
     let result = async {
-        let rows = archive.versions(&sop(&uid)?).await?;
+        who.require(Permission::Admin)?;
+        let rows = archive.versions(&who, &sop(&uid)?).await?;
         let row = rows
             .into_iter()
             .find(|r| r.version == version)
@@ -80,9 +86,10 @@ async fn version_bytes(State(archive): State<Arc<Archive>>, Path((uid, version))
 
 /// `GET /admin/instances/{sop}/protection`: retention and legal hold of the current version's
 /// stored object, as the store reports them, and how strongly the store enforces them.
-async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>) -> Response {
+async fn protection(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
     let result = async {
-        let (row, p, locking) = archive.protection(&sop(&uid)?).await?;
+        who.require(Permission::Admin)?;
+        let (row, p, locking) = archive.protection(&who, &sop(&uid)?).await?;
         let retention = p.retention.map(|r| {
             let secs = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             json!({ "mode": r.mode.as_str(), "retainUntilEpochSeconds": secs })
@@ -104,14 +111,20 @@ async fn protection(State(archive): State<Arc<Archive>>, Path(uid): Path<String>
 
 /// `PUT /admin/instances/{sop}/legal-hold` with body `on` or `off`: places or lifts a legal hold
 /// on the current version's stored object. 204 on success.
-async fn legal_hold(State(archive): State<Arc<Archive>>, Path(uid): Path<String>, body: String) -> Response {
+async fn legal_hold(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    Path(uid): Path<String>,
+    body: String,
+) -> Response {
     let result = async {
+        who.require(Permission::Admin)?;
         let on = match body.trim() {
             "on" => true,
             "off" => false,
             _ => return Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
         };
-        archive.set_legal_hold(&sop(&uid)?, on).await?;
+        archive.set_legal_hold(&who, &sop(&uid)?, on).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;

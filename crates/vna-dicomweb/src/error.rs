@@ -25,6 +25,7 @@ pub(crate) fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorClass::Busy => StatusCode::SERVICE_UNAVAILABLE,
         ErrorClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
         ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -26,6 +26,7 @@
 
 mod accept;
 mod admin;
+mod auth;
 mod error;
 mod multipart;
 mod nondicom;
@@ -41,9 +42,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 
 pub use admin::admin_router;
+pub use auth::layer as authenticate;
 
 /// The `[http]` and `[query]` settings this crate needs.
 #[derive(Debug, Clone)]
@@ -65,12 +67,36 @@ pub struct DicomWebConfig {
 pub(crate) struct AppState {
     pub archive: Arc<Archive>,
     pub config: Arc<DicomWebConfig>,
+    /// Who is asking. The router's own state holds [`nobody`]; [`Authed`] puts in the
+    /// request's principal, so a handler that forgets to ask is refused, not trusted.
+    pub who: Arc<Principal>,
+}
+
+/// A principal with no permission that sees nothing.
+fn nobody() -> Arc<Principal> {
+    Arc::new(Principal::new("nobody", vna_archive::PrincipalKind::Anonymous, [], Some(Vec::new())))
+}
+
+/// The state of a request made by the principal [`auth::layer`] authenticated. Without that
+/// layer the request is refused (500: a server built without authentication is a bug).
+pub(crate) struct Authed(pub AppState);
+
+impl axum::extract::FromRequestParts<AppState> for Authed {
+    type Rejection = axum::http::StatusCode;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = parts.extensions.get::<Arc<Principal>>().cloned().ok_or_else(|| {
+            tracing::error!("a request reached a handler without an authenticated principal");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        })?;
+        Ok(Authed(AppState { who, ..state.clone() }))
+    }
 }
 
 /// The DICOMweb routes, nested under `config.root`.
 pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
     let root = config.root.clone();
-    let state = AppState { archive, config: Arc::new(config) };
+    let state = AppState { archive, config: Arc::new(config), who: nobody() };
     let api = Router::new()
         .route("/studies", post(stow::store).get(qido::studies))
         .route("/studies/{study}", post(stow::store_in_study).get(wado::study))

@@ -16,9 +16,8 @@
 
 use crate::accept::split_outside_quotes;
 use crate::error::ApiError;
-use crate::{base_url, AppState};
+use crate::{base_url, AppState, Authed};
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -30,11 +29,13 @@ use vna_dicom::encapsulate::Attributes;
 /// Largest metadata part.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 
-pub(crate) async fn store(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn store(Authed(state): Authed, headers: HeaderMap, body: Body) -> Response {
     handle(state, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    // Before anything is read or spooled.
+    state.who.require(vna_archive::Permission::Write)?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = split_outside_quotes(ct, ';').into_iter().next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence != "multipart/form-data" {
@@ -78,7 +79,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
     let (Some(attrs), Some((path, media))) = (attrs, spooled) else {
         return Err(ApiError::BadRequest("both a `metadata` part and a `file` part are required".into()));
     };
-    let stored = state.archive.store_non_dicom(&path, &media, attrs).await.map_err(|e| match e.class() {
+    let stored = state.archive.store_non_dicom(&state.who, &path, &media, attrs).await.map_err(|e| match e.class() {
         ErrorClass::Unsupported => ApiError::UnsupportedMediaType(e.to_string()),
         _ => ApiError::Archive(e),
     })?;

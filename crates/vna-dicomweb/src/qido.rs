@@ -5,8 +5,8 @@
 
 use crate::error::ApiError;
 use crate::qido_json::{instance_json, series_json, study_json, Includes};
-use crate::{accept, base_url, AppState};
-use axum::extract::{Path, Query as QueryParams, State};
+use crate::{accept, base_url, AppState, Authed};
+use axum::extract::{Path, Query as QueryParams};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vna_archive::query::{matching_key, parse_match, Filter, Key, Level, MatchOptions, Matcher, Query};
@@ -15,28 +15,23 @@ use vna_dicom::uid::{SeriesUid, StudyUid};
 
 type Params = QueryParams<Vec<(String, String)>>;
 
-pub(crate) async fn studies(State(s): State<AppState>, h: HeaderMap, QueryParams(p): Params) -> Response {
+pub(crate) async fn studies(Authed(s): Authed, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Study, None, None).await.unwrap_or_else(IntoResponse::into_response)
 }
-pub(crate) async fn all_series(State(s): State<AppState>, h: HeaderMap, QueryParams(p): Params) -> Response {
+pub(crate) async fn all_series(Authed(s): Authed, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Series, None, None).await.unwrap_or_else(IntoResponse::into_response)
 }
-pub(crate) async fn all_instances(State(s): State<AppState>, h: HeaderMap, QueryParams(p): Params) -> Response {
+pub(crate) async fn all_instances(Authed(s): Authed, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Instance, None, None).await.unwrap_or_else(IntoResponse::into_response)
 }
-pub(crate) async fn study_series(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap, QueryParams(p): Params) -> Response {
+pub(crate) async fn study_series(Authed(s): Authed, Path(study): Path<String>, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Series, Some(study), None).await.unwrap_or_else(IntoResponse::into_response)
 }
-pub(crate) async fn study_instances(
-    State(s): State<AppState>,
-    Path(study): Path<String>,
-    h: HeaderMap,
-    QueryParams(p): Params,
-) -> Response {
+pub(crate) async fn study_instances(Authed(s): Authed, Path(study): Path<String>, h: HeaderMap, QueryParams(p): Params) -> Response {
     run(s, h, p, Level::Instance, Some(study), None).await.unwrap_or_else(IntoResponse::into_response)
 }
 pub(crate) async fn series_instances(
-    State(s): State<AppState>,
+    Authed(s): Authed,
     Path((study, series)): Path<(String, String)>,
     h: HeaderMap,
     QueryParams(p): Params,
@@ -137,23 +132,23 @@ async fn run(
         // No QIDO-RS resource is at the patient level (PS3.18 §10.6); only C-FIND asks for it.
         Level::Patient => Vec::new(),
         Level::Study => {
-            let rows = archive.search_studies(&parsed.query).await?;
+            let rows = archive.search_studies(&state.who, &parsed.query).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(study_json(r, &base, &parsed.includes, archive).await?);
+                out.push(study_json(r, &base, &parsed.includes, archive, &state.who).await?);
             }
             out
         }
         Level::Series => {
-            let rows = archive.search_series(&parsed.query).await?;
+            let rows = archive.search_series(&state.who, &parsed.query).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push(series_json(r, &base, &parsed.includes, archive).await?);
+                out.push(series_json(r, &base, &parsed.includes, archive, &state.who).await?);
             }
             out
         }
         Level::Instance => {
-            let rows = archive.search_instances(&parsed.query).await?;
+            let rows = archive.search_instances(&state.who, &parsed.query).await?;
             let extra = if parsed.includes.needs_metadata_for_instances() {
                 archive.metadata_of(rows.clone()).await?.into_iter().map(|(r, m)| (r.pk, m)).collect()
             } else {

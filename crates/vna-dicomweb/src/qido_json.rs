@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use vna_archive::model::{
     Filter, InstanceRow, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
 };
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
 use vna_dicom::{tags, Tag};
 
@@ -120,13 +120,13 @@ fn series(d: &mut Doc, s: &SeriesAttrs) {
 /// Metadata of one instance of a scope, for `includefield` attributes the catalog does not keep.
 /// Asks the catalog for a single row (an indexed instance query with `limit 1`), not for every
 /// instance of the study or series.
-async fn representative(archive: &Archive, scope: Scope) -> Result<Option<(InstanceRow, String)>, ApiError> {
+async fn representative(archive: &Archive, who: &Principal, scope: Scope) -> Result<Option<(InstanceRow, String)>, ApiError> {
     let mut filters = vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(scope.study.to_string()) }];
     if let Some(series) = &scope.series {
         filters.push(Filter { key: Key::SeriesUid, matcher: Matcher::Single(series.to_string()) });
     }
     let query = Query { level: Level::Instance, filters, limit: Some(1), offset: 0 };
-    let first = archive.search_instances(&query).await?;
+    let first = archive.search_instances(who, &query).await?;
     Ok(archive.metadata_of(first).await?.into_iter().next())
 }
 
@@ -134,7 +134,13 @@ fn instance_url(base: &str, r: &InstanceRow) -> String {
     format!("{base}/studies/{}/series/{}/instances/{}", r.study.study_uid, r.series.series_uid, r.instance.sop_uid)
 }
 
-pub(crate) async fn study_json(r: &StudyRow, base: &str, includes: &Includes, archive: &Archive) -> Result<Value, ApiError> {
+pub(crate) async fn study_json(
+    r: &StudyRow,
+    base: &str,
+    includes: &Includes,
+    archive: &Archive,
+    who: &Principal,
+) -> Result<Value, ApiError> {
     let mut d = Doc::default();
     patient(&mut d, &r.patient);
     study(&mut d, &r.study);
@@ -147,14 +153,20 @@ pub(crate) async fn study_json(r: &StudyRow, base: &str, includes: &Includes, ar
     let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: None, instance: None };
-        if let Some((row, meta)) = representative(archive, scope).await? {
+        if let Some((row, meta)) = representative(archive, who, scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }
     Ok(d.into_value())
 }
 
-pub(crate) async fn series_json(r: &SeriesRow, base: &str, includes: &Includes, archive: &Archive) -> Result<Value, ApiError> {
+pub(crate) async fn series_json(
+    r: &SeriesRow,
+    base: &str,
+    includes: &Includes,
+    archive: &Archive,
+    who: &Principal,
+) -> Result<Value, ApiError> {
     let mut d = Doc::default();
     patient(&mut d, &r.patient);
     study(&mut d, &r.study);
@@ -165,7 +177,7 @@ pub(crate) async fn series_json(r: &SeriesRow, base: &str, includes: &Includes, 
     let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: Some(r.series.series_uid.clone()), instance: None };
-        if let Some((row, meta)) = representative(archive, scope).await? {
+        if let Some((row, meta)) = representative(archive, who, scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }

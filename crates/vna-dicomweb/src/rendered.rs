@@ -15,9 +15,9 @@ use crate::accept::ranges;
 use crate::error::ApiError;
 use crate::multipart::{self, Part};
 use crate::wado::scope;
-use crate::AppState;
+use crate::{AppState, Authed};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -36,22 +36,17 @@ enum Kind {
 
 type Params = Query<HashMap<String, String>>;
 
-pub(crate) async fn study(State(s): State<AppState>, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn study(Authed(s): Authed, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
     respond(async { many(&s, &h, &q, scope(&st, None, None)?, Kind::Rendered).await }.await)
 }
-pub(crate) async fn series(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn series(Authed(s): Authed, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
     respond(async { many(&s, &h, &q, scope(&st, Some(&se), None)?, Kind::Rendered).await }.await)
 }
-pub(crate) async fn instance(
-    State(s): State<AppState>,
-    Path((st, se, i)): Path<(String, String, String)>,
-    q: Params,
-    h: HeaderMap,
-) -> Response {
+pub(crate) async fn instance(Authed(s): Authed, Path((st, se, i)): Path<(String, String, String)>, q: Params, h: HeaderMap) -> Response {
     respond(async { one_instance(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
 }
 pub(crate) async fn frames(
-    State(s): State<AppState>,
+    Authed(s): Authed,
     Path((st, se, i, list)): Path<(String, String, String, String)>,
     q: Params,
     h: HeaderMap,
@@ -63,7 +58,7 @@ pub(crate) async fn frames(
             if numbers.len() == 1 {
                 return one_instance(&s, &h, &q, scope, Some(numbers[0])).await;
             }
-            let row = s.archive.instances(&scope).await?.remove(0);
+            let row = s.archive.instances(&s.who, &scope).await?.remove(0);
             if vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
                 return Err(ApiError::Archive(ArchiveError::VideoFrame));
             }
@@ -74,19 +69,14 @@ pub(crate) async fn frames(
         .await,
     )
 }
-pub(crate) async fn study_thumbnail(State(s): State<AppState>, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
+pub(crate) async fn study_thumbnail(Authed(s): Authed, Path(st): Path<String>, q: Params, h: HeaderMap) -> Response {
     respond(async { thumbnail(&s, &h, &q, scope(&st, None, None)?, None).await }.await)
 }
-pub(crate) async fn series_thumbnail(
-    State(s): State<AppState>,
-    Path((st, se)): Path<(String, String)>,
-    q: Params,
-    h: HeaderMap,
-) -> Response {
+pub(crate) async fn series_thumbnail(Authed(s): Authed, Path((st, se)): Path<(String, String)>, q: Params, h: HeaderMap) -> Response {
     respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), None)?, None).await }.await)
 }
 pub(crate) async fn instance_thumbnail(
-    State(s): State<AppState>,
+    Authed(s): Authed,
     Path((st, se, i)): Path<(String, String, String)>,
     q: Params,
     h: HeaderMap,
@@ -94,7 +84,7 @@ pub(crate) async fn instance_thumbnail(
     respond(async { thumbnail(&s, &h, &q, scope(&st, Some(&se), Some(&i))?, None).await }.await)
 }
 pub(crate) async fn frame_thumbnail(
-    State(s): State<AppState>,
+    Authed(s): Authed,
     Path((st, se, i, f)): Path<(String, String, String, String)>,
     q: Params,
     h: HeaderMap,
@@ -115,7 +105,7 @@ fn respond(r: Result<Response, ApiError>) -> Response {
 
 /// One instance rendered: its first (or the given) frame as an image, or its video stream.
 async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame: Option<u32>) -> Result<Response, ApiError> {
-    let row = s.archive.instances(&scope).await?.remove(0);
+    let row = s.archive.instances(&s.who, &scope).await?.remove(0);
     if let Some(stream) = s.archive.video_stream(&row).await? {
         if frame.is_some_and(|n| n != 1) {
             return Err(ApiError::Archive(ArchiveError::VideoFrame));
@@ -130,7 +120,7 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
 /// A study or series rendered: one image per instance (its first frame), multipart.
 async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
     let options = options(h, q, kind)?;
-    let rows = s.archive.instances(&scope).await?;
+    let rows = s.archive.instances(&s.who, &scope).await?;
     let images: Vec<InstanceRow> =
         rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
     let Some(first) = images.first().cloned() else {
@@ -147,7 +137,7 @@ async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind)
 
 async fn thumbnail(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame: Option<u32>) -> Result<Response, ApiError> {
     let options = options(h, q, Kind::Thumbnail)?;
-    let rows = s.archive.instances(&scope).await?;
+    let rows = s.archive.instances(&s.who, &scope).await?;
     // The representative instance: the middle one that has an image (a CT's middle slice).
     let images: Vec<&InstanceRow> = rows.iter().filter(|r| r.instance.rows.is_some()).collect();
     let Some(row) = images.get(images.len() / 2).copied() else {

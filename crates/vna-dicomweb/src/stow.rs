@@ -6,9 +6,9 @@
 
 use crate::accept::split_outside_quotes;
 use crate::error::ApiError;
-use crate::{base_url, AppState};
+use crate::{base_url, AppState, Authed};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -20,11 +20,11 @@ use vna_dicom::uid::StudyUid;
 /// Parts of one request being committed at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
-pub(crate) async fn store(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn store(Authed(state): Authed, headers: HeaderMap, body: Body) -> Response {
     handle(state, headers, None, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(crate) async fn store_in_study(State(state): State<AppState>, Path(study): Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn store_in_study(Authed(state): Authed, Path(study): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let study = match StudyUid::new(&study) {
         Ok(s) => s,
         Err(e) => return ApiError::BadRequest(format!("invalid Study Instance UID in the path: {e}")).into_response(),
@@ -73,6 +73,7 @@ fn boundary_of(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 async fn handle(state: AppState, headers: HeaderMap, study: Option<StudyUid>, body: Body) -> Result<Response, ApiError> {
+    state.who.require(vna_archive::Permission::Write)?;
     let boundary = boundary_of(&headers)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut multipart = multer::Multipart::new(stream, boundary);
@@ -93,16 +94,17 @@ async fn handle(state: AppState, headers: HeaderMap, study: Option<StudyUid>, bo
             results.push(PartResult::WrongType);
             continue;
         }
-        let mut ingest = match state.archive.begin_store(StoreRequest { expected_study: study.clone(), ..Default::default() }) {
-            Ok(b) => b,
-            Err(ArchiveError::Busy) if results.is_empty() && pending.is_empty() => {
-                return Err(ApiError::Archive(ArchiveError::Busy));
-            }
-            Err(error) => {
-                results.push(PartResult::Failed { error });
-                continue;
-            }
-        };
+        let mut ingest =
+            match state.archive.begin_store(StoreRequest { expected_study: study.clone(), ..StoreRequest::new((*state.who).clone()) }) {
+                Ok(b) => b,
+                Err(ArchiveError::Busy) if results.is_empty() && pending.is_empty() => {
+                    return Err(ApiError::Archive(ArchiveError::Busy));
+                }
+                Err(error) => {
+                    results.push(PartResult::Failed { error });
+                    continue;
+                }
+            };
         let mut field = field;
         let mut pipeline_failed = false;
         loop {
@@ -181,7 +183,9 @@ fn failure_reason(error: &ArchiveError) -> u16 {
             ErrorClass::InvalidInput => 0xC000,
             ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => 0xA700,
             ErrorClass::Unsupported => 0x0122,
-            ErrorClass::Conflict | ErrorClass::NotFound | ErrorClass::Internal => 0x0110,
+            // An instance of a tenant the sender may not write (the whole request without the
+            // write permission is refused with 403 before its body is read).
+            ErrorClass::Conflict | ErrorClass::NotFound | ErrorClass::Forbidden | ErrorClass::Internal => 0x0110,
         },
     }
 }

@@ -4,9 +4,9 @@
 use crate::accept::{ranges, MediaRange};
 use crate::error::ApiError;
 use crate::multipart::{self, Part};
-use crate::{base_url, AppState};
+use crate::{base_url, AppState, Authed};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -30,26 +30,22 @@ fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(crate) async fn study(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap) -> Response {
+pub(crate) async fn study(Authed(s): Authed, Path(study): Path<String>, h: HeaderMap) -> Response {
     respond(async { retrieve(&s, &h, scope(&study, None, None)?).await }.await)
 }
-pub(crate) async fn series(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
+pub(crate) async fn series(Authed(s): Authed, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
     respond(async { retrieve(&s, &h, scope(&st, Some(&se), None)?).await }.await)
 }
-pub(crate) async fn instance(State(s): State<AppState>, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
+pub(crate) async fn instance(Authed(s): Authed, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
     respond(async { retrieve(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
 }
-pub(crate) async fn study_metadata(State(s): State<AppState>, Path(study): Path<String>, h: HeaderMap) -> Response {
+pub(crate) async fn study_metadata(Authed(s): Authed, Path(study): Path<String>, h: HeaderMap) -> Response {
     respond(async { metadata(&s, &h, scope(&study, None, None)?).await }.await)
 }
-pub(crate) async fn series_metadata(State(s): State<AppState>, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
+pub(crate) async fn series_metadata(Authed(s): Authed, Path((st, se)): Path<(String, String)>, h: HeaderMap) -> Response {
     respond(async { metadata(&s, &h, scope(&st, Some(&se), None)?).await }.await)
 }
-pub(crate) async fn instance_metadata(
-    State(s): State<AppState>,
-    Path((st, se, i)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> Response {
+pub(crate) async fn instance_metadata(Authed(s): Authed, Path((st, se, i)): Path<(String, String, String)>, h: HeaderMap) -> Response {
     respond(async { metadata(&s, &h, scope(&st, Some(&se), Some(&i))?).await }.await)
 }
 
@@ -157,7 +153,7 @@ async fn retrieve(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result
             "this resource is served as multipart/related; type=\"application/dicom\" (not in Implicit VR Little Endian)".into(),
         ));
     }
-    let rows = state.archive.instances(&scope).await?;
+    let rows = state.archive.instances(&state.who, &scope).await?;
     let chosen = rows.iter().map(|r| choose_syntax(&wanted, r)).collect::<Result<Vec<_>, _>>()?;
     let parts = rows
         .into_iter()
@@ -185,7 +181,7 @@ async fn metadata(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result
         return Err(ApiError::NotAcceptable("metadata is served as application/dicom+json".into()));
     }
     let base = base_url(state, headers);
-    let docs = state.archive.metadata(&scope).await?;
+    let docs = state.archive.metadata(&state.who, &scope).await?;
     let mut out = String::with_capacity(docs.iter().map(|(_, m)| m.len() + 1).sum::<usize>() + 2);
     out.push('[');
     for (i, (row, meta)) in docs.iter().enumerate() {
@@ -214,7 +210,7 @@ pub(crate) fn frame_numbers(list: &str, max: u32) -> Result<Vec<u32>, ApiError> 
 }
 
 pub(crate) async fn frames(
-    State(state): State<AppState>,
+    Authed(state): Authed,
     Path((st, se, i, list)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -222,7 +218,7 @@ pub(crate) async fn frames(
         async {
             let scope = scope(&st, Some(&se), Some(&i))?;
             let numbers = frame_numbers(&list, state.archive.config().max_list_items)?;
-            let located = state.archive.frames(&scope, &numbers).await?;
+            let located = state.archive.frames(&state.who, &scope, &numbers).await?;
             let row = located.instance;
             let stored_ts = row.instance.transfer_syntax.clone();
             let media = vna_dicom::ts::frame_media_type(&stored_ts).unwrap_or("application/octet-stream");
@@ -308,7 +304,7 @@ fn native_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Pa
 /// 8.7.3-5 says: a video's stream as `video/mp4` or `video/mpeg` (single part with Range, or
 /// multipart when asked), an image's frames as multipart in their stored media type.
 pub(crate) async fn bulkdata(
-    State(state): State<AppState>,
+    Authed(state): Authed,
     Path((st, se, i, range)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -319,7 +315,7 @@ pub(crate) async fn bulkdata(
             let Some(r) = parsed else {
                 return Err(ApiError::Archive(ArchiveError::NotFound { what: "bulk data" }));
             };
-            let (row, value) = state.archive.bulk(&scope, r).await?;
+            let (row, value) = state.archive.bulk(&state.who, &scope, r).await?;
             let accept = ranges(&headers);
             let wants_multipart = accept.first().is_some_and(|a| a.essence == "multipart/related");
             let has_range = headers.contains_key(header::RANGE);
@@ -374,7 +370,7 @@ pub(crate) async fn bulkdata(
                         )));
                     }
                     let numbers: Vec<u32> = (1..=count).collect();
-                    let located = state.archive.frames(&scope, &numbers).await?;
+                    let located = state.archive.frames(&state.who, &scope, &numbers).await?;
                     let parts = located
                         .frames
                         .into_iter()

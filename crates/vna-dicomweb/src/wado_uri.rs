@@ -15,9 +15,9 @@
 //!   accepted and have no effect (nothing is burnt in).
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{AppState, Authed};
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -28,7 +28,7 @@ use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
 
-pub(crate) async fn wado(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn wado(Authed(state): Authed, headers: HeaderMap, Query(p): Query<HashMap<String, String>>) -> Response {
     handle(state, headers, p).await.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -64,7 +64,7 @@ async fn handle(state: AppState, headers: HeaderMap, p: HashMap<String, String>)
         None => None,
         Some(v) => Some(v.trim().parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| bad("frameNumber must be an integer from 1"))?),
     };
-    let row = state.archive.instances(&scope).await?.remove(0);
+    let row = state.archive.instances(&state.who, &scope).await?.remove(0);
     let wanted = choose(p.get("contentType").map(String::as_str), &row, frame)?;
     match wanted {
         Wanted::Dicom => {

@@ -10,7 +10,7 @@
 use crate::status::{commitment_failure_reason, failure_reason};
 use std::io::Write;
 use std::sync::Arc;
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 use vna_dicom::dataset::{DataSet, Value};
 use vna_dicom::parse::{parse_dataset_bytes, ParseError, ParseLimits};
 use vna_dicom::uid::SopInstanceUid;
@@ -182,10 +182,10 @@ fn encode(items: &Items, transfer_syntax: &str) -> Option<Vec<u8>> {
 }
 
 /// Whether the archive holds `r`: `Err(Failure Reason)` otherwise.
-async fn check(archive: &Archive, r: &Reference) -> Result<(), u16> {
+async fn check(archive: &Archive, who: &Principal, r: &Reference) -> Result<(), u16> {
     // A syntactically invalid UID cannot name anything stored here.
     let Ok(sop) = SopInstanceUid::new(&r.sop_instance) else { return Err(failure_reason::NO_SUCH_OBJECT_INSTANCE) };
-    match archive.current_instance(&sop).await {
+    match archive.current_instance(who, &sop).await {
         Ok(Some(row)) if row.instance.sop_class_uid.as_str() == r.sop_class => Ok(()),
         Ok(Some(_)) => Err(failure_reason::CLASS_INSTANCE_CONFLICT),
         Ok(None) => Err(failure_reason::NO_SUCH_OBJECT_INSTANCE),
@@ -199,6 +199,7 @@ async fn check(archive: &Archive, r: &Reference) -> Result<(), u16> {
 /// N-ACTION for Storage Commitment from an AE allowed to store.
 pub(crate) async fn n_action(
     archive: &Arc<Archive>,
+    who: &Principal,
     info: &AssociationInfo,
     command: &Command,
     data: Option<&[u8]>,
@@ -221,7 +222,7 @@ pub(crate) async fn n_action(
     }
     let mut results = Vec::with_capacity(req.references.len());
     for r in &req.references {
-        results.push(check(archive, r).await);
+        results.push(check(archive, who, r).await);
     }
     let retrieve_ae = (!info.called_ae.is_empty()).then_some(info.called_ae.as_str());
     let (event, items) = event_information(&req, &results, retrieve_ae);

@@ -6,7 +6,7 @@ use crate::find::{self, FindError, FindOptions, FindRequest, FindRow, QueryLevel
 use crate::status::query_failure;
 use std::sync::Arc;
 use vna_archive::model::{InstanceRow, PatientRow, Query, SeriesRow, StudyRow};
-use vna_archive::{Archive, ArchiveError};
+use vna_archive::{Archive, ArchiveError, Principal};
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status};
 
 /// Rows fetched per catalog query. A query matching a million instances neither holds them
@@ -38,12 +38,12 @@ impl Page {
     }
 }
 
-async fn fetch(archive: &Archive, level: QueryLevel, q: &Query) -> Result<Page, ArchiveError> {
+async fn fetch(archive: &Archive, who: &Principal, level: QueryLevel, q: &Query) -> Result<Page, ArchiveError> {
     Ok(match level {
-        QueryLevel::Patient => Page::Patients(archive.search_patients(q).await?),
-        QueryLevel::Study => Page::Studies(archive.search_studies(q).await?),
-        QueryLevel::Series => Page::Series(archive.search_series(q).await?),
-        QueryLevel::Image => Page::Images(archive.search_instances(q).await?),
+        QueryLevel::Patient => Page::Patients(archive.search_patients(who, q).await?),
+        QueryLevel::Study => Page::Studies(archive.search_studies(who, q).await?),
+        QueryLevel::Series => Page::Series(archive.search_series(who, q).await?),
+        QueryLevel::Image => Page::Images(archive.search_instances(who, q).await?),
     })
 }
 
@@ -59,6 +59,7 @@ fn refused(e: &FindError) -> Reply {
 /// C-FIND for an AE allowed to query: parse, match page by page, answer.
 pub(crate) async fn c_find(
     archive: &Arc<Archive>,
+    who: &Principal,
     info: &AssociationInfo,
     request: &Command,
     identifier: &[u8],
@@ -81,7 +82,7 @@ pub(crate) async fn c_find(
     // PS3.4 §C.4.1.1.4: 0xFF01 when optional keys were not supported for matching/return.
     let pending = if req.unsupported.is_empty() { Status::PENDING } else { Status::PENDING_WARNING };
     let retrieve_ae = (!info.called_ae.is_empty()).then_some(info.called_ae.as_str());
-    match stream_matches(archive, &req, pending, retrieve_ae, encoding, responder).await {
+    match stream_matches(archive, who, &req, pending, retrieve_ae, encoding, responder).await {
         Ok(Outcome::Done(matches)) => {
             tracing::debug!(calling_ae = %info.calling_ae, level = req.level.code(), matches, "c-find done");
             Reply::status(Status::SUCCESS)
@@ -109,6 +110,7 @@ enum Outcome {
 /// Sends one pending response per matching row, reading the rows page by page.
 async fn stream_matches(
     archive: &Archive,
+    who: &Principal,
     req: &FindRequest,
     pending: Status,
     retrieve_ae: Option<&str>,
@@ -121,7 +123,7 @@ async fn stream_matches(
         if responder.cancelled() {
             return Ok(Outcome::Cancelled(sent));
         }
-        let page = fetch(archive, req.level, &query).await?;
+        let page = fetch(archive, who, req.level, &query).await?;
         let rows = page.rows();
         for row in &rows {
             if responder.cancelled() {

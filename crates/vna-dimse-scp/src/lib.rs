@@ -15,7 +15,10 @@
 //! unable to process) and Storage Commitment Failure Reason (0x0213 resource limitation, else
 //! 0x0110), C-MOVE/C-GET status (`retrieve_failure`: 0xA701 busy/timeout/too large, else
 //! 0xC000). `Peers` holds the known AEs' rights (C-STORE and Storage Commitment need `can_store`,
-//! C-FIND `can_query`, C-MOVE/C-GET `can_retrieve`; otherwise 0x0124) and their addresses
+//! C-FIND `can_query`, C-MOVE/C-GET `can_retrieve`; otherwise 0x0124), the tenants each sees
+//! and the addresses it may call from (a known title from another host is refused with 0x0124),
+//! each association's caller becoming a `vna_archive::Principal` that the archive checks and
+//! whose visibility bounds every query and retrieve; and their listening addresses
 //! (`destinations`, the C-MOVE destinations). `ArchiveScp::accepts` takes the toolkit's default
 //! (Verification, storage) plus each service module's `accepts`.
 //! `find_scp.rs` is the C-FIND SCP over the pure `find/` model: `parse_request` in the context's
@@ -67,7 +70,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use vna_archive::Archive;
+use vna_archive::{Archive, Permission, Principal, PrincipalKind};
 use vna_dimse::{AssociationInfo, Command, DataStream, Handler, Reply, Responder, ScpConfig, Status, StoreRequest};
 
 /// What a known peer may do (`[[dimse.known_aes]]`).
@@ -78,11 +81,26 @@ pub struct PeerRights {
     pub can_retrieve: bool,
 }
 
+impl PeerRights {
+    pub const ALL: PeerRights = PeerRights { can_store: true, can_query: true, can_retrieve: true };
+}
+
+/// A known AE: its rights, the tenants it sees and stores into, and the addresses it may call
+/// from (its `host`, resolved when the server starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAe {
+    pub rights: PeerRights,
+    /// `None`: every tenant.
+    pub tenants: Option<Vec<String>>,
+    /// Empty: from anywhere (no `host` configured, or `check_host = false`).
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
 /// Who may do what: known AEs by title, and whether unknown ones may do everything (they only
 /// get that far when `allow_any_calling_ae` let them associate).
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
-    pub known: HashMap<String, PeerRights>,
+    pub known: HashMap<String, KnownAe>,
     pub allow_unknown: bool,
     /// Where known AEs listen: the C-MOVE destinations (PS3.4 §C.4.2.1.2).
     pub destinations: HashMap<String, Destination>,
@@ -96,12 +114,31 @@ pub struct Destination {
 }
 
 impl Peers {
-    pub fn rights(&self, ae: &str) -> Option<PeerRights> {
-        match self.known.get(ae) {
-            Some(r) => Some(*r),
-            None if self.allow_unknown => Some(PeerRights { can_store: true, can_query: true, can_retrieve: true }),
-            None => None,
+    /// The rights and principal of the association's caller, or why it has none: an unknown
+    /// AE (when unknown ones are not allowed), or a known AE title calling from an address
+    /// that is not its host's, which is someone else using its name.
+    pub fn caller(&self, info: &AssociationInfo) -> Result<(PeerRights, Principal), &'static str> {
+        let title = info.calling_ae.trim();
+        let (rights, tenants) = match self.known.get(title) {
+            Some(known) => {
+                let from = info.peer_addr.map(|a| a.ip().to_canonical());
+                if !known.addresses.is_empty() && !from.is_some_and(|ip| known.addresses.contains(&ip)) {
+                    tracing::warn!(calling_ae = %title, peer = ?info.peer_addr, "a known AE title called from another host than its own: refused");
+                    return Err("this calling AE title is not expected from this address");
+                }
+                (known.rights, known.tenants.clone())
+            }
+            None if self.allow_unknown => (PeerRights::ALL, None),
+            None => return Err("unknown calling AE title"),
+        };
+        let mut permissions = Vec::new();
+        if rights.can_query || rights.can_retrieve {
+            permissions.push(Permission::Read);
         }
+        if rights.can_store {
+            permissions.push(Permission::Write);
+        }
+        Ok((rights, Principal::new(format!("ae:{title}"), PrincipalKind::Application, permissions, tenants)))
     }
 }
 
@@ -114,6 +151,16 @@ pub struct ArchiveScp {
 impl ArchiveScp {
     pub fn new(archive: Arc<Archive>, peers: Peers) -> ArchiveScp {
         ArchiveScp { archive, peers }
+    }
+
+    /// The caller's principal when it has the right the service needs; else the refusal
+    /// (0x0124 Refused: Not Authorized, PS3.7 Annex C).
+    fn caller(&self, info: &AssociationInfo, right: fn(&PeerRights) -> bool, refusal: &str) -> Result<Principal, Reply> {
+        match self.peers.caller(info) {
+            Ok((rights, who)) if right(&rights) => Ok(who),
+            Ok(_) => Err(Reply::with_comment(Status::NOT_AUTHORIZED, refusal)),
+            Err(why) => Err(Reply::with_comment(Status::NOT_AUTHORIZED, why)),
+        }
     }
 }
 
@@ -129,43 +176,48 @@ impl Handler for ArchiveScp {
     }
 
     async fn c_store(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply {
-        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_store) {
-            // PS3.7 Annex C "Refused: Not Authorized"; the toolkit discards the data set.
-            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not store");
-        }
-        store::c_store(&self.archive, request, data).await
+        // PS3.7 Annex C "Refused: Not Authorized"; the toolkit discards the data set.
+        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not store") {
+            Ok(who) => who,
+            Err(reply) => return reply,
+        };
+        store::c_store(&self.archive, &who, &info.calling_ae, request, data).await
     }
 
     async fn c_find(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_query) {
-            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not query");
-        }
-        find_scp::c_find(&self.archive, info, request, &identifier, responder).await
+        let who = match self.caller(info, |r| r.can_query, "this calling AE title may not query") {
+            Ok(who) => who,
+            Err(reply) => return reply,
+        };
+        find_scp::c_find(&self.archive, &who, info, request, &identifier, responder).await
     }
 
     /// C-MOVE (PS3.4 §C.4.2) to a known AE, for AEs that may retrieve.
     async fn c_move(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_retrieve) {
-            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not retrieve");
-        }
+        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve") {
+            Ok(who) => who,
+            Err(reply) => return reply,
+        };
         let destination = request.move_destination.as_deref().and_then(|ae| self.peers.destinations.get(ae.trim()));
-        retrieve::c_move(&self.archive, destination, info, request, &identifier, responder).await
+        retrieve::c_move(&self.archive, &who, destination, info, request, &identifier, responder).await
     }
 
     /// C-GET (PS3.4 §C.4.3), for AEs that may retrieve.
     async fn c_get(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_retrieve) {
-            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not retrieve");
-        }
-        retrieve::c_get(&self.archive, info, request, &identifier, responder).await
+        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve") {
+            Ok(who) => who,
+            Err(reply) => return reply,
+        };
+        retrieve::c_get(&self.archive, &who, info, request, &identifier, responder).await
     }
 
     /// Storage Commitment (PS3.4 Annex J), for AEs that may store.
     async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
-        if !self.peers.rights(&info.calling_ae).is_some_and(|r| r.can_store) {
-            return Reply::with_comment(Status::NOT_AUTHORIZED, "this calling AE title may not request commitment");
-        }
-        commitment::n_action(&self.archive, info, request, data.as_deref(), responder).await
+        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not request commitment") {
+            Ok(who) => who,
+            Err(reply) => return reply,
+        };
+        commitment::n_action(&self.archive, &who, info, request, data.as_deref(), responder).await
     }
 }
 

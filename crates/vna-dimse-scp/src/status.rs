@@ -23,6 +23,7 @@ pub const VERSION_CONFLICT: Status = Status(0xC001);
 /// | Conflict | 0xC001 | Cxxx family, see `VERSION_CONFLICT` |
 /// | TooLarge, Busy, Timeout | 0xA700 | Refused: out of resources (retry later or elsewhere) |
 /// | Unsupported | 0x0122 | Refused: SOP class not supported |
+/// | Forbidden | 0x0124 | Refused: not authorized (PS3.7 Annex C; the tenant of the object) |
 /// | NotFound, Internal | 0x0110 | Processing failure |
 pub fn store_failure(error: &ArchiveError) -> Reply {
     let status = match error.class() {
@@ -31,6 +32,7 @@ pub fn store_failure(error: &ArchiveError) -> Reply {
         ErrorClass::Conflict => VERSION_CONFLICT,
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => Status::OUT_OF_RESOURCES,
         ErrorClass::Unsupported => Status::SOP_CLASS_NOT_SUPPORTED,
+        ErrorClass::Forbidden => Status::NOT_AUTHORIZED,
         ErrorClass::NotFound | ErrorClass::Internal => return Reply::with_comment(Status::PROCESSING_FAILURE, "internal error"),
     };
     Reply::with_comment(status, &error.kind())
@@ -45,10 +47,12 @@ pub const UNABLE_TO_PROCESS: Status = Status(0xC000);
 /// | --- | --- | --- |
 /// | TooLarge, Busy, Timeout | 0xA700 | Refused: Out of resources (retry later) |
 /// | InvalidInput, Unsupported, Conflict | 0xC000 | Failed: Unable to process (with the reason) |
+/// | Forbidden | 0x0124 | Refused: Not authorized (PS3.7 Annex C) |
 /// | NotFound, Internal | 0xC000 | Failed: Unable to process ("internal error") |
 pub fn query_failure(error: &ArchiveError) -> Reply {
     match error.class() {
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => Reply::with_comment(Status::OUT_OF_RESOURCES, &error.kind()),
+        ErrorClass::Forbidden => Reply::with_comment(Status::NOT_AUTHORIZED, &error.kind()),
         ErrorClass::InvalidInput | ErrorClass::Unsupported | ErrorClass::Conflict => Reply::with_comment(UNABLE_TO_PROCESS, &error.kind()),
         ErrorClass::NotFound | ErrorClass::Internal => Reply::with_comment(UNABLE_TO_PROCESS, "internal error"),
     }
@@ -60,12 +64,14 @@ pub fn query_failure(error: &ArchiveError) -> Reply {
 /// | --- | --- | --- |
 /// | TooLarge, Busy, Timeout | 0xA701 | Refused: Out of resources – unable to calculate number of matches |
 /// | InvalidInput, Unsupported, Conflict | 0xC000 | Failed: Unable to process (with the reason) |
+/// | Forbidden | 0x0124 | Refused: Not authorized (PS3.7 Annex C) |
 /// | NotFound, Internal | 0xC000 | Failed: Unable to process ("internal error") |
 pub fn retrieve_failure(error: &ArchiveError) -> Reply {
     match error.class() {
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => {
             Reply::with_comment(Status::OUT_OF_RESOURCES_MATCHES, &error.kind())
         }
+        ErrorClass::Forbidden => Reply::with_comment(Status::NOT_AUTHORIZED, &error.kind()),
         ErrorClass::InvalidInput | ErrorClass::Unsupported | ErrorClass::Conflict => Reply::with_comment(UNABLE_TO_PROCESS, &error.kind()),
         ErrorClass::NotFound | ErrorClass::Internal => Reply::with_comment(UNABLE_TO_PROCESS, "internal error"),
     }
@@ -94,9 +100,12 @@ pub mod failure_reason {
 pub fn commitment_failure_reason(error: &ArchiveError) -> u16 {
     match error.class() {
         ErrorClass::TooLarge | ErrorClass::Busy | ErrorClass::Timeout => failure_reason::RESOURCE_LIMITATION,
-        ErrorClass::InvalidInput | ErrorClass::Unsupported | ErrorClass::Conflict | ErrorClass::NotFound | ErrorClass::Internal => {
-            failure_reason::PROCESSING_FAILURE
-        }
+        ErrorClass::InvalidInput
+        | ErrorClass::Unsupported
+        | ErrorClass::Conflict
+        | ErrorClass::NotFound
+        | ErrorClass::Forbidden
+        | ErrorClass::Internal => failure_reason::PROCESSING_FAILURE,
     }
 }
 

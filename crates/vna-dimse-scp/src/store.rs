@@ -5,16 +5,24 @@
 use crate::status::store_failure;
 use bytes::Bytes;
 use std::sync::Arc;
-use vna_archive::{Archive, StoreRequest as IngestRequest};
+use vna_archive::{Archive, Principal, StoreRequest as IngestRequest};
 use vna_dicom::uid::{SopClassUid, SopInstanceUid};
 use vna_dimse::{DataStream, Reply, Status, StoreRequest};
 
-pub(crate) async fn c_store(archive: &Arc<Archive>, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply {
+pub(crate) async fn c_store(
+    archive: &Arc<Archive>,
+    who: &Principal,
+    calling_ae: &str,
+    request: StoreRequest<'_>,
+    data: &mut DataStream<'_>,
+) -> Reply {
     let (Ok(class), Ok(instance)) = (SopClassUid::new(request.sop_class_uid), SopInstanceUid::new(request.sop_instance_uid)) else {
         return Reply::with_comment(Status::CANNOT_UNDERSTAND, "affected SOP class or instance UID is not a valid UID");
     };
     let meta = vna_dicom::write::file_meta(class.as_str(), instance.as_str(), request.transfer_syntax);
-    let mut body = match archive.begin_store(IngestRequest { expected_sop: Some((class, instance)), ..Default::default() }) {
+    let ingest =
+        IngestRequest { expected_sop: Some((class, instance)), calling_ae: Some(calling_ae.to_owned()), ..IngestRequest::new(who.clone()) };
+    let mut body = match archive.begin_store(ingest) {
         Ok(b) => b,
         Err(e) => return store_failure(&e),
     };

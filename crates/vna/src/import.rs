@@ -50,7 +50,7 @@ async fn store_file(archive: &Arc<Archive>, path: &Path) -> Result<vna_archive::
     let mut file = tokio::fs::File::open(path).await.map_err(|e| format!("cannot read the file: {}", e.kind()))?;
     // Wait for a slot rather than fail: import is a batch job, not a client to push back on.
     let mut body = loop {
-        match archive.begin_store(StoreRequest::default()) {
+        match archive.begin_store(StoreRequest::new(vna_archive::Principal::system())) {
             Ok(b) => break b,
             Err(ArchiveError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
             Err(e) => return Err(e.kind()),

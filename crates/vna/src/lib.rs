@@ -53,8 +53,61 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         },
         default_tier: config.storage.default_tier.clone(),
         max_list_items: config.query.max_list_items,
+        tenancy: Arc::new(tenancy(&config.tenancy)),
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
+}
+
+/// `[tenancy]` as the archive takes it (checked by `vna_config::load`).
+pub fn tenancy(t: &vna_config::TenancyConfig) -> vna_archive::Tenancy {
+    use vna_archive::TenantMatch;
+    let rules = t
+        .rules
+        .iter()
+        .map(|r| {
+            let mut when = Vec::new();
+            when.extend(r.calling_ae.clone().map(TenantMatch::CallingAe));
+            when.extend(r.issuer_of_patient_id.clone().map(TenantMatch::IssuerOfPatientId));
+            when.extend(r.institution.clone().map(TenantMatch::Institution));
+            if let Some(a) = &r.attribute {
+                if let Some((group, element)) = a.tag() {
+                    when.push(TenantMatch::Attribute(vna_dicom::Tag(group, element), a.value.clone()));
+                }
+            }
+            vna_archive::TenantRule { when, tenant: r.tenant.clone() }
+        })
+        .collect();
+    vna_archive::Tenancy { rules, default_tenant: t.default_tenant.clone() }
+}
+
+/// `[auth]` as the identity layer takes it.
+pub fn auth_settings(a: &vna_config::AuthConfig) -> vna_auth::AuthConfig {
+    use std::time::Duration;
+    let oidc = a.oidc.as_ref().map(|o| vna_auth::OidcConfig {
+        issuer: o.issuer.clone(),
+        audience: o.audience.clone(),
+        jwks_uri: (!o.jwks_uri.is_empty()).then(|| o.jwks_uri.clone()),
+        algorithms: o.algorithms.clone(),
+        leeway: Duration::from_secs(o.leeway_seconds),
+        refresh: Duration::from_secs(o.refresh_seconds.max(60)),
+        tenant_claim: (!o.tenant_claim.is_empty()).then(|| o.tenant_claim.clone()),
+        roles_claim: (!o.roles_claim.is_empty()).then(|| o.roles_claim.clone()),
+        role_scopes: o.role_scopes.clone(),
+        ca_file: (!o.ca_file.is_empty()).then(|| o.ca_file.clone().into()),
+        fetch_timeout: Duration::from_secs(10),
+    });
+    vna_auth::AuthConfig {
+        oidc,
+        anonymous: match a.anonymous {
+            vna_config::AnonymousConfig::Off => vna_auth::Anonymous::Off,
+            vna_config::AnonymousConfig::Loopback => vna_auth::Anonymous::Loopback,
+        },
+        failures: vna_auth::FailureLimit {
+            max_failures: a.max_failures,
+            window: Duration::from_secs(a.failure_window_seconds),
+            lockout: Duration::from_secs(a.lockout_seconds),
+        },
+    }
 }
 
 /// Opens every configured storage tier. Nothing is sent to an S3 store yet.
@@ -110,8 +163,11 @@ pub fn s3_settings(t: &vna_config::S3TierConfig) -> anyhow::Result<vna_blob_s3::
     Ok(s)
 }
 
-/// The HTTP application: DICOMweb under its root, the admin API under `/admin`, `/healthz`.
-pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> axum::Router {
+/// The HTTP application: DICOMweb under its root, the admin API under `/admin`, every request
+/// authenticated by `auth`; `/healthz` outside, for load balancers. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (the peer address decides anonymous
+/// access and failure limits).
+pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &Config, listen_port: Option<u16>) -> axum::Router {
     let admin = vna_dicomweb::admin_router(archive.clone());
     let dicomweb = vna_dicomweb::router(
         archive,
@@ -124,8 +180,7 @@ pub fn app(archive: Arc<Archive>, config: &Config, listen_port: Option<u16>) -> 
             spool_dir: config.data_dir.join("spool"),
         },
     );
-    dicomweb
-        .nest("/admin", admin)
+    vna_dicomweb::authenticate(dicomweb.nest("/admin", admin), auth)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.http.max_concurrent_requests.max(1)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -155,7 +210,9 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
         .iter()
         .map(|a| {
             let rights = vna_dimse_scp::PeerRights { can_store: a.can_store, can_query: a.can_query, can_retrieve: a.can_retrieve };
-            (a.ae_title.trim().to_owned(), rights)
+            let tenants = (!a.tenants.is_empty() && !a.tenants.iter().any(|t| t == "*")).then(|| a.tenants.clone());
+            let addresses = if a.check_host { resolve_host(&a.ae_title, &a.host) } else { Vec::new() };
+            (a.ae_title.trim().to_owned(), vna_dimse_scp::KnownAe { rights, tenants, addresses })
         })
         .collect();
     let destinations = d
@@ -164,6 +221,23 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
         .map(|a| (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port }))
         .collect();
     (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations })
+}
+
+/// The addresses a known AE's `host` stands for, resolved once at start. A host that does not
+/// resolve gets an address nobody calls from: that AE title is refused until it does (restart).
+fn resolve_host(ae: &str, host: &str) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    match (host, 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut ips: Vec<_> = addrs.map(|a| a.ip().to_canonical()).collect();
+            ips.dedup();
+            ips
+        }
+        Err(e) => {
+            tracing::warn!(ae_title = %ae, host, error = %e, "a known AE's host does not resolve: its calls are refused");
+            vec![std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)]
+        }
+    }
 }
 
 /// The bound listeners `run` serves on.
@@ -215,7 +289,14 @@ pub async fn run(
     let _spool = own_spool(&config).await?;
     let addr = listeners.http.local_addr().context("reading the bound HTTP address")?;
     let dimse_addr = listeners.dimse.local_addr().context("reading the bound DIMSE address")?;
-    let app = app(archive.clone(), &config, Some(addr.port()));
+    let auth = vna_auth::Authenticator::new(archive.clone(), auth_settings(&config.auth)).context("setting up authentication")?;
+    if config.auth.anonymous == vna_config::AnonymousConfig::Loopback && !addr.ip().is_loopback() {
+        tracing::warn!(
+            listen = %addr,
+            "http listens beyond loopback with auth.anonymous = \"loopback\": behind a reverse proxy on this host every client is anonymous; set auth.anonymous = \"off\" there"
+        );
+    }
+    let app = app(archive.clone(), auth, &config, Some(addr.port()));
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_seconds);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // One shutdown signal, fanned out to both front ends.
@@ -236,11 +317,12 @@ pub async fn run(
         }
     });
     let http_stop = signalled(fan_rx.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        http_stop.await;
-        tracing::info!("shutting down: no new connections, draining in-flight requests");
-        let _ = stop_tx.send(());
-    });
+    let server =
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
+            http_stop.await;
+            tracing::info!("shutting down: no new connections, draining in-flight requests");
+            let _ = stop_tx.send(());
+        });
     let (scp_config, peers) = dimse_settings(&config);
     if config.dimse.allow_any_calling_ae {
         tracing::warn!(

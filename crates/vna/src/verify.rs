@@ -44,13 +44,13 @@ pub async fn run(
     let mut report = Report::default();
     match study {
         Some(study) => {
-            let rows = archive.study_instances(study).await?;
+            let rows = archive.study_instances(&vna_archive::Principal::system(), study).await?;
             check_rows(&archive, rows, parallel, with_uids, &mut report).await;
         }
         None => {
             let mut offset = 0;
             loop {
-                let rows = archive.all_instances(offset, PAGE).await?;
+                let rows = archive.all_instances(&vna_archive::Principal::system(), offset, PAGE).await?;
                 let n = rows.len() as u32;
                 check_rows(&archive, rows, parallel, with_uids, &mut report).await;
                 if n < PAGE {

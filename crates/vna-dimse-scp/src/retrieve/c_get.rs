@@ -9,12 +9,13 @@
 use super::source::open_data_set;
 use super::{resolve, Tally};
 use std::sync::Arc;
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status, SubStoreOutcome};
 
 /// C-GET for an AE allowed to retrieve.
 pub(crate) async fn c_get(
     archive: &Arc<Archive>,
+    who: &Principal,
     info: &AssociationInfo,
     request: &Command,
     identifier: &[u8],
@@ -22,7 +23,7 @@ pub(crate) async fn c_get(
 ) -> Reply {
     let sop_class = request.affected_sop_class_uid.as_deref().unwrap_or_default();
     let transfer_syntax = responder.transfer_syntax().to_owned();
-    let rows = match resolve(archive, identifier, &transfer_syntax, sop_class).await {
+    let rows = match resolve(archive, who, identifier, &transfer_syntax, sop_class).await {
         Ok(rows) => rows,
         Err(reply) => return reply,
     };

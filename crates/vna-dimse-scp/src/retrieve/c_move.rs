@@ -12,13 +12,14 @@ use super::{resolve, Tally};
 use crate::Destination;
 use std::sync::Arc;
 use vna_archive::model::InstanceRow;
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 use vna_dimse::{AssociationInfo, Client, ClientOptions, Command, Reply, Responder, Status, SubStoreOutcome};
 
 /// C-MOVE for an AE allowed to retrieve. `destination` is the known AE named by Move
 /// Destination, `None` when there is none (0xA801, PS3.4 Table C.4-2).
 pub(crate) async fn c_move(
     archive: &Arc<Archive>,
+    who: &Principal,
     destination: Option<&Destination>,
     info: &AssociationInfo,
     request: &Command,
@@ -32,7 +33,7 @@ pub(crate) async fn c_move(
     };
     let sop_class = request.affected_sop_class_uid.as_deref().unwrap_or_default();
     let transfer_syntax = responder.transfer_syntax().to_owned();
-    let rows = match resolve(archive, identifier, &transfer_syntax, sop_class).await {
+    let rows = match resolve(archive, who, identifier, &transfer_syntax, sop_class).await {
         Ok(rows) => rows,
         Err(reply) => return reply,
     };

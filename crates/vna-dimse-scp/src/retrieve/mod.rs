@@ -23,7 +23,7 @@ use crate::find::{self, FindError, FindOptions, InformationModel, QueryLevel};
 use crate::status::retrieve_failure;
 use std::io::Write;
 use vna_archive::model::{InstanceRow, Level, Query};
-use vna_archive::Archive;
+use vna_archive::{Archive, Principal};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::DataSet;
 use vna_dicom::parse::{parse_dataset_bytes, ParseLimits};
@@ -96,6 +96,7 @@ pub(crate) fn retrieve_query(identifier: &[u8], transfer_syntax: &str, sop_class
 /// The instances a request designates, or the refusal (PS3.4 Table C.4-2, C.4-3).
 pub(crate) async fn resolve(
     archive: &Archive,
+    who: &Principal,
     identifier: &[u8],
     transfer_syntax: &str,
     sop_class: &str,
@@ -108,7 +109,7 @@ pub(crate) async fn resolve(
         }
         reply
     })?;
-    let rows = archive.search_instances(&query).await.map_err(|e| retrieve_failure(&e))?;
+    let rows = archive.search_instances(who, &query).await.map_err(|e| retrieve_failure(&e))?;
     if rows.len() > MAX_SUBOPERATIONS {
         return Err(Reply::with_comment(Status::OUT_OF_RESOURCES_MATCHES, "more than 65535 instances: retrieve a lower level"));
     }
