@@ -10,6 +10,7 @@
 //! altered or unreadable; problems are named by tier, opaque key and version, SOP Instance UIDs
 //! only with `--with-uids`).
 
+pub mod apikey;
 pub mod import;
 pub mod verify;
 

@@ -1,4 +1,4 @@
-//! The `vna` command: `serve`, `import`, `check-config`, `storage check`, `verify`.
+//! The `vna` command: `serve`, `import`, `check-config`, `storage check`, `verify`, `apikey`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: StorageCommand,
     },
+    /// Manage API keys for machines.
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Re-read stored objects and compare size and SHA-256 with the catalog. Exit status 1 when
     /// any object is missing, altered or unreadable.
     Verify {
@@ -67,6 +72,32 @@ enum Command {
         #[arg(long)]
         with_uids: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key for a machine (a scanner, the patient record's back end) and print its token
+    /// once: only the SHA-256 of its secret is kept. Send it as `Authorization: Bearer vnak_…`.
+    Create {
+        /// What the key is for, as administrators will read it in listings (no patient data).
+        #[arg(long)]
+        name: String,
+        /// SMART-style scopes (`system/ImagingStudy.read`, `.write`, `.rs`, `.cruds`…) and
+        /// `vna.admin`, `vna.audit`; repeat the option for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Tenants the key sees and stores into (`hug` covers `hug/radiology`); `*` or none:
+        /// every tenant. Repeat the option for several.
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// Days until the key expires; without it, it lasts until revoked.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List every key: id, name, scopes, tenants, state (never a secret).
+    List,
+    /// Revoke a key by its id (the record stays, for the audit trail).
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -233,6 +264,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(if report.problems() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Apikey { command } => {
+            let config = load_config(&cli, None, None, None)?;
+            let archive = vna::build_archive(&config).await?;
+            vna::apikey::run(&archive, command.into()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => {
             let config = load_config(&cli, file.as_ref(), None, None)?;
             println!("configuration is valid");
@@ -278,5 +315,20 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+impl From<&ApiKeyCommand> for vna::apikey::Action {
+    fn from(c: &ApiKeyCommand) -> Self {
+        match c {
+            ApiKeyCommand::Create { name, scopes, tenants, expires_days } => vna::apikey::Action::Create {
+                name: name.clone(),
+                scopes: scopes.clone(),
+                tenants: tenants.clone(),
+                expires_days: *expires_days,
+            },
+            ApiKeyCommand::List => vna::apikey::Action::List,
+            ApiKeyCommand::Revoke { id } => vna::apikey::Action::Revoke { id: id.clone() },
+        }
     }
 }

@@ -1,0 +1,314 @@
+"""Who may see and do what (issue 14, steps 1-2): one principal per caller, checked inside the
+archive, its tenants applied in the catalog query, the same subset over every interface.
+
+A server with anonymous access off, two scanners known by AE title (CT_A stores into
+`hug/radiology`, CT_B into `chuv`, by tenancy rules on the calling AE) and API keys made with
+`vna apikey` for the HTTP callers:
+
+- no credential: 401 with `WWW-Authenticate: Bearer`; a malformed or unknown key 401
+  `invalid_token`; a key without the read scope 403; a revoked key 401;
+- a key of tenant `hug` sees, counts, retrieves and renders only the `hug/radiology` study, by
+  QIDO-RS, WADO-RS, metadata, rendered and WADO-URI; a UID of the other study is "not found";
+- a key that may not write gets 403 on STOW-RS, and a writer of `chuv` cannot add an instance
+  to the `hug/radiology` study (409: a study never straddles tenants);
+- over DIMSE each scanner finds, moves and gets only its tenant's study; an unknown AE title
+  is rejected at association; a known title from another host than its own is refused 0x0124.
+
+The visibility is in the catalog's SQL (conformance suite on both backends); this runs the
+front ends on the embedded catalog and on PostgreSQL (the blob store plays no part).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT_FIND,
+    StudyRootQueryRetrieveInformationModelGet as STUDY_ROOT_GET,
+    StudyRootQueryRetrieveInformationModelMove as STUDY_ROOT_MOVE,
+)
+
+import dicomgen
+import helpers
+from conftest import ServerPool, vna_bin
+
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class World:
+    def __init__(self, server, config: Path, studies: dict[str, list[dicomgen.Instance]], keys: dict[str, str]):
+        self.server = server
+        self.config = config
+        self.studies = studies
+        self.keys = keys
+
+    def vna(self, *args: str) -> subprocess.CompletedProcess:
+        cmd = [vna_bin(), "--config", str(self.config), "--data-dir", str(self.server.data_dir)]
+        if self.server.db is not None:
+            cmd += ["--catalog-url", self.server.db.url]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
+
+    def get(self, path: str, key: str | None, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.keys.get(key, key)}"
+        return requests.get(self.server.dicomweb + path, headers=headers, timeout=60, **kw)
+
+
+def c_store(port: int, ae_title: str, instances: list[dicomgen.Instance]) -> list[int]:
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+    assoc = ae.associate("127.0.0.1", port, ae_title="VNA")
+    assert assoc.is_established, f"{ae_title} could not associate"
+    try:
+        return [assoc.send_c_store(i.reread()).Status for i in instances]
+    finally:
+        assoc.release()
+
+
+def c_find(port: int, ae_title: str) -> set[str] | int:
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", port, ae_title="VNA")
+    assert assoc.is_established
+    try:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = ""
+        q.PatientID = dicomgen.PATIENT_ID_PREFIX + "SEC-*"
+        found, final = set(), None
+        for status, identifier in assoc.send_c_find(q, STUDY_ROOT_FIND):
+            if status.Status in (0xFF00, 0xFF01):
+                found.add(str(identifier.StudyInstanceUID))
+            else:
+                final = status.Status
+        return found if final == 0x0000 else final
+    finally:
+        assoc.release()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"security-{request.param}")
+    dest_port = free_port()
+    config = tmp / "vna.toml"
+    scanner = 'host = "127.0.0.1"\nport = {port}\ncan_store = true\ncan_query = true\ncan_retrieve = true\n'
+    config.write_text(
+        "version = 1\n"
+        '[auth]\nanonymous = "off"\n'
+        '[tenancy]\ndefault_tenant = "default"\n'
+        '[[tenancy.rules]]\ntenant = "hug/radiology"\ncalling_ae = "CT_A"\n'
+        '[[tenancy.rules]]\ntenant = "chuv"\ncalling_ae = "CT_B"\n'
+        "[dimse]\nallow_any_calling_ae = false\n"
+        '[[dimse.known_aes]]\nae_title = "CT_A"\n' + scanner.format(port=dest_port) + 'tenants = ["hug"]\n'
+        '[[dimse.known_aes]]\nae_title = "CT_B"\n' + scanner.format(port=dest_port) + 'tenants = ["chuv"]\n'
+        # A known title whose host is elsewhere: calls from here are someone else using its name.
+        '[[dimse.known_aes]]\nae_title = "FARAWAY"\nhost = "192.0.2.10"\nport = 104\n')
+    pool = ServerPool(tmp / "servers")
+    srv = pool.start(request.param, name=f"security-{request.param}", args=["--config", str(config)])
+    srv.dest_port = dest_port
+    studies = {
+        label: dicomgen.ct_study(series_count=1, instances_per_series=2, patient_id=dicomgen.PATIENT_ID_PREFIX + f"SEC-{label}")
+        for label in ("a", "b")
+    }
+    assert c_store(srv.dimse_port, "CT_A", studies["a"]) == [0, 0]
+    assert c_store(srv.dimse_port, "CT_B", studies["b"]) == [0, 0]
+    w = World(srv, config, studies, {})
+    for name, scopes, tenants in [
+        ("hug-reader", ["system/ImagingStudy.read"], ["hug"]),
+        ("chuv-reader", ["system/ImagingStudy.rs"], ["chuv"]),
+        ("writer-only", ["system/ImagingStudy.c"], ["*"]),
+        ("chuv-writer", ["system/ImagingStudy.cruds"], ["chuv"]),
+        ("revoked", ["system/ImagingStudy.read"], ["*"]),
+    ]:
+        args = ["apikey", "create", "--name", name] + [f"--scope={s}" for s in scopes] + [f"--tenant={t}" for t in tenants]
+        r = w.vna(*args)
+        assert r.returncode == 0, r.stderr
+        w.keys[name] = r.stdout.strip()
+        assert w.keys[name].startswith("vnak_"), r.stdout
+    yield w
+    pool.close()
+
+
+def uid(w: World, label: str) -> str:
+    return w.studies[label][0].study_uid
+
+
+def qido_studies(w: World, key: str, **params) -> set[str] | int:
+    r = w.get("/studies", key, params={"PatientID": dicomgen.PATIENT_ID_PREFIX + "SEC-*", **params})
+    if r.status_code == 204:
+        return set()
+    if r.status_code != 200:
+        return r.status_code
+    return {helpers.value(d, "0020000D") for d in r.json()}
+
+
+# --------------------------------------------------------------------------
+# Who is asking (HTTP)
+# --------------------------------------------------------------------------
+
+
+def test_no_credential_or_a_bad_one_is_401(world):
+    r = world.get("/studies", None)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer"), r.headers
+    for bad in ["vnak_0123", "vnak_" + "0" * 12 + "_" + "0" * 64, "not-a-jwt"]:
+        r = world.get("/studies", bad)
+        assert r.status_code == 401, bad
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], bad
+    r = requests.get(world.server.base_url + f"/admin/instances/{world.studies['a'][0].sop_uid}/versions", timeout=60)
+    assert r.status_code == 401, "the admin API is behind the same check"
+
+
+def test_a_key_without_the_scope_is_403_and_a_revoked_one_401(world):
+    assert qido_studies(world, "writer-only") == 403
+    assert qido_studies(world, "revoked") == {uid(world, "a"), uid(world, "b")}, "a key of every tenant sees both"
+    key_id = world.keys["revoked"].split("_")[1]
+    r = world.vna("apikey", "revoke", key_id)
+    assert r.returncode == 0, r.stderr
+    assert qido_studies(world, "revoked") == 401
+    listed = world.vna("apikey", "list").stdout
+    assert f"{key_id}\trevoked" in listed and "vnak_" not in listed, listed
+
+
+# --------------------------------------------------------------------------
+# What each one sees: the same subset on every route
+# --------------------------------------------------------------------------
+
+
+def test_each_tenant_sees_only_its_studies_through_qido(world):
+    assert qido_studies(world, "hug-reader") == {uid(world, "a")}
+    assert qido_studies(world, "chuv-reader") == {uid(world, "b")}
+    assert qido_studies(world, "hug-reader", StudyInstanceUID=uid(world, "b")) == set(), "a UID does not open a hidden study"
+    r = world.get("/studies", "hug-reader", params={"PatientID": dicomgen.PATIENT_ID_PREFIX + "SEC-*", "includefield": "all"})
+    (study,) = r.json()
+    assert helpers.value(study, "00201208") == 2, "counters count what the reader sees"
+    r = world.get("/instances", "hug-reader", params={"PatientID": dicomgen.PATIENT_ID_PREFIX + "SEC-*"})
+    assert {helpers.value(d, "00080018") for d in r.json()} == {i.sop_uid for i in world.studies["a"]}
+    r = world.get(f"/studies/{uid(world, 'b')}/series", "hug-reader")
+    assert r.status_code == 204, r.status_code
+
+
+def test_retrieve_metadata_and_rendered_of_another_tenant_are_not_found(world):
+    a, b = world.studies["a"][0], world.studies["b"][0]
+    for inst, ok in ((a, True), (b, False)):
+        base = f"/studies/{inst.study_uid}"
+        inst_path = f"{base}/series/{inst.series_uid}/instances/{inst.sop_uid}"
+        for path, accept in [
+            (base, helpers.ACCEPT_DICOM_ANY_TS),
+            (base + "/metadata", "application/dicom+json"),
+            (inst_path + "/frames/1", 'multipart/related; type="application/octet-stream"'),
+            (inst_path + "/rendered", "image/jpeg"),
+            (base + "/thumbnail", "image/jpeg"),
+        ]:
+            r = world.get(path, "hug-reader", headers={"Accept": accept})
+            assert r.status_code == (200 if ok else 404), f"{path}: {r.status_code}"
+        q = {"requestType": "WADO", "studyUID": inst.study_uid, "seriesUID": inst.series_uid, "objectUID": inst.sop_uid}
+        r = requests.get(world.server.dicomweb + "/wado", params=q, headers={"Authorization": f"Bearer {world.keys['hug-reader']}"},
+                         timeout=60)
+        assert r.status_code == (200 if ok else 404), f"WADO-URI: {r.status_code}"
+
+
+def test_stores_need_the_write_permission_and_the_study_s_tenant(world):
+    new = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=dicomgen.PATIENT_ID_PREFIX + "SEC-c")[0]
+
+    def stow(key: str, data: bytes) -> requests.Response:
+        b, bd = helpers.multipart_body([("application/dicom", data)])
+        return requests.post(world.server.dicomweb + "/studies", data=b, timeout=60,
+                             headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={bd}',
+                                      "Accept": "application/dicom+json", "Authorization": f"Bearer {world.keys[key]}"})
+
+    assert stow("hug-reader", new.data).status_code == 403
+    # A chuv writer adding an instance to the hug/radiology study: the study keeps its tenant.
+    intruder = dicomgen.with_changes(world.studies["a"][0], SOPInstanceUID=dicomgen.new_uid())
+    r = stow("chuv-writer", intruder.data)
+    assert r.status_code == 409, f"{r.status_code} {r.text[:300]}"
+    assert qido_studies(world, "hug-reader", StudyInstanceUID=uid(world, "a")) == {uid(world, "a")}
+    r = world.get("/instances", "hug-reader", params={"SOPInstanceUID": intruder.sop_uid})
+    assert r.status_code == 204, "nothing was stored"
+    # Its own new study goes to its tenant: chuv sees it, hug does not.
+    assert stow("chuv-writer", new.data).status_code == 200
+    assert uid_in(world, "chuv-reader", new.study_uid) and not uid_in(world, "hug-reader", new.study_uid)
+
+
+def uid_in(w: World, key: str, study_uid: str) -> bool:
+    return qido_studies(w, key, StudyInstanceUID=study_uid) == {study_uid}
+
+
+# --------------------------------------------------------------------------
+# DIMSE: the known AE table
+# --------------------------------------------------------------------------
+
+
+def test_c_find_sees_the_scanner_s_tenant_only(world):
+    assert c_find(world.server.dimse_port, "CT_A") == {uid(world, "a")}
+    b_found = c_find(world.server.dimse_port, "CT_B")
+    assert uid(world, "b") in b_found and uid(world, "a") not in b_found
+
+
+def test_c_move_and_c_get_of_another_tenant_s_study_send_nothing(world):
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    scp_ae = AE(ae_title="CT_B")
+    scp_ae.add_supported_context(CTImageStorage, [EXPLICIT])
+    scp = scp_ae.start_server(("127.0.0.1", world.server.dest_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        for study_label, expected in (("a", 0), ("b", 2)):
+            ae = AE(ae_title="CT_B")
+            ae.add_requested_context(STUDY_ROOT_MOVE)
+            assoc = ae.associate("127.0.0.1", world.server.dimse_port, ae_title="VNA")
+            assert assoc.is_established
+            try:
+                q = Dataset()
+                q.QueryRetrieveLevel = "STUDY"
+                q.StudyInstanceUID = uid(world, study_label)
+                responses = [s for s, _ in assoc.send_c_move(q, "CT_B", STUDY_ROOT_MOVE)]
+            finally:
+                assoc.release()
+            assert responses[-1].Status == 0x0000
+            assert responses[-1].get("NumberOfCompletedSuboperations", 0) == expected, study_label
+    finally:
+        scp.shutdown()
+    assert sorted(received) == sorted(i.sop_uid for i in world.studies["b"])
+
+    got: list[str] = []
+    ae = AE(ae_title="CT_B")
+    ae.add_requested_context(STUDY_ROOT_GET)
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+    assoc = ae.associate("127.0.0.1", world.server.dimse_port, ae_title="VNA", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, lambda e: got.append(str(e.dataset.SOPInstanceUID)) or 0x0000)])
+    assert assoc.is_established
+    try:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = uid(world, "a")
+        final = [s.Status for s, _ in assoc.send_c_get(q, STUDY_ROOT_GET)][-1]
+    finally:
+        assoc.release()
+    assert (final, got) == (0x0000, []), "CT_B gets nothing of CT_A's study"
+
+
+def test_unknown_and_misplaced_ae_titles_are_refused(world):
+    ae = AE(ae_title="STRANGER")
+    ae.add_requested_context(STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", world.server.dimse_port, ae_title="VNA")
+    assert assoc.is_rejected, "an unknown calling AE title is rejected at association"
+    assert c_find(world.server.dimse_port, "FARAWAY") == 0x0124, "a known title from another host"
+    assert c_store(world.server.dimse_port, "FARAWAY", world.studies["a"][:1]) == [0x0124]
