@@ -4,6 +4,7 @@
 //! WADO-URI choose the syntax of the response, C-MOVE proposes and C-GET picks presentation
 //! contexts by it (PS3.4 §C.4.2.1.4: the SCP may send in any syntax the peer accepted).
 
+use crate::Found;
 use crate::{Archive, ArchiveError};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -54,7 +55,7 @@ pub fn deliverable_syntaxes(row: &InstanceRow) -> Vec<String> {
 impl Archive {
     /// The instance in `target` syntax with `framing` (a Part 10 object, or the bare data set
     /// a C-STORE carries), streamed. `Unsupported` when [`delivery`] says it cannot be done.
-    pub async fn open_as(self: &Arc<Self>, row: &InstanceRow, target: &str, framing: Framing) -> Result<ByteStream, ArchiveError> {
+    pub async fn open_as(self: &Arc<Self>, row: &Found, target: &str, framing: Framing) -> Result<ByteStream, ArchiveError> {
         let source = match delivery(row, target) {
             Some(Delivery::Stored) if framing == Framing::Part10 => return self.open(row, None).await,
             Some(Delivery::Stored | Delivery::Recoded) => self.open(row, None).await?,

@@ -2,6 +2,7 @@
 //! the frame is read with one ranged read per stored piece (the offsets recorded at ingest),
 //! then decoded and rendered by `vna-image` on a bounded pool off the async runtime.
 
+use crate::Found;
 use crate::{Archive, ArchiveError};
 use std::sync::Arc;
 use vna_catalog::{ByteRange, InstanceRow};
@@ -55,13 +56,13 @@ pub struct NativeFrame {
 impl Archive {
     /// The image description of an instance version, from its stored metadata (cached: an
     /// instance version never changes).
-    pub async fn image_description(&self, row: &InstanceRow) -> Result<Arc<ImageDescription>, ArchiveError> {
+    pub async fn image_description(&self, row: &Found) -> Result<Arc<ImageDescription>, ArchiveError> {
         Ok(self.described(row).await?.description.clone())
     }
 
     /// Where the value of the instance's Pixel Data starts in the stored object (its
     /// BulkDataURI offset), if it has one.
-    pub async fn pixel_data_offset(&self, row: &InstanceRow) -> Result<Option<u64>, ArchiveError> {
+    pub async fn pixel_data_offset(&self, row: &Found) -> Result<Option<u64>, ArchiveError> {
         Ok(self.described(row).await?.pixel_data_offset)
     }
 
@@ -99,7 +100,7 @@ impl Archive {
     }
 
     /// Renders frame `number` (1-based) of an instance as JPEG or PNG.
-    pub async fn render_frame(&self, row: &InstanceRow, number: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
+    pub async fn render_frame(&self, row: &Found, number: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
         let (info, bytes) = self.frame_for_decoding(row, number).await?;
         let options = options.clone();
         self.on_pool(move || {
@@ -110,7 +111,7 @@ impl Archive {
     }
 
     /// Decodes frame `number` (1-based) to native samples, for transcoding.
-    pub async fn native_frame(&self, row: &InstanceRow, number: u32) -> Result<NativeFrame, ArchiveError> {
+    pub async fn native_frame(&self, row: &Found, number: u32) -> Result<NativeFrame, ArchiveError> {
         let (info, bytes) = self.frame_for_decoding(row, number).await?;
         self.on_pool(move || {
             let decoded = vna_image::decode(&info, bytes)?;
@@ -128,7 +129,7 @@ impl Archive {
     /// decoded in order, one at a time, while the stream is read. Frame 1 is decoded before
     /// this returns, so an undecodable instance is an error status, not a cut response. Elements
     /// after the pixel data (trailing padding, signatures) are not carried over.
-    pub async fn transcoded(self: &Arc<Self>, row: &InstanceRow) -> Result<vna_blob::ByteStream, ArchiveError> {
+    pub async fn transcoded(self: &Arc<Self>, row: &Found) -> Result<vna_blob::ByteStream, ArchiveError> {
         use futures::StreamExt;
         let unsupported = |why: String| ArchiveError::Image(ImageError::Unsupported(why));
         let ts = row.instance.transfer_syntax.clone();
@@ -192,13 +193,13 @@ impl Archive {
     }
 
     /// Frame `number` of a native 8-bit instance encoded as JPEG Baseline.
-    pub async fn jpeg_frame(&self, row: &InstanceRow, number: u32) -> Result<Vec<u8>, ArchiveError> {
+    pub async fn jpeg_frame(&self, row: &Found, number: u32) -> Result<Vec<u8>, ArchiveError> {
         let (info, bytes) = self.frame_for_decoding(row, number).await?;
         self.on_pool(move || vna_image::jpeg_baseline_frame(&info, &bytes, 90)).await
     }
 
     /// The representative image of a video instance (its stream is not decoded here).
-    pub async fn video_poster(&self, row: &InstanceRow, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
+    pub async fn video_poster(&self, row: &Found, max: u32, options: &RenderOptions) -> Result<Vec<u8>, ArchiveError> {
         let base = self.image_description(row).await?.base().clone();
         let options = options.clone();
         self.on_pool(move || vna_image::poster(base.rows, base.columns, max, &options)).await
@@ -206,7 +207,7 @@ impl Archive {
 
     /// The byte ranges of a video instance's stream (all fragments in order), or `None` when
     /// the instance is not a video.
-    pub async fn video_stream(&self, row: &InstanceRow) -> Result<Option<Vec<ByteRange>>, ArchiveError> {
+    pub async fn video_stream(&self, row: &Found) -> Result<Option<Vec<ByteRange>>, ArchiveError> {
         if !vna_dicom::ts::is_video(&row.instance.transfer_syntax) {
             return Ok(None);
         }
@@ -218,7 +219,7 @@ impl Archive {
     }
 
     /// The frame's description and its stored bytes, read whole (bounded).
-    async fn frame_for_decoding(&self, row: &InstanceRow, number: u32) -> Result<(ImageInfo, Vec<u8>), ArchiveError> {
+    async fn frame_for_decoding(&self, row: &Found, number: u32) -> Result<(ImageInfo, Vec<u8>), ArchiveError> {
         let ts = &row.instance.transfer_syntax;
         if vna_dicom::ts::is_video(ts) || !vna_image::can_decode(ts) {
             return Err(ArchiveError::Image(ImageError::Unsupported(ts.clone())));

@@ -22,6 +22,7 @@ mod access;
 mod deliver;
 mod error;
 mod extract;
+mod found;
 mod image;
 mod ingest;
 mod keys;
@@ -33,6 +34,7 @@ pub mod query;
 /// the SQL that reads them, and named through the archive: front ends do not depend on the
 /// catalog.
 pub mod model {
+    pub use crate::found::Found;
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
         ApiKey, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow,
@@ -45,6 +47,7 @@ mod verify;
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};
 pub use error::{ArchiveError, ErrorClass, SopRef};
+pub use found::Found;
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use nondicom::NON_DICOM_MEDIA_TYPES;

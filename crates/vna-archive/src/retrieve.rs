@@ -1,9 +1,9 @@
 //! Retrieval and query: instances in a scope, their bytes, frames by ranged reads from the
 //! offsets recorded at ingest, bulk data, metadata, and searches.
 
-use crate::{Archive, ArchiveError, Permission, Principal};
+use crate::{Archive, ArchiveError, Found, Permission, Principal};
 use vna_blob::{ByteStream, Range};
-use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow};
+use vna_catalog::{ByteRange, PatientRow, Query, Scope, SeriesRow, StudyRow};
 
 /// One frame: the byte ranges of the stored object that make it up, in order.
 #[derive(Debug, Clone)]
@@ -25,13 +25,13 @@ pub enum BulkValue {
 
 #[derive(Debug, Clone)]
 pub struct FramesOf {
-    pub instance: InstanceRow,
+    pub instance: Found,
     pub frames: Vec<Frame>,
 }
 
 impl Archive {
     /// Current instances in a scope; `NotFound` when there are none.
-    pub async fn instances(&self, who: &Principal, scope: &Scope) -> Result<Vec<InstanceRow>, ArchiveError> {
+    pub async fn instances(&self, who: &Principal, scope: &Scope) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Read)?;
         let rows = self.catalog.instances_in(scope, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
         if rows.is_empty() {
@@ -42,12 +42,11 @@ impl Archive {
             };
             return Err(ArchiveError::NotFound { what });
         }
-        Ok(rows)
+        Ok(Found::all(rows))
     }
 
-    /// Streams the stored bytes of an instance version, or a range of them. `row` comes from
-    /// a read that checked the caller's permission and visibility.
-    pub async fn open(&self, row: &InstanceRow, range: Option<ByteRange>) -> Result<ByteStream, ArchiveError> {
+    /// Streams the stored bytes of an instance version, or a range of them.
+    pub async fn open(&self, row: &Found, range: Option<ByteRange>) -> Result<ByteStream, ArchiveError> {
         let store = self.store_of(&row.blob.tier)?;
         let range = range.map(|r| Range { offset: r.offset, length: r.length });
         store.read(crate::blob_ref(row), range).await.map_err(ArchiveError::blob("reading the object"))
@@ -75,7 +74,7 @@ impl Archive {
     /// the value's bytes, or, for encapsulated Pixel Data, what PS3.18 §8.7.3.3.2 and Table
     /// 8.7.3-5 make of it: a video's stream (the fragments' contents in order) or an image's
     /// frames. Nothing is opened yet.
-    pub async fn bulk(&self, who: &Principal, scope: &Scope, range: ByteRange) -> Result<(InstanceRow, BulkValue), ArchiveError> {
+    pub async fn bulk(&self, who: &Principal, scope: &Scope, range: ByteRange) -> Result<(Found, BulkValue), ArchiveError> {
         let instance = self.instances(who, scope).await?.into_iter().next().ok_or(ArchiveError::NotFound { what: "instance" })?;
         if instance.instance.transfer_syntax == vna_dicom::ts::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
             return Err(ArchiveError::FramesUnavailable { why: "bulk data of a deflated object is not addressable" });
@@ -99,14 +98,13 @@ impl Archive {
     }
 
     /// DICOM JSON of every current instance in a scope, in the order of [`Archive::instances`].
-    pub async fn metadata(&self, who: &Principal, scope: &Scope) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
+    pub async fn metadata(&self, who: &Principal, scope: &Scope) -> Result<Vec<(Found, String)>, ArchiveError> {
         let rows = self.instances(who, scope).await?;
         self.metadata_of(rows).await
     }
 
-    /// DICOM JSON of the given instance rows (rows without stored metadata are skipped), rows
-    /// a visibility-checked read returned.
-    pub async fn metadata_of(&self, rows: Vec<InstanceRow>) -> Result<Vec<(InstanceRow, String)>, ArchiveError> {
+    /// DICOM JSON of the given instances (those without stored metadata are skipped).
+    pub async fn metadata_of(&self, rows: Vec<Found>) -> Result<Vec<(Found, String)>, ArchiveError> {
         let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
         let docs = self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading metadata"))?;
         let mut by_pk: std::collections::HashMap<i64, String> = docs.into_iter().collect();
@@ -120,13 +118,10 @@ impl Archive {
     }
 
     /// The current version of an instance by SOP Instance UID (Storage Commitment).
-    pub async fn current_instance(
-        &self,
-        who: &Principal,
-        sop: &vna_dicom::uid::SopInstanceUid,
-    ) -> Result<Option<InstanceRow>, ArchiveError> {
+    pub async fn current_instance(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<Found>, ArchiveError> {
         who.require(Permission::Read)?;
-        self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))
+        let row = self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
+        Ok(row.map(Found::checked))
     }
 
     pub async fn search_studies(&self, who: &Principal, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
@@ -139,21 +134,22 @@ impl Archive {
         self.catalog.query_series(q, who.visibility()).await.map_err(ArchiveError::catalog("searching series"))
     }
 
-    pub async fn search_instances(&self, who: &Principal, q: &Query) -> Result<Vec<InstanceRow>, ArchiveError> {
+    pub async fn search_instances(&self, who: &Principal, q: &Query) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Read)?;
-        self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))
+        let rows = self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
+        Ok(Found::all(rows))
     }
 }
 
 impl Archive {
     /// Every recorded version of an instance, oldest first (the current one flagged), so that
     /// a replaced or kept-aside object stays retrievable.
-    pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<InstanceRow>, ArchiveError> {
+    pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Read)?;
         let rows = self.catalog.instance_versions(sop, who.visibility()).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });
         }
-        Ok(rows)
+        Ok(Found::all(rows))
     }
 }

@@ -1,6 +1,7 @@
 //! `vna verify`: re-reads stored objects and compares their size and SHA-256 with what the
 //! catalog recorded at ingest (integrity is provable).
 
+use crate::Found;
 use crate::{Archive, ArchiveError, Permission, Principal};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -25,7 +26,7 @@ pub enum Verdict {
 
 impl Archive {
     /// Reads the object of `row` to the end, hashing it on the way.
-    pub async fn verify_instance(&self, row: &InstanceRow) -> Verdict {
+    pub async fn verify_instance(&self, row: &Found) -> Verdict {
         let mut stream = match self.open(row, None).await {
             Ok(s) => s,
             Err(ArchiveError::Blob { source: vna_blob::BlobError::NotFound { .. }, .. }) => return Verdict::Missing,
@@ -53,14 +54,15 @@ impl Archive {
     }
 
     /// A page of every current instance the administrator sees, in catalog order.
-    pub async fn all_instances(&self, who: &Principal, offset: u32, limit: u32) -> Result<Vec<InstanceRow>, ArchiveError> {
+    pub async fn all_instances(&self, who: &Principal, offset: u32, limit: u32) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Admin)?;
         let q = Query { level: Level::Instance, filters: Vec::new(), limit: Some(limit), offset };
-        self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))
+        let rows = self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
+        Ok(Found::all(rows))
     }
 
     /// Current instances of a study, for verification.
-    pub async fn study_instances(&self, who: &Principal, study: vna_dicom::uid::StudyUid) -> Result<Vec<InstanceRow>, ArchiveError> {
+    pub async fn study_instances(&self, who: &Principal, study: vna_dicom::uid::StudyUid) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Admin)?;
         self.instances(who, &Scope { study, series: None, instance: None }).await
     }

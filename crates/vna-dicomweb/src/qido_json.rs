@@ -4,9 +4,7 @@
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use vna_archive::model::{
-    Filter, InstanceRow, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow,
-};
+use vna_archive::model::{Filter, Found, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_archive::{Archive, Principal};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
 use vna_dicom::{tags, Tag};
@@ -120,7 +118,7 @@ fn series(d: &mut Doc, s: &SeriesAttrs) {
 /// Metadata of one instance of a scope, for `includefield` attributes the catalog does not keep.
 /// Asks the catalog for a single row (an indexed instance query with `limit 1`), not for every
 /// instance of the study or series.
-async fn representative(archive: &Archive, who: &Principal, scope: Scope) -> Result<Option<(InstanceRow, String)>, ApiError> {
+async fn representative(archive: &Archive, who: &Principal, scope: Scope) -> Result<Option<(Found, String)>, ApiError> {
     let mut filters = vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(scope.study.to_string()) }];
     if let Some(series) = &scope.series {
         filters.push(Filter { key: Key::SeriesUid, matcher: Matcher::Single(series.to_string()) });
@@ -130,7 +128,7 @@ async fn representative(archive: &Archive, who: &Principal, scope: Scope) -> Res
     Ok(archive.metadata_of(first).await?.into_iter().next())
 }
 
-fn instance_url(base: &str, r: &InstanceRow) -> String {
+fn instance_url(base: &str, r: &Found) -> String {
     format!("{base}/studies/{}/series/{}/instances/{}", r.study.study_uid, r.series.series_uid, r.instance.sop_uid)
 }
 
@@ -184,7 +182,7 @@ pub(crate) async fn series_json(
     Ok(d.into_value())
 }
 
-pub(crate) fn instance_json(r: &InstanceRow, base: &str, includes: &Includes, metadata: Option<&str>) -> Value {
+pub(crate) fn instance_json(r: &Found, base: &str, includes: &Includes, metadata: Option<&str>) -> Value {
     let mut d = Doc::default();
     d.text(tags::SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192");
     d.text(tags::STUDY_INSTANCE_UID, "UI", r.study.study_uid.as_str());

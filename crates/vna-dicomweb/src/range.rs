@@ -11,17 +11,11 @@ use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vna_archive::model::{ByteRange, InstanceRow};
+use vna_archive::model::{ByteRange, Found};
 
 /// `pieces` of `row`'s stored object, in order, make the representation of type `media`:
 /// the whole of it, or the range the request asks for.
-pub(crate) async fn ranged(
-    s: &AppState,
-    h: &HeaderMap,
-    row: InstanceRow,
-    pieces: Vec<ByteRange>,
-    media: &str,
-) -> Result<Response, ApiError> {
+pub(crate) async fn ranged(s: &AppState, h: &HeaderMap, row: Found, pieces: Vec<ByteRange>, media: &str) -> Result<Response, ApiError> {
     let total: u64 = pieces.iter().map(|p| p.length).sum();
     // The stored version never changes: its SHA-256 is a strong validator (RFC 9110 §8.8.3).
     let etag = format!("\"{}\"", row.blob.sha256);

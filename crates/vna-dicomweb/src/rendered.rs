@@ -21,7 +21,7 @@ use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, Found, Scope};
 use vna_archive::ArchiveError;
 use vna_image::{Format, RenderOptions, Viewport, Window, WindowFunction};
 
@@ -121,16 +121,16 @@ async fn one_instance(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, fra
 async fn many(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, kind: Kind) -> Result<Response, ApiError> {
     let options = options(h, q, kind)?;
     let rows = s.archive.instances(&s.who, &scope).await?;
-    let images: Vec<InstanceRow> =
+    let images: Vec<Found> =
         rows.into_iter().filter(|r| r.instance.rows.is_some() && !vna_dicom::ts::is_video(&r.instance.transfer_syntax)).collect();
     let Some(first) = images.first().cloned() else {
         return Err(ApiError::Archive(ArchiveError::NotFound { what: "renderable image" }));
     };
     // Only what decodes: a part failing mid-stream could only cut the response.
     let parts: Vec<Part> =
-        images.into_iter().filter(vna_archive::can_decode).map(|row| rendered_part(s, row, 1, options.clone())).collect();
+        images.into_iter().filter(|r| vna_archive::can_decode(r)).map(|row| rendered_part(s, row, 1, options.clone())).collect();
     if parts.is_empty() {
-        return Err(ApiError::Archive(ArchiveError::Image(vna_image::ImageError::Unsupported(first.instance.transfer_syntax))));
+        return Err(ApiError::Archive(ArchiveError::Image(vna_image::ImageError::Unsupported(first.instance.transfer_syntax.clone()))));
     }
     multipart_images(options.format, parts).await
 }
@@ -139,7 +139,7 @@ async fn thumbnail(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame:
     let options = options(h, q, Kind::Thumbnail)?;
     let rows = s.archive.instances(&s.who, &scope).await?;
     // The representative instance: the middle one that has an image (a CT's middle slice).
-    let images: Vec<&InstanceRow> = rows.iter().filter(|r| r.instance.rows.is_some()).collect();
+    let images: Vec<&Found> = rows.iter().filter(|r| r.instance.rows.is_some()).collect();
     let Some(row) = images.get(images.len() / 2).copied() else {
         return Err(ApiError::Archive(ArchiveError::NotFound { what: "image for a thumbnail" }));
     };
@@ -153,7 +153,7 @@ async fn thumbnail(s: &AppState, h: &HeaderMap, q: &Params, scope: Scope, frame:
     Ok(image_response(options.format, bytes))
 }
 
-fn rendered_part(s: &AppState, row: InstanceRow, number: u32, options: RenderOptions) -> Part {
+fn rendered_part(s: &AppState, row: Found, number: u32, options: RenderOptions) -> Part {
     let archive = s.archive.clone();
     Part::computed(options.format.media_type().to_owned(), async move { archive.render_frame(&row, number, &options).await })
 }
@@ -250,7 +250,7 @@ fn window(v: &str) -> Result<Window, ApiError> {
 }
 
 /// The stored video stream, whole or a byte range of it.
-async fn video(s: &AppState, h: &HeaderMap, row: InstanceRow, stream: Vec<ByteRange>) -> Result<Response, ApiError> {
+async fn video(s: &AppState, h: &HeaderMap, row: Found, stream: Vec<ByteRange>) -> Result<Response, ApiError> {
     let media =
         if vna_dicom::ts::frame_media_type(&row.instance.transfer_syntax) == Some("video/mpeg") { "video/mpeg" } else { "video/mp4" };
     let accepted = ranges(h).iter().any(|r| {

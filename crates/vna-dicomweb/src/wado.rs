@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
-use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, Found, Scope};
 use vna_archive::{Archive, ArchiveError, BulkValue, Delivery};
 use vna_dicom::json::resolve_bulk_uris;
 use vna_dicom::recode::Framing;
@@ -81,7 +81,7 @@ pub(crate) fn wanted_syntaxes(ranges: &[MediaRange], part: &str) -> Vec<Wanted> 
 
 /// The syntax an instance is sent in: the first the client wants that the archive can
 /// deliver it in, or 406 naming what it could have had.
-pub(crate) fn choose_syntax(wanted: &[Wanted], row: &InstanceRow) -> Result<(String, Delivery), ApiError> {
+pub(crate) fn choose_syntax(wanted: &[Wanted], row: &Found) -> Result<(String, Delivery), ApiError> {
     for w in wanted {
         let ts = match w {
             Wanted::Stored => &row.instance.transfer_syntax,
@@ -111,7 +111,7 @@ async fn multipart_response(part_type: &str, parts: Vec<Part>) -> Result<Respons
 /// A lazily opened part body over one or more byte ranges of an instance (or all of it).
 pub(crate) fn ranged_body(
     archive: Arc<Archive>,
-    row: InstanceRow,
+    row: Found,
     pieces: Option<Vec<ByteRange>>,
 ) -> futures::future::BoxFuture<'static, Result<multipart::Body, ArchiveError>> {
     async move {
@@ -286,13 +286,13 @@ pub(crate) async fn frames(
 }
 
 /// A native frame encoded as JPEG Baseline, as a lazily produced part.
-fn jpeg_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
+fn jpeg_frame_part(archive: Arc<Archive>, row: Found, number: u32) -> Part {
     let content_type = format!("image/jpeg; transfer-syntax={}", vna_dicom::ts::JPEG_BASELINE);
     Part::computed(content_type, async move { archive.jpeg_frame(&row, number).await })
 }
 
 /// A frame decoded to native samples, as a lazily produced part.
-fn native_frame_part(archive: Arc<Archive>, row: InstanceRow, number: u32) -> Part {
+fn native_frame_part(archive: Arc<Archive>, row: Found, number: u32) -> Part {
     let content_type = format!("application/octet-stream; transfer-syntax={}", vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN);
     Part::computed(content_type, async move { archive.native_frame(&row, number).await.map(|f| f.bytes) })
 }

@@ -22,7 +22,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::collections::HashMap;
-use vna_archive::model::{ByteRange, InstanceRow, Scope};
+use vna_archive::model::{ByteRange, Found, InstanceRow, Scope};
 use vna_archive::Delivery;
 use vna_dicom::recode::Framing;
 use vna_dicom::uid::{SeriesUid, SopInstanceUid, StudyUid};
@@ -105,7 +105,7 @@ fn choose(content_type: Option<&str>, row: &InstanceRow, frame: Option<u32>) -> 
 
 /// `application/dicom` in the requested transfer syntax (default Explicit VR Little Endian,
 /// PS3.18 §9.3.2.1; `*` the stored bytes, with HTTP Range).
-async fn dicom(state: &AppState, headers: &HeaderMap, row: InstanceRow, transfer_syntax: Option<&str>) -> Result<Response, ApiError> {
+async fn dicom(state: &AppState, headers: &HeaderMap, row: Found, transfer_syntax: Option<&str>) -> Result<Response, ApiError> {
     let target = match transfer_syntax.map(str::trim).filter(|t| !t.is_empty()) {
         None => vna_dicom::ts::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
         Some("*") => row.instance.transfer_syntax.clone(),

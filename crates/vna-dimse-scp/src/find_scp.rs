@@ -5,7 +5,7 @@
 use crate::find::{self, FindError, FindOptions, FindRequest, FindRow, QueryLevel, ResponseEncoding};
 use crate::status::query_failure;
 use std::sync::Arc;
-use vna_archive::model::{InstanceRow, PatientRow, Query, SeriesRow, StudyRow};
+use vna_archive::model::{Found, PatientRow, Query, SeriesRow, StudyRow};
 use vna_archive::{Archive, ArchiveError, Principal};
 use vna_dimse::{AssociationInfo, Command, Reply, Responder, Status};
 
@@ -24,7 +24,7 @@ enum Page {
     Patients(Vec<PatientRow>),
     Studies(Vec<StudyRow>),
     Series(Vec<SeriesRow>),
-    Images(Vec<InstanceRow>),
+    Images(Vec<Found>),
 }
 
 impl Page {
@@ -33,7 +33,7 @@ impl Page {
             Page::Patients(r) => r.iter().map(FindRow::Patient).collect(),
             Page::Studies(r) => r.iter().map(FindRow::Study).collect(),
             Page::Series(r) => r.iter().map(FindRow::Series).collect(),
-            Page::Images(r) => r.iter().map(FindRow::Image).collect(),
+            Page::Images(r) => r.iter().map(|f| FindRow::Image(f)).collect(),
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn run(
     Ok(report)
 }
 
-async fn check_rows(archive: &Arc<Archive>, rows: Vec<InstanceRow>, parallel: usize, with_uids: bool, report: &mut Report) {
+async fn check_rows(archive: &Arc<Archive>, rows: Vec<vna_archive::Found>, parallel: usize, with_uids: bool, report: &mut Report) {
     let mut results = futures::stream::iter(rows)
         .map(|row| {
             let archive = archive.clone();

@@ -11,7 +11,7 @@ use super::source::open_data_set;
 use super::{resolve, Tally};
 use crate::Destination;
 use std::sync::Arc;
-use vna_archive::model::InstanceRow;
+use vna_archive::model::Found;
 use vna_archive::{Archive, Principal};
 use vna_dimse::{AssociationInfo, Client, ClientOptions, Command, Reply, Responder, Status, SubStoreOutcome};
 
@@ -95,7 +95,7 @@ pub(crate) async fn c_move(
 
 /// One sub-operation, on the accepted context of the instance's most preferred deliverable
 /// syntax (the stored one first); true when the sub-association can carry nothing more.
-async fn send_one(archive: &Arc<Archive>, client: &mut Client, row: &InstanceRow, originator: (&str, u16), tally: &mut Tally) -> bool {
+async fn send_one(archive: &Arc<Archive>, client: &mut Client, row: &Found, originator: (&str, u16), tally: &mut Tally) -> bool {
     let (class, uid) = (row.instance.sop_class_uid.as_str(), row.instance.sop_uid.as_str());
     let chosen = vna_archive::deliverable_syntaxes(row)
         .into_iter()

@@ -22,7 +22,7 @@ pub(crate) use c_move::c_move;
 use crate::find::{self, FindError, FindOptions, InformationModel, QueryLevel};
 use crate::status::retrieve_failure;
 use std::io::Write;
-use vna_archive::model::{InstanceRow, Level, Query};
+use vna_archive::model::{Found, Level, Query};
 use vna_archive::{Archive, Principal};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::DataSet;
@@ -100,7 +100,7 @@ pub(crate) async fn resolve(
     identifier: &[u8],
     transfer_syntax: &str,
     sop_class: &str,
-) -> Result<Vec<InstanceRow>, Reply> {
+) -> Result<Vec<Found>, Reply> {
     let query = retrieve_query(identifier, transfer_syntax, sop_class, archive.config().max_list_items as usize).map_err(|e| {
         tracing::info!(error = %e, "retrieve identifier refused");
         let mut reply = Reply::with_comment(Status(e.status()), &e.error_comment());

@@ -7,14 +7,14 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
-use vna_archive::model::InstanceRow;
+use vna_archive::model::Found;
 use vna_archive::{Archive, ArchiveError};
 use vna_dicom::recode::Framing;
 
 /// The data set of `row` in `transfer_syntax`, one of `vna_archive::deliverable_syntaxes(row)`.
 pub(crate) async fn open_data_set(
     archive: &Arc<Archive>,
-    row: &InstanceRow,
+    row: &Found,
     transfer_syntax: &str,
 ) -> Result<impl AsyncRead + Unpin + Send, ArchiveError> {
     let stream = archive.open_as(row, transfer_syntax, Framing::DataSet).await?;
