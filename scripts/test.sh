@@ -7,6 +7,7 @@
 #
 #   1. system packages   postgresql, dcmtk, ffmpeg, time, orthanc (apt-get, only when missing)
 #   2. python venv       .venv with tests/python/requirements.txt (pinned)
+#   2b. node             tests/oidc (npm ci): the OpenID provider of the token tests
 #   3. postgresql        throw-away cluster (scripts/pg-throwaway.sh), exported
 #                        as VNA_TEST_POSTGRES_URL, removed on exit
 #   3b. s3               throw-away single-node Ceph RGW with Object Lock
@@ -184,6 +185,26 @@ import importlib.metadata as m
 print("  " + ", ".join(f"{p} {m.version(p)}" for p in
       ["pytest", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow", "pynetdicom"]))
 EOF
+
+# --------------------------------------------------------------------------
+banner "node" "the OpenID provider of the tests (tests/oidc: oidc-provider, jose; npm ci)"
+
+# A real OpenID provider (panva's oidc-provider) issues the bearer tokens of test_oidc.py.
+# The machine's Node.js is used (20 or later); Debian's is installed only where there is none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    SUDO=()
+    [[ "$(id -u)" -ne 0 ]] && SUDO=(sudo)
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends nodejs npm || die "apt-get install nodejs npm failed"
+fi
+echo "node $(node --version), npm $(npm --version)"
+node_stamp="$REPO_ROOT/tests/oidc/node_modules/.vna-lock.sha256"
+node_want="$(sha256sum "$REPO_ROOT/tests/oidc/package-lock.json" | cut -d' ' -f1)"
+if [[ -f "$node_stamp" && "$(cat "$node_stamp")" == "$node_want" ]]; then
+    echo "tests/oidc/package-lock.json unchanged; skipping npm ci"
+else
+    (cd "$REPO_ROOT/tests/oidc" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in tests/oidc failed"
+    echo "$node_want" >"$node_stamp"
+fi
 
 # --------------------------------------------------------------------------
 banner "postgresql" "throw-away PostgreSQL cluster"
