@@ -76,6 +76,12 @@ impl Catalog for FailingCatalog {
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, CatalogError> {
         self.inner.revoke_api_key(id, at_ms).await
     }
+    async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError> {
+        self.inner.record_audit(events).await
+    }
+    async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, CatalogError> {
+        self.inner.audit_events(q).await
+    }
 }
 
 async fn start(config: ArchiveConfig) -> (FaultyFixture, inproc::InProcess) {

@@ -88,13 +88,18 @@ impl PrincipalKind {
 }
 
 /// Who is asking: a stable identifier without PHI (token subject, API key id, AE title, link
-/// id), what they may do and what they may see.
+/// id), what they may do and what they may see, and where the request came from (for the
+/// audit trail).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub id: String,
     pub kind: PrincipalKind,
     permissions: u8,
     visibility: Visibility,
+    /// The interface the request came through: `dicomweb`, `dimse`, `cli`, `internal`.
+    pub interface: &'static str,
+    /// The peer's network address (and, over DIMSE, its calling AE title); empty inside.
+    pub address: String,
 }
 
 impl Principal {
@@ -106,7 +111,21 @@ impl Principal {
         tenants: Option<Vec<String>>,
     ) -> Self {
         let permissions = permissions.into_iter().fold(0, |bits, p| bits | p.bit());
-        Principal { id: id.into(), kind, permissions, visibility: Visibility { tenants, only: None } }
+        Principal {
+            id: id.into(),
+            kind,
+            permissions,
+            visibility: Visibility { tenants, only: None },
+            interface: "internal",
+            address: String::new(),
+        }
+    }
+
+    /// The same principal, calling through `interface` from `address`.
+    pub fn via(mut self, interface: &'static str, address: impl Into<String>) -> Self {
+        self.interface = interface;
+        self.address = address.into();
+        self
     }
 
     /// The archive acting for itself: every permission, every tenant.

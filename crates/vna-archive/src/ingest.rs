@@ -186,6 +186,7 @@ impl Archive {
             return outcome;
         }
         let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
+        let audit = crate::audit::store_event(&request.principal, &extracted.patient.patient_id, extracted.study.study_uid.as_str());
         let new = NewInstance {
             patient: extracted.patient,
             study: extracted.study,
@@ -200,6 +201,7 @@ impl Archive {
             },
             frames: extracted.frames,
             tenant: extracted.tenant,
+            audit,
             metadata: extracted.metadata,
         };
         let outcome = match self.catalog.register(&new, self.config.version_policy).await {

@@ -19,6 +19,7 @@
 //! and `ErrorClass`, the one table every front end renders.
 
 mod access;
+mod audit;
 mod deliver;
 mod error;
 mod extract;
@@ -37,14 +38,15 @@ pub mod model {
     pub use crate::found::Found;
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
-        ApiKey, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs, PatientRow, Scope, SeriesAttrs, SeriesRow,
-        StudyAttrs, StudyRow, Visibility,
+        ApiKey, AuditEvent, AuditQuery, AuditRecord, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs,
+        PatientRow, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
     };
 }
 mod retrieve;
 mod verify;
 
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
+pub use audit::{a5_xml, EventId};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use found::Found;

@@ -1,9 +1,10 @@
 //! Retrieval and query: instances in a scope, their bytes, frames by ranged reads from the
 //! offsets recorded at ingest, bulk data, metadata, and searches.
 
+use crate::audit::{self, EventId};
 use crate::{Archive, ArchiveError, Found, Permission, Principal};
 use vna_blob::{ByteStream, Range};
-use vna_catalog::{ByteRange, PatientRow, Query, Scope, SeriesRow, StudyRow};
+use vna_catalog::{ByteRange, InstanceRow, PatientRow, Query, Scope, SeriesRow, StudyRow};
 
 /// One frame: the byte ranges of the stored object that make it up, in order.
 #[derive(Debug, Clone)]
@@ -42,7 +43,37 @@ impl Archive {
             };
             return Err(ArchiveError::NotFound { what });
         }
+        let refs: Vec<&InstanceRow> = rows.iter().collect();
+        self.audited(who, audit::event(who, EventId::InstancesAccessed, "R", &refs, "instances read")).await?;
         Ok(Found::all(rows))
+    }
+
+    /// The current instances a C-MOVE or C-GET designates (PS3.4 §C.4.2, §C.4.3), as a query at
+    /// instance level; recorded as the start of their transfer (A.5.3.5, action R).
+    pub async fn retrieve_instances(&self, who: &Principal, q: &Query) -> Result<Vec<Found>, ArchiveError> {
+        who.require(Permission::Read)?;
+        let rows = self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
+        if !rows.is_empty() {
+            let refs: Vec<&InstanceRow> = rows.iter().collect();
+            self.audited(who, audit::event(who, EventId::InstancesTransferred, "R", &refs, "instances retrieved")).await?;
+        }
+        Ok(Found::all(rows))
+    }
+
+    /// Records a query (A.5.3.10) before its answer: the level and the keys matched on, by
+    /// name only; the patient when the query names one.
+    async fn audit_query(&self, who: &Principal, q: &Query) -> Result<(), ArchiveError> {
+        let keys: Vec<String> = q.filters.iter().map(|f| format!("{:?}", f.key)).collect();
+        let mut e = audit::event(who, EventId::Query, "E", &[], format!("query at {:?} level on [{}]", q.level, keys.join(", ")));
+        for f in &q.filters {
+            if let (vna_catalog::Key::PatientId, vna_catalog::Matcher::Single(p)) = (f.key, &f.matcher) {
+                e.patients.push(p.clone());
+            }
+            if let (vna_catalog::Key::StudyUid, vna_catalog::Matcher::Single(s)) = (f.key, &f.matcher) {
+                e.studies.push(s.clone());
+            }
+        }
+        self.audited(who, e).await
     }
 
     /// Streams the stored bytes of an instance version, or a range of them.
@@ -114,7 +145,9 @@ impl Archive {
     /// Patients with a current instance matching `q` (C-FIND Patient Root, PS3.4 §C.6.1.1.2).
     pub async fn search_patients(&self, who: &Principal, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
         who.require(Permission::Read)?;
-        self.catalog.query_patients(q, who.visibility()).await.map_err(ArchiveError::catalog("searching patients"))
+        let rows = self.catalog.query_patients(q, who.visibility()).await.map_err(ArchiveError::catalog("searching patients"))?;
+        self.audit_query(who, q).await?;
+        Ok(rows)
     }
 
     /// The current version of an instance by SOP Instance UID (Storage Commitment).
@@ -126,17 +159,22 @@ impl Archive {
 
     pub async fn search_studies(&self, who: &Principal, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
         who.require(Permission::Read)?;
-        self.catalog.query_studies(q, who.visibility()).await.map_err(ArchiveError::catalog("searching studies"))
+        let rows = self.catalog.query_studies(q, who.visibility()).await.map_err(ArchiveError::catalog("searching studies"))?;
+        self.audit_query(who, q).await?;
+        Ok(rows)
     }
 
     pub async fn search_series(&self, who: &Principal, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
         who.require(Permission::Read)?;
-        self.catalog.query_series(q, who.visibility()).await.map_err(ArchiveError::catalog("searching series"))
+        let rows = self.catalog.query_series(q, who.visibility()).await.map_err(ArchiveError::catalog("searching series"))?;
+        self.audit_query(who, q).await?;
+        Ok(rows)
     }
 
     pub async fn search_instances(&self, who: &Principal, q: &Query) -> Result<Vec<Found>, ArchiveError> {
         who.require(Permission::Read)?;
         let rows = self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
+        self.audit_query(who, q).await?;
         Ok(Found::all(rows))
     }
 }
@@ -150,6 +188,8 @@ impl Archive {
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });
         }
+        let refs: Vec<&InstanceRow> = rows.iter().collect();
+        self.audited(who, audit::event(who, EventId::InstancesAccessed, "R", &refs, "versions listed")).await?;
         Ok(Found::all(rows))
     }
 }

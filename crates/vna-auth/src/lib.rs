@@ -90,6 +90,10 @@ impl Authenticator {
         if let Err(AuthError::Invalid(why)) = &result {
             tracing::info!(%peer, why, "authentication failed");
             self.failures.record(peer);
+            // The audit trail (PS3.15 A.5.3.12); the refusal stands whether or not it is recorded.
+            if let Err(e) = self.archive.audit_failed_login("dicomweb", &peer.to_canonical().to_string(), why).await {
+                tracing::warn!(error = %e, "a failed authentication could not be audited");
+            }
         }
         result
     }
@@ -97,7 +101,7 @@ impl Authenticator {
     async fn verify(&self, authorization: Option<&str>, peer: IpAddr) -> Result<Principal, AuthError> {
         let Some(value) = authorization else {
             return match self.config.anonymous {
-                Anonymous::Loopback if peer.is_loopback() => Ok(anonymous()),
+                Anonymous::Loopback if peer.to_canonical().is_loopback() => Ok(anonymous()),
                 _ => Err(AuthError::Missing),
             };
         };

@@ -55,6 +55,7 @@
 //! matching current instance. Patients come ordered by the `(patient_id, issuer, orphan_study)`
 //! unique index.
 
+mod audit;
 pub mod conformance;
 mod db;
 mod migrations;
@@ -68,6 +69,7 @@ mod sqlbuild;
 pub mod sqlite;
 mod translate;
 
+pub use audit::{AuditEvent, AuditQuery, AuditRecord};
 pub use model::*;
 pub use postgres::PostgresCatalog;
 pub use query::*;
@@ -129,6 +131,11 @@ pub trait Catalog: Send + Sync + 'static {
     async fn api_keys(&self) -> Result<Vec<ApiKey>, CatalogError>;
     /// Revokes a key; false when it is unknown or already revoked.
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, CatalogError>;
+
+    /// Appends audit events (in the writer's next group commit); returns once committed.
+    async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError>;
+    /// Audit events matching `q`, oldest first.
+    async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, CatalogError>;
 }
 
 /// One variant per failing step, each with its cause. Messages carry no PHI.
@@ -270,6 +277,12 @@ macro_rules! impl_catalog {
             }
             async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, $crate::CatalogError> {
                 $crate::security::revoke_api_key(&self.pool, id, at_ms).await
+            }
+            async fn record_audit(&self, events: Vec<$crate::AuditEvent>) -> Result<(), $crate::CatalogError> {
+                self.registrar.audit(events).await
+            }
+            async fn audit_events(&self, q: &$crate::AuditQuery) -> Result<Vec<$crate::AuditRecord>, $crate::CatalogError> {
+                $crate::audit::query(&self.pool, q).await
             }
         }
     };

@@ -20,12 +20,14 @@ pub(crate) const SQLITE: Embedded = &[
     (2, "multi frame", include_str!("../migrations/sqlite/0002_multi_frame.sql")),
     (3, "study counters index", include_str!("../migrations/sqlite/0003_study_counters_index.sql")),
     (4, "security", include_str!("../migrations/sqlite/0004_security.sql")),
+    (5, "audit", include_str!("../migrations/sqlite/0005_audit.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
     (2, "multi frame", include_str!("../migrations/postgres/0002_multi_frame.sql")),
     (3, "study counters index", include_str!("../migrations/postgres/0003_study_counters_index.sql")),
     (4, "security", include_str!("../migrations/postgres/0004_security.sql")),
+    (5, "audit", include_str!("../migrations/postgres/0005_audit.sql")),
 ];
 
 #[derive(Debug)]

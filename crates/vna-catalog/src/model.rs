@@ -117,6 +117,9 @@ pub struct NewInstance {
     /// The tenant (or `tenant/department`) the study belongs to, decided at ingest. A study
     /// keeps the tenant of its first instance: a registration naming another one is refused.
     pub tenant: String,
+    /// The audit event of this store, recorded in the registration's transaction (its outcome
+    /// set to a minor failure when the catalog refuses the registration).
+    pub audit: Option<crate::AuditEvent>,
 }
 
 /// What to do when a SOP Instance UID arrives again with different bytes.

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{u64_value, Dialect, LocalTx, Pool, Tx, Value};
 use crate::read::decode_instance;
 use crate::translate::instance_select;
-use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
+use crate::{AuditEvent, CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
 
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
 
@@ -36,10 +36,50 @@ pub(crate) struct Registrar {
 /// Registrations recorded in one transaction, at most.
 pub(crate) const MAX_BATCH: usize = 64;
 
-struct Job {
-    new: NewInstance,
-    policy: VersionPolicy,
-    reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>>,
+/// The writes the one writer knows: a closed set, each recorded in the batch's transaction.
+enum Job {
+    /// A new instance version, with the audit event of its store.
+    Register { new: Box<NewInstance>, policy: VersionPolicy, reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>> },
+    /// Audit events of operations that write nothing else (queries, retrievals, refusals).
+    Audit { events: Vec<AuditEvent>, reply: oneshot::Sender<Result<(), CatalogError>> },
+}
+
+/// A job recorded in the current batch, answered once the batch commits.
+enum Done {
+    Register(oneshot::Sender<Result<RegisterOutcome, CatalogError>>, Box<RegisterOutcome>),
+    Audit(oneshot::Sender<Result<(), CatalogError>>),
+}
+
+impl Job {
+    fn fail(self, e: CatalogError) {
+        match self {
+            Job::Register { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Audit { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
+impl Done {
+    fn answer(self, failed: Option<&std::sync::Arc<CatalogError>>) {
+        match (self, failed) {
+            (Done::Register(reply, outcome), None) => {
+                let _ = reply.send(Ok(*outcome));
+            }
+            (Done::Audit(reply), None) => {
+                let _ = reply.send(Ok(()));
+            }
+            (Done::Register(reply, _), Some(e)) => {
+                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
+            }
+            (Done::Audit(reply), Some(e)) => {
+                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
+            }
+        }
+    }
 }
 
 /// Where the writer's transactions come from.
@@ -85,8 +125,18 @@ impl Registrar {
 
     pub(crate) async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
         let (reply, outcome) = oneshot::channel();
-        self.jobs.send(Job { new: new.clone(), policy, reply }).await.map_err(|_| CatalogError::WriterGone)?;
+        self.jobs.send(Job::Register { new: Box::new(new.clone()), policy, reply }).await.map_err(|_| CatalogError::WriterGone)?;
         outcome.await.unwrap_or(Err(CatalogError::WriterGone))
+    }
+
+    /// Appends audit events in the next group commit; returns once they are committed.
+    pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (reply, done) = oneshot::channel();
+        self.jobs.send(Job::Audit { events, reply }).await.map_err(|_| CatalogError::WriterGone)?;
+        done.await.unwrap_or(Err(CatalogError::WriterGone))
     }
 }
 
@@ -101,7 +151,7 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
 
 /// Records one batch and answers every job in it.
 async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
-    let mut done: Vec<(oneshot::Sender<_>, RegisterOutcome)> = Vec::with_capacity(jobs.len());
+    let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
     let mut pending = jobs.into_iter();
     let failed = async {
         let mut tx = writer.begin().await?;
@@ -116,27 +166,49 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
         let mut wrote = false;
         let mut last: Option<Upserted> = None;
         for job in pending.by_ref() {
+            let (new, policy, reply) = match job {
+                Job::Audit { events, reply } => {
+                    for e in &events {
+                        crate::audit::insert(&mut tx, e).await?;
+                    }
+                    wrote = true;
+                    done.push(Done::Audit(reply));
+                    continue;
+                }
+                Job::Register { new, policy, reply } => (new, policy, reply),
+            };
             tx.execute("register: savepoint", "SAVEPOINT register_one", &[]).await?;
-            match register_in(&mut tx, &job.new, job.policy, last.as_ref()).await {
+            let outcome = match register_in(&mut tx, &new, policy, last.as_ref()).await {
                 Ok((outcome, Some(upserted))) => {
                     tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
                     wrote = true;
                     // Only now: the rows of a job undone to its savepoint are not to be reused.
                     last = Some(upserted);
-                    done.push((job.reply, outcome));
+                    outcome
                 }
                 Ok((outcome, None)) => {
                     undo_one(&mut tx).await?;
-                    done.push((job.reply, outcome));
+                    outcome
                 }
                 Err(e) => {
                     // This registration alone fails; the rest of the batch goes on. If the
                     // savepoint cannot be undone the transaction is lost, and with it the batch.
                     let undone = undo_one(&mut tx).await;
-                    let _ = job.reply.send(Err(e));
+                    let _ = reply.send(Err(e));
                     undone?;
+                    continue;
                 }
+            };
+            // The store's event, in the same transaction: committed with it or not at all. A
+            // store the catalog refused is recorded as a minor failure (PS3.15 A.5.3.4).
+            if let Some(mut e) = new.audit.clone() {
+                if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
+                    e.outcome = 4;
+                }
+                crate::audit::insert(&mut tx, &e).await?;
+                wrote = true;
             }
+            done.push(Done::Register(reply, Box::new(outcome)));
         }
         if wrote {
             tx.commit().await
@@ -147,20 +219,14 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
     .await
     .err();
     match failed {
-        None => {
-            for (reply, outcome) in done {
-                let _ = reply.send(Ok(outcome));
-            }
-        }
+        None => done.into_iter().for_each(|d| d.answer(None)),
         Some(e) => {
             // Nothing of the batch was committed: the jobs recorded so far and those not
             // reached yet all get the cause.
             tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "a catalog group commit failed");
             let e = std::sync::Arc::new(e);
-            let replies = done.into_iter().map(|(reply, _)| reply).chain(pending.map(|job| job.reply));
-            for reply in replies {
-                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
-            }
+            done.into_iter().for_each(|d| d.answer(Some(&e)));
+            pending.for_each(|job| job.fail(CatalogError::Batch(e.clone())));
         }
     }
 }

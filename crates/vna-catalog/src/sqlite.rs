@@ -110,6 +110,24 @@ mod tests {
     }
 
     /// Every key's matching is served by an index, whatever the level asked for.
+    /// The audit trail is append-only in the database itself.
+    #[tokio::test]
+    async fn audit_trail_is_append_only() {
+        use crate::Catalog;
+        let c = SqliteCatalog::open_in_memory().await.expect("open");
+        let e = crate::conformance::audit_event(1, "110112", "user:x", &["P1"], &["1.2.3"]);
+        c.record_audit(vec![e]).await.expect("record");
+        for sql in [
+            "UPDATE audit_event SET outcome = 8",
+            "DELETE FROM audit_event",
+            "UPDATE audit_object SET value = 'P2'",
+            "DELETE FROM audit_object",
+        ] {
+            let Err(err) = c.pool.fetch_built("tamper", sql, &[]).await else { panic!("{sql} was allowed") };
+            assert!(format!("{err:?}").contains("append-only"), "{sql}: {err:?}");
+        }
+    }
+
     #[tokio::test]
     async fn every_key_is_index_served() {
         let c = SqliteCatalog::open_in_memory().await.expect("open");

@@ -86,3 +86,25 @@ async fn change_feed_waits_for_earlier_writer() {
     assert_eq!(seqs.len(), 2);
     assert!(seqs[0] < seqs[1]);
 }
+
+/// The audit trail is append-only in the database itself: even the archive's own credentials
+/// cannot update or delete an event.
+#[tokio::test]
+async fn audit_trail_is_append_only() {
+    use vna_catalog::Catalog;
+
+    let Some((catalog, schema)) = postgres().await else { return };
+    let e = vna_catalog::conformance::audit_event(1, "110112", "user:x", &["P1"], &["1.2.3"]);
+    catalog.record_audit(vec![e]).await.expect("record");
+    let mut conn = sqlx::PgConnection::connect(&schema.url).await.expect("connect");
+    sqlx::query(&format!("SET search_path TO {}", schema.name)).execute(&mut conn).await.expect("search_path");
+    for sql in [
+        "UPDATE audit_event SET outcome = 8",
+        "DELETE FROM audit_event",
+        "UPDATE audit_object SET value = 'P2'",
+        "DELETE FROM audit_object",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}

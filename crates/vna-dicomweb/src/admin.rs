@@ -22,6 +22,7 @@ pub fn admin_router(archive: Arc<Archive>) -> Router {
         .route("/instances/{sop}/versions/{version}", get(version_bytes))
         .route("/instances/{sop}/protection", get(protection))
         .route("/instances/{sop}/legal-hold", put(legal_hold))
+        .route("/audit", get(audit))
         .with_state(archive)
 }
 
@@ -126,6 +127,69 @@ async fn legal_hold(
         };
         archive.set_legal_hold(&who, &sop(&uid)?, on).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Most events in one answer of `GET /admin/audit`.
+const MAX_AUDIT_PAGE: u32 = 1000;
+
+/// `GET /admin/audit`: the audit trail for an auditor (the `vna.audit` scope), oldest first,
+/// filtered by `patient` (Patient ID), `study` (Study Instance UID), `user` (principal id),
+/// `since`/`until` (Unix milliseconds, until exclusive), paged by `after` (the last `seq` seen)
+/// and `limit` (at most 1000). Each event comes with its PS3.15 A.5.1 `AuditMessage` XML.
+async fn audit(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let int = |k: &str| -> Result<Option<i64>, ApiError> {
+            p.get(k).map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("{k} must be an integer")))).transpose()
+        };
+        if let Some(k) = p.keys().find(|k| !["patient", "study", "user", "since", "until", "after", "limit"].contains(&k.as_str())) {
+            return Err(ApiError::BadRequest(format!("unknown parameter {k}")));
+        }
+        let limit = int("limit")?.unwrap_or(100);
+        if !(1..=i64::from(MAX_AUDIT_PAGE)).contains(&limit) {
+            return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_AUDIT_PAGE}")));
+        }
+        let q = vna_archive::model::AuditQuery {
+            patient: p.get("patient").cloned(),
+            study: p.get("study").cloned(),
+            user: p.get("user").cloned(),
+            since_ms: int("since")?,
+            until_ms: int("until")?,
+            after_seq: int("after")?,
+            limit: u32::try_from(limit).unwrap_or(MAX_AUDIT_PAGE),
+        };
+        let records = archive.audit_trail(&who, &q).await?;
+        let events: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let e = &r.event;
+                json!({
+                    "seq": r.seq,
+                    "atMs": e.at_ms,
+                    "eventId": e.event_id,
+                    "eventType": e.event_type,
+                    "action": e.action,
+                    "outcome": e.outcome,
+                    "user": e.user_id,
+                    "userKind": e.user_kind,
+                    "source": e.source,
+                    "interface": e.interface,
+                    "patients": e.patients,
+                    "studies": e.studies,
+                    "instances": e.instances,
+                    "detail": e.detail,
+                    "auditMessage": vna_archive::a5_xml(r, "vna"),
+                })
+            })
+            .collect();
+        let body = json!({ "events": events, "last": records.last().map(|r| r.seq) });
+        Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

@@ -30,7 +30,7 @@ async fn authenticate(State(auth): State<Arc<Authenticator>>, mut request: Reque
     let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     match auth.authenticate(authorization, peer).await {
         Ok(principal) => {
-            request.extensions_mut().insert(Arc::new(principal));
+            request.extensions_mut().insert(Arc::new(principal.via("dicomweb", peer.to_canonical().to_string())));
             next.run(request).await
         }
         Err(e) => refusal(&e),

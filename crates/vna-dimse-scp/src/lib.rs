@@ -138,7 +138,9 @@ impl Peers {
         if rights.can_store {
             permissions.push(Permission::Write);
         }
-        Ok((rights, Principal::new(format!("ae:{title}"), PrincipalKind::Application, permissions, tenants)))
+        let from = info.peer_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
+        let who = Principal::new(format!("ae:{title}"), PrincipalKind::Application, permissions, tenants).via("dimse", from);
+        Ok((rights, who))
     }
 }
 

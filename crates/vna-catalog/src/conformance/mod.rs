@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod audit_cases;
 mod patient_cases;
 mod query_cases;
 mod visibility_cases;
 mod write_cases;
 
+pub use audit_cases::*;
 pub use patient_cases::*;
 pub use query_cases::*;
 pub use visibility_cases::*;
@@ -38,7 +40,8 @@ macro_rules! catalog_conformance_tests {
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,
             result_ordering, patient_level_matching, patient_counters_count_current_instances,
             patient_level_paging_and_order, multi_frame_matching, tenant_grants_bound_every_read,
-            link_scope_bounds_every_read, study_keeps_its_tenant, api_keys_round_trip);
+            link_scope_bounds_every_read, study_keeps_its_tenant, api_keys_round_trip,
+            audit_events_round_trip, a_store_s_event_commits_with_it);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless);
@@ -139,6 +142,7 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
         },
         frames: FrameIndex::None,
         tenant: "default".into(),
+        audit: None,
         metadata: format!("{{\"00080018\":{{\"vr\":\"UI\",\"Value\":[\"{sop}\"]}}}}"),
     }
 }

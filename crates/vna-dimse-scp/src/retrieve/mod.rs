@@ -109,7 +109,7 @@ pub(crate) async fn resolve(
         }
         reply
     })?;
-    let rows = archive.search_instances(who, &query).await.map_err(|e| retrieve_failure(&e))?;
+    let rows = archive.retrieve_instances(who, &query).await.map_err(|e| retrieve_failure(&e))?;
     if rows.len() > MAX_SUBOPERATIONS {
         return Err(Reply::with_comment(Status::OUT_OF_RESOURCES_MATCHES, "more than 65535 instances: retrieve a lower level"));
     }

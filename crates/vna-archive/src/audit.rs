@@ -1,0 +1,266 @@
+//! The audit trail (DICOM PS3.15 Annex A.5): every access to patient data and every security
+//! event, recorded in the catalog before the caller is answered, so that no event of an
+//! answered request is lost when the process is killed. A store's event commits in the same
+//! transaction as its registration; a query's or a read's in the writer's next group commit,
+//! awaited before the rows are handed back. An event that cannot be recorded fails the
+//! operation: nothing is served unaudited.
+//!
+//! Events name the principal (never a patient's data in the user fields), its address and
+//! interface, the patients and studies concerned, and what was done in words without PHI. They
+//! are served to auditors as A.5 `AuditMessage` XML ([`a5_xml`]) or JSON by the admin API.
+
+use crate::{Archive, ArchiveError, Permission, Principal, PrincipalKind};
+use std::collections::BTreeSet;
+use vna_catalog::{AuditEvent, AuditQuery, AuditRecord, InstanceRow};
+
+/// An EventID of PS3.15 A.5.3 (DCM codes, PS3.16 CID 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventId {
+    /// 110101 Audit Log Used (A.5.3.2).
+    AuditLogUsed,
+    /// 110103 DICOM Instances Accessed (A.5.3.4): metadata, frames, rendered, bulk data.
+    InstancesAccessed,
+    /// 110104 DICOM Instances Transferred (A.5.3.5): stored (C), retrieved (R).
+    InstancesTransferred,
+    /// 110112 Query (A.5.3.10).
+    Query,
+    /// 110114 User Authentication (A.5.3.12).
+    UserAuthentication,
+}
+
+impl EventId {
+    pub fn code(self) -> &'static str {
+        match self {
+            EventId::AuditLogUsed => "110101",
+            EventId::InstancesAccessed => "110103",
+            EventId::InstancesTransferred => "110104",
+            EventId::Query => "110112",
+            EventId::UserAuthentication => "110114",
+        }
+    }
+
+    /// The code meaning, PS3.16 Annex D.
+    pub fn meaning(code: &str) -> &'static str {
+        match code {
+            "110101" => "Audit Log Used",
+            "110103" => "DICOM Instances Accessed",
+            "110104" => "DICOM Instances Transferred",
+            "110112" => "Query",
+            "110114" => "User Authentication",
+            "110122" => "Login",
+            _ => "Unknown",
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// An event done by `who` on the instances `rows` (their patients and studies, each once).
+pub(crate) fn event(who: &Principal, id: EventId, action: &str, rows: &[&InstanceRow], detail: impl Into<String>) -> AuditEvent {
+    let patients: BTreeSet<&str> = rows.iter().map(|r| r.patient.patient_id.as_str()).filter(|p| !p.is_empty()).collect();
+    let studies: BTreeSet<&str> = rows.iter().map(|r| r.study.study_uid.as_str()).collect();
+    AuditEvent {
+        at_ms: now_ms(),
+        event_id: id.code().to_owned(),
+        event_type: None,
+        action: action.to_owned(),
+        outcome: 0,
+        user_id: who.id.clone(),
+        user_kind: who.kind.as_str().to_owned(),
+        source: who.address.clone(),
+        interface: who.interface.to_owned(),
+        patients: patients.into_iter().map(str::to_owned).collect(),
+        studies: studies.into_iter().map(str::to_owned).collect(),
+        instances: rows.len() as i64,
+        detail: detail.into(),
+    }
+}
+
+/// The event of a store by `who` (A.5.3.5, action C), recorded with the registration; none
+/// for the archive's own imports.
+pub(crate) fn store_event(who: &Principal, patient_id: &str, study_uid: &str) -> Option<AuditEvent> {
+    if who.kind == PrincipalKind::System {
+        return None;
+    }
+    let mut e = event(who, EventId::InstancesTransferred, "C", &[], "instance stored");
+    e.patients = if patient_id.is_empty() { Vec::new() } else { vec![patient_id.to_owned()] };
+    e.studies = vec![study_uid.to_owned()];
+    e.instances = 1;
+    Some(e)
+}
+
+impl Archive {
+    /// Records `e` before the caller is answered; the archive's own work is not audited.
+    pub(crate) async fn audited(&self, who: &Principal, e: AuditEvent) -> Result<(), ArchiveError> {
+        if who.kind == PrincipalKind::System {
+            return Ok(());
+        }
+        self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))
+    }
+
+    /// A failed authentication from `address` through `interface` (A.5.3.12, Login, minor
+    /// failure). `why` says what was wrong with the credential, never the credential.
+    pub async fn audit_failed_login(&self, interface: &'static str, address: &str, why: &str) -> Result<(), ArchiveError> {
+        let e = AuditEvent {
+            at_ms: now_ms(),
+            event_id: EventId::UserAuthentication.code().to_owned(),
+            event_type: Some("110122".to_owned()),
+            action: "E".to_owned(),
+            outcome: 4,
+            user_id: "unauthenticated".to_owned(),
+            user_kind: PrincipalKind::Anonymous.as_str().to_owned(),
+            source: address.to_owned(),
+            interface: interface.to_owned(),
+            patients: Vec::new(),
+            studies: Vec::new(),
+            instances: 0,
+            detail: why.to_owned(),
+        };
+        self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))
+    }
+
+    /// The events `q` asks for, for an auditor; the reading is itself recorded (Audit Log Used).
+    pub async fn audit_trail(&self, who: &Principal, q: &AuditQuery) -> Result<Vec<AuditRecord>, ArchiveError> {
+        who.require(Permission::Audit)?;
+        let records = self.catalog.audit_events(q).await.map_err(ArchiveError::catalog("reading the audit trail"))?;
+        self.audited(who, event(who, EventId::AuditLogUsed, "R", &[], "audit trail read")).await?;
+        Ok(records)
+    }
+}
+
+/// XML character data and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn coded(element: &str, code: &str, system: &str, meaning: &str) -> String {
+    format!(r#"<{element} csd-code="{}" codeSystemName="{}" originalText="{}"/>"#, esc(code), esc(system), esc(meaning))
+}
+
+/// An RFC 3339 UTC time with milliseconds (`xs:dateTime`).
+fn date_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+}
+
+/// The event as a PS3.15 A.5.1 `AuditMessage`: event identification, the requestor and the
+/// archive (`audit_source`, its AE title or name) as active participants, the audit source,
+/// and the patients and studies as participant objects.
+pub fn a5_xml(r: &AuditRecord, audit_source: &str) -> String {
+    let e = &r.event;
+    let mut x = String::with_capacity(1024);
+    x.push_str("<AuditMessage>");
+    x.push_str(&format!(
+        r#"<EventIdentification EventActionCode="{}" EventDateTime="{}" EventOutcomeIndicator="{}">"#,
+        esc(&e.action),
+        date_time(e.at_ms),
+        e.outcome
+    ));
+    x.push_str(&coded("EventID", &e.event_id, "DCM", EventId::meaning(&e.event_id)));
+    if let Some(t) = &e.event_type {
+        x.push_str(&coded("EventTypeCode", t, "DCM", EventId::meaning(t)));
+    }
+    x.push_str("</EventIdentification>");
+    let (requestor_role, archive_role) = match (e.event_id.as_str(), e.action.as_str()) {
+        ("110104", "C") => (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
+        ("110104", _) => (("110152", "Destination Role ID"), ("110153", "Source Role ID")),
+        _ => (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
+    };
+    let access_point = if e.source.is_empty() {
+        String::new()
+    } else {
+        format!(r#" NetworkAccessPointID="{}" NetworkAccessPointTypeCode="2""#, esc(&e.source))
+    };
+    x.push_str(&format!(r#"<ActiveParticipant UserID="{}" UserIsRequestor="true"{access_point}>"#, esc(&e.user_id)));
+    x.push_str(&coded("RoleIDCode", requestor_role.0, "DCM", requestor_role.1));
+    x.push_str("</ActiveParticipant>");
+    x.push_str(&format!(r#"<ActiveParticipant UserID="{}" UserIsRequestor="false">"#, esc(audit_source)));
+    x.push_str(&coded("RoleIDCode", archive_role.0, "DCM", archive_role.1));
+    x.push_str("</ActiveParticipant>");
+    x.push_str(&format!(r#"<AuditSourceIdentification AuditSourceID="{}"/>"#, esc(audit_source)));
+    for p in &e.patients {
+        x.push_str(&format!(
+            r#"<ParticipantObjectIdentification ParticipantObjectID="{}" ParticipantObjectTypeCode="1" ParticipantObjectTypeCodeRole="1">"#,
+            esc(p)
+        ));
+        x.push_str(&coded("ParticipantObjectIDTypeCode", "2", "RFC-3881", "Patient Number"));
+        x.push_str("</ParticipantObjectIdentification>");
+    }
+    for s in &e.studies {
+        x.push_str(&format!(
+            r#"<ParticipantObjectIdentification ParticipantObjectID="{}" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">"#,
+            esc(s)
+        ));
+        x.push_str(&coded("ParticipantObjectIDTypeCode", "110180", "DCM", "Study Instance UID"));
+        x.push_str("</ParticipantObjectIdentification>");
+    }
+    x.push_str("</AuditMessage>");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_rfc3339() {
+        assert_eq!(date_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(date_time(1_796_560_359_123), "2026-12-06T12:32:39.123Z");
+        assert_eq!(date_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_message_names_who_what_and_whom() {
+        let r = AuditRecord {
+            seq: 7,
+            event: AuditEvent {
+                at_ms: 0,
+                event_id: "110104".into(),
+                event_type: None,
+                action: "C".into(),
+                outcome: 0,
+                user_id: "ae:CT<1>".into(),
+                user_kind: "application".into(),
+                source: "127.0.0.1".into(),
+                interface: "dimse".into(),
+                patients: vec!["P&1".into()],
+                studies: vec!["1.2.3".into()],
+                instances: 1,
+                detail: "store".into(),
+            },
+        };
+        let x = a5_xml(&r, "VNA");
+        assert!(x.starts_with(r#"<AuditMessage><EventIdentification EventActionCode="C" EventDateTime="1970-01-01T00:00:00.000Z" EventOutcomeIndicator="0"><EventID csd-code="110104" codeSystemName="DCM" originalText="DICOM Instances Transferred"/>"#), "{x}");
+        assert!(x.contains(r#"UserID="ae:CT&lt;1&gt;" UserIsRequestor="true" NetworkAccessPointID="127.0.0.1""#), "{x}");
+        assert!(x.contains(r#"ParticipantObjectID="P&amp;1""#) && x.contains(r#"ParticipantObjectID="1.2.3""#), "{x}");
+        assert!(x.ends_with("</AuditMessage>"));
+    }
+}

@@ -1,0 +1,133 @@
+"""The audit trail (issue 14, step 4, DICOM PS3.15 A.5): a scripted session over both protocols
+yields exactly the expected events, in order, each with its requestor, address, interface,
+patient and study, and each rendered as an A.5 `AuditMessage`; auditors read the trail through
+`GET /admin/audit` (the `vna.audit` scope), filtered by patient, and that reading is audited in
+turn. Others get 403. The database refuses to change an event (catalog tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet as STUDY_ROOT_GET
+
+import dicomgen
+from conftest import ServerPool, vna_bin
+from test_security import EXPLICIT, c_find, c_store
+
+PATIENT = dicomgen.PATIENT_ID_PREFIX + "SEC-audit"
+
+
+class Session:
+    def __init__(self, server, config: Path):
+        self.server = server
+        self.config = config
+        self.keys: dict[str, str] = {}
+
+    def apikey(self, name: str, *scopes: str) -> str:
+        cmd = [vna_bin(), "--config", str(self.config), "--data-dir", str(self.server.data_dir)]
+        if self.server.db is not None:
+            cmd += ["--catalog-url", self.server.db.url]
+        r = subprocess.run(cmd + ["apikey", "create", "--name", name] + [f"--scope={s}" for s in scopes],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def get(self, path: str, key: str, **kw) -> requests.Response:
+        return requests.get(self.server.base_url + path, headers={"Authorization": f"Bearer {key}", **kw.pop("headers", {})},
+                            timeout=60, **kw)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def session(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"audit-{request.param}")
+    config = tmp / "vna.toml"
+    config.write_text('version = 1\n[auth]\nanonymous = "off"\n'
+                      '[dimse]\nallow_any_calling_ae = false\n'
+                      '[[dimse.known_aes]]\nae_title = "CT_A"\nhost = "127.0.0.1"\nport = 104\n')
+    pool = ServerPool(tmp / "servers")
+    s = Session(pool.start(request.param, name=f"audit-{request.param}", args=["--config", str(config)]), config)
+    yield s
+    pool.close()
+
+
+def events(s: Session, key: str, **params) -> list[dict]:
+    r = s.get("/admin/audit", key, params=params)
+    assert r.status_code == 200, f"{r.status_code} {r.text[:300]}"
+    return r.json()["events"]
+
+
+def test_a_scripted_session_yields_exactly_its_events(session):
+    s = session
+    reader = s.apikey("viewer back end", "system/ImagingStudy.read")
+    auditor = s.apikey("auditor", "vna.audit")
+    reader_id, auditor_id = (f"api-key:{k.split('_')[1]}" for k in (reader, auditor))
+    (inst,) = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=PATIENT)
+    base = s.server.dicomweb.removeprefix(s.server.base_url)
+
+    # The session: a store over DIMSE, a query and a retrieve over DICOMweb, a query and a
+    # retrieve over DIMSE, a failed authentication.
+    assert c_store(s.server.dimse_port, "CT_A", [inst]) == [0]
+    r = s.get(base + "/studies", reader, params={"PatientID": PATIENT})
+    assert r.status_code == 200
+    r = s.get(f"{base}/studies/{inst.study_uid}", reader, headers={"Accept": 'multipart/related; type="application/dicom"'})
+    assert r.status_code == 200
+    assert c_find(s.server.dimse_port, "CT_A") == {inst.study_uid}
+    ae = AE(ae_title="CT_A")
+    ae.add_requested_context(STUDY_ROOT_GET)
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+    assoc = ae.associate("127.0.0.1", s.server.dimse_port, ae_title="VNA", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, lambda event: 0x0000)])
+    assert assoc.is_established
+    try:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = inst.study_uid
+        assert [st.Status for st, _ in assoc.send_c_get(q, STUDY_ROOT_GET)][-1] == 0x0000
+    finally:
+        assoc.release()
+    assert s.get(base + "/studies", "vnak_" + "0" * 12 + "_" + "0" * 64).status_code == 401
+
+    # Only an auditor reads the trail.
+    assert s.get("/admin/audit", reader).status_code == 403
+    got = events(s, auditor)
+    summary = [(e["eventId"], e["action"], e["outcome"], e["user"], e["interface"]) for e in got]
+    assert summary == [
+        ("110104", "C", 0, "ae:CT_A", "dimse"),
+        ("110112", "E", 0, reader_id, "dicomweb"),
+        ("110103", "R", 0, reader_id, "dicomweb"),
+        ("110112", "E", 0, "ae:CT_A", "dimse"),
+        ("110104", "R", 0, "ae:CT_A", "dimse"),
+        ("110114", "E", 4, "unauthenticated", "dicomweb"),
+    ], summary
+    store, qido, wado, cfind, cget, login = got
+    for e in (store, wado, cget):
+        assert (e["patients"], e["studies"], e["instances"]) == ([PATIENT], [inst.study_uid], 1), e
+    assert qido["patients"] == [PATIENT] and "PatientId" in qido["detail"], qido
+    assert all(e["source"] == "127.0.0.1" for e in got), [e["source"] for e in got]
+    assert login["patients"] == [] and "vnak_" not in login["detail"], "no credential in the trail"
+
+    # Each event is an A.5 AuditMessage.
+    for e in got:
+        msg = ET.fromstring(e["auditMessage"])
+        assert msg.tag == "AuditMessage"
+        ident = msg.find("EventIdentification")
+        assert ident is not None and ident.get("EventActionCode") == e["action"]
+        assert ident.find("EventID").get("csd-code") == e["eventId"]
+        requestor = [p for p in msg.findall("ActiveParticipant") if p.get("UserIsRequestor") == "true"]
+        assert [p.get("UserID") for p in requestor] == [e["user"]]
+        objects = {o.get("ParticipantObjectID") for o in msg.findall("ParticipantObjectIdentification")}
+        assert objects == set(e["patients"]) | set(e["studies"])
+    assert ET.fromstring(login["auditMessage"]).find("EventIdentification/EventTypeCode").get("csd-code") == "110122"
+
+    # Filters, and the reading itself is audited (Audit Log Used).
+    by_patient = events(s, auditor, patient=PATIENT)
+    assert [e["eventId"] for e in by_patient] == ["110104", "110112", "110103", "110104"]
+    later = events(s, auditor, after=got[-1]["seq"])
+    assert [(e["eventId"], e["user"]) for e in later][:1] == [("110101", auditor_id)]
+    assert s.get("/admin/audit", auditor, params={"limit": "0"}).status_code == 400
