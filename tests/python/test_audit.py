@@ -1,5 +1,6 @@
 """The audit trail (issue 14, step 4, DICOM PS3.15 A.5): a scripted session over both protocols
-yields exactly the expected events, in order, each with its requestor, address, interface,
+yields exactly the expected events, in order (a viewer's repeated reads of one study within a
+minute covered by the first), each with its requestor, address, interface,
 patient and study, and each rendered as an A.5 `AuditMessage`; auditors read the trail through
 `GET /admin/audit` (the `vna.audit` scope), filtered by patient, and that reading is audited in
 turn. Others get 403. The database refuses to change an event (catalog tests)."""
@@ -77,6 +78,12 @@ def test_a_scripted_session_yields_exactly_its_events(session):
     assert r.status_code == 200
     r = s.get(f"{base}/studies/{inst.study_uid}", reader, headers={"Accept": 'multipart/related; type="application/dicom"'})
     assert r.status_code == 200
+    # A viewer's next reads of the same study within a minute (metadata, frames) are covered by
+    # that record (vna_archive::audit::ACCESS_WINDOW): no event each.
+    inst_path = f"{base}/studies/{inst.study_uid}/series/{inst.series_uid}/instances/{inst.sop_uid}"
+    assert s.get(inst_path + "/metadata", reader).status_code == 200
+    for _ in range(3):
+        assert s.get(inst_path + "/frames/1", reader, headers={"Accept": 'multipart/related; type="application/octet-stream"'}).status_code == 200
     assert c_find(s.server.dimse_port, "CT_A") == {inst.study_uid}
     ae = AE(ae_title="CT_A")
     ae.add_requested_context(STUDY_ROOT_GET)

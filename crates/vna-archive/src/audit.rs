@@ -94,13 +94,58 @@ pub(crate) fn store_event(who: &Principal, patient_id: &str, study_uid: &str) ->
     Some(e)
 }
 
+/// How long one recorded read (A.5.3.4, DICOM Instances Accessed) covers the same reads again:
+/// a viewer fetching a slide's tiles or a series' frames makes hundreds of requests a minute on
+/// the same instances; the first is recorded (durably, before its answer) and stands for the
+/// others by the same principal, from the same address, on the same studies, within the window.
+pub const ACCESS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most reads remembered; past that, expired ones are dropped, then everything (the next read
+/// of each is simply recorded again).
+const RECENT_READS_CAP: usize = 16_384;
+
+/// Reads recorded within [`ACCESS_WINDOW`], by who, from where and on what.
+#[derive(Default)]
+pub(crate) struct RecentReads(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl RecentReads {
+    fn key(e: &AuditEvent) -> String {
+        format!("{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}", e.user_id, e.source, e.interface, e.patients.join("\\"), e.studies.join("\\"))
+    }
+
+    fn covers(&self, e: &AuditEvent) -> bool {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&Self::key(e)).is_some_and(|t| t.elapsed() < ACCESS_WINDOW)
+    }
+
+    fn remember(&self, e: &AuditEvent) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= RECENT_READS_CAP {
+            map.retain(|_, t| t.elapsed() < ACCESS_WINDOW);
+            if map.len() >= RECENT_READS_CAP {
+                map.clear();
+            }
+        }
+        map.insert(Self::key(e), std::time::Instant::now());
+    }
+}
+
 impl Archive {
-    /// Records `e` before the caller is answered; the archive's own work is not audited.
+    /// Records `e` before the caller is answered; the archive's own work is not audited, and a
+    /// read already recorded within [`ACCESS_WINDOW`] is covered by that record.
     pub(crate) async fn audited(&self, who: &Principal, e: AuditEvent) -> Result<(), ArchiveError> {
         if who.kind == PrincipalKind::System {
             return Ok(());
         }
-        self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))
+        let read = e.event_id == EventId::InstancesAccessed.code();
+        if read && self.recent_reads.covers(&e) {
+            return Ok(());
+        }
+        self.catalog.record_audit(vec![e.clone()]).await.map_err(ArchiveError::catalog("recording the audit trail"))?;
+        if read {
+            self.recent_reads.remember(&e);
+        }
+        Ok(())
     }
 
     /// A failed authentication from `address` through `interface` (A.5.3.12, Login, minor

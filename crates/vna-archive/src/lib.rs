@@ -101,6 +101,8 @@ pub struct Archive {
     config: ArchiveConfig,
     ingest_slots: Arc<Semaphore>,
     imaging: image::Imaging,
+    /// Reads recorded in the audit trail within the last `audit::ACCESS_WINDOW`.
+    recent_reads: audit::RecentReads,
 }
 
 impl Archive {
@@ -114,7 +116,14 @@ impl Archive {
             return Err(ArchiveError::NotFound { what: "default storage tier" });
         }
         let ingest_slots = Arc::new(Semaphore::new(config.max_concurrent_stores.max(1)));
-        Ok(Arc::new(Archive { catalog, tiers, config, ingest_slots, imaging: image::Imaging::new() }))
+        Ok(Arc::new(Archive {
+            catalog,
+            tiers,
+            config,
+            ingest_slots,
+            imaging: image::Imaging::new(),
+            recent_reads: audit::RecentReads::default(),
+        }))
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
