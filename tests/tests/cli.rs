@@ -178,3 +178,14 @@ fn serve_enforces_the_object_size_limit_from_the_environment() {
     let status = server.stop();
     assert!(status.success(), "vna serve exited with {status} after SIGTERM");
 }
+
+#[test]
+fn serve_refuses_any_calling_ae_beyond_loopback() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let args = ["--data-dir", data.path().to_str().expect("utf-8"), "serve", "--http-listen", "127.0.0.1:0", "--dimse-listen", "0.0.0.0:0"];
+    let out = binary::run(&args, &[]);
+    let (stdout, stderr) = binary::text(&out);
+    assert!(!out.status.success(), "started with any AE beyond loopback: {stdout}");
+    assert!(stderr.contains("beyond loopback") && stderr.contains("dimse.known_aes"), "{stderr}");
+    assert!(!stdout.contains("vna ready"), "{stdout}");
+}

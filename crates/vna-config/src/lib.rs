@@ -424,6 +424,9 @@ pub struct DimseConfig {
     pub shutdown_grace_seconds: u64,
     /// Accept any calling AE title. When false, only `known_aes` may associate.
     pub allow_any_calling_ae: bool,
+    /// `allow_any_calling_ae` on a listener beyond loopback: anyone on the network may store,
+    /// query and retrieve. Refused at start unless this says it is meant.
+    pub allow_any_calling_ae_beyond_loopback: bool,
     /// Peers: who may associate (when `allow_any_calling_ae` is false), what each may do,
     /// and where C-MOVE destinations are.
     pub known_aes: Vec<KnownAe>,
@@ -441,6 +444,7 @@ impl Default for DimseConfig {
             idle_timeout_seconds: 300,
             shutdown_grace_seconds: 30,
             allow_any_calling_ae: true,
+            allow_any_calling_ae_beyond_loopback: false,
             known_aes: Vec::new(),
         }
     }

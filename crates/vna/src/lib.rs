@@ -290,6 +290,21 @@ pub async fn run(
     let _spool = own_spool(&config).await?;
     let addr = listeners.http.local_addr().context("reading the bound HTTP address")?;
     let dimse_addr = listeners.dimse.local_addr().context("reading the bound DIMSE address")?;
+    // Safe defaults: a DIMSE listener reachable from the network with no AE table would let
+    // anyone store, query and retrieve everything.
+    if config.dimse.allow_any_calling_ae && !dimse_addr.ip().is_loopback() && !config.dimse.allow_any_calling_ae_beyond_loopback {
+        anyhow::bail!(
+            "dimse listens on {dimse_addr}, beyond loopback, and accepts any calling AE title: anyone on the network could \
+             store, query and retrieve everything. List the peers in [[dimse.known_aes]] and set dimse.allow_any_calling_ae \
+             = false, or set dimse.allow_any_calling_ae_beyond_loopback = true if that is meant"
+        );
+    }
+    if config.auth.oidc.is_none() {
+        tracing::info!(
+            anonymous = ?config.auth.anonymous,
+            "no identity provider configured: HTTP callers need an API key (vna apikey), except anonymous ones on loopback when auth.anonymous = \"loopback\""
+        );
+    }
     let auth = vna_auth::Authenticator::new(archive.clone(), auth_settings(&config.auth)).context("setting up authentication")?;
     if config.auth.anonymous == vna_config::AnonymousConfig::Loopback && !addr.ip().is_loopback() {
         tracing::warn!(
