@@ -50,7 +50,8 @@ def session(request, tmp_path_factory):
     config = tmp / "vna.toml"
     config.write_text('version = 1\n[auth]\nanonymous = "off"\n'
                       '[dimse]\nallow_any_calling_ae = false\n'
-                      '[[dimse.known_aes]]\nae_title = "CT_A"\nhost = "127.0.0.1"\nport = 104\n')
+                      '[[dimse.known_aes]]\nae_title = "CT_A"\nhost = "127.0.0.1"\nport = 104\n'
+                      '[[dimse.known_aes]]\nae_title = "FARAWAY"\nhost = "192.0.2.10"\nport = 104\n')
     pool = ServerPool(tmp / "servers")
     s = Session(pool.start(request.param, name=f"audit-{request.param}", args=["--config", str(config)]), config)
     yield s
@@ -100,23 +101,41 @@ def test_a_scripted_session_yields_exactly_its_events(session):
         assoc.release()
     assert s.get(base + "/studies", "vnak_" + "0" * 12 + "_" + "0" * 64).status_code == 401
 
+    # Refused: a reader storing, an AE title from another host than its own.
+    assert requests.post(s.server.dicomweb + "/studies", data=b"", timeout=60,
+                         headers={"Authorization": f"Bearer {reader}",
+                                  "Content-Type": 'multipart/related; type="application/dicom"; boundary=x'}).status_code == 403
+    assert c_find(s.server.dimse_port, "FARAWAY") == 0x0124
+
     # Only an auditor reads the trail.
     assert s.get("/admin/audit", reader).status_code == 403
     got = events(s, auditor)
-    summary = [(e["eventId"], e["action"], e["outcome"], e["user"], e["interface"]) for e in got]
+    summary = [(e["eventId"], e["eventType"], e["action"], e["outcome"], e["user"], e["interface"]) for e in got]
+    assert summary[:3] == [
+        ("110100", "110120", "E", 0, "vna", "internal"),
+        ("110113", "110137", "E", 0, "vna", "internal"),
+        ("110113", "110137", "E", 0, "vna", "internal"),
+    ], summary[:3]
+    assert [e["detail"].split(" (")[0] for e in got[1:3]] == [f"api key {k.split('_')[1]} created" for k in (reader, auditor)]
+    got = got[3:]
+    summary = summary[3:]
     assert summary == [
-        ("110104", "C", 0, "ae:CT_A", "dimse"),
-        ("110112", "E", 0, reader_id, "dicomweb"),
-        ("110103", "R", 0, reader_id, "dicomweb"),
-        ("110112", "E", 0, "ae:CT_A", "dimse"),
-        ("110104", "R", 0, "ae:CT_A", "dimse"),
-        ("110114", "E", 4, "unauthenticated", "dicomweb"),
+        ("110104", None, "C", 0, "ae:CT_A", "dimse"),
+        ("110112", None, "E", 0, reader_id, "dicomweb"),
+        ("110103", None, "R", 0, reader_id, "dicomweb"),
+        ("110112", None, "E", 0, "ae:CT_A", "dimse"),
+        ("110104", None, "R", 0, "ae:CT_A", "dimse"),
+        ("110114", "110122", "E", 4, "unauthenticated", "dicomweb"),
+        ("110113", "110132", "E", 4, reader_id, "dicomweb"),
+        ("110113", "110132", "E", 4, "ae:FARAWAY", "dimse"),
+        ("110113", "110132", "E", 4, reader_id, "dicomweb"),
     ], summary
-    store, qido, wado, cfind, cget, login = got
+    store, qido, wado, cfind, cget, login, stow_refused, faraway, audit_refused = got
     for e in (store, wado, cget):
         assert (e["patients"], e["studies"], e["instances"]) == ([PATIENT], [inst.study_uid], 1), e
     assert qido["patients"] == [PATIENT] and "PatientId" in qido["detail"], qido
     assert all(e["source"] == "127.0.0.1" for e in got), [e["source"] for e in got]
+    assert "write" in stow_refused["detail"] and "audit" in audit_refused["detail"], (stow_refused, audit_refused)
     assert login["patients"] == [] and "vnak_" not in login["detail"], "no credential in the trail"
 
     # Each event is an A.5 AuditMessage.

@@ -24,9 +24,22 @@ pub enum EventId {
     InstancesTransferred,
     /// 110112 Query (A.5.3.10).
     Query,
+    /// 110113 Security Alert (A.5.3.11): a refused operation, a change of who may do what.
+    SecurityAlert,
     /// 110114 User Authentication (A.5.3.12).
     UserAuthentication,
+    /// 110100 Application Activity (A.5.3.1): the archive started or stopped.
+    ApplicationActivity,
 }
+
+/// EventTypeCode of a Security Alert: Use of Restricted Function (PS3.16 CID 403), an
+/// operation its caller has no right to.
+pub const USE_OF_RESTRICTED_FUNCTION: &str = "110132";
+/// EventTypeCode of a Security Alert: User Security Attributes Changed (API keys made, revoked).
+pub const USER_SECURITY_ATTRIBUTES_CHANGED: &str = "110137";
+/// EventTypeCodes of Application Activity: Application Start, Application Stop.
+pub const APPLICATION_START: &str = "110120";
+pub const APPLICATION_STOP: &str = "110121";
 
 impl EventId {
     pub fn code(self) -> &'static str {
@@ -35,7 +48,9 @@ impl EventId {
             EventId::InstancesAccessed => "110103",
             EventId::InstancesTransferred => "110104",
             EventId::Query => "110112",
+            EventId::SecurityAlert => "110113",
             EventId::UserAuthentication => "110114",
+            EventId::ApplicationActivity => "110100",
         }
     }
 
@@ -46,8 +61,14 @@ impl EventId {
             "110103" => "DICOM Instances Accessed",
             "110104" => "DICOM Instances Transferred",
             "110112" => "Query",
+            "110113" => "Security Alert",
             "110114" => "User Authentication",
+            "110100" => "Application Activity",
+            "110120" => "Application Start",
+            "110121" => "Application Stop",
             "110122" => "Login",
+            "110132" => "Use of Restricted Function",
+            "110137" => "User Security Attributes Changed",
             _ => "Unknown",
         }
     }
@@ -169,9 +190,38 @@ impl Archive {
         self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))
     }
 
+    /// `Forbidden` unless `who` holds `p`; a refusal is recorded as a Security Alert (Use of
+    /// Restricted Function, minor failure) before it is answered.
+    pub async fn require(&self, who: &Principal, p: Permission) -> Result<(), ArchiveError> {
+        let refused = who.require(p);
+        if refused.is_err() {
+            self.audit_refusal(who, &format!("{p} permission refused")).await;
+        }
+        refused
+    }
+
+    /// Records a refused operation by `who` (A.5.3.11). A failure to record is logged: the
+    /// refusal stands either way.
+    pub async fn audit_refusal(&self, who: &Principal, detail: &str) {
+        self.audit_security(who, USE_OF_RESTRICTED_FUNCTION, 4, detail).await;
+    }
+
+    /// Records a security event by `who` (A.5.3.11, or A.5.3.1 for the archive's start and
+    /// stop), the archive's own included; a failure to record is logged.
+    pub async fn audit_security(&self, who: &Principal, type_code: &str, outcome: i32, detail: &str) {
+        let id =
+            if matches!(type_code, APPLICATION_START | APPLICATION_STOP) { EventId::ApplicationActivity } else { EventId::SecurityAlert };
+        let mut e = event(who, id, "E", &[], detail);
+        e.event_type = Some(type_code.to_owned());
+        e.outcome = outcome;
+        if let Err(err) = self.catalog.record_audit(vec![e]).await {
+            tracing::warn!(error = %err, "a security event could not be recorded in the audit trail");
+        }
+    }
+
     /// The events `q` asks for, for an auditor; the reading is itself recorded (Audit Log Used).
     pub async fn audit_trail(&self, who: &Principal, q: &AuditQuery) -> Result<Vec<AuditRecord>, ArchiveError> {
-        who.require(Permission::Audit)?;
+        self.require(who, Permission::Audit).await?;
         let records = self.catalog.audit_events(q).await.map_err(ArchiveError::catalog("reading the audit trail"))?;
         self.audited(who, event(who, EventId::AuditLogUsed, "R", &[], "audit trail read")).await?;
         Ok(records)

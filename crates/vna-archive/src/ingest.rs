@@ -105,7 +105,12 @@ impl Archive {
     /// store, and with `Busy` when the concurrent-store cap is reached (backpressure at the
     /// entrance instead of an unbounded queue).
     pub fn begin_store(self: &Arc<Self>, request: StoreRequest) -> Result<IngestBody, ArchiveError> {
-        request.principal.require(Permission::Write)?;
+        if let Err(refused) = request.principal.require(Permission::Write) {
+            // Recorded beside the refusal (the store had not begun; nothing waits on it).
+            let (archive, who) = (self.clone(), request.principal.clone());
+            tokio::spawn(async move { archive.audit_refusal(&who, "write permission refused").await });
+            return Err(refused);
+        }
         let permit = self.ingest_slots.clone().try_acquire_owned().map_err(|_| ArchiveError::Busy)?;
         // A few chunks of slack lets the network and the disk overlap; more only buys memory.
         let (tx, rx) = mpsc::channel(8);
@@ -257,6 +262,7 @@ impl Archive {
     ) -> Result<Option<Stored>, ArchiveError> {
         let instance = &x.instance;
         if !who.may_write_tenant(&x.tenant) {
+            self.audit_refusal(who, "store into a tenant not granted").await;
             return Err(ArchiveError::Forbidden { needed: Permission::Write });
         }
         let catalog = |step| ArchiveError::catalog(step);
@@ -268,6 +274,7 @@ impl Archive {
         let existing = self.catalog.current_instance(&instance.sop_uid, &vna_catalog::Visibility::ALL).await;
         let Some(existing) = existing.map_err(catalog("looking up an instance"))? else { return Ok(None) };
         if !who.may_write_tenant(&existing.tenant) {
+            self.audit_refusal(who, "replacing an instance of a tenant not granted").await;
             return Err(ArchiveError::Forbidden { needed: Permission::Write });
         }
         if existing.blob.sha256 == sha256 {

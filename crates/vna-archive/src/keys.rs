@@ -12,20 +12,26 @@ impl Archive {
     }
 
     pub async fn create_api_key(&self, who: &Principal, key: &ApiKey) -> Result<(), ArchiveError> {
-        who.require(Permission::Admin)?;
-        self.catalog.create_api_key(key).await.map_err(ArchiveError::catalog("recording an API key"))
+        self.require(who, Permission::Admin).await?;
+        self.catalog.create_api_key(key).await.map_err(ArchiveError::catalog("recording an API key"))?;
+        let detail = format!("api key {} created (scopes: {}; tenants: {})", key.id, key.scopes.join(" "), key.tenants.join(" "));
+        self.audit_security(who, crate::audit::USER_SECURITY_ATTRIBUTES_CHANGED, 0, &detail).await;
+        Ok(())
     }
 
     pub async fn api_keys(&self, who: &Principal) -> Result<Vec<ApiKey>, ArchiveError> {
-        who.require(Permission::Admin)?;
+        self.require(who, Permission::Admin).await?;
         self.catalog.api_keys().await.map_err(ArchiveError::catalog("listing API keys"))
     }
 
     /// `NotFound` for an unknown key or one already revoked.
     pub async fn revoke_api_key(&self, who: &Principal, id: &str, at_ms: i64) -> Result<(), ArchiveError> {
-        who.require(Permission::Admin)?;
+        self.require(who, Permission::Admin).await?;
         match self.catalog.revoke_api_key(id, at_ms).await.map_err(ArchiveError::catalog("revoking an API key"))? {
-            true => Ok(()),
+            true => {
+                self.audit_security(who, crate::audit::USER_SECURITY_ATTRIBUTES_CHANGED, 0, &format!("api key {id} revoked")).await;
+                Ok(())
+            }
             false => Err(ArchiveError::NotFound { what: "active API key" }),
         }
     }

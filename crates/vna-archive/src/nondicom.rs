@@ -31,7 +31,7 @@ impl Archive {
         media_type: &str,
         mut attrs: Attributes,
     ) -> Result<Stored, ArchiveError> {
-        who.require(Permission::Write)?;
+        self.require(who, Permission::Write).await?;
         let len = tokio::fs::metadata(path).await.map_err(|_| ArchiveError::Task { step: "reading the spooled file" })?.len();
         if len == 0 {
             return Err(ArchiveError::Encapsulate(EncapsulateError::Media(MediaError::Malformed("the file is empty"))));

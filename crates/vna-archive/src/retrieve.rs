@@ -33,7 +33,7 @@ pub struct FramesOf {
 impl Archive {
     /// Current instances in a scope; `NotFound` when there are none.
     pub async fn instances(&self, who: &Principal, scope: &Scope) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.instances_in(scope, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
         if rows.is_empty() {
             let what = match (&scope.series, &scope.instance) {
@@ -51,7 +51,7 @@ impl Archive {
     /// The current instances a C-MOVE or C-GET designates (PS3.4 §C.4.2, §C.4.3), as a query at
     /// instance level; recorded as the start of their transfer (A.5.3.5, action R).
     pub async fn retrieve_instances(&self, who: &Principal, q: &Query) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
         if !rows.is_empty() {
             let refs: Vec<&InstanceRow> = rows.iter().collect();
@@ -144,7 +144,7 @@ impl Archive {
 
     /// Patients with a current instance matching `q` (C-FIND Patient Root, PS3.4 §C.6.1.1.2).
     pub async fn search_patients(&self, who: &Principal, q: &Query) -> Result<Vec<PatientRow>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.query_patients(q, who.visibility()).await.map_err(ArchiveError::catalog("searching patients"))?;
         self.audit_query(who, q).await?;
         Ok(rows)
@@ -152,27 +152,27 @@ impl Archive {
 
     /// The current version of an instance by SOP Instance UID (Storage Commitment).
     pub async fn current_instance(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Option<Found>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let row = self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
         Ok(row.map(Found::checked))
     }
 
     pub async fn search_studies(&self, who: &Principal, q: &Query) -> Result<Vec<StudyRow>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.query_studies(q, who.visibility()).await.map_err(ArchiveError::catalog("searching studies"))?;
         self.audit_query(who, q).await?;
         Ok(rows)
     }
 
     pub async fn search_series(&self, who: &Principal, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.query_series(q, who.visibility()).await.map_err(ArchiveError::catalog("searching series"))?;
         self.audit_query(who, q).await?;
         Ok(rows)
     }
 
     pub async fn search_instances(&self, who: &Principal, q: &Query) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.query_instances(q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
         self.audit_query(who, q).await?;
         Ok(Found::all(rows))
@@ -183,7 +183,7 @@ impl Archive {
     /// Every recorded version of an instance, oldest first (the current one flagged), so that
     /// a replaced or kept-aside object stays retrievable.
     pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Read)?;
+        self.require(who, Permission::Read).await?;
         let rows = self.catalog.instance_versions(sop, who.visibility()).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });

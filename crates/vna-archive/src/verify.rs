@@ -55,7 +55,7 @@ impl Archive {
 
     /// A page of every current instance the administrator sees, in catalog order.
     pub async fn all_instances(&self, who: &Principal, offset: u32, limit: u32) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Admin)?;
+        self.require(who, Permission::Admin).await?;
         let q = Query { level: Level::Instance, filters: Vec::new(), limit: Some(limit), offset };
         let rows = self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
         Ok(Found::all(rows))
@@ -63,7 +63,7 @@ impl Archive {
 
     /// Current instances of a study, for verification.
     pub async fn study_instances(&self, who: &Principal, study: vna_dicom::uid::StudyUid) -> Result<Vec<Found>, ArchiveError> {
-        who.require(Permission::Admin)?;
+        self.require(who, Permission::Admin).await?;
         self.instances(who, &Scope { study, series: None, instance: None }).await
     }
 }
@@ -93,7 +93,7 @@ impl Archive {
 
     /// The current version of an instance the administrator `who` sees.
     async fn current(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<InstanceRow, ArchiveError> {
-        who.require(Permission::Admin)?;
+        self.require(who, Permission::Admin).await?;
         let row = self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
         row.ok_or(ArchiveError::NotFound { what: "instance" })
     }

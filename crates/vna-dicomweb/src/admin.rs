@@ -33,7 +33,7 @@ fn sop(s: &str) -> Result<SopInstanceUid, ApiError> {
 /// `GET /admin/instances/{sop}/versions`: every stored version, oldest first.
 async fn versions(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
     let result = async {
-        who.require(Permission::Admin)?;
+        archive.require(&who, Permission::Admin).await?;
         let rows = archive.versions(&who, &sop(&uid)?).await?;
         let list: Vec<_> = rows
             .iter()
@@ -65,7 +65,7 @@ async fn version_bytes(
     Path((uid, version)): Path<(String, i32)>,
 ) -> Response {
     let result = async {
-        who.require(Permission::Admin)?;
+        archive.require(&who, Permission::Admin).await?;
         let rows = archive.versions(&who, &sop(&uid)?).await?;
         let row = rows
             .into_iter()
@@ -89,7 +89,7 @@ async fn version_bytes(
 /// stored object, as the store reports them, and how strongly the store enforces them.
 async fn protection(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
     let result = async {
-        who.require(Permission::Admin)?;
+        archive.require(&who, Permission::Admin).await?;
         let (row, p, locking) = archive.protection(&who, &sop(&uid)?).await?;
         let retention = p.retention.map(|r| {
             let secs = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -119,7 +119,7 @@ async fn legal_hold(
     body: String,
 ) -> Response {
     let result = async {
-        who.require(Permission::Admin)?;
+        archive.require(&who, Permission::Admin).await?;
         let on = match body.trim() {
             "on" => true,
             "off" => false,

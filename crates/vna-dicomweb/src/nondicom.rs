@@ -35,7 +35,7 @@ pub(crate) async fn store(Authed(state): Authed, headers: HeaderMap, body: Body)
 
 async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     // Before anything is read or spooled.
-    state.who.require(vna_archive::Permission::Write)?;
+    state.archive.require(&state.who, vna_archive::Permission::Write).await?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = split_outside_quotes(ct, ';').into_iter().next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence != "multipart/form-data" {

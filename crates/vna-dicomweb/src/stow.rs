@@ -73,7 +73,7 @@ fn boundary_of(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 async fn handle(state: AppState, headers: HeaderMap, study: Option<StudyUid>, body: Body) -> Result<Response, ApiError> {
-    state.who.require(vna_archive::Permission::Write)?;
+    state.archive.require(&state.who, vna_archive::Permission::Write).await?;
     let boundary = boundary_of(&headers)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut multipart = multer::Multipart::new(stream, boundary);

@@ -157,12 +157,19 @@ impl ArchiveScp {
 
     /// The caller's principal when it has the right the service needs; else the refusal
     /// (0x0124 Refused: Not Authorized, PS3.7 Annex C).
-    fn caller(&self, info: &AssociationInfo, right: fn(&PeerRights) -> bool, refusal: &str) -> Result<Principal, Reply> {
-        match self.peers.caller(info) {
-            Ok((rights, who)) if right(&rights) => Ok(who),
-            Ok(_) => Err(Reply::with_comment(Status::NOT_AUTHORIZED, refusal)),
-            Err(why) => Err(Reply::with_comment(Status::NOT_AUTHORIZED, why)),
-        }
+    /// A refusal is recorded in the audit trail (Security Alert) before it is answered.
+    async fn caller(&self, info: &AssociationInfo, right: fn(&PeerRights) -> bool, refusal: &str) -> Result<Principal, Reply> {
+        let (who, why) = match self.peers.caller(info) {
+            Ok((rights, who)) if right(&rights) => return Ok(who),
+            Ok((_, who)) => (who, refusal),
+            Err(why) => {
+                let from = info.peer_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
+                let who = Principal::new(format!("ae:{}", info.calling_ae.trim()), PrincipalKind::Application, [], Some(Vec::new()));
+                (who.via("dimse", from), why)
+            }
+        };
+        self.archive.audit_refusal(&who, why).await;
+        Err(Reply::with_comment(Status::NOT_AUTHORIZED, why))
     }
 }
 
@@ -179,7 +186,7 @@ impl Handler for ArchiveScp {
 
     async fn c_store(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply {
         // PS3.7 Annex C "Refused: Not Authorized"; the toolkit discards the data set.
-        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not store") {
+        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not store").await {
             Ok(who) => who,
             Err(reply) => return reply,
         };
@@ -187,7 +194,7 @@ impl Handler for ArchiveScp {
     }
 
     async fn c_find(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        let who = match self.caller(info, |r| r.can_query, "this calling AE title may not query") {
+        let who = match self.caller(info, |r| r.can_query, "this calling AE title may not query").await {
             Ok(who) => who,
             Err(reply) => return reply,
         };
@@ -196,7 +203,7 @@ impl Handler for ArchiveScp {
 
     /// C-MOVE (PS3.4 §C.4.2) to a known AE, for AEs that may retrieve.
     async fn c_move(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve") {
+        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve").await {
             Ok(who) => who,
             Err(reply) => return reply,
         };
@@ -206,7 +213,7 @@ impl Handler for ArchiveScp {
 
     /// C-GET (PS3.4 §C.4.3), for AEs that may retrieve.
     async fn c_get(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
-        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve") {
+        let who = match self.caller(info, |r| r.can_retrieve, "this calling AE title may not retrieve").await {
             Ok(who) => who,
             Err(reply) => return reply,
         };
@@ -215,7 +222,7 @@ impl Handler for ArchiveScp {
 
     /// Storage Commitment (PS3.4 Annex J), for AEs that may store.
     async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
-        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not request commitment") {
+        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not request commitment").await {
             Ok(who) => who,
             Err(reply) => return reply,
         };

@@ -347,7 +347,10 @@ pub async fn run(
         );
     }
     let dimse_stop = signalled(fan_rx);
-    let dimse = tokio::spawn(vna_dimse_scp::serve(archive, peers, listeners.dimse, scp_config, dimse_stop));
+    // The audit trail's Application Activity (PS3.15 A.5.3.1): recorded before serving.
+    let me = vna_archive::Principal::system();
+    archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
+    let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, listeners.dimse, scp_config, dimse_stop));
     on_ready(Ready { http: addr, dimse: dimse_addr });
     let mut server = tokio::spawn(async move { server.await });
     let http_result = tokio::select! {
@@ -367,5 +370,6 @@ pub async fn run(
     };
     // The DIMSE side drains within its own grace period.
     dimse.await.context("DIMSE server task")?;
+    archive.audit_security(&me, vna_archive::APPLICATION_STOP, 0, "vna serve stopped").await;
     http_result
 }
