@@ -11,8 +11,17 @@ use std::time::Duration;
 /// bytes are random, so a 40-byte boundary collides with probability ~2^-320).
 pub const BOUNDARY: &str = "vna-loadtest-4d1f0b8e6c2a4f0e9b7d3c5a1e8f6b2d";
 
+/// Environment variable holding a bearer token (an API key or an access token) that every
+/// request sends, to measure the archive with authentication on.
+pub const TOKEN_VAR: &str = "VNA_LOADTEST_TOKEN";
+
 pub fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).tcp_nodelay(true).build()?)
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var(TOKEN_VAR) {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())).context("VNA_LOADTEST_TOKEN")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).tcp_nodelay(true).default_headers(headers).build()?)
 }
 
 /// `Content-Type` of a STOW-RS request.

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import uuid
 
 import pydicom
 import requests
 
 TIMEOUT = 60
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a peer the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 DICOM_JSON = "application/dicom+json"
 
 # PS3.18 store-instances response attributes

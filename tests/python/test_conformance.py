@@ -14,13 +14,10 @@
 from __future__ import annotations
 
 import io
-import socket
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 import requests
@@ -47,10 +44,6 @@ DCMCONV = {IMPLICIT: "+ti", BIG_ENDIAN: "+tb", DEFLATED: "+td", EXPLICIT: "+te"}
 MOVE_AE = "MOVEDEST"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -144,7 +137,7 @@ def stored(request, tmp_path_factory):
     """A server per backend, knowing MOVEDEST as a C-MOVE destination, holding the rich CT in
     every uncompressed syntax and as JPEG Lossless."""
     tmp = tmp_path_factory.mktemp(f"conformance-{request.param}")
-    move_port = free_port()
+    move_port = helpers.free_port()
     config = tmp / "vna.toml"
     config.write_text(f'version = 1\n[[dimse.known_aes]]\nae_title = "{MOVE_AE}"\nhost = "127.0.0.1"\nport = {move_port}\n'
                       'can_store = false\ncan_query = false\ncan_retrieve = false\n')

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -37,10 +36,6 @@ AUDIENCE = "urn:vna"
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def node() -> str:
@@ -112,7 +107,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("oidc")
-    port = free_port()
+    port = helpers.free_port()
     oidc("keygen", str(tmp / "k1.json"), "k1")
     provider = Provider(tmp, port, tmp / "k1.json")
     config = tmp / "vna.toml"

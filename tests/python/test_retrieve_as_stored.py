@@ -21,7 +21,6 @@ import copy
 import io
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -52,10 +51,6 @@ ORTHANC_AE = "ORTHANC"
 IMPLICIT_ONLY_AE = "IMPLONLY"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def orthanc_binary() -> str:
@@ -92,7 +87,7 @@ class Study:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("as-stored")
-    orthanc_dimse, implicit_port = free_port(), free_port()
+    orthanc_dimse, implicit_port = helpers.free_port(), helpers.free_port()
     config = tmp / "vna.toml"
     config.write_text(
         "version = 1\n"
@@ -126,7 +121,7 @@ class Orthanc:
 
     def __init__(self, workdir: Path, dimse_port: int, vna_port: int):
         workdir.mkdir(parents=True, exist_ok=True)
-        self.http = f"http://127.0.0.1:{free_port()}"
+        self.http = f"http://127.0.0.1:{helpers.free_port()}"
         conf = {
             "Name": "vna-e2e-orthanc",
             "StorageDirectory": str(workdir / "storage"),

@@ -41,11 +41,6 @@ from conftest import ServerPool, vna_bin
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class World:
@@ -103,7 +98,7 @@ def c_find(port: int, ae_title: str) -> set[str] | int:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"security-{request.param}")
-    dest_port = free_port()
+    dest_port = helpers.free_port()
     config = tmp / "vna.toml"
     scanner = 'host = "127.0.0.1"\nport = {port}\ncan_store = true\ncan_query = true\ncan_retrieve = true\n'
     config.write_text(
