@@ -21,6 +21,7 @@ front ends on the embedded catalog and on PostgreSQL (the blob store plays no pa
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,48 @@ def test_unknown_and_misplaced_ae_titles_are_refused(world):
     assert assoc.is_rejected, "an unknown calling AE title is rejected at association"
     assert c_find(world.server.dimse_port, "FARAWAY") == 0x0124, "a known title from another host"
     assert c_store(world.server.dimse_port, "FARAWAY", world.studies["a"][:1]) == [0x0124]
+
+
+# --------------------------------------------------------------------------
+# Signed links for the patient record
+# --------------------------------------------------------------------------
+
+
+def make_link(w: World, key: str, **body) -> requests.Response:
+    return requests.post(w.server.base_url + "/admin/links", json=body, timeout=60,
+                         headers={"Authorization": f"Bearer {w.keys[key]}"})
+
+
+def test_a_signed_link_opens_its_study_only_and_expires(world):
+    a, b = world.studies["a"][0], world.studies["b"][0]
+    r = make_link(world, "hug-reader", study=a.study_uid)
+    assert r.status_code == 201, r.text
+    link = r.json()["link"]
+    assert link.startswith("vnal_") and r.json()["expiresAt"] > 0
+
+    def thumb(study_uid: str, token: str) -> requests.Response:
+        return requests.get(f"{world.server.dicomweb}/studies/{study_uid}/thumbnail", params={"link": token},
+                            headers={"Accept": "image/jpeg"}, timeout=60)
+
+    r = thumb(a.study_uid, link)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg", r.status_code
+    assert thumb(b.study_uid, link).status_code == 404, "another study"
+    r = requests.get(world.server.dicomweb + "/studies", params={"link": link, "PatientID": dicomgen.PATIENT_ID_PREFIX + "SEC-*"},
+                     timeout=60)
+    assert {helpers.value(d, "0020000D") for d in r.json()} == {a.study_uid}, "the link is taken out of the query"
+    r = requests.get(f"{world.server.dicomweb}/studies/{a.study_uid}", headers={"Authorization": f"Bearer {link}",
+                                                                              "Accept": helpers.ACCEPT_DICOM_ANY_TS}, timeout=60)
+    assert r.status_code == 200, "as a bearer token too"
+    body, boundary = helpers.multipart_body([("application/dicom", a.data)])
+    r = requests.post(world.server.dicomweb + "/studies", data=body, timeout=60, params={"link": link},
+                      headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert r.status_code == 403, "a link only reads"
+    tampered = link[:-1] + ("0" if link[-1] != "0" else "1")
+    assert thumb(a.study_uid, tampered).status_code == 401
+
+    # Only what its maker may read; at most a day; then it expires.
+    assert make_link(world, "hug-reader", study=b.study_uid).status_code == 404
+    assert make_link(world, "hug-reader", study=a.study_uid, ttlSeconds=2 * 86400).status_code == 400
+    short = make_link(world, "hug-reader", study=a.study_uid, ttlSeconds=1).json()["link"]
+    time.sleep(2.1)
+    assert thumb(a.study_uid, short).status_code == 401

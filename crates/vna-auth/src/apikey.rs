@@ -17,7 +17,7 @@ pub struct NewApiKey {
     pub token: String,
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     // The OS generator failing is not something to work around.
     #[allow(clippy::expect_used)]

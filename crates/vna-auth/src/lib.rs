@@ -16,11 +16,13 @@
 
 mod apikey;
 mod limit;
+mod link;
 mod oidc;
 mod scopes;
 
 pub use apikey::{new_api_key, NewApiKey, API_KEY_PREFIX};
 pub use limit::FailureLimit;
+pub use link::{Link, LinkError, LinkSigner, LINK_PREFIX, MAX_LINK_TTL, MIN_SECRET_BYTES};
 pub use oidc::{OidcConfig, KEY_REFETCH_INTERVAL};
 pub use scopes::{permissions_from_scopes, ADMIN_SCOPE, AUDIT_SCOPE};
 
@@ -44,11 +46,13 @@ pub struct AuthConfig {
     pub oidc: Option<OidcConfig>,
     pub anonymous: Anonymous,
     pub failures: FailureLimit,
+    /// Signed links (`vnal_…`); `None`: no link is accepted or made.
+    pub links: Option<Arc<LinkSigner>>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { oidc: None, anonymous: Anonymous::Loopback, failures: FailureLimit::default() }
+        AuthConfig { oidc: None, anonymous: Anonymous::Loopback, failures: FailureLimit::default(), links: None }
     }
 }
 
@@ -113,10 +117,21 @@ impl Authenticator {
         if credential.starts_with(API_KEY_PREFIX) {
             return apikey::verify(&self.archive, credential).await;
         }
+        if credential.starts_with(LINK_PREFIX) {
+            let signer = self.config.links.as_ref().ok_or(AuthError::Invalid("signed links are not enabled"))?;
+            return signer.verify(credential, now_ms() / 1000);
+        }
         match &self.oidc {
             Some(v) => v.verify(credential).await,
             None => Err(AuthError::Invalid("no identity provider is configured for bearer tokens")),
         }
+    }
+}
+
+impl Authenticator {
+    /// The signer of links, when links are enabled.
+    pub fn links(&self) -> Option<&Arc<LinkSigner>> {
+        self.config.links.as_ref()
     }
 }
 

@@ -66,13 +66,23 @@ pub struct AuthConfig {
     pub max_failures: u32,
     pub failure_window_seconds: u64,
     pub lockout_seconds: u64,
+    /// The secret that signs links (`POST /admin/links`), shared by every node: a file of at
+    /// least 32 bytes. Empty: `<data_dir>/link-secret`, made with 256 random bits if missing.
+    pub link_secret_file: String,
     /// Bearer access tokens from an OpenID Connect provider; absent: none accepted.
     pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { anonymous: AnonymousConfig::Loopback, max_failures: 20, failure_window_seconds: 60, lockout_seconds: 300, oidc: None }
+        AuthConfig {
+            anonymous: AnonymousConfig::Loopback,
+            max_failures: 20,
+            failure_window_seconds: 60,
+            lockout_seconds: 300,
+            link_secret_file: String::new(),
+            oidc: None,
+        }
     }
 }
 

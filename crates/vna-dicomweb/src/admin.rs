@@ -16,7 +16,12 @@ use std::sync::Arc;
 use vna_archive::{Archive, Permission, Principal};
 use vna_dicom::uid::SopInstanceUid;
 
-pub fn admin_router(archive: Arc<Archive>) -> Router {
+/// The admin routes; `links` enables `POST /admin/links`.
+pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigner>>) -> Router {
+    let links = match links {
+        Some(signer) => Router::new().route("/links", axum::routing::post(create_link)).with_state((archive.clone(), signer)),
+        None => Router::new(),
+    };
     Router::new()
         .route("/instances/{sop}/versions", get(versions))
         .route("/instances/{sop}/versions/{version}", get(version_bytes))
@@ -24,6 +29,7 @@ pub fn admin_router(archive: Arc<Archive>) -> Router {
         .route("/instances/{sop}/legal-hold", put(legal_hold))
         .route("/audit", get(audit))
         .with_state(archive)
+        .merge(links)
 }
 
 fn sop(s: &str) -> Result<SopInstanceUid, ApiError> {
@@ -190,6 +196,49 @@ async fn audit(
             .collect();
         let body = json!({ "events": events, "last": records.last().map(|r| r.seq) });
         Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Link lifetime when none is asked.
+const DEFAULT_LINK_TTL_SECONDS: u64 = 900;
+
+/// `POST /admin/links` with `{"study": UID, "series": UID?, "instance": UID?, "ttlSeconds": N?}`:
+/// a signed link (read-only, that scope only, `ttlSeconds` at most a day, 15 minutes by default)
+/// for a caller that may read the scope itself, e.g. the patient record's back end embedding a
+/// thumbnail. The link is sent as `Authorization: Bearer vnal_…` or as the `link` query
+/// parameter; making it is recorded in the audit trail with its id.
+async fn create_link(
+    State((archive, signer)): State<(Arc<Archive>, Arc<vna_auth::LinkSigner>)>,
+    Extension(who): Extension<Arc<Principal>>,
+    body: String,
+) -> Response {
+    let result = async {
+        let req: serde_json::Value =
+            serde_json::from_str(&body).map_err(|_| ApiError::BadRequest("the body must be a JSON object".into()))?;
+        let text = |k: &str| req.get(k).and_then(serde_json::Value::as_str);
+        let bad_uid = |k: &str| ApiError::BadRequest(format!("{k} is not a valid UID"));
+        let study = vna_dicom::uid::StudyUid::new(text("study").ok_or_else(|| ApiError::BadRequest("study is required".into()))?)
+            .map_err(|_| bad_uid("study"))?;
+        let series = text("series").map(vna_dicom::uid::SeriesUid::new).transpose().map_err(|_| bad_uid("series"))?;
+        let instance = text("instance").map(SopInstanceUid::new).transpose().map_err(|_| bad_uid("instance"))?;
+        if instance.is_some() && series.is_none() {
+            return Err(ApiError::BadRequest("an instance link names its series too".into()));
+        }
+        let ttl = match req.get("ttlSeconds") {
+            None => DEFAULT_LINK_TTL_SECONDS,
+            Some(v) => v.as_u64().filter(|&t| t > 0).ok_or_else(|| ApiError::BadRequest("ttlSeconds must be a positive integer".into()))?,
+        };
+        let scope = vna_archive::model::Scope { study, series, instance };
+        // Only what the caller may read itself: a scope it cannot see is not found.
+        archive.instances(&who, &scope).await?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let link = signer.sign(&scope, std::time::Duration::from_secs(ttl), now).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let detail = format!("signed link {} made for study {} until {}", link.id, scope.study.as_str(), link.expires_at);
+        archive.audit_security(&who, vna_archive::USER_SECURITY_ATTRIBUTES_CHANGED, 0, &detail).await;
+        let body = json!({ "id": link.id, "link": link.token, "expiresAt": link.expires_at });
+        Ok::<_, ApiError>((StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

@@ -27,14 +27,39 @@ async fn authenticate(State(auth): State<Arc<Authenticator>>, mut request: Reque
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-    match auth.authenticate(authorization, peer).await {
+    let header_value = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+    // A signed link may come as the `link` query parameter (an <img src> in the patient record
+    // cannot send a header); it is taken out of the query before any handler parses it.
+    let from_query = if header_value.is_none() { take_link(&mut request) } else { None };
+    let authorization = header_value.or(from_query.map(|l| format!("Bearer {l}")));
+    match auth.authenticate(authorization.as_deref(), peer).await {
         Ok(principal) => {
             request.extensions_mut().insert(Arc::new(principal.via("dicomweb", peer.to_canonical().to_string())));
             next.run(request).await
         }
         Err(e) => refusal(&e),
     }
+}
+
+/// Removes `link=…` from the request's query and returns its value.
+fn take_link(request: &mut Request) -> Option<String> {
+    let query = request.uri().query()?;
+    let mut link = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("link=") {
+            Some(v) if link.is_none() => {
+                link = Some(v.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let link = link?;
+    let path = request.uri().path();
+    let rebuilt = if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) };
+    *request.uri_mut() = rebuilt.parse().ok()?;
+    Some(link)
 }
 
 fn refusal(e: &AuthError) -> Response {

@@ -108,6 +108,8 @@ pub fn auth_settings(a: &vna_config::AuthConfig) -> vna_auth::AuthConfig {
             window: Duration::from_secs(a.failure_window_seconds),
             lockout: Duration::from_secs(a.lockout_seconds),
         },
+        // Made by `run` from the link secret: it needs the data directory.
+        links: None,
     }
 }
 
@@ -169,7 +171,7 @@ pub fn s3_settings(t: &vna_config::S3TierConfig) -> anyhow::Result<vna_blob_s3::
 /// `into_make_service_with_connect_info::<SocketAddr>()` (the peer address decides anonymous
 /// access and failure limits).
 pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &Config, listen_port: Option<u16>) -> axum::Router {
-    let admin = vna_dicomweb::admin_router(archive.clone());
+    let admin = vna_dicomweb::admin_router(archive.clone(), auth.links().cloned());
     let dicomweb = vna_dicomweb::router(
         archive,
         vna_dicomweb::DicomWebConfig {
@@ -222,6 +224,35 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
         .map(|a| (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port }))
         .collect();
     (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations })
+}
+
+/// The signer of links, from `auth.link_secret_file`, or `<data_dir>/link-secret` made with 256
+/// random bits (readable by its owner only) the first time.
+pub fn link_signer(config: &Config) -> anyhow::Result<vna_auth::LinkSigner> {
+    let path = if config.auth.link_secret_file.is_empty() {
+        let path = config.data_dir.join("link-secret");
+        if !path.exists() {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the operating system's random generator failed: {e}"))?;
+            std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(hex::encode(bytes).as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        path
+    } else {
+        std::path::PathBuf::from(&config.auth.link_secret_file)
+    };
+    let secret = std::fs::read(&path).with_context(|| format!("reading the link secret {}", path.display()))?;
+    vna_auth::LinkSigner::new(secret.trim_ascii()).with_context(|| format!("the link secret {}", path.display()))
 }
 
 /// The addresses a known AE's `host` stands for, resolved once at start. A host that does not
@@ -305,7 +336,8 @@ pub async fn run(
             "no identity provider configured: HTTP callers need an API key (vna apikey), except anonymous ones on loopback when auth.anonymous = \"loopback\""
         );
     }
-    let auth = vna_auth::Authenticator::new(archive.clone(), auth_settings(&config.auth)).context("setting up authentication")?;
+    let settings = vna_auth::AuthConfig { links: Some(Arc::new(link_signer(&config)?)), ..auth_settings(&config.auth) };
+    let auth = vna_auth::Authenticator::new(archive.clone(), settings).context("setting up authentication")?;
     if config.auth.anonymous == vna_config::AnonymousConfig::Loopback && !addr.ip().is_loopback() {
         tracing::warn!(
             listen = %addr,
