@@ -124,6 +124,8 @@ pkg_installed time || need+=(time)
 pkg_installed orthanc || need+=(orthanc)
 pkg_installed orthanc-dicomweb || need+=(orthanc-dicomweb)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# openssl: test_tls.py makes its CA and certificates with it.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     case "$PY_EXE" in

@@ -184,6 +184,10 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
     /// Seconds an in-flight request may take to finish after shutdown begins.
     pub shutdown_grace_seconds: u64,
+    /// TLS: the PEM certificate chain and private key (both or neither; reloaded when they
+    /// change or on SIGHUP). Empty: plain HTTP.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
 }
 
 impl Default for HttpConfig {
@@ -194,6 +198,8 @@ impl Default for HttpConfig {
             public_url: String::new(),
             max_concurrent_requests: 512,
             shutdown_grace_seconds: 30,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
         }
     }
 }
@@ -573,6 +579,9 @@ fn valid_tenant(t: &str) -> bool {
 
 fn check_security(c: &Config) -> Result<(), ConfigError> {
     let bad = |what: String| Err(ConfigError::Inconsistent(what));
+    if c.http.tls_cert_file.is_empty() != c.http.tls_key_file.is_empty() {
+        return bad("http.tls_cert_file and http.tls_key_file go together: both or neither".into());
+    }
     if !valid_tenant(&c.tenancy.default_tenant) {
         return bad("tenancy.default_tenant: segments of letters, digits, '-', '_', '.' separated by '/'".into());
     }

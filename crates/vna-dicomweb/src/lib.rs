@@ -61,6 +61,8 @@ pub struct DicomWebConfig {
     /// Port the HTTP listener is bound to: used when a client's Host header has no port
     /// (dicomweb-client sends the bare host name), so that URLs in responses still work.
     pub listen_port: Option<u16>,
+    /// The listener speaks TLS: URLs in responses are `https`.
+    pub tls: bool,
 }
 
 #[derive(Clone)]
@@ -141,8 +143,9 @@ pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> Str
         .unwrap_or("localhost");
     let has_port =
         host.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']');
+    let (scheme, default_port) = if state.config.tls { ("https", 443) } else { ("http", 80) };
     match state.config.listen_port {
-        Some(port) if !has_port && port != 80 => format!("http://{host}:{port}{}", state.config.root),
-        _ => format!("http://{host}{}", state.config.root),
+        Some(port) if !has_port && port != default_port => format!("{scheme}://{host}:{port}{}", state.config.root),
+        _ => format!("{scheme}://{host}{}", state.config.root),
     }
 }

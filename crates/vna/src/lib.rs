@@ -12,6 +12,7 @@
 
 pub mod apikey;
 pub mod import;
+pub mod tls;
 pub mod verify;
 
 use anyhow::Context;
@@ -181,6 +182,7 @@ pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &C
             max_limit: config.query.max_limit,
             listen_port,
             spool_dir: config.data_dir.join("spool"),
+            tls: !config.http.tls_cert_file.is_empty(),
         },
     );
     vna_dicomweb::authenticate(dicomweb.nest("/admin", admin), auth)
@@ -224,6 +226,12 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
         .map(|a| (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port }))
         .collect();
     (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations })
+}
+
+/// The certificate and key of `http.tls_cert_file` / `http.tls_key_file`, when TLS is on.
+pub fn tls_files(config: &Config) -> Option<tls::TlsFiles> {
+    (!config.http.tls_cert_file.is_empty())
+        .then(|| tls::TlsFiles { cert: config.http.tls_cert_file.clone().into(), key: config.http.tls_key_file.clone().into() })
 }
 
 /// The signer of links, from `auth.link_secret_file`, or `<data_dir>/link-secret` made with 256
@@ -283,6 +291,8 @@ pub struct Listeners {
 pub struct Ready {
     pub http: std::net::SocketAddr,
     pub dimse: std::net::SocketAddr,
+    /// HTTP speaks TLS.
+    pub tls: bool,
 }
 
 /// Takes the spool directory of non-DICOM uploads for this server (`spool.lock`, held until the
@@ -359,18 +369,29 @@ pub async fn run(
     // Responses go out in several writes (multipart headers, then ranged reads): without
     // TCP_NODELAY, Nagle's algorithm holds the last one until the client's delayed ACK, about
     // 40 ms per frame on a reused connection (measured: 148 → 5600 frames/s with it).
-    let listener = axum::serve::ListenerExt::tap_io(listeners.http, |stream: &mut tokio::net::TcpStream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
     let http_stop = signalled(fan_rx.clone());
-    let server =
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
-            http_stop.await;
-            tracing::info!("shutting down: no new connections, draining in-flight requests");
-            let _ = stop_tx.send(());
-        });
+    let draining = async move {
+        http_stop.await;
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = stop_tx.send(());
+    };
+    use std::future::IntoFuture;
+    let make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls_files(&config) {
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listeners.http, |stream: &mut tokio::net::TcpStream| {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            Box::pin(axum::serve(listener, make_service).with_graceful_shutdown(draining).into_future())
+        }
+        Some(files) => {
+            // TCP_NODELAY is set before the handshake; the tap only gives the peer address.
+            let listener = axum::serve::ListenerExt::tap_io(tls::listen(listeners.http, files)?, |_: &mut _| {});
+            Box::pin(axum::serve(listener, make_service).with_graceful_shutdown(draining).into_future())
+        }
+    };
     let (scp_config, peers) = dimse_settings(&config);
     if config.dimse.allow_any_calling_ae {
         tracing::warn!(
@@ -383,8 +404,8 @@ pub async fn run(
     let me = vna_archive::Principal::system();
     archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
     let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, listeners.dimse, scp_config, dimse_stop));
-    on_ready(Ready { http: addr, dimse: dimse_addr });
-    let mut server = tokio::spawn(async move { server.await });
+    on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
+    let mut server = tokio::spawn(server);
     let http_result = tokio::select! {
         r = &mut server => Some(r.context("server task")?.context("serving HTTP")),
         _ = stop_rx => None,

@@ -182,7 +182,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             vna::run(config, vna::Listeners { http, dimse }, shutdown_signal(), |ready| {
                 tracing::info!(http = %ready.http, dimse = %ready.dimse, "listening");
                 // Machine-readable readiness line for scripts and tests; `http=` stays first.
-                println!("vna ready: http=http://{} dimse={}", ready.http, ready.dimse);
+                let scheme = if ready.tls { "https" } else { "http" };
+                println!("vna ready: http={scheme}://{} dimse={}", ready.http, ready.dimse);
             })
             .await?;
             Ok(ExitCode::SUCCESS)
