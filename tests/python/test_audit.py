@@ -106,6 +106,9 @@ def test_a_scripted_session_yields_exactly_its_events(session):
                          headers={"Authorization": f"Bearer {reader}",
                                   "Content-Type": 'multipart/related; type="application/dicom"; boundary=x'}).status_code == 403
     assert c_find(s.server.dimse_port, "FARAWAY") == 0x0124
+    stranger = AE(ae_title="STRANGER")
+    stranger.add_requested_context(STUDY_ROOT_GET)
+    assert stranger.associate("127.0.0.1", s.server.dimse_port, ae_title="VNA").is_rejected
 
     # Only an auditor reads the trail.
     assert s.get("/admin/audit", reader).status_code == 403
@@ -128,9 +131,11 @@ def test_a_scripted_session_yields_exactly_its_events(session):
         ("110114", "110122", "E", 4, "unauthenticated", "dicomweb"),
         ("110113", "110132", "E", 4, reader_id, "dicomweb"),
         ("110113", "110132", "E", 4, "ae:FARAWAY", "dimse"),
+        ("110113", "110132", "E", 4, "ae:STRANGER", "dimse"),
         ("110113", "110132", "E", 4, reader_id, "dicomweb"),
     ], summary
-    store, qido, wado, cfind, cget, login, stow_refused, faraway, audit_refused = got
+    store, qido, wado, cfind, cget, login, stow_refused, faraway, stranger_refused, audit_refused = got
+    assert "association rejected" in stranger_refused["detail"], stranger_refused
     for e in (store, wado, cget):
         assert (e["patients"], e["studies"], e["instances"]) == ([PATIENT], [inst.study_uid], 1), e
     assert qido["patients"] == [PATIENT] and "PatientId" in qido["detail"], qido

@@ -220,6 +220,14 @@ impl Handler for ArchiveScp {
         retrieve::c_get(&self.archive, &who, info, request, &identifier, responder).await
     }
 
+    /// An association refused at negotiation (unknown calling or called AE title): a Security
+    /// Alert in the audit trail before the A-ASSOCIATE-RJ goes out.
+    async fn rejected(&self, info: &AssociationInfo, reason: &str) {
+        let from = info.peer_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
+        let who = Principal::new(format!("ae:{}", info.calling_ae), PrincipalKind::Application, [], Some(Vec::new())).via("dimse", from);
+        self.archive.audit_refusal(&who, &format!("association rejected: {reason}")).await;
+    }
+
     /// Storage Commitment (PS3.4 Annex J), for AEs that may store.
     async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
         let who = match self.caller(info, |r| r.can_store, "this calling AE title may not request commitment").await {

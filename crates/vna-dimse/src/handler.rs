@@ -172,6 +172,13 @@ pub trait Handler: Send + Sync + 'static {
         Reply::status(Status::UNRECOGNIZED_OPERATION)
     }
 
+    /// An association refused at negotiation (PS3.8 §7.1.1.9: A-ASSOCIATE-RJ, e.g. an unknown
+    /// calling AE title), called before the rejection is sent: for the audit trail. `info` has
+    /// the titles and the peer's address. Default: nothing.
+    async fn rejected(&self, info: &AssociationInfo, reason: &str) {
+        let _ = (info, reason);
+    }
+
     /// N-ACTION (PS3.7 §10.1.4), e.g. Storage Commitment requests (PS3.4 Annex J).
     async fn n_action(&self, info: &AssociationInfo, request: &Command, data: Option<Vec<u8>>, responder: &mut Responder<'_>) -> Reply {
         let _ = (info, request, data, responder);

@@ -144,6 +144,12 @@ async fn serve_association<H: Handler>(
     let (ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
         Decision::Reject(rj) => {
             tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
+            let info = AssociationInfo {
+                calling_ae: rq.calling_ae_title.trim().to_owned(),
+                called_ae: rq.called_ae_title.trim().to_owned(),
+                peer_addr: socket.peer_addr().ok(),
+            };
+            handler.rejected(&info, &rj.source.to_string()).await;
             socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
             let _ = socket.shutdown().await;
             return Ok(());
