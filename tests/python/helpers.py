@@ -182,3 +182,14 @@ def assert_still_serving(base: str) -> None:
     assert status == 200 and len(results) == 1
     got = retrieve_raw(instance_url(base, inst.study_uid, inst.series_uid, inst.sop_uid))
     assert got == [inst.data]
+
+
+def collecting_store_handler(into: list):
+    """A pynetdicom EVT_C_STORE handler that keeps (accepted transfer syntax, data set with its
+    file meta) of every sub-operation received in `into`, and answers Success."""
+    def on_store(event):
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        into.append((str(event.context.transfer_syntax), ds))
+        return 0x0000
+    return on_store

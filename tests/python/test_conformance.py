@@ -229,11 +229,7 @@ def test_a_compressed_instance_is_decoded_by_default(stored):
 def c_get(server, study_uid: str, syntaxes: list[str]) -> tuple[int, list[tuple[str, Dataset]]]:
     got: list[tuple[str, Dataset]] = []
 
-    def on_store(event):
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        got.append((str(event.context.transfer_syntax), ds))
-        return 0x0000
+    on_store = helpers.collecting_store_handler(got)
 
     ae = AE(ae_title="GETSCU")
     ae.add_requested_context(STUDY_ROOT_GET)
@@ -273,11 +269,7 @@ class StorageScp:
         ae = AE(ae_title=MOVE_AE)
         ae.add_supported_context(CTImageStorage, syntaxes)
 
-        def on_store(event):
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-            self.received.append((str(event.context.transfer_syntax), ds))
-            return 0x0000
+        on_store = helpers.collecting_store_handler(self.received)
 
         self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
 

@@ -205,11 +205,7 @@ def test_orthanc_c_move_gets_every_object_as_stored(study, tmp_path):
 def test_c_move_to_a_peer_that_takes_implicit_only_gets_everything_decoded(study):
     received: list[tuple[str, Dataset]] = []
 
-    def on_store(event):
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        received.append((str(event.context.transfer_syntax), ds))
-        return 0x0000
+    on_store = helpers.collecting_store_handler(received)
 
     scp_ae = AE(ae_title=IMPLICIT_ONLY_AE)
     for sop_class in (CTImageStorage, VLWholeSlideMicroscopyImageStorage):
@@ -250,11 +246,7 @@ def test_c_move_to_a_peer_that_takes_implicit_only_gets_everything_decoded(study
 def test_c_get_with_separate_contexts_gets_the_stored_syntax(study):
     got: list[tuple[str, Dataset]] = []
 
-    def on_store(event):
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        got.append((str(event.context.transfer_syntax), ds))
-        return 0x0000
+    on_store = helpers.collecting_store_handler(got)
 
     ae = AE(ae_title="GETSCU")
     ae.add_requested_context(STUDY_ROOT_GET)

@@ -9,6 +9,7 @@
 //! interface, the patients and studies concerned, and what was done in words without PHI. They
 //! are served to auditors as A.5 `AuditMessage` XML ([`a5_xml`]) or JSON by the admin API.
 
+use crate::clock::now_ms;
 use crate::{Archive, ArchiveError, Permission, Principal, PrincipalKind};
 use std::collections::BTreeSet;
 use vna_catalog::{AuditEvent, AuditQuery, AuditRecord, InstanceRow};
@@ -72,13 +73,6 @@ impl EventId {
             _ => "Unknown",
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// An event done by `who` on the instances `rows` (their patients and studies, each once).
@@ -253,16 +247,7 @@ fn coded(element: &str, code: &str, system: &str, meaning: &str) -> String {
 fn date_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::clock::civil(days);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
 }
 
@@ -301,20 +286,16 @@ pub fn a5_xml(r: &AuditRecord, audit_source: &str) -> String {
     x.push_str(&coded("RoleIDCode", archive_role.0, "DCM", archive_role.1));
     x.push_str("</ActiveParticipant>");
     x.push_str(&format!(r#"<AuditSourceIdentification AuditSourceID="{}"/>"#, esc(audit_source)));
-    for p in &e.patients {
+    // Patients (person, patient, RFC 3881 Patient Number) and studies (system object, report,
+    // DCM Study Instance UID): PS3.15 A.5.2.
+    let objects = e.patients.iter().map(|p| (p, 1, 1, ("2", "RFC-3881", "Patient Number")));
+    let objects = objects.chain(e.studies.iter().map(|s| (s, 2, 3, ("110180", "DCM", "Study Instance UID"))));
+    for (id, type_code, role, (code, system, meaning)) in objects {
         x.push_str(&format!(
-            r#"<ParticipantObjectIdentification ParticipantObjectID="{}" ParticipantObjectTypeCode="1" ParticipantObjectTypeCodeRole="1">"#,
-            esc(p)
+            r#"<ParticipantObjectIdentification ParticipantObjectID="{}" ParticipantObjectTypeCode="{type_code}" ParticipantObjectTypeCodeRole="{role}">"#,
+            esc(id)
         ));
-        x.push_str(&coded("ParticipantObjectIDTypeCode", "2", "RFC-3881", "Patient Number"));
-        x.push_str("</ParticipantObjectIdentification>");
-    }
-    for s in &e.studies {
-        x.push_str(&format!(
-            r#"<ParticipantObjectIdentification ParticipantObjectID="{}" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">"#,
-            esc(s)
-        ));
-        x.push_str(&coded("ParticipantObjectIDTypeCode", "110180", "DCM", "Study Instance UID"));
+        x.push_str(&coded("ParticipantObjectIDTypeCode", code, system, meaning));
         x.push_str("</ParticipantObjectIdentification>");
     }
     x.push_str("</AuditMessage>");

@@ -60,6 +60,21 @@ impl Archive {
         Ok(Found::all(rows))
     }
 
+    /// The metadata of one current instance of `scope` (an indexed query with `limit 1`), for
+    /// attributes a query's answer names that the catalog does not keep (QIDO-RS
+    /// `includefield`). Part of that query: its audit event covers it.
+    pub async fn sample_metadata(&self, who: &Principal, scope: &Scope) -> Result<Option<(Found, String)>, ArchiveError> {
+        use vna_catalog::{Filter, Key, Level, Matcher};
+        self.require(who, Permission::Read).await?;
+        let mut filters = vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(scope.study.to_string()) }];
+        if let Some(series) = &scope.series {
+            filters.push(Filter { key: Key::SeriesUid, matcher: Matcher::Single(series.to_string()) });
+        }
+        let q = Query { level: Level::Instance, filters, limit: Some(1), offset: 0 };
+        let rows = self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("searching instances"))?;
+        Ok(self.metadata_of(Found::all(rows)).await?.into_iter().next())
+    }
+
     /// Records a query (A.5.3.10) before its answer: the level and the keys matched on, by
     /// name only; the patient when the query names one.
     async fn audit_query(&self, who: &Principal, q: &Query) -> Result<(), ArchiveError> {
@@ -181,9 +196,9 @@ impl Archive {
 
 impl Archive {
     /// Every recorded version of an instance, oldest first (the current one flagged), so that
-    /// a replaced or kept-aside object stays retrievable.
+    /// a replaced or kept-aside object stays retrievable: an administrator's view.
     pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<Found>, ArchiveError> {
-        self.require(who, Permission::Read).await?;
+        self.require(who, Permission::Admin).await?;
         let rows = self.catalog.instance_versions(sop, who.visibility()).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });

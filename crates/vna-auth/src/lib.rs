@@ -29,6 +29,7 @@ pub use scopes::{permissions_from_scopes, ADMIN_SCOPE, AUDIT_SCOPE};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+pub(crate) use vna_archive::now_ms;
 use vna_archive::{Archive, Permission, Principal, PrincipalKind};
 
 /// When a caller without credentials is let in, as a principal with every permission.
@@ -138,8 +139,4 @@ impl Authenticator {
 /// A caller let in without credentials (see [`Anonymous`]).
 pub fn anonymous() -> Principal {
     Principal::new("anonymous", PrincipalKind::Anonymous, Permission::ALL, None)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

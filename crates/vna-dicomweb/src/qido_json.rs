@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use vna_archive::model::{Filter, Found, Key, Level, Matcher, PatientAttrs, Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
+use vna_archive::model::{Found, PatientAttrs, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_archive::{Archive, Principal};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
 use vna_dicom::{tags, Tag};
@@ -115,19 +115,6 @@ fn series(d: &mut Doc, s: &SeriesAttrs) {
     d.text(tags::PERFORMED_PROCEDURE_STEP_START_TIME, "TM", &s.performed_procedure_step_start_time);
 }
 
-/// Metadata of one instance of a scope, for `includefield` attributes the catalog does not keep.
-/// Asks the catalog for a single row (an indexed instance query with `limit 1`), not for every
-/// instance of the study or series.
-async fn representative(archive: &Archive, who: &Principal, scope: Scope) -> Result<Option<(Found, String)>, ApiError> {
-    let mut filters = vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(scope.study.to_string()) }];
-    if let Some(series) = &scope.series {
-        filters.push(Filter { key: Key::SeriesUid, matcher: Matcher::Single(series.to_string()) });
-    }
-    let query = Query { level: Level::Instance, filters, limit: Some(1), offset: 0 };
-    let first = archive.search_instances(who, &query).await?;
-    Ok(archive.metadata_of(first).await?.into_iter().next())
-}
-
 fn instance_url(base: &str, r: &Found) -> String {
     format!("{base}/studies/{}/series/{}/instances/{}", r.study.study_uid, r.series.series_uid, r.instance.sop_uid)
 }
@@ -151,7 +138,7 @@ pub(crate) async fn study_json(
     let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: None, instance: None };
-        if let Some((row, meta)) = representative(archive, who, scope).await? {
+        if let Some((row, meta)) = archive.sample_metadata(who, &scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }
@@ -175,7 +162,7 @@ pub(crate) async fn series_json(
     let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: Some(r.series.series_uid.clone()), instance: None };
-        if let Some((row, meta)) = representative(archive, who, scope).await? {
+        if let Some((row, meta)) = archive.sample_metadata(who, &scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }

@@ -2,7 +2,7 @@
 //! command line, on the archive's own authority (the catalog the configuration names).
 
 use std::sync::Arc;
-use vna_archive::{Archive, Principal};
+use vna_archive::{now_ms, Archive, Principal};
 
 /// What `vna apikey` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +67,6 @@ fn checked(name: &str, scopes: Vec<String>, tenants: Vec<String>) -> anyhow::Res
     }
     let tenants = if tenants.is_empty() { vec!["*".to_owned()] } else { tenants };
     Ok((scopes, tenants))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
