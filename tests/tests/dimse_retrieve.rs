@@ -115,6 +115,7 @@ async fn start_destination(ae: &str, handler: Destination) -> u16 {
         max_associations: 4,
         timeouts: Timeouts { read: t, idle: t, write: t },
         shutdown_grace: Duration::from_secs(1),
+        tls: None,
     };
     tokio::spawn(vna_dimse::serve(listener, config, Arc::new(handler), std::future::pending::<()>()));
     port

@@ -327,6 +327,15 @@ pub struct DimseConfig {
     /// Peers: who may associate (when `allow_any_calling_ae` is false), what each may do,
     /// and where C-MOVE destinations are.
     pub known_aes: Vec<KnownAe>,
+    /// DICOM TLS on the listener (PS3.15 Annex B): the PEM certificate chain and private key,
+    /// both or neither (reloaded when they change or on SIGHUP). Empty: plain TCP.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// PEM CA certificates peers' certificates chain to: client certificates on the listener
+    /// are verified against them, and so are the servers of C-MOVE destinations marked `tls`.
+    pub tls_ca_file: String,
+    /// Refuse a TLS peer that presents no client certificate (needs `tls_ca_file`).
+    pub tls_require_client_certificate: bool,
 }
 
 impl Default for DimseConfig {
@@ -343,6 +352,10 @@ impl Default for DimseConfig {
             allow_any_calling_ae: true,
             allow_any_calling_ae_beyond_loopback: false,
             known_aes: Vec::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_ca_file: String::new(),
+            tls_require_client_certificate: false,
         }
     }
 }
@@ -369,6 +382,29 @@ pub struct KnownAe {
     /// Refuse this AE title from any address but `host`'s.
     #[serde(default = "yes")]
     pub check_host: bool,
+    /// C-MOVE sub-associations to this AE speak TLS (its certificate verified against
+    /// `dimse.tls_ca_file`, ours presented as the client certificate).
+    #[serde(default)]
+    pub tls: bool,
+    /// The SHA-256 fingerprint (hex, colons allowed) of the TLS client certificate this AE
+    /// title must present; empty: none required.
+    #[serde(default)]
+    pub tls_certificate_sha256: String,
+}
+
+impl KnownAe {
+    /// The fingerprint of `tls_certificate_sha256` as bytes, when it is set and well formed.
+    pub fn certificate_fingerprint(&self) -> Option<[u8; 32]> {
+        let hex: String = self.tls_certificate_sha256.chars().filter(|c| *c != ':').collect();
+        let mut out = [0u8; 32];
+        if hex.len() != 64 {
+            return None;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
 }
 
 fn yes() -> bool {

@@ -154,7 +154,23 @@ pub(crate) fn check_security(c: &Config) -> Result<(), ConfigError> {
             return bad(format!("tenancy.rules[{n}].attribute.tag must be 8 hex digits (gggg eeee)"));
         }
     }
-    for a in &c.dimse.known_aes {
+    let d = &c.dimse;
+    if d.tls_cert_file.is_empty() != d.tls_key_file.is_empty() {
+        return bad("dimse.tls_cert_file and dimse.tls_key_file go together: both or neither".into());
+    }
+    if d.tls_require_client_certificate && (d.tls_ca_file.is_empty() || d.tls_cert_file.is_empty()) {
+        return bad("dimse.tls_require_client_certificate needs dimse.tls_cert_file, tls_key_file and tls_ca_file".into());
+    }
+    for a in &d.known_aes {
+        if !a.tls_certificate_sha256.is_empty() && a.certificate_fingerprint().is_none() {
+            return bad(format!("dimse.known_aes '{}': tls_certificate_sha256 must be 64 hex digits (colons allowed)", a.ae_title));
+        }
+        if !a.tls_certificate_sha256.is_empty() && (d.tls_cert_file.is_empty() || d.tls_ca_file.is_empty()) {
+            return bad(format!("dimse.known_aes '{}': tls_certificate_sha256 needs DICOM TLS with client certificates (dimse.tls_cert_file, tls_key_file, tls_ca_file)", a.ae_title));
+        }
+        if a.tls && d.tls_ca_file.is_empty() {
+            return bad(format!("dimse.known_aes '{}': tls needs dimse.tls_ca_file to verify its certificate", a.ae_title));
+        }
         if let Some(t) = a.tenants.iter().find(|t| !valid_tenant(t) && t.as_str() != "*") {
             return bad(format!("dimse.known_aes '{}': tenant '{t}' is not a valid tenant name", a.ae_title));
         }

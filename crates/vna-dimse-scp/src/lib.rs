@@ -66,6 +66,7 @@ mod store;
 pub use status::store_failure;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -94,6 +95,9 @@ pub struct KnownAe {
     pub tenants: Option<Vec<String>>,
     /// Empty: from anywhere (no `host` configured, or `check_host = false`).
     pub addresses: Vec<std::net::IpAddr>,
+    /// The SHA-256 of the TLS client certificate this AE title must present (PS3.15 §B.1:
+    /// the identity TLS verified, bound to the AE title); `None`: none required.
+    pub certificate_sha256: Option<[u8; 32]>,
 }
 
 /// Who may do what: known AEs by title, and whether unknown ones may do everything (they only
@@ -107,10 +111,12 @@ pub struct Peers {
 }
 
 /// A known AE's address (`host`/`port` of `[[dimse.known_aes]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Destination {
     pub host: String,
     pub port: u16,
+    /// Sub-associations to it speak TLS.
+    pub tls: Option<vna_dimse::ClientTls>,
 }
 
 impl Peers {
@@ -125,6 +131,14 @@ impl Peers {
                 if !known.addresses.is_empty() && !from.is_some_and(|ip| known.addresses.contains(&ip)) {
                     tracing::warn!(calling_ae = %title, peer = ?info.peer_addr, "a known AE title called from another host than its own: refused");
                     return Err("this calling AE title is not expected from this address");
+                }
+                if let Some(expected) = known.certificate_sha256 {
+                    let presented =
+                        info.tls.as_ref().and_then(|t| t.certificate.as_deref()).map(|der| <[u8; 32]>::from(Sha256::digest(der)));
+                    if presented != Some(expected) {
+                        tracing::warn!(calling_ae = %title, peer = ?info.peer_addr, tls = info.tls.is_some(), "a known AE title without its TLS client certificate: refused");
+                        return Err("this calling AE title must present its TLS certificate");
+                    }
                 }
                 (known.rights, known.tenants.clone())
             }

@@ -14,9 +14,7 @@ use dicom_ul::pdu::{AbortRQSource, PDataValue, PDataValueType, Pdu};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Largest command set accepted: commands are a few hundred bytes (PS3.7 Annex E).
@@ -70,7 +68,7 @@ enum Event {
 pub struct Association {
     rx: mpsc::Receiver<Result<Pdu, DimseError>>,
     reader: tokio::task::JoinHandle<()>,
-    writer: OwnedWriteHalf,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     write_buf: Vec<u8>,
     pending: VecDeque<PDataValue>,
     /// Longest PDU we may send (the peer's Maximum Length, PS3.8 §D.1).
@@ -97,7 +95,7 @@ pub struct Association {
 impl Association {
     /// Wraps a socket on which the association was just accepted or established.
     pub(crate) fn new(
-        socket: TcpStream,
+        socket: crate::transport::Connection,
         leftover: Bytes,
         recv_max: u32,
         peer_max: u32,
@@ -105,10 +103,10 @@ impl Association {
         peer_ae: String,
         timeouts: Timeouts,
     ) -> Association {
-        let peer_addr = socket.peer_addr().ok();
-        let (read_half, writer) = socket.into_split();
+        let peer_addr = socket.tcp().peer_addr().ok();
+        let (read_half, writer) = socket.split();
         let (tx, rx) = mpsc::channel(READ_AHEAD_PDUS);
-        let reader = tokio::spawn(wire::read_loop(crate::quickack::QuickAckReader::new(read_half), leftover, recv_max, tx));
+        let reader = tokio::spawn(wire::read_loop(read_half, leftover, recv_max, tx));
         let send_max = if peer_max == 0 { SEND_CAP } else { peer_max.clamp(dicom_ul::pdu::MINIMUM_PDU_SIZE, SEND_CAP) };
         Association {
             rx,
@@ -368,7 +366,11 @@ impl Association {
     }
 
     async fn write_raw(&mut self, step: &'static str) -> Result<(), DimseError> {
-        let fut = self.writer.write_all(&self.write_buf);
+        // A TLS stream may keep records back until flushed; on TCP the flush is nothing.
+        let fut = async {
+            self.writer.write_all(&self.write_buf).await?;
+            self.writer.flush().await
+        };
         match self.timeouts.write {
             Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| DimseError::Timeout { step })?,
             None => fut.await,

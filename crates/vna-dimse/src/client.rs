@@ -7,6 +7,7 @@ use crate::command::{Command, CommandField};
 use crate::error::DimseError;
 use crate::negotiate::{APPLICATION_CONTEXT, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use crate::status::Status;
+use crate::transport::{ClientTls, Connection};
 use crate::wire;
 use bytes::BytesMut;
 use dicom_ul::pdu::{AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResultReason, RequestorRoles, UserVariableItem};
@@ -32,16 +33,18 @@ impl ProposedContext {
 }
 
 /// Options of a client association.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub max_pdu_length: u32,
     pub timeouts: Timeouts,
+    /// Speak TLS to the peer (PS3.15 Annex B); `None`: plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         let t = Some(Duration::from_secs(60));
-        ClientOptions { max_pdu_length: 65536, timeouts: Timeouts { read: t, idle: t, write: t } }
+        ClientOptions { max_pdu_length: 65536, timeouts: Timeouts { read: t, idle: t, write: t }, tls: None }
     }
 }
 
@@ -78,8 +81,16 @@ impl Client {
         scp_roles: &[&str],
         options: ClientOptions,
     ) -> Result<Client, DimseError> {
-        let mut socket = TcpStream::connect(addr).await.map_err(|source| DimseError::Connect { addr: addr.to_owned(), source })?;
-        let _ = socket.set_nodelay(true);
+        let tcp = TcpStream::connect(addr).await.map_err(|source| DimseError::Connect { addr: addr.to_owned(), source })?;
+        let _ = tcp.set_nodelay(true);
+        let mut socket = match &options.tls {
+            None => Connection::Tcp(tcp),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+                let deadline = options.timeouts.read.unwrap_or(Duration::from_secs(60));
+                Connection::connect_tls(tcp, tls, host, deadline).await?
+            }
+        };
         let proposed: Vec<PresentationContextProposed> = contexts
             .iter()
             .enumerate()

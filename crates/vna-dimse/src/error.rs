@@ -11,6 +11,8 @@ pub enum DimseError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the TLS handshake failed")]
+    Tls(#[source] std::io::Error),
     #[error("reading a PDU from the peer")]
     ReadPdu(#[source] std::io::Error),
     #[error("writing a PDU to the peer")]

@@ -17,6 +17,8 @@ pub struct AssociationInfo {
     pub calling_ae: String,
     pub called_ae: String,
     pub peer_addr: Option<SocketAddr>,
+    /// `None` on plain TCP; over TLS, the peer's verified certificate if it sent one.
+    pub tls: Option<crate::transport::TlsPeer>,
 }
 
 /// Sub-operation counts of C-MOVE/C-GET responses (PS3.7 §9.3.3.2, §9.3.4.2).

@@ -50,6 +50,7 @@ mod quickack;
 pub mod server;
 pub mod status;
 mod suboperation;
+pub mod transport;
 mod wire;
 
 /// The upper-layer crate this toolkit builds on, for its PDU types (rejection reasons).
@@ -66,3 +67,4 @@ pub use negotiate::{is_accepted_syntax, is_storage_class, AcceptorPolicy, VERIFI
 pub use server::{serve, ScpConfig};
 pub use status::{Status, StatusKind};
 pub use suboperation::SubStoreOutcome;
+pub use transport::{ClientTls, Connection, ServerTls, TlsPeer};

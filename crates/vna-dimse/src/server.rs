@@ -8,6 +8,7 @@ use crate::error::DimseError;
 use crate::handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest};
 use crate::negotiate::{decide, over_capacity, requestor_scp_classes, AcceptorPolicy, Decision};
 use crate::status::Status;
+use crate::transport::{Connection, ServerTls};
 use crate::wire;
 use bytes::BytesMut;
 use dicom_ul::pdu::Pdu;
@@ -34,7 +35,12 @@ pub struct ScpConfig {
     pub timeouts: Timeouts,
     /// After shutdown begins, how long in-flight associations get to finish.
     pub shutdown_grace: Duration,
+    /// Every connection speaks TLS first (PS3.15 Annex B); `None`: plain TCP.
+    pub tls: Option<Arc<dyn ServerTls>>,
 }
+
+/// A peer gets this long to finish its TLS handshake (unless the read timeout is shorter).
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Serves associations on `listener` until `shutdown` resolves, then drains.
 pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
@@ -77,8 +83,9 @@ pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler
             Err(_) => match rejecting.clone().try_acquire_owned() {
                 Ok(permit) => {
                     tracing::warn!(peer = %peer, max = config.max_associations, "association cap reached: rejecting");
+                    let config = config.clone();
                     tasks.spawn(async move {
-                        reject_over_capacity(socket).await;
+                        reject_over_capacity(socket, &config).await;
                         drop(permit);
                     });
                 }
@@ -104,7 +111,21 @@ pub async fn serve<H: Handler>(listener: TcpListener, config: ScpConfig, handler
     }
 }
 
-async fn reject_over_capacity(mut socket: TcpStream) {
+/// The connection an association runs over: the TCP socket itself, or TLS on it once the
+/// handshake is done. A peer that fails the handshake (plain DICOM on the TLS port, an
+/// untrusted or missing client certificate where one is required) never gets further.
+async fn establish(socket: TcpStream, config: &ScpConfig) -> Result<Connection, DimseError> {
+    match &config.tls {
+        None => Ok(Connection::Tcp(socket)),
+        Some(tls) => {
+            let deadline = config.timeouts.read.map_or(HANDSHAKE_DEADLINE, |t| t.min(HANDSHAKE_DEADLINE));
+            Connection::accept_tls(socket, tls.as_ref(), deadline).await
+        }
+    }
+}
+
+async fn reject_over_capacity(socket: TcpStream, config: &ScpConfig) {
+    let Ok(mut socket) = establish(socket, config).await else { return };
     let mut buf = BytesMut::new();
     let read = tokio::time::timeout(REJECT_READ_TIMEOUT, wire::read_pdu(&mut socket, &mut buf, 1 << 16)).await;
     if let Ok(Ok(Some(Pdu::AssociationRQ(_)))) = read {
@@ -115,7 +136,7 @@ async fn reject_over_capacity(mut socket: TcpStream) {
     let _ = socket.shutdown().await;
 }
 
-async fn read_with(timeout: Option<Duration>, socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Option<Pdu>, DimseError> {
+async fn read_with(timeout: Option<Duration>, socket: &mut Connection, buf: &mut BytesMut) -> Result<Option<Pdu>, DimseError> {
     let fut = wire::read_pdu(socket, buf, 1 << 16);
     match timeout {
         Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| DimseError::Timeout { step: "waiting for A-ASSOCIATE-RQ" })?,
@@ -124,11 +145,12 @@ async fn read_with(timeout: Option<Duration>, socket: &mut TcpStream, buf: &mut 
 }
 
 async fn serve_association<H: Handler>(
-    mut socket: TcpStream,
+    socket: TcpStream,
     config: &ScpConfig,
     handler: &H,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), DimseError> {
+    let mut socket = establish(socket, config).await?;
     let mut buf = BytesMut::new();
     let rq = match read_with(config.timeouts.read, &mut socket, &mut buf).await? {
         Some(Pdu::AssociationRQ(rq)) => rq,
@@ -147,7 +169,8 @@ async fn serve_association<H: Handler>(
             let info = AssociationInfo {
                 calling_ae: rq.calling_ae_title.trim().to_owned(),
                 called_ae: rq.called_ae_title.trim().to_owned(),
-                peer_addr: socket.peer_addr().ok(),
+                peer_addr: socket.tcp().peer_addr().ok(),
+                tls: socket.tls_peer(),
             };
             handler.rejected(&info, &rj.source.to_string()).await;
             socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
@@ -161,7 +184,8 @@ async fn serve_association<H: Handler>(
     let info = AssociationInfo {
         calling_ae: rq.calling_ae_title.trim().to_owned(),
         called_ae: rq.called_ae_title.trim().to_owned(),
-        peer_addr: socket.peer_addr().ok(),
+        peer_addr: socket.tcp().peer_addr().ok(),
+        tls: socket.tls_peer(),
     };
     tracing::debug!(calling_ae = %info.calling_ae, contexts = contexts.len(), "association accepted");
     let mut assoc =

@@ -97,6 +97,7 @@ async fn start() -> String {
         max_associations: 4,
         timeouts: Timeouts { read: t, idle: t, write: t },
         shutdown_grace: Duration::from_secs(1),
+        tls: None,
     };
     tokio::spawn(vna_dimse::serve(listener, config, Arc::new(Sender), std::future::pending::<()>()));
     addr

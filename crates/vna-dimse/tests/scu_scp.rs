@@ -80,6 +80,7 @@ async fn start(max_associations: usize, allow_any: bool) -> Scp {
         max_associations,
         timeouts: Timeouts { read: t, idle: t, write: t },
         shutdown_grace: Duration::from_secs(5),
+        tls: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let h = handler.clone();

@@ -191,9 +191,19 @@ pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &C
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// The DIMSE settings of the configuration as the toolkit and the SCP take them.
-pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::Peers) {
+/// The DIMSE settings of the configuration as the toolkit and the SCP take them; with DICOM
+/// TLS, its certificates are loaded now (a bad file fails here) and watched from then on.
+pub fn dimse_settings(config: &Config) -> anyhow::Result<(vna_dimse::ScpConfig, vna_dimse_scp::Peers)> {
     let d = &config.dimse;
+    let files = dimse_tls_files(config);
+    let tls = match &files {
+        Some(f) => Some(tls::Reloading::start(f.clone(), &[])? as Arc<dyn vna_dimse::ServerTls>),
+        None => None,
+    };
+    let client_tls = match d.known_aes.iter().any(|a| a.tls) {
+        true => Some(tls::client_config(files.as_ref(), std::path::Path::new(&d.tls_ca_file))?),
+        false => None,
+    };
     let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
     let scp = vna_dimse::ScpConfig {
         policy: vna_dimse::AcceptorPolicy {
@@ -209,6 +219,7 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
             write: secs(d.write_timeout_seconds),
         },
         shutdown_grace: std::time::Duration::from_secs(d.shutdown_grace_seconds),
+        tls,
     };
     let known = d
         .known_aes
@@ -217,21 +228,34 @@ pub fn dimse_settings(config: &Config) -> (vna_dimse::ScpConfig, vna_dimse_scp::
             let rights = vna_dimse_scp::PeerRights { can_store: a.can_store, can_query: a.can_query, can_retrieve: a.can_retrieve };
             let tenants = (!a.tenants.is_empty() && !a.tenants.iter().any(|t| t == "*")).then(|| a.tenants.clone());
             let addresses = if a.check_host { resolve_host(&a.ae_title, &a.host) } else { Vec::new() };
-            (a.ae_title.trim().to_owned(), vna_dimse_scp::KnownAe { rights, tenants, addresses })
+            let certificate_sha256 = a.certificate_fingerprint();
+            (a.ae_title.trim().to_owned(), vna_dimse_scp::KnownAe { rights, tenants, addresses, certificate_sha256 })
         })
         .collect();
     let destinations = d
         .known_aes
         .iter()
-        .map(|a| (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port }))
+        .map(|a| {
+            let tls = client_tls.clone().filter(|_| a.tls).map(|config| vna_dimse::ClientTls { config, server_name: None });
+            (a.ae_title.trim().to_owned(), vna_dimse_scp::Destination { host: a.host.clone(), port: a.port, tls })
+        })
         .collect();
-    (scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations })
+    Ok((scp, vna_dimse_scp::Peers { known, allow_unknown: d.allow_any_calling_ae, destinations }))
+}
+
+/// The files of DICOM TLS (`dimse.tls_*`), when it is on.
+pub fn dimse_tls_files(config: &Config) -> Option<tls::TlsFiles> {
+    let d = &config.dimse;
+    (!d.tls_cert_file.is_empty()).then(|| tls::TlsFiles {
+        client_ca: (!d.tls_ca_file.is_empty()).then(|| d.tls_ca_file.clone().into()),
+        require_client_certificate: d.tls_require_client_certificate,
+        ..tls::TlsFiles::server(&d.tls_cert_file, &d.tls_key_file)
+    })
 }
 
 /// The certificate and key of `http.tls_cert_file` / `http.tls_key_file`, when TLS is on.
 pub fn tls_files(config: &Config) -> Option<tls::TlsFiles> {
-    (!config.http.tls_cert_file.is_empty())
-        .then(|| tls::TlsFiles { cert: config.http.tls_cert_file.clone().into(), key: config.http.tls_key_file.clone().into() })
+    (!config.http.tls_cert_file.is_empty()).then(|| tls::TlsFiles::server(&config.http.tls_cert_file, &config.http.tls_key_file))
 }
 
 /// The signer of links, from `auth.link_secret_file`, or `<data_dir>/link-secret` made with 256
@@ -392,7 +416,7 @@ pub async fn run(
             Box::pin(axum::serve(listener, make_service).with_graceful_shutdown(draining).into_future())
         }
     };
-    let (scp_config, peers) = dimse_settings(&config);
+    let (scp_config, peers) = dimse_settings(&config)?;
     if config.dimse.allow_any_calling_ae {
         tracing::warn!(
             listen = %dimse_addr,

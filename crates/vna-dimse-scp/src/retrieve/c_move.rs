@@ -47,6 +47,7 @@ pub(crate) async fn c_move(
     if subs.len() > 1 {
         tracing::info!(sub_associations = subs.len(), "c-move: more SOP class/transfer syntax pairs than one association carries");
     }
+    let options = ClientOptions { tls: destination.tls.clone(), ..ClientOptions::default() };
     let mut cancelled = false;
     'subs: for (k, plan) in subs.iter().enumerate() {
         let contexts = plan.proposed();
@@ -57,7 +58,7 @@ pub(crate) async fn c_move(
                 break 'subs;
             }
             if sub.is_none() {
-                match Client::connect_with(&addr, &info.called_ae, dest_ae, &contexts, ClientOptions::default()).await {
+                match Client::connect_with(&addr, &info.called_ae, dest_ae, &contexts, options.clone()).await {
                     Ok(c) => sub = Some(c),
                     Err(e) => {
                         // The destination is down or refuses us: this and every remaining
