@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage
+from pynetdicom.pdu_primitives import UserIdentityNegotiation
+from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT_FIND
 
 import dicomgen
 import helpers
@@ -173,6 +175,38 @@ def test_hostile_tokens_are_refused(world):
     cases["a key of the same kid not in the JWKS"] = world.sign(world.claims(), keys=world.tmp / "stranger.json")
     for what, token in cases.items():
         assert world.studies_seen(token) == 401, what
+
+
+def dimse_studies_seen(world, token: bytes) -> set[str] | str:
+    """A C-FIND over an association whose user identity is `token` (PS3.7 §D.3.3.7, type 5)."""
+    item = UserIdentityNegotiation()
+    item.user_identity_type = 5
+    item.primary_field = token
+    ae = AE(ae_title="WORKSTATION")
+    ae.add_requested_context(STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", world.server.dimse_port, ae_title="VNA", ext_neg=[item])
+    if not assoc.is_established:
+        return "rejected"
+    try:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = ""
+        q.PatientID = dicomgen.PATIENT_ID_PREFIX + "OIDC-*"
+        found = {str(i.StudyInstanceUID) for s, i in assoc.send_c_find(q, STUDY_ROOT_FIND) if s and s.Status in (0xFF00, 0xFF01)}
+        return found
+    finally:
+        assoc.release()
+
+
+def test_a_provider_token_over_dimse_user_identity(world):
+    """The same access token as over HTTP, in a DIMSE User Identity sub-item: the association's
+    user sees its tenant only; a forged token gets no association."""
+    hug = world.provider.token("epr-hug", "system/ImagingStudy.read")
+    assert dimse_studies_seen(world, hug.encode()) == {world.studies["hug"]}
+    chuv = world.provider.token("epr-chuv", "system/ImagingStudy.rs")
+    assert dimse_studies_seen(world, chuv.encode()) == {world.studies["chuv"]}
+    assert dimse_studies_seen(world, world.sign(world.claims(aud="vna-other")).encode()) == "rejected"
+    assert dimse_studies_seen(world, world.sign(world.claims(), alg="none").encode()) == "rejected"
 
 
 def test_key_rotation_needs_no_restart(world):

@@ -28,6 +28,7 @@ import pytest
 import requests
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
+from pynetdicom.pdu_primitives import UserIdentityNegotiation
 from pynetdicom.sop_class import (
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT_FIND,
@@ -75,10 +76,24 @@ def c_store(port: int, ae_title: str, instances: list[dicomgen.Instance]) -> lis
         assoc.release()
 
 
-def c_find(port: int, ae_title: str) -> set[str] | int:
+def user_identity(kind: int, primary: bytes, secondary: bytes = b"") -> UserIdentityNegotiation:
+    """A User Identity sub-item (PS3.7 §D.3.3.7) asking for a positive response."""
+    item = UserIdentityNegotiation()
+    item.user_identity_type = kind
+    item.primary_field = primary
+    if kind == 2:
+        item.secondary_field = secondary
+    item.positive_response_requested = True
+    return item
+
+
+def c_find(port: int, ae_title: str, identity: UserIdentityNegotiation | None = None) -> set[str] | int | str:
+    """The studies found, the final status of a failed C-FIND, or "rejected"."""
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(STUDY_ROOT_FIND)
-    assoc = ae.associate("127.0.0.1", port, ae_title="VNA")
+    assoc = ae.associate("127.0.0.1", port, ae_title="VNA", ext_neg=[identity] if identity else None)
+    if assoc.is_rejected:
+        return "rejected"
     assert assoc.is_established
     try:
         q = Dataset()
@@ -111,6 +126,8 @@ def world(request, tmp_path_factory):
         "[dimse]\nallow_any_calling_ae = false\n"
         '[[dimse.known_aes]]\nae_title = "CT_A"\n' + scanner.format(port=dest_port) + 'tenants = ["hug"]\n'
         '[[dimse.known_aes]]\nae_title = "CT_B"\n' + scanner.format(port=dest_port) + 'tenants = ["chuv"]\n'
+        # A workstation whose users log in (User Identity Negotiation), seeing every tenant itself.
+        '[[dimse.known_aes]]\nae_title = "WORKSTATION"\n' + scanner.format(port=dest_port) + 'require_user_identity = true\n'
         # A known title whose host is elsewhere: calls from here are someone else using its name.
         '[[dimse.known_aes]]\nae_title = "FARAWAY"\nhost = "192.0.2.10"\nport = 104\n')
     pool = ServerPool(tmp / "servers")
@@ -129,6 +146,7 @@ def world(request, tmp_path_factory):
         ("writer-only", ["system/ImagingStudy.c"], ["*"]),
         ("chuv-writer", ["system/ImagingStudy.cruds"], ["chuv"]),
         ("revoked", ["system/ImagingStudy.read"], ["*"]),
+        ("auditor", ["vna.audit"], ["*"]),
     ]:
         args = ["apikey", "create", "--name", name] + [f"--scope={s}" for s in scopes] + [f"--tenant={t}" for t in tenants]
         r = w.vna(*args)
@@ -353,3 +371,38 @@ def test_a_signed_link_opens_its_study_only_and_expires(world):
     short = make_link(world, "hug-reader", study=a.study_uid, ttlSeconds=1).json()["link"]
     time.sleep(2.1)
     assert thumb(a.study_uid, short).status_code == 401
+
+
+def test_user_identity_negotiation_narrows_an_ae_to_its_user(world):
+    """PS3.7 §D.3.3.7: a username with an API key as passcode (type 2) or a bearer credential in
+    the JWT field (type 5); the user acts through the AE with what both may do and see."""
+    port = world.server.dimse_port
+    assert c_find(port, "WORKSTATION") == "rejected", "this AE must authenticate a user"
+    assert c_find(port, "WORKSTATION", user_identity(1, b"alice")) == "rejected", "a username alone proves nothing"
+    assert c_find(port, "WORKSTATION", user_identity(2, b"alice", b"vnak_bogus_key")) == "rejected"
+    hug = world.keys["hug-reader"].encode()
+    assert c_find(port, "WORKSTATION", user_identity(2, b"alice", hug)) == {uid(world, "a")}
+    chuv = c_find(port, "WORKSTATION", user_identity(5, world.keys["chuv-reader"].encode()))
+    assert uid(world, "b") in chuv and uid(world, "a") not in chuv, chuv
+    # CT_A sees hug only, whoever logs in through it; an AE without the requirement may still send one.
+    assert c_find(port, "CT_A", user_identity(2, b"bob", world.keys["chuv-reader"].encode())) == set()
+    assert c_find(port, "CT_A", user_identity(5, b"not a token")) == "rejected"
+    # The positive response (PS3.7 §D.3.3.7.2) comes back, and a reader may not store.
+    ae = AE(ae_title="WORKSTATION")
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+    assoc = ae.associate("127.0.0.1", port, ae_title="VNA", ext_neg=[user_identity(2, b"alice", hug)])
+    assert assoc.is_established
+    try:
+        responses = [i for i in assoc.acceptor.user_information if isinstance(i, UserIdentityNegotiation)]
+        assert len(responses) == 1 and responses[0].server_response == b"", "a positive response"
+        new = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=dicomgen.PATIENT_ID_PREFIX + "SEC-ws")[0]
+        assert assoc.send_c_store(new.reread()).Status == 0x0124
+    finally:
+        assoc.release()
+    # The failed logins are in the audit trail (User Authentication, Login, serious failure), from
+    # DIMSE, with no credential in them.
+    r = requests.get(world.server.base_url + "/admin/audit", params={"limit": "1000"}, timeout=60,
+                     headers={"Authorization": f"Bearer {world.keys['auditor']}"})
+    assert r.status_code == 200, r.text[:300]
+    failed = [e for e in r.json()["events"] if e["eventId"] == "110114" and e["interface"] == "dimse"]
+    assert len(failed) == 2 and all("vnak_" not in e["detail"] and "token" not in e["user"] for e in failed), failed

@@ -11,7 +11,7 @@
 //! principal's own tenant when it has exactly one, then the default. A study keeps the tenant
 //! of its first instance; an object that would put it in another is refused, never moved.
 
-use vna_catalog::{Scope, Visibility};
+use vna_catalog::{tenant_within, Scope, Visibility};
 use vna_dicom::charset::Charset;
 use vna_dicom::dataset::DataSet;
 use vna_dicom::Tag;
@@ -141,6 +141,35 @@ impl Principal {
         self
     }
 
+    /// This principal (a user) acting through `channel` (the application it calls through, a
+    /// known DIMSE AE): it may do only what both may and sees only what both see.
+    pub fn acting_through(mut self, channel: &Principal) -> Self {
+        self.permissions &= channel.permissions;
+        self.visibility.tenants = match (self.visibility.tenants.take(), channel.tenants()) {
+            (mine, None) => mine,
+            (None, Some(theirs)) => Some(theirs.to_vec()),
+            (Some(mine), Some(theirs)) => {
+                // A grant and one below it meet at the narrower one (`hug` and `hug/radiology`).
+                let mut both: Vec<String> = mine
+                    .iter()
+                    .flat_map(|a| theirs.iter().map(move |b| (a, b)))
+                    .filter_map(|(a, b)| match (tenant_within(a, b), tenant_within(b, a)) {
+                        (true, _) => Some(a.clone()),
+                        (false, true) => Some(b.clone()),
+                        (false, false) => None,
+                    })
+                    .collect();
+                both.sort();
+                both.dedup();
+                Some(both)
+            }
+        };
+        if self.visibility.only.is_none() {
+            self.visibility.only = channel.visibility.only.clone();
+        }
+        self
+    }
+
     pub fn may(&self, p: Permission) -> bool {
         self.permissions & p.bit() != 0
     }
@@ -261,6 +290,20 @@ mod tests {
             d.elements.push(Element { tag: *tag, vr: vna_dicom::VR::LO, extent: Extent { offset: 0, length: 0 }, value });
         }
         d
+    }
+
+    #[test]
+    fn a_user_through_an_application_gets_what_both_have() {
+        let grants = |v: &[&str]| Some(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let user = |tenants| Principal::new("u", PrincipalKind::User, [Permission::Read, Permission::Write], tenants);
+        let ae = |tenants| Principal::new("ae:WS", PrincipalKind::Application, [Permission::Read], tenants);
+        let both = user(grants(&["hug", "chuv/cardio"])).acting_through(&ae(grants(&["hug/radiology", "chuv", "vd"])));
+        assert!(both.may(Permission::Read) && !both.may(Permission::Write));
+        assert_eq!(both.tenants(), Some(&["chuv/cardio".to_owned(), "hug/radiology".to_owned()][..]));
+        assert_eq!(user(None).acting_through(&ae(grants(&["vd"]))).tenants(), Some(&["vd".to_owned()][..]));
+        assert_eq!(user(grants(&["vd"])).acting_through(&ae(None)).tenants(), Some(&["vd".to_owned()][..]));
+        assert_eq!(user(None).acting_through(&ae(None)).tenants(), None);
+        assert_eq!(user(grants(&["hug"])).acting_through(&ae(grants(&["chuv"]))).tenants(), Some(&[][..]));
     }
 
     #[test]

@@ -92,15 +92,35 @@ impl Authenticator {
     pub async fn authenticate(&self, authorization: Option<&str>, peer: IpAddr) -> Result<Principal, AuthError> {
         self.failures.check(peer)?;
         let result = self.verify(authorization, peer).await;
-        if let Err(AuthError::Invalid(why)) = &result {
-            tracing::info!(%peer, why, "authentication failed");
+        self.settle("dicomweb", &result, peer).await;
+        result
+    }
+
+    /// The principal of a bearer credential (an access token or an API key, as it would follow
+    /// `Bearer `) presented through `interface` other than HTTP, e.g. in a DIMSE User Identity
+    /// sub-item. Signed links are for HTTP only. Failures count and are audited as over HTTP.
+    pub async fn authenticate_token(&self, interface: &'static str, credential: &str, peer: IpAddr) -> Result<Principal, AuthError> {
+        self.failures.check(peer)?;
+        let credential = credential.trim();
+        let result = match credential.starts_with(LINK_PREFIX) {
+            true => Err(AuthError::Invalid("a signed link opens web pages only")),
+            false if credential.is_empty() => Err(AuthError::Invalid("an empty credential")),
+            false => self.verify_bearer(credential).await,
+        };
+        self.settle(interface, &result, peer).await;
+        result
+    }
+
+    /// Counts and audits a failure (PS3.15 A.5.3.12); the refusal stands whether or not it is
+    /// recorded.
+    async fn settle(&self, interface: &'static str, result: &Result<Principal, AuthError>, peer: IpAddr) {
+        if let Err(AuthError::Invalid(why)) = result {
+            tracing::info!(%peer, interface, why, "authentication failed");
             self.failures.record(peer);
-            // The audit trail (PS3.15 A.5.3.12); the refusal stands whether or not it is recorded.
-            if let Err(e) = self.archive.audit_failed_login("dicomweb", &peer.to_canonical().to_string(), why).await {
+            if let Err(e) = self.archive.audit_failed_login(interface, &peer.to_canonical().to_string(), why).await {
                 tracing::warn!(error = %e, "a failed authentication could not be audited");
             }
         }
-        result
     }
 
     async fn verify(&self, authorization: Option<&str>, peer: IpAddr) -> Result<Principal, AuthError> {
@@ -114,7 +134,10 @@ impl Authenticator {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Invalid("only Bearer credentials are accepted"));
         }
-        let credential = credential.trim();
+        self.verify_bearer(credential.trim()).await
+    }
+
+    async fn verify_bearer(&self, credential: &str) -> Result<Principal, AuthError> {
         if credential.starts_with(API_KEY_PREFIX) {
             return apikey::verify(&self.archive, credential).await;
         }

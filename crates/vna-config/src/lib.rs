@@ -390,6 +390,11 @@ pub struct KnownAe {
     /// title must present; empty: none required.
     #[serde(default)]
     pub tls_certificate_sha256: String,
+    /// Associations from this AE must authenticate a user (PS3.7 §D.3.3.7 User Identity
+    /// Negotiation: an access token, or a username with an API key as passcode); the user acts
+    /// through the AE, with what both may do and see.
+    #[serde(default)]
+    pub require_user_identity: bool,
 }
 
 impl KnownAe {

@@ -72,7 +72,10 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use vna_archive::{Archive, Permission, Principal, PrincipalKind};
-use vna_dimse::{AssociationInfo, Command, DataStream, Handler, Reply, Responder, ScpConfig, Status, StoreRequest};
+use vna_auth::Authenticator;
+use vna_dimse::{
+    AssociationInfo, Authentication, Command, DataStream, Handler, Reply, Responder, ScpConfig, Session, Status, StoreRequest, UserIdentity,
+};
 
 /// What a known peer may do (`[[dimse.known_aes]]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,8 @@ pub struct KnownAe {
     /// The SHA-256 of the TLS client certificate this AE title must present (PS3.15 §B.1:
     /// the identity TLS verified, bound to the AE title); `None`: none required.
     pub certificate_sha256: Option<[u8; 32]>,
+    /// Associations from this AE must authenticate a user (PS3.7 §D.3.3.7).
+    pub require_user_identity: bool,
 }
 
 /// Who may do what: known AEs by title, and whether unknown ones may do everything (they only
@@ -153,8 +158,12 @@ impl Peers {
             permissions.push(Permission::Write);
         }
         let from = info.peer_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
-        let who = Principal::new(format!("ae:{title}"), PrincipalKind::Application, permissions, tenants).via("dimse", from);
-        Ok((rights, who))
+        let who = Principal::new(format!("ae:{title}"), PrincipalKind::Application, permissions, tenants).via("dimse", from.clone());
+        // A user authenticated at association acts through the AE: what both may, what both see.
+        Ok(match info.session.get::<Principal>() {
+            Some(user) => (rights, user.clone().via("dimse", from).acting_through(&who)),
+            None => (rights, who),
+        })
     }
 }
 
@@ -162,11 +171,21 @@ impl Peers {
 pub struct ArchiveScp {
     archive: Arc<Archive>,
     peers: Peers,
+    /// Verifies the credentials of User Identity Negotiation.
+    auth: Arc<Authenticator>,
 }
 
 impl ArchiveScp {
-    pub fn new(archive: Arc<Archive>, peers: Peers) -> ArchiveScp {
-        ArchiveScp { archive, peers }
+    pub fn new(archive: Arc<Archive>, peers: Peers, auth: Arc<Authenticator>) -> ArchiveScp {
+        ArchiveScp { archive, peers, auth }
+    }
+
+    /// A refusal at association for the audit trail (Security Alert), and the rejection.
+    async fn refuse(&self, info: &AssociationInfo, why: &str) -> Authentication {
+        let from = info.peer_addr.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
+        let who = Principal::new(format!("ae:{}", info.calling_ae), PrincipalKind::Application, [], Some(Vec::new())).via("dimse", from);
+        self.archive.audit_refusal(&who, why).await;
+        Authentication::Reject { why: why.to_owned() }
     }
 
     /// The caller's principal when it has the right the service needs; else the refusal
@@ -234,6 +253,35 @@ impl Handler for ArchiveScp {
         retrieve::c_get(&self.archive, &who, info, request, &identifier, responder).await
     }
 
+    /// User Identity Negotiation (PS3.7 §D.3.3.7): a JSON Web Token (type 5) or the passcode of
+    /// a username and passcode (type 2) is a bearer credential, an access token of the
+    /// identity provider or an API key, verified as over HTTP (failures counted per address
+    /// and audited); the user then acts through the AE. A credential that does not verify
+    /// rejects the association. Other types prove nothing: ignored, unless the known AE must
+    /// authenticate a user, in which case, like no identity at all, the association is rejected.
+    async fn authenticate(&self, info: &AssociationInfo) -> Authentication {
+        let required = self.peers.known.get(info.calling_ae.trim()).is_some_and(|k| k.require_user_identity);
+        let credential = match &info.user_identity {
+            Some(id) if id.kind == UserIdentity::JWT => &id.primary,
+            Some(id) if id.kind == UserIdentity::USERNAME_PASSCODE => &id.secondary,
+            Some(_) if required => return self.refuse(info, "user identity: only a JSON Web Token or a passcode is accepted").await,
+            None if required => return self.refuse(info, "this calling AE title must authenticate a user").await,
+            _ => return Authentication::Accept { session: Session::default(), verified: false },
+        };
+        let Some(peer) = info.peer_addr.map(|a| a.ip()) else {
+            return Authentication::Reject { why: "no peer address".into() };
+        };
+        let verified = match std::str::from_utf8(credential) {
+            Ok(token) => self.auth.authenticate_token("dimse", token.trim_end_matches(['\0', ' ']), peer).await,
+            Err(_) => self.auth.authenticate_token("dimse", "", peer).await,
+        };
+        match verified {
+            Ok(user) => Authentication::Accept { session: Session(Some(Arc::new(user))), verified: true },
+            // Failed logins are audited by the authenticator (A.5.3.12).
+            Err(e) => Authentication::Reject { why: e.to_string() },
+        }
+    }
+
     /// An association refused at negotiation (unknown calling or called AE title): a Security
     /// Alert in the audit trail before the A-ASSOCIATE-RJ goes out.
     async fn rejected(&self, info: &AssociationInfo, reason: &str) {
@@ -254,6 +302,13 @@ impl Handler for ArchiveScp {
 
 /// Serves DIMSE on `listener` until `shutdown` resolves, then drains in-flight associations
 /// within `config.shutdown_grace`.
-pub async fn serve(archive: Arc<Archive>, peers: Peers, listener: TcpListener, config: ScpConfig, shutdown: impl Future<Output = ()>) {
-    vna_dimse::serve(listener, config, Arc::new(ArchiveScp::new(archive, peers)), shutdown).await
+pub async fn serve(
+    archive: Arc<Archive>,
+    peers: Peers,
+    auth: Arc<Authenticator>,
+    listener: TcpListener,
+    config: ScpConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    vna_dimse::serve(listener, config, Arc::new(ArchiveScp::new(archive, peers, auth)), shutdown).await
 }

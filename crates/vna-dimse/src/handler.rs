@@ -9,7 +9,9 @@ use crate::negotiate::{is_storage_class, VERIFICATION};
 use crate::status::Status;
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::any::Any;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Who is on the other side of an association.
 #[derive(Debug, Clone)]
@@ -19,6 +21,68 @@ pub struct AssociationInfo {
     pub peer_addr: Option<SocketAddr>,
     /// `None` on plain TCP; over TLS, the peer's verified certificate if it sent one.
     pub tls: Option<crate::transport::TlsPeer>,
+    /// The User Identity sub-item of the A-ASSOCIATE-RQ (PS3.7 §D.3.3.7), if the peer sent one.
+    pub user_identity: Option<UserIdentity>,
+    /// What [`Handler::authenticate`] made of the association's identity, for its operations.
+    pub session: Session,
+}
+
+/// The identity a requestor asserts in its A-ASSOCIATE-RQ (PS3.7 §D.3.3.7.1, Table D.3-14).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserIdentity {
+    /// User-Identity-Type: 1 username, 2 username and passcode, 3 Kerberos service ticket,
+    /// 4 SAML assertion, 5 JSON Web Token.
+    pub kind: u8,
+    pub positive_response_requested: bool,
+    pub primary: Vec<u8>,
+    /// The passcode of type 2; empty otherwise.
+    pub secondary: Vec<u8>,
+}
+
+impl UserIdentity {
+    pub const USERNAME: u8 = 1;
+    pub const USERNAME_PASSCODE: u8 = 2;
+    pub const JWT: u8 = 5;
+}
+
+/// Credentials never reach a log: only the type and the lengths.
+impl std::fmt::Debug for UserIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIdentity")
+            .field("kind", &self.kind)
+            .field("positive_response_requested", &self.positive_response_requested)
+            .field("primary_len", &self.primary.len())
+            .field("secondary_len", &self.secondary.len())
+            .finish()
+    }
+}
+
+/// Whatever the handler keeps about an association's authenticated identity (opaque here).
+#[derive(Clone, Default)]
+pub struct Session(pub Option<Arc<dyn Any + Send + Sync>>);
+
+impl Session {
+    /// The kept value, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref().and_then(|v| v.downcast_ref())
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Session(..)" } else { "Session(None)" })
+    }
+}
+
+/// The handler's verdict on an association's identity, before it is accepted.
+pub enum Authentication {
+    /// Go on; `session` is kept in [`AssociationInfo::session`]. `verified`: the user identity
+    /// was checked, and a requested positive response goes back in the A-ASSOCIATE-AC
+    /// (PS3.7 §D.3.3.7.2).
+    Accept { session: Session, verified: bool },
+    /// A-ASSOCIATE-RJ, rejected-permanent by the ACSE provider, no reason given (PS3.7
+    /// §D.3.3.7: an authentication failure); `why` is for the log, never sent.
+    Reject { why: String },
 }
 
 /// Sub-operation counts of C-MOVE/C-GET responses (PS3.7 §9.3.3.2, §9.3.4.2).
@@ -172,6 +236,14 @@ pub trait Handler: Send + Sync + 'static {
     async fn c_get(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {
         let _ = (info, request, identifier, responder);
         Reply::status(Status::UNRECOGNIZED_OPERATION)
+    }
+
+    /// Decides on the identity of an association about to be accepted: its AE titles, address,
+    /// TLS certificate and User Identity sub-item are in `info`. Default: accepted, the user
+    /// identity (if any) ignored, which PS3.7 §D.3.3.7 allows.
+    async fn authenticate(&self, info: &AssociationInfo) -> Authentication {
+        let _ = info;
+        Authentication::Accept { session: Session::default(), verified: false }
     }
 
     /// An association refused at negotiation (PS3.8 §7.1.1.9: A-ASSOCIATE-RJ, e.g. an unknown

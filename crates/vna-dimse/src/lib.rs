@@ -62,7 +62,9 @@ pub use client_retrieve::{RetrieveOutcome, StoreSink};
 pub use command::{Command, CommandField};
 pub use error::DimseError;
 pub use event_report::EventReportOutcome;
-pub use handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest, SubOperations};
+pub use handler::{
+    AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreRequest, SubOperations, UserIdentity,
+};
 pub use negotiate::{is_accepted_syntax, is_storage_class, AcceptorPolicy, VERIFICATION};
 pub use server::{serve, ScpConfig};
 pub use status::{Status, StatusKind};

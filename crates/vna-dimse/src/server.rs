@@ -5,13 +5,16 @@
 use crate::association::{Association, Incoming, Timeouts};
 use crate::command::{Command, CommandField};
 use crate::error::DimseError;
-use crate::handler::{AssociationInfo, DataStream, Handler, Reply, Responder, StoreRequest};
+use crate::handler::{AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreRequest, UserIdentity};
 use crate::negotiate::{decide, over_capacity, requestor_scp_classes, AcceptorPolicy, Decision};
 use crate::status::Status;
 use crate::transport::{Connection, ServerTls};
 use crate::wire;
 use bytes::BytesMut;
-use dicom_ul::pdu::Pdu;
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason, AssociationRJSource, AssociationRQ, Pdu, UserIdentityType,
+    UserVariableItem,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +127,39 @@ async fn establish(socket: TcpStream, config: &ScpConfig) -> Result<Connection, 
     }
 }
 
+/// User-Identity sub-item of the A-ASSOCIATE-AC (PS3.7 Table D.3-15).
+const USER_IDENTITY_RESPONSE: u8 = 0x59;
+
+/// The User Identity sub-item of an A-ASSOCIATE-RQ (PS3.7 Table D.3-14).
+fn user_identity(rq: &AssociationRQ) -> Option<UserIdentity> {
+    rq.user_variables.iter().find_map(|item| match item {
+        UserVariableItem::UserIdentityItem(u) => Some(UserIdentity {
+            kind: match u.identity_type() {
+                UserIdentityType::Username => UserIdentity::USERNAME,
+                UserIdentityType::UsernamePassword => UserIdentity::USERNAME_PASSCODE,
+                UserIdentityType::KerberosServiceTicket => 3,
+                UserIdentityType::SamlAssertion => 4,
+                UserIdentityType::Jwt => UserIdentity::JWT,
+                _ => 0,
+            },
+            positive_response_requested: u.positive_response_requested(),
+            primary: u.primary_field(),
+            secondary: u.secondary_field(),
+        }),
+        // An identity type this PDU codec does not know (dicom-ul keeps it raw).
+        UserVariableItem::Unknown(0x58, _) => {
+            Some(UserIdentity { kind: 0, positive_response_requested: false, primary: Vec::new(), secondary: Vec::new() })
+        }
+        _ => None,
+    })
+}
+
+async fn send_rejection(socket: &mut Connection, rj: AssociationRJ) -> Result<(), DimseError> {
+    socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
+    let _ = socket.shutdown().await;
+    Ok(())
+}
+
 async fn reject_over_capacity(socket: TcpStream, config: &ScpConfig) {
     let Ok(mut socket) = establish(socket, config).await else { return };
     let mut buf = BytesMut::new();
@@ -163,30 +199,41 @@ async fn serve_association<H: Handler>(
         }
         None => return Ok(()),
     };
-    let (ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
-        Decision::Reject(rj) => {
-            tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
-            let info = AssociationInfo {
-                calling_ae: rq.calling_ae_title.trim().to_owned(),
-                called_ae: rq.called_ae_title.trim().to_owned(),
-                peer_addr: socket.tcp().peer_addr().ok(),
-                tls: socket.tls_peer(),
-            };
-            handler.rejected(&info, &rj.source.to_string()).await;
-            socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
-            let _ = socket.shutdown().await;
-            return Ok(());
-        }
-        Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
-    };
-    let peer_scp_classes = requestor_scp_classes(&ac);
-    socket.write_all(&wire::encode(&Pdu::AssociationAC(ac))?).await.map_err(DimseError::WritePdu)?;
-    let info = AssociationInfo {
+    let mut info = AssociationInfo {
         calling_ae: rq.calling_ae_title.trim().to_owned(),
         called_ae: rq.called_ae_title.trim().to_owned(),
         peer_addr: socket.tcp().peer_addr().ok(),
         tls: socket.tls_peer(),
+        user_identity: user_identity(&rq),
+        session: Session::default(),
     };
+    let (mut ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
+        Decision::Reject(rj) => {
+            tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
+            handler.rejected(&info, &rj.source.to_string()).await;
+            return send_rejection(&mut socket, rj).await;
+        }
+        Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
+    };
+    match handler.authenticate(&info).await {
+        Authentication::Reject { why } => {
+            tracing::info!(calling_ae = %info.calling_ae, why, "association rejected: authentication failed");
+            let rj = AssociationRJ {
+                result: AssociationRJResult::Permanent,
+                source: AssociationRJSource::ServiceProviderASCE(AssociationRJServiceProviderASCEReason::NoReasonGiven),
+            };
+            return send_rejection(&mut socket, rj).await;
+        }
+        Authentication::Accept { session, verified } => {
+            info.session = session;
+            // PS3.7 §D.3.3.7.2: the server response sub-item, with an empty response.
+            if verified && info.user_identity.as_ref().is_some_and(|u| u.positive_response_requested) {
+                ac.user_variables.push(UserVariableItem::Unknown(USER_IDENTITY_RESPONSE, vec![0, 0]));
+            }
+        }
+    }
+    let peer_scp_classes = requestor_scp_classes(&ac);
+    socket.write_all(&wire::encode(&Pdu::AssociationAC(ac))?).await.map_err(DimseError::WritePdu)?;
     tracing::debug!(calling_ae = %info.calling_ae, contexts = contexts.len(), "association accepted");
     let mut assoc =
         Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts)

@@ -229,7 +229,10 @@ pub fn dimse_settings(config: &Config) -> anyhow::Result<(vna_dimse::ScpConfig, 
             let tenants = (!a.tenants.is_empty() && !a.tenants.iter().any(|t| t == "*")).then(|| a.tenants.clone());
             let addresses = if a.check_host { resolve_host(&a.ae_title, &a.host) } else { Vec::new() };
             let certificate_sha256 = a.certificate_fingerprint();
-            (a.ae_title.trim().to_owned(), vna_dimse_scp::KnownAe { rights, tenants, addresses, certificate_sha256 })
+            (
+                a.ae_title.trim().to_owned(),
+                vna_dimse_scp::KnownAe { rights, tenants, addresses, certificate_sha256, require_user_identity: a.require_user_identity },
+            )
         })
         .collect();
     let destinations = d
@@ -378,7 +381,7 @@ pub async fn run(
             "http listens beyond loopback with auth.anonymous = \"loopback\": behind a reverse proxy on this host every client is anonymous; set auth.anonymous = \"off\" there"
         );
     }
-    let app = app(archive.clone(), auth, &config, Some(addr.port()));
+    let app = app(archive.clone(), auth.clone(), &config, Some(addr.port()));
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_seconds);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // One shutdown signal, fanned out to both front ends.
@@ -427,7 +430,7 @@ pub async fn run(
     // The audit trail's Application Activity (PS3.15 A.5.3.1): recorded before serving.
     let me = vna_archive::Principal::system();
     archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
-    let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, listeners.dimse, scp_config, dimse_stop));
+    let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, auth, listeners.dimse, scp_config, dimse_stop));
     on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
     let mut server = tokio::spawn(server);
     let http_result = tokio::select! {
