@@ -126,6 +126,9 @@ pkg_installed orthanc-dicomweb || need+=(orthanc-dicomweb)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # openssl: test_tls.py makes its CA and certificates with it.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# rsyslog with its TLS driver: the syslog collector the audit trail is exported to (test_syslog.py).
+pkg_installed rsyslog || need+=(rsyslog)
+pkg_installed rsyslog-gnutls || need+=(rsyslog-gnutls)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     case "$PY_EXE" in
@@ -152,7 +155,7 @@ if ((${#need[@]})); then
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
     ((policy_made)) && "${SUDO[@]}" rm -f "$policy"
 else
-    echo "already installed: postgresql dcmtk ffmpeg time orthanc"
+    echo "already installed: postgresql dcmtk ffmpeg time orthanc rsyslog"
 fi
 [[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
 [[ -x /usr/bin/ffprobe ]] || die "/usr/bin/ffprobe missing after installing ffmpeg"

@@ -214,6 +214,14 @@ impl Archive {
     }
 
     /// The events `q` asks for, for an auditor; the reading is itself recorded (Audit Log Used).
+    /// Up to `limit` events after `after_seq`, oldest first, for the archive's own export of
+    /// its trail (syslog): the system forwarding what it recorded, not an access by anyone,
+    /// so not itself audited.
+    pub async fn audit_feed(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, ArchiveError> {
+        let q = AuditQuery { after_seq: Some(after_seq), limit, ..AuditQuery::default() };
+        self.catalog.audit_events(&q).await.map_err(ArchiveError::catalog("reading the audit trail for export"))
+    }
+
     pub async fn audit_trail(&self, who: &Principal, q: &AuditQuery) -> Result<Vec<AuditRecord>, ArchiveError> {
         self.require(who, Permission::Audit).await?;
         let records = self.catalog.audit_events(q).await.map_err(ArchiveError::catalog("reading the audit trail"))?;
@@ -244,13 +252,6 @@ fn coded(element: &str, code: &str, system: &str, meaning: &str) -> String {
 }
 
 /// An RFC 3339 UTC time with milliseconds (`xs:dateTime`).
-fn date_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = crate::clock::civil(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
-}
-
 /// The event as a PS3.15 A.5.1 `AuditMessage`: event identification, the requestor and the
 /// archive (`audit_source`, its AE title or name) as active participants, the audit source,
 /// and the patients and studies as participant objects.
@@ -261,7 +262,7 @@ pub fn a5_xml(r: &AuditRecord, audit_source: &str) -> String {
     x.push_str(&format!(
         r#"<EventIdentification EventActionCode="{}" EventDateTime="{}" EventOutcomeIndicator="{}">"#,
         esc(&e.action),
-        date_time(e.at_ms),
+        crate::clock::utc_timestamp(e.at_ms),
         e.outcome
     ));
     x.push_str(&coded("EventID", &e.event_id, "DCM", EventId::meaning(&e.event_id)));
@@ -308,9 +309,9 @@ mod tests {
 
     #[test]
     fn times_are_utc_rfc3339() {
-        assert_eq!(date_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(date_time(1_796_560_359_123), "2026-12-06T12:32:39.123Z");
-        assert_eq!(date_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(crate::clock::utc_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(crate::clock::utc_timestamp(1_796_560_359_123), "2026-12-06T12:32:39.123Z");
+        assert_eq!(crate::clock::utc_timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod verify;
 
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
 pub use audit::{a5_xml, EventId, APPLICATION_START, APPLICATION_STOP, USER_SECURITY_ATTRIBUTES_CHANGED, USE_OF_RESTRICTED_FUNCTION};
-pub use clock::now_ms;
+pub use clock::{now_ms, utc_timestamp};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};
 pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use found::Found;

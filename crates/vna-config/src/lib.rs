@@ -33,6 +33,7 @@ pub struct Config {
     pub dimse: DimseConfig,
     pub auth: AuthConfig,
     pub tenancy: TenancyConfig,
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             dimse: DimseConfig::default(),
             auth: AuthConfig::default(),
             tenancy: TenancyConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -43,6 +43,35 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[audit]`: where the audit trail goes besides the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Every event also sent to a syslog collector over TLS; absent: the catalog only.
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// `[audit.syslog]`: RFC 5424 messages over TLS (RFC 5425), as IHE ATNA asks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` of the collector (6514 is the registered port).
+    pub address: String,
+    /// PEM CA certificates the collector's certificate chains to.
+    pub ca_file: String,
+    /// The name the collector's certificate must carry; empty: the host of `address`.
+    #[serde(default)]
+    pub server_name: String,
+    /// Our client certificate and key (PEM), for collectors that ask; both or neither.
+    #[serde(default)]
+    pub cert_file: String,
+    #[serde(default)]
+    pub key_file: String,
+    /// The HOSTNAME field of the messages; empty: this machine's host name.
+    #[serde(default)]
+    pub hostname: String,
+}
+
 /// `[auth.oidc]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +202,17 @@ pub(crate) fn check_security(c: &Config) -> Result<(), ConfigError> {
         }
         if let Some(t) = a.tenants.iter().find(|t| !valid_tenant(t) && t.as_str() != "*") {
             return bad(format!("dimse.known_aes '{}': tenant '{t}' is not a valid tenant name", a.ae_title));
+        }
+    }
+    if let Some(s) = &c.audit.syslog {
+        if s.address.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+            return bad("audit.syslog.address must be host:port".into());
+        }
+        if s.ca_file.is_empty() {
+            return bad("audit.syslog.ca_file is required: the collector's certificate is always verified".into());
+        }
+        if s.cert_file.is_empty() != s.key_file.is_empty() {
+            return bad("audit.syslog.cert_file and key_file go together: both or neither".into());
         }
     }
     if let Some(o) = &c.auth.oidc {

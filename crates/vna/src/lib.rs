@@ -12,6 +12,7 @@
 
 pub mod apikey;
 pub mod import;
+pub mod syslog;
 pub mod tls;
 pub mod verify;
 
@@ -430,6 +431,11 @@ pub async fn run(
     // The audit trail's Application Activity (PS3.15 A.5.3.1): recorded before serving.
     let me = vna_archive::Principal::system();
     archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
+    if let Some(c) = &config.audit.syslog {
+        let target = syslog::SyslogTarget::from_config(c, &config.data_dir)?;
+        tracing::info!(collector = %target.address, "audit trail also sent to syslog over TLS");
+        tokio::spawn(syslog::run(archive.clone(), target));
+    }
     let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, auth, listeners.dimse, scp_config, dimse_stop));
     on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
     let mut server = tokio::spawn(server);
