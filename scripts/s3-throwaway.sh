@@ -289,6 +289,11 @@ rgw data = $dir/rgw
 rgw lc debug interval = 10
 rgw enable usage log = false
 rgw thread pool size = 64
+# Server-side encryption for test_s3.py: SSE-KMS with the "testing" key backend, a fixed key
+# named vna-test-key (test data only), over plain HTTP on loopback.
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = vna-test-key=dm5hLXRlc3Qta21zLWtleS1ub3QtZm9yLXVzZS0zMmI=
 EOF
 }
 

@@ -94,3 +94,30 @@ def test_credentials_from_the_aws_environment(pool):
     status, found = qido(srv.dicomweb, "instances", {"SOPInstanceUID": inst.sop_uid})
     assert status == 200 and len(found) == 1
     assert retrieve_raw(instance_url(srv.dicomweb, inst.study_uid, inst.series_uid, inst.sop_uid)) == [inst.data]
+
+
+def test_server_side_encryption_with_kms_is_confirmed_by_the_store(pool):
+    """SSE-KMS asked for every new object (single PUT and multipart), confirmed in the store's
+    answers, seen from outside with the AWS CLI; the archive reads the objects back unchanged.
+    The test RGW has the "testing" KMS backend with one key, vna-test-key (s3-throwaway.sh)."""
+    srv = pool.start("s3", env={TIER + "ENCRYPTION": "SSE-KMS", TIER + "KMS_KEY_ID": "vna-test-key"})
+    small = _store_one(srv)
+    big = dicomgen.large_instance(total_bytes=6_000_000)
+    assert len(big.data) > 5 << 20, "large enough for a multipart upload"
+    assert stow(srv.dicomweb, [big.data]).status_code == 200
+    for inst in (small, big):
+        p = _protection(srv, inst.sop_uid)
+        head = _head(srv.bucket.name, "vna/" + p["key"], p["storeVersionId"])
+        assert head.get("ServerSideEncryption") == "aws:kms", head
+        assert head.get("SSEKMSKeyId", "").endswith("vna-test-key"), head
+        assert retrieve_raw(instance_url(srv.dicomweb, inst.study_uid, inst.series_uid, inst.sop_uid)) == [inst.data]
+
+
+def test_an_encryption_the_store_does_not_apply_fails_the_store_and_acknowledges_nothing(pool):
+    """SSE-KMS with a key the store does not have: the store refuses or ignores it, and either
+    way nothing is acknowledged (the archive checks the store's answer)."""
+    srv = pool.start("s3", env={TIER + "ENCRYPTION": "SSE-KMS", TIER + "KMS_KEY_ID": "no-such-key"})
+    inst = dicomgen.ct_study()[0]
+    r = stow(srv.dicomweb, [inst.data])
+    assert r.status_code != 200, r.text[:300]
+    assert qido(srv.dicomweb, "/instances", {"SOPInstanceUID": inst.sop_uid})[1] == []

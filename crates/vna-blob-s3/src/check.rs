@@ -135,7 +135,14 @@ async fn probe(inner: &Arc<Inner>) -> CheckItem {
         Ok(versioned) => item(
             "write probe",
             true,
-            format!("put, get, delete of a probe object{}", if versioned { " (version id returned)" } else { "" }),
+            format!(
+                "put, get, delete of a probe object{}{}",
+                if versioned { " (version id returned)" } else { "" },
+                match &inner.settings.encryption {
+                    Some(e) => format!("; encrypted by the store as configured ({e:?})"),
+                    None => String::new(),
+                }
+            ),
         ),
         Err(e) => item("write probe", false, e.to_string()),
     }

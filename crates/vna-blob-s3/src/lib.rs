@@ -100,6 +100,47 @@ pub struct S3Settings {
     /// Attempts per request, the first included (standard retry mode: exponential backoff
     /// with jitter, on timeouts, connection failures, 5xx and throttling).
     pub max_attempts: u32,
+    /// Server-side encryption asked for every new object; the store's answer to each write
+    /// must confirm it, or the write fails. `None`: the bucket's default.
+    pub encryption: Option<Encryption>,
+}
+
+/// Server-side encryption of new objects (S3 `x-amz-server-side-encryption`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3: keys managed by the store (`AES256`).
+    S3,
+    /// SSE-KMS (`aws:kms`) with this key, or the store's default key.
+    Kms { key_id: Option<String> },
+}
+
+impl Encryption {
+    pub(crate) fn algorithm(&self) -> aws_sdk_s3::types::ServerSideEncryption {
+        match self {
+            Encryption::S3 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
+            Encryption::Kms { .. } => aws_sdk_s3::types::ServerSideEncryption::AwsKms,
+        }
+    }
+
+    pub(crate) fn key_id(&self) -> Option<String> {
+        match self {
+            Encryption::S3 => None,
+            Encryption::Kms { key_id } => key_id.clone(),
+        }
+    }
+
+    /// Whether a store's answer (its `x-amz-server-side-encryption` and KMS key id headers)
+    /// says the object was encrypted as asked. A key id asked for must come back, as the ARN
+    /// AWS gives or as given.
+    pub fn confirmed_by(&self, algorithm: Option<&aws_sdk_s3::types::ServerSideEncryption>, key_id: Option<&str>) -> bool {
+        if algorithm != Some(&self.algorithm()) {
+            return false;
+        }
+        match self.key_id() {
+            None => true,
+            Some(asked) => key_id.is_some_and(|k| k == asked || k.ends_with(&format!("/{asked}"))),
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -131,6 +172,7 @@ impl S3Settings {
             checksum_sha256: false,
             default_retention: None,
             require_object_lock: false,
+            encryption: None,
             max_in_flight: 64,
             queue_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
@@ -437,5 +479,21 @@ mod tests {
     fn content_range_total() {
         assert_eq!(super::total_from_content_range("bytes 9995-9999/10000"), Some(10000));
         assert_eq!(super::total_from_content_range("bytes 0-0/*"), None);
+    }
+
+    #[test]
+    fn encryption_is_confirmed_only_by_the_algorithm_and_key_asked_for() {
+        use super::Encryption;
+        use aws_sdk_s3::types::ServerSideEncryption as Sse;
+        let kms = Encryption::Kms { key_id: Some("k1".into()) };
+        assert!(kms.confirmed_by(Some(&Sse::AwsKms), Some("k1")));
+        assert!(kms.confirmed_by(Some(&Sse::AwsKms), Some("arn:aws:kms:eu-central-1:111122223333:key/k1")));
+        assert!(!kms.confirmed_by(Some(&Sse::AwsKms), Some("k2")), "another key");
+        assert!(!kms.confirmed_by(Some(&Sse::AwsKms), None), "the key not said");
+        assert!(!kms.confirmed_by(None, None), "a store that ignored the request");
+        assert!(!kms.confirmed_by(Some(&Sse::Aes256), Some("k1")));
+        assert!(Encryption::Kms { key_id: None }.confirmed_by(Some(&Sse::AwsKms), Some("whatever the default is")));
+        assert!(Encryption::S3.confirmed_by(Some(&Sse::Aes256), None));
+        assert!(!Encryption::S3.confirmed_by(None, None));
     }
 }

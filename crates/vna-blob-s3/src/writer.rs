@@ -3,10 +3,12 @@
 //! behind whatever fails.
 
 use crate::error::{locked_or, sdk, S3Failure};
-use crate::{lock_mode, retention_mode, Inner};
+use crate::{lock_mode, retention_mode, Encryption, Inner};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime};
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockRetention, StorageClass, Tag, Tagging};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockRetention, ServerSideEncryption, StorageClass, Tag, Tagging,
+};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use md5::Digest;
@@ -69,6 +71,8 @@ impl S3Writer {
             .bucket(&self.inner.settings.bucket)
             .key(object_key)
             .set_storage_class(self.inner.settings.storage_class.as_deref().map(StorageClass::from))
+            .set_server_side_encryption(self.inner.settings.encryption.as_ref().map(Encryption::algorithm))
+            .set_ssekms_key_id(self.inner.settings.encryption.as_ref().and_then(Encryption::key_id))
             // Stores that verify part checksums (AWS) want the algorithm declared up front.
             .set_checksum_algorithm(self.inner.settings.checksum_sha256.then_some(ChecksumAlgorithm::Sha256))
             .send()
@@ -153,11 +157,43 @@ impl S3Writer {
             .set_storage_class(settings.storage_class.as_deref().map(StorageClass::from))
             .set_object_lock_mode(retention.map(|r| lock_mode(r.mode)))
             .set_object_lock_retain_until_date(retention.map(|r| DateTime::from(r.retain_until)))
+            .set_server_side_encryption(settings.encryption.as_ref().map(Encryption::algorithm))
+            .set_ssekms_key_id(settings.encryption.as_ref().and_then(Encryption::key_id))
             .body(SdkBody::from(data))
             .send()
             .await
             .map_err(sdk("storing an object", &self.key))?;
-        Ok(out.version_id().map(str::to_owned))
+        drop(_slot);
+        let version = out.version_id().map(str::to_owned);
+        self.confirm_encryption(version.as_deref(), out.server_side_encryption(), out.ssekms_key_id()).await?;
+        Ok(version)
+    }
+
+    /// The store must say the new object is encrypted as configured (the answer to the write,
+    /// or else the object's metadata): a store that ignores the request would otherwise keep
+    /// patient data in clear while the configuration says otherwise. Such a write fails, and
+    /// its object goes (unless already locked).
+    async fn confirm_encryption(
+        &self,
+        version: Option<&str>,
+        algorithm: Option<&ServerSideEncryption>,
+        key_id: Option<&str>,
+    ) -> Result<(), BlobError> {
+        let Some(asked) = &self.inner.settings.encryption else { return Ok(()) };
+        if asked.confirmed_by(algorithm, key_id) {
+            return Ok(());
+        }
+        let head = self.inner.head(BlobRef::new(&self.key, version)).await?;
+        if asked.confirmed_by(head.server_side_encryption(), head.ssekms_key_id()) {
+            return Ok(());
+        }
+        tracing::error!(key = %self.key, asked = ?asked, got = ?head.server_side_encryption(), "the store did not encrypt a new object as configured: the write fails");
+        self.remove_version(version).await;
+        Err(BlobError::Service {
+            step: "confirming server-side encryption",
+            status: 200,
+            code: "object not encrypted as configured".into(),
+        })
     }
 
     async fn complete(&mut self, sha256: &str) -> Result<Option<String>, BlobError> {
@@ -191,6 +227,7 @@ impl S3Writer {
         if version.is_none() {
             version = self.inner.head(BlobRef::current(&self.key)).await?.version_id().map(str::to_owned);
         }
+        self.confirm_encryption(version.as_deref(), out.server_side_encryption(), out.ssekms_key_id()).await?;
         // Stores ignore lock headers on CreateMultipartUpload: lock the version now, before
         // anything is acknowledged. If that fails the version is still unlocked, so it can go.
         if let Some(default) = self.inner.settings.default_retention {

@@ -234,6 +234,11 @@ pub struct S3TierConfig {
     pub request_timeout_seconds: u64,
     /// Attempts per request (exponential backoff between them).
     pub max_attempts: u32,
+    /// Server-side encryption asked of the store for every new object: empty (the bucket's
+    /// default), `"SSE-S3"` (keys managed by the store) or `"SSE-KMS"` (with `kms_key_id`).
+    pub encryption: String,
+    /// The KMS key of SSE-KMS; empty: the store's default key.
+    pub kms_key_id: String,
 }
 
 impl Default for S3TierConfig {
@@ -258,6 +263,8 @@ impl Default for S3TierConfig {
             connect_timeout_seconds: 5,
             request_timeout_seconds: 60,
             max_attempts: 3,
+            encryption: String::new(),
+            kms_key_id: String::new(),
         }
     }
 }
@@ -512,6 +519,12 @@ fn check_storage(s: &StorageConfig) -> Result<(), ConfigError> {
         }
         if !(t.endpoint.is_empty() || t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://")) {
             return bad("endpoint must be an http:// or https:// URL");
+        }
+        if !["", "SSE-S3", "SSE-KMS"].contains(&t.encryption.as_str()) {
+            return bad("encryption must be \"\", \"SSE-S3\" or \"SSE-KMS\"");
+        }
+        if !t.kms_key_id.is_empty() && t.encryption != "SSE-KMS" {
+            return bad("kms_key_id goes with encryption = \"SSE-KMS\"");
         }
     }
     Ok(())

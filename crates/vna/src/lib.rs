@@ -165,6 +165,11 @@ pub fn s3_settings(t: &vna_config::S3TierConfig) -> anyhow::Result<vna_blob_s3::
     s.connect_timeout = Duration::from_secs(t.connect_timeout_seconds);
     s.request_timeout = Duration::from_secs(t.request_timeout_seconds);
     s.max_attempts = t.max_attempts;
+    s.encryption = match t.encryption.as_str() {
+        "SSE-S3" => Some(vna_blob_s3::Encryption::S3),
+        "SSE-KMS" => Some(vna_blob_s3::Encryption::Kms { key_id: (!t.kms_key_id.is_empty()).then(|| t.kms_key_id.clone()) }),
+        _ => None,
+    };
     Ok(s)
 }
 
