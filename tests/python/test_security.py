@@ -20,6 +20,7 @@ front ends on the embedded catalog and on PostgreSQL (the blob store plays no pa
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -406,3 +407,18 @@ def test_user_identity_negotiation_narrows_an_ae_to_its_user(world):
     assert r.status_code == 200, r.text[:300]
     failed = [e for e in r.json()["events"] if e["eventId"] == "110114" and e["interface"] == "dimse"]
     assert len(failed) == 2 and all("vnak_" not in e["detail"] and "token" not in e["user"] for e in failed), failed
+
+
+def test_no_credential_or_query_string_in_the_logs_even_at_debug(pool):
+    """With every target at debug level, requests are logged by method and path only: a signed
+    link, an API key or a patient's name in the query string never reaches the log."""
+    srv = pool.start("sqlite", name="debug-logs", env={"RUST_LOG": "debug"})
+    secret_link = "vnal_SECRETLINK0123456789"
+    requests.get(srv.dicomweb + "/studies", params={"PatientName": "SECRETNAME^PATIENT", "link": secret_link}, timeout=30)
+    requests.get(srv.dicomweb + "/studies", params={"PatientName": "SECRETNAME^PATIENT"}, timeout=30,
+                 headers={"Authorization": "Bearer vnak_SECRETKEYID_SECRETKEYSECRET"})
+    requests.get(srv.dicomweb + "/studies", params={"PatientName": "SECRETNAME^PATIENT"}, timeout=30)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_path.read_text())
+    assert "path=/dicom-web/studies" in log, "request spans are logged at debug level"
+    for secret in ("SECRETLINK", "SECRETKEY", "SECRETNAME"):
+        assert secret not in log, f"{secret} leaked into the log"

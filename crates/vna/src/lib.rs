@@ -194,7 +194,13 @@ pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &C
     vna_dicomweb::authenticate(dicomweb.nest("/admin", admin), auth)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.http.max_concurrent_requests.max(1)))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of a request in the logs: its method and path, never its query string, which can
+/// hold a signed link (`?link=`) or patient data (QIDO-RS `PatientName=`).
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// The DIMSE settings of the configuration as the toolkit and the SCP take them; with DICOM
