@@ -7,8 +7,11 @@
 //   node oidc.mjs sign KEYS|none ALG HEADER CLAIMS   a JWT (HEADER and CLAIMS are JSON objects)
 //
 // Clients (client credentials, the patient record's back end): epr-hug and epr-chuv get a
-// `tenants` claim of their tenant; epr-all none. Access tokens are JWTs (RFC 9068) for the
-// resource indicated (`urn:vna` by default, `urn:other` for a wrong audience).
+// `tenants` claim of their tenant; epr-all none. `viewer` is a public client (a browser
+// application: no secret, authorization code with PKCE), its users signed in through the
+// provider's own development login and consent pages (any password); a user whose login starts
+// with `hug-` gets the `hug` tenant. Access tokens are JWTs (RFC 9068) for the resource
+// indicated (`urn:vna` by default, `urn:other` for a wrong audience).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHmac } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
@@ -28,20 +31,32 @@ if (cmd === 'keygen') {
   const secret = (id) => `${id}-secret-0123456789abcdef`;
   const ids = ['epr-hug', 'epr-chuv', 'epr-all'];
   const tenants = { 'epr-hug': ['hug'], 'epr-chuv': ['chuv'] };
-  const scopes = 'system/ImagingStudy.read system/ImagingStudy.rs system/ImagingStudy.cruds vna.admin';
+  const scopes = 'system/ImagingStudy.read system/ImagingStudy.rs system/ImagingStudy.cruds vna.admin vna.audit user/ImagingStudy.read';
   const provider = new Provider(issuer, {
-    clients: ids.map((id) => ({
-      client_id: id,
-      client_secret: secret(id),
-      grant_types: ['client_credentials'],
-      redirect_uris: [],
-      response_types: [],
-      scope: scopes,
-    })),
+    clients: [
+      ...ids.map((id) => ({
+        client_id: id,
+        client_secret: secret(id),
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        scope: scopes,
+      })),
+      {
+        client_id: 'viewer',
+        token_endpoint_auth_method: 'none',
+        application_type: 'web',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/viewer/callback'],
+        scope: `openid ${scopes}`,
+      },
+    ],
+    pkce: { required: () => true },
     jwks: JSON.parse(readFileSync(keysFile, 'utf8')),
-    scopes: scopes.split(' '),
+    scopes: ['openid', ...scopes.split(' ')],
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -53,7 +68,11 @@ if (cmd === 'keygen') {
         },
       },
     },
-    extraTokenClaims: (ctx, token) => (tenants[token.clientId] ? { tenants: tenants[token.clientId] } : undefined),
+    extraTokenClaims: (ctx, token) => {
+      if (tenants[token.clientId]) return { tenants: tenants[token.clientId] };
+      if (token.accountId?.startsWith('hug-')) return { tenants: ['hug'] };
+      return undefined;
+    },
   });
   provider.listen(Number(port), '127.0.0.1', () => console.log(`oidc ready ${issuer}`));
 } else if (cmd === 'sign') {

@@ -1,7 +1,8 @@
 """Bearer access tokens from a real OpenID provider (issue 14, step 3).
 
 panva's `oidc-provider` (npm, `tests/oidc/`) runs on loopback with client-credentials clients
-for the patient record's back end; its access tokens are JWTs (RFC 9068) for the resource
+for the patient record's back end and a public client with PKCE for a browser application
+(its users sign in through the provider's login and consent forms); its access tokens are JWTs (RFC 9068) for the resource
 `urn:vna`, with a `tenants` claim. vna is configured with the provider's issuer only: it
 discovers the JWKS, verifies every token and maps its scopes and tenants to a principal.
 
@@ -10,16 +11,24 @@ discovers the JWKS, verifies every token and maps its scopes and tenants to a pr
 - hostile tokens a provider never issues, made by the signer in `tests/oidc/oidc.mjs` with the
   provider's own key (so only the defect differs from a token that passes): another issuer,
   expired, not yet valid, `alg: none`, HMAC keyed with the public key, a key not in the JWKS;
+- a person signed in with PKCE sees their tenant and is audited as `user:<sub>`, a client
+  acting for itself as `client:<id>`;
+- the same token in a DIMSE User Identity sub-item (PS3.7 §D.3.3.7) narrows the association;
 - key rotation: the provider restarts with a new key; vna fetches the new JWKS on the first
   token that names it, without a restart.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
+import secrets
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -70,6 +79,41 @@ class Provider:
                           data={"grant_type": "client_credentials", "scope": scope, "resource": resource}, timeout=30)
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
+
+    def viewer_login(self, login: str) -> str:
+        """The access token of `login` signed in through the public client `viewer` (a browser
+        application): authorization code with PKCE (RFC 7636, S256), the provider's own login and
+        consent forms submitted as a browser would, the code exchanged without a client secret."""
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        redirect = "http://127.0.0.1/viewer/callback"
+        s = requests.Session()
+        r = s.get(self.issuer + "/auth", allow_redirects=False, timeout=30, params={
+            "client_id": "viewer", "response_type": "code", "redirect_uri": redirect, "scope": "openid user/ImagingStudy.read",
+            "code_challenge": challenge, "code_challenge_method": "S256", "resource": AUDIENCE, "state": "s1"})
+        for _ in range(12):
+            location = r.headers.get("location")
+            if location and location.startswith(redirect):
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)
+                assert query["state"] == ["s1"], query
+                break
+            if location:
+                r = s.get(urllib.parse.urljoin(r.url, location), allow_redirects=False, timeout=30)
+                continue
+            assert r.status_code == 200, r.text[:300]
+            action = re.search(r'<form[^>]*action="([^"]+)"', r.text)
+            assert action, r.text[-1000:]
+            fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', r.text))
+            if 'name="login"' in r.text:
+                fields.update(login=login, password="any")
+            r = s.post(urllib.parse.urljoin(r.url, action.group(1)), data=fields, allow_redirects=False, timeout=30)
+        else:
+            pytest.fail("the provider never redirected back with a code")
+        t = requests.post(self.issuer + "/token", timeout=30, data={
+            "grant_type": "authorization_code", "code": query["code"][0], "redirect_uri": redirect, "client_id": "viewer",
+            "code_verifier": verifier})
+        assert t.status_code == 200, t.text
+        return t.json()["access_token"]
 
     def stop(self):
         self.proc.terminate()
@@ -148,6 +192,20 @@ def test_provider_tokens_open_their_tenant_only(world):
     assert world.studies_seen(chuv) == {world.studies["chuv"]}
     # No tenants claim while the configuration names one: nothing is visible.
     assert world.studies_seen(world.provider.token("epr-all", "system/ImagingStudy.read")) == set()
+
+
+def test_a_browser_user_signed_in_with_pkce_sees_its_tenant_and_is_audited_as_a_person(world):
+    token = world.provider.viewer_login("hug-alice")
+    assert world.studies_seen(token) == {world.studies["hug"]}
+    assert world.studies_seen(world.provider.viewer_login("bob")) == set(), "no tenant claim: nothing"
+    machine = world.provider.token("epr-hug", "system/ImagingStudy.read")
+    assert world.studies_seen(machine) == {world.studies["hug"]}
+    auditor = world.provider.token("epr-all", "vna.audit")
+    r = requests.get(world.server.base_url + "/admin/audit", params={"limit": "1000"}, timeout=60,
+                     headers={"Authorization": f"Bearer {auditor}"})
+    assert r.status_code == 200, r.text[:300]
+    kinds = {(e["user"], e["userKind"]) for e in r.json()["events"] if e["eventId"] == "110112"}
+    assert ("user:hug-alice", "user") in kinds and ("client:epr-hug", "application") in kinds, kinds
 
 
 def test_wrong_audience_and_missing_scope(world):

@@ -256,7 +256,9 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 /// The principal of a verified token: scopes from `scope` (RFC 9068 §2.2.3, space-separated)
 /// or `scp` (an array, as some providers send), plus those of its roles; tenants from the
-/// configured claim.
+/// configured claim. A token a client obtained for itself (client credentials: RFC 9068 §2.2
+/// has `sub` equal to `client_id` then) names an application, `client:<id>`; any other a
+/// person, `user:<sub>`.
 fn principal(config: &OidcConfig, claims: &Value) -> Principal {
     let mut scopes = strings(claims.get("scope"));
     scopes.extend(strings(claims.get("scp")));
@@ -271,7 +273,11 @@ fn principal(config: &OidcConfig, claims: &Value) -> Principal {
     if scopes.iter().any(|s| s == ADMIN_SCOPE) {
         tracing::debug!(sub, "administrator token");
     }
-    Principal::new(format!("user:{sub}"), PrincipalKind::User, permissions, tenants)
+    let client = claims.get("client_id").and_then(Value::as_str);
+    match client {
+        Some(c) if c == sub => Principal::new(format!("client:{sub}"), PrincipalKind::Application, permissions, tenants),
+        _ => Principal::new(format!("user:{sub}"), PrincipalKind::User, permissions, tenants),
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +317,10 @@ mod tests {
         assert_eq!(bare.tenants(), Some(&[][..]), "a configured tenant claim that is absent grants nothing");
         let open = principal(&OidcConfig { tenant_claim: None, ..config() }, &serde_json::json!({"sub": "u"}));
         assert_eq!(open.tenants(), None);
+        let machine = principal(&config(), &serde_json::json!({"sub": "epr", "client_id": "epr"}));
+        assert_eq!((machine.id.as_str(), machine.kind), ("client:epr", PrincipalKind::Application));
+        let person = principal(&config(), &serde_json::json!({"sub": "alice", "client_id": "viewer"}));
+        assert_eq!((person.id.as_str(), person.kind), ("user:alice", PrincipalKind::User));
     }
 
     #[test]
