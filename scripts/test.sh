@@ -129,6 +129,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # rsyslog with its TLS driver: the syslog collector the audit trail is exported to (test_syslog.py).
 pkg_installed rsyslog || need+=(rsyslog)
 pkg_installed rsyslog-gnutls || need+=(rsyslog-gnutls)
+# jing: the RELAX NG validator that checks audit messages against PS3.15's schema (test_audit.py).
+pkg_installed jing || need+=(jing)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     case "$PY_EXE" in
@@ -155,7 +157,7 @@ if ((${#need[@]})); then
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" || die "apt-get install ${need[*]} failed"
     ((policy_made)) && "${SUDO[@]}" rm -f "$policy"
 else
-    echo "already installed: postgresql dcmtk ffmpeg time orthanc rsyslog"
+    echo "already installed: postgresql dcmtk ffmpeg time orthanc rsyslog jing"
 fi
 [[ -x /usr/bin/dcmdump ]] || die "/usr/bin/dcmdump missing after installing dcmtk"
 [[ -x /usr/bin/ffprobe ]] || die "/usr/bin/ffprobe missing after installing ffmpeg"

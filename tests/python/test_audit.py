@@ -1,7 +1,8 @@
 """The audit trail (issue 14, step 4, DICOM PS3.15 A.5): a scripted session over both protocols
 yields exactly the expected events, in order (a viewer's repeated reads of one study within a
 minute covered by the first), each with its requestor, address, interface,
-patient and study, and each rendered as an A.5 `AuditMessage`; auditors read the trail through
+patient and study, and each rendered as an A.5 `AuditMessage` valid against PS3.15's audit
+message schema (A.5.1.1, `tests/audit/dicom-audit-message.rnc`, checked by jing); auditors read the trail through
 `GET /admin/audit` (the `vna.audit` scope), filtered by patient, and that reading is audited in
 turn. Others get 403. The database refuses to change an event (catalog tests)."""
 
@@ -22,6 +23,23 @@ from conftest import ServerPool, vna_bin
 from test_security import EXPLICIT, c_find, c_store
 
 PATIENT = dicomgen.PATIENT_ID_PREFIX + "SEC-audit"
+SCHEMA = Path(__file__).resolve().parents[1] / "audit" / "dicom-audit-message.rnc"
+JING = "/usr/bin/jing"
+
+
+def assert_schema_valid(messages: list[str], workdir: Path) -> None:
+    """Every message valid against PS3.15's audit message schema (A.5.1.1), checked by jing, the
+    reference RELAX NG validator (Debian's jing; scripts/test.sh installs it)."""
+    if not Path(JING).exists():
+        pytest.fail("jing is missing: scripts/test.sh installs it (apt-get install jing)")
+    files = []
+    for n, m in enumerate(messages):
+        f = workdir / f"audit-{n}.xml"
+        f.write_text(m, encoding="utf-8")
+        files.append(str(f))
+    r = subprocess.run([JING, "-c", str(SCHEMA), *files], capture_output=True, text=True, timeout=300)
+    errors = [line for line in r.stdout.splitlines() + r.stderr.splitlines() if "error" in line]
+    assert r.returncode == 0 and not errors, "\n".join(errors[:20]) or r.stderr[-2000:]
 
 
 class Session:
@@ -156,6 +174,8 @@ def test_a_scripted_session_yields_exactly_its_events(session):
         objects = {o.get("ParticipantObjectID") for o in msg.findall("ParticipantObjectIdentification")}
         assert objects == set(e["patients"]) | set(e["studies"])
     assert ET.fromstring(login["auditMessage"]).find("EventIdentification/EventTypeCode").get("csd-code") == "110122"
+
+    assert_schema_valid([e["auditMessage"] for e in got], s.server.workdir)
 
     # Filters, and the reading itself is audited (Audit Log Used).
     by_patient = events(s, auditor, patient=PATIENT)

@@ -23,6 +23,7 @@ import requests
 import dicomgen
 import helpers
 from conftest import ServerPool
+from test_audit import assert_schema_valid
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
 MESSAGE = re.compile(r'^<85>1 (\S+) (\S+) vna - IHE\+RFC-3881 \[meta sequenceId="(\d+)"\] \ufeff(<AuditMessage>.*</AuditMessage>)$')
@@ -149,6 +150,7 @@ def test_every_event_reaches_the_collector_as_its_a5_message(world):
         msg = ET.fromstring(xml)
         assert msg.find("EventIdentification/EventID").get("csd-code") == e["eventId"]
         assert xml == e["auditMessage"], "the same A.5 message as the admin API serves"
+    assert_schema_valid([xml for _, xml in got.values()], srv.workdir)
     stored = [e for e in events.values() if e["eventId"] == "110104" and inst.study_uid in e["studies"]]
     assert len(stored) == 1
 

@@ -297,6 +297,9 @@ pub fn a5_xml(r: &AuditRecord, audit_source: &str) -> String {
             esc(id)
         ));
         x.push_str(&coded("ParticipantObjectIDTypeCode", code, system, meaning));
+        // The schema (A.5.1.1) wants a name or a query here: the event records no patient name
+        // (and a study has none), so the name is empty.
+        x.push_str("<ParticipantObjectName></ParticipantObjectName>");
         x.push_str("</ParticipantObjectIdentification>");
     }
     x.push_str("</AuditMessage>");
