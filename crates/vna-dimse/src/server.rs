@@ -18,7 +18,7 @@ use dicom_ul::pdu::{
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -27,6 +27,8 @@ use tokio::task::JoinSet;
 const MAX_IDENTIFIER_BYTES: usize = 1 << 20;
 /// Connections being turned away at once when over the cap; past this they are just closed.
 const MAX_REJECTING: usize = 32;
+/// How long the requestor gets to close the connection after a rejection (PS3.8 §9.1.5 ARTIM).
+const ARTIM: Duration = Duration::from_secs(5);
 /// Time a turned-away peer gets to send its A-ASSOCIATE-RQ.
 const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -154,8 +156,22 @@ fn user_identity(rq: &AssociationRQ) -> Option<UserIdentity> {
     })
 }
 
+/// Sends an A-ASSOCIATE-RJ, then lets the requestor close the connection (PS3.8 §9.2: it does
+/// on receiving the rejection; the ARTIM timer bounds the wait). Closing first races the
+/// rejection: a requestor that sees the connection end before it read the PDU reports an
+/// abort instead.
 async fn send_rejection(socket: &mut Connection, rj: AssociationRJ) -> Result<(), DimseError> {
     socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
+    let _ = socket.flush().await;
+    let mut sink = [0u8; 256];
+    let _ = tokio::time::timeout(ARTIM, async {
+        while let Ok(n) = socket.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
     let _ = socket.shutdown().await;
     Ok(())
 }
@@ -165,9 +181,7 @@ async fn reject_over_capacity(socket: TcpStream, config: &ScpConfig) {
     let mut buf = BytesMut::new();
     let read = tokio::time::timeout(REJECT_READ_TIMEOUT, wire::read_pdu(&mut socket, &mut buf, 1 << 16)).await;
     if let Ok(Ok(Some(Pdu::AssociationRQ(_)))) = read {
-        if let Ok(bytes) = wire::encode(&Pdu::AssociationRJ(over_capacity())) {
-            let _ = socket.write_all(&bytes).await;
-        }
+        let _ = send_rejection(&mut socket, over_capacity()).await;
     }
     let _ = socket.shutdown().await;
 }
