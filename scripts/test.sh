@@ -22,6 +22,9 @@
 #   5. rust tests        cargo nextest run --workspace (cargo test if nextest is
 #                        missing) + doctests
 #   6. end-to-end        pytest tests/python against target/debug/vna
+#   7. secure e2e        the same suites again with VNA_TEST_SECURE=1: anonymous access off,
+#                        every client carrying an API key (tests/python/conftest.py); the
+#                        files that configure their own [auth] already ran so and are left out
 #
 # Environment:
 #   VNA_TEST_POSTGRES_URL  use this PostgreSQL instead of a throw-away cluster
@@ -290,6 +293,14 @@ banner "end-to-end" "pytest tests/python (VNA_BIN=$VNA_BIN)"
 
 # shellcheck disable=SC2086
 "$VENV/bin/python" -m pytest tests/python ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
+
+# --------------------------------------------------------------------------
+banner "secure e2e" "pytest tests/python with VNA_TEST_SECURE=1 (no anonymous access; clients send an API key)"
+
+# shellcheck disable=SC2086
+VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -p no:cacheprovider \
+    --ignore=tests/python/test_security.py --ignore=tests/python/test_audit.py --ignore=tests/python/test_oidc.py \
+    ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests with security on failed"
 
 if ((${#FAILED_STAGES[@]})); then
     banner "summary" "failed stages: ${FAILED_STAGES[*]}"

@@ -10,6 +10,15 @@
   ``s3`` backend is PostgreSQL plus an S3 tier on a fresh bucket (created with
   Object Lock through the AWS CLI) per server. Missing: as for PostgreSQL.
 
+* ``VNA_TEST_SECURE=1``: every server whose test does not configure ``[auth]``
+  itself runs with anonymous access off (``VNA__AUTH__ANONYMOUS=off``) and an
+  API key with every scope, made with ``vna apikey create`` before it starts;
+  every HTTP request the tests make through ``requests`` (and so
+  dicomweb-client and wsidicom) to such a server carries that key, unless the
+  request brings its own credentials. The suites thus run unchanged against an
+  archive that lets nobody in without a credential (scripts/test.sh runs the
+  DICOMweb suites a second time so).
+
 Every server runs in its own temporary data directory (and database), on a
 free port chosen by the server itself (``--http-listen 127.0.0.1:0``); its
 port is read from the single ready line it prints on stdout. Its log (stderr)
@@ -45,11 +54,33 @@ STOP_TIMEOUT_S = 15
 HTTP_TIMEOUT_S = 60
 BACKENDS = ["sqlite", "postgres", "s3"]
 
-_RUNNING: list["VnaServer"] = []
-
-
 def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+_RUNNING: list["VnaServer"] = []
+SECURE = _truthy(os.environ.get("VNA_TEST_SECURE"))
+# Base URL of each server started in secure mode -> its API key.
+_KEYS: dict[str, str] = {}
+
+
+def _with_key(request):
+    """Wraps `requests.Session.request`: a request to a secured server gets its API key."""
+    def wrapped(self, method, url, *args, **kwargs):
+        key = next((k for base, k in _KEYS.items() if str(url).startswith(base + "/")), None)
+        if key is not None:
+            headers = dict(kwargs.get("headers") or {})
+            given = {h.lower() for h in headers} | {h.lower() for h in (self.headers or {})}
+            params = kwargs.get("params") or {}
+            if "authorization" not in given and "link=" not in str(url) and not (isinstance(params, dict) and "link" in params):
+                headers["Authorization"] = f"Bearer {key}"
+                kwargs["headers"] = headers
+        return request(self, method, url, *args, **kwargs)
+    return wrapped
+
+
+if SECURE:
+    requests.Session.request = _with_key(requests.Session.request)
 
 
 def vna_bin() -> str:
@@ -216,6 +247,16 @@ class VnaServer:
         child_env.setdefault("RUST_BACKTRACE", "1")
         child_env.update(extra_env)
         child_env.update(env or {})
+        self.api_key: str | None = None
+        if SECURE and not self._configures_auth(args or []) and "VNA__AUTH__ANONYMOUS" not in child_env:
+            child_env["VNA__AUTH__ANONYMOUS"] = "off"
+            key_cmd = cmd[:1] + [a for a in cmd[1:] if a != "serve" and not a.endswith("-listen") and a != "127.0.0.1:0"]
+            made = subprocess.run(key_cmd + ["apikey", "create", "--name", "e2e-suite", "--scope=system/ImagingStudy.cruds",
+                                             "--scope=vna.admin", "--scope=vna.audit"],
+                                  env=child_env, capture_output=True, text=True, timeout=120)
+            if made.returncode != 0:
+                raise RuntimeError(f"vna apikey create failed for the secure run: {made.stderr[-2000:]}")
+            self.api_key = made.stdout.strip()
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=child_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self._log)
@@ -226,6 +267,21 @@ class VnaServer:
             self.stop()
             raise
         self.dicomweb = self.base_url + "/dicom-web"
+        if self.api_key is not None:
+            _KEYS[self.base_url] = self.api_key
+            # The secure run is real only if the server turns away a request without the key.
+            bare = requests.get(self.dicomweb + "/studies", headers={"Authorization": ""}, timeout=HTTP_TIMEOUT_S)
+            if bare.status_code != 401:
+                self.stop()
+                raise RuntimeError(f"secure run: a request without credentials got {bare.status_code}, not 401")
+
+    @staticmethod
+    def _configures_auth(args: list[str]) -> bool:
+        """Whether the test gives the server a configuration file with its own `[auth]`."""
+        for flag, value in zip(args, args[1:]):
+            if flag == "--config" and "[auth" in Path(value).read_text():
+                return True
+        return False
 
     def _wait_ready(self) -> tuple[str, int]:
         q: queue.Queue = queue.Queue()
