@@ -6,7 +6,7 @@
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use vna_dimse::{Client, ClientOptions, Command, ProposedContext, Status, Timeouts};
+use vna_dimse::{Client, ClientOptions, ClientTls, Command, ProposedContext, Status, Timeouts};
 
 /// Our AE title when the command line names none.
 pub const CALLING_AE: &str = "LOADTEST";
@@ -21,6 +21,23 @@ pub struct DimseTarget {
     pub addr: String,
     pub called_ae: String,
     pub calling_ae: String,
+    /// DICOM TLS (PS3.15 Annex B) to the listener; `None`: plain TCP.
+    pub tls: Option<ClientTls>,
+}
+
+/// A TLS client configuration trusting the CA certificates of the PEM file `ca`.
+pub fn tls_trusting(ca: &std::path::Path) -> anyhow::Result<ClientTls> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))? {
+        roots.add(cert.with_context(|| format!("parsing {}", ca.display()))?).context("a CA certificate")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(ClientTls { config: std::sync::Arc::new(config), server_name: None })
 }
 
 impl DimseTarget {
@@ -28,7 +45,8 @@ impl DimseTarget {
     /// (for a big object it must cover the archive's final fsync before the response).
     pub async fn connect(&self, contexts: &[ProposedContext], timeout: Duration) -> anyhow::Result<Client> {
         let t = Some(timeout);
-        let options = ClientOptions { timeouts: Timeouts { read: t, idle: t, write: t }, ..ClientOptions::default() };
+        let options =
+            ClientOptions { timeouts: Timeouts { read: t, idle: t, write: t }, tls: self.tls.clone(), ..ClientOptions::default() };
         Client::connect_with(&self.addr, &self.calling_ae, &self.called_ae, contexts, options)
             .await
             .with_context(|| format!("A-ASSOCIATE to {} ({} -> {})", self.addr, self.calling_ae, self.called_ae))

@@ -205,11 +205,15 @@ struct DimseArgs {
     called_ae: String,
     #[arg(long, default_value = dimse::CALLING_AE)]
     calling_ae: String,
+    /// Speak DICOM TLS to the listener, trusting the CA certificates of this PEM file.
+    #[arg(long)]
+    dimse_tls_ca: Option<PathBuf>,
 }
 
 impl DimseArgs {
-    fn target(&self) -> DimseTarget {
-        DimseTarget { addr: self.dimse.clone(), called_ae: self.called_ae.clone(), calling_ae: self.calling_ae.clone() }
+    fn target(&self) -> anyhow::Result<DimseTarget> {
+        let tls = self.dimse_tls_ca.as_deref().map(dimse::tls_trusting).transpose()?;
+        Ok(DimseTarget { addr: self.dimse.clone(), called_ae: self.called_ae.clone(), calling_ae: self.calling_ae.clone(), tls })
     }
 }
 
@@ -417,7 +421,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 concurrency: *concurrency,
                 requests: *requests,
             };
-            let d = dimse.target();
+            let d = dimse.target()?;
             for r in scenario::huge::run(&t, Some(&d), opts).await? {
                 report.push(r)?;
             }
@@ -448,12 +452,12 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 corpus: corpus.spec(seed).namespaced((*namespace).max(1)),
                 associations: *associations,
             };
-            report.push(scenario::cstore::run(&t, &dimse.target(), &opts).await?)?;
+            report.push(scenario::cstore::run(&t, &dimse.target()?, &opts).await?)?;
             Ok(report)
         }
         Command::BigCstore { target, dimse, size_mb } => {
             let (t, mut report) = connect(target)?;
-            report.push(scenario::big_cstore::run(&t, &dimse.target(), BigCstoreOpts { seed, size_mb: *size_mb }).await?)?;
+            report.push(scenario::big_cstore::run(&t, &dimse.target()?, BigCstoreOpts { seed, size_mb: *size_mb }).await?)?;
             Ok(report)
         }
         Command::All(a) => {

@@ -45,7 +45,7 @@ pub async fn run(opts: AllOpts) -> anyhow::Result<Report> {
     eprintln!("vna ready at {} (pid {}), data in {}", server.url, server.pid, data_dir.display());
     report.target = format!("{} (pid {})", server.url, server.pid);
     let target = Target::new(&format!("{}/dicom-web", server.url), Some(server.pid))?;
-    let dimse = server.dimse.clone().map(|addr| DimseTarget { addr, called_ae: "VNA".into(), calling_ae: CALLING_AE.into() });
+    let dimse = server.dimse.clone().map(|addr| DimseTarget { addr, called_ae: "VNA".into(), calling_ae: CALLING_AE.into(), tls: None });
     let outcome = match dimse {
         Some(dimse) => scenarios(&target, &dimse, &opts, &mut report).await,
         None => Err(anyhow::anyhow!("the server's ready line names no DIMSE listener")),
