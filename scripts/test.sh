@@ -23,8 +23,9 @@
 #                        missing) + doctests
 #   6. end-to-end        pytest tests/python against target/debug/vna
 #   7. secure e2e        the same suites again with VNA_TEST_SECURE=1: anonymous access off,
-#                        every client carrying an API key (tests/python/conftest.py); the
-#                        files that configure their own [auth] already ran so and are left out
+#                        every client carrying an API key, DIMSE open to the suites' known AE
+#                        titles only (tests/python/conftest.py); the files that configure
+#                        their own [auth] already ran so and are left out
 #
 # Environment:
 #   VNA_TEST_POSTGRES_URL  use this PostgreSQL instead of a throw-away cluster
@@ -295,7 +296,7 @@ banner "end-to-end" "pytest tests/python (VNA_BIN=$VNA_BIN)"
 "$VENV/bin/python" -m pytest tests/python ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
 
 # --------------------------------------------------------------------------
-banner "secure e2e" "pytest tests/python with VNA_TEST_SECURE=1 (no anonymous access; clients send an API key)"
+banner "secure e2e" "pytest tests/python with VNA_TEST_SECURE=1 (no anonymous access, clients send an API key; known AEs only)"
 
 # shellcheck disable=SC2086
 VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -p no:cacheprovider \

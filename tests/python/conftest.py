@@ -13,6 +13,8 @@
 * ``VNA_TEST_SECURE=1``: every server whose test does not configure ``[auth]``
   itself runs with anonymous access off (``VNA__AUTH__ANONYMOUS=off``) and an
   API key with every scope, made with ``vna apikey create`` before it starts;
+  one whose test does not configure ``[dimse]`` accepts only the calling AE
+  titles of ``SUITE_AE_TITLES``, from loopback;
   every HTTP request the tests make through ``requests`` (and so
   dicomweb-client and wsidicom) to such a server carries that key, unless the
   request brings its own credentials. The suites thus run unchanged against an
@@ -60,6 +62,9 @@ def _truthy(v: str | None) -> bool:
 
 _RUNNING: list["VnaServer"] = []
 SECURE = _truthy(os.environ.get("VNA_TEST_SECURE"))
+# The calling AE titles of the suites' DIMSE clients (dcmtk's defaults, pynetdicom's, the tests'
+# own): in secure mode the only ones a server accepts, from loopback.
+SUITE_AE_TITLES = ["STORESCU", "FINDSCU", "MOVESCU", "GETSCU", "ECHOSCU", "MATCHSCU", "PYNETDICOM"]
 # Base URL of each server started in secure mode -> its API key.
 _KEYS: dict[str, str] = {}
 
@@ -248,7 +253,15 @@ class VnaServer:
         child_env.update(extra_env)
         child_env.update(env or {})
         self.api_key: str | None = None
-        if SECURE and not self._configures_auth(args or []) and "VNA__AUTH__ANONYMOUS" not in child_env:
+        self.known_aes_only = False
+        if SECURE and not self._configures(args or [], "[dimse") and "VNA__DIMSE__KNOWN_AES" not in child_env:
+            # Only the titles the suites call with, each bound to loopback.
+            child_env["VNA__DIMSE__ALLOW_ANY_CALLING_AE"] = "false"
+            child_env["VNA__DIMSE__KNOWN_AES"] = "[" + ", ".join(
+                f'{{ ae_title = "{t}", host = "127.0.0.1", port = 104, can_store = true, can_query = true, can_retrieve = true }}'
+                for t in SUITE_AE_TITLES) + "]"
+            self.known_aes_only = True
+        if SECURE and not self._configures(args or [], "[auth") and "VNA__AUTH__ANONYMOUS" not in child_env:
             child_env["VNA__AUTH__ANONYMOUS"] = "off"
             key_cmd = cmd[:1] + [a for a in cmd[1:] if a != "serve" and not a.endswith("-listen") and a != "127.0.0.1:0"]
             made = subprocess.run(key_cmd + ["apikey", "create", "--name", "e2e-suite", "--scope=system/ImagingStudy.cruds",
@@ -274,12 +287,21 @@ class VnaServer:
             if bare.status_code != 401:
                 self.stop()
                 raise RuntimeError(f"secure run: a request without credentials got {bare.status_code}, not 401")
+        if self.known_aes_only:
+            from pynetdicom import AE
+            ae = AE(ae_title="STRANGER")
+            ae.add_requested_context("1.2.840.10008.1.1")
+            assoc = ae.associate("127.0.0.1", self.dimse_port, ae_title="VNA")
+            if not assoc.is_rejected:
+                assoc.release()
+                self.stop()
+                raise RuntimeError("secure run: an unknown calling AE title was not rejected")
 
     @staticmethod
-    def _configures_auth(args: list[str]) -> bool:
-        """Whether the test gives the server a configuration file with its own `[auth]`."""
+    def _configures(args: list[str], section: str) -> bool:
+        """Whether the test gives the server a configuration file with its own `section`."""
         for flag, value in zip(args, args[1:]):
-            if flag == "--config" and "[auth" in Path(value).read_text():
+            if flag == "--config" and section in Path(value).read_text():
                 return True
         return False
 
