@@ -1,4 +1,4 @@
-//! The real `vna` binary: `check-config`, `import` (summary, exit codes, idempotence, opaque
+//! The real `vna` binary: `check-config`, `lifecycle check`, `import` (summary, exit codes, idempotence, opaque
 //! blob keys) and `serve` (readiness line, QIDO over imported data, the object size limit from
 //! the environment, clean exit on SIGTERM).
 
@@ -62,6 +62,28 @@ fn check_config_names_an_unknown_key_in_the_file() {
     let (stdout, stderr) = binary::text(&out);
     assert!(!out.status.success(), "an unknown key was accepted:\n{stdout}");
     assert!(stderr.contains("listn"), "the error does not name the unknown key:\n{stderr}");
+}
+
+#[test]
+fn lifecycle_check_passes_the_shipped_policies_and_fails_a_wrong_test_or_a_bad_file() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lifecycle-policies");
+    let out = binary::run(&["lifecycle", "check", examples.to_str().expect("utf-8 path")], &[]);
+    let (stdout, stderr) = binary::text(&out);
+    assert!(out.status.success(), "lifecycle check of lifecycle-policies/ failed:\n{stdout}{stderr}");
+    assert!(stdout.contains("0 failed, 0 conflicts") && stdout.contains("set hash "), "{stdout}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let video = std::fs::read_to_string(examples.join("video.toml")).expect("reading video.toml");
+    std::fs::write(dir.path().join("video.toml"), video.replace("2036-02-01", "2031-02-01")).expect("writing");
+    let out = binary::run(&["lifecycle", "check", dir.path().to_str().expect("utf-8 path")], &[]);
+    let (stdout, _) = binary::text(&out);
+    assert!(!out.status.success(), "a wrong expectation passed:\n{stdout}");
+    assert!(stdout.contains("FAILED") && stdout.contains("retained until 2036-02-01"), "{stdout}");
+
+    std::fs::write(dir.path().join("bad.toml"), "version = 1\n[[rules]]\nname = \"x\"\nretian = 3\n").expect("writing");
+    let out = binary::run(&["lifecycle", "check", dir.path().to_str().expect("utf-8 path")], &[]);
+    let (stdout, _) = binary::text(&out);
+    assert!(!out.status.success() && stdout.contains("bad.toml") && stdout.contains("retian"), "{stdout}");
 }
 
 #[test]

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Lifecycle policies (retention, tiering, expiry, holds).
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
     /// Re-read stored objects and compare size and SHA-256 with the catalog. Exit status 1 when
     /// any object is missing, altered or unreadable.
     Verify {
@@ -107,6 +112,17 @@ enum StorageCommand {
     Check {
         /// Only this tier.
         tier: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Validate the policy files of a folder, report conflicts between their rules, run their
+    /// test cases and print the set's hash. Exit status 1 on any error, conflict or failed test.
+    Check {
+        /// The folder of policy files (`*.toml`).
+        #[arg(default_value = "lifecycle-policies")]
+        dir: std::path::PathBuf,
     },
 }
 
@@ -270,6 +286,30 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let archive = vna::build_archive(&config).await?;
             vna::apikey::run(&archive, command.into()).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Lifecycle { command: LifecycleCommand::Check { dir } } => {
+            let set = match vna_lifecycle::load_dir(dir) {
+                Ok(set) => set,
+                Err(e) => {
+                    println!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let report = set.check();
+            let rules = set.rules().count();
+            println!("{} policy files, {rules} rules, set hash {}", set.files.len(), set.hash);
+            for c in &report.conflicts {
+                println!("conflict: {c}");
+            }
+            for t in &report.tests {
+                match t.failures.as_slice() {
+                    [] => println!("ok      {}: {}", t.file, t.test),
+                    failures => println!("FAILED  {}: {}\n          {}", t.file, t.test, failures.join("\n          ")),
+                }
+            }
+            let failed = report.tests.iter().filter(|t| !t.failures.is_empty()).count();
+            println!("{} tests, {failed} failed, {} conflicts", report.tests.len(), report.conflicts.len());
+            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::CheckConfig { file } => {
             let config = load_config(&cli, file.as_ref(), None, None)?;
