@@ -12,6 +12,7 @@
 
 pub mod apikey;
 pub mod import;
+pub mod lifecycle;
 pub mod syslog;
 pub mod tls;
 pub mod verify;

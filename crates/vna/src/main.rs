@@ -124,6 +124,25 @@ enum LifecycleCommand {
         #[arg(default_value = "lifecycle-policies")]
         dir: std::path::PathBuf,
     },
+    /// What the policies would do to the stored objects, without doing it: per rule, retention,
+    /// tier and expiry, counts, bytes and example objects (by opaque id), and the plan's hash.
+    Plan {
+        /// The folder of policy files (`*.toml`).
+        #[arg(long, default_value = "lifecycle-policies")]
+        policies: std::path::PathBuf,
+        /// Decide as of this date or RFC 3339 instant (default: now).
+        #[arg(long)]
+        now: Option<String>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// With --json: one entry per object with its decision.
+        #[arg(long)]
+        objects: bool,
+        /// With --objects: name each object's SOP Instance UID too (UIDs can identify a patient).
+        #[arg(long)]
+        with_uids: bool,
+    },
 }
 
 fn load_config(
@@ -285,6 +304,22 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None, None)?;
             let archive = vna::build_archive(&config).await?;
             vna::apikey::run(&archive, command.into()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lifecycle { command: LifecycleCommand::Plan { policies, now, json, objects, with_uids } } => {
+            let set = vna_lifecycle::load_dir(policies).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let now = match now {
+                Some(t) => vna_lifecycle::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--now is not a date or an RFC 3339 instant"))?,
+                None => vna_archive::now_ms(),
+            };
+            let config = load_config(&cli, None, None, None)?;
+            let archive = vna::build_archive(&config).await?;
+            let plan = vna::lifecycle::plan(archive, &set, now, *objects, *with_uids).await?;
+            if *json {
+                println!("{plan:#}");
+            } else {
+                print!("{}", vna::lifecycle::render(&plan));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Lifecycle { command: LifecycleCommand::Check { dir } } => {

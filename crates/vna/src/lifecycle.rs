@@ -1,0 +1,213 @@
+//! `vna lifecycle plan`: what the policies would do to the objects the catalog holds, without
+//! doing it — per rule, retention, tier and expiry, counts and bytes, example objects by opaque
+//! id, and a plan hash over the policy set and every decision, what is due included (so that
+//! applying a plan can later refuse when the policies, the catalog or what is due changed).
+//! Read-only: nothing is locked, moved or deleted.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use vna_archive::{Archive, Found, Principal};
+use vna_lifecycle::{Decision, Facts, LockMode, PolicySet};
+
+const PAGE: u32 = 1000;
+/// Example objects named per rule and per action.
+const EXAMPLES: usize = 3;
+
+/// The facts the rules see of a catalog row; `last_study` is the patient's latest study date.
+pub fn facts_of(row: &vna_catalog::InstanceRow, last_study: Option<i64>) -> Facts {
+    Facts {
+        modality: row.series.modality.clone(),
+        sop_class_uid: row.instance.sop_class_uid.to_string(),
+        family: None,
+        body_part: row.series.body_part_examined.clone(),
+        tenant: row.tenant.clone(),
+        institution: String::new(),
+        birth_date: vna_lifecycle::parse_date(&row.patient.patient_birth_date),
+        study_date: vna_lifecycle::parse_date(&row.study.study_date),
+        last_study_date: last_study,
+        ingest: row.stored_at_ms,
+        last_access: None,
+        rejection: None,
+        attributes: BTreeMap::new(),
+    }
+}
+
+fn patient_key(row: &vna_catalog::InstanceRow) -> (String, String) {
+    (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone())
+}
+
+async fn every_instance(archive: &Arc<Archive>) -> anyhow::Result<Vec<Found>> {
+    let me = Principal::system();
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = archive.all_instances(&me, offset, PAGE).await?;
+        let n = page.len() as u32;
+        all.extend(page);
+        if n < PAGE {
+            return Ok(all);
+        }
+        offset += n;
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    instances: u64,
+    bytes: u64,
+    examples: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, row: &vna_catalog::InstanceRow) {
+        self.instances += 1;
+        self.bytes += row.blob.size;
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(format!("{}/{}", row.blob.tier, row.blob.key));
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "instances": self.instances, "bytes": self.bytes, "examples": self.examples })
+    }
+}
+
+/// The plan as JSON: the whole report, and with `objects` one line per instance (with its SOP
+/// Instance UID only when `with_uids`: UIDs can identify a patient).
+pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: bool, with_uids: bool) -> anyhow::Result<Value> {
+    let rows = every_instance(&archive).await?;
+    let mut last_study: HashMap<(String, String), i64> = HashMap::new();
+    for row in &rows {
+        if let Some(d) = vna_lifecycle::parse_date(&row.study.study_date) {
+            let e = last_study.entry(patient_key(row)).or_insert(d);
+            *e = (*e).max(d);
+        }
+    }
+    let mut digest = Sha256::new();
+    digest.update(set.hash.as_bytes());
+    let (mut all, mut per_rule, mut locked, mut unlocked, mut undetermined) =
+        (Tally::default(), BTreeMap::<String, Tally>::new(), BTreeMap::<&str, Tally>::new(), Tally::default(), Tally::default());
+    let (mut moves_due, mut moves_later, mut expire_due, mut expire_later, mut held) =
+        (BTreeMap::<String, Tally>::new(), BTreeMap::<String, Tally>::new(), Tally::default(), Tally::default(), Tally::default());
+    let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+    let mut lines = Vec::new();
+    for row in &rows {
+        let facts = facts_of(row, last_study.get(&patient_key(row)).copied());
+        let d: Decision = set.decide(&facts, now);
+        all.add(row);
+        for r in &d.rules {
+            per_rule.entry(r.clone()).or_default().add(row);
+        }
+        match &d.retention {
+            Some(r) => {
+                locked.entry(if r.mode == LockMode::Compliance { "COMPLIANCE" } else { "GOVERNANCE" }).or_default().add(row);
+                earliest = earliest.min(r.until);
+                latest = latest.max(r.until);
+            }
+            None => unlocked.add(row),
+        }
+        if !d.undetermined.is_empty() {
+            undetermined.add(row);
+        }
+        if let Some(m) = &d.transition {
+            let due = m.at.is_some_and(|at| at <= now);
+            if m.tier != row.blob.tier {
+                (if due { &mut moves_due } else { &mut moves_later }).entry(m.tier.clone()).or_default().add(row);
+            }
+        }
+        match d.expire_at {
+            Some(at) if at <= now => expire_due.add(row),
+            Some(_) => expire_later.add(row),
+            None => {}
+        }
+        if !d.hold.is_empty() {
+            held.add(row);
+        }
+        let line = json!({
+            "object": format!("{}/{}", row.blob.tier, row.blob.key),
+            "version": row.blob.version_id,
+            "sopInstanceUid": with_uids.then(|| row.instance.sop_uid.to_string()),
+            "rules": d.rules,
+            "retainUntil": d.retention.as_ref().map(|r| vna_archive::utc_timestamp(r.until)),
+            "mode": d.retention.as_ref().map(|r| if r.mode == LockMode::Compliance { "COMPLIANCE" } else { "GOVERNANCE" }),
+            "undetermined": d.undetermined,
+            "tier": d.transition.as_ref().map(|m| m.tier.clone()),
+            "moveAt": d.transition.as_ref().and_then(|m| m.at).map(vna_archive::utc_timestamp),
+            "moveDue": d.transition.as_ref().is_some_and(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now)),
+            "expireAt": d.expire_at.map(vna_archive::utc_timestamp),
+            "expireDue": d.expire_at.is_some_and(|at| at <= now),
+            "hold": !d.hold.is_empty(),
+        });
+        // The plan hash covers each object's identity and decision, not the UID field.
+        digest.update(row.pk.to_be_bytes());
+        digest.update(line.to_string().as_bytes());
+        if objects {
+            lines.push(line);
+        }
+    }
+    let tallies = |m: &BTreeMap<String, Tally>| m.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>();
+    let mut report = json!({
+        "now": vna_archive::utc_timestamp(now),
+        "policySetHash": set.hash,
+        "planHash": hex::encode(digest.finalize()),
+        "instances": all.json(),
+        "rules": tallies(&per_rule),
+        "retention": {
+            "locked": locked.iter().map(|(k, t)| ((*k).to_owned(), t.json())).collect::<serde_json::Map<_, _>>(),
+            "notLocked": unlocked.json(),
+            "undetermined": undetermined.json(),
+            "earliest": (earliest != i64::MAX).then(|| vna_archive::utc_timestamp(earliest)),
+            "latest": (latest != i64::MIN).then(|| vna_archive::utc_timestamp(latest)),
+        },
+        "transitions": { "due": tallies(&moves_due), "later": tallies(&moves_later) },
+        "expiry": { "due": expire_due.json(), "later": expire_later.json() },
+        "held": held.json(),
+    });
+    if objects {
+        report["objects"] = Value::Array(lines);
+    }
+    Ok(report)
+}
+
+/// The plan for people: one line per figure.
+pub fn render(plan: &Value) -> String {
+    let mut out = String::new();
+    let count = |v: &Value| format!("{} instances, {:.1} MB", v["instances"], v["bytes"].as_f64().unwrap_or(0.0) / 1e6);
+    let examples = |v: &Value| match v["examples"].as_array() {
+        Some(e) if !e.is_empty() => format!(" (e.g. {})", e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")),
+        _ => String::new(),
+    };
+    out.push_str(&format!("plan at {} over {}\n", plan["now"].as_str().unwrap_or(""), count(&plan["instances"])));
+    if let Some(rules) = plan["rules"].as_object() {
+        for (name, t) in rules {
+            out.push_str(&format!("  rule {name}: {}{}\n", count(t), examples(t)));
+        }
+    }
+    let r = &plan["retention"];
+    if let Some(locked) = r["locked"].as_object() {
+        for (mode, t) in locked {
+            out.push_str(&format!("  retention {mode}: {}\n", count(t)));
+        }
+    }
+    out.push_str(&format!("  retention dates from {} to {}\n", r["earliest"].as_str().unwrap_or("-"), r["latest"].as_str().unwrap_or("-")));
+    out.push_str(&format!("  not locked by any rule: {}\n", count(&r["notLocked"])));
+    out.push_str(&format!("  retention undetermined (a date is missing): {}{}\n", count(&r["undetermined"]), examples(&r["undetermined"])));
+    for (when, label) in [("due", "due now"), ("later", "later")] {
+        if let Some(m) = plan["transitions"][when].as_object() {
+            for (tier, t) in m {
+                out.push_str(&format!("  move to {tier}, {label}: {}{}\n", count(t), examples(t)));
+            }
+        }
+    }
+    out.push_str(&format!("  expiry due now: {}{}\n", count(&plan["expiry"]["due"]), examples(&plan["expiry"]["due"])));
+    out.push_str(&format!("  expiry later: {}\n", count(&plan["expiry"]["later"])));
+    out.push_str(&format!("  held: {}\n", count(&plan["held"])));
+    out.push_str(&format!(
+        "policy set {}\nplan {}\n",
+        plan["policySetHash"].as_str().unwrap_or(""),
+        plan["planHash"].as_str().unwrap_or("")
+    ));
+    out
+}

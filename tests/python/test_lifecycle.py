@@ -1,0 +1,98 @@
+"""Lifecycle policies over stored objects (issue 15, step 1): `vna lifecycle plan` with the
+example policies of `lifecycle-policies/` on a mixed corpus stored through STOW-RS — an adult
+with two studies, a child, a whole-slide image, a CT without a birth date — decides, as of a
+given date (an injected clock, not a sleep), the retention each object's policies give, the
+slide's move to the cold tier, and nothing for what no rule covers. The plan is read-only and
+its hash changes when the catalog does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+import dicomgen
+import helpers
+from conftest import REPO_ROOT, vna_bin
+
+POLICIES = REPO_ROOT / "lifecycle-policies"
+P = dicomgen.PATIENT_ID_PREFIX
+
+
+def plan(srv, now: str) -> dict:
+    cmd = [vna_bin(), "--data-dir", str(srv.data_dir)]
+    if srv.db is not None:
+        cmd += ["--catalog-url", srv.db.url]
+    r = subprocess.run(cmd + ["lifecycle", "plan", "--policies", str(POLICIES), "--now", now, "--json", "--objects",
+                              "--with-uids"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    from conftest import ServerPool
+    pool = ServerPool(tmp_path_factory.mktemp("lifecycle"))
+    srv = pool.start("sqlite", name="lifecycle")
+    adult_first = dicomgen.with_changes(
+        dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-ADULT", study_date="20200101")[0],
+        PatientBirthDate="19600101")
+    adult_last = dicomgen.with_changes(
+        dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-ADULT", study_date="20240601")[0],
+        PatientBirthDate="19600101")
+    child = dicomgen.with_changes(
+        dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-CHILD", study_date="20200101")[0],
+        PatientBirthDate="20150310")
+    unknown = dicomgen.with_changes(
+        dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-NOBIRTH", study_date="20200101")[0],
+        PatientBirthDate=None)
+    slide = dicomgen.wsi_slide(has_bot=False, tiles_x=2, tiles_y=2, patient_id=P + "LC-SLIDE", study_date="20211120")
+    objects = {"adult_first": adult_first, "adult_last": adult_last, "child": child, "unknown": unknown, "slide": slide}
+    r = helpers.stow(srv.dicomweb, [o.data for o in objects.values()])
+    assert r.status_code == 200, r.text[:300]
+    yield srv, objects
+    pool.close()
+
+
+def test_plan_gives_each_object_its_policies_decision(stored):
+    srv, objects = stored
+    p = plan(srv, "2027-06-01")
+    by_uid = {o["sopInstanceUid"]: o for o in p["objects"]}
+    got = {name: by_uid[inst.sop_uid] for name, inst in objects.items()}
+    # The adult's both studies: 10 years after the patient's last study.
+    for name in ("adult_first", "adult_last"):
+        assert (got[name]["rules"], got[name]["retainUntil"], got[name]["mode"]) == (
+            ["adult-radiology"], "2034-06-01T00:00:00.000Z", "COMPLIANCE"), got[name]
+    # The child: until the 28th birthday, later than 10 years after the study.
+    assert (got["child"]["rules"], got["child"]["retainUntil"]) == (["minors"], "2043-03-10T00:00:00.000Z")
+    # No birth date: no age rule applies; the plan says so, it does not guess.
+    assert (got["unknown"]["rules"], got["unknown"]["retainUntil"]) == ([], None)
+    # The slide: 50 years after its study, cold 30 days after arrival (never read since).
+    assert got["slide"]["rules"] == ["pathology-slides"] and got["slide"]["retainUntil"] == "2071-11-20T00:00:00.000Z"
+    assert got["slide"]["tier"] == "cold" and got["slide"]["moveAt"] < "2027-06-01"
+    assert all(o["object"].startswith("default/") and o["expireAt"] is None and not o["hold"] for o in got.values())
+    # The summary agrees with the objects.
+    assert p["instances"]["instances"] == 5
+    assert p["rules"]["adult-radiology"]["instances"] == 2 and p["rules"]["minors"]["instances"] == 1
+    assert p["retention"]["locked"]["COMPLIANCE"]["instances"] == 4 and p["retention"]["notLocked"]["instances"] == 1
+    assert p["transitions"]["due"]["cold"]["instances"] == 1 and p["transitions"]["later"] == {}
+    assert p["retention"]["latest"] == "2071-11-20T00:00:00.000Z"
+
+
+def test_the_plan_is_read_only_and_its_hash_follows_the_catalog_and_the_clock(stored):
+    srv, objects = stored
+    first, again = plan(srv, "2027-06-01"), plan(srv, "2027-06-01")
+    assert first["planHash"] == again["planHash"] and first["policySetHash"] == again["policySetHash"]
+    # Before its 30 days the slide's move is not due yet: another plan, another hash.
+    early = plan(srv, "2026-01-01")
+    assert early["transitions"]["due"] == {} and early["transitions"]["later"]["cold"]["instances"] == 1
+    assert early["planHash"] != first["planHash"]
+    # Nothing was changed by planning: the objects are served as stored.
+    for inst in objects.values():
+        got = helpers.retrieve_raw(helpers.instance_url(srv.dicomweb, inst.study_uid, inst.series_uid, inst.sop_uid))
+        assert got == [inst.data]
+    # A new object changes the plan.
+    more = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-MORE")[0]
+    assert helpers.stow(srv.dicomweb, [more.data]).status_code == 200
+    assert plan(srv, "2027-06-01")["planHash"] != first["planHash"]
