@@ -11,6 +11,7 @@ import json
 import subprocess
 
 import pytest
+import requests
 
 import dicomgen
 import helpers
@@ -34,7 +35,7 @@ def plan(srv, now: str) -> dict:
 def stored(tmp_path_factory):
     from conftest import ServerPool
     pool = ServerPool(tmp_path_factory.mktemp("lifecycle"))
-    srv = pool.start("sqlite", name="lifecycle")
+    srv = pool.start("sqlite", name="lifecycle", env={"VNA__LIFECYCLE__POLICIES_DIR": str(POLICIES)})
     adult_first = dicomgen.with_changes(
         dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-ADULT", study_date="20200101")[0],
         PatientBirthDate="19600101")
@@ -96,3 +97,38 @@ def test_the_plan_is_read_only_and_its_hash_follows_the_catalog_and_the_clock(st
     more = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-MORE")[0]
     assert helpers.stow(srv.dicomweb, [more.data]).status_code == 200
     assert plan(srv, "2027-06-01")["planHash"] != first["planHash"]
+
+
+def test_protection_shows_what_the_policies_decide_and_holds_are_audited(stored):
+    srv, objects = stored
+    url = f"{srv.base_url}/admin/instances/{objects['adult_first'].sop_uid}/protection"
+    r = requests.get(url, timeout=30)
+    assert r.status_code == 200, r.text
+    policy = r.json()["policy"]
+    assert policy["rules"] == ["adult-radiology"] and policy["policySetHash"] == plan(srv, "2027-06-01")["policySetHash"]
+    assert policy["retention"] == {"mode": "COMPLIANCE", "retainUntil": "2034-06-01T00:00:00.000Z", "rules": ["adult-radiology"]}
+    assert policy["transition"] is None and policy["expireAt"] is None and policy["hold"] == []
+    slide = requests.get(f"{srv.base_url}/admin/instances/{objects['slide'].sop_uid}/protection", timeout=30).json()["policy"]
+    assert slide["transition"]["tier"] == "cold" and slide["transition"]["rule"] == "pathology-slides"
+    # A legal hold placed and lifted through the archive: each recorded (Instances Accessed, Update).
+    hold = f"{srv.base_url}/admin/instances/{objects['adult_first'].sop_uid}/legal-hold"
+    assert requests.put(hold, data="on", timeout=30).status_code == 204
+    assert requests.put(hold, data="off", timeout=30).status_code == 204
+    events = requests.get(f"{srv.base_url}/admin/audit", params={"limit": "1000"}, timeout=30).json()["events"]
+    changes = [e["detail"] for e in events if e["eventId"] == "110103" and e["action"] == "U"]
+    assert changes == ["legal hold placed", "legal hold lifted"], changes
+
+
+def test_policies_that_fail_their_checks_refuse_the_start(tmp_path):
+    from conftest import ServerPool
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    text = (POLICIES / "video.toml").read_text().replace('retain_until = "2036-02-01"', 'retain_until = "2031-02-01"')
+    (bad / "video.toml").write_text(text)
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        with pytest.raises(RuntimeError, match="do not pass their checks"):
+            pool.start("sqlite", name="bad-policies", env={"VNA__LIFECYCLE__POLICIES_DIR": str(bad)})
+    finally:
+        pool.servers.clear()
+        pool.close()

@@ -152,7 +152,7 @@ impl Archive {
         if who.kind == PrincipalKind::System {
             return Ok(());
         }
-        let read = e.event_id == EventId::InstancesAccessed.code();
+        let read = e.event_id == EventId::InstancesAccessed.code() && e.action == "R";
         if read && self.recent_reads.covers(&e) {
             return Ok(());
         }

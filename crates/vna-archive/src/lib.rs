@@ -28,6 +28,7 @@ mod found;
 mod image;
 mod ingest;
 mod keys;
+mod lifecycle;
 mod nondicom;
 pub mod query;
 
@@ -54,6 +55,7 @@ pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use found::Found;
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
+pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use verify::Verdict;
@@ -81,6 +83,8 @@ pub struct ArchiveConfig {
     pub max_list_items: u32,
     /// Which tenant a new object belongs to.
     pub tenancy: Arc<Tenancy>,
+    /// The lifecycle policies (`lifecycle.policies_dir`); `None`: none configured.
+    pub policies: Option<Arc<vna_lifecycle::PolicySet>>,
 }
 
 impl Default for ArchiveConfig {
@@ -93,6 +97,7 @@ impl Default for ArchiveConfig {
             default_tier: "default".to_owned(),
             max_list_items: 1000,
             tenancy: Arc::new(Tenancy::default()),
+            policies: None,
         }
     }
 }

@@ -88,6 +88,9 @@ impl Archive {
         let store = self.store_of(&row.blob.tier)?;
         store.set_legal_hold(crate::blob_ref(&row), on).await.map_err(ArchiveError::blob("setting a legal hold"))?;
         tracing::info!(tier = %row.blob.tier, key = %row.blob.key, on, "legal hold changed");
+        // DICOM Instances Accessed, Update (PS3.15 A.5.3.3): the object's protection changed.
+        let what = if on { "legal hold placed" } else { "legal hold lifted" };
+        self.audited(who, crate::audit::event(who, crate::EventId::InstancesAccessed, "U", &[&row], what)).await?;
         Ok(())
     }
 

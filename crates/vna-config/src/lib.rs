@@ -34,6 +34,17 @@ pub struct Config {
     pub auth: AuthConfig,
     pub tenancy: TenancyConfig,
     pub audit: AuditConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// `[lifecycle]`: the retention, tiering, expiry and hold policies.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// A folder of policy files (`*.toml`, see `lifecycle-policies/`), loaded and checked at
+    /// start: a file that does not load, a conflict or a failing test case refuses the start.
+    /// Empty: no policies.
+    pub policies_dir: String,
 }
 
 impl Default for Config {
@@ -50,6 +61,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tenancy: TenancyConfig::default(),
             audit: AuditConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }

@@ -92,13 +92,33 @@ async fn version_bytes(
 }
 
 /// `GET /admin/instances/{sop}/protection`: retention and legal hold of the current version's
-/// stored object, as the store reports them, and how strongly the store enforces them.
+/// stored object, as the store reports them, how strongly the store enforces them, and what the
+/// lifecycle policies decide for it (`policy`: the rules that match, the retention they ask
+/// for, a move, expiry, holds; `null` without policies).
 async fn protection(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
     let result = async {
         let (row, p, locking) = archive.protection(&who, &sop(&uid)?).await?;
         let retention = p.retention.map(|r| {
             let secs = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             json!({ "mode": r.mode.as_str(), "retainUntilEpochSeconds": secs })
+        });
+        // What the lifecycle policies decide for it, and why (the rules), as of now.
+        let decision = archive.policy_decision(&row, vna_archive::now_ms()).await?;
+        let policy = decision.map(|d| {
+            let at = |t: Option<i64>| t.map(vna_archive::utc_timestamp);
+            json!({
+                "policySetHash": archive.policies().map(|s| s.hash.clone()),
+                "rules": d.rules,
+                "retention": d.retention.as_ref().map(|r| json!({
+                    "mode": r.mode.as_str(),
+                    "retainUntil": vna_archive::utc_timestamp(r.until),
+                    "rules": r.rules,
+                })),
+                "undetermined": d.undetermined,
+                "transition": d.transition.as_ref().map(|m| json!({ "tier": m.tier, "at": at(m.at), "rule": m.rule })),
+                "expireAt": at(d.expire_at),
+                "hold": d.hold,
+            })
         });
         let body = json!({
             "version": row.version,
@@ -108,6 +128,7 @@ async fn protection(State(archive): State<Arc<Archive>>, Extension(who): Extensi
             "retention": retention,
             "legalHold": p.legal_hold,
             "enforcedBy": locking.enforced_by(),
+            "policy": policy,
         });
         Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     }

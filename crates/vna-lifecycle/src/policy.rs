@@ -99,6 +99,16 @@ pub enum LockMode {
     Compliance,
 }
 
+impl LockMode {
+    /// As S3 and the policy files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
 /// Retention: locked until the latest of `at_least`'s dates.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

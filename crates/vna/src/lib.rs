@@ -58,6 +58,7 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         default_tier: config.storage.default_tier.clone(),
         max_list_items: config.query.max_list_items,
         tenancy: Arc::new(tenancy(&config.tenancy)),
+        policies: policies(config)?.map(Arc::new),
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }
@@ -172,6 +173,28 @@ pub fn s3_settings(t: &vna_config::S3TierConfig) -> anyhow::Result<vna_blob_s3::
         _ => None,
     };
     Ok(s)
+}
+
+/// The lifecycle policies of `lifecycle.policies_dir`, loaded and checked: any error, conflict
+/// or failing test case is refused, with what it is.
+pub fn policies(config: &Config) -> anyhow::Result<Option<vna_lifecycle::PolicySet>> {
+    if config.lifecycle.policies_dir.is_empty() {
+        return Ok(None);
+    }
+    let dir = std::path::Path::new(&config.lifecycle.policies_dir);
+    let set = vna_lifecycle::load_dir(dir).map_err(|e| anyhow::anyhow!("lifecycle.policies_dir: {e}"))?;
+    let report = set.check();
+    if !report.passed() {
+        let failures = report
+            .tests
+            .iter()
+            .filter(|t| !t.failures.is_empty())
+            .map(|t| format!("test '{}' of {}: {}", t.test, t.file, t.failures.join("; ")));
+        let all: Vec<String> = report.conflicts.iter().cloned().chain(failures).collect();
+        anyhow::bail!("lifecycle policies in {} do not pass their checks (vna lifecycle check): {}", dir.display(), all.join(" | "));
+    }
+    tracing::info!(dir = %dir.display(), rules = set.rules().count(), hash = %set.hash, "lifecycle policies loaded");
+    Ok(Some(set))
 }
 
 /// The HTTP application: DICOMweb under its root, the admin API under `/admin`, every request

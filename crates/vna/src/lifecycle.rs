@@ -9,30 +9,11 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use vna_archive::{Archive, Found, Principal};
-use vna_lifecycle::{Decision, Facts, LockMode, PolicySet};
+use vna_lifecycle::{Decision, PolicySet};
 
 const PAGE: u32 = 1000;
 /// Example objects named per rule and per action.
 const EXAMPLES: usize = 3;
-
-/// The facts the rules see of a catalog row; `last_study` is the patient's latest study date.
-pub fn facts_of(row: &vna_catalog::InstanceRow, last_study: Option<i64>) -> Facts {
-    Facts {
-        modality: row.series.modality.clone(),
-        sop_class_uid: row.instance.sop_class_uid.to_string(),
-        family: None,
-        body_part: row.series.body_part_examined.clone(),
-        tenant: row.tenant.clone(),
-        institution: String::new(),
-        birth_date: vna_lifecycle::parse_date(&row.patient.patient_birth_date),
-        study_date: vna_lifecycle::parse_date(&row.study.study_date),
-        last_study_date: last_study,
-        ingest: row.stored_at_ms,
-        last_access: None,
-        rejection: None,
-        attributes: BTreeMap::new(),
-    }
-}
 
 fn patient_key(row: &vna_catalog::InstanceRow) -> (String, String) {
     (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone())
@@ -94,7 +75,7 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
     let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
     let mut lines = Vec::new();
     for row in &rows {
-        let facts = facts_of(row, last_study.get(&patient_key(row)).copied());
+        let facts = vna_archive::lifecycle_facts(row, last_study.get(&patient_key(row)).copied());
         let d: Decision = set.decide(&facts, now);
         all.add(row);
         for r in &d.rules {
@@ -102,7 +83,7 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
         }
         match &d.retention {
             Some(r) => {
-                locked.entry(if r.mode == LockMode::Compliance { "COMPLIANCE" } else { "GOVERNANCE" }).or_default().add(row);
+                locked.entry(r.mode.as_str()).or_default().add(row);
                 earliest = earliest.min(r.until);
                 latest = latest.max(r.until);
             }
@@ -131,7 +112,7 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
             "sopInstanceUid": with_uids.then(|| row.instance.sop_uid.to_string()),
             "rules": d.rules,
             "retainUntil": d.retention.as_ref().map(|r| vna_archive::utc_timestamp(r.until)),
-            "mode": d.retention.as_ref().map(|r| if r.mode == LockMode::Compliance { "COMPLIANCE" } else { "GOVERNANCE" }),
+            "mode": d.retention.as_ref().map(|r| r.mode.as_str()),
             "undetermined": d.undetermined,
             "tier": d.transition.as_ref().map(|m| m.tier.clone()),
             "moveAt": d.transition.as_ref().and_then(|m| m.at).map(vna_archive::utc_timestamp),
