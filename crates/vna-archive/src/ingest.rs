@@ -190,6 +190,23 @@ impl Archive {
             writer.abort().await;
             return outcome;
         }
+        // The lifecycle policies' retention, applied by the store at commit.
+        let e = &extracted;
+        let lock = self.retention_at_write(&e.patient, &e.study, &e.series, &e.instance, &e.tenant, crate::now_ms()).await;
+        match lock {
+            Ok(None) => {}
+            Ok(Some((retention, rules))) => {
+                if let Err(err) = writer.lock_on_commit(retention) {
+                    writer.abort().await;
+                    tracing::warn!(?rules, "the lifecycle policies lock this object but its tier cannot");
+                    return Err(ArchiveError::blob("locking the object as the lifecycle policies ask")(err));
+                }
+            }
+            Err(err) => {
+                writer.abort().await;
+                return Err(err);
+            }
+        }
         let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
         let audit = crate::audit::store_event(&request.principal, &extracted.patient.patient_id, extracted.study.study_uid.as_str());
         let new = NewInstance {

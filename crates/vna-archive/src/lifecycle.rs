@@ -6,23 +6,36 @@ use crate::query::{Filter, Key, Level, Matcher, Query};
 use crate::{Archive, ArchiveError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use vna_catalog::{InstanceRow, PatientAttrs, Visibility};
+use vna_catalog::{InstanceAttrs, InstanceRow, PatientAttrs, SeriesAttrs, StudyAttrs, Visibility};
 use vna_lifecycle::{Decision, Facts, PolicySet};
 
 /// The facts the rules see of a catalog row; `last_study` is the patient's latest study date
 /// (Unix milliseconds of its start).
 pub fn lifecycle_facts(row: &InstanceRow, last_study: Option<i64>) -> Facts {
+    facts_of(&row.patient, &row.study, &row.series, &row.instance, &row.tenant, row.stored_at_ms, last_study)
+}
+
+/// The facts of an object from its attributes, stored (or arriving) at `ingest`.
+fn facts_of(
+    patient: &PatientAttrs,
+    study: &StudyAttrs,
+    series: &SeriesAttrs,
+    instance: &InstanceAttrs,
+    tenant: &str,
+    ingest: i64,
+    last_study: Option<i64>,
+) -> Facts {
     Facts {
-        modality: row.series.modality.clone(),
-        sop_class_uid: row.instance.sop_class_uid.to_string(),
+        modality: series.modality.clone(),
+        sop_class_uid: instance.sop_class_uid.to_string(),
         family: None,
-        body_part: row.series.body_part_examined.clone(),
-        tenant: row.tenant.clone(),
+        body_part: series.body_part_examined.clone(),
+        tenant: tenant.to_owned(),
         institution: String::new(),
-        birth_date: vna_lifecycle::parse_date(&row.patient.patient_birth_date),
-        study_date: vna_lifecycle::parse_date(&row.study.study_date),
+        birth_date: vna_lifecycle::parse_date(&patient.patient_birth_date),
+        study_date: vna_lifecycle::parse_date(&study.study_date),
         last_study_date: last_study,
-        ingest: row.stored_at_ms,
+        ingest,
         last_access: None,
         rejection: None,
         attributes: BTreeMap::new(),
@@ -41,6 +54,38 @@ impl Archive {
         let Some(set) = self.policies() else { return Ok(None) };
         let last = self.last_study_date(&row.patient).await?;
         Ok(Some(set.decide(&lifecycle_facts(row, last), now)))
+    }
+
+    /// The lock the policies give an object arriving now with these attributes (its own study
+    /// counted as the patient's latest if it is), as the blob store takes it; `None` without
+    /// policies or when no rule asks for a retention. Retention applies from the first write:
+    /// there is no unlocked window to close later.
+    pub(crate) async fn retention_at_write(
+        &self,
+        patient: &PatientAttrs,
+        study: &StudyAttrs,
+        series: &SeriesAttrs,
+        instance: &InstanceAttrs,
+        tenant: &str,
+        now: i64,
+    ) -> Result<Option<(vna_blob::Retention, Vec<String>)>, ArchiveError> {
+        let Some(set) = self.policies() else { return Ok(None) };
+        let this = vna_lifecycle::parse_date(&study.study_date);
+        let last = self.last_study_date(patient).await?.max(this);
+        let d = set.decide(&facts_of(patient, study, series, instance, tenant, now, last), now);
+        if !d.undetermined.is_empty() {
+            tracing::warn!(rules = ?d.undetermined, "a lifecycle retention could not be computed for a new object (a date it counts from is missing)");
+        }
+        Ok(d.retention.map(|r| {
+            let mode = match r.mode {
+                vna_lifecycle::LockMode::Compliance => vna_blob::LockMode::Compliance,
+                vna_lifecycle::LockMode::Governance => vna_blob::LockMode::Governance,
+            };
+            // Whole seconds, rounded up: a lock never ends before the policy's date.
+            let secs = u64::try_from(r.until.max(0)).unwrap_or(0).div_ceil(1000);
+            let retain_until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            (vna_blob::Retention { mode, retain_until }, r.rules)
+        }))
     }
 
     /// The date of the patient's latest study in the archive, whoever may see it: a retention

@@ -31,6 +31,8 @@ pub(crate) struct S3Writer {
     /// through a few buffers instead of allocating (and fragmenting the heap
     /// with) a new part-sized buffer per part.
     spare: Vec<BytesMut>,
+    /// A retention asked for this object (`lock_on_commit`), beside the tier's default.
+    lock: Option<Retention>,
 }
 
 struct Upload {
@@ -54,7 +56,7 @@ fn sha256_b64(data: &[u8]) -> String {
 
 impl S3Writer {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        S3Writer { inner, key: new_key(), buf: BytesMut::new(), size: 0, upload: None, finished: false, spare: Vec::new() }
+        S3Writer { inner, key: new_key(), buf: BytesMut::new(), size: 0, upload: None, finished: false, spare: Vec::new(), lock: None }
     }
 
     fn object_key(&self) -> Result<String, BlobError> {
@@ -133,6 +135,12 @@ impl S3Writer {
         Ok(())
     }
 
+    /// The lock of the new version: the tier's default retention from now, or the one asked
+    /// for this object, whichever is stronger.
+    fn retention(&self) -> Option<Retention> {
+        Retention::strongest(self.inner.settings.default_retention.map(|r| r.from(std::time::SystemTime::now())), self.lock)
+    }
+
     /// An empty buffer for the next part: a recycled one, or a new one of a part's size.
     fn fresh_buffer(&mut self) -> BytesMut {
         self.spare.pop().unwrap_or_else(|| BytesMut::with_capacity(self.inner.settings.part_size))
@@ -142,7 +150,7 @@ impl S3Writer {
         let object_key = self.object_key()?;
         let data = std::mem::take(&mut self.buf).freeze();
         let settings = &self.inner.settings;
-        let retention = settings.default_retention.map(|r| r.from(std::time::SystemTime::now()));
+        let retention = self.retention();
         let _slot = self.inner.slot().await?;
         let out = self
             .inner
@@ -230,9 +238,9 @@ impl S3Writer {
         self.confirm_encryption(version.as_deref(), out.server_side_encryption(), out.ssekms_key_id()).await?;
         // Stores ignore lock headers on CreateMultipartUpload: lock the version now, before
         // anything is acknowledged. If that fails the version is still unlocked, so it can go.
-        if let Some(default) = self.inner.settings.default_retention {
+        if let Some(retention) = self.retention() {
             let blob = BlobRef::new(&self.key, version.as_deref());
-            if let Err(e) = put_retention(&self.inner, blob, default.from(std::time::SystemTime::now())).await {
+            if let Err(e) = put_retention(&self.inner, blob, retention).await {
                 self.remove_version(version.as_deref()).await;
                 return Err(e);
             }
@@ -380,6 +388,13 @@ impl BlobWriter for S3Writer {
     async fn abort(mut self: Box<Self>) {
         self.finished = true;
         self.abort_upload().await;
+    }
+
+    /// With the object's PUT (Object Lock headers), or right after a multipart upload
+    /// completes, before the commit returns.
+    fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
+        self.lock = Retention::strongest(self.lock, Some(retention));
+        Ok(())
     }
 }
 

@@ -101,4 +101,8 @@ impl BlobWriter for FaultyWriter {
     async fn abort(self: Box<Self>) {
         self.inner.abort().await
     }
+
+    fn lock_on_commit(&mut self, retention: crate::Retention) -> Result<(), BlobError> {
+        self.inner.lock_on_commit(retention)
+    }
 }

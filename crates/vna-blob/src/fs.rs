@@ -143,7 +143,7 @@ impl BlobStore for FsBlobStore {
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
         let dest = self.path_of(&key)?;
         let (retention, new_dirs) = (self.default_retention, self.new_dirs.clone());
-        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention, new_dirs }))
+        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention, lock: None, new_dirs }))
     }
 
     async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
@@ -290,6 +290,8 @@ struct FsWriter {
     size: u64,
     committed: bool,
     retention: Option<DefaultRetention>,
+    /// A retention asked for this object (`lock_on_commit`).
+    lock: Option<Retention>,
     new_dirs: NewDirs,
 }
 
@@ -375,7 +377,7 @@ impl BlobWriter for FsWriter {
         let buf = std::mem::take(&mut self.buf);
         let file = self.file.take();
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
-        let retention = self.retention.map(|r| r.from(std::time::SystemTime::now()));
+        let retention = Retention::strongest(self.retention.map(|r| r.from(std::time::SystemTime::now())), self.lock);
         let new_dirs = self.new_dirs.clone();
         let result = tokio::task::spawn_blocking(move || {
             let outcome = (|| {
@@ -409,5 +411,11 @@ impl BlobWriter for FsWriter {
         self.committed = true;
         self.file = None;
         let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+
+    /// Emulated, like the tier's default retention: the lock file goes down before the object.
+    fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
+        self.lock = Retention::strongest(self.lock, Some(retention));
+        Ok(())
     }
 }

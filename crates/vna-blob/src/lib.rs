@@ -108,6 +108,23 @@ pub struct Retention {
     pub retain_until: std::time::SystemTime,
 }
 
+impl Retention {
+    /// The retention that satisfies both: the later date, COMPLIANCE if either is.
+    pub fn strongest(a: Option<Retention>, b: Option<Retention>) -> Option<Retention> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(Retention {
+                mode: if a.mode == LockMode::Compliance || b.mode == LockMode::Compliance {
+                    LockMode::Compliance
+                } else {
+                    LockMode::Governance
+                },
+                retain_until: a.retain_until.max(b.retain_until),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// What protects an object version from deletion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Protection {
@@ -214,6 +231,14 @@ pub trait BlobWriter: Send {
 
     /// Gives up on the object; nothing is left behind that a reader could see.
     async fn abort(self: Box<Self>);
+
+    /// Locks the object from its commit on until `retention` (or the store's default
+    /// retention, whichever is stronger), with no unlocked moment a reader or a delete could
+    /// see. Called before [`Self::commit`]. Stores that cannot lock say so.
+    fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
+        let _ = retention;
+        Err(BlobError::Unsupported { what: "retention" })
+    }
 }
 
 /// One variant per failing step; messages carry keys at most (keys are opaque, no PHI).
@@ -299,4 +324,20 @@ pub async fn read_all(store: &dyn BlobStore, blob: BlobRef<'_>, range: Option<Ra
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn the_strongest_retention_is_the_later_date_and_compliance_if_either() {
+        let r = |mode, secs| Retention { mode, retain_until: UNIX_EPOCH + Duration::from_secs(secs) };
+        let (c, g) = (LockMode::Compliance, LockMode::Governance);
+        assert_eq!(Retention::strongest(Some(r(c, 10)), Some(r(g, 20))), Some(r(c, 20)));
+        assert_eq!(Retention::strongest(Some(r(g, 30)), Some(r(g, 20))), Some(r(g, 30)));
+        assert_eq!(Retention::strongest(None, Some(r(g, 20))), Some(r(g, 20)));
+        assert_eq!(Retention::strongest(None, None), None);
+    }
 }
