@@ -61,6 +61,9 @@ impl Catalog for FailingCatalog {
     async fn count_instances(&self) -> Result<i64, CatalogError> {
         self.inner.count_instances().await
     }
+    async fn latest_study_date(&self, patient_id: &str, issuer: &str) -> Result<Option<String>, CatalogError> {
+        self.inner.latest_study_date(patient_id, issuer).await
+    }
     async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError> {
         self.inner.study_tenant(study).await
     }

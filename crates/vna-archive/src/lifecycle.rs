@@ -2,11 +2,10 @@
 //! catalog row the rules match on, and what the configured policy set decides for an instance.
 //! Nothing here locks, moves or deletes; jobs that apply decisions build on it.
 
-use crate::query::{Filter, Key, Level, Matcher, Query};
 use crate::{Archive, ArchiveError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use vna_catalog::{InstanceAttrs, InstanceRow, PatientAttrs, SeriesAttrs, StudyAttrs, Visibility};
+use vna_catalog::{InstanceAttrs, InstanceRow, PatientAttrs, SeriesAttrs, StudyAttrs};
 use vna_lifecycle::{Decision, Facts, PolicySet};
 
 /// The facts the rules see of a catalog row; `last_study` is the patient's latest study date
@@ -91,13 +90,15 @@ impl Archive {
     /// The date of the patient's latest study in the archive, whoever may see it: a retention
     /// counted from it must not depend on who asks.
     async fn last_study_date(&self, patient: &PatientAttrs) -> Result<Option<i64>, ArchiveError> {
-        let mut filters = vec![Filter { key: Key::PatientId, matcher: Matcher::Single(patient.patient_id.clone()) }];
-        if !patient.issuer_of_patient_id.is_empty() {
-            filters.push(Filter { key: Key::IssuerOfPatientId, matcher: Matcher::Single(patient.issuer_of_patient_id.clone()) });
+        if patient.patient_id.is_empty() {
+            // Patients without an ID are never one patient across studies.
+            return Ok(None);
         }
-        let q = Query { level: Level::Study, filters, limit: None, offset: 0 };
-        let studies =
-            self.catalog.query_studies(&q, &Visibility::ALL).await.map_err(ArchiveError::catalog("finding the patient's studies"))?;
-        Ok(studies.iter().filter_map(|s| vna_lifecycle::parse_date(&s.study.study_date)).max())
+        let date = self
+            .catalog
+            .latest_study_date(&patient.patient_id, &patient.issuer_of_patient_id)
+            .await
+            .map_err(ArchiveError::catalog("finding the patient's last study"))?;
+        Ok(date.as_deref().and_then(vna_lifecycle::parse_date))
     }
 }

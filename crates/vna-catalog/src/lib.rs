@@ -119,6 +119,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Number of current instances (health, tests, import summary).
     async fn count_instances(&self) -> Result<i64, CatalogError>;
 
+    /// The latest study date (DA, `YYYYMMDD`) among the studies of the patient with this ID and
+    /// issuer, whoever may see them; `None` when none has a date. Lifecycle retentions count
+    /// from the patient's last study.
+    async fn latest_study_date(&self, patient_id: &str, issuer: &str) -> Result<Option<String>, CatalogError>;
+
     /// The tenant a study was given by its first instance; `None` for an unknown study.
     /// Ingest asks before committing a blob, so that a refused object leaves none behind.
     async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError>;
@@ -262,6 +267,9 @@ macro_rules! impl_catalog {
             }
             async fn count_instances(&self) -> Result<i64, $crate::CatalogError> {
                 $crate::read::count_instances(&self.pool).await
+            }
+            async fn latest_study_date(&self, patient_id: &str, issuer: &str) -> Result<Option<String>, $crate::CatalogError> {
+                $crate::read::latest_study_date(&self.pool, patient_id, issuer).await
             }
             async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, $crate::CatalogError> {
                 $crate::security::study_tenant(&self.pool, study).await

@@ -99,6 +99,17 @@ fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {
     rows.iter().map(decode_instance).collect()
 }
 
+pub(crate) async fn latest_study_date(pool: &Pool, patient_id: &str, issuer: &str) -> Result<Option<String>, CatalogError> {
+    // The patient row by its unique (patient_id, issuer, orphan_study) index; DA sorts as text.
+    let sql = "SELECT MAX(st.study_date) FROM study st JOIN patient p ON p.pk = st.patient_pk \
+               WHERE p.patient_id = ? AND p.issuer = ? AND p.orphan_study = '' AND st.study_date <> ''";
+    let rows = pool.fetch_all("latest study date", sql, &[patient_id.into(), issuer.into()]).await?;
+    match rows.first() {
+        Some(r) => r.cols().opt_text("latest study date"),
+        None => Ok(None),
+    }
+}
+
 pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
     let mut b = SqlBuilder::new(pool.dialect());
     b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i"));

@@ -40,7 +40,7 @@ macro_rules! catalog_conformance_tests {
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,
             result_ordering, patient_level_matching, patient_counters_count_current_instances,
             patient_level_paging_and_order, multi_frame_matching, tenant_grants_bound_every_read,
-            link_scope_bounds_every_read, study_keeps_its_tenant, api_keys_round_trip,
+            link_scope_bounds_every_read, study_keeps_its_tenant, latest_study_date_of_a_patient, api_keys_round_trip,
             audit_events_round_trip, a_store_s_event_commits_with_it);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,

@@ -142,6 +142,25 @@ pub async fn study_keeps_its_tenant(c: &dyn Catalog) {
     );
 }
 
+pub async fn latest_study_date_of_a_patient(c: &dyn Catalog) {
+    let pid = |n: &mut crate::NewInstance, id: &str, date: &str| {
+        n.patient.patient_id = id.into();
+        n.study.study_date = date.into();
+    };
+    assert_eq!(c.latest_study_date("LSD-1", "SYNTH").await.unwrap(), None);
+    for (study, date) in [("1.2.9.40", "20200101"), ("1.2.9.41", "20240601"), ("1.2.9.42", "")] {
+        let mut n = new_instance(study, &format!("{study}.1"), &format!("{study}.1.1"));
+        pid(&mut n, "LSD-1", date);
+        n.tenant = if study.ends_with('1') { "chuv".into() } else { "hug".into() };
+        store(c, &n).await;
+    }
+    let mut other = new_instance("1.2.9.43", "1.2.9.43.1", "1.2.9.43.1.1");
+    pid(&mut other, "LSD-2", "20250101");
+    store(c, &other).await;
+    assert_eq!(c.latest_study_date("LSD-1", "SYNTH").await.unwrap().as_deref(), Some("20240601"), "across tenants, undated ignored");
+    assert_eq!(c.latest_study_date("LSD-1", "OTHER-ISSUER").await.unwrap(), None);
+}
+
 pub async fn api_keys_round_trip(c: &dyn Catalog) {
     let key = crate::ApiKey {
         id: "k1".into(),
