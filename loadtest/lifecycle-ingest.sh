@@ -4,7 +4,7 @@
 # and STOW-RS (batches of 10, 4 clients), 3 rounds, medians. Build first:
 # cargo build --release -p vna -p vna-loadtest
 set -euo pipefail
-cd /work/main
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=loadtest/out/lc; mkdir -p $out
 run() { # mode round scenario
   local mode=$1 r=$2 scen=$3 data=$(mktemp -d -p loadtest/out)
