@@ -49,6 +49,8 @@ pub enum ArchiveError {
     SopMismatch { expected: SopRef },
     #[error("the object is larger than the {limit}-byte limit")]
     TooLarge { limit: u64 },
+    #[error("the request selects more than {limit} objects; narrow it")]
+    TooManyObjects { limit: u64 },
     #[error("too many stores in progress; retry later")]
     Busy,
     #[error("the request body ended before the object was complete")]
@@ -159,7 +161,7 @@ impl ArchiveError {
             }
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Io)) => ErrorClass::Internal,
             Encapsulate(_) => ErrorClass::InvalidInput,
-            TooLarge { .. } => ErrorClass::TooLarge,
+            TooLarge { .. } | TooManyObjects { .. } => ErrorClass::TooLarge,
             Busy => ErrorClass::Busy,
             NotFound { .. } => ErrorClass::NotFound,
             FramesUnavailable { .. } | SyntaxUnavailable { .. } => ErrorClass::Unsupported,

@@ -58,6 +58,7 @@ pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
+pub use verify::HoldOutcome;
 pub use verify::Verdict;
 
 use std::collections::HashMap;

@@ -68,6 +68,14 @@ impl Archive {
     }
 }
 
+/// What a legal hold by query did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HoldOutcome {
+    pub matched: u64,
+    pub changed: u64,
+    pub failed: u64,
+}
+
 /// Retention and legal hold of stored instances, as the blob store enforces them.
 impl Archive {
     /// The protection of the current version of an instance.
@@ -92,6 +100,48 @@ impl Archive {
         let what = if on { "legal hold placed" } else { "legal hold lifted" };
         self.audited(who, crate::audit::event(who, crate::EventId::InstancesAccessed, "U", &[&row], what)).await?;
         Ok(())
+    }
+
+    /// Places or lifts a legal hold on the current version of every instance `who` sees that
+    /// matches `filters` (a patient, a study, a series: QIDO-RS keys), at most `max` of them
+    /// (more is refused before anything changes). One audit event names every patient and
+    /// study concerned. Returns how many were matched and changed; an object whose store refuses
+    /// is counted as failed and the others go on.
+    pub async fn set_legal_hold_where(
+        &self,
+        who: &Principal,
+        filters: Vec<crate::query::Filter>,
+        on: bool,
+        max: u32,
+    ) -> Result<HoldOutcome, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        let q = Query { level: Level::Instance, filters, limit: Some(max.saturating_add(1)), offset: 0 };
+        let rows =
+            self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("selecting instances to hold"))?;
+        if rows.len() as u64 > u64::from(max) {
+            return Err(ArchiveError::TooManyObjects { limit: u64::from(max) });
+        }
+        let mut outcome = HoldOutcome { matched: rows.len() as u64, ..HoldOutcome::default() };
+        for row in &rows {
+            let done = match self.store_of(&row.blob.tier) {
+                Ok(store) => store.set_legal_hold(crate::blob_ref(row), on).await.map_err(ArchiveError::blob("setting a legal hold")),
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => outcome.changed += 1,
+                Err(e) => {
+                    tracing::warn!(tier = %row.blob.tier, key = %row.blob.key, error = %e, "legal hold not changed on an object");
+                    outcome.failed += 1;
+                }
+            }
+        }
+        if !rows.is_empty() {
+            let refs: Vec<&InstanceRow> = rows.iter().collect();
+            let what =
+                format!("legal hold {} on {} of {} instances", if on { "placed" } else { "lifted" }, outcome.changed, outcome.matched);
+            self.audited(who, crate::audit::event(who, crate::EventId::InstancesAccessed, "U", &refs, what)).await?;
+        }
+        Ok(outcome)
     }
 
     /// The current version of an instance the administrator `who` sees.

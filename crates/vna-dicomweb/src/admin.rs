@@ -29,6 +29,7 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/instances/{sop}/versions/{version}", get(version_bytes))
         .route("/instances/{sop}/protection", get(protection))
         .route("/instances/{sop}/legal-hold", put(legal_hold))
+        .route("/legal-hold", axum::routing::post(legal_hold_where))
         .route("/audit", get(audit))
         .with_state(archive)
         .merge(links)
@@ -152,6 +153,55 @@ async fn legal_hold(
         };
         archive.set_legal_hold(&who, &sop(&uid)?, on).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Most instances one `POST /admin/legal-hold` changes.
+const MAX_HOLD_INSTANCES: u32 = 100_000;
+
+/// `POST /admin/legal-hold?PatientID=…[&IssuerOfPatientID=…][&StudyInstanceUID=…][&SeriesInstanceUID=…]`
+/// with body `on` or `off`: places or lifts a legal hold on every current instance of that
+/// patient, study or series the administrator sees (at least one selector; 413 past
+/// 100 000 instances). Answers what was matched, changed and failed; audited once.
+async fn legal_hold_where(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    axum::extract::Query(p): axum::extract::Query<Vec<(String, String)>>,
+    body: String,
+) -> Response {
+    use vna_archive::model::{Filter, Key, Matcher};
+    let result = async {
+        let on = match body.trim() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
+        };
+        let mut filters = Vec::new();
+        for (k, v) in p {
+            let key = match k.as_str() {
+                "PatientID" | "00100020" => Key::PatientId,
+                "IssuerOfPatientID" | "00100021" => Key::IssuerOfPatientId,
+                "StudyInstanceUID" | "0020000D" => Key::StudyUid,
+                "SeriesInstanceUID" | "0020000E" => Key::SeriesUid,
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "{other} cannot select a legal hold (PatientID, IssuerOfPatientID, StudyInstanceUID, SeriesInstanceUID)"
+                    )))
+                }
+            };
+            if v.is_empty() || v.contains(['*', '?', '\\', '\0']) {
+                return Err(ApiError::BadRequest(format!("{k} must be one exact value")));
+            }
+            filters.push(Filter { key, matcher: Matcher::Single(v) });
+        }
+        if !filters.iter().any(|f| f.key != Key::IssuerOfPatientId) {
+            return Err(ApiError::BadRequest("give PatientID, StudyInstanceUID or SeriesInstanceUID".to_owned()));
+        }
+        let outcome = archive.set_legal_hold_where(&who, filters, on, MAX_HOLD_INSTANCES).await?;
+        let body = json!({ "matched": outcome.matched, "changed": outcome.changed, "failed": outcome.failed });
+        Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
