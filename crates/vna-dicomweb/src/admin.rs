@@ -35,6 +35,15 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .merge(links)
 }
 
+/// The body of a legal hold request: `on` or `off`.
+fn on_off(body: &str) -> Result<bool, ApiError> {
+    match body.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
+    }
+}
+
 fn sop(s: &str) -> Result<SopInstanceUid, ApiError> {
     SopInstanceUid::new(s).map_err(|e| ApiError::BadRequest(format!("invalid SOP Instance UID in the path: {e}")))
 }
@@ -146,11 +155,7 @@ async fn legal_hold(
     body: String,
 ) -> Response {
     let result = async {
-        let on = match body.trim() {
-            "on" => true,
-            "off" => false,
-            _ => return Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
-        };
+        let on = on_off(&body)?;
         archive.set_legal_hold(&who, &sop(&uid)?, on).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     }
@@ -173,11 +178,7 @@ async fn legal_hold_where(
 ) -> Response {
     use vna_archive::model::{Filter, Key, Matcher};
     let result = async {
-        let on = match body.trim() {
-            "on" => true,
-            "off" => false,
-            _ => return Err(ApiError::BadRequest("body must be `on` or `off`".to_owned())),
-        };
+        let on = on_off(&body)?;
         let mut filters = Vec::new();
         for (k, v) in p {
             let key = match k.as_str() {
