@@ -60,6 +60,7 @@ pub struct Conditions {
     /// Time since the study date, at the time of the decision.
     pub study_age: Option<AtLeast>,
     /// Attributes the catalog holds, by tag (`gggg eeee`, 8 hex digits) and exact value.
+    /// Reserved: refused until the archive passes attributes to the rules (as `institution`).
     #[serde(default)]
     pub attribute: Vec<AttributeMatch>,
     /// IOCM rejection reasons (the rejection note's title code: 113001 quality, 113037 patient
@@ -257,6 +258,13 @@ impl Rule {
             return Err("expire = true needs a retain (expiry comes once the retention has passed)".into());
         }
         let c = &self.when;
+        // Refused rather than silently never matching: the archive does not hand these facts
+        // to the rules yet.
+        if !c.institution.is_empty() || !c.attribute.is_empty() {
+            return Err("institution and attribute conditions are not supported yet (the archive does not pass those \
+                        facts to the rules); use tenant, modality, family, body_part or sop_class"
+                .into());
+        }
         if let Some(a) = &c.patient_age_at_study {
             if a.at_least.is_none() && a.below.is_none() {
                 return Err("patient_age_at_study needs at_least or below".into());
@@ -371,7 +379,10 @@ mod tests {
         assert!(rule_error("[rules.retain]\nmode = \"SOMETIMES\"\nat_least = [{ until_age = 28 }]\n").contains("unknown variant"));
         let e = rule_error("[rules.transition]\ntier = \"cold\"\npriority = 1\n");
         assert!(e.contains("after, unused_for"), "{e}");
-        assert!(rule_error("hold = true\n[rules.match]\nattribute = [{ tag = \"0018\", value = \"x\" }]\n").contains("8 hex digits"));
+        assert!(
+            rule_error("hold = true\n[rules.match]\nattribute = [{ tag = \"00180015\", value = \"x\" }]\n").contains("not supported yet")
+        );
+        assert!(rule_error("hold = true\n[rules.match]\ninstitution = [\"HUG\"]\n").contains("not supported yet"));
         assert_eq!(rule_error("hold = true\n[rules.match]\nfamily = [\"wsi\"]\npatient_age_at_study = { below = 18 }\n"), "accepted");
     }
 }
