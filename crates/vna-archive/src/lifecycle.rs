@@ -51,7 +51,7 @@ impl Archive {
     /// The caller has already been allowed to see the row.
     pub async fn policy_decision(&self, row: &InstanceRow, now: i64) -> Result<Option<Decision>, ArchiveError> {
         let Some(set) = self.policies() else { return Ok(None) };
-        let last = self.last_study_date(&row.patient).await?;
+        let last = self.patient_last_study(&row.patient).await?;
         Ok(Some(set.decide(&lifecycle_facts(row, last), now)))
     }
 
@@ -70,7 +70,7 @@ impl Archive {
     ) -> Result<Option<(vna_blob::Retention, Vec<String>)>, ArchiveError> {
         let Some(set) = self.policies() else { return Ok(None) };
         let this = vna_lifecycle::parse_date(&study.study_date);
-        let last = self.last_study_date(patient).await?.max(this);
+        let last = self.patient_last_study(patient).await?.max(this);
         let d = set.decide(&facts_of(patient, study, series, instance, tenant, now, last), now);
         if !d.undetermined.is_empty() {
             tracing::warn!(rules = ?d.undetermined, "a lifecycle retention could not be computed for a new object (a date it counts from is missing)");
@@ -89,7 +89,7 @@ impl Archive {
 
     /// The date of the patient's latest study in the archive, whoever may see it: a retention
     /// counted from it must not depend on who asks.
-    async fn last_study_date(&self, patient: &PatientAttrs) -> Result<Option<i64>, ArchiveError> {
+    pub async fn patient_last_study(&self, patient: &PatientAttrs) -> Result<Option<i64>, ArchiveError> {
         if patient.patient_id.is_empty() {
             // Patients without an ID are never one patient across studies.
             return Ok(None);

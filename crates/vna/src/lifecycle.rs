@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use vna_archive::{Archive, Found, Principal};
+use vna_archive::{Archive, Principal};
 use vna_lifecycle::{Decision, PolicySet};
 
 const PAGE: u32 = 1000;
@@ -17,21 +17,6 @@ const EXAMPLES: usize = 3;
 
 fn patient_key(row: &vna_catalog::InstanceRow) -> (String, String) {
     (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone())
-}
-
-async fn every_instance(archive: &Arc<Archive>) -> anyhow::Result<Vec<Found>> {
-    let me = Principal::system();
-    let mut all = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = archive.all_instances(&me, offset, PAGE).await?;
-        let n = page.len() as u32;
-        all.extend(page);
-        if n < PAGE {
-            return Ok(all);
-        }
-        offset += n;
-    }
 }
 
 #[derive(Default)]
@@ -58,14 +43,10 @@ impl Tally {
 /// The plan as JSON: the whole report, and with `objects` one line per instance (with its SOP
 /// Instance UID only when `with_uids`: UIDs can identify a patient).
 pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: bool, with_uids: bool) -> anyhow::Result<Value> {
-    let rows = every_instance(&archive).await?;
-    let mut last_study: HashMap<(String, String), i64> = HashMap::new();
-    for row in &rows {
-        if let Some(d) = vna_lifecycle::parse_date(&row.study.study_date) {
-            let e = last_study.entry(patient_key(row)).or_insert(d);
-            *e = (*e).max(d);
-        }
-    }
+    let me = Principal::system();
+    // The patient's last study as the archive counts it at ingest and in the protection view,
+    // asked once per patient; the rows themselves are read a page at a time.
+    let mut last_study: HashMap<(String, String), Option<i64>> = HashMap::new();
     let mut digest = Sha256::new();
     digest.update(set.hash.as_bytes());
     let (mut all, mut per_rule, mut locked, mut unlocked, mut undetermined) =
@@ -74,59 +55,76 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
         (BTreeMap::<String, Tally>::new(), BTreeMap::<String, Tally>::new(), Tally::default(), Tally::default(), Tally::default());
     let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
     let mut lines = Vec::new();
-    for row in &rows {
-        let facts = vna_archive::lifecycle_facts(row, last_study.get(&patient_key(row)).copied());
-        let d: Decision = set.decide(&facts, now);
-        all.add(row);
-        for r in &d.rules {
-            per_rule.entry(r.clone()).or_default().add(row);
-        }
-        match &d.retention {
-            Some(r) => {
-                locked.entry(r.mode.as_str()).or_default().add(row);
-                earliest = earliest.min(r.until);
-                latest = latest.max(r.until);
+    let mut offset = 0;
+    loop {
+        let page = archive.all_instances(&me, offset, PAGE).await?;
+        let n = page.len() as u32;
+        for row in &page {
+            let last = match last_study.get(&patient_key(row)) {
+                Some(last) => *last,
+                None => {
+                    let last = archive.patient_last_study(&row.patient).await?;
+                    last_study.insert(patient_key(row), last);
+                    last
+                }
+            };
+            let d: Decision = set.decide(&vna_archive::lifecycle_facts(row, last), now);
+            all.add(row);
+            for r in &d.rules {
+                per_rule.entry(r.clone()).or_default().add(row);
             }
-            None => unlocked.add(row),
-        }
-        if !d.undetermined.is_empty() {
-            undetermined.add(row);
-        }
-        if let Some(m) = &d.transition {
-            let due = m.at.is_some_and(|at| at <= now);
-            if m.tier != row.blob.tier {
-                (if due { &mut moves_due } else { &mut moves_later }).entry(m.tier.clone()).or_default().add(row);
+            match &d.retention {
+                Some(r) => {
+                    locked.entry(r.mode.as_str()).or_default().add(row);
+                    earliest = earliest.min(r.until);
+                    latest = latest.max(r.until);
+                }
+                None => unlocked.add(row),
+            }
+            if !d.undetermined.is_empty() {
+                undetermined.add(row);
+            }
+            // A move to the tier the object is already on is nothing to do.
+            let to_move = d.transition.as_ref().filter(|m| m.tier != row.blob.tier);
+            let move_due = to_move.is_some_and(|m| m.at.is_some_and(|at| at <= now));
+            if let Some(m) = to_move {
+                (if move_due { &mut moves_due } else { &mut moves_later }).entry(m.tier.clone()).or_default().add(row);
+            }
+            let expire_now = d.expire_at.is_some_and(|at| at <= now);
+            if d.expire_at.is_some() {
+                (if expire_now { &mut expire_due } else { &mut expire_later }).add(row);
+            }
+            if !d.hold.is_empty() {
+                held.add(row);
+            }
+            let mut line = json!({
+                "object": format!("{}/{}", row.blob.tier, row.blob.key),
+                "version": row.blob.version_id,
+                "rules": d.rules,
+                "retainUntil": d.retention.as_ref().map(|r| vna_archive::utc_timestamp(r.until)),
+                "mode": d.retention.as_ref().map(|r| r.mode.as_str()),
+                "undetermined": d.undetermined,
+                "tier": d.transition.as_ref().map(|m| m.tier.clone()),
+                "moveAt": d.transition.as_ref().and_then(|m| m.at).map(vna_archive::utc_timestamp),
+                "moveDue": move_due,
+                "expireAt": d.expire_at.map(vna_archive::utc_timestamp),
+                "expireDue": expire_now,
+                "hold": !d.hold.is_empty(),
+            });
+            // The plan hash covers each object's identity and decision, not the UID shown.
+            digest.update(row.pk.to_be_bytes());
+            digest.update(line.to_string().as_bytes());
+            if objects {
+                if with_uids {
+                    line["sopInstanceUid"] = Value::String(row.instance.sop_uid.to_string());
+                }
+                lines.push(line);
             }
         }
-        match d.expire_at {
-            Some(at) if at <= now => expire_due.add(row),
-            Some(_) => expire_later.add(row),
-            None => {}
+        if n < PAGE {
+            break;
         }
-        if !d.hold.is_empty() {
-            held.add(row);
-        }
-        let line = json!({
-            "object": format!("{}/{}", row.blob.tier, row.blob.key),
-            "version": row.blob.version_id,
-            "sopInstanceUid": with_uids.then(|| row.instance.sop_uid.to_string()),
-            "rules": d.rules,
-            "retainUntil": d.retention.as_ref().map(|r| vna_archive::utc_timestamp(r.until)),
-            "mode": d.retention.as_ref().map(|r| r.mode.as_str()),
-            "undetermined": d.undetermined,
-            "tier": d.transition.as_ref().map(|m| m.tier.clone()),
-            "moveAt": d.transition.as_ref().and_then(|m| m.at).map(vna_archive::utc_timestamp),
-            "moveDue": d.transition.as_ref().is_some_and(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now)),
-            "expireAt": d.expire_at.map(vna_archive::utc_timestamp),
-            "expireDue": d.expire_at.is_some_and(|at| at <= now),
-            "hold": !d.hold.is_empty(),
-        });
-        // The plan hash covers each object's identity and decision, not the UID field.
-        digest.update(row.pk.to_be_bytes());
-        digest.update(line.to_string().as_bytes());
-        if objects {
-            lines.push(line);
-        }
+        offset += n;
     }
     let tallies = |m: &BTreeMap<String, Tally>| m.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>();
     let mut report = json!({
