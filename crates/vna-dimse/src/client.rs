@@ -86,7 +86,7 @@ impl Client {
         let mut socket = match &options.tls {
             None => Connection::Tcp(tcp),
             Some(tls) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+                let host = crate::transport::host_of(addr);
                 let deadline = options.timeouts.read.unwrap_or(Duration::from_secs(60));
                 Connection::connect_tls(tcp, tls, host, deadline).await?
             }

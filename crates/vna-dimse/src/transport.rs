@@ -28,6 +28,12 @@ pub struct ClientTls {
     pub server_name: Option<String>,
 }
 
+/// The host part of `host:port` (`[::1]:104` gives `::1`): the name a server's certificate is
+/// checked against when none is configured.
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']')
+}
+
 /// A connection an association runs over.
 pub enum Connection {
     Tcp(TcpStream),

@@ -57,7 +57,7 @@ impl SyslogTarget {
     pub fn from_config(c: &vna_config::SyslogConfig, data_dir: &Path) -> anyhow::Result<SyslogTarget> {
         let files = (!c.cert_file.is_empty()).then(|| crate::tls::TlsFiles::server(&c.cert_file, &c.key_file));
         let tls = crate::tls::client_config(files.as_ref(), Path::new(&c.ca_file)).context("audit.syslog TLS")?;
-        let host = c.address.rsplit_once(':').map_or(c.address.as_str(), |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+        let host = vna_dimse::transport::host_of(&c.address);
         let hostname = if c.hostname.is_empty() {
             std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
         } else {
