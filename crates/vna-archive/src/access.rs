@@ -115,7 +115,7 @@ impl Principal {
             id: id.into(),
             kind,
             permissions,
-            visibility: Visibility { tenants, only: None },
+            visibility: Visibility { tenants, only: None, rejected: false },
             interface: "internal",
             address: String::new(),
         }
@@ -128,9 +128,17 @@ impl Principal {
         self
     }
 
-    /// The archive acting for itself: every permission, every tenant.
+    /// The archive acting for itself: every permission, every tenant, rejected instances too.
     pub fn system() -> Self {
-        Principal::new("vna", PrincipalKind::System, Permission::ALL, None)
+        let mut p = Principal::new("vna", PrincipalKind::System, Permission::ALL, None);
+        p.visibility.rejected = true;
+        p
+    }
+
+    /// What an administrator sees when asking for objects hidden by IOCM rejection notes:
+    /// the same tenants, rejected instances included. Only administrative operations use it.
+    pub fn seeing_rejected(&self) -> Visibility {
+        Visibility { rejected: true, ..self.visibility.clone() }
     }
 
     /// Narrows what the principal sees to one study, series or instance (a signed link), and

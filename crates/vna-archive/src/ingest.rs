@@ -208,7 +208,17 @@ impl Archive {
             }
         }
         let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
-        let audit = crate::audit::store_event(&request.principal, &extracted.patient.patient_id, extracted.study.study_uid.as_str());
+        let mut audit = crate::audit::store_event(&request.principal, &extracted.patient.patient_id, extracted.study.study_uid.as_str());
+        if let (Some(e), Some(note)) = (audit.as_mut(), &extracted.rejects) {
+            // What a rejection note does is part of its store's record: the studies it names.
+            e.detail = format!("IOCM rejection note stored ({}: {} instances named)", note.code, note.references.len());
+            let named: std::collections::BTreeSet<&str> = note.references.iter().map(|r| r.study_uid.as_str()).collect();
+            for study in named {
+                if !e.studies.iter().any(|s| s == study) {
+                    e.studies.push(study.to_owned());
+                }
+            }
+        }
         let new = NewInstance {
             patient: extracted.patient,
             study: extracted.study,
@@ -225,6 +235,7 @@ impl Archive {
             tenant: extracted.tenant,
             audit,
             metadata: extracted.metadata,
+            rejects: extracted.rejects,
         };
         let outcome = match self.catalog.register(&new, self.config.version_policy).await {
             Ok(o) => o,

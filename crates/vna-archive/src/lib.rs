@@ -41,7 +41,7 @@ pub mod model {
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
         ApiKey, AuditEvent, AuditQuery, AuditRecord, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs,
-        PatientRow, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
+        PatientRow, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
     };
 }
 mod retrieve;

@@ -11,7 +11,10 @@ use vna_lifecycle::{Decision, Facts, PolicySet};
 /// The facts the rules see of a catalog row; `last_study` is the patient's latest study date
 /// (Unix milliseconds of its start).
 pub fn lifecycle_facts(row: &InstanceRow, last_study: Option<i64>) -> Facts {
-    facts_of(&row.patient, &row.study, &row.series, &row.instance, &row.tenant, row.stored_at_ms, last_study)
+    let mut facts = facts_of(&row.patient, &row.study, &row.series, &row.instance, &row.tenant, row.stored_at_ms, last_study);
+    // An IOCM rejection: the clinical rules no longer match, the rejection rules do.
+    facts.rejection = row.rejection.as_ref().map(|r| vna_lifecycle::Rejection { code: r.code.clone(), at: r.at_ms });
+    facts
 }
 
 /// The facts of an object from its attributes, stored (or arriving) at `ingest`.

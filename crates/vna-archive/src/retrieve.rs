@@ -199,7 +199,7 @@ impl Archive {
     /// a replaced or kept-aside object stays retrievable: an administrator's view.
     pub async fn versions(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<Vec<Found>, ArchiveError> {
         self.require(who, Permission::Admin).await?;
-        let rows = self.catalog.instance_versions(sop, who.visibility()).await.map_err(ArchiveError::catalog("listing versions"))?;
+        let rows = self.catalog.instance_versions(sop, &who.seeing_rejected()).await.map_err(ArchiveError::catalog("listing versions"))?;
         if rows.is_empty() {
             return Err(ArchiveError::NotFound { what: "instance" });
         }

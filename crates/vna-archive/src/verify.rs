@@ -57,8 +57,21 @@ impl Archive {
     pub async fn all_instances(&self, who: &Principal, offset: u32, limit: u32) -> Result<Vec<Found>, ArchiveError> {
         self.require(who, Permission::Admin).await?;
         let q = Query { level: Level::Instance, filters: Vec::new(), limit: Some(limit), offset };
-        let rows = self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("listing instances"))?;
+        let rows = self.catalog.query_instances(&q, &who.seeing_rejected()).await.map_err(ArchiveError::catalog("listing instances"))?;
         Ok(Found::all(rows))
+    }
+
+    /// What IOCM rejection notes rejected in the tenants `who` sees, oldest first, whether the
+    /// instance has arrived or not (administrators). Audited as a query of those studies.
+    pub async fn rejections(&self, who: &Principal, limit: u32, offset: u32) -> Result<Vec<crate::model::RejectionRecord>, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        let records =
+            self.catalog.rejections(who.visibility(), limit, offset).await.map_err(ArchiveError::catalog("listing rejections"))?;
+        let mut e = crate::audit::event(who, crate::EventId::Query, "E", &[], "rejected instances listed");
+        let studies: std::collections::BTreeSet<&str> = records.iter().map(|r| r.study_uid.as_str()).collect();
+        e.studies = studies.into_iter().map(str::to_owned).collect();
+        self.audited(who, e).await?;
+        Ok(records)
     }
 
     /// Current instances of a study, for verification.
@@ -116,8 +129,9 @@ impl Archive {
     ) -> Result<HoldOutcome, ArchiveError> {
         self.require(who, Permission::Admin).await?;
         let q = Query { level: Level::Instance, filters, limit: Some(max.saturating_add(1)), offset: 0 };
+        // A hold covers what the patient has here, rejected objects included.
         let rows =
-            self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("selecting instances to hold"))?;
+            self.catalog.query_instances(&q, &who.seeing_rejected()).await.map_err(ArchiveError::catalog("selecting instances to hold"))?;
         if rows.len() as u64 > u64::from(max) {
             return Err(ArchiveError::TooManyObjects { limit: u64::from(max) });
         }
@@ -147,7 +161,8 @@ impl Archive {
     /// The current version of an instance the administrator `who` sees.
     async fn current(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid) -> Result<InstanceRow, ArchiveError> {
         self.require(who, Permission::Admin).await?;
-        let row = self.catalog.current_instance(sop, who.visibility()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
+        let row =
+            self.catalog.current_instance(sop, &who.seeing_rejected()).await.map_err(ArchiveError::catalog("looking up an instance"))?;
         row.ok_or(ArchiveError::NotFound { what: "instance" })
     }
 }

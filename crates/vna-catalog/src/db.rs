@@ -277,6 +277,29 @@ impl Tx<'_> {
         }
     }
 
+    pub(crate) async fn fetch_all(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
+        let sql = self.dialect().sql(sql);
+        match self {
+            Tx::Sqlite(tx) => {
+                Ok(sqlite_query(&sql, binds).fetch_all(&mut **tx).await.map_err(query_err(op))?.into_iter().map(AnyRow::Sqlite).collect())
+            }
+            Tx::Postgres(tx) => {
+                Ok(pg_query(&sql, binds).fetch_all(&mut **tx).await.map_err(query_err(op))?.into_iter().map(AnyRow::Postgres).collect())
+            }
+            Tx::Local(tx) => {
+                let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
+                let width = stmt.column_count();
+                let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(local_err(op))? {
+                    let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
+                    out.push(AnyRow::Local(values.map_err(local_err(op))?));
+                }
+                Ok(out)
+            }
+        }
+    }
+
     pub(crate) async fn fetch_one(&mut self, op: &'static str, sql: &str, binds: &[Value]) -> Result<AnyRow, CatalogError> {
         self.fetch_optional(op, sql, binds).await?.ok_or(CatalogError::Query { op, source: sqlx::Error::RowNotFound })
     }

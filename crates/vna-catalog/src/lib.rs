@@ -38,8 +38,12 @@
 //! study, series or instance of a signed link) and `translate::visible` turns it into SQL
 //! conditions beside the query's own, so rows, counters, paging and lookups by UID all see the
 //! same subset; nothing is filtered afterwards. Whether an instance version is there at all is
-//! one function, `translate::live` (today: the current version), used by every read and
-//! counter, so a later state that hides an instance (rejected, expired) is added in one place.
+//! one function, `translate::live` (the current version, unless an IHE IOCM rejection note hid
+//! it and the reader's `Visibility::rejected` does not ask for those too), used by every read
+//! and counter, so a state that hides an instance is added in one place. A registration that
+//! carries a `RejectionNote` records what it names (`rejection`: also UIDs not received yet,
+//! applied on arrival) and hides those versions of the named study in the note's tenant, in its
+//! own transaction, each with an `instance-rejected` change.
 //! A study has the tenant of its first instance; a registration naming another one is
 //! `RegisterOutcome::TenantConflict` and writes nothing. API keys are kept as the SHA-256 of
 //! their secret with their scopes and tenant grants (`security.rs`).
@@ -112,6 +116,10 @@ pub trait Catalog: Send + Sync + 'static {
     async fn query_studies(&self, q: &Query, v: &Visibility) -> Result<Vec<StudyRow>, CatalogError>;
     async fn query_series(&self, q: &Query, v: &Visibility) -> Result<Vec<SeriesRow>, CatalogError>;
     async fn query_instances(&self, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
+
+    /// SOP Instance UIDs rejected by IOCM rejection notes in the tenants `v` sees, oldest
+    /// rejection first (administrators; received or not yet).
+    async fn rejections(&self, v: &Visibility, limit: u32, offset: u32) -> Result<Vec<RejectionRecord>, CatalogError>;
 
     /// Changes with `seq > after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError>;
@@ -261,6 +269,14 @@ macro_rules! impl_catalog {
                 v: &$crate::Visibility,
             ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
                 $crate::read::query_instances(&self.pool, q, v).await
+            }
+            async fn rejections(
+                &self,
+                v: &$crate::Visibility,
+                limit: u32,
+                offset: u32,
+            ) -> Result<Vec<$crate::RejectionRecord>, $crate::CatalogError> {
+                $crate::read::rejections(&self.pool, v, limit, offset).await
             }
             async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
                 $crate::read::changes_since(&self.pool, after, limit).await

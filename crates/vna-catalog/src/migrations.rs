@@ -21,6 +21,7 @@ pub(crate) const SQLITE: Embedded = &[
     (3, "study counters index", include_str!("../migrations/sqlite/0003_study_counters_index.sql")),
     (4, "security", include_str!("../migrations/sqlite/0004_security.sql")),
     (5, "audit", include_str!("../migrations/sqlite/0005_audit.sql")),
+    (6, "rejection", include_str!("../migrations/sqlite/0006_rejection.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -28,6 +29,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (3, "study counters index", include_str!("../migrations/postgres/0003_study_counters_index.sql")),
     (4, "security", include_str!("../migrations/postgres/0004_security.sql")),
     (5, "audit", include_str!("../migrations/postgres/0005_audit.sql")),
+    (6, "rejection", include_str!("../migrations/postgres/0006_rejection.sql")),
 ];
 
 #[derive(Debug)]

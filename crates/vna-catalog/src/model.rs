@@ -120,6 +120,49 @@ pub struct NewInstance {
     /// The audit event of this store, recorded in the registration's transaction (its outcome
     /// set to a minor failure when the catalog refuses the registration).
     pub audit: Option<crate::AuditEvent>,
+    /// Set when this object is an IHE IOCM rejection note: the instances it hides, recorded and
+    /// applied in the registration's transaction.
+    pub rejects: Option<RejectionNote>,
+}
+
+/// What an IHE IOCM rejection note (a Key Object Selection document, IHE RAD TF-2 §4.66,
+/// titled from CID 7011) rejects: every instance of its Current Requested Procedure Evidence
+/// Sequence. Applied only to instances of the named study within the note's own tenant;
+/// instances not received yet are hidden when they arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionNote {
+    /// The note's title code: 113001 (quality), 113037 (patient safety), 113038 (incorrect
+    /// modality worklist entry), 113039 (data retention policy expired).
+    pub code: String,
+    pub references: Vec<RejectedRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRef {
+    pub study_uid: StudyUid,
+    pub series_uid: SeriesUid,
+    pub sop_uid: SopInstanceUid,
+}
+
+/// The rejection hiding an instance version: the note's title code and when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: String,
+    pub at_ms: i64,
+}
+
+/// One rejected SOP Instance UID as the catalog remembers it (for administrators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionRecord {
+    pub sop_uid: String,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub tenant: String,
+    pub code: String,
+    pub note_sop_uid: String,
+    pub at_ms: i64,
+    /// Whether an instance with this UID is in the catalog (a rejection may come first).
+    pub received: bool,
 }
 
 /// What to do when a SOP Instance UID arrives again with different bytes.
@@ -167,6 +210,9 @@ pub struct InstanceRow {
     pub stored_at_ms: i64,
     /// The tenant of the instance's study.
     pub tenant: String,
+    /// The IOCM rejection hiding this version, if any (seen only by readers whose visibility
+    /// includes rejected instances).
+    pub rejection: Option<Rejection>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,11 +259,14 @@ pub struct Visibility {
     pub tenants: Option<Vec<String>>,
     /// Only this study, series or instance (a signed link), within `tenants`.
     pub only: Option<Scope>,
+    /// Also instances hidden by an IOCM rejection note: administrators' listings and the
+    /// archive's own work (ingest checks, verification, lifecycle), never clinical reads.
+    pub rejected: bool,
 }
 
 impl Visibility {
     /// Everything: the archive's own work (ingest checks, verification, jobs).
-    pub const ALL: Visibility = Visibility { tenants: None, only: None };
+    pub const ALL: Visibility = Visibility { tenants: None, only: None, rejected: true };
 
     /// Whether a study of `tenant` is visible (the same rule as the SQL).
     pub fn covers_tenant(&self, tenant: &str) -> bool {
@@ -249,6 +298,8 @@ pub enum ChangeKind {
     InstanceReplaced,
     /// A non-current version was recorded (`KeepBoth`).
     PriorVersionRecorded,
+    /// An IOCM rejection note hid this version (it is no longer served to clinical readers).
+    InstanceRejected,
 }
 
 impl ChangeKind {
@@ -257,6 +308,7 @@ impl ChangeKind {
             ChangeKind::InstanceStored => "instance-stored",
             ChangeKind::InstanceReplaced => "instance-replaced",
             ChangeKind::PriorVersionRecorded => "prior-version-recorded",
+            ChangeKind::InstanceRejected => "instance-rejected",
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, instance_select, live, visible, Joined};
 use crate::{
     BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, MultiFrameAttrs, PatientAttrs, PatientRow,
-    Query, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
+    Query, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
 };
 
 /// Bind-parameter budget per statement for pk lists (well under both backends' limits).
@@ -91,8 +91,13 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
         total_pixel_matrix_columns: c.opt_int("total pixel matrix columns")?,
         total_pixel_matrix_rows: c.opt_int("total pixel matrix rows")?,
     };
+    let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
+        (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
+        (None, None) => None,
+        _ => return Err(CatalogError::Corrupt { what: "instance rejection" }),
+    };
     let tenant = c.text("study tenant")?;
-    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms, tenant })
+    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms, tenant, rejection })
 }
 
 fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {
@@ -112,7 +117,7 @@ pub(crate) async fn latest_study_date(pool: &Pool, patient_id: &str, issuer: &st
 
 pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
     let mut b = SqlBuilder::new(pool.dialect());
-    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i"));
+    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i", v));
     visible(&mut b, v, Joined::Instance);
     let rows = pool.fetch_built("current instance", &b.sql, &b.binds).await?;
     rows.first().map(decode_instance).transpose()
@@ -121,6 +126,9 @@ pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visi
 pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
     let mut b = SqlBuilder::new(pool.dialect());
     b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str());
+    if !v.rejected {
+        b.push(" AND i.rejected_code IS NULL");
+    }
     visible(&mut b, v, Joined::Instance);
     b.push(" ORDER BY i.version");
     decode_all(&pool.fetch_built("instance versions", &b.sql, &b.binds).await?)
@@ -136,7 +144,7 @@ pub(crate) async fn instances_in(pool: &Pool, scope: &Scope, v: &Visibility) -> 
         b.push(" AND i.sop_uid = ").bind(sop.as_str());
     }
     visible(&mut b, v, Joined::Instance);
-    b.push(" AND ").push(&live("i")).push(" ORDER BY s.series_number NULLS LAST, s.series_uid, i.instance_number NULLS LAST, i.sop_uid");
+    b.push(" AND ").push(&live("i", v)).push(" ORDER BY s.series_number NULLS LAST, s.series_uid, i.instance_number NULLS LAST, i.sop_uid");
     decode_all(&pool.fetch_built("instances in scope", &b.sql, &b.binds).await?)
 }
 
@@ -233,7 +241,7 @@ pub(crate) async fn query_patients(pool: &Pool, q: &Query, v: &Visibility) -> Re
         )
         .bind_list(chunk_pks.iter().copied())
         .push(" AND ")
-        .push(&live("i"));
+        .push(&live("i", v));
         visible(&mut b, v, Joined::Instance);
         b.push(" GROUP BY st.patient_pk");
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(chunk_pks.len());
@@ -302,7 +310,7 @@ async fn study_stats(pool: &Pool, pks: &[i64], v: &Visibility) -> Result<HashMap
         )
         .bind_list(chunk.iter().copied())
         .push(" AND ")
-        .push(&live("i"));
+        .push(&live("i", v));
         visible(&mut b, v, Joined::Instance);
         b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
         for row in pool.fetch_built("query studies: counters", &b.sql, &b.binds).await? {
@@ -358,6 +366,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
                 "instance-stored" => ChangeKind::InstanceStored,
                 "instance-replaced" => ChangeKind::InstanceReplaced,
                 "prior-version-recorded" => ChangeKind::PriorVersionRecorded,
+                "instance-rejected" => ChangeKind::InstanceRejected,
                 _ => return Err(CatalogError::Corrupt { what: "change kind" }),
             };
             Ok(Change {
@@ -373,9 +382,46 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
 }
 
 pub(crate) async fn count_instances(pool: &Pool) -> Result<i64, CatalogError> {
-    let rows = pool.fetch_all("count instances", &format!("SELECT COUNT(*) FROM instance i WHERE {}", live("i")), &[]).await?;
+    let rows = pool
+        .fetch_all("count instances", &format!("SELECT COUNT(*) FROM instance i WHERE {}", live("i", &Visibility::default())), &[])
+        .await?;
     match rows.first() {
         Some(row) => row.cols().int("instance count"),
         None => Ok(0),
     }
+}
+
+/// Rejected SOP Instance UIDs in the tenants `v` sees, oldest rejection first, with whether the
+/// instance has arrived.
+pub(crate) async fn rejections(pool: &Pool, v: &Visibility, limit: u32, offset: u32) -> Result<Vec<RejectionRecord>, CatalogError> {
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push(
+        "SELECT r.sop_uid, r.study_uid, r.series_uid, r.tenant, r.code, r.note_sop_uid, r.at_ms, \
+         EXISTS (SELECT 1 FROM instance i WHERE i.sop_uid = r.sop_uid AND i.rejected_code IS NOT NULL) \
+         FROM rejection r WHERE 1 = 1",
+    );
+    if let Some(grants) = &v.tenants {
+        translate::within_tenants(&mut b, "r.tenant", grants);
+    }
+    if let Some(only) = &v.only {
+        b.push(" AND r.study_uid = ").bind(only.study.as_str());
+    }
+    b.push(" ORDER BY r.at_ms, r.sop_uid, r.tenant");
+    b.limit_offset(Some(limit), offset);
+    let rows = pool.fetch_built("rejections", &b.sql, &b.binds).await?;
+    rows.iter()
+        .map(|row| {
+            let mut c = row.cols();
+            Ok(RejectionRecord {
+                sop_uid: c.text("rejected sop uid")?,
+                study_uid: c.text("rejected study uid")?,
+                series_uid: c.text("rejected series uid")?,
+                tenant: c.text("rejection tenant")?,
+                code: c.text("rejection code")?,
+                note_sop_uid: c.text("rejection note uid")?,
+                at_ms: c.int("rejection time")?,
+                received: c.flag("rejected instance received")?,
+            })
+        })
+        .collect()
 }

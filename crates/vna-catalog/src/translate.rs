@@ -72,7 +72,7 @@ pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_n
      i.n_columns, i.bits_allocated, i.number_of_frames, i.transfer_syntax, i.tier, i.blob_key, \
      i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms, \
      i.concatenation_uid, i.concatenation_source, i.in_concatenation_number, i.dimension_organization_type, \
-     i.total_pixel_matrix_columns, i.total_pixel_matrix_rows";
+     i.total_pixel_matrix_columns, i.total_pixel_matrix_rows, i.rejected_code, i.rejected_at_ms";
 
 /// `SELECT i.pk, <patient>, <study>, <series>, <instance> FROM … ` for instance rows; callers
 /// append ` WHERE …`.
@@ -87,9 +87,15 @@ pub(crate) fn instance_select() -> String {
 /// The one condition under which an instance version is there to be seen: every read, counter
 /// and page of the catalog writes it through this function (`alias` is the instance table's
 /// alias in the statement), so a state that hides an instance (rejected, expired) is added
-/// here once and no count or lookup can miss it. Who may see it is [`visible`]'s business.
-pub(crate) fn live(alias: &str) -> String {
-    format!("{alias}.is_current")
+/// here once and no count or lookup can miss it: the current version, not hidden by an IOCM
+/// rejection unless `v` includes rejected instances. Who may see it is [`visible`]'s business.
+/// (The text `rejected_code IS NULL` is also the condition of the counters' partial index.)
+pub(crate) fn live(alias: &str, v: &Visibility) -> String {
+    if v.rejected {
+        format!("{alias}.is_current")
+    } else {
+        format!("{alias}.is_current AND {alias}.rejected_code IS NULL")
+    }
 }
 
 /// Which aliases of the patient/study/series/instance join a statement has.
@@ -105,20 +111,7 @@ pub(crate) enum Joined {
 /// index serves both), a link's study, series and instance. Nothing for [`Visibility::ALL`].
 pub(crate) fn visible(b: &mut SqlBuilder, v: &Visibility, joined: Joined) {
     if let Some(grants) = &v.tenants {
-        if grants.is_empty() {
-            b.push(" AND 1 = 0");
-        } else {
-            b.push(" AND (");
-            for (n, g) in grants.iter().enumerate() {
-                if n > 0 {
-                    b.push(" OR ");
-                }
-                // `g/` up to `g0`: '0' follows '/' in byte order.
-                b.push("st.tenant = ").bind(g.as_str()).push(" OR (st.tenant >= ").bind(format!("{g}/")).push(" AND st.tenant < ");
-                b.bind(format!("{g}0")).push(")");
-            }
-            b.push(")");
-        }
+        within_tenants(b, "st.tenant", grants);
     }
     if let Some(only) = &v.only {
         b.push(" AND st.study_uid = ").bind(only.study.as_str());
@@ -129,6 +122,24 @@ pub(crate) fn visible(b: &mut SqlBuilder, v: &Visibility, joined: Joined) {
             b.push(" AND i.sop_uid = ").bind(sop.as_str());
         }
     }
+}
+
+/// Appends ` AND …` keeping rows whose tenant column `col` is one of `grants` or below one.
+pub(crate) fn within_tenants(b: &mut SqlBuilder, col: &str, grants: &[String]) {
+    if grants.is_empty() {
+        b.push(" AND 1 = 0");
+        return;
+    }
+    b.push(" AND (");
+    for (n, g) in grants.iter().enumerate() {
+        if n > 0 {
+            b.push(" OR ");
+        }
+        // `g/` up to `g0`: '0' follows '/' in byte order.
+        b.push(&format!("{col} = ")).bind(g.as_str()).push(&format!(" OR ({col} >= ")).bind(format!("{g}/"));
+        b.push(&format!(" AND {col} < ")).bind(format!("{g}0")).push(")");
+    }
+    b.push(")");
 }
 
 /// The full statement for a query at its level, with ordering, limit and offset, seeing only
@@ -146,7 +157,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
                     "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
                      JOIN instance i ON i.series_pk = s.pk WHERE st.patient_pk = p.pk AND ",
                 )
-                .push(&live("i"));
+                .push(&live("i", v));
                 visible(&mut b, v, Joined::Instance);
                 b.push(")");
             } else {
@@ -154,9 +165,9 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
                     "p.pk IN (SELECT st.patient_pk FROM study st JOIN series s ON s.study_pk = st.pk \
                      JOIN instance i ON i.series_pk = s.pk WHERE ",
                 )
-                .push(&live("i"));
+                .push(&live("i", v));
                 conditions(&mut b, lower.into_iter());
-                modalities_in_study(&mut b, q);
+                modalities_in_study(&mut b, q, v);
                 visible(&mut b, v, Joined::Instance);
                 b.push(")");
             }
@@ -169,17 +180,17 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
             if lower.is_empty() {
                 b.push("EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk = st.pk AND ")
-                    .push(&live("i"))
+                    .push(&live("i", v))
                     .push(")");
             } else {
                 // IN rather than EXISTS: lets the planner drive the query from the series or
                 // instance index when the lower-level key is the selective one.
-                b.push("st.pk IN (SELECT s.study_pk FROM series s JOIN instance i ON i.series_pk = s.pk WHERE ").push(&live("i"));
+                b.push("st.pk IN (SELECT s.study_pk FROM series s JOIN instance i ON i.series_pk = s.pk WHERE ").push(&live("i", v));
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
             conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)));
-            modalities_in_study(&mut b, q);
+            modalities_in_study(&mut b, q, v);
             visible(&mut b, v, Joined::Study);
             b.push(" ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid");
         }
@@ -187,7 +198,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(&format!(
                 "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
                  (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND {}",
-                live("ci")
+                live("ci", v)
             ));
             // A link to one instance counts that instance only.
             if let Some(sop) = v.only.as_ref().and_then(|o| o.instance.as_ref()) {
@@ -196,22 +207,22 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(") FROM series s JOIN study st ON st.pk = s.study_pk JOIN patient p ON p.pk = st.patient_pk WHERE ");
             let lower: Vec<&Filter> = mine(Tier::Instance).collect();
             if lower.is_empty() {
-                b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND ").push(&live("i")).push(")");
+                b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND ").push(&live("i", v)).push(")");
             } else {
-                b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE ").push(&live("i"));
+                b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE ").push(&live("i", v));
                 conditions(&mut b, lower.into_iter());
                 b.push(")");
             }
             conditions(&mut b, mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)));
-            modalities_in_study(&mut b, q);
+            modalities_in_study(&mut b, q, v);
             visible(&mut b, v, Joined::Series);
             b.push(" ORDER BY s.series_number NULLS LAST, s.series_uid");
         }
         Level::Instance => {
-            b.push(&instance_select()).push(" WHERE ").push(&live("i"));
+            b.push(&instance_select()).push(" WHERE ").push(&live("i", v));
             let all = mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)).chain(mine(Tier::Instance));
             conditions(&mut b, all);
-            modalities_in_study(&mut b, q);
+            modalities_in_study(&mut b, q, v);
             visible(&mut b, v, Joined::Instance);
             let upper_filters = q.filters.iter().any(|f| column(f.key).is_none_or(|(tier, _)| tier != Tier::Instance));
             // With a filter on a patient/study/series key, SQLite (without statistics) would
@@ -235,7 +246,7 @@ fn conditions<'a>(b: &mut SqlBuilder, filters: impl Iterator<Item = &'a Filter>)
 
 /// Studies having any series (with a current instance) of one of the modalities (IN, so the
 /// modality index can drive the query).
-fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
+fn modalities_in_study(b: &mut SqlBuilder, q: &Query, v: &Visibility) {
     for f in q.filters.iter().filter(|f| f.key == Key::ModalitiesInStudy) {
         let values: Vec<String> = match &f.matcher {
             Matcher::Single(v) | Matcher::Fuzzy(v) => vec![v.clone()],
@@ -243,7 +254,7 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
             Matcher::Wildcard(w) if w.chars().all(|c| c == '*') => continue,
             Matcher::Wildcard(w) => {
                 b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk WHERE ")
-                    .push(&live("mi"));
+                    .push(&live("mi", v));
                 condition(b, Col::Text("ms.modality"), &Matcher::Wildcard(w.clone()));
                 b.push(")");
                 continue;
@@ -255,7 +266,7 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query) {
             continue;
         }
         b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk WHERE ")
-            .push(&live("mi"))
+            .push(&live("mi", v))
             .push(" AND ms.modality IN ")
             .bind_list(values)
             .push(")");
@@ -421,7 +432,7 @@ mod tests {
 
     #[test]
     fn visibility_is_bound_at_every_level() {
-        let v = Visibility { tenants: Some(vec!["a'--".into(), "b".into()]), only: None };
+        let v = Visibility { tenants: Some(vec!["a'--".into(), "b".into()]), only: None, rejected: false };
         for level in [Level::Patient, Level::Study, Level::Series, Level::Instance] {
             let q = Query { level, filters: Vec::new(), limit: None, offset: 0 };
             let b = build(Dialect::Sqlite, &q, &v);
@@ -429,7 +440,7 @@ mod tests {
             assert!(b.sql.contains("st.tenant = ?"), "{level:?}: {}", b.sql);
             assert_eq!(b.binds.len(), 7, "{level:?} (two grants of three binds, the offset): {}", b.sql);
         }
-        let none = Visibility { tenants: Some(Vec::new()), only: None };
+        let none = Visibility { tenants: Some(Vec::new()), only: None, rejected: false };
         assert!(build(Dialect::Sqlite, &Query { level: Level::Study, filters: Vec::new(), limit: None, offset: 0 }, &none)
             .sql
             .contains("1 = 0"));

@@ -1,6 +1,6 @@
 //! Administrative HTTP routes outside DICOMweb (mounted at `/admin`): what an archive
-//! administrator needs that no DICOM service offers: the versions of an instance, and the
-//! retention and legal hold of its stored object.
+//! administrator needs that no DICOM service offers: the versions of an instance (rejected ones
+//! too), the retention and legal hold of its stored object, what IOCM rejection notes rejected.
 //! The archive decides who may: the instance routes need the admin permission, `/audit` the
 //! audit permission, `/links` the right to read the linked scope; each sees only the tenants
 //! its principal sees.
@@ -31,6 +31,7 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/instances/{sop}/legal-hold", put(legal_hold))
         .route("/legal-hold", axum::routing::post(legal_hold_where))
         .route("/audit", get(audit))
+        .route("/rejections", get(rejections))
         .with_state(archive)
         .merge(links)
 }
@@ -64,6 +65,53 @@ async fn versions(State(archive): State<Arc<Archive>>, Extension(who): Extension
                     "transferSyntax": r.instance.transfer_syntax,
                     "studyInstanceUid": r.study.study_uid.as_str(),
                     "seriesInstanceUid": r.series.series_uid.as_str(),
+                    "rejection": rejection_json(r.rejection.as_ref()),
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::Value::Array(list).to_string()).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// An IOCM rejection hiding an instance version: its code and when (`null` when none).
+fn rejection_json(r: Option<&vna_archive::model::Rejection>) -> serde_json::Value {
+    r.map_or(serde_json::Value::Null, |r| json!({ "code": r.code, "at": vna_archive::utc_timestamp(r.at_ms) }))
+}
+
+/// `GET /admin/rejections?limit=&offset=`: the SOP instances IHE IOCM rejection notes rejected
+/// (hidden from every clinical interface), oldest rejection first, whether they arrived or not;
+/// `limit` defaults to and is capped at 1000.
+async fn rejections(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    axum::extract::Query(p): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        if let Some(k) = p.keys().find(|k| !["limit", "offset"].contains(&k.as_str())) {
+            return Err(ApiError::BadRequest(format!("unknown parameter {k}")));
+        }
+        let n = |k: &str, default: u32| -> Result<u32, ApiError> {
+            p.get(k)
+                .map_or(Ok(default), |v| v.parse::<u32>().map_err(|_| ApiError::BadRequest(format!("{k} must be a non-negative integer"))))
+        };
+        let (limit, offset) = (n("limit", 1000)?.min(1000), n("offset", 0)?);
+        let records = archive.rejections(&who, limit, offset).await?;
+        let list: Vec<_> = records
+            .iter()
+            .map(|r| {
+                json!({
+                    "sopInstanceUid": r.sop_uid,
+                    "studyInstanceUid": r.study_uid,
+                    "seriesInstanceUid": r.series_uid,
+                    "tenant": r.tenant,
+                    "code": r.code,
+                    "rejectionNote": r.note_sop_uid,
+                    "at": vna_archive::utc_timestamp(r.at_ms),
+                    "received": r.received,
                 })
             })
             .collect();
@@ -138,6 +186,7 @@ async fn protection(State(archive): State<Arc<Archive>>, Extension(who): Extensi
             "retention": retention,
             "legalHold": p.legal_hold,
             "enforcedBy": locking.enforced_by(),
+            "rejection": rejection_json(row.rejection.as_ref()),
             "policy": policy,
         });
         Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())

@@ -8,12 +8,14 @@
 mod audit_cases;
 mod patient_cases;
 mod query_cases;
+mod rejection_cases;
 mod visibility_cases;
 mod write_cases;
 
 pub use audit_cases::*;
 pub use patient_cases::*;
 pub use query_cases::*;
+pub use rejection_cases::*;
 pub use visibility_cases::*;
 pub use write_cases::*;
 
@@ -41,7 +43,8 @@ macro_rules! catalog_conformance_tests {
             result_ordering, patient_level_matching, patient_counters_count_current_instances,
             patient_level_paging_and_order, multi_frame_matching, tenant_grants_bound_every_read,
             link_scope_bounds_every_read, study_keeps_its_tenant, latest_study_date_of_a_patient, api_keys_round_trip,
-            audit_events_round_trip, a_store_s_event_commits_with_it);
+            audit_events_round_trip, a_store_s_event_commits_with_it, rejection_hides_from_every_read,
+            rejection_waits_for_unknown_instances, rejection_stays_in_its_tenant, a_study_wholly_rejected_disappears);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless);
@@ -143,6 +146,7 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
         frames: FrameIndex::None,
         tenant: "default".into(),
         audit: None,
+        rejects: None,
         metadata: format!("{{\"00080018\":{{\"vr\":\"UI\",\"Value\":[\"{sop}\"]}}}}"),
     }
 }
@@ -161,6 +165,7 @@ pub fn instance_row(n: NewInstance) -> InstanceRow {
         is_current: true,
         stored_at_ms: 0,
         tenant: n.tenant,
+        rejection: None,
     }
 }
 

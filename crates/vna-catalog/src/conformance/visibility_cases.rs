@@ -34,7 +34,7 @@ async fn tenants_world(c: &dyn Catalog) {
 }
 
 fn grants(list: &[&str]) -> Visibility {
-    Visibility { tenants: Some(list.iter().map(|s| (*s).to_owned()).collect()), only: None }
+    Visibility { tenants: Some(list.iter().map(|s| (*s).to_owned()).collect()), only: None, rejected: false }
 }
 
 async fn studies(c: &dyn Catalog, v: &Visibility) -> Vec<String> {
@@ -86,7 +86,7 @@ pub async fn tenant_grants_bound_every_read(c: &dyn Catalog) {
 pub async fn link_scope_bounds_every_read(c: &dyn Catalog) {
     tenants_world(c).await;
     let study = Scope { study: StudyUid::new(HUG_RAD).unwrap(), series: None, instance: None };
-    let link = Visibility { tenants: None, only: Some(study.clone()) };
+    let link = Visibility { tenants: None, only: Some(study.clone()), rejected: false };
     assert_eq!(studies(c, &link).await, vec![HUG_RAD]);
     assert_eq!(c.query_series(&query(Level::Series, vec![]), &link).await.unwrap().len(), 2);
     let patients = c.query_patients(&query(Level::Patient, vec![]), &link).await.unwrap();
@@ -99,7 +99,7 @@ pub async fn link_scope_bounds_every_read(c: &dyn Catalog) {
         series: Some(SeriesUid::new("1.2.9.2.2").unwrap()),
         instance: Some(SopInstanceUid::new("1.2.9.2.2.1").unwrap()),
     };
-    let link = Visibility { tenants: None, only: Some(one.clone()) };
+    let link = Visibility { tenants: None, only: Some(one.clone()), rejected: false };
     let series = c.query_series(&query(Level::Series, vec![]), &link).await.unwrap();
     assert_eq!(series.iter().map(|r| (r.series.series_uid.as_str(), r.number_of_instances)).collect::<Vec<_>>(), vec![("1.2.9.2.2", 1)]);
     let study_rows = c.query_studies(&query(Level::Study, vec![]), &link).await.unwrap();
@@ -111,7 +111,7 @@ pub async fn link_scope_bounds_every_read(c: &dyn Catalog) {
     assert!(c.current_instance(&sibling, &link).await.unwrap().is_none());
 
     // A link inside a tenant grant it does not belong to shows nothing.
-    let outside = Visibility { tenants: Some(vec!["chuv".into()]), only: Some(one) };
+    let outside = Visibility { tenants: Some(vec!["chuv".into()]), only: Some(one), rejected: false };
     assert!(c.query_instances(&query(Level::Instance, vec![]), &outside).await.unwrap().is_empty());
 }
 
