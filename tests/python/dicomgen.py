@@ -37,6 +37,14 @@ MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 MF_GRAYSCALE_BYTE_SC = "1.2.840.10008.5.1.4.1.1.7.2"
 VL_WHOLE_SLIDE = "1.2.840.10008.5.1.4.1.1.77.1.6"
+KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
+# IHE IOCM rejection note titles (PS3.16 CID 7011).
+REJECTION_TITLES = {
+    "113001": "Rejected for Quality Reasons",
+    "113037": "Rejected for Patient Safety Reasons",
+    "113038": "Incorrect Modality Worklist Entry",
+    "113039": "Data Retention Policy Expired",
+}
 
 # All synthetic patients carry this prefix in their PatientID.
 PATIENT_ID_PREFIX = "VNAE2E-"
@@ -497,6 +505,64 @@ def corpus() -> Corpus:
         wsi_nobot=wsi_slide(has_bot=False, study_uid=study, series_uid=series, instance_number=1),
         wsi_bot=wsi_slide(has_bot=True, study_uid=study, series_uid=series, instance_number=2),
     )
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    c = Dataset()
+    c.CodeValue = value
+    c.CodingSchemeDesignator = scheme
+    c.CodeMeaning = meaning
+    return c
+
+
+def rejection_note(of: Instance, rejected: list[tuple[str, str, str, str]], code: str = "113001",
+                   title_scheme: str = "DCM") -> Instance:
+    """An IHE IOCM rejection note (Key Object Selection, TID 2010, titled from CID 7011) in the
+    study of `of`, in a series of its own, rejecting `rejected` as (study, series, SOP class,
+    SOP instance) UIDs: the Current Requested Procedure Evidence Sequence and the content tree
+    both name them."""
+    ds = _base(sop_class=KEY_OBJECT_SELECTION, transfer_syntax=ExplicitVRLittleEndian, study_uid=of.study_uid,
+               series_uid=new_uid(), patient_name=str(of.ds.PatientName), patient_id=str(of.ds.PatientID), modality="KO",
+               study_date=str(of.ds.StudyDate), series_description="Rejection note", series_number=99)
+    ds.PatientBirthDate = of.ds.get("PatientBirthDate", "")
+    meaning = REJECTION_TITLES.get(code, "Of Interest")
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ConceptNameCodeSequence = [_code(code, title_scheme, meaning)]
+    template = Dataset()
+    template.MappingResource = "DCMR"
+    template.TemplateIdentifier = "2010"
+    ds.ContentTemplateSequence = [template]
+    ds.ReferencedPerformedProcedureStepSequence = []
+    evidence = []
+    for study in dict.fromkeys(r[0] for r in rejected):
+        st = Dataset()
+        st.StudyInstanceUID = study
+        st.ReferencedSeriesSequence = []
+        for series in dict.fromkeys(r[1] for r in rejected if r[0] == study):
+            se = Dataset()
+            se.SeriesInstanceUID = series
+            se.ReferencedSOPSequence = []
+            for (_, _, cls, sop) in (r for r in rejected if r[0] == study and r[1] == series):
+                ref = Dataset()
+                ref.ReferencedSOPClassUID = cls
+                ref.ReferencedSOPInstanceUID = sop
+                se.ReferencedSOPSequence.append(ref)
+            st.ReferencedSeriesSequence.append(se)
+        evidence.append(st)
+    ds.CurrentRequestedProcedureEvidenceSequence = evidence
+    content = []
+    for (_, _, cls, sop) in rejected:
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "IMAGE"
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = cls
+        ref.ReferencedSOPInstanceUID = sop
+        item.ReferencedSOPSequence = [ref]
+        content.append(item)
+    ds.ContentSequence = content
+    return Instance(ds, to_part10(ds), [], label=f"rejection-{code}")
 
 
 def with_changes(inst: Instance, **attrs) -> Instance:

@@ -1,0 +1,222 @@
+"""IHE IOCM rejection notes (issue 15): a Key Object Selection document titled 113001 (rejected
+for quality reasons), sent by dcmtk's storescu, hides the instances it names at once from every
+clinical interface — QIDO-RS and its counters, WADO-RS, WADO-URI, C-FIND (dcmtk findscu), C-GET
+and C-MOVE (pynetdicom) — on every backend, while administrators still list the rejections and
+fetch the stored bytes. An instance the note names before it arrives is stored when it comes
+(acknowledged: nothing is lost) and hidden from the first moment. A note from another tenant's
+study cannot hide anything of this one (tests of the catalog: `rejection_stays_in_its_tenant`).
+A note that names nothing is refused, over both protocols, and changes nothing. The lifecycle
+policies then see the rejection: `rejections.toml` deletes objects rejected for quality 30 days
+after the rejection.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelGet as STUDY_ROOT_GET,
+    StudyRootQueryRetrieveInformationModelMove as STUDY_ROOT_MOVE,
+)
+
+import dicomgen
+import helpers
+from conftest import BACKENDS, REPO_ROOT, ServerPool, vna_bin
+
+STORESCU = "/usr/bin/storescu"
+FINDSCU = "/usr/bin/findscu"
+MOVE_AE = "MOVEDEST"
+EXPLICIT = "1.2.840.10008.1.2.1"
+IMPLICIT = "1.2.840.10008.1.2"
+
+
+def storescu(srv, tmp: Path, inst: dicomgen.Instance) -> subprocess.CompletedProcess:
+    f = Path(tempfile.mkdtemp(dir=tmp)) / "note.dcm"
+    f.write_bytes(inst.data)
+    return subprocess.run([STORESCU, "-aec", "VNA", "-xe", "127.0.0.1", str(srv.dimse_port), str(f)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def findscu_images(srv, tmp: Path, study: str, series: str) -> list[str]:
+    out = Path(tempfile.mkdtemp(dir=tmp))
+    r = subprocess.run([FINDSCU, "-aec", "VNA", "-S", "-X", "-od", str(out), "-k", "QueryRetrieveLevel=IMAGE",
+                        "-k", f"StudyInstanceUID={study}", "-k", f"SeriesInstanceUID={series}", "-k", "SOPInstanceUID",
+                        "127.0.0.1", str(srv.dimse_port)],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    return sorted(str(pydicom.dcmread(f, force=True).SOPInstanceUID) for f in out.glob("rsp*.dcm"))
+
+
+def c_get_series(srv, study: str, series: str) -> tuple[int, list[str]]:
+    got: list = []
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(STUDY_ROOT_GET)
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+    assoc = ae.associate("127.0.0.1", srv.dimse_port, ae_title="VNA", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, helpers.collecting_store_handler(got))])
+    assert assoc.is_established
+    try:
+        q = Dataset()
+        q.QueryRetrieveLevel = "SERIES"
+        q.StudyInstanceUID = study
+        q.SeriesInstanceUID = series
+        final = [s.Status for s, _ in assoc.send_c_get(q, STUDY_ROOT_GET)][-1]
+    finally:
+        assoc.release()
+    return final, sorted(str(ds.SOPInstanceUID) for _, ds in got)
+
+
+def c_move_series(srv, study: str, series: str) -> tuple[int, list[str]]:
+    received: list = []
+    dest = AE(ae_title=MOVE_AE)
+    dest.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
+    scp = dest.start_server(("127.0.0.1", srv.move_port), block=False,
+                            evt_handlers=[(evt.EVT_C_STORE, helpers.collecting_store_handler(received))])
+    try:
+        ae = AE(ae_title="MOVESCU")
+        ae.add_requested_context(STUDY_ROOT_MOVE)
+        assoc = ae.associate("127.0.0.1", srv.dimse_port, ae_title="VNA")
+        assert assoc.is_established
+        try:
+            q = Dataset()
+            q.QueryRetrieveLevel = "SERIES"
+            q.StudyInstanceUID = study
+            q.SeriesInstanceUID = series
+            final = [s.Status for s, _ in assoc.send_c_move(q, MOVE_AE, STUDY_ROOT_MOVE)][-1]
+        finally:
+            assoc.release()
+    finally:
+        scp.shutdown()
+    return final, sorted(str(ds.SOPInstanceUID) for _, ds in received)
+
+
+def qido_sops(srv, study: str) -> list[str]:
+    status, rows = helpers.qido(srv.dicomweb, f"studies/{study}/instances")
+    assert status in (200, 204)
+    return sorted(helpers.value(r, "00080018") for r in rows)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def rejected(request, tmp_path_factory):
+    """A CT series of three, the first two and one not received yet rejected for quality by a
+    note sent over C-STORE."""
+    tmp = tmp_path_factory.mktemp(f"iocm-{request.param}")
+    move_port = helpers.free_port()
+    config = tmp / "vna.toml"
+    config.write_text(f'version = 1\n[[dimse.known_aes]]\nae_title = "{MOVE_AE}"\nhost = "127.0.0.1"\nport = {move_port}\n'
+                      'can_store = false\ncan_query = false\ncan_retrieve = false\n')
+    pool = ServerPool(tmp / "servers")
+    srv = pool.start(request.param, name=f"iocm-{request.param}", args=["--config", str(config)])
+    srv.move_port = move_port
+    cts = dicomgen.ct_study(series_count=1, instances_per_series=3, patient_id=dicomgen.PATIENT_ID_PREFIX + "IOCM",
+                            study_date="20260301")
+    r = helpers.stow(srv.dicomweb, [c.data for c in cts])
+    assert r.status_code == 200, r.text[:300]
+    late = dicomgen.with_changes(cts[0], SOPInstanceUID=dicomgen.new_uid(), InstanceNumber=4)
+    named = [(c.study_uid, c.series_uid, c.sop_class_uid, c.sop_uid) for c in (cts[0], cts[1], late)]
+    note = dicomgen.rejection_note(cts[0], named, code="113001")
+    sent = storescu(srv, tmp, note)
+    assert sent.returncode == 0 and "Status" not in sent.stderr.replace("Success", ""), sent.stderr
+    yield srv, cts, late, note, tmp
+    pool.close()
+
+
+def test_rejected_instances_are_gone_from_every_clinical_interface(rejected):
+    srv, cts, late, note, tmp = rejected
+    study, series = cts[0].study_uid, cts[0].series_uid
+    kept = sorted([cts[2].sop_uid, note.sop_uid])
+    # QIDO-RS: instances, and the study's counters.
+    assert qido_sops(srv, study) == kept
+    status, studies = helpers.qido(srv.dicomweb, "studies", {"StudyInstanceUID": study})
+    assert status == 200 and helpers.value(studies[0], "00201208") == 2, studies
+    status, by_uid = helpers.qido(srv.dicomweb, "instances", {"SOPInstanceUID": cts[0].sop_uid})
+    assert status in (200, 204) and by_uid == []
+    # WADO-RS: the instance, its metadata, its frames; the study's metadata leaves it out.
+    url = helpers.instance_url(srv.dicomweb, study, series, cts[0].sop_uid)
+    for u in (url, url + "/metadata", url + "/frames/1"):
+        assert requests.get(u, headers={"Accept": "multipart/related; type=\"application/octet-stream\""}
+                            if u.endswith("/1") else {}, timeout=60).status_code == 404, u
+    meta = requests.get(f"{srv.dicomweb}/studies/{study}/metadata", timeout=60).json()
+    assert sorted(helpers.value(m, "00080018") for m in meta) == kept
+    # WADO-URI.
+    uri = requests.get(f"{srv.dicomweb}/wado", timeout=60, params={
+        "requestType": "WADO", "studyUID": study, "seriesUID": series, "objectUID": cts[0].sop_uid,
+        "contentType": "application/dicom"})
+    assert uri.status_code == 404, uri.status_code
+    # C-FIND, C-GET, C-MOVE.
+    assert findscu_images(srv, tmp, study, series) == [cts[2].sop_uid]
+    assert c_get_series(srv, study, series) == (0x0000, [cts[2].sop_uid])
+    assert c_move_series(srv, study, series) == (0x0000, [cts[2].sop_uid])
+
+
+def test_administrators_still_list_and_fetch_rejected_instances(rejected):
+    srv, cts, late, note, _ = rejected
+    listing = requests.get(f"{srv.base_url}/admin/rejections", timeout=60)
+    assert listing.status_code == 200, listing.text
+    by_sop = {r["sopInstanceUid"]: r for r in listing.json()}
+    for inst in (cts[0], cts[1], late):
+        r = by_sop[inst.sop_uid]
+        assert (r["code"], r["rejectionNote"], r["studyInstanceUid"]) == ("113001", note.sop_uid, inst.study_uid)
+    assert by_sop[cts[0].sop_uid]["received"] and by_sop[cts[1].sop_uid]["received"]
+    versions = requests.get(f"{srv.base_url}/admin/instances/{cts[0].sop_uid}/versions", timeout=60).json()
+    assert [v["rejection"]["code"] for v in versions] == ["113001"]
+    stored = requests.get(f"{srv.base_url}/admin/instances/{cts[0].sop_uid}/versions/1", timeout=60)
+    assert stored.status_code == 200 and stored.content == cts[0].data, "the stored bytes are untouched"
+    protection = requests.get(f"{srv.base_url}/admin/instances/{cts[0].sop_uid}/protection", timeout=60).json()
+    assert protection["rejection"]["code"] == "113001"
+    assert requests.get(f"{srv.base_url}/admin/rejections", params={"limit": "x"}, timeout=60).status_code == 400
+
+
+def test_an_instance_rejected_before_it_arrives_is_stored_and_hidden(rejected):
+    srv, cts, late, note, _ = rejected
+    listing = {r["sopInstanceUid"]: r for r in requests.get(f"{srv.base_url}/admin/rejections", timeout=60).json()}
+    assert not listing[late.sop_uid]["received"]
+    r = helpers.stow(srv.dicomweb, [late.data])
+    assert r.status_code == 200, r.text[:300]
+    assert late.sop_uid in helpers.referenced(helpers.stow_json(r)), "acknowledged like any store"
+    assert late.sop_uid not in qido_sops(srv, late.study_uid)
+    assert requests.get(helpers.instance_url(srv.dicomweb, late.study_uid, late.series_uid, late.sop_uid),
+                        timeout=60).status_code == 404
+    listing = {r["sopInstanceUid"]: r for r in requests.get(f"{srv.base_url}/admin/rejections", timeout=60).json()}
+    assert listing[late.sop_uid]["received"]
+
+
+def test_a_rejection_note_that_names_nothing_is_refused(rejected):
+    srv, cts, _, _, tmp = rejected
+    empty = dicomgen.rejection_note(cts[2], [], code="113001")
+    r = helpers.stow(srv.dicomweb, [empty.data])
+    assert r.status_code == 409, r.status_code
+    (failure,) = helpers.failed(helpers.stow_json(r))
+    assert helpers.value(failure, "00081197") == 0xC000, failure
+    sent = storescu(srv, tmp, empty)
+    assert sent.returncode != 0, "storescu reports the refused store in its exit code"
+    assert empty.sop_uid not in qido_sops(srv, cts[2].study_uid)
+    # A Key Object Selection with another title is just a key object: it hides nothing.
+    of_interest = dicomgen.rejection_note(cts[2], [(cts[2].study_uid, cts[2].series_uid, cts[2].sop_class_uid, cts[2].sop_uid)],
+                                          code="113000")
+    assert helpers.stow(srv.dicomweb, [of_interest.data]).status_code == 200
+    assert cts[2].sop_uid in qido_sops(srv, cts[2].study_uid)
+
+
+def test_the_policies_see_the_rejection(rejected):
+    srv, cts, *_ = rejected
+    if srv.backend != "sqlite":
+        pytest.skip("the plan's reading of rejections is the same SQL on every backend; run once, on SQLite")
+    cmd = [vna_bin(), "--data-dir", str(srv.data_dir), "lifecycle", "plan", "--policies", str(REPO_ROOT / "lifecycle-policies"),
+           "--now", "2099-01-01", "--json", "--objects", "--with-uids"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    by_uid = {o["sopInstanceUid"]: o for o in json.loads(r.stdout)["objects"]}
+    for inst in cts[:2]:
+        o = by_uid[inst.sop_uid]
+        assert o["rules"] == ["rejected-for-quality"] and o["expireAt"] is not None, o
+    assert "rejected-for-quality" not in by_uid[cts[2].sop_uid]["rules"]
