@@ -58,6 +58,54 @@ impl Catalog for FailingCatalog {
     async fn rejections(&self, v: &Visibility, limit: u32, offset: u32) -> Result<Vec<vna_catalog::RejectionRecord>, CatalogError> {
         self.inner.rejections(v, limit, offset).await
     }
+    async fn enqueue_job(&self, job: &vna_catalog::NewJob) -> Result<i64, CatalogError> {
+        self.inner.enqueue_job(job).await
+    }
+    async fn claim_job(
+        &self,
+        owner: &str,
+        kinds: &[String],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<vna_catalog::JobRow>, CatalogError> {
+        self.inner.claim_job(owner, kinds, now_ms, lease_ms).await
+    }
+    async fn renew_job(
+        &self,
+        id: i64,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        progress: &vna_catalog::Progress,
+    ) -> Result<vna_catalog::Renewal, CatalogError> {
+        self.inner.renew_job(id, owner, now_ms, lease_ms, progress).await
+    }
+    async fn finish_job(
+        &self,
+        id: i64,
+        owner: &str,
+        state: vna_catalog::JobState,
+        outcome: &str,
+        progress: &vna_catalog::Progress,
+        now_ms: i64,
+    ) -> Result<bool, CatalogError> {
+        self.inner.finish_job(id, owner, state, outcome, progress, now_ms).await
+    }
+    async fn release_job(&self, id: i64, owner: &str, progress: &vna_catalog::Progress) -> Result<bool, CatalogError> {
+        self.inner.release_job(id, owner, progress).await
+    }
+    async fn cancel_job(&self, id: i64, now_ms: i64) -> Result<Option<vna_catalog::JobState>, CatalogError> {
+        self.inner.cancel_job(id, now_ms).await
+    }
+    async fn job(&self, id: i64) -> Result<Option<vna_catalog::JobRow>, CatalogError> {
+        self.inner.job(id).await
+    }
+    async fn jobs(&self, q: &vna_catalog::JobQuery) -> Result<Vec<vna_catalog::JobRow>, CatalogError> {
+        self.inner.jobs(q).await
+    }
+    async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<vna_catalog::JobFailure>, CatalogError> {
+        self.inner.job_failures(id, limit, offset).await
+    }
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }

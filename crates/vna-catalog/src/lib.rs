@@ -62,6 +62,7 @@
 mod audit;
 pub mod conformance;
 mod db;
+mod jobs;
 mod migrations;
 pub mod model;
 pub mod postgres;
@@ -74,6 +75,7 @@ pub mod sqlite;
 mod translate;
 
 pub use audit::{AuditEvent, AuditQuery, AuditRecord};
+pub use jobs::{JobFailure, JobQuery, JobRow, JobState, NewJob, Progress, Renewal};
 pub use model::*;
 pub use postgres::PostgresCatalog;
 pub use query::*;
@@ -144,6 +146,36 @@ pub trait Catalog: Send + Sync + 'static {
     async fn api_keys(&self) -> Result<Vec<ApiKey>, CatalogError>;
     /// Revokes a key; false when it is unknown or already revoked.
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, CatalogError>;
+
+    /// Queues a background job; returns its id.
+    async fn enqueue_job(&self, job: &NewJob) -> Result<i64, CatalogError>;
+    /// Takes the oldest claimable job of one of `kinds` for `owner` until `now_ms + lease_ms`:
+    /// a queued job that is due, or a running one whose lease lapsed (its owner died). At most
+    /// one owner holds a job at a time.
+    async fn claim_job(&self, owner: &str, kinds: &[String], now_ms: i64, lease_ms: i64) -> Result<Option<JobRow>, CatalogError>;
+    /// Extends a held lease and records progress (and failures); `held: false` when the lease
+    /// is no longer the caller's.
+    async fn renew_job(&self, id: i64, owner: &str, now_ms: i64, lease_ms: i64, progress: &Progress) -> Result<Renewal, CatalogError>;
+    /// Ends a held job as done, failed or cancelled with its outcome; false when not held.
+    async fn finish_job(
+        &self,
+        id: i64,
+        owner: &str,
+        state: JobState,
+        outcome: &str,
+        progress: &Progress,
+        now_ms: i64,
+    ) -> Result<bool, CatalogError>;
+    /// Gives a held job back to the queue with its progress (shutdown); false when not held.
+    async fn release_job(&self, id: i64, owner: &str, progress: &Progress) -> Result<bool, CatalogError>;
+    /// Cancels a queued job at once, or asks a running one to stop; its state afterwards
+    /// (`None`: no such job).
+    async fn cancel_job(&self, id: i64, now_ms: i64) -> Result<Option<JobState>, CatalogError>;
+    async fn job(&self, id: i64) -> Result<Option<JobRow>, CatalogError>;
+    /// Jobs, newest first.
+    async fn jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>, CatalogError>;
+    /// What a job could not handle, oldest first.
+    async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<JobFailure>, CatalogError>;
 
     /// Appends audit events (in the writer's next group commit); returns once committed.
     async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError>;
@@ -301,6 +333,83 @@ macro_rules! impl_catalog {
             }
             async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, $crate::CatalogError> {
                 $crate::security::revoke_api_key(&self.pool, id, at_ms).await
+            }
+            async fn enqueue_job(&self, job: &$crate::NewJob) -> Result<i64, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::Enqueue(job.clone())).await? {
+                    $crate::jobs::JobReply::Enqueued(id) => Ok(id),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn claim_job(
+                &self,
+                owner: &str,
+                kinds: &[String],
+                now_ms: i64,
+                lease_ms: i64,
+            ) -> Result<Option<$crate::JobRow>, $crate::CatalogError> {
+                let op = $crate::jobs::JobOp::Claim { owner: owner.to_owned(), kinds: kinds.to_vec(), now_ms, lease_ms };
+                match self.registrar.job(op).await? {
+                    $crate::jobs::JobReply::Claimed(job) => Ok(job.map(|j| *j)),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn renew_job(
+                &self,
+                id: i64,
+                owner: &str,
+                now_ms: i64,
+                lease_ms: i64,
+                progress: &$crate::Progress,
+            ) -> Result<$crate::Renewal, $crate::CatalogError> {
+                let op = $crate::jobs::JobOp::Renew { id, owner: owner.to_owned(), now_ms, lease_ms, progress: progress.clone() };
+                match self.registrar.job(op).await? {
+                    $crate::jobs::JobReply::Renewed(r) => Ok(r),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn finish_job(
+                &self,
+                id: i64,
+                owner: &str,
+                state: $crate::JobState,
+                outcome: &str,
+                progress: &$crate::Progress,
+                now_ms: i64,
+            ) -> Result<bool, $crate::CatalogError> {
+                let op = $crate::jobs::JobOp::Finish {
+                    id,
+                    owner: owner.to_owned(),
+                    state,
+                    outcome: outcome.to_owned(),
+                    progress: progress.clone(),
+                    now_ms,
+                };
+                match self.registrar.job(op).await? {
+                    $crate::jobs::JobReply::Ended(held) => Ok(held),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn release_job(&self, id: i64, owner: &str, progress: &$crate::Progress) -> Result<bool, $crate::CatalogError> {
+                let op = $crate::jobs::JobOp::Release { id, owner: owner.to_owned(), progress: progress.clone() };
+                match self.registrar.job(op).await? {
+                    $crate::jobs::JobReply::Ended(held) => Ok(held),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn cancel_job(&self, id: i64, now_ms: i64) -> Result<Option<$crate::JobState>, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::Cancel { id, now_ms }).await? {
+                    $crate::jobs::JobReply::Cancel(state) => Ok(state),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn job(&self, id: i64) -> Result<Option<$crate::JobRow>, $crate::CatalogError> {
+                $crate::jobs::job(&self.pool, id).await
+            }
+            async fn jobs(&self, q: &$crate::JobQuery) -> Result<Vec<$crate::JobRow>, $crate::CatalogError> {
+                $crate::jobs::jobs(&self.pool, q).await
+            }
+            async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<$crate::JobFailure>, $crate::CatalogError> {
+                $crate::jobs::job_failures(&self.pool, id, limit, offset).await
             }
             async fn record_audit(&self, events: Vec<$crate::AuditEvent>) -> Result<(), $crate::CatalogError> {
                 self.registrar.audit(events).await

@@ -22,6 +22,7 @@ pub(crate) const SQLITE: Embedded = &[
     (4, "security", include_str!("../migrations/sqlite/0004_security.sql")),
     (5, "audit", include_str!("../migrations/sqlite/0005_audit.sql")),
     (6, "rejection", include_str!("../migrations/sqlite/0006_rejection.sql")),
+    (7, "jobs", include_str!("../migrations/sqlite/0007_jobs.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -30,6 +31,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (4, "security", include_str!("../migrations/postgres/0004_security.sql")),
     (5, "audit", include_str!("../migrations/postgres/0005_audit.sql")),
     (6, "rejection", include_str!("../migrations/postgres/0006_rejection.sql")),
+    (7, "jobs", include_str!("../migrations/postgres/0007_jobs.sql")),
 ];
 
 #[derive(Debug)]

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{u64_value, Dialect, LocalTx, Pool, Tx, Value};
+use crate::jobs::{JobOp, JobReply};
 use crate::read::decode_instance;
 use crate::translate::instance_select;
 use crate::{
@@ -44,12 +45,15 @@ enum Job {
     Register { new: Box<NewInstance>, policy: VersionPolicy, reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>> },
     /// Audit events of operations that write nothing else (queries, retrievals, refusals).
     Audit { events: Vec<AuditEvent>, reply: oneshot::Sender<Result<(), CatalogError>> },
+    /// A background job's write: enqueue, claim, renew, finish, release, cancel.
+    Op { op: JobOp, reply: oneshot::Sender<Result<JobReply, CatalogError>> },
 }
 
 /// A job recorded in the current batch, answered once the batch commits.
 enum Done {
     Register(oneshot::Sender<Result<RegisterOutcome, CatalogError>>, Box<RegisterOutcome>),
     Audit(oneshot::Sender<Result<(), CatalogError>>),
+    Op(oneshot::Sender<Result<JobReply, CatalogError>>, JobReply),
 }
 
 impl Job {
@@ -59,6 +63,9 @@ impl Job {
                 let _ = reply.send(Err(e));
             }
             Job::Audit { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Op { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
         }
@@ -78,6 +85,12 @@ impl Done {
                 let _ = reply.send(Err(CatalogError::Batch(e.clone())));
             }
             (Done::Audit(reply), Some(e)) => {
+                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
+            }
+            (Done::Op(reply, answer), None) => {
+                let _ = reply.send(Ok(answer));
+            }
+            (Done::Op(reply, _), Some(e)) => {
                 let _ = reply.send(Err(CatalogError::Batch(e.clone())));
             }
         }
@@ -131,6 +144,13 @@ impl Registrar {
         outcome.await.unwrap_or(Err(CatalogError::WriterGone))
     }
 
+    /// A job write in the next group commit; returns its answer once committed.
+    pub(crate) async fn job(&self, op: JobOp) -> Result<JobReply, CatalogError> {
+        let (reply, done) = oneshot::channel();
+        self.jobs.send(Job::Op { op, reply }).await.map_err(|_| CatalogError::WriterGone)?;
+        done.await.unwrap_or(Err(CatalogError::WriterGone))
+    }
+
     /// Appends audit events in the next group commit; returns once they are committed.
     pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError> {
         if events.is_empty() {
@@ -175,6 +195,22 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
                     }
                     wrote = true;
                     done.push(Done::Audit(reply));
+                    continue;
+                }
+                Job::Op { op, reply } => {
+                    tx.execute("job: savepoint", "SAVEPOINT register_one", &[]).await?;
+                    match crate::jobs::apply(&mut tx, &op).await {
+                        Ok(answer) => {
+                            tx.execute("job: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
+                            wrote = true;
+                            done.push(Done::Op(reply, answer));
+                        }
+                        Err(e) => {
+                            let undone = undo_one(&mut tx).await;
+                            let _ = reply.send(Err(e));
+                            undone?;
+                        }
+                    }
                     continue;
                 }
                 Job::Register { new, policy, reply } => (new, policy, reply),

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit_cases;
+mod job_cases;
 mod patient_cases;
 mod query_cases;
 mod rejection_cases;
@@ -13,6 +14,7 @@ mod visibility_cases;
 mod write_cases;
 
 pub use audit_cases::*;
+pub use job_cases::*;
 pub use patient_cases::*;
 pub use query_cases::*;
 pub use rejection_cases::*;
@@ -44,10 +46,12 @@ macro_rules! catalog_conformance_tests {
             patient_level_paging_and_order, multi_frame_matching, tenant_grants_bound_every_read,
             link_scope_bounds_every_read, study_keeps_its_tenant, latest_study_date_of_a_patient, api_keys_round_trip,
             audit_events_round_trip, a_store_s_event_commits_with_it, rejection_hides_from_every_read,
-            rejection_waits_for_unknown_instances, rejection_stays_in_its_tenant, a_study_wholly_rejected_disappears);
+            rejection_waits_for_unknown_instances, rejection_stays_in_its_tenant, a_study_wholly_rejected_disappears,
+            jobs_are_claimed_once_and_finished_by_their_owner, a_lapsed_lease_is_taken_over_from_the_last_cursor,
+            jobs_are_released_and_cancelled);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
-            concurrent_change_feed_is_gapless);
+            concurrent_change_feed_is_gapless, concurrent_claims_take_each_job_once);
         $crate::catalog_conformance_tests!(@one_thread $make; concurrent_failure_stays_alone);
     };
     (@by_ref $make:path; $($case:ident),* $(,)?) => {

@@ -1,0 +1,138 @@
+//! Conformance cases for background jobs: claims by lease, at most one owner, takeover of a
+//! lapsed lease from the last cursor, progress and failures, release, cancellation, listing.
+//! Time is passed in: no case sleeps.
+
+use super::*;
+use crate::{JobFailure, JobQuery, JobState, NewJob, Progress};
+
+const LEASE: i64 = 30_000;
+
+fn kinds(k: &[&str]) -> Vec<String> {
+    k.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn enqueue(c: &dyn Catalog, kind: &str, params: &str, now: i64, not_before: i64) -> i64 {
+    c.enqueue_job(&NewJob { kind: kind.into(), params: params.into(), now_ms: now, not_before_ms: not_before }).await.unwrap()
+}
+
+fn at(cursor: &str, done: i64) -> Progress {
+    Progress { cursor: Some(cursor.into()), done, failed: 0, total: Some(10), failures: Vec::new() }
+}
+
+pub async fn jobs_are_claimed_once_and_finished_by_their_owner(c: &dyn Catalog) {
+    let first = enqueue(c, "apply", r#"{"n":1}"#, 1_000, 1_000).await;
+    let second = enqueue(c, "apply", r#"{"n":2}"#, 1_001, 1_000).await;
+    let later = enqueue(c, "apply", r#"{"n":3}"#, 1_002, 20_000).await;
+    let other = enqueue(c, "reindex", "{}", 1_003, 1_000).await;
+
+    let a = c.claim_job("node-a", &kinds(&["apply"]), 2_000, LEASE).await.unwrap().expect("a job");
+    assert_eq!((a.id, a.state, a.attempts, a.params.as_str()), (first, JobState::Running, 1, r#"{"n":1}"#));
+    assert_eq!((a.lease_owner.as_deref(), a.lease_until_ms, a.started_at_ms), (Some("node-a"), Some(2_000 + LEASE), Some(2_000)));
+    let b = c.claim_job("node-b", &kinds(&["apply"]), 2_000, LEASE).await.unwrap().expect("the next one");
+    assert_eq!(b.id, second);
+    assert!(c.claim_job("node-c", &kinds(&["apply"]), 2_000, LEASE).await.unwrap().is_none(), "the third is not due yet");
+    assert!(c.claim_job("node-c", &[], 2_000, LEASE).await.unwrap().is_none());
+    let due = c.claim_job("node-c", &kinds(&["apply"]), 20_000, LEASE).await.unwrap().expect("due now");
+    assert_eq!(due.id, later);
+    assert_eq!(c.claim_job("node-c", &kinds(&["reindex", "apply"]), 20_000, LEASE).await.unwrap().map(|j| j.id), Some(other));
+
+    // Only the owner renews and finishes; progress and failures are recorded.
+    let mut p = at("pk:41", 4);
+    p.failed = 1;
+    p.failures = vec![JobFailure { object: "default/obj-1".into(), reason: "no such object on its tier".into(), at_ms: 2_500 }];
+    let renewed = c.renew_job(first, "node-a", 2_500, LEASE, &p).await.unwrap();
+    assert!(renewed.held && !renewed.cancel_requested);
+    assert!(!c.renew_job(first, "node-b", 2_500, LEASE, &at("pk:99", 9)).await.unwrap().held, "not node-b's job");
+    let row = c.job(first).await.unwrap().unwrap();
+    assert_eq!((row.progress.cursor.as_deref(), row.progress.done, row.progress.failed), (Some("pk:41"), 4, 1));
+    assert_eq!(row.lease_until_ms, Some(2_500 + LEASE));
+    assert!(!c.finish_job(first, "node-b", JobState::Done, "{}", &at("pk:99", 9), 3_000).await.unwrap());
+    assert!(c.finish_job(first, "node-a", JobState::Done, r#"{"expired":3}"#, &at("end", 10), 3_000).await.unwrap());
+    assert!(!c.finish_job(first, "node-a", JobState::Done, "{}", &at("end", 10), 3_001).await.unwrap(), "finished once");
+    let row = c.job(first).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.outcome.as_deref(), row.finished_at_ms, row.lease_owner),
+        (JobState::Done, Some(r#"{"expired":3}"#), Some(3_000), None)
+    );
+    assert_eq!(row.progress.done, 10);
+    let failures = c.job_failures(first, 10, 0).await.unwrap();
+    assert_eq!(failures, p.failures);
+    assert!(c.claim_job("node-d", &kinds(&["apply", "reindex"]), 20_001, LEASE).await.unwrap().is_none(), "nothing left");
+    assert!(c.job(9_999_999).await.unwrap().is_none());
+}
+
+pub async fn a_lapsed_lease_is_taken_over_from_the_last_cursor(c: &dyn Catalog) {
+    let id = enqueue(c, "apply", "{}", 0, 0).await;
+    c.claim_job("node-a", &kinds(&["apply"]), 1_000, LEASE).await.unwrap().unwrap();
+    assert!(c.renew_job(id, "node-a", 10_000, LEASE, &at("pk:500", 50)).await.unwrap().held);
+    // node-a dies: its lease runs until 40 000.
+    assert!(c.claim_job("node-b", &kinds(&["apply"]), 40_000, LEASE).await.unwrap().is_none(), "still leased");
+    let taken = c.claim_job("node-b", &kinds(&["apply"]), 40_001, LEASE).await.unwrap().expect("lapsed: claimable");
+    assert_eq!((taken.id, taken.attempts, taken.lease_owner.as_deref()), (id, 2, Some("node-b")));
+    assert_eq!((taken.progress.cursor.as_deref(), taken.progress.done), (Some("pk:500"), 50), "resumes where node-a was");
+    assert_eq!(taken.started_at_ms, Some(1_000), "first start kept");
+    // node-a wakes up: it no longer holds the job, and cannot end it.
+    assert!(!c.renew_job(id, "node-a", 40_002, LEASE, &at("pk:600", 60)).await.unwrap().held);
+    assert!(!c.finish_job(id, "node-a", JobState::Done, "{}", &at("pk:600", 60), 40_003).await.unwrap());
+    assert!(!c.release_job(id, "node-a", &at("pk:600", 60)).await.unwrap());
+    assert_eq!(c.job(id).await.unwrap().unwrap().progress.cursor.as_deref(), Some("pk:500"));
+    assert!(c.finish_job(id, "node-b", JobState::Failed, "store unreachable", &at("pk:700", 70), 41_000).await.unwrap());
+    assert_eq!(c.job(id).await.unwrap().unwrap().state, JobState::Failed);
+}
+
+pub async fn jobs_are_released_and_cancelled(c: &dyn Catalog) {
+    let queued = enqueue(c, "apply", "{}", 0, 0).await;
+    assert_eq!(c.cancel_job(queued, 10).await.unwrap(), Some(JobState::Cancelled));
+    assert!(c.claim_job("node-a", &kinds(&["apply"]), 100, LEASE).await.unwrap().is_none(), "a cancelled job is never claimed");
+
+    let running = enqueue(c, "apply", "{}", 0, 0).await;
+    c.claim_job("node-a", &kinds(&["apply"]), 100, LEASE).await.unwrap().unwrap();
+    // Shutdown: node-a gives it back with its progress; node-b takes it at once.
+    assert!(c.release_job(running, "node-a", &at("pk:5", 5)).await.unwrap());
+    let again = c.claim_job("node-b", &kinds(&["apply"]), 200, LEASE).await.unwrap().expect("released: claimable");
+    assert_eq!((again.id, again.progress.cursor.as_deref(), again.attempts), (running, Some("pk:5"), 2));
+    // An administrator cancels it while it runs: the owner learns it on its next renewal.
+    assert_eq!(c.cancel_job(running, 300).await.unwrap(), Some(JobState::Running));
+    let r = c.renew_job(running, "node-b", 400, LEASE, &at("pk:6", 6)).await.unwrap();
+    assert!(r.held && r.cancel_requested);
+    assert!(c.finish_job(running, "node-b", JobState::Cancelled, "cancelled", &at("pk:6", 6), 500).await.unwrap());
+    assert_eq!(c.cancel_job(running, 600).await.unwrap(), Some(JobState::Cancelled), "already over");
+    assert_eq!(c.cancel_job(9_999_999, 600).await.unwrap(), None);
+
+    // Listing: newest first, by state and kind, paged by id.
+    let done = enqueue(c, "reindex", "{}", 0, 0).await;
+    let all: Vec<i64> = c.jobs(&JobQuery { limit: 10, ..JobQuery::default() }).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(all, vec![done, running, queued]);
+    let page: Vec<i64> =
+        c.jobs(&JobQuery { limit: 1, before_id: Some(done), ..JobQuery::default() }).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(page, vec![running]);
+    let q = JobQuery { state: Some(JobState::Queued), limit: 10, ..JobQuery::default() };
+    assert_eq!(c.jobs(&q).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>(), vec![done]);
+    let q = JobQuery { kind: Some("apply".into()), limit: 10, ..JobQuery::default() };
+    assert_eq!(c.jobs(&q).await.unwrap().len(), 2);
+}
+
+/// Many claimers at once, as several nodes' schedulers: every job is claimed exactly once.
+pub async fn concurrent_claims_take_each_job_once(c: std::sync::Arc<impl Catalog>) {
+    let mut ids = Vec::new();
+    for n in 0..24 {
+        ids.push(enqueue(&*c, "apply", &format!("{{\"n\":{n}}}"), 0, 0).await);
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(j) = c.claim_job(&format!("node-{w}"), &["apply".to_owned()], 1_000, LEASE).await.unwrap() {
+                mine.push(j.id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    claimed.sort_unstable();
+    assert_eq!(claimed, ids, "each job once, none left out");
+}
