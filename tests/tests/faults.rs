@@ -106,6 +106,21 @@ impl Catalog for FailingCatalog {
     async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<vna_catalog::JobFailure>, CatalogError> {
         self.inner.job_failures(id, limit, offset).await
     }
+    async fn instances_after(&self, after_pk: i64, limit: u32, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+        self.inner.instances_after(after_pk, limit, v).await
+    }
+    async fn expire_instance(&self, e: &vna_catalog::Expiry) -> Result<Option<Vec<vna_catalog::Tombstone>>, CatalogError> {
+        self.inner.expire_instance(e).await
+    }
+    async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError> {
+        self.inner.mark_purged(tombstone_pk, now_ms).await
+    }
+    async fn unpurged_tombstones(&self, after_pk: i64, limit: u32) -> Result<Vec<vna_catalog::Tombstone>, CatalogError> {
+        self.inner.unpurged_tombstones(after_pk, limit).await
+    }
+    async fn tombstones(&self, sop: &SopInstanceUid, v: &Visibility) -> Result<Vec<vna_catalog::Tombstone>, CatalogError> {
+        self.inner.tombstones(sop, v).await
+    }
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }

@@ -166,6 +166,13 @@ pub(crate) enum JobOp {
         id: i64,
         now_ms: i64,
     },
+    /// Removes an instance's versions, leaving tombstones (see `expiry.rs`).
+    Expire(Box<crate::expiry::Expiry>),
+    /// A tombstone's object was destroyed.
+    Purged {
+        pk: i64,
+        now_ms: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -177,6 +184,8 @@ pub(crate) enum JobReply {
     Ended(bool),
     /// The job's state after the request (`None`: no such job).
     Cancel(Option<JobState>),
+    /// The tombstones written, or `None` when the versions changed since the decision.
+    Expired(Option<Vec<crate::expiry::Tombstone>>),
 }
 
 const COLUMNS: &str = "id, kind, params, state, created_at_ms, not_before_ms, started_at_ms, finished_at_ms, lease_owner, \
@@ -311,6 +320,8 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
             }
             Ok(JobReply::Ended(held))
         }
+        JobOp::Expire(e) => Ok(JobReply::Expired(crate::expiry::expire(tx, e).await?)),
+        JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
         JobOp::Cancel { id, now_ms } => {
             let queued = tx
                 .execute(

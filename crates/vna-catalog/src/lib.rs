@@ -62,6 +62,7 @@
 mod audit;
 pub mod conformance;
 mod db;
+mod expiry;
 mod jobs;
 mod migrations;
 pub mod model;
@@ -75,6 +76,7 @@ pub mod sqlite;
 mod translate;
 
 pub use audit::{AuditEvent, AuditQuery, AuditRecord};
+pub use expiry::{Expiry, Tombstone};
 pub use jobs::{JobFailure, JobQuery, JobRow, JobState, NewJob, Progress, Renewal};
 pub use model::*;
 pub use postgres::PostgresCatalog;
@@ -176,6 +178,20 @@ pub trait Catalog: Send + Sync + 'static {
     async fn jobs(&self, q: &JobQuery) -> Result<Vec<JobRow>, CatalogError>;
     /// What a job could not handle, oldest first.
     async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<JobFailure>, CatalogError>;
+
+    /// Current instances `v` sees with a primary key above `after_pk`, in key order (a keyset
+    /// page for jobs that walk the catalog while it changes).
+    async fn instances_after(&self, after_pk: i64, limit: u32, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
+    /// Removes every version of an instance, leaving a tombstone for each and an
+    /// `instance-expired` change, in one transaction; `None` (nothing done) when its versions
+    /// are no longer those named.
+    async fn expire_instance(&self, e: &Expiry) -> Result<Option<Vec<Tombstone>>, CatalogError>;
+    /// Records that a tombstone's object was destroyed; false when it already was.
+    async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError>;
+    /// Tombstones whose object still waits to be destroyed, after `after_pk`, oldest first.
+    async fn unpurged_tombstones(&self, after_pk: i64, limit: u32) -> Result<Vec<Tombstone>, CatalogError>;
+    /// What remains of the expired versions of a SOP Instance UID in the tenants `v` sees.
+    async fn tombstones(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Vec<Tombstone>, CatalogError>;
 
     /// Appends audit events (in the writer's next group commit); returns once committed.
     async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError>;
@@ -410,6 +426,36 @@ macro_rules! impl_catalog {
             }
             async fn job_failures(&self, id: i64, limit: u32, offset: u32) -> Result<Vec<$crate::JobFailure>, $crate::CatalogError> {
                 $crate::jobs::job_failures(&self.pool, id, limit, offset).await
+            }
+            async fn instances_after(
+                &self,
+                after_pk: i64,
+                limit: u32,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::expiry::instances_after(&self.pool, after_pk, limit, v).await
+            }
+            async fn expire_instance(&self, e: &$crate::Expiry) -> Result<Option<Vec<$crate::Tombstone>>, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::Expire(Box::new(e.clone()))).await? {
+                    $crate::jobs::JobReply::Expired(t) => Ok(t),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::Purged { pk: tombstone_pk, now_ms }).await? {
+                    $crate::jobs::JobReply::Ended(done) => Ok(done),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn unpurged_tombstones(&self, after_pk: i64, limit: u32) -> Result<Vec<$crate::Tombstone>, $crate::CatalogError> {
+                $crate::expiry::unpurged(&self.pool, after_pk, limit).await
+            }
+            async fn tombstones(
+                &self,
+                sop: &vna_dicom::uid::SopInstanceUid,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::Tombstone>, $crate::CatalogError> {
+                $crate::expiry::tombstones(&self.pool, sop.as_str(), v).await
             }
             async fn record_audit(&self, events: Vec<$crate::AuditEvent>) -> Result<(), $crate::CatalogError> {
                 self.registrar.audit(events).await

@@ -23,6 +23,7 @@ pub(crate) const SQLITE: Embedded = &[
     (5, "audit", include_str!("../migrations/sqlite/0005_audit.sql")),
     (6, "rejection", include_str!("../migrations/sqlite/0006_rejection.sql")),
     (7, "jobs", include_str!("../migrations/sqlite/0007_jobs.sql")),
+    (8, "tombstone", include_str!("../migrations/sqlite/0008_tombstone.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -32,6 +33,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (5, "audit", include_str!("../migrations/postgres/0005_audit.sql")),
     (6, "rejection", include_str!("../migrations/postgres/0006_rejection.sql")),
     (7, "jobs", include_str!("../migrations/postgres/0007_jobs.sql")),
+    (8, "tombstone", include_str!("../migrations/postgres/0008_tombstone.sql")),
 ];
 
 #[derive(Debug)]

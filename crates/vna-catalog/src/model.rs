@@ -300,6 +300,9 @@ pub enum ChangeKind {
     PriorVersionRecorded,
     /// An IOCM rejection note hid this version (it is no longer served to clinical readers).
     InstanceRejected,
+    /// The instance's retention ended and a lifecycle rule expired it: every version is gone
+    /// from the catalog (a tombstone remains) and its objects are destroyed.
+    InstanceExpired,
 }
 
 impl ChangeKind {
@@ -309,6 +312,7 @@ impl ChangeKind {
             ChangeKind::InstanceReplaced => "instance-replaced",
             ChangeKind::PriorVersionRecorded => "prior-version-recorded",
             ChangeKind::InstanceRejected => "instance-rejected",
+            ChangeKind::InstanceExpired => "instance-expired",
         }
     }
 }

@@ -367,6 +367,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
                 "instance-replaced" => ChangeKind::InstanceReplaced,
                 "prior-version-recorded" => ChangeKind::PriorVersionRecorded,
                 "instance-rejected" => ChangeKind::InstanceRejected,
+                "instance-expired" => ChangeKind::InstanceExpired,
                 _ => return Err(CatalogError::Corrupt { what: "change kind" }),
             };
             Ok(Change {

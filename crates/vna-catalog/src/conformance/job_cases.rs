@@ -136,3 +136,70 @@ pub async fn concurrent_claims_take_each_job_once(c: std::sync::Arc<impl Catalog
     claimed.sort_unstable();
     assert_eq!(claimed, ids, "each job once, none left out");
 }
+
+pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
+    use crate::{ChangeKind, Expiry};
+    let a = new_instance("1.2.12.1", "1.2.12.1.1", "1.2.12.1.1.1");
+    let mut b = new_instance("1.2.12.1", "1.2.12.1.1", "1.2.12.1.1.2");
+    b.instance.instance_number = Some(2);
+    store(c, &a).await;
+    store(c, &b).await;
+    let a2 = new_bytes(a.clone(), "a2");
+    assert!(matches!(c.register(&a2, VersionPolicy::Replace).await.unwrap(), RegisterOutcome::Stored { .. }));
+
+    // Keyset pages of current instances, in key order.
+    let page = c.instances_after(0, 1, &Visibility::ALL).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let rest = c.instances_after(page[0].pk, 10, &Visibility::ALL).await.unwrap();
+    let order: Vec<&str> = page.iter().chain(&rest).map(|r| r.instance.sop_uid.as_str()).collect();
+    assert_eq!(order, vec!["1.2.12.1.1.2", "1.2.12.1.1.1"], "b (pk 2) before a's second version (pk 3)");
+
+    let versions: Vec<i64> = c.instance_versions(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().iter().map(|r| r.pk).collect();
+    assert_eq!(versions.len(), 2);
+    let expiry = |pks: Vec<i64>| Expiry {
+        sop_uid: a.instance.sop_uid.clone(),
+        version_pks: pks,
+        reason: "expired".into(),
+        rules: vec!["rule-a".into(), "rule-b".into()],
+        policy_set: "hash-1".into(),
+        now_ms: 5_000,
+    };
+    // A decision that saw only one version changes nothing.
+    assert!(c.expire_instance(&expiry(vec![versions[0]])).await.unwrap().is_none());
+    assert!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().is_some());
+
+    let stones = c.expire_instance(&expiry(versions.clone())).await.unwrap().expect("expired");
+    assert_eq!(stones.iter().map(|t| t.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(stones[0].blob.key, a.blob.key);
+    assert_eq!(stones[1].blob.sha256, a2.blob.sha256);
+    assert_eq!(
+        (stones[0].reason.as_str(), stones[0].rules.clone(), stones[0].policy_set.as_str()),
+        ("expired", vec!["rule-a".to_owned(), "rule-b".to_owned()], "hash-1")
+    );
+    assert!(stones.iter().all(|t| t.purged_at_ms.is_none() && t.at_ms == 5_000 && t.study_uid == "1.2.12.1"));
+    // Gone from every read, for everyone; its study counts what is left.
+    assert!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().is_none());
+    assert!(c.instance_versions(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().is_empty());
+    let study = &c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap()[0];
+    assert_eq!(study.number_of_instances, 1);
+    assert!(c.expire_instance(&expiry(versions)).await.unwrap().is_none(), "once");
+    let last = c.changes_since(0, 100).await.unwrap().pop().unwrap();
+    assert_eq!((last.kind, last.sop_uid.as_str()), (ChangeKind::InstanceExpired, "1.2.12.1.1.1"));
+
+    // The objects wait to be destroyed; each is marked once.
+    let waiting = c.unpurged_tombstones(0, 10).await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(c.mark_purged(waiting[0].pk, 6_000).await.unwrap());
+    assert!(!c.mark_purged(waiting[0].pk, 6_001).await.unwrap());
+    let waiting_now = c.unpurged_tombstones(0, 10).await.unwrap();
+    assert_eq!(waiting_now.iter().map(|t| t.pk).collect::<Vec<_>>(), vec![waiting[1].pk]);
+    assert!(c.unpurged_tombstones(waiting[1].pk, 10).await.unwrap().is_empty());
+    let kept = c.tombstones(&a.instance.sop_uid, &Visibility::ALL).await.unwrap();
+    assert_eq!(kept.iter().map(|t| t.purged_at_ms).collect::<Vec<_>>(), vec![Some(6_000), None]);
+    let other = Visibility { tenants: Some(vec!["elsewhere".into()]), only: None, rejected: true };
+    assert!(c.tombstones(&a.instance.sop_uid, &other).await.unwrap().is_empty());
+
+    // It may come again: a new first version.
+    store(c, &a).await;
+    assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().version, 1);
+}
