@@ -12,7 +12,9 @@ after the rejection.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -220,3 +222,66 @@ def test_the_policies_see_the_rejection(rejected):
         o = by_uid[inst.sop_uid]
         assert o["rules"] == ["rejected-for-quality"] and o["expireAt"] is not None, o
     assert "rejected-for-quality" not in by_uid[cts[2].sop_uid]["rules"]
+
+
+def lifecycle(srv, *args: str) -> subprocess.CompletedProcess:
+    """`vna lifecycle …` on the server's catalog and storage, with the example policies (the
+    server itself runs without policies: its job runner leaves these jobs alone)."""
+    cmd = [vna_bin(), "--data-dir", str(srv.data_dir)]
+    env = dict(os.environ)
+    if srv.db is not None:
+        cmd += ["--catalog-url", srv.db.url]
+    if srv.bucket is not None:
+        env |= srv.bucket.server_env()
+    return subprocess.run(cmd + ["lifecycle", *args, "--policies", str(REPO_ROOT / "lifecycle-policies")],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected):
+    srv, cts, late, note, _ = rejected
+    gone = [cts[0], cts[1], late]
+    # Ten days after the rejection: planned for later, nothing due.
+    ten_days = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=10)).strftime("%Y-%m-%d")
+    soon = lifecycle(srv, "plan", "--now", ten_days, "--json")
+    assert soon.returncode == 0, soon.stderr[-2000:]
+    p = json.loads(soon.stdout)
+    assert p["expiry"]["due"]["instances"] == 0 and p["expiry"]["later"]["instances"] == 3, p["expiry"]
+
+    p = json.loads(lifecycle(srv, "plan", "--now", "2099-01-01", "--json").stdout)
+    assert p["expiry"]["due"]["instances"] == 3, p["expiry"]
+    refused = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", "0" * 64)
+    assert refused.returncode != 0 and "plan changed" in refused.stderr, refused.stderr[-2000:]
+    applied = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", p["planHash"])
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    job = json.loads(applied.stdout)
+    assert job["state"] == "done", job
+    assert (job["outcome"]["expired"], job["outcome"]["purged"], job["outcome"]["failed"]) == (3, 3, 0), job
+    assert job["outcome"]["examined"] >= 5 and job["failures"] == []
+
+    # Gone for everyone, administrators included; what was kept is still served.
+    for inst in gone:
+        assert requests.get(f"{srv.base_url}/admin/instances/{inst.sop_uid}/versions", timeout=60).status_code == 404
+        stones = requests.get(f"{srv.base_url}/admin/instances/{inst.sop_uid}/tombstones", timeout=60).json()
+        assert [(t["reason"], t["rules"], t["rejectionCode"]) for t in stones] == [("expired", ["rejected-for-quality"], "113001")]
+        assert stones[0]["purgedAt"] is not None and stones[0]["policySetHash"] == p["policySetHash"]
+    left = qido_sops(srv, cts[2].study_uid)
+    assert cts[2].sop_uid in left and note.sop_uid in left and not {i.sop_uid for i in gone} & set(left)
+    # The stored objects are destroyed, every version, in the store itself.
+    keys = {requests.get(f"{srv.base_url}/admin/instances/{i.sop_uid}/tombstones", timeout=60).json()[0]["object"].split("/", 1)[1]
+            for i in gone}
+    if srv.bucket is not None:
+        left = " ".join(srv.bucket.versions())
+        assert not any(k in left for k in keys), "an expired object version is still in the bucket"
+    else:
+        files = {f for _, _, fs in os.walk(srv.data_dir) for f in fs}
+        assert not keys & files, "an expired object is still on disk"
+    # Audited as deletions by the archive, on its policies' word.
+    events = requests.get(f"{srv.base_url}/admin/audit", params={"study": cts[0].study_uid, "limit": "1000"}, timeout=60).json()["events"]
+    deleted = [e for e in events if e["eventId"] == "110105"]
+    assert len(deleted) == 3 and all(e["action"] == "D" and "rejected-for-quality" in e["detail"] for e in deleted), deleted
+
+    # Nothing more to do: a second run expires nothing.
+    again = json.loads(lifecycle(srv, "plan", "--now", "2099-01-01", "--json").stdout)
+    assert again["expiry"]["due"]["instances"] == 0
+    second = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", again["planHash"])
+    assert second.returncode == 0 and json.loads(second.stdout)["outcome"]["expired"] == 0, second.stdout

@@ -23,6 +23,8 @@ pub enum EventId {
     InstancesAccessed,
     /// 110104 DICOM Instances Transferred (A.5.3.5): stored (C), retrieved (R).
     InstancesTransferred,
+    /// 110105 DICOM Study Deleted (A.5.3.6): instances removed for good (expiry).
+    StudyDeleted,
     /// 110112 Query (A.5.3.10).
     Query,
     /// 110113 Security Alert (A.5.3.11): a refused operation, a change of who may do what.
@@ -48,6 +50,7 @@ impl EventId {
             EventId::AuditLogUsed => "110101",
             EventId::InstancesAccessed => "110103",
             EventId::InstancesTransferred => "110104",
+            EventId::StudyDeleted => "110105",
             EventId::Query => "110112",
             EventId::SecurityAlert => "110113",
             EventId::UserAuthentication => "110114",
@@ -61,6 +64,7 @@ impl EventId {
             "110101" => "Audit Log Used",
             "110103" => "DICOM Instances Accessed",
             "110104" => "DICOM Instances Transferred",
+            "110105" => "DICOM Study Deleted",
             "110112" => "Query",
             "110113" => "Security Alert",
             "110114" => "User Authentication",

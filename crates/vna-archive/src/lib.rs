@@ -27,6 +27,7 @@ mod extract;
 mod found;
 mod image;
 mod ingest;
+pub mod jobs;
 mod keys;
 mod lifecycle;
 mod nondicom;
@@ -41,7 +42,7 @@ pub mod model {
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
         ApiKey, AuditEvent, AuditQuery, AuditRecord, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs,
-        PatientRow, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
+        PatientRow, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Tombstone, Visibility,
     };
 }
 mod retrieve;
@@ -55,7 +56,7 @@ pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use found::Found;
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
-pub use lifecycle::lifecycle_facts;
+pub use lifecycle::{apply_kind, apply_params, lifecycle_facts, APPLY_JOB};
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use verify::HoldOutcome;

@@ -105,3 +105,264 @@ impl Archive {
         Ok(date.as_deref().and_then(vna_lifecycle::parse_date))
     }
 }
+
+/// The job that applies the lifecycle policies over the catalog (`vna lifecycle apply`).
+/// Parameters: `now` (Unix ms: the clock the policies decide with; a plan made for a date is
+/// applied for that date), `policySet` (the hash of the set the job was queued for: a node
+/// whose configured set differs refuses it rather than apply other rules), and optionally
+/// `maxPerSecond` (objects examined per second, so that patients' images keep priority).
+///
+/// What it applies today is **expiry**: an instance whose decision has an `expire_at` that has
+/// passed, no hold, and no rule left undetermined, and whose stored objects the store no longer
+/// protects (retention ended, no legal hold), leaves the catalog with a tombstone per version
+/// (`Catalog::expire_instance`), then each object version is destroyed by its version id and
+/// its tombstone marked purged. One whose store still protects it is reported (failed, with
+/// the lock's end) and left whole: the purge waits for the lock. Each expiry is audited (DICOM
+/// Study Deleted, A.5.3.6). The job first purges what an earlier run left behind (a crash
+/// between the catalog and the store), then walks the current instances by key.
+pub const APPLY_JOB: &str = "lifecycle-apply";
+
+/// The job kind of an apply job for the policy set with this hash: `lifecycle-apply:<hash>`.
+pub fn apply_kind(policy_set: &str) -> String {
+    format!("{APPLY_JOB}:{policy_set}")
+}
+
+/// Instances read per page of the walk.
+const WALK_PAGE: u32 = 500;
+
+/// Where an apply job is: purging leftovers after a tombstone key, or walking instances after
+/// an instance key. Recorded as the job's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Purge(i64),
+    Walk(i64),
+}
+
+impl Cursor {
+    fn parse(s: Option<&str>) -> Cursor {
+        let at = |p: &str| s.and_then(|s| s.strip_prefix(p)).and_then(|n| n.parse().ok());
+        match (at("purge:"), at("walk:")) {
+            (Some(n), _) => Cursor::Purge(n),
+            (_, Some(n)) => Cursor::Walk(n),
+            _ => Cursor::Purge(0),
+        }
+    }
+
+    fn show(self) -> String {
+        match self {
+            Cursor::Purge(n) => format!("purge:{n}"),
+            Cursor::Walk(n) => format!("walk:{n}"),
+        }
+    }
+}
+
+/// The parameters of an apply job.
+pub fn apply_params(now_ms: i64, policy_set: &str, max_per_second: Option<u32>) -> serde_json::Value {
+    serde_json::json!({ "now": now_ms, "policySet": policy_set, "maxPerSecond": max_per_second })
+}
+
+#[derive(Default)]
+struct Tally {
+    examined: u64,
+    expired: u64,
+    purged: u64,
+    waiting_for_lock: u64,
+}
+
+/// An opaque name for an object version in job failures (no PHI: tier and key).
+fn object_name(tier: &str, key: &str) -> String {
+    format!("{tier}/{key}")
+}
+
+pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_json::Value, crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    let params: serde_json::Value =
+        serde_json::from_str(&ctx.job().params).map_err(|_| JobError::Failed("the job's parameters are not JSON".into()))?;
+    let now = params["now"].as_i64().ok_or_else(|| JobError::Failed("the job has no `now`".into()))?;
+    let wanted = params["policySet"].as_str().unwrap_or_default().to_owned();
+    let pace = params["maxPerSecond"].as_u64().filter(|n| *n > 0).map(|n| std::time::Duration::from_secs_f64(1.0 / n as f64));
+    let archive = ctx.archive().clone();
+    let Some(set) = archive.policies().cloned() else {
+        return Err(JobError::Failed("no lifecycle policies are configured on this node".into()));
+    };
+    if set.hash != wanted {
+        return Err(JobError::Failed(format!(
+            "the policies changed since the job was queued (queued for {wanted}, this node has {})",
+            set.hash
+        )));
+    }
+    let me = crate::Principal::system();
+    let mut tally = Tally::default();
+    let mut cursor = Cursor::parse(ctx.job().progress.cursor.as_deref());
+
+    // Objects an earlier run expired from the catalog but could not destroy yet.
+    while let Cursor::Purge(after) = cursor {
+        let page = archive.catalog().unpurged_tombstones(after, WALK_PAGE).await.map_err(ArchiveError::catalog("listing tombstones"))?;
+        let Some(last) = page.last().map(|t| t.pk) else {
+            cursor = Cursor::Walk(0);
+            break;
+        };
+        for t in &page {
+            if archive.purge(ctx, t).await? {
+                tally.purged += 1;
+            }
+        }
+        cursor = Cursor::Purge(last);
+        ctx.progress.cursor = Some(cursor.show());
+        ctx.checkpoint().await?;
+    }
+    ctx.progress.cursor = Some(cursor.show());
+
+    let mut last_study: std::collections::HashMap<(String, String), Option<i64>> = std::collections::HashMap::new();
+    while let Cursor::Walk(after) = cursor {
+        let page = archive
+            .catalog()
+            .instances_after(after, WALK_PAGE, me.visibility())
+            .await
+            .map_err(ArchiveError::catalog("listing instances"))?;
+        let Some(last) = page.last().map(|r| r.pk) else { break };
+        for row in &page {
+            if let Some(p) = pace {
+                tokio::time::sleep(p).await;
+            }
+            tally.examined += 1;
+            let key = (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone());
+            let last = match last_study.get(&key) {
+                Some(l) => *l,
+                None => {
+                    let l = archive.patient_last_study(&row.patient).await?;
+                    last_study.insert(key, l);
+                    l
+                }
+            };
+            let d = set.decide(&lifecycle_facts(row, last), now);
+            if d.expire_due(now) {
+                match archive.expire(ctx, row, &d, &set.hash).await? {
+                    Expired::Done(purged) => {
+                        tally.expired += 1;
+                        tally.purged += purged;
+                    }
+                    Expired::Locked => tally.waiting_for_lock += 1,
+                    Expired::Changed => {}
+                }
+            }
+            ctx.progress.done += 1;
+            ctx.checkpoint().await?;
+        }
+        cursor = Cursor::Walk(last);
+        ctx.progress.cursor = Some(cursor.show());
+        ctx.checkpoint().await?;
+    }
+    Ok(serde_json::json!({
+        "now": crate::utc_timestamp(now),
+        "policySet": set.hash,
+        "examined": tally.examined,
+        "expired": tally.expired,
+        "purged": tally.purged,
+        "waitingForLock": tally.waiting_for_lock,
+        "failed": ctx.progress.failed,
+    }))
+}
+
+/// What became of one expiry.
+enum Expired {
+    /// Gone from the catalog; this many object versions destroyed.
+    Done(u64),
+    /// The store still protects a version: nothing changed.
+    Locked,
+    /// Its versions changed since the decision: nothing changed (decided again next run).
+    Changed,
+}
+
+impl Archive {
+    /// Expires one instance (every version) as the policies decided.
+    async fn expire(
+        &self,
+        ctx: &mut crate::jobs::JobCtx,
+        row: &InstanceRow,
+        d: &Decision,
+        policy_set: &str,
+    ) -> Result<Expired, crate::jobs::JobError> {
+        let versions = self
+            .catalog
+            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
+            .await
+            .map_err(ArchiveError::catalog("listing versions"))?;
+        // The store decides whether a version may go yet: its own clock, its own locks.
+        for v in &versions {
+            let name = object_name(&v.blob.tier, &v.blob.key);
+            let protection = match self.store_of(&v.blob.tier) {
+                Ok(store) => store.protection(crate::blob_ref(v)).await,
+                Err(e) => {
+                    ctx.fail(name, e.to_string());
+                    return Ok(Expired::Locked);
+                }
+            };
+            match protection {
+                Ok(p) if p.forbids_delete(std::time::SystemTime::now()) => {
+                    let until = p.retention.map(|r| {
+                        let ms = r.retain_until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+                        crate::utc_timestamp(ms)
+                    });
+                    let why = match (p.legal_hold, until) {
+                        (true, _) => "expired by policy, but under legal hold in its store".to_owned(),
+                        (false, Some(u)) => format!("expired by policy, but locked in its store until {u}"),
+                        (false, None) => "expired by policy, but locked in its store".to_owned(),
+                    };
+                    ctx.fail(name, why);
+                    return Ok(Expired::Locked);
+                }
+                Ok(_) | Err(vna_blob::BlobError::NotFound { .. }) => {}
+                Err(e) => {
+                    ctx.fail(name, format!("cannot read the object's protection: {e}"));
+                    return Ok(Expired::Locked);
+                }
+            }
+        }
+        let expiry = vna_catalog::Expiry {
+            sop_uid: row.instance.sop_uid.clone(),
+            version_pks: versions.iter().map(|v| v.pk).collect(),
+            reason: "expired".into(),
+            rules: d.rules.clone(),
+            policy_set: policy_set.to_owned(),
+            now_ms: crate::now_ms(),
+        };
+        let Some(stones) = self.catalog.expire_instance(&expiry).await.map_err(ArchiveError::catalog("expiring an instance"))? else {
+            return Ok(Expired::Changed);
+        };
+        // DICOM Study Deleted (A.5.3.6), action D: the archive's own act, on its policies' word.
+        let mut e = crate::audit::event(&crate::Principal::system(), crate::EventId::StudyDeleted, "D", &[row], "");
+        e.instances = stones.len() as i64;
+        e.detail = format!("expired by lifecycle rules {} (policy set {policy_set})", d.rules.join(", "));
+        self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))?;
+        let mut purged = 0;
+        for t in &stones {
+            if self.purge(ctx, t).await? {
+                purged += 1;
+            }
+        }
+        Ok(Expired::Done(purged))
+    }
+
+    /// Destroys a tombstone's object version and marks it purged; false (with the reason
+    /// recorded) when the store refused.
+    async fn purge(&self, ctx: &mut crate::jobs::JobCtx, t: &vna_catalog::Tombstone) -> Result<bool, crate::jobs::JobError> {
+        let name = object_name(&t.blob.tier, &t.blob.key);
+        let store = match self.store_of(&t.blob.tier) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.fail(name, e.to_string());
+                return Ok(false);
+            }
+        };
+        match store.delete(vna_blob::BlobRef::new(&t.blob.key, t.blob.version_id.as_deref())).await {
+            Ok(()) | Err(vna_blob::BlobError::NotFound { .. }) => {}
+            Err(e) => {
+                ctx.fail(name, format!("the store refused to destroy the expired object: {e}"));
+                return Ok(false);
+            }
+        }
+        self.catalog.mark_purged(t.pk, crate::now_ms()).await.map_err(ArchiveError::catalog("marking a tombstone purged"))?;
+        Ok(true)
+    }
+}

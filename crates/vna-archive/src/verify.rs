@@ -61,6 +61,30 @@ impl Archive {
         Ok(Found::all(rows))
     }
 
+    /// Current instances (rejected ones too) with a catalog key above `after_pk`, in key order:
+    /// a page that stays right while instances arrive or go (lifecycle plans and jobs).
+    pub async fn all_instances_after(&self, who: &Principal, after_pk: i64, limit: u32) -> Result<Vec<Found>, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        let rows = self
+            .catalog
+            .instances_after(after_pk, limit, &who.seeing_rejected())
+            .await
+            .map_err(ArchiveError::catalog("listing instances"))?;
+        Ok(Found::all(rows))
+    }
+
+    /// What remains of the expired versions of an instance (administrators, auditors' questions
+    /// about an object that is gone): what it was, where, why and when it went, and when its
+    /// object was destroyed.
+    pub async fn tombstones(
+        &self,
+        who: &Principal,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<Vec<crate::model::Tombstone>, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        self.catalog.tombstones(sop, who.visibility()).await.map_err(ArchiveError::catalog("reading tombstones"))
+    }
+
     /// What IOCM rejection notes rejected in the tenants `who` sees, oldest first, whether the
     /// instance has arrived or not (administrators). Audited as a query of those studies.
     pub async fn rejections(&self, who: &Principal, limit: u32, offset: u32) -> Result<Vec<crate::model::RejectionRecord>, ArchiveError> {

@@ -39,6 +39,27 @@ pub struct Config {
     pub tenancy: TenancyConfig,
     pub audit: AuditConfig,
     pub lifecycle: LifecycleConfig,
+    pub jobs: JobsConfig,
+}
+
+/// `[jobs]`: the background job runner of this node (lifecycle jobs today).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Whether this node claims and runs jobs. Every node may: the catalog hands each job to
+    /// one node at a time.
+    pub run: bool,
+    /// How long a claim holds without renewal; a node renews every third of it while it works.
+    /// A node that dies holds its job this long before another takes it over.
+    pub lease_seconds: u64,
+    /// How often an idle node looks for work.
+    pub poll_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { run: true, lease_seconds: 60, poll_seconds: 10 }
+    }
 }
 
 /// `[lifecycle]`: the retention, tiering, expiry and hold policies.
@@ -66,6 +87,7 @@ impl Default for Config {
             tenancy: TenancyConfig::default(),
             audit: AuditConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -386,6 +408,9 @@ pub fn load(
     }
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
+    }
+    if config.jobs.lease_seconds < 3 || config.jobs.poll_seconds == 0 {
+        return Err(ConfigError::Inconsistent("jobs.lease_seconds must be at least 3 and jobs.poll_seconds at least 1".into()));
     }
     check_dimse(&config.dimse)?;
     check_storage(&config.storage)?;

@@ -32,6 +32,7 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/legal-hold", axum::routing::post(legal_hold_where))
         .route("/audit", get(audit))
         .route("/rejections", get(rejections))
+        .route("/instances/{sop}/tombstones", get(tombstones))
         .with_state(archive)
         .merge(links)
 }
@@ -112,6 +113,41 @@ async fn rejections(
                     "rejectionNote": r.note_sop_uid,
                     "at": vna_archive::utc_timestamp(r.at_ms),
                     "received": r.received,
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::Value::Array(list).to_string()).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /admin/instances/{sop}/tombstones`: what remains of the expired versions of an instance:
+/// what each was (study, series, version, object, size, SHA-256), why it went (the rules and the
+/// policy set, the rejection before it), when, and when its object was destroyed.
+async fn tombstones(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(uid): Path<String>) -> Response {
+    let result = async {
+        let stones = archive.tombstones(&who, &sop(&uid)?).await?;
+        let list: Vec<_> = stones
+            .iter()
+            .map(|t| {
+                json!({
+                    "version": t.version,
+                    "studyInstanceUid": t.study_uid,
+                    "seriesInstanceUid": t.series_uid,
+                    "sopClassUid": t.sop_class_uid,
+                    "object": format!("{}/{}", t.blob.tier, t.blob.key),
+                    "storeVersionId": t.blob.version_id,
+                    "size": t.blob.size,
+                    "sha256": t.blob.sha256,
+                    "reason": t.reason,
+                    "rules": t.rules,
+                    "policySetHash": t.policy_set,
+                    "rejectionCode": t.rejected_code,
+                    "at": vna_archive::utc_timestamp(t.at_ms),
+                    "purgedAt": t.purged_at_ms.map(vna_archive::utc_timestamp),
                 })
             })
             .collect();

@@ -67,6 +67,15 @@ pub struct Decision {
     pub hold: Vec<String>,
 }
 
+impl Decision {
+    /// Whether the object may be deleted at `now`: a rule asks for expiry, its retention has
+    /// ended, no hold applies, and no matching rule's retention is undetermined (a date it
+    /// counts from is unknown: the object is kept, not deleted early).
+    pub fn expire_due(&self, now: i64) -> bool {
+        self.expire_at.is_some_and(|at| at <= now) && self.hold.is_empty() && self.undetermined.is_empty()
+    }
+}
+
 fn any_eq(wanted: &[String], have: &str) -> bool {
     wanted.is_empty() || wanted.iter().any(|w| w.trim().eq_ignore_ascii_case(have.trim()))
 }

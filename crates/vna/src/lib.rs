@@ -462,7 +462,7 @@ pub async fn run(
             "dimse accepts any calling AE title (dimse.allow_any_calling_ae = true): list the peers in [[dimse.known_aes]] and set it to false in production"
         );
     }
-    let dimse_stop = signalled(fan_rx);
+    let dimse_stop = signalled(fan_rx.clone());
     // The audit trail's Application Activity (PS3.15 A.5.3.1): recorded before serving.
     let me = vna_archive::Principal::system();
     archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
@@ -472,6 +472,12 @@ pub async fn run(
         tokio::spawn(syslog::run(archive.clone(), target));
     }
     let dimse = tokio::spawn(vna_dimse_scp::serve(archive.clone(), peers, auth, listeners.dimse, scp_config, dimse_stop));
+    // The background job runner: claims work through the catalog, gives it back on shutdown.
+    let jobs = config.jobs.run.then(|| {
+        let secs = std::time::Duration::from_secs;
+        let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(config.jobs.poll_seconds));
+        tokio::spawn(archive.clone().run_jobs(worker, fan_rx))
+    });
     on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
     let mut server = tokio::spawn(server);
     let http_result = tokio::select! {
@@ -491,6 +497,13 @@ pub async fn run(
     };
     // The DIMSE side drains within its own grace period.
     dimse.await.context("DIMSE server task")?;
+    // A running job stops at its next step and goes back to the queue with its progress.
+    if let Some(mut jobs) = jobs {
+        if tokio::time::timeout(grace, &mut jobs).await.is_err() {
+            tracing::warn!(grace_seconds = grace.as_secs(), "a job did not stop within the grace period; its lease will lapse");
+            jobs.abort();
+        }
+    }
     archive.audit_security(&me, vna_archive::APPLICATION_STOP, 0, "vna serve stopped").await;
     http_result
 }

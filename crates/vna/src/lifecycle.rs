@@ -55,9 +55,9 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
         (BTreeMap::<String, Tally>::new(), BTreeMap::<String, Tally>::new(), Tally::default(), Tally::default(), Tally::default());
     let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
     let mut lines = Vec::new();
-    let mut offset = 0;
+    let mut after = 0;
     loop {
-        let page = archive.all_instances(&me, offset, PAGE).await?;
+        let page = archive.all_instances_after(&me, after, PAGE).await?;
         let n = page.len() as u32;
         for row in &page {
             let last = match last_study.get(&patient_key(row)) {
@@ -90,7 +90,7 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
             if let Some(m) = to_move {
                 (if move_due { &mut moves_due } else { &mut moves_later }).entry(m.tier.clone()).or_default().add(row);
             }
-            let expire_now = d.expire_at.is_some_and(|at| at <= now);
+            let expire_now = d.expire_due(now);
             if d.expire_at.is_some() {
                 (if expire_now { &mut expire_due } else { &mut expire_later }).add(row);
             }
@@ -121,10 +121,10 @@ pub async fn plan(archive: Arc<Archive>, set: &PolicySet, now: i64, objects: boo
                 lines.push(line);
             }
         }
-        if n < PAGE {
-            break;
+        match page.last() {
+            Some(last) if n == PAGE => after = last.pk,
+            _ => break,
         }
-        offset += n;
     }
     let tallies = |m: &BTreeMap<String, Tally>| m.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>();
     let mut report = json!({
@@ -189,4 +189,66 @@ pub fn render(plan: &Value) -> String {
         plan["planHash"].as_str().unwrap_or("")
     ));
     out
+}
+
+/// `vna lifecycle apply`: checks that the plan still holds (same hash for the same date and
+/// policies), queues the apply job and, unless `queue_only`, runs jobs here until that one is
+/// over (another node may take part of it: the catalog hands it to one runner at a time).
+/// Returns the job as JSON: id, state, progress, outcome and the first failures.
+pub async fn apply(
+    archive: Arc<Archive>,
+    config: &vna_config::Config,
+    now: i64,
+    plan_hash: &str,
+    max_per_second: Option<u32>,
+    queue_only: bool,
+) -> anyhow::Result<Value> {
+    let Some(set) = archive.policies().cloned() else { anyhow::bail!("no lifecycle policies loaded") };
+    let current = plan(archive.clone(), &set, now, false, false).await?;
+    let current_hash = current["planHash"].as_str().unwrap_or_default();
+    if current_hash != plan_hash {
+        anyhow::bail!(
+            "the plan changed since it was made (the catalog or the policies differ): its hash is now {current_hash}, not \
+             {plan_hash}; look at the new plan (vna lifecycle plan) before applying it"
+        );
+    }
+    let params = vna_archive::apply_params(now, &set.hash, max_per_second);
+    let id = archive.enqueue_job(&vna_archive::apply_kind(&set.hash), &params, vna_archive::now_ms()).await?;
+    if !queue_only {
+        let secs = std::time::Duration::from_secs;
+        let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(1));
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        loop {
+            let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
+            if job.state.is_final() {
+                break;
+            }
+            if archive.run_one_job(&worker, &stop).await?.is_none() {
+                // Another node runs it (or it waits for its turn): look again shortly.
+                tokio::time::sleep(worker.poll).await;
+            }
+        }
+    }
+    let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
+    let failures = archive.catalog().job_failures(id, 20, 0).await?;
+    Ok(job_json(&job, &failures))
+}
+
+/// A job for people and scripts: what it is, where it is, what it did.
+pub fn job_json(job: &vna_catalog::JobRow, failures: &[vna_catalog::JobFailure]) -> Value {
+    let outcome = job.outcome.as_deref().map(|o| serde_json::from_str::<Value>(o).unwrap_or_else(|_| Value::String(o.to_owned())));
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.as_str(),
+        "attempts": job.attempts,
+        "createdAt": vna_archive::utc_timestamp(job.created_at_ms),
+        "startedAt": job.started_at_ms.map(vna_archive::utc_timestamp),
+        "finishedAt": job.finished_at_ms.map(vna_archive::utc_timestamp),
+        "owner": job.lease_owner,
+        "cancelRequested": job.cancel_requested,
+        "progress": { "cursor": job.progress.cursor, "done": job.progress.done, "failed": job.progress.failed, "total": job.progress.total },
+        "outcome": outcome,
+        "failures": failures.iter().map(|f| json!({ "object": f.object, "reason": f.reason, "at": vna_archive::utc_timestamp(f.at_ms) })).collect::<Vec<_>>(),
+    })
 }

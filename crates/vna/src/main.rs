@@ -143,6 +143,28 @@ enum LifecycleCommand {
         #[arg(long)]
         with_uids: bool,
     },
+    /// Do what a plan showed: queue a lifecycle job for the same date and policies, refused
+    /// when the plan's hash is no longer what the catalog and the policies give, then run it
+    /// here to its end (unless --queue-only: then the nodes' job runners do). Today the job
+    /// applies expiry: objects whose retention has passed and that no hold protects are
+    /// removed (tombstones kept) and their stored objects destroyed. Prints the job's outcome.
+    Apply {
+        /// The folder of policy files (`*.toml`): the set the servers are configured with.
+        #[arg(long, default_value = "lifecycle-policies")]
+        policies: std::path::PathBuf,
+        /// Decide as of this date or RFC 3339 instant (default: now): the plan's `--now`.
+        #[arg(long)]
+        now: Option<String>,
+        /// The `planHash` of the plan this applies (`vna lifecycle plan`).
+        #[arg(long)]
+        plan: String,
+        /// Objects examined per second, at most (so that patients' images keep priority).
+        #[arg(long)]
+        max_per_second: Option<u32>,
+        /// Only queue the job; the servers' job runners do it.
+        #[arg(long)]
+        queue_only: bool,
+    },
 }
 
 fn load_config(
@@ -321,6 +343,19 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", vna::lifecycle::render(&plan));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Lifecycle { command: LifecycleCommand::Apply { policies, now, plan, max_per_second, queue_only } } => {
+            let now = match now {
+                Some(t) => vna_lifecycle::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--now is not a date or an RFC 3339 instant"))?,
+                None => vna_archive::now_ms(),
+            };
+            let mut config = load_config(&cli, None, None, None)?;
+            config.lifecycle.policies_dir = policies.display().to_string();
+            let archive = vna::build_archive(&config).await?;
+            let outcome = vna::lifecycle::apply(archive, &config, now, plan, *max_per_second, *queue_only).await?;
+            println!("{outcome:#}");
+            let failed = outcome["state"].as_str().is_some_and(|s| s != "done" && s != "queued");
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Lifecycle { command: LifecycleCommand::Check { dir } } => {
             let set = match vna_lifecycle::load_dir(dir) {
