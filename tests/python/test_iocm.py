@@ -32,7 +32,7 @@ from pynetdicom.sop_class import (
 
 import dicomgen
 import helpers
-from conftest import BACKENDS, REPO_ROOT, ServerPool, vna_bin
+from conftest import BACKENDS, REPO_ROOT, ServerPool, aws, vna_bin
 
 STORESCU = "/usr/bin/storescu"
 FINDSCU = "/usr/bin/findscu"
@@ -280,8 +280,26 @@ def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected
     deleted = [e for e in events if e["eventId"] == "110105"]
     assert len(deleted) == 3 and all(e["action"] == "D" and "rejected-for-quality" in e["detail"] for e in deleted), deleted
 
-    # Nothing more to do: a second run expires nothing.
+    # What is kept is now locked in its store as its policies say: the adult's CT ten years
+    # after the patient's last study, in COMPLIANCE mode (the server wrote it without policies).
+    assert job["outcome"]["locks"]["extended"] >= 1, job
+    kept = requests.get(f"{srv.base_url}/admin/instances/{cts[2].sop_uid}/protection", timeout=60).json()
+    until = int(datetime.datetime(2036, 3, 1, tzinfo=datetime.timezone.utc).timestamp())
+    assert kept["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, kept
+    if srv.bucket is not None:
+        key, version = kept["key"], kept["storeVersionId"]
+        r = aws("s3api", "get-object-retention", "--bucket", srv.bucket.name, "--key", "vna/" + key, "--version-id", version,
+                "--output", "json")
+        got = json.loads(r.stdout)["Retention"]
+        assert got["Mode"] == "COMPLIANCE" and got["RetainUntilDate"].startswith("2036-03-01T00:00:00"), got
+        refused = aws("s3api", "delete-object", "--bucket", srv.bucket.name, "--key", "vna/" + key, "--version-id", version,
+                      check=False)
+        assert refused.returncode != 0, "the store itself refuses to delete a locked version"
+
+    # Nothing more to do: a second run expires nothing and extends no lock.
     again = json.loads(lifecycle(srv, "plan", "--now", "2099-01-01", "--json").stdout)
     assert again["expiry"]["due"]["instances"] == 0
     second = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", again["planHash"])
-    assert second.returncode == 0 and json.loads(second.stdout)["outcome"]["expired"] == 0, second.stdout
+    assert second.returncode == 0, second.stderr[-2000:]
+    outcome = json.loads(second.stdout)["outcome"]
+    assert (outcome["expired"], outcome["locks"]["extended"]) == (0, 0) and outcome["locks"]["unchanged"] >= 1, outcome

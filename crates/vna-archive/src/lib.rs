@@ -87,6 +87,9 @@ pub struct ArchiveConfig {
     pub tenancy: Arc<Tenancy>,
     /// The lifecycle policies (`lifecycle.policies_dir`); `None`: none configured.
     pub policies: Option<Arc<vna_lifecycle::PolicySet>>,
+    /// Locks the policies ask for end at most this far ahead, extended by lifecycle jobs
+    /// before they lapse (`lifecycle.lock_horizon_days`); `None`: to the policy's date.
+    pub lock_horizon: Option<std::time::Duration>,
 }
 
 impl Default for ArchiveConfig {
@@ -100,6 +103,7 @@ impl Default for ArchiveConfig {
             max_list_items: 1000,
             tenancy: Arc::new(Tenancy::default()),
             policies: None,
+            lock_horizon: None,
         }
     }
 }

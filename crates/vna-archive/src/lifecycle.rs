@@ -78,16 +78,23 @@ impl Archive {
         if !d.undetermined.is_empty() {
             tracing::warn!(rules = ?d.undetermined, "a lifecycle retention could not be computed for a new object (a date it counts from is missing)");
         }
-        Ok(d.retention.map(|r| {
-            let mode = match r.mode {
-                vna_lifecycle::LockMode::Compliance => vna_blob::LockMode::Compliance,
-                vna_lifecycle::LockMode::Governance => vna_blob::LockMode::Governance,
-            };
-            // Whole seconds, rounded up: a lock never ends before the policy's date.
-            let secs = u64::try_from(r.until.max(0)).unwrap_or(0).div_ceil(1000);
-            let retain_until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            (vna_blob::Retention { mode, retain_until }, r.rules)
-        }))
+        Ok(d.retention.map(|r| (self.policy_lock(&r, now), r.rules)))
+    }
+
+    /// The lock to place for a policy retention at `now` (wall clock): the policy's date, or
+    /// `now` + the lock horizon if that comes first; whole seconds, rounded up, so that a lock
+    /// never ends before the policy's date.
+    fn policy_lock(&self, r: &vna_lifecycle::Retention, now: i64) -> vna_blob::Retention {
+        let mode = match r.mode {
+            vna_lifecycle::LockMode::Compliance => vna_blob::LockMode::Compliance,
+            vna_lifecycle::LockMode::Governance => vna_blob::LockMode::Governance,
+        };
+        let until = match self.config.lock_horizon {
+            Some(h) => r.until.min(now.saturating_add(i64::try_from(h.as_millis()).unwrap_or(i64::MAX))),
+            None => r.until,
+        };
+        let secs = u64::try_from(until.max(0)).unwrap_or(0).div_ceil(1000);
+        vna_blob::Retention { mode, retain_until: std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs) }
     }
 
     /// The date of the patient's latest study in the archive, whoever may see it: a retention
@@ -112,7 +119,10 @@ impl Archive {
 /// whose configured set differs refuses it rather than apply other rules), and optionally
 /// `maxPerSecond` (objects examined per second, so that patients' images keep priority).
 ///
-/// What it applies today is **expiry**: an instance whose decision has an `expire_at` that has
+/// It applies **retention**: every version of an instance the policies retain is locked in its
+/// store until the policies' date (or the lock horizon), extended where shorter, never
+/// shortened (a COMPLIANCE lock longer than the policies now ask is counted in the outcome).
+/// And **expiry**: an instance whose decision has an `expire_at` that has
 /// passed, no hold, and no rule left undetermined, and whose stored objects the store no longer
 /// protects (retention ended, no legal hold), leaves the catalog with a tombstone per version
 /// (`Catalog::expire_instance`), then each object version is destroyed by its version id and
@@ -167,6 +177,20 @@ struct Tally {
     expired: u64,
     purged: u64,
     waiting_for_lock: u64,
+    locks: Locks,
+}
+
+/// What the retention step did to object versions.
+#[derive(Default)]
+struct Locks {
+    /// Locked or extended to what the policies give.
+    extended: u64,
+    /// Already locked at least as long as needed.
+    unchanged: u64,
+    /// Locked in COMPLIANCE mode longer than the policies now give: reported, never shortened.
+    longer_than_policy: u64,
+    /// On a tier that cannot lock.
+    not_lockable: u64,
 }
 
 /// An opaque name for an object version in job failures (no PHI: tier and key).
@@ -222,6 +246,8 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             .map_err(ArchiveError::catalog("listing instances"))?;
         let Some(last) = page.last().map(|r| r.pk) else { break };
         for row in &page {
+            // Before each object: a stopping node stops here, its cursor after the last one done.
+            ctx.checkpoint().await?;
             if let Some(p) = pace {
                 tokio::time::sleep(p).await;
             }
@@ -245,13 +271,13 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
                     Expired::Locked => tally.waiting_for_lock += 1,
                     Expired::Changed => {}
                 }
+            } else if let Some(r) = &d.retention {
+                archive.retain(ctx, row, r, &mut tally.locks).await?;
             }
             ctx.progress.done += 1;
-            ctx.checkpoint().await?;
+            ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
         }
         cursor = Cursor::Walk(last);
-        ctx.progress.cursor = Some(cursor.show());
-        ctx.checkpoint().await?;
     }
     Ok(serde_json::json!({
         "now": crate::utc_timestamp(now),
@@ -260,6 +286,12 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
         "expired": tally.expired,
         "purged": tally.purged,
         "waitingForLock": tally.waiting_for_lock,
+        "locks": {
+            "extended": tally.locks.extended,
+            "unchanged": tally.locks.unchanged,
+            "longerThanPolicy": tally.locks.longer_than_policy,
+            "notLockable": tally.locks.not_lockable,
+        },
         "failed": ctx.progress.failed,
     }))
 }
@@ -342,6 +374,76 @@ impl Archive {
             }
         }
         Ok(Expired::Done(purged))
+    }
+
+    /// Locks every version of an instance as its policies' retention `r` asks, in its store:
+    /// a version locked shorter (or not at all, or in GOVERNANCE where COMPLIANCE is asked) is
+    /// locked to the policy's date (or the lock horizon); one locked longer in COMPLIANCE mode
+    /// is counted, never shortened. With a horizon, a lock is extended once less than half of
+    /// the horizon is left, so each object costs about two updates per horizon.
+    async fn retain(
+        &self,
+        ctx: &mut crate::jobs::JobCtx,
+        row: &InstanceRow,
+        r: &vna_lifecycle::Retention,
+        locks: &mut Locks,
+    ) -> Result<(), crate::jobs::JobError> {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let versions = self
+            .catalog
+            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
+            .await
+            .map_err(ArchiveError::catalog("listing versions"))?;
+        let now = crate::now_ms();
+        let want = self.policy_lock(r, now);
+        let at = |ms: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000));
+        let policy_end = at(r.until);
+        // Extend only below this: the policy's end, or half the horizon from now.
+        let enough = match self.config.lock_horizon {
+            Some(h) => policy_end.min(at(now) + h / 2),
+            None => want.retain_until,
+        };
+        let now_sys = SystemTime::now();
+        for v in &versions {
+            let name = object_name(&v.blob.tier, &v.blob.key);
+            let store = match self.store_of(&v.blob.tier) {
+                Ok(s) => s,
+                Err(e) => {
+                    ctx.fail(name, e.to_string());
+                    continue;
+                }
+            };
+            if store.locking() == vna_blob::Locking::None {
+                locks.not_lockable += 1;
+                continue;
+            }
+            let current = match store.protection(crate::blob_ref(v)).await {
+                Ok(p) => p.retention.filter(|c| c.retain_until > now_sys),
+                Err(e) => {
+                    ctx.fail(name, format!("cannot read the object's retention: {e}"));
+                    continue;
+                }
+            };
+            let weaker_mode =
+                |c: &vna_blob::Retention| c.mode == vna_blob::LockMode::Governance && want.mode == vna_blob::LockMode::Compliance;
+            match current {
+                Some(c) if c.retain_until >= enough && !weaker_mode(&c) => {
+                    if c.mode == vna_blob::LockMode::Compliance && c.retain_until > policy_end + Duration::from_secs(1) {
+                        locks.longer_than_policy += 1;
+                    } else {
+                        locks.unchanged += 1;
+                    }
+                }
+                c => {
+                    let new = vna_blob::Retention::strongest(c, Some(want)).unwrap_or(want);
+                    match store.set_retention(crate::blob_ref(v), new).await {
+                        Ok(()) => locks.extended += 1,
+                        Err(e) => ctx.fail(name, format!("the store refused the lock the policies ask for: {e}")),
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Destroys a tombstone's object version and marks it purged; false (with the reason

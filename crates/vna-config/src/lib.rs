@@ -70,6 +70,12 @@ pub struct LifecycleConfig {
     /// start: a file that does not load, a conflict or a failing test case refuses the start.
     /// Empty: no policies.
     pub policies_dir: String,
+    /// 0: an object is locked until the date its policies give. More: until that date or this
+    /// many days from now, whichever comes first, and `vna lifecycle apply` extends each lock
+    /// once less than half of this is left. A retention computed too long (a wrong birth date,
+    /// patients merged) then heals within this time even in COMPLIANCE mode, at the cost of
+    /// about two retention updates per object and year for a horizon of a year.
+    pub lock_horizon_days: u32,
 }
 
 impl Default for Config {

@@ -59,6 +59,8 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         max_list_items: config.query.max_list_items,
         tenancy: Arc::new(tenancy(&config.tenancy)),
         policies: policies(config)?.map(Arc::new),
+        lock_horizon: (config.lifecycle.lock_horizon_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(config.lifecycle.lock_horizon_days) * 86_400)),
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }

@@ -1,0 +1,172 @@
+//! Lifecycle jobs in one process, on the SQLite catalog and the filesystem tier (emulated
+//! locks): the apply job locks what the policies retain (capped by the lock horizon, then left
+//! alone), gives its job back when the node stops and resumes it from its cursor, is taken over
+//! when its owner's lease lapses, and never runs once cancelled. Time is passed in, nothing
+//! sleeps for an outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+use vna_archive::jobs::Worker;
+use vna_archive::{Archive, ArchiveConfig};
+use vna_catalog::JobState;
+use vna_e2e::fixtures::Ct;
+use vna_e2e::http;
+use vna_e2e::inproc::{self, FaultyFixture};
+
+/// Every instance retained ten years after ingest, GOVERNANCE.
+const POLICY: &str = r#"
+version = 1
+
+[[rules]]
+name = "ten-years"
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "10y", after = "ingest" }]
+"#;
+
+struct World {
+    fx: FaultyFixture,
+    archive: Arc<Archive>,
+    _server: inproc::InProcess,
+    _policies: tempfile::TempDir,
+    hash: String,
+}
+
+/// An archive with no policies stores `n` instances (unlocked); then one with the policy (and
+/// `horizon`) over the same catalog and store is what the jobs run on.
+async fn world(n: usize, horizon: Option<Duration>) -> World {
+    let fx = FaultyFixture::new().await;
+    let plain = fx.archive(fx.sqlite.clone(), ArchiveConfig::default());
+    let server = inproc::serve(plain).await;
+    let first = Ct::new_study();
+    let mut objects = vec![first.to_bytes()];
+    let mut ct = first;
+    for _ in 1..n {
+        ct = ct.next_instance();
+        objects.push(ct.to_bytes());
+    }
+    let r = http::stow(&http::client(), &server.base, &objects).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("all.toml"), POLICY).expect("policy file");
+    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let hash = set.hash.clone();
+    let config = ArchiveConfig { policies: Some(Arc::new(set)), lock_horizon: horizon, ..ArchiveConfig::default() };
+    let archive = fx.archive(fx.sqlite.clone(), config);
+    World { fx, archive, _server: server, _policies: dir, hash }
+}
+
+fn worker(name: &str) -> Worker {
+    Worker { owner: name.into(), lease: Duration::from_secs(60), poll: Duration::from_millis(10) }
+}
+
+async fn queue(w: &World) -> i64 {
+    let params = vna_archive::apply_params(vna_archive::now_ms(), &w.hash, None);
+    w.archive.enqueue_job(&vna_archive::apply_kind(&w.hash), &params, 0).await.expect("queued")
+}
+
+async fn outcome(w: &World, id: i64) -> serde_json::Value {
+    let job = w.archive.catalog().job(id).await.expect("job").expect("exists");
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    serde_json::from_str(job.outcome.as_deref().expect("outcome")).expect("JSON")
+}
+
+/// The retain-until of every object version in the store, in days from now.
+async fn lock_days(w: &World) -> Vec<i64> {
+    let me = vna_archive::Principal::system();
+    let rows = w.archive.all_instances_after(&me, 0, 100).await.expect("instances");
+    let mut days = Vec::new();
+    for row in &rows {
+        let (_, p, _) = w.archive.protection(&me, &row.instance.sop_uid).await.expect("protection");
+        let until = p.retention.expect("locked").retain_until;
+        let left = until.duration_since(std::time::SystemTime::now()).expect("in the future");
+        days.push((left.as_secs() / 86_400) as i64);
+    }
+    days
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_locks_what_the_policies_retain_and_then_leaves_it() {
+    let w = world(3, None).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let id = queue(&w).await;
+    assert_eq!(w.archive.run_one_job(&worker("a"), &stop).await.expect("ran"), Some((id, JobState::Done)));
+    let o = outcome(&w, id).await;
+    assert_eq!((o["examined"].as_u64(), o["locks"]["extended"].as_u64()), (Some(3), Some(3)), "{o}");
+    assert!(lock_days(&w).await.iter().all(|d| (3650..=3654).contains(d)), "ten years");
+
+    let again = queue(&w).await;
+    w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
+    let o = outcome(&w, again).await;
+    assert_eq!((o["locks"]["extended"].as_u64(), o["locks"]["unchanged"].as_u64()), (Some(0), Some(3)), "{o}");
+    drop(w.fx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_horizon_locks_end_within_it_and_are_extended_when_half_is_left() {
+    let w = world(2, Some(Duration::from_secs(30 * 86_400))).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Locked a day ahead (an earlier horizon run, about to lapse): less than half is left.
+    let me = vna_archive::Principal::system();
+    for row in w.archive.all_instances_after(&me, 0, 100).await.expect("instances") {
+        let until = std::time::SystemTime::now() + Duration::from_secs(86_400);
+        let r = vna_blob::Retention { mode: vna_blob::LockMode::Governance, retain_until: until };
+        w.fx.store.set_retention(vna_blob::BlobRef::new(&row.blob.key, row.blob.version_id.as_deref()), r).await.expect("lock");
+    }
+    assert_eq!(lock_days(&w).await, vec![0, 0]);
+    let id = queue(&w).await;
+    w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
+    assert_eq!(outcome(&w, id).await["locks"]["extended"].as_u64(), Some(2));
+    assert!(lock_days(&w).await.iter().all(|d| (29..=30).contains(d)), "thirty days, not ten years");
+    // More than half the horizon left: nothing to do.
+    let id = queue(&w).await;
+    w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
+    assert_eq!(outcome(&w, id).await["locks"]["unchanged"].as_u64(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_gives_its_job_back_and_another_finishes_it() {
+    let w = world(2, None).await;
+    let id = queue(&w).await;
+    // The node is told to stop before the job's first step: the job goes back to the queue.
+    let (_tx, stopped) = tokio::sync::watch::channel(true);
+    assert_eq!(w.archive.run_one_job(&worker("a"), &stopped).await.expect("ran"), Some((id, JobState::Queued)));
+    let job = w.archive.catalog().job(id).await.expect("job").expect("exists");
+    assert_eq!((job.state, job.lease_owner.as_deref(), job.attempts), (JobState::Queued, None, 1));
+    let (_tx, go) = tokio::sync::watch::channel(false);
+    assert_eq!(w.archive.run_one_job(&worker("b"), &go).await.expect("ran"), Some((id, JobState::Done)));
+    let job = w.archive.catalog().job(id).await.expect("job").expect("exists");
+    assert_eq!(job.attempts, 2);
+    assert_eq!(outcome(&w, id).await["locks"]["extended"].as_u64(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_s_job_is_taken_over_when_its_lease_lapses() {
+    let w = world(2, None).await;
+    let id = queue(&w).await;
+    // Node a claims it with a lease that has already lapsed, and dies.
+    let kinds = w.archive.job_kinds();
+    let claimed = w.archive.catalog().claim_job("a", &kinds, vna_archive::now_ms() - 120_000, 1_000).await.expect("claim");
+    assert_eq!(claimed.map(|j| j.id), Some(id));
+    let (_tx, go) = tokio::sync::watch::channel(false);
+    assert_eq!(w.archive.run_one_job(&worker("b"), &go).await.expect("ran"), Some((id, JobState::Done)));
+    let job = w.archive.catalog().job(id).await.expect("job").expect("exists");
+    assert_eq!(job.attempts, 2);
+    // Node a comes back: the job is not its to end.
+    let p = vna_catalog::Progress::default();
+    assert!(!w.archive.catalog().finish_job(id, "a", JobState::Failed, "late", &p, vna_archive::now_ms()).await.expect("finish"));
+    assert_eq!(w.archive.catalog().job(id).await.expect("job").expect("exists").state, JobState::Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_never_runs_and_other_policies_never_take_it() {
+    let w = world(1, None).await;
+    let id = queue(&w).await;
+    assert_eq!(w.archive.catalog().cancel_job(id, vna_archive::now_ms()).await.expect("cancel"), Some(JobState::Cancelled));
+    let (_tx, go) = tokio::sync::watch::channel(false);
+    assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
+    // A job queued for another policy set waits for a node that has it.
+    let other = vna_archive::apply_params(vna_archive::now_ms(), "another-set", None);
+    w.archive.enqueue_job(&vna_archive::apply_kind("another-set"), &other, 0).await.expect("queued");
+    assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
+}
