@@ -7,8 +7,10 @@ its hash changes when the catalog does."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
+import time
 
 import pytest
 import requests
@@ -36,7 +38,8 @@ def plan(srv, now: str, objects: bool = True) -> dict:
 def stored(tmp_path_factory):
     from conftest import ServerPool
     pool = ServerPool(tmp_path_factory.mktemp("lifecycle"))
-    srv = pool.start("sqlite", name="lifecycle", env={"VNA__LIFECYCLE__POLICIES_DIR": str(POLICIES)})
+    # The server's job runner looks for work every second (the apply test follows a job).
+    srv = pool.start("sqlite", name="lifecycle", env={"VNA__LIFECYCLE__POLICIES_DIR": str(POLICIES), "VNA__JOBS__POLL_SECONDS": "1"})
     adult_first = dicomgen.with_changes(
         dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-ADULT", study_date="20200101")[0],
         PatientBirthDate="19600101")
@@ -142,6 +145,40 @@ def test_a_legal_hold_by_patient_holds_each_of_its_instances_and_is_lifted_the_s
     # Bad selections change nothing.
     for params, body in [({}, "on"), ({"PatientID": "LC-*"}, "on"), ({"Modality": "CT"}, "on"), ({"PatientID": pid}, "maybe")]:
         assert requests.post(url, params=params, data=body, timeout=30).status_code == 400, params
+
+
+def test_apply_through_the_admin_api_locks_an_earlier_study_as_long_as_the_last(stored):
+    """The adult's first study was locked when it arrived; its patient's later study makes its
+    policies ask for longer. Applying the plan through the admin API (the server's own job
+    runner does the work) extends the lock to ten years after the last study."""
+    srv, objects = stored
+    admin = f"{srv.base_url}/admin"
+    url = f"{admin}/instances/{objects['adult_first'].sop_uid}/protection"
+    before = requests.get(url, timeout=30).json()["retention"]
+    p = requests.get(f"{admin}/lifecycle/plan", params={"now": "2027-06-01"}, timeout=60)
+    assert p.status_code == 200, p.text
+    stale = requests.post(f"{admin}/lifecycle/apply", params={"now": "2027-06-01", "plan": "0" * 64}, timeout=60)
+    assert stale.status_code == 409, stale.text
+    r = requests.post(f"{admin}/lifecycle/apply", params={"now": "2027-06-01", "plan": p.json()["planHash"]}, timeout=60)
+    assert r.status_code == 202, r.text
+    job_url = srv.base_url + r.json()["location"]
+    deadline = time.monotonic() + 120
+    while (job := requests.get(job_url, timeout=30).json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"the server's runner did not finish the job: {job}"
+        time.sleep(0.2)
+    assert job["state"] == "done" and job["failures"] == [], job
+    assert job["outcome"]["examined"] == 6 and job["outcome"]["expired"] == 0, job
+    assert job["outcome"]["movesDueNotApplied"] == 1, "the slide's move is due and reported, not done yet"
+    after = requests.get(url, timeout=30).json()["retention"]
+    until = int(datetime.datetime(2034, 6, 1, tzinfo=datetime.timezone.utc).timestamp())
+    assert after == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, after
+    assert before["retainUntilEpochSeconds"] < after["retainUntilEpochSeconds"], "locked at arrival to its own study's date"
+    assert job["outcome"]["locks"]["extended"] >= 1 and job["outcome"]["locks"]["longerThanPolicy"] == 0, job
+    assert job["id"] in [j["id"] for j in requests.get(f"{admin}/jobs", timeout=30).json()]
+    assert requests.post(f"{job_url}/cancel", timeout=30).json() == {"job": job["id"], "state": "done"}
+    assert requests.get(f"{admin}/jobs/99999999", timeout=30).status_code == 404
+    assert requests.get(f"{admin}/jobs", params={"state": "bogus"}, timeout=30).status_code == 400
+    assert requests.post(f"{admin}/lifecycle/apply", params={"now": "2027-06-01"}, timeout=30).status_code == 400
 
 
 def test_policies_that_fail_their_checks_refuse_the_start(tmp_path):

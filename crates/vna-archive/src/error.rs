@@ -97,6 +97,10 @@ pub enum ArchiveError {
     /// The object's study is recorded in another tenant than the rules give this object.
     #[error("the study belongs to another tenant than the one this object is assigned to")]
     TenantConflict,
+    /// The lifecycle plan an administrator applies no longer holds (the catalog or the policies
+    /// changed since it was made); nothing was queued.
+    #[error("the lifecycle plan changed since it was made: its hash is now {current}")]
+    PlanChanged { current: String },
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -153,7 +157,7 @@ impl ArchiveError {
             | FrameOutOfRange { .. }
             | VideoFrame
             | BulkOutOfRange => ErrorClass::InvalidInput,
-            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict => ErrorClass::Conflict,
+            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict | PlanChanged { .. } => ErrorClass::Conflict,
             Forbidden { .. } => ErrorClass::Forbidden,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => {

@@ -140,6 +140,29 @@ impl Archive {
         self.catalog.enqueue_job(&job).await.map_err(ArchiveError::catalog("queueing a job"))
     }
 
+    /// Jobs, newest first (administrators).
+    pub async fn jobs(&self, who: &crate::Principal, q: &vna_catalog::JobQuery) -> Result<Vec<JobRow>, ArchiveError> {
+        self.require(who, crate::Permission::Admin).await?;
+        self.catalog.jobs(q).await.map_err(ArchiveError::catalog("listing jobs"))
+    }
+
+    /// One job and the first `failures` objects it could not handle (administrators).
+    pub async fn job(&self, who: &crate::Principal, id: i64, failures: u32) -> Result<(JobRow, Vec<JobFailure>), ArchiveError> {
+        self.require(who, crate::Permission::Admin).await?;
+        let job = self.catalog.job(id).await.map_err(ArchiveError::catalog("reading a job"))?;
+        let job = job.ok_or(ArchiveError::NotFound { what: "job" })?;
+        let list = self.catalog.job_failures(id, failures, 0).await.map_err(ArchiveError::catalog("reading a job's failures"))?;
+        Ok((job, list))
+    }
+
+    /// Cancels a queued job, or asks a running one to stop at its next step (administrators);
+    /// the job's state afterwards.
+    pub async fn cancel_job(&self, who: &crate::Principal, id: i64) -> Result<JobState, ArchiveError> {
+        self.require(who, crate::Permission::Admin).await?;
+        let state = self.catalog.cancel_job(id, crate::now_ms()).await.map_err(ArchiveError::catalog("cancelling a job"))?;
+        state.ok_or(ArchiveError::NotFound { what: "job" })
+    }
+
     /// The kinds of job this node can run: lifecycle jobs only for the policy set it has (a
     /// job names the set it was queued for, so a node configured otherwise never takes it).
     pub fn job_kinds(&self) -> Vec<String> {
@@ -216,4 +239,26 @@ impl Archive {
             }
         }
     }
+}
+
+/// A job for people and scripts: what it is, where it is, what it did.
+pub fn job_json(job: &JobRow, failures: &[JobFailure]) -> serde_json::Value {
+    let outcome = job
+        .outcome
+        .as_deref()
+        .map(|o| serde_json::from_str::<serde_json::Value>(o).unwrap_or_else(|_| serde_json::Value::String(o.to_owned())));
+    serde_json::json!({
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.as_str(),
+        "attempts": job.attempts,
+        "createdAt": crate::utc_timestamp(job.created_at_ms),
+        "startedAt": job.started_at_ms.map(crate::utc_timestamp),
+        "finishedAt": job.finished_at_ms.map(crate::utc_timestamp),
+        "owner": job.lease_owner,
+        "cancelRequested": job.cancel_requested,
+        "progress": { "cursor": job.progress.cursor, "done": job.progress.done, "failed": job.progress.failed, "total": job.progress.total },
+        "outcome": outcome,
+        "failures": failures.iter().map(|f| serde_json::json!({ "object": f.object, "reason": f.reason, "at": crate::utc_timestamp(f.at_ms) })).collect::<Vec<_>>(),
+    })
 }

@@ -31,6 +31,7 @@ pub mod jobs;
 mod keys;
 mod lifecycle;
 mod nondicom;
+mod plan;
 pub mod query;
 
 /// What the archive holds, as front ends see it: instances with their patient, study and
@@ -41,8 +42,9 @@ pub mod model {
     pub use crate::found::Found;
     pub use crate::query::{Filter, Key, Level, Matcher, Query};
     pub use vna_catalog::{
-        ApiKey, AuditEvent, AuditQuery, AuditRecord, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, NewInstance, PatientAttrs,
-        PatientRow, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Tombstone, Visibility,
+        ApiKey, AuditEvent, AuditQuery, AuditRecord, BlobLocation, ByteRange, InstanceAttrs, InstanceRow, JobQuery, JobRow, JobState,
+        NewInstance, PatientAttrs, PatientRow, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Tombstone,
+        Visibility,
     };
 }
 mod retrieve;
@@ -61,6 +63,8 @@ pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use verify::HoldOutcome;
 pub use verify::Verdict;
+/// A date (`YYYY-MM-DD`) or RFC 3339 instant as Unix milliseconds (lifecycle plans' `now`).
+pub use vna_lifecycle::parse_instant;
 
 use std::collections::HashMap;
 use std::sync::Arc;

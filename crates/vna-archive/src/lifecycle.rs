@@ -177,6 +177,8 @@ struct Tally {
     expired: u64,
     purged: u64,
     waiting_for_lock: u64,
+    /// Tier moves that are due: not applied by this job yet (reported, not hidden).
+    moves_not_applied: u64,
     locks: Locks,
 }
 
@@ -274,6 +276,9 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             } else if let Some(r) = &d.retention {
                 archive.retain(ctx, row, r, &mut tally.locks).await?;
             }
+            if d.transition.as_ref().is_some_and(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now)) {
+                tally.moves_not_applied += 1;
+            }
             ctx.progress.done += 1;
             ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
         }
@@ -286,6 +291,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
         "expired": tally.expired,
         "purged": tally.purged,
         "waitingForLock": tally.waiting_for_lock,
+        "movesDueNotApplied": tally.moves_not_applied,
         "locks": {
             "extended": tally.locks.extended,
             "unchanged": tally.locks.unchanged,

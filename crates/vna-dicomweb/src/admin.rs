@@ -33,6 +33,11 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/audit", get(audit))
         .route("/rejections", get(rejections))
         .route("/instances/{sop}/tombstones", get(tombstones))
+        .route("/lifecycle/plan", get(lifecycle_plan))
+        .route("/lifecycle/apply", axum::routing::post(lifecycle_apply))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/cancel", axum::routing::post(cancel_job))
         .with_state(archive)
         .merge(links)
 }
@@ -154,6 +159,113 @@ async fn tombstones(State(archive): State<Arc<Archive>>, Extension(who): Extensi
         Ok::<_, ApiError>(
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::Value::Array(list).to_string()).into_response(),
         )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// Refuses a parameter not in `known` (a typo must not silently change what is done).
+fn only(p: &std::collections::HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match p.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::BadRequest(format!("unknown parameter {k}"))),
+        None => Ok(()),
+    }
+}
+
+/// `now`: a date or RFC 3339 instant; absent: the current time.
+fn now_param(p: &std::collections::HashMap<String, String>) -> Result<i64, ApiError> {
+    match p.get("now") {
+        Some(t) => vna_archive::parse_instant(t).ok_or_else(|| ApiError::BadRequest("now must be a date or an RFC 3339 instant".into())),
+        None => Ok(vna_archive::now_ms()),
+    }
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `GET /admin/lifecycle/plan?now=&objects=true`: what the configured policies would do as of
+/// `now` (`vna lifecycle plan --json`; objects by opaque id, without UIDs), with the `planHash`
+/// to apply it by.
+async fn lifecycle_plan(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    axum::extract::Query(p): Params,
+) -> Response {
+    let result = async {
+        only(&p, &["now", "objects"])?;
+        let objects = p.get("objects").is_some_and(|v| v == "true");
+        let plan = archive.lifecycle_plan(&who, None, now_param(&p)?, objects, false).await?;
+        Ok::<_, ApiError>(json_response(StatusCode::OK, &plan))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=`: queues the job applying the
+/// configured policies as of `now` if the plan for that date still has this hash (409 when the
+/// catalog or the policies changed since); 202 with the job's id and where to follow it.
+async fn lifecycle_apply(
+    State(archive): State<Arc<Archive>>,
+    Extension(who): Extension<Arc<Principal>>,
+    axum::extract::Query(p): Params,
+) -> Response {
+    let result = async {
+        only(&p, &["now", "plan", "maxPerSecond"])?;
+        let plan = p.get("plan").ok_or_else(|| ApiError::BadRequest("plan (the plan's hash) is required".into()))?;
+        let pace = p
+            .get("maxPerSecond")
+            .map(|v| v.parse::<u32>().map_err(|_| ApiError::BadRequest("maxPerSecond must be a positive integer".into())))
+            .transpose()?;
+        let id = archive.queue_lifecycle_apply(&who, now_param(&p)?, plan, pace).await?;
+        Ok::<_, ApiError>(json_response(StatusCode::ACCEPTED, &json!({ "job": id, "location": format!("/admin/jobs/{id}") })))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /admin/jobs?state=&kind=&before=&limit=`: jobs, newest first (paged by `before`, the
+/// last id seen; `limit` up to 1000, 100 by default).
+async fn jobs(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, axum::extract::Query(p): Params) -> Response {
+    let result = async {
+        only(&p, &["state", "kind", "before", "limit"])?;
+        let state = p
+            .get("state")
+            .map(|s| vna_archive::model::JobState::parse(s).ok_or_else(|| ApiError::BadRequest(format!("unknown job state {s}"))))
+            .transpose()?;
+        let int =
+            |k: &str| p.get(k).map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("{k} must be an integer")))).transpose();
+        let limit = int("limit")?.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::BadRequest("limit must be 1 to 1000".into()));
+        }
+        let q = vna_archive::model::JobQuery { state, kind: p.get("kind").cloned(), before_id: int("before")?, limit: limit as u32 };
+        let list: Vec<_> = archive.jobs(&who, &q).await?.iter().map(|j| vna_archive::jobs::job_json(j, &[])).collect();
+        Ok::<_, ApiError>(json_response(StatusCode::OK, &serde_json::Value::Array(list)))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /admin/jobs/{id}`: one job, its progress and outcome, and the first 100 objects it could
+/// not handle (by opaque id) with why.
+async fn job(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(id): Path<i64>) -> Response {
+    let result = async {
+        let (job, failures) = archive.job(&who, id, 100).await?;
+        Ok::<_, ApiError>(json_response(StatusCode::OK, &vna_archive::jobs::job_json(&job, &failures)))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/jobs/{id}/cancel`: a queued job is cancelled at once, a running one stops at its
+/// next step; answers the job's state.
+async fn cancel_job(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>, Path(id): Path<i64>) -> Response {
+    let result = async {
+        let state = archive.cancel_job(&who, id).await?;
+        Ok::<_, ApiError>(json_response(StatusCode::OK, &json!({ "job": id, "state": state.as_str() })))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
