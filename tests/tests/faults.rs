@@ -112,6 +112,9 @@ impl Catalog for FailingCatalog {
     async fn expire_instance(&self, e: &vna_catalog::Expiry) -> Result<Option<Vec<vna_catalog::Tombstone>>, CatalogError> {
         self.inner.expire_instance(e).await
     }
+    async fn move_version(&self, m: &vna_catalog::TierMove) -> Result<Option<vna_catalog::Tombstone>, CatalogError> {
+        self.inner.move_version(m).await
+    }
     async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError> {
         self.inner.mark_purged(tombstone_pk, now_ms).await
     }

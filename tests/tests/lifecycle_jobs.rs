@@ -61,7 +61,7 @@ fn worker(name: &str) -> Worker {
 }
 
 async fn queue(w: &World) -> i64 {
-    let params = vna_archive::apply_params(vna_archive::now_ms(), &w.hash, None);
+    let params = vna_archive::apply_params(vna_archive::now_ms(), &w.hash, None, None);
     w.archive.enqueue_job(&vna_archive::apply_kind(&w.hash), &params, 0).await.expect("queued")
 }
 
@@ -166,7 +166,85 @@ async fn a_cancelled_job_never_runs_and_other_policies_never_take_it() {
     let (_tx, go) = tokio::sync::watch::channel(false);
     assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
     // A job queued for another policy set waits for a node that has it.
-    let other = vna_archive::apply_params(vna_archive::now_ms(), "another-set", None);
+    let other = vna_archive::apply_params(vna_archive::now_ms(), "another-set", None, None);
     w.archive.enqueue_job(&vna_archive::apply_kind("another-set"), &other, 0).await.expect("queued");
     assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
+}
+
+/// Everything moves to `cold` a second after it arrives; retained ten years.
+const MOVE_POLICY: &str = r#"
+version = 1
+
+[[rules]]
+name = "cold-at-once"
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "10y", after = "ingest" }]
+[rules.transition]
+tier = "cold"
+after = "1s"
+priority = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
+    let fx = FaultyFixture::new().await;
+    let cold_dir = tempfile::tempdir().expect("temp dir");
+    let cold: Arc<dyn vna_blob::BlobStore> = Arc::new(vna_blob::fs::FsBlobStore::open(cold_dir.path()).await.expect("cold tier"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("move.toml"), MOVE_POLICY).expect("policy file");
+    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let hash = set.hash.clone();
+    // The hot lock ends at the move date itself (no margin): a second after arrival.
+    let config = ArchiveConfig { policies: Some(Arc::new(set)), hot_margin: Duration::ZERO, ..ArchiveConfig::default() };
+    let mut tiers = std::collections::HashMap::new();
+    tiers.insert("default".to_owned(), fx.store.clone());
+    tiers.insert("cold".to_owned(), cold.clone());
+    let archive = Archive::new(fx.sqlite.clone(), tiers, config).expect("archive");
+    let server = inproc::serve(archive.clone()).await;
+    let ct = Ct::new_study();
+    let bytes = ct.to_bytes();
+    assert_eq!(http::stow(&http::client(), &server.base, std::slice::from_ref(&bytes)).await.status().as_u16(), 200);
+    let me = vna_archive::Principal::system();
+    let sop = vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid");
+    let (hot, p, _) = archive.protection(&me, &sop).await.expect("protection");
+    assert!(p.retention.is_some_and(|r| r.retain_until < std::time::SystemTime::now() + Duration::from_secs(5)), "hot period only");
+
+    let run = |grace: u64| {
+        let archive = archive.clone();
+        let hash = hash.clone();
+        async move {
+            let params = vna_archive::apply_params(vna_archive::now_ms() + 86_400_000, &hash, None, Some(grace));
+            let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
+            let (_tx, go) = tokio::sync::watch::channel(false);
+            assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
+            let job = archive.catalog().job(id).await.expect("job").expect("exists");
+            serde_json::from_str::<serde_json::Value>(job.outcome.as_deref().expect("outcome")).expect("JSON")
+        }
+    };
+    let first = run(3600).await;
+    assert_eq!((first["moved"].as_u64(), first["purged"].as_u64()), (Some(1), Some(0)), "{first}");
+    let (moved, p, _) = archive.protection(&me, &sop).await.expect("protection");
+    assert_eq!(moved.blob.tier, "cold");
+    let ten_years = std::time::SystemTime::now() + Duration::from_secs(3650 * 86_400);
+    assert!(p.retention.is_some_and(|r| r.retain_until >= ten_years), "locked for its retention on the cold tier");
+    assert_eq!(vna_blob::read_all(&*cold, vna_blob::BlobRef::new(&moved.blob.key, None), None).await.expect("cold copy"), bytes);
+    // Within the grace period the old copy stays; after it, it goes once its lock has lapsed.
+    let hot_ref = vna_blob::BlobRef::new(&hot.blob.key, hot.blob.version_id.as_deref());
+    assert!(fx.store.size(hot_ref).await.is_ok());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fx.store.protection(hot_ref).await.expect("hot protection").forbids_delete(std::time::SystemTime::now()) {
+        assert!(std::time::Instant::now() < deadline, "the hot lock should lapse a second after arrival");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = run(0).await;
+    assert_eq!((second["moved"].as_u64(), second["purged"].as_u64()), (Some(0), Some(1)), "{second}");
+    assert!(matches!(fx.store.size(hot_ref).await, Err(vna_blob::BlobError::NotFound { .. })), "the hot copy is gone");
+    let got = http::client()
+        .get(format!("{}/studies/{}/series/{}/instances/{}", server.base, ct.study_uid, ct.series_uid, ct.sop_uid))
+        .header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")
+        .send()
+        .await
+        .expect("retrieve");
+    assert_eq!(got.status().as_u16(), 200);
 }

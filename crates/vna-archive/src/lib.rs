@@ -94,6 +94,9 @@ pub struct ArchiveConfig {
     /// Locks the policies ask for end at most this far ahead, extended by lifecycle jobs
     /// before they lapse (`lifecycle.lock_horizon_days`); `None`: to the policy's date.
     pub lock_horizon: Option<std::time::Duration>,
+    /// On a tier an object is due to leave, its lock ends this long after the move date
+    /// (`lifecycle.hot_margin_days`): the tier's lock covers the hot period only.
+    pub hot_margin: std::time::Duration,
 }
 
 impl Default for ArchiveConfig {
@@ -108,6 +111,7 @@ impl Default for ArchiveConfig {
             tenancy: Arc::new(Tenancy::default()),
             policies: None,
             lock_horizon: None,
+            hot_margin: lifecycle::HOT_MARGIN,
         }
     }
 }

@@ -78,23 +78,40 @@ impl Archive {
         if !d.undetermined.is_empty() {
             tracing::warn!(rules = ?d.undetermined, "a lifecycle retention could not be computed for a new object (a date it counts from is missing)");
         }
-        Ok(d.retention.map(|r| (self.policy_lock(&r, now), r.rules)))
+        // An object that will leave this tier is locked here for the hot period only: its
+        // full retention is placed on the tier it moves to (a locked version could not be
+        // removed from here after the move).
+        let leaving = d.transition.as_ref().filter(|m| m.tier != self.config.default_tier).and_then(|m| m.at);
+        Ok(d.retention.map(|r| (self.lock_plan(&r, leaving, now).lock, r.rules)))
     }
 
-    /// The lock to place for a policy retention at `now` (wall clock): the policy's date, or
-    /// `now` + the lock horizon if that comes first; whole seconds, rounded up, so that a lock
-    /// never ends before the policy's date.
-    fn policy_lock(&self, r: &vna_lifecycle::Retention, now: i64) -> vna_blob::Retention {
+    /// The lock to place for a policy retention at `now` (wall clock) on a tier the object
+    /// leaves at `leaving` (a due or planned move elsewhere), and below which an existing lock
+    /// is to be extended: see [`LockPlan`].
+    fn lock_plan(&self, r: &vna_lifecycle::Retention, leaving: Option<i64>, now: i64) -> LockPlan {
         let mode = match r.mode {
             vna_lifecycle::LockMode::Compliance => vna_blob::LockMode::Compliance,
             vna_lifecycle::LockMode::Governance => vna_blob::LockMode::Governance,
         };
-        let until = match self.config.lock_horizon {
-            Some(h) => r.until.min(now.saturating_add(i64::try_from(h.as_millis()).unwrap_or(i64::MAX))),
-            None => r.until,
-        };
-        let secs = u64::try_from(until.max(0)).unwrap_or(0).div_ceil(1000);
-        vna_blob::Retention { mode, retain_until: std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs) }
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (mut until, mut enough) = (r.until, r.until);
+        if let Some(h) = self.config.lock_horizon {
+            until = until.min(now.saturating_add(ms(h)));
+            enough = enough.min(now.saturating_add(ms(h / 2)));
+        }
+        if let Some(at) = leaving {
+            let from = at.max(now);
+            let margin = self.config.hot_margin;
+            until = until.min(from.saturating_add(ms(margin)));
+            enough = enough.min(from.saturating_add(ms(margin / 2)));
+        }
+        let at = |t: i64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(t.max(0)).unwrap_or(0).div_ceil(1000));
+        LockPlan { lock: vna_blob::Retention { mode, retain_until: at(until) }, enough: at(enough.min(until)), policy_end: at(r.until) }
+    }
+
+    /// The lock for a policy retention on the tier the object stays on.
+    fn policy_lock(&self, r: &vna_lifecycle::Retention, now: i64) -> vna_blob::Retention {
+        self.lock_plan(r, None, now).lock
     }
 
     /// The date of the patient's latest study in the archive, whoever may see it: a retention
@@ -127,7 +144,8 @@ impl Archive {
 /// protects (retention ended, no legal hold), leaves the catalog with a tombstone per version
 /// (`Catalog::expire_instance`), then each object version is destroyed by its version id and
 /// its tombstone marked purged. One whose store still protects it is reported (failed, with
-/// the lock's end) and left whole: the purge waits for the lock. Each expiry is audited (DICOM
+/// the lock's end) and left whole: the purge waits for the lock. And **tier moves** that are
+/// due (`Archive::move_to`). Each expiry is audited (DICOM
 /// Study Deleted, A.5.3.6). The job first purges what an earlier run left behind (a crash
 /// between the catalog and the store), then walks the current instances by key.
 pub const APPLY_JOB: &str = "lifecycle-apply";
@@ -167,9 +185,16 @@ impl Cursor {
 }
 
 /// The parameters of an apply job.
-pub fn apply_params(now_ms: i64, policy_set: &str, max_per_second: Option<u32>) -> serde_json::Value {
-    serde_json::json!({ "now": now_ms, "policySet": policy_set, "maxPerSecond": max_per_second })
+/// `move_grace_seconds`: how long the old object of a move is kept ([`MOVE_GRACE_SECONDS`] by
+/// default).
+pub fn apply_params(now_ms: i64, policy_set: &str, max_per_second: Option<u32>, move_grace_seconds: Option<u64>) -> serde_json::Value {
+    let grace = move_grace_seconds.unwrap_or(MOVE_GRACE_SECONDS);
+    serde_json::json!({ "now": now_ms, "policySet": policy_set, "maxPerSecond": max_per_second, "moveGraceSeconds": grace })
 }
+
+/// How long the object a tier move left behind is kept before it is destroyed: a read that
+/// resolved the old location just before the switch (a slide streamed for minutes) finishes.
+pub const MOVE_GRACE_SECONDS: u64 = 900;
 
 #[derive(Default)]
 struct Tally {
@@ -177,9 +202,28 @@ struct Tally {
     expired: u64,
     purged: u64,
     waiting_for_lock: u64,
-    /// Tier moves that are due: not applied by this job yet (reported, not hidden).
-    moves_not_applied: u64,
+    /// Object versions copied to their new tier and switched in the catalog.
+    moved: u64,
+    /// Old objects of moves kept until their grace period ends (destroyed by a later run).
+    awaiting_grace: u64,
     locks: Locks,
+}
+
+/// How long an object is locked on a tier beyond the date it is due to leave it by default (a
+/// move done a little late is still covered; `lifecycle.hot_margin_days`); the apply job
+/// extends such a lock while the move waits.
+pub const HOT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// A lock to place and when an existing one is enough.
+struct LockPlan {
+    /// The policy's retention, capped by the lock horizon and, on a tier the object leaves, by
+    /// its move date plus the hot margin ([`HOT_MARGIN`] by default).
+    lock: vna_blob::Retention,
+    /// An existing lock ending at or after this is left alone (half the horizon or margin
+    /// left); one ending before is extended to `lock`.
+    enough: std::time::SystemTime,
+    /// The end of the policy's retention itself (a COMPLIANCE lock beyond it is reported).
+    policy_end: std::time::SystemTime,
 }
 
 /// What the retention step did to object versions.
@@ -207,6 +251,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
     let now = params["now"].as_i64().ok_or_else(|| JobError::Failed("the job has no `now`".into()))?;
     let wanted = params["policySet"].as_str().unwrap_or_default().to_owned();
     let pace = params["maxPerSecond"].as_u64().filter(|n| *n > 0).map(|n| std::time::Duration::from_secs_f64(1.0 / n as f64));
+    let grace = std::time::Duration::from_secs(params["moveGraceSeconds"].as_u64().unwrap_or(MOVE_GRACE_SECONDS));
     let archive = ctx.archive().clone();
     let Some(set) = archive.policies().cloned() else {
         return Err(JobError::Failed("no lifecycle policies are configured on this node".into()));
@@ -229,7 +274,9 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             break;
         };
         for t in &page {
-            if archive.purge(ctx, t).await? {
+            if t.reason == "moved" && crate::now_ms().saturating_sub(t.at_ms) < i64::try_from(grace.as_millis()).unwrap_or(i64::MAX) {
+                tally.awaiting_grace += 1;
+            } else if archive.purge(ctx, t).await? {
                 tally.purged += 1;
             }
         }
@@ -274,10 +321,12 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
                     Expired::Changed => {}
                 }
             } else if let Some(r) = &d.retention {
-                archive.retain(ctx, row, r, &mut tally.locks).await?;
+                let leaving = d.transition.as_ref().filter(|m| m.tier != row.blob.tier).and_then(|m| m.at);
+                archive.retain(ctx, row, r, leaving, &mut tally.locks).await?;
             }
-            if d.transition.as_ref().is_some_and(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now)) {
-                tally.moves_not_applied += 1;
+            let move_due = d.transition.as_ref().filter(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now));
+            if let (false, Some(m)) = (d.expire_due(now), move_due) {
+                tally.moved += archive.move_to(ctx, row, &d, &m.tier, &set.hash, grace).await?;
             }
             ctx.progress.done += 1;
             ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
@@ -291,7 +340,8 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
         "expired": tally.expired,
         "purged": tally.purged,
         "waitingForLock": tally.waiting_for_lock,
-        "movesDueNotApplied": tally.moves_not_applied,
+        "moved": tally.moved,
+        "awaitingGrace": tally.awaiting_grace,
         "locks": {
             "extended": tally.locks.extended,
             "unchanged": tally.locks.unchanged,
@@ -384,31 +434,26 @@ impl Archive {
 
     /// Locks every version of an instance as its policies' retention `r` asks, in its store:
     /// a version locked shorter (or not at all, or in GOVERNANCE where COMPLIANCE is asked) is
-    /// locked to the policy's date (or the lock horizon); one locked longer in COMPLIANCE mode
-    /// is counted, never shortened. With a horizon, a lock is extended once less than half of
-    /// the horizon is left, so each object costs about two updates per horizon.
+    /// locked to the policy's date (or the lock horizon, or on a tier it is to leave at
+    /// `leaving`, that date plus the hot margin); one locked longer in COMPLIANCE mode is
+    /// counted, never shortened. With a horizon or a margin, a lock is extended once less than
+    /// half of it is left, so each object costs about two updates per horizon.
     async fn retain(
         &self,
         ctx: &mut crate::jobs::JobCtx,
         row: &InstanceRow,
         r: &vna_lifecycle::Retention,
+        leaving: Option<i64>,
         locks: &mut Locks,
     ) -> Result<(), crate::jobs::JobError> {
-        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        use std::time::{Duration, SystemTime};
         let versions = self
             .catalog
             .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
             .await
             .map_err(ArchiveError::catalog("listing versions"))?;
         let now = crate::now_ms();
-        let want = self.policy_lock(r, now);
-        let at = |ms: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000));
-        let policy_end = at(r.until);
-        // Extend only below this: the policy's end, or half the horizon from now.
-        let enough = match self.config.lock_horizon {
-            Some(h) => policy_end.min(at(now) + h / 2),
-            None => want.retain_until,
-        };
+        let LockPlan { lock: want, enough, policy_end } = self.lock_plan(r, leaving, now);
         let now_sys = SystemTime::now();
         for v in &versions {
             let name = object_name(&v.blob.tier, &v.blob.key);
@@ -452,6 +497,132 @@ impl Archive {
         Ok(())
     }
 
+    /// Moves every version of an instance not yet on `tier` there: the object is streamed
+    /// from its store into the new tier's (its SHA-256 checked on the way, locked from its
+    /// commit on as the policies ask), read back and checked again, then the catalog switches
+    /// to it with a `moved` tombstone for the old object. The old object is destroyed once
+    /// `grace` has passed (a read that resolved it just before may still be streaming it): here
+    /// when there is none, else by a later run. Reads follow the catalog throughout; a move
+    /// interrupted before the switch leaves the old object in use and an unreferenced copy.
+    /// Returns how many versions moved.
+    async fn move_to(
+        &self,
+        ctx: &mut crate::jobs::JobCtx,
+        row: &InstanceRow,
+        d: &Decision,
+        tier: &str,
+        policy_set: &str,
+        grace: std::time::Duration,
+    ) -> Result<u64, crate::jobs::JobError> {
+        let versions = self
+            .catalog
+            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
+            .await
+            .map_err(ArchiveError::catalog("listing versions"))?;
+        let Ok(target) = self.store_of(tier).cloned() else {
+            ctx.fail(object_name(&row.blob.tier, &row.blob.key), format!("the policies move it to tier {tier}, which is not configured"));
+            return Ok(0);
+        };
+        let rules: Vec<String> = d.transition.iter().map(|m| m.rule.clone()).collect();
+        let mut moved = 0;
+        for v in versions.iter().filter(|v| v.blob.tier != tier) {
+            let name = object_name(&v.blob.tier, &v.blob.key);
+            let copy = match self.copy_to(v, &target, d.retention.as_ref()).await {
+                Ok(c) => c,
+                Err(why) => {
+                    ctx.fail(name, why);
+                    continue;
+                }
+            };
+            let to = vna_catalog::BlobLocation {
+                tier: tier.to_owned(),
+                key: copy.key.clone(),
+                version_id: copy.version_id.clone(),
+                size: copy.size,
+                sha256: v.blob.sha256.clone(),
+            };
+            let m = vna_catalog::TierMove {
+                pk: v.pk,
+                from: v.blob.clone(),
+                to,
+                rules: rules.clone(),
+                policy_set: policy_set.to_owned(),
+                now_ms: crate::now_ms(),
+            };
+            match self.catalog.move_version(&m).await.map_err(ArchiveError::catalog("switching a version to its new tier"))? {
+                Some(stone) => {
+                    moved += 1;
+                    if grace.is_zero() {
+                        self.purge(ctx, &stone).await?;
+                    }
+                }
+                None => {
+                    // The version changed meanwhile: the copy is not used.
+                    let orphan = object_name(tier, &copy.key);
+                    if let Err(e) = target.delete(vna_blob::BlobRef::new(&copy.key, copy.version_id.as_deref())).await {
+                        ctx.fail(orphan, format!("a copy no longer needed could not be removed: {e}"));
+                    }
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Copies one version's object into `target`, checked against the catalog's SHA-256 while
+    /// streaming and read back after its commit; locked from its commit on as `retention`
+    /// asks. The reason when it fails (nothing is switched then).
+    async fn copy_to(
+        &self,
+        v: &InstanceRow,
+        target: &Arc<dyn vna_blob::BlobStore>,
+        retention: Option<&vna_lifecycle::Retention>,
+    ) -> Result<vna_blob::StoredBlob, String> {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let source = self.store_of(&v.blob.tier).map_err(|e| e.to_string())?;
+        let mut reader = source.read(crate::blob_ref(v), None).await.map_err(|e| format!("cannot read the object: {e}"))?;
+        let mut writer = target.create().await.map_err(|e| format!("cannot write to the new tier: {e}"))?;
+        if let Some(r) = retention {
+            if let Err(e) = writer.lock_on_commit(self.policy_lock(r, crate::now_ms())) {
+                writer.abort().await;
+                return Err(format!("the new tier cannot lock the object as the policies ask: {e}"));
+            }
+        }
+        let mut hash = sha2::Sha256::new();
+        while let Some(chunk) = reader.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(format!("reading the object failed: {e}"));
+                }
+            };
+            hash.update(&chunk);
+            if let Err(e) = writer.write(chunk).await {
+                writer.abort().await;
+                return Err(format!("writing to the new tier failed: {e}"));
+            }
+        }
+        if hex::encode(hash.finalize()) != v.blob.sha256 {
+            writer.abort().await;
+            return Err("the object read from its tier does not match its recorded SHA-256".into());
+        }
+        let copy = writer.commit(&v.blob.sha256).await.map_err(|e| format!("committing the copy failed: {e}"))?;
+        // Checked where it now is, before anything points to it.
+        let mut back = target
+            .read(vna_blob::BlobRef::new(&copy.key, copy.version_id.as_deref()), None)
+            .await
+            .map_err(|e| format!("cannot read the copy back (left at {}): {e}", copy.key))?;
+        let mut hash = sha2::Sha256::new();
+        while let Some(chunk) = back.next().await {
+            hash.update(&chunk.map_err(|e| format!("reading the copy back failed (left at {}): {e}", copy.key))?);
+        }
+        if hex::encode(hash.finalize()) != v.blob.sha256 {
+            return Err(format!("the copy read back differs from the original (left unused at {})", copy.key));
+        }
+        Ok(copy)
+    }
+
     /// Destroys a tombstone's object version and marks it purged; false (with the reason
     /// recorded) when the store refused.
     async fn purge(&self, ctx: &mut crate::jobs::JobCtx, t: &vna_catalog::Tombstone) -> Result<bool, crate::jobs::JobError> {
@@ -466,7 +637,7 @@ impl Archive {
         match store.delete(vna_blob::BlobRef::new(&t.blob.key, t.blob.version_id.as_deref())).await {
             Ok(()) | Err(vna_blob::BlobError::NotFound { .. }) => {}
             Err(e) => {
-                ctx.fail(name, format!("the store refused to destroy the expired object: {e}"));
+                ctx.fail(name, format!("the store refused to destroy the object ({}): {e}", t.reason));
                 return Ok(false);
             }
         }

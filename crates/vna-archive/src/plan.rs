@@ -185,6 +185,7 @@ impl Archive {
         now: i64,
         plan_hash: &str,
         max_per_second: Option<u32>,
+        move_grace_seconds: Option<u64>,
     ) -> Result<i64, ArchiveError> {
         self.require(who, Permission::Admin).await?;
         let set = self.policies().cloned().ok_or(ArchiveError::NotFound { what: "lifecycle policy set" })?;
@@ -193,7 +194,7 @@ impl Archive {
         if current != plan_hash {
             return Err(ArchiveError::PlanChanged { current: current.to_owned() });
         }
-        let params = crate::apply_params(now, &set.hash, max_per_second);
+        let params = crate::apply_params(now, &set.hash, max_per_second, move_grace_seconds);
         self.enqueue_job(&crate::apply_kind(&set.hash), &params, crate::now_ms()).await
     }
 }

@@ -7,6 +7,10 @@
 //!
 //! The expiry names the version rows its decision saw: if another version arrived (or one was
 //! expired) since, nothing changes and the caller decides again later.
+//!
+//! A tier move switches one version to its verified copy on another tier in one transaction
+//! with a `moved` tombstone for the old object (destroyed afterwards, once no read can still be
+//! using it and its store lets it go) and an `instance-moved` change.
 
 use crate::db::{AnyRow, Pool, Tx, Value};
 use crate::read::decode_instance;
@@ -95,37 +99,7 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tom
     }
     let mut stones = Vec::with_capacity(rows.len());
     for r in &rows {
-        let b = &r.blob;
-        let binds: Vec<Value> = vec![
-            r.instance.sop_uid.as_str().into(),
-            r.study.study_uid.as_str().into(),
-            r.series.series_uid.as_str().into(),
-            r.tenant.as_str().into(),
-            i64::from(r.version).into(),
-            r.instance.sop_class_uid.as_str().into(),
-            b.tier.as_str().into(),
-            b.key.as_str().into(),
-            b.version_id.clone().into(),
-            crate::db::u64_value(b.size, "blob size")?,
-            b.sha256.as_str().into(),
-            e.reason.as_str().into(),
-            e.rules.join(" ").into(),
-            e.policy_set.as_str().into(),
-            r.rejection.as_ref().map(|x| x.code.clone()).into(),
-            e.now_ms.into(),
-        ];
-        let row = tx
-            .fetch_one(
-                "expire: tombstone",
-                &format!(
-                    "INSERT INTO tombstone (sop_uid, study_uid, series_uid, tenant, version, sop_class_uid, tier, blob_key, \
-                     blob_version_id, size, sha256, reason, rules, policy_set, rejected_code, at_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
-                ),
-                &binds,
-            )
-            .await?;
-        stones.push(decode(&row)?);
+        stones.push(tombstone(tx, r, &r.blob, &e.reason, &e.rules, &e.policy_set, e.now_ms).await?);
     }
     // Frames and metadata go with their rows (ON DELETE CASCADE).
     tx.execute("expire: delete versions", "DELETE FROM instance WHERE sop_uid = ?", &[e.sop_uid.as_str().into()]).await?;
@@ -144,6 +118,99 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tom
     )
     .await?;
     Ok(Some(stones))
+}
+
+/// Writes the tombstone of `blob` (the version `r`'s object, now or before a move).
+async fn tombstone(
+    tx: &mut Tx<'_>,
+    r: &InstanceRow,
+    b: &BlobLocation,
+    reason: &str,
+    rules: &[String],
+    policy_set: &str,
+    now_ms: i64,
+) -> Result<Tombstone, CatalogError> {
+    let binds: Vec<Value> = vec![
+        r.instance.sop_uid.as_str().into(),
+        r.study.study_uid.as_str().into(),
+        r.series.series_uid.as_str().into(),
+        r.tenant.as_str().into(),
+        i64::from(r.version).into(),
+        r.instance.sop_class_uid.as_str().into(),
+        b.tier.as_str().into(),
+        b.key.as_str().into(),
+        b.version_id.clone().into(),
+        crate::db::u64_value(b.size, "blob size")?,
+        b.sha256.as_str().into(),
+        reason.into(),
+        rules.join(" ").into(),
+        policy_set.into(),
+        r.rejection.as_ref().map(|x| x.code.clone()).into(),
+        now_ms.into(),
+    ];
+    let row = tx
+        .fetch_one(
+            "tombstone: insert",
+            &format!(
+                "INSERT INTO tombstone (sop_uid, study_uid, series_uid, tenant, version, sop_class_uid, tier, blob_key, \
+                 blob_version_id, size, sha256, reason, rules, policy_set, rejected_code, at_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+            ),
+            &binds,
+        )
+        .await?;
+    decode(&row)
+}
+
+/// A version's object copied to another tier: where it was, where it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierMove {
+    /// The instance version (its primary key).
+    pub pk: i64,
+    pub from: BlobLocation,
+    pub to: BlobLocation,
+    pub rules: Vec<String>,
+    pub policy_set: String,
+    pub now_ms: i64,
+}
+
+/// Points an instance version at its copy on another tier, and leaves a tombstone (`moved`) for
+/// the old object so that it is destroyed afterwards (by the caller, or a later run if the
+/// store still protects it) and an `instance-moved` change for a current version; `None`
+/// (nothing changed) when the version is no longer where the move found it.
+pub(crate) async fn move_version(tx: &mut Tx<'_>, m: &TierMove) -> Result<Option<Tombstone>, CatalogError> {
+    let sql = format!("{} WHERE i.pk = ?", instance_select());
+    let Some(row) = tx.fetch_optional("move: version", &sql, &[m.pk.into()]).await? else { return Ok(None) };
+    let r = decode_instance(&row)?;
+    if r.blob != m.from {
+        return Ok(None);
+    }
+    if m.to.sha256 != m.from.sha256 || m.to.size != m.from.size {
+        return Err(CatalogError::Corrupt { what: "a moved object differs from the original" });
+    }
+    tx.execute(
+        "move: switch",
+        "UPDATE instance SET tier = ?, blob_key = ?, blob_version_id = ? WHERE pk = ?",
+        &[m.to.tier.as_str().into(), m.to.key.as_str().into(), m.to.version_id.clone().into(), m.pk.into()],
+    )
+    .await?;
+    let stone = tombstone(tx, &r, &m.from, "moved", &m.rules, &m.policy_set, m.now_ms).await?;
+    if r.is_current {
+        tx.execute(
+            "move: append change",
+            "INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                ChangeKind::InstanceMoved.as_str().into(),
+                r.study.study_uid.as_str().into(),
+                r.series.series_uid.as_str().into(),
+                r.instance.sop_uid.as_str().into(),
+                m.pk.into(),
+                m.now_ms.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(Some(stone))
 }
 
 /// Marks a tombstone's object destroyed; false when it already was (or is unknown).

@@ -173,6 +173,8 @@ pub(crate) enum JobOp {
         pk: i64,
         now_ms: i64,
     },
+    /// An instance version switched to its copy on another tier.
+    Move(Box<crate::expiry::TierMove>),
 }
 
 #[derive(Debug)]
@@ -186,6 +188,8 @@ pub(crate) enum JobReply {
     Cancel(Option<JobState>),
     /// The tombstones written, or `None` when the versions changed since the decision.
     Expired(Option<Vec<crate::expiry::Tombstone>>),
+    /// The old location's tombstone, or `None` when the version was no longer there.
+    Moved(Option<Box<crate::expiry::Tombstone>>),
 }
 
 const COLUMNS: &str = "id, kind, params, state, created_at_ms, not_before_ms, started_at_ms, finished_at_ms, lease_owner, \
@@ -322,6 +326,7 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
         }
         JobOp::Expire(e) => Ok(JobReply::Expired(crate::expiry::expire(tx, e).await?)),
         JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
+        JobOp::Move(m) => Ok(JobReply::Moved(crate::expiry::move_version(tx, m).await?.map(Box::new))),
         JobOp::Cancel { id, now_ms } => {
             let queued = tx
                 .execute(

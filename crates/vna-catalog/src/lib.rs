@@ -76,7 +76,7 @@ pub mod sqlite;
 mod translate;
 
 pub use audit::{AuditEvent, AuditQuery, AuditRecord};
-pub use expiry::{Expiry, Tombstone};
+pub use expiry::{Expiry, TierMove, Tombstone};
 pub use jobs::{JobFailure, JobQuery, JobRow, JobState, NewJob, Progress, Renewal};
 pub use model::*;
 pub use postgres::PostgresCatalog;
@@ -186,6 +186,10 @@ pub trait Catalog: Send + Sync + 'static {
     /// `instance-expired` change, in one transaction; `None` (nothing done) when its versions
     /// are no longer those named.
     async fn expire_instance(&self, e: &Expiry) -> Result<Option<Vec<Tombstone>>, CatalogError>;
+    /// Switches an instance version to its verified copy on another tier, with a `moved`
+    /// tombstone for the old object and an `instance-moved` change, in one transaction; `None`
+    /// (nothing done) when the version is no longer where the move found it.
+    async fn move_version(&self, m: &TierMove) -> Result<Option<Tombstone>, CatalogError>;
     /// Records that a tombstone's object was destroyed; false when it already was.
     async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError>;
     /// Tombstones whose object still waits to be destroyed, after `after_pk`, oldest first.
@@ -438,6 +442,12 @@ macro_rules! impl_catalog {
             async fn expire_instance(&self, e: &$crate::Expiry) -> Result<Option<Vec<$crate::Tombstone>>, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Expire(Box::new(e.clone()))).await? {
                     $crate::jobs::JobReply::Expired(t) => Ok(t),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn move_version(&self, m: &$crate::TierMove) -> Result<Option<$crate::Tombstone>, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::Move(Box::new(m.clone()))).await? {
+                    $crate::jobs::JobReply::Moved(t) => Ok(t.map(|t| *t)),
                     _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
                 }
             }

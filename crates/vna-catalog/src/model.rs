@@ -303,6 +303,8 @@ pub enum ChangeKind {
     /// The instance's retention ended and a lifecycle rule expired it: every version is gone
     /// from the catalog (a tombstone remains) and its objects are destroyed.
     InstanceExpired,
+    /// The current version's object now lives on another tier (the same bytes).
+    InstanceMoved,
 }
 
 impl ChangeKind {
@@ -313,6 +315,7 @@ impl ChangeKind {
             ChangeKind::PriorVersionRecorded => "prior-version-recorded",
             ChangeKind::InstanceRejected => "instance-rejected",
             ChangeKind::InstanceExpired => "instance-expired",
+            ChangeKind::InstanceMoved => "instance-moved",
         }
     }
 }

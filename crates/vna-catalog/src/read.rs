@@ -368,6 +368,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
                 "prior-version-recorded" => ChangeKind::PriorVersionRecorded,
                 "instance-rejected" => ChangeKind::InstanceRejected,
                 "instance-expired" => ChangeKind::InstanceExpired,
+                "instance-moved" => ChangeKind::InstanceMoved,
                 _ => return Err(CatalogError::Corrupt { what: "change kind" }),
             };
             Ok(Change {

@@ -62,8 +62,14 @@ impl Default for JobsConfig {
     }
 }
 
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig { policies_dir: String::new(), lock_horizon_days: 0, hot_margin_days: 30 }
+    }
+}
+
 /// `[lifecycle]`: the retention, tiering, expiry and hold policies.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
     /// A folder of policy files (`*.toml`, see `lifecycle-policies/`), loaded and checked at
@@ -76,6 +82,11 @@ pub struct LifecycleConfig {
     /// patients merged) then heals within this time even in COMPLIANCE mode, at the cost of
     /// about two retention updates per object and year for a horizon of a year.
     pub lock_horizon_days: u32,
+    /// An object due to move to another tier is locked on the tier it leaves until its move
+    /// date plus this many days (extended by `vna lifecycle apply` while the move waits), and
+    /// with its full retention on the tier it moves to: a locked version could not be removed
+    /// from the tier it left.
+    pub hot_margin_days: u32,
 }
 
 impl Default for Config {

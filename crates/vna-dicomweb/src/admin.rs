@@ -204,7 +204,7 @@ async fn lifecycle_plan(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=`: queues the job applying the
+/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=&moveGraceSeconds=`: queues the job applying the
 /// configured policies as of `now` if the plan for that date still has this hash (409 when the
 /// catalog or the policies changed since); 202 with the job's id and where to follow it.
 async fn lifecycle_apply(
@@ -213,13 +213,17 @@ async fn lifecycle_apply(
     axum::extract::Query(p): Params,
 ) -> Response {
     let result = async {
-        only(&p, &["now", "plan", "maxPerSecond"])?;
+        only(&p, &["now", "plan", "maxPerSecond", "moveGraceSeconds"])?;
         let plan = p.get("plan").ok_or_else(|| ApiError::BadRequest("plan (the plan's hash) is required".into()))?;
         let pace = p
             .get("maxPerSecond")
             .map(|v| v.parse::<u32>().map_err(|_| ApiError::BadRequest("maxPerSecond must be a positive integer".into())))
             .transpose()?;
-        let id = archive.queue_lifecycle_apply(&who, now_param(&p)?, plan, pace).await?;
+        let grace = p
+            .get("moveGraceSeconds")
+            .map(|v| v.parse::<u64>().map_err(|_| ApiError::BadRequest("moveGraceSeconds must be a whole number".into())))
+            .transpose()?;
+        let id = archive.queue_lifecycle_apply(&who, now_param(&p)?, plan, pace, grace).await?;
         Ok::<_, ApiError>(json_response(StatusCode::ACCEPTED, &json!({ "job": id, "location": format!("/admin/jobs/{id}") })))
     }
     .await;

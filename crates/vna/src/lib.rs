@@ -61,6 +61,7 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         policies: policies(config)?.map(Arc::new),
         lock_horizon: (config.lifecycle.lock_horizon_days > 0)
             .then(|| std::time::Duration::from_secs(u64::from(config.lifecycle.lock_horizon_days) * 86_400)),
+        hot_margin: std::time::Duration::from_secs(u64::from(config.lifecycle.hot_margin_days) * 86_400),
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }

@@ -65,10 +65,11 @@ pub async fn apply(
     now: i64,
     plan_hash: &str,
     max_per_second: Option<u32>,
+    move_grace_seconds: Option<u64>,
     queue_only: bool,
 ) -> anyhow::Result<Value> {
     let me = Principal::system();
-    let id = match archive.queue_lifecycle_apply(&me, now, plan_hash, max_per_second).await {
+    let id = match archive.queue_lifecycle_apply(&me, now, plan_hash, max_per_second, move_grace_seconds).await {
         Err(vna_archive::ArchiveError::PlanChanged { current }) => anyhow::bail!(
             "the plan changed since it was made (the catalog or the policies differ): its hash is now {current}, not \
              {plan_hash}; look at the new plan (vna lifecycle plan) before applying it"

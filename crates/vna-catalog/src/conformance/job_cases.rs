@@ -203,3 +203,24 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
     store(c, &a).await;
     assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().version, 1);
 }
+
+pub async fn a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge(c: &dyn Catalog) {
+    use crate::{BlobLocation, ChangeKind, TierMove};
+    let a = new_instance("1.2.13.1", "1.2.13.1.1", "1.2.13.1.1.1");
+    let pk = store(c, &a).await;
+    let to = BlobLocation { tier: "cold".into(), key: "obj-cold-1".into(), version_id: Some("v9".into()), ..a.blob.clone() };
+    let m = TierMove { pk, from: a.blob.clone(), to: to.clone(), rules: vec!["slides".into()], policy_set: "h".into(), now_ms: 7_000 };
+    let stone = c.move_version(&m).await.unwrap().expect("moved");
+    assert_eq!((stone.reason.as_str(), stone.blob.clone(), stone.purged_at_ms), ("moved", a.blob.clone(), None));
+    let now = c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
+    assert_eq!((now.pk, now.blob.clone()), (pk, to.clone()), "the same version, on its new tier");
+    let last = c.changes_since(0, 100).await.unwrap().pop().unwrap();
+    assert_eq!((last.kind, last.sop_uid.as_str()), (ChangeKind::InstanceMoved, "1.2.13.1.1.1"));
+    assert_eq!(c.unpurged_tombstones(0, 10).await.unwrap().len(), 1);
+    // The same move again finds it elsewhere: nothing changes.
+    assert!(c.move_version(&m).await.unwrap().is_none());
+    // A copy that is not the same object is refused.
+    let bad = TierMove { from: to.clone(), to: BlobLocation { sha256: fake_sha("other"), ..to.clone() }, ..m.clone() };
+    assert!(c.move_version(&bad).await.is_err());
+    assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().blob, to);
+}

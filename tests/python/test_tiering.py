@@ -1,0 +1,143 @@
+"""Tier moves under Object Lock (issue 15), on every backend, with the example policies: a
+pathology slide goes to the cold tier 30 days after it arrived when nobody read it. Locked on
+arrival on the hot tier for its hot period only (move date + the 30-day margin), because a
+locked version could not be removed from there after the move; with its full 50 years on the
+cold tier. `vna lifecycle apply` (the injected date: 31 days later) copies it, checks it, locks
+it and switches the catalog; frames are byte-identical before, during (the old object is kept
+for the move's grace period) and after, and the store itself refuses to delete either copy
+before its lock allows (checked with the AWS CLI on S3). The hot copy is destroyed by a later
+run once its own lock allows: until then the run reports it, with the lock's end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+import dicomgen
+import helpers
+from conftest import BACKENDS, REPO_ROOT, ServerPool, S3Bucket, aws, vna_bin
+
+POLICIES = REPO_ROOT / "lifecycle-policies"
+OCTETS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+DAY = 86_400
+
+
+def days_from_now(epoch_seconds: int) -> float:
+    return (epoch_seconds - datetime.datetime.now(datetime.timezone.utc).timestamp()) / DAY
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def slide(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"tiering-{request.param}")
+    env = {"VNA__LIFECYCLE__POLICIES_DIR": str(POLICIES), "VNA__JOBS__RUN": "false"}
+    cold_bucket = None
+    if request.param == "s3":
+        cold_bucket = S3Bucket(tmp / "cold-bucket")
+        env |= {k: v for k, v in cold_bucket.server_env("cold").items() if k != "VNA__STORAGE__DEFAULT_TIER"}
+    else:
+        # Naming one tier by environment names them all: the default one again, and the cold one.
+        env |= {"VNA__STORAGE__TIERS__DEFAULT__KIND": "filesystem", "VNA__STORAGE__TIERS__COLD__KIND": "filesystem",
+                "VNA__STORAGE__TIERS__COLD__PATH": str(tmp / "cold")}
+    pool = ServerPool(tmp / "servers")
+    srv = pool.start(request.param, name=f"tiering-{request.param}", env=env)
+    srv.cold_bucket = cold_bucket
+    today = datetime.date.today().strftime("%Y%m%d")
+    wsi = dicomgen.wsi_slide(has_bot=False, tiles_x=3, tiles_y=2, patient_id=dicomgen.PATIENT_ID_PREFIX + "TIER", study_date=today)
+    r = helpers.stow(srv.dicomweb, [wsi.data])
+    assert r.status_code == 200, r.text[:300]
+    yield srv, wsi, env
+    pool.close()
+
+
+def cli(srv, env: dict, *args: str) -> subprocess.CompletedProcess:
+    cmd = [vna_bin(), "--data-dir", str(srv.data_dir)]
+    full = dict(os.environ) | env
+    if srv.db is not None:
+        cmd += ["--catalog-url", srv.db.url]
+    if srv.bucket is not None:
+        full |= srv.bucket.server_env()
+        full |= {k: v for k, v in srv.cold_bucket.server_env("cold").items() if k != "VNA__STORAGE__DEFAULT_TIER"}
+    return subprocess.run(cmd + ["lifecycle", *args, "--policies", str(POLICIES)], capture_output=True, text=True,
+                          timeout=300, env=full)
+
+
+def frames(srv, wsi) -> list[bytes]:
+    url = helpers.instance_url(srv.dicomweb, wsi.study_uid, wsi.series_uid, wsi.sop_uid)
+    return [helpers.retrieve_raw(f"{url}/frames/{n}", accept=OCTETS)[0] for n in range(1, len(wsi.frames) + 1)]
+
+
+def protection(srv, wsi) -> dict:
+    r = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/protection", timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def s3_delete_refused(bucket, key: str, version: str) -> bool:
+    r = aws("s3api", "delete-object", "--bucket", bucket.name, "--key", "vna/" + key, "--version-id", version, check=False)
+    return r.returncode != 0
+
+
+def test_a_slide_is_locked_on_the_hot_tier_for_its_hot_period_only(slide):
+    srv, wsi, _ = slide
+    p = protection(srv, wsi)
+    assert p["tier"] == "default" if srv.bucket is None else p["tier"] == "s3"
+    assert p["retention"]["mode"] == "COMPLIANCE", p
+    # 30 days without a read, then the 30-day margin: not the 50 years of its policy.
+    assert 59 <= days_from_now(p["retention"]["retainUntilEpochSeconds"]) <= 61, p
+    assert p["policy"]["transition"]["tier"] == "cold"
+
+
+def test_apply_moves_the_slide_to_the_cold_tier_and_locks_it_there(slide):
+    srv, wsi, env = slide
+    before = frames(srv, wsi)
+    assert before == wsi.frames
+    hot = protection(srv, wsi)
+    when = (datetime.date.today() + datetime.timedelta(days=31)).isoformat()
+    p = cli(srv, env, "plan", "--now", when, "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    plan = json.loads(p.stdout)
+    assert plan["transitions"]["due"]["cold"]["instances"] == 1, plan["transitions"]
+    r = cli(srv, env, "apply", "--now", when, "--plan", plan["planHash"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    job = json.loads(r.stdout)
+    assert job["state"] == "done" and job["failures"] == [], job
+    assert (job["outcome"]["moved"], job["outcome"]["purged"]) == (1, 0), job
+
+    # On the cold tier, locked for its 50 years there; served from there, byte for byte.
+    cold = protection(srv, wsi)
+    assert cold["tier"] == "cold" and cold["key"] != hot["key"], cold
+    until = int(datetime.datetime(datetime.date.today().year + 50, datetime.date.today().month, datetime.date.today().day,
+                                  tzinfo=datetime.timezone.utc).timestamp())
+    assert cold["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, cold
+    assert frames(srv, wsi) == before
+    got = helpers.retrieve_raw(helpers.instance_url(srv.dicomweb, wsi.study_uid, wsi.series_uid, wsi.sop_uid))
+    assert got == [wsi.data], "the whole instance, as stored"
+    # The hot copy is kept for the move's grace period, recorded as a tombstone to purge.
+    stones = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/tombstones", timeout=60).json()
+    assert [(t["reason"], t["object"], t["purgedAt"]) for t in stones] == [("moved", f"{hot['tier']}/{hot['key']}", None)]
+    if srv.bucket is not None:
+        assert s3_delete_refused(srv.bucket, hot["key"], hot["storeVersionId"]), "the hot copy is locked in its bucket"
+        assert s3_delete_refused(srv.cold_bucket, cold["key"], cold["storeVersionId"]), "the cold copy is locked in its bucket"
+
+
+def test_the_hot_copy_goes_only_when_its_own_lock_allows(slide):
+    srv, wsi, env = slide
+    hot_stone = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/tombstones", timeout=60).json()[0]
+    when = (datetime.date.today() + datetime.timedelta(days=32)).isoformat()
+    plan = json.loads(cli(srv, env, "plan", "--now", when, "--json").stdout)
+    assert plan["transitions"]["due"] == {}, "moved already"
+    r = cli(srv, env, "apply", "--now", when, "--plan", plan["planHash"], "--move-grace-seconds", "0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    job = json.loads(r.stdout)
+    assert job["state"] == "done" and job["outcome"]["purged"] == 0, job
+    (failure,) = job["failures"]
+    assert failure["object"] == hot_stone["object"] and "refused" in failure["reason"], failure
+    stones = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/tombstones", timeout=60).json()
+    assert stones[0]["purgedAt"] is None, "still there, still locked, still to purge"
+    assert frames(srv, wsi) == wsi.frames
