@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pydicom
@@ -303,3 +304,66 @@ def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected
     assert second.returncode == 0, second.stderr[-2000:]
     outcome = json.loads(second.stdout)["outcome"]
     assert (outcome["expired"], outcome["locks"]["extended"]) == (0, 0) and outcome["locks"]["unchanged"] >= 1, outcome
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_apply_loses_nothing_and_is_taken_over_from_its_cursor(backend, tmp_path):
+    """kill -9 of `vna lifecycle apply` in the middle of expiring: every catalog row still has
+    its object (`vna verify`), and the next run takes the dead one's job over once its lease
+    lapses, from its cursor: each rejected instance is expired once, and audited once."""
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        srv = pool.start(backend, name=f"iocm-kill-{backend}")
+        cts = dicomgen.ct_study(series_count=1, instances_per_series=24, patient_id=dicomgen.PATIENT_ID_PREFIX + "IOCM-KILL")
+        assert helpers.stow(srv.dicomweb, [c.data for c in cts]).status_code == 200
+        note = dicomgen.rejection_note(cts[0], [(c.study_uid, c.series_uid, c.sop_class_uid, c.sop_uid) for c in cts], code="113001")
+        assert helpers.stow(srv.dicomweb, [note.data]).status_code == 200
+        env = dict(os.environ) | {"VNA__JOBS__LEASE_SECONDS": "3"}
+        base = [vna_bin(), "--data-dir", str(srv.data_dir)] + (["--catalog-url", srv.db.url] if srv.db is not None else [])
+        if srv.bucket is not None:
+            env |= srv.bucket.server_env()
+        policies = ["--policies", str(REPO_ROOT / "lifecycle-policies")]
+        plan = json.loads(subprocess.run(base + ["lifecycle", "plan", "--now", "2099-01-01", "--json", *policies],
+                                         capture_output=True, text=True, timeout=120, env=env).stdout)
+        assert plan["expiry"]["due"]["instances"] == 24
+        # Four objects a second: killed a few seconds in, in the middle of the walk.
+        proc = subprocess.Popen(base + ["lifecycle", "apply", "--now", "2099-01-01", "--plan", plan["planHash"], "--max-per-second", "4",
+                                        *policies], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()
+            if jobs and jobs[0]["progress"]["done"] >= 6:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, f"the apply ended before it could be killed: {jobs}"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+        dead = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()[0]
+        assert dead["state"] == "running" and 6 <= dead["progress"]["done"] < 26, dead
+
+        # Nothing lost: every instance the catalog holds has its object, intact.
+        verify = subprocess.run(base + ["verify"], capture_output=True, text=True, timeout=300, env=env)
+        assert verify.returncode == 0, verify.stdout + verify.stderr[-2000:]
+
+        # Once the dead job's lease lapses, the next run takes it over from its cursor.
+        lapse = datetime.datetime.fromisoformat(dead["leaseUntil"].replace("Z", "+00:00"))
+        while datetime.datetime.now(datetime.timezone.utc) <= lapse:
+            time.sleep(0.1)
+        again = json.loads(subprocess.run(base + ["lifecycle", "plan", "--now", "2099-01-01", "--json", *policies],
+                                          capture_output=True, text=True, timeout=120, env=env).stdout)
+        r = subprocess.run(base + ["lifecycle", "apply", "--now", "2099-01-01", "--plan", again["planHash"], *policies],
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        taken = requests.get(f"{srv.base_url}/admin/jobs/{dead['id']}", timeout=30).json()
+        assert taken["state"] == "done" and taken["attempts"] == 2, taken
+        assert taken["progress"]["done"] >= 26 - 1, "resumed after the last object the dead run recorded"
+        for c in cts:
+            stones = requests.get(f"{srv.base_url}/admin/instances/{c.sop_uid}/tombstones", timeout=30).json()
+            assert len(stones) == 1 and stones[0]["purgedAt"] is not None, (c.label, stones)
+        events = requests.get(f"{srv.base_url}/admin/audit", params={"study": cts[0].study_uid, "limit": "1000"}, timeout=30).json()
+        assert len([e for e in events["events"] if e["eventId"] == "110105"]) == 24, "each expiry audited once"
+        assert qido_sops(srv, cts[0].study_uid) == [note.sop_uid]
+        verify = subprocess.run(base + ["verify"], capture_output=True, text=True, timeout=300, env=env)
+        assert verify.returncode == 0, verify.stdout
+    finally:
+        pool.close()

@@ -256,6 +256,7 @@ pub fn job_json(job: &JobRow, failures: &[JobFailure]) -> serde_json::Value {
         "startedAt": job.started_at_ms.map(crate::utc_timestamp),
         "finishedAt": job.finished_at_ms.map(crate::utc_timestamp),
         "owner": job.lease_owner,
+        "leaseUntil": job.lease_until_ms.map(crate::utc_timestamp),
         "cancelRequested": job.cancel_requested,
         "progress": { "cursor": job.progress.cursor, "done": job.progress.done, "failed": job.progress.failed, "total": job.progress.total },
         "outcome": outcome,

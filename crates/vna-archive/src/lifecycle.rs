@@ -407,6 +407,11 @@ impl Archive {
                 }
             }
         }
+        // DICOM Study Deleted (A.5.3.6), action D: the archive's own act, on its policies' word,
+        // recorded in the same transaction as the deletion.
+        let mut audit = crate::audit::event(&crate::Principal::system(), crate::EventId::StudyDeleted, "D", &[row], "");
+        audit.instances = versions.len() as i64;
+        audit.detail = format!("expired by lifecycle rules {} (policy set {policy_set})", d.rules.join(", "));
         let expiry = vna_catalog::Expiry {
             sop_uid: row.instance.sop_uid.clone(),
             version_pks: versions.iter().map(|v| v.pk).collect(),
@@ -414,15 +419,11 @@ impl Archive {
             rules: d.rules.clone(),
             policy_set: policy_set.to_owned(),
             now_ms: crate::now_ms(),
+            audit: Some(audit),
         };
         let Some(stones) = self.catalog.expire_instance(&expiry).await.map_err(ArchiveError::catalog("expiring an instance"))? else {
             return Ok(Expired::Changed);
         };
-        // DICOM Study Deleted (A.5.3.6), action D: the archive's own act, on its policies' word.
-        let mut e = crate::audit::event(&crate::Principal::system(), crate::EventId::StudyDeleted, "D", &[row], "");
-        e.instances = stones.len() as i64;
-        e.detail = format!("expired by lifecycle rules {} (policy set {policy_set})", d.rules.join(", "));
-        self.catalog.record_audit(vec![e]).await.map_err(ArchiveError::catalog("recording the audit trail"))?;
         let mut purged = 0;
         for t in &stones {
             if self.purge(ctx, t).await? {

@@ -29,6 +29,8 @@ pub struct Expiry {
     pub rules: Vec<String>,
     pub policy_set: String,
     pub now_ms: i64,
+    /// The audit event of the deletion, recorded in the same transaction.
+    pub audit: Option<crate::AuditEvent>,
 }
 
 /// What remains of an expired instance version.
@@ -100,6 +102,9 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tom
     let mut stones = Vec::with_capacity(rows.len());
     for r in &rows {
         stones.push(tombstone(tx, r, &r.blob, &e.reason, &e.rules, &e.policy_set, e.now_ms).await?);
+    }
+    if let Some(a) = &e.audit {
+        crate::audit::insert(tx, a).await?;
     }
     // Frames and metadata go with their rows (ON DELETE CASCADE).
     tx.execute("expire: delete versions", "DELETE FROM instance WHERE sop_uid = ?", &[e.sop_uid.as_str().into()]).await?;

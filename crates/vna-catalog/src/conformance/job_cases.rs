@@ -163,6 +163,7 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
         rules: vec!["rule-a".into(), "rule-b".into()],
         policy_set: "hash-1".into(),
         now_ms: 5_000,
+        audit: None,
     };
     // A decision that saw only one version changes nothing.
     assert!(c.expire_instance(&expiry(vec![versions[0]])).await.unwrap().is_none());
