@@ -367,3 +367,47 @@ def test_a_killed_apply_loses_nothing_and_is_taken_over_from_its_cursor(backend,
         assert verify.returncode == 0, verify.stdout
     finally:
         pool.close()
+
+
+def test_two_nodes_share_an_apply_run_and_handle_each_object_once(tmp_path):
+    """Two nodes on one PostgreSQL catalog and one S3 bucket, both with the policies, share the
+    jobs of one run (split five instance keys per job): both take part, and each rejected
+    instance is expired once and audited once."""
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        first = pool.start("s3", name="iocm-ingest")
+        cts = dicomgen.ct_study(series_count=1, instances_per_series=40, patient_id=dicomgen.PATIENT_ID_PREFIX + "IOCM-TWO")
+        assert helpers.stow(first.dicomweb, [c.data for c in cts]).status_code == 200
+        note = dicomgen.rejection_note(cts[0], [(c.study_uid, c.series_uid, c.sop_class_uid, c.sop_uid) for c in cts], code="113001")
+        assert helpers.stow(first.dicomweb, [note.data]).status_code == 200
+        env = first.bucket.server_env() | {"VNA__LIFECYCLE__POLICIES_DIR": str(REPO_ROOT / "lifecycle-policies"),
+                                           "VNA__JOBS__POLL_SECONDS": "1"}
+        nodes = [pool.start("sqlite", name=f"iocm-node-{n}", env=env, args=["--catalog-url", first.db.url]) for n in (1, 2)]
+        admin = f"{nodes[0].base_url}/admin"
+        plan = requests.get(f"{admin}/lifecycle/plan", params={"now": "2099-01-01"}, timeout=60).json()
+        assert plan["expiry"]["due"]["instances"] == 40, plan["expiry"]
+        r = requests.post(f"{admin}/lifecycle/apply", params={"now": "2099-01-01", "plan": plan["planHash"], "instancesPerJob": "5",
+                                                                "maxPerSecond": "5"}, timeout=60)
+        assert r.status_code == 202, r.text
+        ids = r.json()["jobs"]
+        assert len(ids) >= 8, ids
+        deadline = time.monotonic() + 180
+        while True:
+            jobs = [requests.get(f"{admin}/jobs/{i}", timeout=30).json() for i in ids]
+            if all(j["state"] not in ("queued", "running") for j in jobs):
+                break
+            assert time.monotonic() < deadline, [(j["id"], j["state"]) for j in jobs]
+            time.sleep(0.2)
+        assert all(j["state"] == "done" and j["failures"] == [] for j in jobs), jobs
+        assert len({j["outcome"]["ranBy"] for j in jobs}) == 2, "both nodes took part"
+        assert sum(j["outcome"]["expired"] for j in jobs) == 40
+        for c in cts:
+            stones = requests.get(f"{admin}/instances/{c.sop_uid}/tombstones", timeout=30).json()
+            assert len(stones) == 1 and stones[0]["purgedAt"] is not None, (c.label, stones)
+        events = requests.get(f"{admin}/audit", params={"study": cts[0].study_uid, "limit": "1000"}, timeout=30).json()["events"]
+        assert len([e for e in events if e["eventId"] == "110105"]) == 40, "each expiry audited once"
+        left = " ".join(first.bucket.versions())
+        assert not any(s["object"].split("/", 1)[1] in left
+                       for c in cts for s in requests.get(f"{admin}/instances/{c.sop_uid}/tombstones", timeout=30).json())
+    finally:
+        pool.close()

@@ -127,6 +127,9 @@ impl Catalog for FailingCatalog {
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }
+    async fn last_instance_key(&self) -> Result<i64, CatalogError> {
+        self.inner.last_instance_key().await
+    }
     async fn count_instances(&self) -> Result<i64, CatalogError> {
         self.inner.count_instances().await
     }

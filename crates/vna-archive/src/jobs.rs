@@ -88,6 +88,11 @@ impl JobCtx {
         &self.archive
     }
 
+    /// The runner holding the job.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// An object (an opaque id, never PHI) the job could not handle, and why; the job goes on.
     pub fn fail(&mut self, object: impl Into<String>, reason: impl Into<String>) {
         self.progress.failed += 1;

@@ -192,6 +192,20 @@ pub fn apply_params(now_ms: i64, policy_set: &str, max_per_second: Option<u32>, 
     serde_json::json!({ "now": now_ms, "policySet": policy_set, "maxPerSecond": max_per_second, "moveGraceSeconds": grace })
 }
 
+/// The same job restricted to the instance keys in `(after, up_to]` (one shard of a run split
+/// so that several nodes share it); `purge`: whether this shard also destroys what earlier runs
+/// left behind (one shard of a run does).
+pub fn shard_params(mut params: serde_json::Value, after: i64, up_to: i64, purge: bool) -> serde_json::Value {
+    params["afterKey"] = after.into();
+    params["upToKey"] = up_to.into();
+    params["purge"] = purge.into();
+    params
+}
+
+/// Instance keys per job of an apply run, by default: a run over a large catalog is split into
+/// jobs that every node's runner may take.
+pub const KEYS_PER_JOB: i64 = 50_000;
+
 /// How long the object a tier move left behind is kept before it is destroyed: a read that
 /// resolved the old location just before the switch (a slide streamed for minutes) finishes.
 pub const MOVE_GRACE_SECONDS: u64 = 900;
@@ -264,13 +278,18 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
     }
     let me = crate::Principal::system();
     let mut tally = Tally::default();
-    let mut cursor = Cursor::parse(ctx.job().progress.cursor.as_deref());
+    let (after_key, up_to) = (params["afterKey"].as_i64().unwrap_or(0), params["upToKey"].as_i64().unwrap_or(i64::MAX));
+    let mut cursor = match ctx.job().progress.cursor.as_deref() {
+        Some(c) => Cursor::parse(Some(c)),
+        None if params["purge"].as_bool().unwrap_or(true) => Cursor::Purge(0),
+        None => Cursor::Walk(after_key),
+    };
 
     // Objects an earlier run expired from the catalog but could not destroy yet.
     while let Cursor::Purge(after) = cursor {
         let page = archive.catalog().unpurged_tombstones(after, WALK_PAGE).await.map_err(ArchiveError::catalog("listing tombstones"))?;
         let Some(last) = page.last().map(|t| t.pk) else {
-            cursor = Cursor::Walk(0);
+            cursor = Cursor::Walk(after_key);
             break;
         };
         for t in &page {
@@ -294,7 +313,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             .await
             .map_err(ArchiveError::catalog("listing instances"))?;
         let Some(last) = page.last().map(|r| r.pk) else { break };
-        for row in &page {
+        for row in page.iter().take_while(|r| r.pk <= up_to) {
             // Before each object: a stopping node stops here, its cursor after the last one done.
             ctx.checkpoint().await?;
             if let Some(p) = pace {
@@ -331,9 +350,14 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             ctx.progress.done += 1;
             ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
         }
+        if last >= up_to {
+            break;
+        }
         cursor = Cursor::Walk(last);
     }
     Ok(serde_json::json!({
+        "keys": [after_key, up_to],
+        "ranBy": ctx.owner(),
         "now": crate::utc_timestamp(now),
         "policySet": set.hash,
         "examined": tally.examined,

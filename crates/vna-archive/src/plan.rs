@@ -176,9 +176,10 @@ impl Archive {
         plan(self, who, set, now, objects, with_uids).await
     }
 
-    /// Queues the job that applies the configured policies as of `now`, if the plan for that
-    /// date still has the hash `plan_hash` (else `PlanChanged`, nothing queued); the nodes
-    /// configured with the same policies run it. Returns the job's id.
+    /// Queues the jobs that apply the configured policies as of `now`, if the plan for that
+    /// date still has the hash `plan_hash` (else `PlanChanged`, nothing queued): one per
+    /// `keys_per_job` instance keys ([`crate::lifecycle::KEYS_PER_JOB`] by default), which the
+    /// runners of every node configured with the same policies share. Returns the jobs' ids.
     pub async fn queue_lifecycle_apply(
         &self,
         who: &Principal,
@@ -186,7 +187,8 @@ impl Archive {
         plan_hash: &str,
         max_per_second: Option<u32>,
         move_grace_seconds: Option<u64>,
-    ) -> Result<i64, ArchiveError> {
+        keys_per_job: Option<i64>,
+    ) -> Result<Vec<i64>, ArchiveError> {
         self.require(who, Permission::Admin).await?;
         let set = self.policies().cloned().ok_or(ArchiveError::NotFound { what: "lifecycle policy set" })?;
         let current = plan(self, who, &set, now, false, false).await?;
@@ -195,6 +197,20 @@ impl Archive {
             return Err(ArchiveError::PlanChanged { current: current.to_owned() });
         }
         let params = crate::apply_params(now, &set.hash, max_per_second, move_grace_seconds);
-        self.enqueue_job(&crate::apply_kind(&set.hash), &params, crate::now_ms()).await
+        let last = self.catalog.last_instance_key().await.map_err(ArchiveError::catalog("reading the catalog's extent"))?;
+        let step = keys_per_job.unwrap_or(crate::lifecycle::KEYS_PER_JOB).max(1);
+        let (kind, queued_at) = (crate::apply_kind(&set.hash), crate::now_ms());
+        let mut ids = Vec::new();
+        let mut after: i64 = 0;
+        loop {
+            // The last shard is open-ended: what arrives meanwhile is covered too.
+            let up_to = if after.saturating_add(step) >= last { i64::MAX } else { after + step };
+            let shard = crate::lifecycle::shard_params(params.clone(), after, up_to, after == 0);
+            ids.push(self.enqueue_job(&kind, &shard, queued_at).await?);
+            if up_to == i64::MAX {
+                return Ok(ids);
+            }
+            after = up_to;
+        }
     }
 }

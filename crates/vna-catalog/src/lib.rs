@@ -130,6 +130,8 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Number of current instances (health, tests, import summary).
     async fn count_instances(&self) -> Result<i64, CatalogError>;
+    /// The highest instance version key so far (0 when empty): jobs split the key space by it.
+    async fn last_instance_key(&self) -> Result<i64, CatalogError>;
 
     /// The latest study date (DA, `YYYYMMDD`) among the studies of the patient with this ID and
     /// issuer, whoever may see them; `None` when none has a date. Lifecycle retentions count
@@ -332,6 +334,9 @@ macro_rules! impl_catalog {
             }
             async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
                 $crate::read::changes_since(&self.pool, after, limit).await
+            }
+            async fn last_instance_key(&self) -> Result<i64, $crate::CatalogError> {
+                $crate::read::last_instance_key(&self.pool).await
             }
             async fn count_instances(&self) -> Result<i64, $crate::CatalogError> {
                 $crate::read::count_instances(&self.pool).await

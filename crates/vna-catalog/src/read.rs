@@ -383,6 +383,14 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
         .collect()
 }
 
+pub(crate) async fn last_instance_key(pool: &Pool) -> Result<i64, CatalogError> {
+    let rows = pool.fetch_all("last instance key", "SELECT COALESCE(MAX(pk), 0) FROM instance", &[]).await?;
+    match rows.first() {
+        Some(row) => row.cols().int("last instance key"),
+        None => Ok(0),
+    }
+}
+
 pub(crate) async fn count_instances(pool: &Pool) -> Result<i64, CatalogError> {
     let rows = pool
         .fetch_all("count instances", &format!("SELECT COUNT(*) FROM instance i WHERE {}", live("i", &Visibility::default())), &[])

@@ -204,16 +204,17 @@ async fn lifecycle_plan(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=&moveGraceSeconds=`: queues the job applying the
-/// configured policies as of `now` if the plan for that date still has this hash (409 when the
-/// catalog or the policies changed since); 202 with the job's id and where to follow it.
+/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=&moveGraceSeconds=&instancesPerJob=`:
+/// queues the jobs applying the configured policies as of `now` if the plan for that date still
+/// has this hash (409 when the catalog or the policies changed since); 202 with their ids
+/// (`jobs`), the first (`job`) and where to follow it.
 async fn lifecycle_apply(
     State(archive): State<Arc<Archive>>,
     Extension(who): Extension<Arc<Principal>>,
     axum::extract::Query(p): Params,
 ) -> Response {
     let result = async {
-        only(&p, &["now", "plan", "maxPerSecond", "moveGraceSeconds"])?;
+        only(&p, &["now", "plan", "maxPerSecond", "moveGraceSeconds", "instancesPerJob"])?;
         let plan = p.get("plan").ok_or_else(|| ApiError::BadRequest("plan (the plan's hash) is required".into()))?;
         let pace = p
             .get("maxPerSecond")
@@ -223,8 +224,19 @@ async fn lifecycle_apply(
             .get("moveGraceSeconds")
             .map(|v| v.parse::<u64>().map_err(|_| ApiError::BadRequest("moveGraceSeconds must be a whole number".into())))
             .transpose()?;
-        let id = archive.queue_lifecycle_apply(&who, now_param(&p)?, plan, pace, grace).await?;
-        Ok::<_, ApiError>(json_response(StatusCode::ACCEPTED, &json!({ "job": id, "location": format!("/admin/jobs/{id}") })))
+        let per_job = p
+            .get("instancesPerJob")
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ApiError::BadRequest("instancesPerJob must be a positive integer".into()))
+            })
+            .transpose()?;
+        let ids = archive.queue_lifecycle_apply(&who, now_param(&p)?, plan, pace, grace, per_job).await?;
+        let first = ids.first().copied().unwrap_or_default();
+        let body = json!({ "job": first, "jobs": ids, "location": format!("/admin/jobs/{first}") });
+        Ok::<_, ApiError>(json_response(StatusCode::ACCEPTED, &body))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

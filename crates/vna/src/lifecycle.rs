@@ -56,9 +56,11 @@ pub fn render(plan: &Value) -> String {
 }
 
 /// `vna lifecycle apply`: checks that the plan still holds (same hash for the same date and
-/// policies), queues the apply job and, unless `queue_only`, runs jobs here until that one is
-/// over (another node may take part of it: the catalog hands it to one runner at a time).
-/// Returns the job as JSON: id, state, progress, outcome and the first failures.
+/// policies), queues the apply jobs (one per `keys_per_job` instance keys) and, unless
+/// `queue_only`, runs jobs here until those are over (other nodes may take some: the catalog
+/// hands each to one runner at a time). Returns the run as JSON: its jobs, their overall
+/// state, their outcomes summed, and the first failures.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     archive: Arc<Archive>,
     config: &vna_config::Config,
@@ -66,10 +68,11 @@ pub async fn apply(
     plan_hash: &str,
     max_per_second: Option<u32>,
     move_grace_seconds: Option<u64>,
+    keys_per_job: Option<i64>,
     queue_only: bool,
 ) -> anyhow::Result<Value> {
     let me = Principal::system();
-    let id = match archive.queue_lifecycle_apply(&me, now, plan_hash, max_per_second, move_grace_seconds).await {
+    let ids = match archive.queue_lifecycle_apply(&me, now, plan_hash, max_per_second, move_grace_seconds, keys_per_job).await {
         Err(vna_archive::ArchiveError::PlanChanged { current }) => anyhow::bail!(
             "the plan changed since it was made (the catalog or the policies differ): its hash is now {current}, not \
              {plan_hash}; look at the new plan (vna lifecycle plan) before applying it"
@@ -80,18 +83,64 @@ pub async fn apply(
         let secs = std::time::Duration::from_secs;
         let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(1));
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        loop {
-            let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
-            if job.state.is_final() {
-                break;
-            }
-            if archive.run_one_job(&worker, &stop).await?.is_none() {
-                // Another node runs it (or it waits for its turn): look again shortly.
-                tokio::time::sleep(worker.poll).await;
+        for &id in &ids {
+            loop {
+                let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
+                if job.state.is_final() {
+                    break;
+                }
+                if archive.run_one_job(&worker, &stop).await?.is_none() {
+                    // Another node runs it (or it waits for its turn): look again shortly.
+                    tokio::time::sleep(worker.poll).await;
+                }
             }
         }
     }
-    let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
-    let failures = archive.catalog().job_failures(id, 20, 0).await?;
-    Ok(vna_archive::jobs::job_json(&job, &failures))
+    let mut jobs = Vec::new();
+    for &id in &ids {
+        let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
+        let failures = archive.catalog().job_failures(id, 20, 0).await?;
+        jobs.push(vna_archive::jobs::job_json(&job, &failures));
+    }
+    Ok(summary(jobs))
+}
+
+/// The jobs of one run as one: `state` done when all are (else the first that is not),
+/// numeric outcome fields summed, failures listed together (at most 20).
+fn summary(jobs: Vec<Value>) -> Value {
+    fn add(into: &mut Value, from: &Value) {
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(k) {
+                        Some(slot) => add(slot, v),
+                        None => {
+                            a.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (slot @ Value::Number(_), Value::Number(n)) => {
+                *slot = Value::from(slot.as_i64().unwrap_or(0) + n.as_i64().unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    let state = jobs.iter().map(|j| j["state"].as_str().unwrap_or("")).find(|s| *s != "done").unwrap_or("done").to_owned();
+    let mut outcome = Value::Null;
+    for j in &jobs {
+        if outcome.is_null() {
+            outcome = j["outcome"].clone();
+        } else {
+            add(&mut outcome, &j["outcome"]);
+        }
+    }
+    let failures: Vec<Value> = jobs.iter().flat_map(|j| j["failures"].as_array().cloned().unwrap_or_default()).take(20).collect();
+    serde_json::json!({
+        "jobs": jobs.iter().map(|j| j["id"].clone()).collect::<Vec<_>>(),
+        "state": state,
+        "outcome": outcome,
+        "failures": failures,
+        "details": jobs,
+    })
 }

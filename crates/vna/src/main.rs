@@ -165,6 +165,9 @@ enum LifecycleCommand {
         /// began before the move finish); default 900.
         #[arg(long)]
         move_grace_seconds: Option<u64>,
+        /// Instance keys per job (a large catalog is split into jobs every node may take).
+        #[arg(long)]
+        instances_per_job: Option<i64>,
         /// Only queue the job; the servers' job runners do it.
         #[arg(long)]
         queue_only: bool,
@@ -348,7 +351,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lifecycle { command: LifecycleCommand::Apply { policies, now, plan, max_per_second, move_grace_seconds, queue_only } } => {
+        Command::Lifecycle {
+            command: LifecycleCommand::Apply { policies, now, plan, max_per_second, move_grace_seconds, instances_per_job, queue_only },
+        } => {
             let now = match now {
                 Some(t) => vna_lifecycle::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--now is not a date or an RFC 3339 instant"))?,
                 None => vna_archive::now_ms(),
@@ -356,7 +361,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut config = load_config(&cli, None, None, None)?;
             config.lifecycle.policies_dir = policies.display().to_string();
             let archive = vna::build_archive(&config).await?;
-            let outcome = vna::lifecycle::apply(archive, &config, now, plan, *max_per_second, *move_grace_seconds, *queue_only).await?;
+            let outcome =
+                vna::lifecycle::apply(archive, &config, now, plan, *max_per_second, *move_grace_seconds, *instances_per_job, *queue_only)
+                    .await?;
             println!("{outcome:#}");
             let failed = outcome["state"].as_str().is_some_and(|s| s != "done" && s != "queued");
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
