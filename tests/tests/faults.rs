@@ -115,6 +115,9 @@ impl Catalog for FailingCatalog {
     async fn move_version(&self, m: &vna_catalog::TierMove) -> Result<Option<vna_catalog::Tombstone>, CatalogError> {
         self.inner.move_version(m).await
     }
+    async fn record_accesses(&self, pks: &[i64], at_ms: i64) -> Result<u64, CatalogError> {
+        self.inner.record_accesses(pks, at_ms).await
+    }
     async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError> {
         self.inner.mark_purged(tombstone_pk, now_ms).await
     }

@@ -248,3 +248,53 @@ async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
         .expect("retrieve");
     assert_eq!(got.status().as_u16(), 200);
 }
+
+/// Cold after ten days without a read.
+const UNUSED_POLICY: &str = r#"
+version = 1
+
+[[rules]]
+name = "cold-when-unused"
+[rules.transition]
+tier = "cold"
+unused_for = "10d"
+priority = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_recorded_in_batches_and_count_for_unused_for() {
+    let fx = FaultyFixture::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("unused.toml"), UNUSED_POLICY).expect("policy file");
+    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let archive = fx.archive(fx.sqlite.clone(), ArchiveConfig { policies: Some(Arc::new(set)), ..ArchiveConfig::default() });
+    let server = inproc::serve(archive.clone()).await;
+    let ct = Ct::new_study();
+    assert_eq!(http::stow(&http::client(), &server.base, &[ct.to_bytes()]).await.status().as_u16(), 200);
+    let me = vna_archive::Principal::system();
+    let sop = vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid");
+    let row = |archive: Arc<Archive>| {
+        let sop = sop.clone();
+        let me = me.clone();
+        async move { archive.protection(&me, &sop).await.expect("protection").0 }
+    };
+    let stored = row(archive.clone()).await;
+    assert_eq!(stored.last_access_ms, None);
+    let now = vna_archive::now_ms();
+    let d = archive.policy_decision(&stored, now).await.expect("decision").expect("policies");
+    assert_eq!(d.transition.and_then(|m| m.at), Some(stored.stored_at_ms + 10 * 86_400_000), "never read: counted from arrival");
+
+    // Frames read many times: one write at the next flush.
+    let url = format!("{}/studies/{}/series/{}/instances/{}/frames/1", server.base, ct.study_uid, ct.series_uid, ct.sop_uid);
+    for _ in 0..5 {
+        let r = http::client().get(&url).header("Accept", "multipart/related; type=\"application/octet-stream\"").send().await;
+        assert_eq!(r.expect("frames").status().as_u16(), 200);
+    }
+    assert_eq!(archive.flush_accesses().await.expect("flush"), 1);
+    assert_eq!(archive.flush_accesses().await.expect("flush"), 0, "nothing read since");
+    let read = row(archive.clone()).await;
+    let at = read.last_access_ms.expect("recorded");
+    assert!(at >= now);
+    let d = archive.policy_decision(&read, vna_archive::now_ms()).await.expect("decision").expect("policies");
+    assert_eq!(d.transition.and_then(|m| m.at), Some(at + 10 * 86_400_000), "counted from the last read");
+}

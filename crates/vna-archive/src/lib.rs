@@ -124,6 +124,8 @@ pub struct Archive {
     imaging: image::Imaging,
     /// Reads recorded in the audit trail within the last `audit::ACCESS_WINDOW`.
     recent_reads: audit::RecentReads,
+    /// Instances read since the last flush (`Archive::flush_accesses`).
+    accesses: lifecycle::Accesses,
 }
 
 impl Archive {
@@ -144,6 +146,7 @@ impl Archive {
             ingest_slots,
             imaging: image::Imaging::new(),
             recent_reads: audit::RecentReads::default(),
+            accesses: lifecycle::Accesses::default(),
         }))
     }
 

@@ -12,6 +12,7 @@ use vna_lifecycle::{Decision, Facts, PolicySet};
 /// (Unix milliseconds of its start).
 pub fn lifecycle_facts(row: &InstanceRow, last_study: Option<i64>) -> Facts {
     let mut facts = facts_of(&row.patient, &row.study, &row.series, &row.instance, &row.tenant, row.stored_at_ms, last_study);
+    facts.last_access = row.last_access_ms;
     // An IOCM rejection: the clinical rules no longer match, the rejection rules do.
     facts.rejection = row.rejection.as_ref().map(|r| vna_lifecycle::Rejection { code: r.code.clone(), at: r.at_ms });
     facts
@@ -668,5 +669,67 @@ impl Archive {
         }
         self.catalog.mark_purged(t.pk, crate::now_ms()).await.map_err(ArchiveError::catalog("marking a tombstone purged"))?;
         Ok(true)
+    }
+}
+
+/// Instances read since the last flush, by catalog key: recorded on every read (a set insert),
+/// written to the catalog in one batch per flush (`Archive::flush_accesses`), at most one
+/// write per instance and interval whatever the number of frames read.
+#[derive(Default)]
+pub(crate) struct Accesses(std::sync::Mutex<std::collections::HashSet<i64>>);
+
+/// Most distinct instances remembered between two flushes; reads beyond are not counted until
+/// the next flush (an object read that much is not unused).
+const ACCESSES_CAP: usize = 500_000;
+
+impl Archive {
+    /// Notes that these instance versions were read (for `unused_for` rules).
+    pub(crate) fn touch<'a>(&self, rows: impl IntoIterator<Item = &'a InstanceRow>) {
+        let mut seen = self.accesses.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for r in rows {
+            if seen.len() >= ACCESSES_CAP {
+                break;
+            }
+            seen.insert(r.pk);
+        }
+    }
+
+    /// Writes the reads noted since the last flush to the catalog as read now, in one batch;
+    /// how many instances' last access moved forward. On failure the reads are kept for the
+    /// next flush.
+    pub async fn flush_accesses(&self) -> Result<u64, ArchiveError> {
+        let pks: Vec<i64> = {
+            let mut seen = self.accesses.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.drain().collect()
+        };
+        match self.catalog.record_accesses(&pks, crate::now_ms()).await {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.touch_keys(&pks);
+                Err(ArchiveError::catalog("recording accesses")(e))
+            }
+        }
+    }
+
+    fn touch_keys(&self, pks: &[i64]) {
+        let mut seen = self.accesses.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let room = ACCESSES_CAP.saturating_sub(seen.len());
+        seen.extend(pks.iter().take(room));
+    }
+
+    /// Flushes the reads every `every` until `stop` turns true, and once more then.
+    pub async fn track_accesses(self: Arc<Self>, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if let Err(e) = self.flush_accesses().await {
+                tracing::warn!(error = %e, "could not record the last accesses of instances; retrying at the next flush");
+            }
+            if stopping {
+                return;
+            }
+        }
     }
 }

@@ -45,6 +45,7 @@ impl Archive {
         }
         let refs: Vec<&InstanceRow> = rows.iter().collect();
         self.audited(who, audit::event(who, EventId::InstancesAccessed, "R", &refs, "instances read")).await?;
+        self.touch(&rows);
         Ok(Found::all(rows))
     }
 
@@ -56,6 +57,7 @@ impl Archive {
         if !rows.is_empty() {
             let refs: Vec<&InstanceRow> = rows.iter().collect();
             self.audited(who, audit::event(who, EventId::InstancesTransferred, "R", &refs, "instances retrieved")).await?;
+            self.touch(&rows);
         }
         Ok(Found::all(rows))
     }

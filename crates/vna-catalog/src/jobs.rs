@@ -175,6 +175,11 @@ pub(crate) enum JobOp {
     },
     /// An instance version switched to its copy on another tier.
     Move(Box<crate::expiry::TierMove>),
+    /// These instance versions were read at `at_ms` (a node's batch of accesses).
+    Accessed {
+        pks: Vec<i64>,
+        at_ms: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -190,6 +195,8 @@ pub(crate) enum JobReply {
     Expired(Option<Vec<crate::expiry::Tombstone>>),
     /// The old location's tombstone, or `None` when the version was no longer there.
     Moved(Option<Box<crate::expiry::Tombstone>>),
+    /// Instance versions whose last access moved forward.
+    Accesses(u64),
 }
 
 const COLUMNS: &str = "id, kind, params, state, created_at_ms, not_before_ms, started_at_ms, finished_at_ms, lease_owner, \
@@ -327,6 +334,16 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
         JobOp::Expire(e) => Ok(JobReply::Expired(crate::expiry::expire(tx, e).await?)),
         JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
         JobOp::Move(m) => Ok(JobReply::Moved(crate::expiry::move_version(tx, m).await?.map(Box::new))),
+        JobOp::Accessed { pks, at_ms } => {
+            let mut n = 0;
+            for chunk in pks.chunks(500) {
+                let mut b = SqlBuilder::new(tx.dialect());
+                b.push("UPDATE instance SET last_access_ms = ").bind(*at_ms).push(" WHERE pk IN ").bind_list(chunk.iter().copied());
+                b.push(" AND (last_access_ms IS NULL OR last_access_ms < ").bind(*at_ms).push(")");
+                n += tx.execute("access: record", &b.sql, &b.binds).await?;
+            }
+            Ok(JobReply::Accesses(n))
+        }
         JobOp::Cancel { id, now_ms } => {
             let queued = tx
                 .execute(

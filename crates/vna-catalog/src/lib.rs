@@ -192,6 +192,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// tombstone for the old object and an `instance-moved` change, in one transaction; `None`
     /// (nothing done) when the version is no longer where the move found it.
     async fn move_version(&self, m: &TierMove) -> Result<Option<Tombstone>, CatalogError>;
+    /// Records that these instance versions were read at `at_ms` (one batch of a node's
+    /// accesses; an earlier time never overwrites a later one); how many moved forward.
+    async fn record_accesses(&self, pks: &[i64], at_ms: i64) -> Result<u64, CatalogError>;
     /// Records that a tombstone's object was destroyed; false when it already was.
     async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, CatalogError>;
     /// Tombstones whose object still waits to be destroyed, after `after_pk`, oldest first.
@@ -453,6 +456,15 @@ macro_rules! impl_catalog {
             async fn move_version(&self, m: &$crate::TierMove) -> Result<Option<$crate::Tombstone>, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Move(Box::new(m.clone()))).await? {
                     $crate::jobs::JobReply::Moved(t) => Ok(t.map(|t| *t)),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn record_accesses(&self, pks: &[i64], at_ms: i64) -> Result<u64, $crate::CatalogError> {
+                if pks.is_empty() {
+                    return Ok(0);
+                }
+                match self.registrar.job($crate::jobs::JobOp::Accessed { pks: pks.to_vec(), at_ms }).await? {
+                    $crate::jobs::JobReply::Accesses(n) => Ok(n),
                     _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
                 }
             }

@@ -24,6 +24,7 @@ pub(crate) const SQLITE: Embedded = &[
     (6, "rejection", include_str!("../migrations/sqlite/0006_rejection.sql")),
     (7, "jobs", include_str!("../migrations/sqlite/0007_jobs.sql")),
     (8, "tombstone", include_str!("../migrations/sqlite/0008_tombstone.sql")),
+    (9, "last access", include_str!("../migrations/sqlite/0009_last_access.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -34,6 +35,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (6, "rejection", include_str!("../migrations/postgres/0006_rejection.sql")),
     (7, "jobs", include_str!("../migrations/postgres/0007_jobs.sql")),
     (8, "tombstone", include_str!("../migrations/postgres/0008_tombstone.sql")),
+    (9, "last access", include_str!("../migrations/postgres/0009_last_access.sql")),
 ];
 
 #[derive(Debug)]

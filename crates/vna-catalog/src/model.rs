@@ -213,6 +213,9 @@ pub struct InstanceRow {
     /// The IOCM rejection hiding this version, if any (seen only by readers whose visibility
     /// includes rejected instances).
     pub rejection: Option<Rejection>,
+    /// When it was last read, as recorded by the nodes' batched access tracking; `None`: not
+    /// read since it arrived.
+    pub last_access_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -96,8 +96,9 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
         (None, None) => None,
         _ => return Err(CatalogError::Corrupt { what: "instance rejection" }),
     };
+    let last_access_ms = c.opt_int("last access")?;
     let tenant = c.text("study tenant")?;
-    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms, tenant, rejection })
+    Ok(InstanceRow { pk, patient, study, series, instance, blob, version, is_current, stored_at_ms, tenant, rejection, last_access_ms })
 }
 
 fn decode_all(rows: &[AnyRow]) -> Result<Vec<InstanceRow>, CatalogError> {

@@ -445,6 +445,7 @@ async fn register_in(
         stored_at_ms,
         tenant: new.tenant.clone(),
         rejection,
+        last_access_ms: None,
     };
     let outcome = if becomes_current {
         RegisterOutcome::Stored { instance, change_seq, replaced_previous: existing.is_some() }

@@ -72,7 +72,7 @@ pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_n
      i.n_columns, i.bits_allocated, i.number_of_frames, i.transfer_syntax, i.tier, i.blob_key, \
      i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms, \
      i.concatenation_uid, i.concatenation_source, i.in_concatenation_number, i.dimension_organization_type, \
-     i.total_pixel_matrix_columns, i.total_pixel_matrix_rows, i.rejected_code, i.rejected_at_ms";
+     i.total_pixel_matrix_columns, i.total_pixel_matrix_rows, i.rejected_code, i.rejected_at_ms, i.last_access_ms";
 
 /// `SELECT i.pk, <patient>, <study>, <series>, <instance> FROM … ` for instance rows; callers
 /// append ` WHERE …`.

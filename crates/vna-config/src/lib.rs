@@ -64,7 +64,7 @@ impl Default for JobsConfig {
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
-        LifecycleConfig { policies_dir: String::new(), lock_horizon_days: 0, hot_margin_days: 30 }
+        LifecycleConfig { policies_dir: String::new(), lock_horizon_days: 0, hot_margin_days: 30, access_flush_seconds: 60 }
     }
 }
 
@@ -87,6 +87,10 @@ pub struct LifecycleConfig {
     /// with its full retention on the tier it moves to: a locked version could not be removed
     /// from the tier it left.
     pub hot_margin_days: u32,
+    /// Each node notes which instances are read and writes their last access to the catalog
+    /// in one batch this often (for `unused_for` rules: at most one write per instance and
+    /// interval); 0: not tracked.
+    pub access_flush_seconds: u64,
 }
 
 impl Default for Config {

@@ -466,6 +466,7 @@ pub async fn run(
         );
     }
     let dimse_stop = signalled(fan_rx.clone());
+    let fan_stop = fan_rx.clone();
     // The audit trail's Application Activity (PS3.15 A.5.3.1): recorded before serving.
     let me = vna_archive::Principal::system();
     archive.audit_security(&me, vna_archive::APPLICATION_START, 0, "vna serve started").await;
@@ -480,6 +481,11 @@ pub async fn run(
         let secs = std::time::Duration::from_secs;
         let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(config.jobs.poll_seconds));
         tokio::spawn(archive.clone().run_jobs(worker, fan_rx))
+    });
+    // Reads noted in memory, written to the catalog in batches (lifecycle `unused_for`).
+    let accesses = (config.lifecycle.access_flush_seconds > 0).then(|| {
+        let every = std::time::Duration::from_secs(config.lifecycle.access_flush_seconds);
+        tokio::spawn(archive.clone().track_accesses(every, fan_stop.clone()))
     });
     on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
     let mut server = tokio::spawn(server);
@@ -500,6 +506,9 @@ pub async fn run(
     };
     // The DIMSE side drains within its own grace period.
     dimse.await.context("DIMSE server task")?;
+    if let Some(accesses) = accesses {
+        let _ = tokio::time::timeout(grace, accesses).await;
+    }
     // A running job stops at its next step and goes back to the queue with its progress.
     if let Some(mut jobs) = jobs {
         if tokio::time::timeout(grace, &mut jobs).await.is_err() {

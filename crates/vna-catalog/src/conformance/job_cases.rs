@@ -225,3 +225,23 @@ pub async fn a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge
     assert!(c.move_version(&bad).await.is_err());
     assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().blob, to);
 }
+
+pub async fn accesses_are_recorded_in_batches_and_never_go_back(c: &dyn Catalog) {
+    let a = new_instance("1.2.14.1", "1.2.14.1.1", "1.2.14.1.1.1");
+    let mut b = new_instance("1.2.14.1", "1.2.14.1.1", "1.2.14.1.1.2");
+    b.instance.instance_number = Some(2);
+    let (pa, pb) = (store(c, &a).await, store(c, &b).await);
+    let last = |sop: &vna_dicom::uid::SopInstanceUid| {
+        let sop = sop.clone();
+        async move { c.current_instance(&sop, &Visibility::ALL).await.unwrap().unwrap().last_access_ms }
+    };
+    assert_eq!(last(&a.instance.sop_uid).await, None, "not read since it arrived");
+    assert_eq!(c.record_accesses(&[pa, pb], 1_000).await.unwrap(), 2);
+    assert_eq!(last(&a.instance.sop_uid).await, Some(1_000));
+    assert_eq!(c.record_accesses(&[pa], 500).await.unwrap(), 0, "an older batch does not go back in time");
+    assert_eq!(c.record_accesses(&[pa], 2_000).await.unwrap(), 1);
+    assert_eq!((last(&a.instance.sop_uid).await, last(&b.instance.sop_uid).await), (Some(2_000), Some(1_000)));
+    assert_eq!(c.record_accesses(&[], 3_000).await.unwrap(), 0);
+    let many: Vec<i64> = (0..1200).map(|n| pa + 10_000 + n).chain([pb]).collect();
+    assert_eq!(c.record_accesses(&many, 3_000).await.unwrap(), 1, "chunks of a large batch, unknown keys skipped");
+}

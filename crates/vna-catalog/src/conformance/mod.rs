@@ -49,7 +49,7 @@ macro_rules! catalog_conformance_tests {
             rejection_waits_for_unknown_instances, rejection_stays_in_its_tenant, a_study_wholly_rejected_disappears,
             jobs_are_claimed_once_and_finished_by_their_owner, a_lapsed_lease_is_taken_over_from_the_last_cursor,
             jobs_are_released_and_cancelled, expiry_leaves_tombstones_until_purged,
-            a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge);
+            a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge, accesses_are_recorded_in_batches_and_never_go_back);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless, concurrent_claims_take_each_job_once);
@@ -171,6 +171,7 @@ pub fn instance_row(n: NewInstance) -> InstanceRow {
         stored_at_ms: 0,
         tenant: n.tenant,
         rejection: None,
+        last_access_ms: None,
     }
 }
 
