@@ -141,3 +141,16 @@ def test_the_hot_copy_goes_only_when_its_own_lock_allows(slide):
     stones = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/tombstones", timeout=60).json()
     assert stones[0]["purgedAt"] is None, "still there, still locked, still to purge"
     assert frames(srv, wsi) == wsi.frames
+
+
+def test_an_old_study_whose_retention_has_ended_is_stored_unlocked(slide):
+    """An adult's CT from 2005: ten years after the last study ended in 2015. It is stored
+    (a store refuses a retain-until date in the past) and left unlocked."""
+    srv, _, _ = slide
+    old = dicomgen.with_changes(
+        dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=dicomgen.PATIENT_ID_PREFIX + "TIER-OLD",
+                          study_date="20050301")[0], PatientBirthDate="19500101")
+    r = helpers.stow(srv.dicomweb, [old.data])
+    assert r.status_code == 200, r.text[:300]
+    p = protection(srv, old)
+    assert p["retention"] is None and p["policy"]["rules"] == ["adult-radiology"], p

@@ -83,7 +83,11 @@ impl Archive {
         // full retention is placed on the tier it moves to (a locked version could not be
         // removed from here after the move).
         let leaving = d.transition.as_ref().filter(|m| m.tier != self.config.default_tier).and_then(|m| m.at);
-        Ok(d.retention.map(|r| (self.lock_plan(&r, leaving, now).lock, r.rules)))
+        let lock = d.retention.map(|r| (self.lock_plan(&r, leaving, now).lock, r.rules));
+        // An old study whose retention has already ended arrives unlocked (a store refuses a
+        // retain-until date in the past).
+        let now_sys = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(now.max(0)).unwrap_or(0));
+        Ok(lock.filter(|(l, _)| l.retain_until > now_sys))
     }
 
     /// The lock to place for a policy retention at `now` (wall clock) on a tier the object
@@ -252,6 +256,8 @@ struct Locks {
     longer_than_policy: u64,
     /// On a tier that cannot lock.
     not_lockable: u64,
+    /// Whose retention has already ended: nothing to lock.
+    retention_over: u64,
 }
 
 /// An opaque name for an object version in job failures (no PHI: tier and key).
@@ -372,6 +378,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             "unchanged": tally.locks.unchanged,
             "longerThanPolicy": tally.locks.longer_than_policy,
             "notLockable": tally.locks.not_lockable,
+            "retentionOver": tally.locks.retention_over,
         },
         "failed": ctx.progress.failed,
     }))
@@ -481,6 +488,10 @@ impl Archive {
         let now = crate::now_ms();
         let LockPlan { lock: want, enough, policy_end } = self.lock_plan(r, leaving, now);
         let now_sys = SystemTime::now();
+        if want.retain_until <= now_sys {
+            locks.retention_over += versions.len() as u64;
+            return Ok(());
+        }
         for v in &versions {
             let name = object_name(&v.blob.tier, &v.blob.key);
             let store = match self.store_of(&v.blob.tier) {
