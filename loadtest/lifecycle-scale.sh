@@ -12,18 +12,19 @@
 #      `vna serve` whose own job runner applies the plan at the same time, against the same
 #      STOW-RS with no job running.
 #
-#   loadtest/lifecycle-scale.sh [--instances N] [--out DIR]
+#   loadtest/lifecycle-scale.sh [--instances N] [--plan-only] [--out DIR]
 #
 # Needs a release build (`cargo build --release -p vna -p vna-loadtest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-instances=200000 out=""
+instances=200000 out="" plan_only=0
 while (($#)); do
     case $1 in
         --instances) instances="$2"; shift 2 ;;
+        --plan-only) plan_only=1; shift ;;
         --out) out="$2"; shift 2 ;;
-        *) echo "usage: loadtest/lifecycle-scale.sh [--instances N] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: loadtest/lifecycle-scale.sh [--instances N] [--plan-only] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 out="${out:-loadtest/out/lifecycle-scale-$(date +%Y%m%d-%H%M%S)}"
@@ -59,6 +60,7 @@ echo "== plan over $instances instances"
 /usr/bin/time -v -o "$state/plan.time" "$bin/vna" --data-dir "$data" lifecycle plan --policies "$policies" --now "$now" --json >"$out/plan.json"
 echo "plan: $(time_figures "$state/plan.time")" | tee "$out/figures.txt"
 hash="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["planHash"])' "$out/plan.json")"
+if ((plan_only)); then echo "reports in $out"; exit 0; fi
 
 echo "== apply (every object locked: a lock file written and fsynced per object)"
 /usr/bin/time -v -o "$state/apply.time" "$bin/vna" --data-dir "$data" lifecycle apply --policies "$policies" --now "$now" --plan "$hash" >"$out/apply.json"
