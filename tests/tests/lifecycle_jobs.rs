@@ -47,13 +47,19 @@ async fn world(n: usize, horizon: Option<Duration>) -> World {
     }
     let r = http::stow(&http::client(), &server.base, &objects).await;
     assert_eq!(r.status().as_u16(), 200);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("all.toml"), POLICY).expect("policy file");
-    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let (dir, set) = policies(POLICY);
     let hash = set.hash.clone();
     let config = ArchiveConfig { policies: Some(Arc::new(set)), lock_horizon: horizon, ..ArchiveConfig::default() };
     let archive = fx.archive(fx.sqlite.clone(), config);
     World { fx, archive, _server: server, _policies: dir, hash }
+}
+
+/// A policy set of one file with `text`; the folder lives as long as the guard.
+fn policies(text: &str) -> (tempfile::TempDir, vna_lifecycle::PolicySet) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("policy.toml"), text).expect("policy file");
+    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    (dir, set)
 }
 
 fn worker(name: &str) -> Worker {
@@ -191,9 +197,7 @@ async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
     let fx = FaultyFixture::new().await;
     let cold_dir = tempfile::tempdir().expect("temp dir");
     let cold: Arc<dyn vna_blob::BlobStore> = Arc::new(vna_blob::fs::FsBlobStore::open(cold_dir.path()).await.expect("cold tier"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("move.toml"), MOVE_POLICY).expect("policy file");
-    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let (_dir, set) = policies(MOVE_POLICY);
     let hash = set.hash.clone();
     // The hot lock ends at the move date itself (no margin): a second after arrival.
     let config = ArchiveConfig { policies: Some(Arc::new(set)), hot_margin: Duration::ZERO, ..ArchiveConfig::default() };
@@ -264,9 +268,7 @@ priority = 1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_recorded_in_batches_and_count_for_unused_for() {
     let fx = FaultyFixture::new().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("unused.toml"), UNUSED_POLICY).expect("policy file");
-    let set = vna_lifecycle::load_dir(dir.path()).expect("policies load");
+    let (_dir, set) = policies(UNUSED_POLICY);
     let archive = fx.archive(fx.sqlite.clone(), ArchiveConfig { policies: Some(Arc::new(set)), ..ArchiveConfig::default() });
     let server = inproc::serve(archive.clone()).await;
     let ct = Ct::new_study();

@@ -395,6 +395,14 @@ enum Expired {
 }
 
 impl Archive {
+    /// Every recorded version of the instance of `row` (a lifecycle step acts on them all).
+    async fn all_versions(&self, row: &InstanceRow) -> Result<Vec<InstanceRow>, ArchiveError> {
+        self.catalog
+            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
+            .await
+            .map_err(ArchiveError::catalog("listing versions"))
+    }
+
     /// Expires one instance (every version) as the policies decided.
     async fn expire(
         &self,
@@ -403,11 +411,7 @@ impl Archive {
         d: &Decision,
         policy_set: &str,
     ) -> Result<Expired, crate::jobs::JobError> {
-        let versions = self
-            .catalog
-            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
-            .await
-            .map_err(ArchiveError::catalog("listing versions"))?;
+        let versions = self.all_versions(row).await?;
         // The store decides whether a version may go yet: its own clock, its own locks.
         for v in &versions {
             let name = object_name(&v.blob.tier, &v.blob.key);
@@ -480,11 +484,7 @@ impl Archive {
         locks: &mut Locks,
     ) -> Result<(), crate::jobs::JobError> {
         use std::time::{Duration, SystemTime};
-        let versions = self
-            .catalog
-            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
-            .await
-            .map_err(ArchiveError::catalog("listing versions"))?;
+        let versions = self.all_versions(row).await?;
         let now = crate::now_ms();
         let LockPlan { lock: want, enough, policy_end } = self.lock_plan(r, leaving, now);
         let now_sys = SystemTime::now();
@@ -551,11 +551,7 @@ impl Archive {
         policy_set: &str,
         grace: std::time::Duration,
     ) -> Result<u64, crate::jobs::JobError> {
-        let versions = self
-            .catalog
-            .instance_versions(&row.instance.sop_uid, &vna_catalog::Visibility::ALL)
-            .await
-            .map_err(ArchiveError::catalog("listing versions"))?;
+        let versions = self.all_versions(row).await?;
         let Ok(target) = self.store_of(tier).cloned() else {
             ctx.fail(object_name(&row.blob.tier, &row.blob.key), format!("the policies move it to tier {tier}, which is not configured"));
             return Ok(0);
