@@ -121,6 +121,9 @@ def test_apply_moves_the_slide_to_the_cold_tier_and_locks_it_there(slide):
     # The hot copy is kept for the move's grace period, recorded as a tombstone to purge.
     stones = requests.get(f"{srv.base_url}/admin/instances/{wsi.sop_uid}/tombstones", timeout=60).json()
     assert [(t["reason"], t["object"], t["purgedAt"]) for t in stones] == [("moved", f"{hot['tier']}/{hot['key']}", None)]
+    events = requests.get(f"{srv.base_url}/admin/audit", params={"study": wsi.study_uid, "limit": "1000"}, timeout=60).json()["events"]
+    moves = [e for e in events if e["eventId"] == "110103" and e["action"] == "U" and "moved to tier cold" in e["detail"]]
+    assert len(moves) == 1 and "pathology-slides" in moves[0]["detail"], events
     if srv.bucket is not None:
         assert s3_delete_refused(srv.bucket, hot["key"], hot["storeVersionId"]), "the hot copy is locked in its bucket"
         assert s3_delete_refused(srv.cold_bucket, cold["key"], cold["storeVersionId"]), "the cold copy is locked in its bucket"

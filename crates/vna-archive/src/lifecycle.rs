@@ -574,6 +574,10 @@ impl Archive {
                 size: copy.size,
                 sha256: v.blob.sha256.clone(),
             };
+            // DICOM Instances Accessed, Update (A.5.3.4): the object now lives elsewhere; recorded
+            // with the switch, in its transaction.
+            let mut audit = crate::audit::event(&crate::Principal::system(), crate::EventId::InstancesAccessed, "U", &[v], "");
+            audit.detail = format!("moved to tier {tier} by lifecycle rules {} (policy set {policy_set})", rules.join(", "));
             let m = vna_catalog::TierMove {
                 pk: v.pk,
                 from: v.blob.clone(),
@@ -581,6 +585,7 @@ impl Archive {
                 rules: rules.clone(),
                 policy_set: policy_set.to_owned(),
                 now_ms: crate::now_ms(),
+                audit: Some(audit),
             };
             match self.catalog.move_version(&m).await.map_err(ArchiveError::catalog("switching a version to its new tier"))? {
                 Some(stone) => {

@@ -177,6 +177,8 @@ pub struct TierMove {
     pub rules: Vec<String>,
     pub policy_set: String,
     pub now_ms: i64,
+    /// The audit event of the move, recorded in the same transaction.
+    pub audit: Option<crate::AuditEvent>,
 }
 
 /// Points an instance version at its copy on another tier, and leaves a tombstone (`moved`) for
@@ -200,6 +202,9 @@ pub(crate) async fn move_version(tx: &mut Tx<'_>, m: &TierMove) -> Result<Option
     )
     .await?;
     let stone = tombstone(tx, &r, &m.from, "moved", &m.rules, &m.policy_set, m.now_ms).await?;
+    if let Some(a) = &m.audit {
+        crate::audit::insert(tx, a).await?;
+    }
     if r.is_current {
         tx.execute(
             "move: append change",

@@ -210,7 +210,15 @@ pub async fn a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge
     let a = new_instance("1.2.13.1", "1.2.13.1.1", "1.2.13.1.1.1");
     let pk = store(c, &a).await;
     let to = BlobLocation { tier: "cold".into(), key: "obj-cold-1".into(), version_id: Some("v9".into()), ..a.blob.clone() };
-    let m = TierMove { pk, from: a.blob.clone(), to: to.clone(), rules: vec!["slides".into()], policy_set: "h".into(), now_ms: 7_000 };
+    let m = TierMove {
+        pk,
+        from: a.blob.clone(),
+        to: to.clone(),
+        rules: vec!["slides".into()],
+        policy_set: "h".into(),
+        now_ms: 7_000,
+        audit: None,
+    };
     let stone = c.move_version(&m).await.unwrap().expect("moved");
     assert_eq!((stone.reason.as_str(), stone.blob.clone(), stone.purged_at_ms), ("moved", a.blob.clone(), None));
     let now = c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
