@@ -6,19 +6,22 @@
 # calls made directly with botocore (each extending one of those locks by a day), on one thread
 # as one job walks its objects and on four, give the store's own rate.
 #
-#   loadtest/lifecycle-s3.sh [--instances N] [--out DIR]
+#   loadtest/lifecycle-s3.sh [--instances N] [--runners R] [--out DIR]
+#
+# With --runners R, the apply run is split into R jobs taken by R runners at once.
 #
 # Needs a release build (`cargo build --release -p vna -p vna-loadtest`) and the test venv
 # (`.venv`, made by scripts/test.sh: the AWS CLI); botocore goes into a venv of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-instances=5000 out=""
+instances=5000 out="" runners=1
 while (($#)); do
     case $1 in
         --instances) instances="$2"; shift 2 ;;
+        --runners) runners="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        *) echo "usage: loadtest/lifecycle-s3.sh [--instances N] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: loadtest/lifecycle-s3.sh [--instances N] [--runners R] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 out="${out:-loadtest/out/lifecycle-s3-$(date +%Y%m%d-%H%M%S)}"
@@ -62,13 +65,14 @@ awk -v n="$instances" -v a="$t0" -v b="$t1" 'BEGIN {printf "import into S3: %.1f
 
 hash="$("$bin/vna" --data-dir "$data" lifecycle plan --policies "$policies" --now "$now" --json | $py -c 'import json,sys; print(json.load(sys.stdin)["planHash"])')"
 t0=$(date +%s.%N)
-"$bin/vna" --data-dir "$data" lifecycle apply --policies "$policies" --now "$now" --plan "$hash" >"$out/apply.json"
+VNA__JOBS__RUNNERS="$runners" "$bin/vna" --data-dir "$data" lifecycle apply --policies "$policies" --now "$now" --plan "$hash" \
+    --instances-per-job $(((instances + runners - 1) / runners)) >"$out/apply.json"
 t1=$(date +%s.%N)
 $py - "$out/apply.json" "$t0" "$t1" <<'EOF' | tee -a "$out/figures.txt"
 import json, sys
 o = json.load(open(sys.argv[1]))["outcome"]
 s = float(sys.argv[3]) - float(sys.argv[2])
-print(f"vna lifecycle apply: {o['examined']} examined in {s:.1f} s = {o['examined'] / s:.0f} objects/s; locks {o['locks']}")
+print(f"vna lifecycle apply ({len(json.load(open(sys.argv[1]))['jobs'])} jobs): {o['examined']} examined in {s:.1f} s = {o['examined'] / s:.0f} objects/s; locks {o['locks']}")
 EOF
 
 # The store's own rate: PutObjectRetention on the same object versions, 4 threads.

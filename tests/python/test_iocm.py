@@ -221,11 +221,11 @@ def test_the_policies_see_the_rejection(rejected):
     assert "rejected-for-quality" not in by_uid[cts[2].sop_uid]["rules"]
 
 
-def lifecycle(srv, *args: str) -> subprocess.CompletedProcess:
+def lifecycle(srv, *args: str, runners: int = 1) -> subprocess.CompletedProcess:
     """`vna lifecycle …` on the server's catalog and storage, with the example policies (the
     server itself runs without policies: its job runner leaves these jobs alone)."""
     cmd = [vna_bin(), "--data-dir", str(srv.data_dir)]
-    env = dict(os.environ)
+    env = dict(os.environ) | {"VNA__JOBS__RUNNERS": str(runners)}
     if srv.db is not None:
         cmd += ["--catalog-url", srv.db.url]
     if srv.bucket is not None:
@@ -248,10 +248,12 @@ def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected
     assert p["expiry"]["due"]["instances"] == 3, p["expiry"]
     refused = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", "0" * 64)
     assert refused.returncode != 0 and "plan changed" in refused.stderr, refused.stderr[-2000:]
-    applied = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", p["planHash"])
+    # Split into jobs of two instance keys, three runners in the CLI taking them at once.
+    applied = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", p["planHash"], "--instances-per-job", "2", runners=3)
     assert applied.returncode == 0, applied.stderr[-2000:]
     job = json.loads(applied.stdout)
-    assert job["state"] == "done", job
+    assert job["state"] == "done" and len(job["jobs"]) >= 3, job
+    assert len({d["outcome"]["ranBy"] for d in job["details"]}) >= 2, "several runners took part"
     assert (job["outcome"]["expired"], job["outcome"]["purged"], job["outcome"]["failed"]) == (3, 3, 0), job
     assert job["outcome"]["examined"] >= 5 and job["failures"] == []
 

@@ -54,11 +54,14 @@ pub struct JobsConfig {
     pub lease_seconds: u64,
     /// How often an idle node looks for work.
     pub poll_seconds: u64,
+    /// Jobs this node runs at once (each a runner of its own; an apply run is split into jobs
+    /// of instance key ranges, so several runners apply it in parallel).
+    pub runners: u32,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { run: true, lease_seconds: 60, poll_seconds: 10 }
+        JobsConfig { run: true, lease_seconds: 60, poll_seconds: 10, runners: 1 }
     }
 }
 
@@ -430,8 +433,10 @@ pub fn load(
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
     }
-    if config.jobs.lease_seconds < 3 || config.jobs.poll_seconds == 0 {
-        return Err(ConfigError::Inconsistent("jobs.lease_seconds must be at least 3 and jobs.poll_seconds at least 1".into()));
+    if config.jobs.lease_seconds < 3 || config.jobs.poll_seconds == 0 || !(1..=64).contains(&config.jobs.runners) {
+        return Err(ConfigError::Inconsistent(
+            "jobs.lease_seconds must be at least 3, jobs.poll_seconds at least 1, jobs.runners 1 to 64".into(),
+        ));
     }
     check_dimse(&config.dimse)?;
     check_storage(&config.storage)?;

@@ -480,7 +480,13 @@ pub async fn run(
     let jobs = config.jobs.run.then(|| {
         let secs = std::time::Duration::from_secs;
         let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(config.jobs.poll_seconds));
-        tokio::spawn(archive.clone().run_jobs(worker, fan_rx))
+        let runners: Vec<_> = (0..config.jobs.runners)
+            .map(|n| {
+                let worker = vna_archive::jobs::Worker { owner: format!("{}#{n}", worker.owner), ..worker.clone() };
+                tokio::spawn(archive.clone().run_jobs(worker, fan_rx.clone()))
+            })
+            .collect();
+        futures::future::join_all(runners)
     });
     // Reads noted in memory, written to the catalog in batches (lifecycle `unused_for`).
     let accesses = (config.lifecycle.access_flush_seconds > 0).then(|| {
@@ -510,10 +516,9 @@ pub async fn run(
         let _ = tokio::time::timeout(grace, accesses).await;
     }
     // A running job stops at its next step and goes back to the queue with its progress.
-    if let Some(mut jobs) = jobs {
-        if tokio::time::timeout(grace, &mut jobs).await.is_err() {
+    if let Some(jobs) = jobs {
+        if tokio::time::timeout(grace, jobs).await.is_err() {
             tracing::warn!(grace_seconds = grace.as_secs(), "a job did not stop within the grace period; its lease will lapse");
-            jobs.abort();
         }
     }
     archive.audit_security(&me, vna_archive::APPLICATION_STOP, 0, "vna serve stopped").await;

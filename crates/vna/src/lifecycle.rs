@@ -80,20 +80,33 @@ pub async fn apply(
         other => other?,
     };
     if !queue_only {
+        // `jobs.runners` runners here, each taking the run's jobs one after the other.
         let secs = std::time::Duration::from_secs;
-        let worker = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(1));
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        for &id in &ids {
-            loop {
-                let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
-                if job.state.is_final() {
-                    break;
+        let base = vna_archive::jobs::Worker::for_this_process(secs(config.jobs.lease_seconds), secs(1));
+        let mut runners = Vec::new();
+        for n in 0..config.jobs.runners.max(1) {
+            let worker = vna_archive::jobs::Worker { owner: format!("{}#{n}", base.owner), ..base.clone() };
+            let (archive, ids) = (archive.clone(), ids.clone());
+            runners.push(tokio::spawn(async move {
+                let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+                loop {
+                    let mut over = true;
+                    for &id in &ids {
+                        let job = archive.catalog().job(id).await?.ok_or_else(|| anyhow::anyhow!("job {id} vanished"))?;
+                        over &= job.state.is_final();
+                    }
+                    if over {
+                        return anyhow::Ok(());
+                    }
+                    if archive.run_one_job(&worker, &stop).await?.is_none() {
+                        // Another runner or node has the rest (or it waits its turn): look again.
+                        tokio::time::sleep(worker.poll).await;
+                    }
                 }
-                if archive.run_one_job(&worker, &stop).await?.is_none() {
-                    // Another node runs it (or it waits for its turn): look again shortly.
-                    tokio::time::sleep(worker.poll).await;
-                }
-            }
+            }));
+        }
+        for r in runners {
+            r.await??;
         }
     }
     let mut jobs = Vec::new();
