@@ -171,7 +171,7 @@ impl Archive {
     /// The kinds of job this node can run: lifecycle jobs only for the policy set it has (a
     /// job names the set it was queued for, so a node configured otherwise never takes it).
     pub fn job_kinds(&self) -> Vec<String> {
-        self.policies().map(|set| crate::lifecycle::apply_kind(&set.hash)).into_iter().collect()
+        self.policies().map(|set| crate::apply::apply_kind(&set.hash)).into_iter().collect()
     }
 
     /// Claims one job (of [`Archive::job_kinds`]) and runs it to its end or until `stop`;
@@ -196,8 +196,8 @@ impl Archive {
             renewed: Instant::now(),
             stop: stop.clone(),
         };
-        let result = if ctx.job.kind.starts_with(crate::lifecycle::APPLY_JOB) {
-            crate::lifecycle::apply_job(&mut ctx).await
+        let result = if ctx.job.kind.starts_with(crate::apply::APPLY_JOB) {
+            crate::apply::apply_job(&mut ctx).await
         } else {
             Err(JobError::Failed(format!("unknown job kind {}", ctx.job.kind)))
         };

@@ -19,6 +19,7 @@
 //! and `ErrorClass`, the one table every front end renders.
 
 mod access;
+mod apply;
 mod audit;
 mod clock;
 mod deliver;
@@ -29,6 +30,7 @@ mod image;
 mod ingest;
 pub mod jobs;
 mod keys;
+mod last_access;
 mod lifecycle;
 mod nondicom;
 mod plan;
@@ -51,6 +53,7 @@ mod retrieve;
 mod verify;
 
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
+pub use apply::{apply_kind, apply_params, APPLY_JOB};
 pub use audit::{a5_xml, EventId, APPLICATION_START, APPLICATION_STOP, USER_SECURITY_ATTRIBUTES_CHANGED, USE_OF_RESTRICTED_FUNCTION};
 pub use clock::{now_ms, utc_timestamp};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};
@@ -58,7 +61,7 @@ pub use error::{ArchiveError, ErrorClass, SopRef};
 pub use found::Found;
 pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
-pub use lifecycle::{apply_kind, apply_params, lifecycle_facts, APPLY_JOB};
+pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use verify::HoldOutcome;
@@ -125,7 +128,7 @@ pub struct Archive {
     /// Reads recorded in the audit trail within the last `audit::ACCESS_WINDOW`.
     recent_reads: audit::RecentReads,
     /// Instances read since the last flush (`Archive::flush_accesses`).
-    accesses: lifecycle::Accesses,
+    accesses: last_access::Accesses,
 }
 
 impl Archive {
@@ -146,7 +149,7 @@ impl Archive {
             ingest_slots,
             imaging: image::Imaging::new(),
             recent_reads: audit::RecentReads::default(),
-            accesses: lifecycle::Accesses::default(),
+            accesses: last_access::Accesses::default(),
         }))
     }
 

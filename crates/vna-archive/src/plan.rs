@@ -178,7 +178,7 @@ impl Archive {
 
     /// Queues the jobs that apply the configured policies as of `now`, if the plan for that
     /// date still has the hash `plan_hash` (else `PlanChanged`, nothing queued): one per
-    /// `keys_per_job` instance keys ([`crate::lifecycle::KEYS_PER_JOB`] by default), which the
+    /// `keys_per_job` instance keys ([`crate::apply::KEYS_PER_JOB`] by default), which the
     /// runners of every node configured with the same policies share. Returns the jobs' ids.
     pub async fn queue_lifecycle_apply(
         &self,
@@ -198,14 +198,14 @@ impl Archive {
         }
         let params = crate::apply_params(now, &set.hash, max_per_second, move_grace_seconds);
         let last = self.catalog.last_instance_key().await.map_err(ArchiveError::catalog("reading the catalog's extent"))?;
-        let step = keys_per_job.unwrap_or(crate::lifecycle::KEYS_PER_JOB).max(1);
+        let step = keys_per_job.unwrap_or(crate::apply::KEYS_PER_JOB).max(1);
         let (kind, queued_at) = (crate::apply_kind(&set.hash), crate::now_ms());
         let mut ids = Vec::new();
         let mut after: i64 = 0;
         loop {
             // The last shard is open-ended: what arrives meanwhile is covered too.
             let up_to = if after.saturating_add(step) >= last { i64::MAX } else { after + step };
-            let shard = crate::lifecycle::shard_params(params.clone(), after, up_to, after == 0);
+            let shard = crate::apply::shard_params(params.clone(), after, up_to, after == 0);
             ids.push(self.enqueue_job(&kind, &shard, queued_at).await?);
             if up_to == i64::MAX {
                 return Ok(ids);

@@ -70,6 +70,7 @@ pub mod postgres;
 pub mod query;
 mod read;
 mod register;
+mod rejection;
 mod security;
 mod sqlbuild;
 pub mod sqlite;
@@ -333,7 +334,7 @@ macro_rules! impl_catalog {
                 limit: u32,
                 offset: u32,
             ) -> Result<Vec<$crate::RejectionRecord>, $crate::CatalogError> {
-                $crate::read::rejections(&self.pool, v, limit, offset).await
+                $crate::rejection::rejections(&self.pool, v, limit, offset).await
             }
             async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
                 $crate::read::changes_since(&self.pool, after, limit).await

@@ -10,7 +10,7 @@ use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, instance_select, live, visible, Joined};
 use crate::{
     BlobLocation, ByteRange, CatalogError, Change, ChangeKind, InstanceAttrs, InstanceRow, MultiFrameAttrs, PatientAttrs, PatientRow,
-    Query, Rejection, RejectionRecord, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
+    Query, Rejection, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow, Visibility,
 };
 
 /// Bind-parameter budget per statement for pk lists (well under both backends' limits).
@@ -400,39 +400,4 @@ pub(crate) async fn count_instances(pool: &Pool) -> Result<i64, CatalogError> {
         Some(row) => row.cols().int("instance count"),
         None => Ok(0),
     }
-}
-
-/// Rejected SOP Instance UIDs in the tenants `v` sees, oldest rejection first, with whether the
-/// instance has arrived.
-pub(crate) async fn rejections(pool: &Pool, v: &Visibility, limit: u32, offset: u32) -> Result<Vec<RejectionRecord>, CatalogError> {
-    let mut b = SqlBuilder::new(pool.dialect());
-    b.push(
-        "SELECT r.sop_uid, r.study_uid, r.series_uid, r.tenant, r.code, r.note_sop_uid, r.at_ms, \
-         EXISTS (SELECT 1 FROM instance i WHERE i.sop_uid = r.sop_uid AND i.rejected_code IS NOT NULL) \
-         FROM rejection r WHERE 1 = 1",
-    );
-    if let Some(grants) = &v.tenants {
-        translate::within_tenants(&mut b, "r.tenant", grants);
-    }
-    if let Some(only) = &v.only {
-        b.push(" AND r.study_uid = ").bind(only.study.as_str());
-    }
-    b.push(" ORDER BY r.at_ms, r.sop_uid, r.tenant");
-    b.limit_offset(Some(limit), offset);
-    let rows = pool.fetch_built("rejections", &b.sql, &b.binds).await?;
-    rows.iter()
-        .map(|row| {
-            let mut c = row.cols();
-            Ok(RejectionRecord {
-                sop_uid: c.text("rejected sop uid")?,
-                study_uid: c.text("rejected study uid")?,
-                series_uid: c.text("rejected series uid")?,
-                tenant: c.text("rejection tenant")?,
-                code: c.text("rejection code")?,
-                note_sop_uid: c.text("rejection note uid")?,
-                at_ms: c.int("rejection time")?,
-                received: c.flag("rejected instance received")?,
-            })
-        })
-        .collect()
 }

@@ -9,9 +9,7 @@ use crate::db::{u64_value, Dialect, LocalTx, Pool, Tx, Value};
 use crate::jobs::{JobOp, JobReply};
 use crate::read::decode_instance;
 use crate::translate::instance_select;
-use crate::{
-    AuditEvent, CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, Rejection, RejectionNote, VersionPolicy,
-};
+use crate::{AuditEvent, CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
 
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
 
@@ -348,20 +346,8 @@ async fn register_in(
     }
 
     let stored_at_ms = now_ms();
-    // A rejection note that came first hides this instance on arrival: the same UID in the same
-    // study and tenant (a note never reaches into another tenant's study).
-    let rejection = tx
-        .fetch_optional(
-            "register: earlier rejection",
-            "SELECT code, at_ms FROM rejection WHERE sop_uid = ? AND study_uid = ? AND tenant = ?",
-            &[sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()],
-        )
-        .await?
-        .map(|row| {
-            let mut c = row.cols();
-            Ok::<_, CatalogError>(Rejection { code: c.text("rejection code")?, at_ms: c.int("rejection time")? })
-        })
-        .transpose()?;
+    // A rejection note that came first hides this instance on arrival.
+    let rejection = crate::rejection::earlier(tx, new).await?;
     let (kind, first_offset, frame_length, frame_count) = match &new.frames {
         FrameIndex::None => ("none", 0, 0, 0u64),
         FrameIndex::Native { first_offset, frame_length, count } => ("native", *first_offset, *frame_length, u64::from(*count)),
@@ -430,7 +416,7 @@ async fn register_in(
     };
     let change_seq = append_change(tx, new, pk, &change_kind, stored_at_ms).await?;
     if let Some(note) = &new.rejects {
-        reject(tx, new, note, stored_at_ms).await?;
+        crate::rejection::apply(tx, new, note, stored_at_ms).await?;
     }
 
     let instance = InstanceRow {
@@ -587,55 +573,6 @@ async fn insert_frame_pieces(tx: &mut Tx<'_>, pk: i64, frames: &[Vec<crate::Byte
             binds.extend(row.iter().cloned());
         }
         tx.execute("register: insert frame pieces", &sql, &binds).await?;
-    }
-    Ok(())
-}
-
-/// Records what a rejection note rejects and hides the instances already here: every version
-/// of each named SOP Instance UID in the named study of the note's tenant, each hidden current
-/// version announced on the change feed. The first note to name a UID is the one remembered.
-async fn reject(tx: &mut Tx<'_>, note_instance: &NewInstance, note: &RejectionNote, at_ms: i64) -> Result<(), CatalogError> {
-    let note_sop = note_instance.instance.sop_uid.as_str();
-    let tenant = note_instance.tenant.as_str();
-    for r in note.references.iter().filter(|r| r.sop_uid.as_str() != note_sop) {
-        let (sop, study, series) = (r.sop_uid.as_str(), r.study_uid.as_str(), r.series_uid.as_str());
-        let inserted = tx
-            .execute(
-                "reject: remember",
-                "INSERT INTO rejection (sop_uid, study_uid, series_uid, tenant, code, note_sop_uid, at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_uid, tenant) DO NOTHING",
-                &[sop.into(), study.into(), series.into(), tenant.into(), note.code.as_str().into(), note_sop.into(), at_ms.into()],
-            )
-            .await?;
-        if inserted == 0 {
-            continue;
-        }
-        let hidden = tx
-            .fetch_all(
-                "reject: hide",
-                "UPDATE instance SET rejected_code = ?, rejected_at_ms = ? WHERE sop_uid = ? AND rejected_code IS NULL \
-                 AND series_pk IN (SELECT s.pk FROM series s JOIN study st ON st.pk = s.study_pk \
-                 WHERE st.study_uid = ? AND st.tenant = ?) RETURNING pk, is_current, series_pk",
-                &[note.code.as_str().into(), at_ms.into(), sop.into(), study.into(), tenant.into()],
-            )
-            .await?;
-        for row in hidden {
-            let mut c = row.cols();
-            let (pk, current, series_pk) = (c.int("instance pk")?, c.flag("is current")?, c.int("series pk")?);
-            if !current {
-                continue;
-            }
-            // The series the instance is really in (the note may name another).
-            let series_row =
-                tx.fetch_one("reject: series of instance", "SELECT series_uid FROM series WHERE pk = ?", &[series_pk.into()]).await?;
-            let series_uid = series_row.cols().text("series uid")?;
-            tx.execute(
-                "reject: append change",
-                "INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                &[ChangeKind::InstanceRejected.as_str().into(), study.into(), series_uid.into(), sop.into(), pk.into(), at_ms.into()],
-            )
-            .await?;
-        }
     }
     Ok(())
 }
