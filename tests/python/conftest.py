@@ -56,6 +56,47 @@ STOP_TIMEOUT_S = 15
 HTTP_TIMEOUT_S = 60
 BACKENDS = ["sqlite", "postgres", "s3"]
 
+def _close_pynetdicom_pause_race() -> None:
+    """Closes a race in pynetdicom's requestor (pynetdicom#875, still in 3.0.4).
+
+    Before each request `Association.send_c_*` clears `_reactor_checkpoint` and
+    spins until the reactor thread says `_is_paused`. The reactor sets
+    `_is_paused = True`, waits on the checkpoint and sets it back to False, so
+    the sender can read a stale True just after the reactor's wait returned;
+    the reactor then takes the archive's (fast) response off the queue itself
+    ("Received unexpected C-FIND service message") and the client waits out its
+    DIMSE timeout for a response it has already received. The tests sent several
+    requests on one association and failed so, rarely, in CI.
+
+    Here the reactor, on leaving its pause, checks the checkpoint again: if the
+    sender cleared it meanwhile (having read the stale True), the reactor pauses
+    again before touching the queue. Every other write of `_is_paused = False`
+    happens with the checkpoint set, so it is unchanged.
+    """
+    from pynetdicom.association import Association
+
+    if isinstance(getattr(Association, "_is_paused", None), property):
+        return
+
+    def get(self) -> bool:
+        return self.__dict__.get("_vna_is_paused", False)
+
+    def set_(self, paused: bool) -> None:
+        self.__dict__["_vna_is_paused"] = paused
+        checkpoint = self.__dict__.get("_reactor_checkpoint")
+        if paused or checkpoint is None or threading.current_thread() is not self:
+            return
+        while not checkpoint.is_set():
+            self.__dict__["_vna_is_paused"] = True
+            checkpoint.wait()
+            self.__dict__["_vna_is_paused"] = False
+
+    Association._is_paused = property(get, set_)
+
+
+_close_pynetdicom_pause_race()
+
+
 def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in {"1", "true", "yes", "on"}
 
