@@ -246,3 +246,39 @@ def test_the_filesystem_tier_locks_new_objects_as_the_policies_say(stored):
     srv, objects = stored
     p = requests.get(f"{srv.base_url}/admin/instances/{objects['child'].sop_uid}/protection", timeout=30).json()
     assert p["enforcedBy"] != "store" and p["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": 2309558400}, p
+
+
+def test_nodes_apply_the_policies_on_their_own_once_a_period(tmp_path):
+    """`lifecycle.apply_every_hours`: two nodes on one PostgreSQL catalog and one S3 bucket
+    each offer the period's apply run as they start and every poll after; the catalog lets one
+    of them queue it, and the run locks what the policies retain."""
+    from conftest import ServerPool
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        first = pool.start("s3", name="scheduled-ingest")
+        cts = dicomgen.ct_study(series_count=1, instances_per_series=3, patient_id=P + "LC-SCHEDULED", study_date="20240601")
+        cts = [dicomgen.with_changes(c, PatientBirthDate="19600101") for c in cts]
+        assert helpers.stow(first.dicomweb, [c.data for c in cts]).status_code == 200
+        env = first.bucket.server_env() | {"VNA__LIFECYCLE__POLICIES_DIR": str(POLICIES), "VNA__JOBS__POLL_SECONDS": "1",
+                                           "VNA__LIFECYCLE__APPLY_EVERY_HOURS": "1"}
+        nodes = [pool.start("sqlite", name=f"scheduled-node-{n}", env=env, args=["--catalog-url", first.db.url]) for n in (1, 2)]
+        admin = f"{nodes[0].base_url}/admin"
+        deadline = time.monotonic() + 120
+        while True:
+            runs = [j for j in requests.get(f"{admin}/jobs", timeout=30).json() if j["kind"].startswith("lifecycle-apply")]
+            if runs and all(j["state"] == "done" for j in runs):
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.2)
+        # Both nodes have looked again a few times since: still the one run of this period.
+        time.sleep(3)
+        runs = [j for j in requests.get(f"{admin}/jobs", timeout=30).json() if j["kind"].startswith("lifecycle-apply")]
+        assert len(runs) == 1, runs
+        (run,) = runs
+        assert run["outcome"]["examined"] == 3 and run["failures"] == [], run
+        until = int(datetime.datetime(2034, 6, 1, tzinfo=datetime.timezone.utc).timestamp())
+        for c in cts:
+            p = requests.get(f"{admin}/instances/{c.sop_uid}/protection", timeout=30).json()
+            assert p["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, p
+    finally:
+        pool.close()

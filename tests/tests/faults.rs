@@ -61,6 +61,15 @@ impl Catalog for FailingCatalog {
     async fn enqueue_job(&self, job: &vna_catalog::NewJob) -> Result<i64, CatalogError> {
         self.inner.enqueue_job(job).await
     }
+    async fn enqueue_scheduled(
+        &self,
+        name: &str,
+        slot: i64,
+        busy_kinds: &[String],
+        jobs: &[vna_catalog::NewJob],
+    ) -> Result<Option<Vec<i64>>, CatalogError> {
+        self.inner.enqueue_scheduled(name, slot, busy_kinds, jobs).await
+    }
     async fn claim_job(
         &self,
         owner: &str,

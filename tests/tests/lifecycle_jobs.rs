@@ -131,6 +131,37 @@ async fn with_a_horizon_locks_end_within_it_and_are_extended_when_half_is_left()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_run_is_queued_once_a_period_and_retries_what_failed() {
+    use std::sync::atomic::Ordering;
+    let w = world(3, None).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let hour = Duration::from_secs(3600);
+    let t = 1_000 * 3_600_000 + 60_000; // a minute into period 1000
+    let first = w.archive.offer_scheduled_apply(hour, t, None).await.expect("offered").expect("queued");
+    assert_eq!(first.len(), 1);
+    // Another node over the same catalog, or this one a minute later: the period's run exists.
+    let other = w.fx.archive(w.fx.sqlite.clone(), w.archive.config().clone());
+    assert!(other.offer_scheduled_apply(hour, t, None).await.expect("offered").is_none());
+    assert!(w.archive.offer_scheduled_apply(hour, t + 60_000, None).await.expect("offered").is_none());
+
+    // The store refuses every lock: the run goes through, every object failed with its reason.
+    w.fx.faults.fail_lock.store(true, Ordering::SeqCst);
+    assert_eq!(w.archive.run_one_job(&worker("a"), &stop).await.expect("ran"), Some((first[0], JobState::Done)));
+    let job = w.archive.catalog().job(first[0]).await.expect("job").expect("exists");
+    assert_eq!(job.progress.failed, 3, "{job:?}");
+    let failures = w.archive.catalog().job_failures(first[0], 10, 0).await.expect("failures");
+    assert!(failures.iter().all(|f| f.reason.contains("injected")), "{failures:?}");
+    // The next period's run, by either node, retries them.
+    w.fx.faults.fail_lock.store(false, Ordering::SeqCst);
+    let second = other.offer_scheduled_apply(hour, t + 3_600_000, None).await.expect("offered").expect("next period");
+    assert!(w.archive.offer_scheduled_apply(hour, t + 3_600_000, None).await.expect("offered").is_none());
+    w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
+    let o = outcome(&w, second[0]).await;
+    assert_eq!(o["locks"]["extended"].as_u64(), Some(3), "{o}");
+    assert!(lock_days(&w).await.iter().all(|d| (3650..=3654).contains(d)), "ten years");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_node_gives_its_job_back_and_another_finishes_it() {
     let w = world(2, None).await;
     let id = queue(&w).await;

@@ -246,6 +246,29 @@ impl Archive {
     }
 }
 
+impl Archive {
+    /// Offers the periodic apply run ([`Archive::offer_scheduled_apply`]) every `poll` until
+    /// `stop`: the schedule of a node. Every node may run it; the catalog lets one queue each
+    /// period's run. A catalog failure is logged and tried again at the next look.
+    pub async fn run_schedule(
+        self: Arc<Self>,
+        every: Duration,
+        poll: Duration,
+        max_per_second: Option<u32>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            if let Err(e) = self.offer_scheduled_apply(every, crate::now_ms(), max_per_second).await {
+                tracing::warn!(error = %e, "could not queue the scheduled lifecycle apply run; trying again shortly");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
 /// A job for people and scripts: what it is, where it is, what it did.
 pub fn job_json(job: &JobRow, failures: &[JobFailure]) -> serde_json::Value {
     let outcome = job

@@ -197,20 +197,62 @@ impl Archive {
             return Err(ArchiveError::PlanChanged { current: current.to_owned() });
         }
         let params = crate::apply_params(now, &set.hash, max_per_second, move_grace_seconds);
+        let mut ids = Vec::new();
+        for job in self.apply_run(&set, &params, keys_per_job, crate::now_ms()).await? {
+            ids.push(self.catalog.enqueue_job(&job).await.map_err(ArchiveError::catalog("queueing a job"))?);
+        }
+        Ok(ids)
+    }
+
+    /// The jobs of one apply run with `params`: one per `keys_per_job` instance keys, the last
+    /// open-ended (what arrives meanwhile is covered too), the first also purging what earlier
+    /// runs left behind.
+    async fn apply_run(
+        &self,
+        set: &PolicySet,
+        params: &Value,
+        keys_per_job: Option<i64>,
+        queued_at: i64,
+    ) -> Result<Vec<vna_catalog::NewJob>, ArchiveError> {
         let last = self.catalog.last_instance_key().await.map_err(ArchiveError::catalog("reading the catalog's extent"))?;
         let step = keys_per_job.unwrap_or(crate::apply::KEYS_PER_JOB).max(1);
-        let (kind, queued_at) = (crate::apply_kind(&set.hash), crate::now_ms());
-        let mut ids = Vec::new();
+        let kind = crate::apply_kind(&set.hash);
+        let mut jobs = Vec::new();
         let mut after: i64 = 0;
         loop {
-            // The last shard is open-ended: what arrives meanwhile is covered too.
             let up_to = if after.saturating_add(step) >= last { i64::MAX } else { after + step };
             let shard = crate::apply::shard_params(params.clone(), after, up_to, after == 0);
-            ids.push(self.enqueue_job(&kind, &shard, queued_at).await?);
+            jobs.push(vna_catalog::NewJob { kind: kind.clone(), params: shard.to_string(), now_ms: queued_at, not_before_ms: queued_at });
             if up_to == i64::MAX {
-                return Ok(ids);
+                return Ok(jobs);
             }
             after = up_to;
         }
+    }
+
+    /// The periodic apply run (`lifecycle.apply_every_hours`), which every node's scheduler
+    /// offers each time it looks: queued for the policies as of `now` when a new period has
+    /// begun, by exactly one node of all those sharing the catalog, and not while an apply
+    /// run of the same policies (scheduled or an administrator's) is still queued or running.
+    /// It is also the pass that retries what earlier runs could not do: each run decides every
+    /// instance afresh. Not gated by a plan hash: configuring the period is the administrator's
+    /// consent to apply the configured policies as they stand. Returns the jobs queued.
+    pub async fn offer_scheduled_apply(
+        &self,
+        every: std::time::Duration,
+        now: i64,
+        max_per_second: Option<u32>,
+    ) -> Result<Option<Vec<i64>>, ArchiveError> {
+        let Some(set) = self.policies().cloned() else { return Ok(None) };
+        let period = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+        let params = crate::apply_params(now, &set.hash, max_per_second, None);
+        let jobs = self.apply_run(&set, &params, None, now).await?;
+        let busy = [crate::apply_kind(&set.hash)];
+        let queued = self.catalog.enqueue_scheduled(crate::apply::APPLY_JOB, now / period, &busy, &jobs).await;
+        let queued = queued.map_err(ArchiveError::catalog("queueing the scheduled apply run"))?;
+        if let Some(ids) = &queued {
+            tracing::info!(jobs = ids.len(), policies = %set.hash, "scheduled lifecycle apply run queued");
+        }
+        Ok(queued)
     }
 }

@@ -14,6 +14,8 @@ pub struct Faults {
     pub fail_write: AtomicBool,
     pub fail_commit: AtomicBool,
     pub fail_read: AtomicBool,
+    /// Retention changes (`set_retention`) fail.
+    pub fail_lock: AtomicBool,
 }
 
 pub struct FaultyBlobStore<S> {
@@ -62,6 +64,7 @@ impl<S: BlobStore> BlobStore for FaultyBlobStore<S> {
     }
 
     async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
+        check(&self.faults.fail_lock, "locking an object (injected)")?;
         self.inner.set_retention(blob, retention).await
     }
 

@@ -132,6 +132,15 @@ pub struct JobQuery {
 #[derive(Debug, Clone)]
 pub(crate) enum JobOp {
     Enqueue(NewJob),
+    /// The jobs of one run of the schedule `name` for period `slot`, queued only if no run of
+    /// that slot or a later one was queued, and no job of `busy_kinds` is still queued or
+    /// running (a run that outlasts its period postpones the next, it does not pile up).
+    EnqueueScheduled {
+        name: String,
+        slot: i64,
+        busy_kinds: Vec<String>,
+        jobs: Vec<NewJob>,
+    },
     /// The oldest claimable job of one of `kinds`: queued and due, or running with a lapsed
     /// lease.
     Claim {
@@ -185,6 +194,9 @@ pub(crate) enum JobOp {
 #[derive(Debug)]
 pub(crate) enum JobReply {
     Enqueued(i64),
+    /// The ids of a scheduled run's jobs; `None`: not queued (the slot was taken or a run is
+    /// still going).
+    Scheduled(Option<Vec<i64>>),
     Claimed(Option<Box<JobRow>>),
     Renewed(Renewal),
     /// Whether the caller still held the job.
@@ -236,6 +248,17 @@ fn progress_set(p: &Progress) -> (&'static str, [Value; 4]) {
     )
 }
 
+async fn enqueue(tx: &mut Tx<'_>, j: &NewJob) -> Result<i64, CatalogError> {
+    let row = tx
+        .fetch_one(
+            "job: enqueue",
+            "INSERT INTO job (kind, params, state, created_at_ms, not_before_ms) VALUES (?, ?, 'queued', ?, ?) RETURNING id",
+            &[j.kind.as_str().into(), j.params.as_str().into(), j.now_ms.into(), j.not_before_ms.into()],
+        )
+        .await?;
+    row.cols().int("job id")
+}
+
 async fn record_failures(tx: &mut Tx<'_>, id: i64, failures: &[JobFailure]) -> Result<(), CatalogError> {
     for f in failures {
         tx.execute(
@@ -251,15 +274,38 @@ async fn record_failures(tx: &mut Tx<'_>, id: i64, failures: &[JobFailure]) -> R
 /// Applies one job write inside the writer's transaction.
 pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, CatalogError> {
     match op {
-        JobOp::Enqueue(j) => {
-            let row = tx
-                .fetch_one(
-                    "job: enqueue",
-                    "INSERT INTO job (kind, params, state, created_at_ms, not_before_ms) VALUES (?, ?, 'queued', ?, ?) RETURNING id",
-                    &[j.kind.as_str().into(), j.params.as_str().into(), j.now_ms.into(), j.not_before_ms.into()],
+        JobOp::Enqueue(j) => Ok(JobReply::Enqueued(enqueue(tx, j).await?)),
+        JobOp::EnqueueScheduled { name, slot, busy_kinds, jobs } => {
+            if !busy_kinds.is_empty() {
+                let mut b = SqlBuilder::new(tx.dialect());
+                b.push("SELECT id FROM job WHERE kind IN ")
+                    .bind_list(busy_kinds.iter().map(String::as_str))
+                    .push(" AND state IN ('queued', 'running') LIMIT 1");
+                if tx.fetch_optional("job: a run still going", &b.sql, &b.binds).await?.is_some() {
+                    return Ok(JobReply::Scheduled(None));
+                }
+            }
+            // One statement takes the slot: inserted, or moved forward from an earlier one. On
+            // PostgreSQL a second node's statement waits for the first's row and then finds the
+            // slot taken; SQLite has one writer.
+            let now_ms = jobs.first().map_or(0, |j| j.now_ms);
+            let took = tx
+                .fetch_optional(
+                    "job: take a schedule slot",
+                    "INSERT INTO job_schedule (name, slot, queued_at_ms) VALUES (?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET slot = excluded.slot, queued_at_ms = excluded.queued_at_ms \
+                     WHERE job_schedule.slot < excluded.slot RETURNING slot",
+                    &[name.as_str().into(), (*slot).into(), now_ms.into()],
                 )
                 .await?;
-            Ok(JobReply::Enqueued(row.cols().int("job id")?))
+            if took.is_none() {
+                return Ok(JobReply::Scheduled(None));
+            }
+            let mut ids = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                ids.push(enqueue(tx, j).await?);
+            }
+            Ok(JobReply::Scheduled(Some(ids)))
         }
         JobOp::Claim { owner, kinds, now_ms, lease_ms } => {
             if kinds.is_empty() {

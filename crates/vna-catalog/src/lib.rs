@@ -154,6 +154,17 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Queues a background job; returns its id.
     async fn enqueue_job(&self, job: &NewJob) -> Result<i64, CatalogError>;
+    /// Queues `jobs`, one run of the schedule `name` for period number `slot`, unless a run for
+    /// that slot or a later one was already queued (by any node) or a job of `busy_kinds` is
+    /// still queued or running. Returns the new jobs' ids, `None` when nothing was queued. All
+    /// or nothing: the slot and the jobs commit together.
+    async fn enqueue_scheduled(
+        &self,
+        name: &str,
+        slot: i64,
+        busy_kinds: &[String],
+        jobs: &[NewJob],
+    ) -> Result<Option<Vec<i64>>, CatalogError>;
     /// Takes the oldest claimable job of one of `kinds` for `owner` until `now_ms + lease_ms`:
     /// a queued job that is due, or a running one whose lease lapsed (its owner died). At most
     /// one owner holds a job at a time.
@@ -366,6 +377,24 @@ macro_rules! impl_catalog {
             async fn enqueue_job(&self, job: &$crate::NewJob) -> Result<i64, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Enqueue(job.clone())).await? {
                     $crate::jobs::JobReply::Enqueued(id) => Ok(id),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn enqueue_scheduled(
+                &self,
+                name: &str,
+                slot: i64,
+                busy_kinds: &[String],
+                jobs: &[$crate::NewJob],
+            ) -> Result<Option<Vec<i64>>, $crate::CatalogError> {
+                let op = $crate::jobs::JobOp::EnqueueScheduled {
+                    name: name.to_owned(),
+                    slot,
+                    busy_kinds: busy_kinds.to_vec(),
+                    jobs: jobs.to_vec(),
+                };
+                match self.registrar.job(op).await? {
+                    $crate::jobs::JobReply::Scheduled(ids) => Ok(ids),
                     _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
                 }
             }

@@ -25,6 +25,7 @@ pub(crate) const SQLITE: Embedded = &[
     (7, "jobs", include_str!("../migrations/sqlite/0007_jobs.sql")),
     (8, "tombstone", include_str!("../migrations/sqlite/0008_tombstone.sql")),
     (9, "last access", include_str!("../migrations/sqlite/0009_last_access.sql")),
+    (10, "job schedule", include_str!("../migrations/sqlite/0010_job_schedule.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -36,6 +37,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (7, "jobs", include_str!("../migrations/postgres/0007_jobs.sql")),
     (8, "tombstone", include_str!("../migrations/postgres/0008_tombstone.sql")),
     (9, "last access", include_str!("../migrations/postgres/0009_last_access.sql")),
+    (10, "job schedule", include_str!("../migrations/postgres/0010_job_schedule.sql")),
 ];
 
 #[derive(Debug)]

@@ -67,7 +67,14 @@ impl Default for JobsConfig {
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
-        LifecycleConfig { policies_dir: String::new(), lock_horizon_days: 0, hot_margin_days: 30, access_flush_seconds: 60 }
+        LifecycleConfig {
+            policies_dir: String::new(),
+            lock_horizon_days: 0,
+            hot_margin_days: 30,
+            access_flush_seconds: 60,
+            apply_every_hours: 0,
+            apply_max_per_second: 0,
+        }
     }
 }
 
@@ -94,6 +101,15 @@ pub struct LifecycleConfig {
     /// in one batch this often (for `unused_for` rules: at most one write per instance and
     /// interval); 0: not tracked.
     pub access_flush_seconds: u64,
+    /// Every this many hours the nodes apply the policies on their own: when a period begins
+    /// one node (of all those running jobs on the catalog) queues an apply run of the
+    /// configured policies, unless an apply run is still going. Each run decides every object
+    /// afresh, so it also retries what an earlier run could not do. 0: only
+    /// `vna lifecycle apply` (or the admin API) applies them.
+    pub apply_every_hours: u32,
+    /// Objects a scheduled run examines per second at most (0: unpaced), so that patients'
+    /// images keep priority.
+    pub apply_max_per_second: u32,
 }
 
 impl Default for Config {

@@ -488,6 +488,13 @@ pub async fn run(
             .collect();
         futures::future::join_all(runners)
     });
+    // The periodic apply run: each node offers it, one queues it per period.
+    let schedule = (config.jobs.run && config.lifecycle.apply_every_hours > 0 && archive.policies().is_some()).then(|| {
+        let every = std::time::Duration::from_secs(u64::from(config.lifecycle.apply_every_hours) * 3600);
+        let poll = std::time::Duration::from_secs(config.jobs.poll_seconds.max(1));
+        let pace = (config.lifecycle.apply_max_per_second > 0).then_some(config.lifecycle.apply_max_per_second);
+        tokio::spawn(archive.clone().run_schedule(every, poll, pace, fan_stop.clone()))
+    });
     // Reads noted in memory, written to the catalog in batches (lifecycle `unused_for`).
     let accesses = (config.lifecycle.access_flush_seconds > 0).then(|| {
         let every = std::time::Duration::from_secs(config.lifecycle.access_flush_seconds);
@@ -514,6 +521,9 @@ pub async fn run(
     dimse.await.context("DIMSE server task")?;
     if let Some(accesses) = accesses {
         let _ = tokio::time::timeout(grace, accesses).await;
+    }
+    if let Some(schedule) = schedule {
+        let _ = tokio::time::timeout(grace, schedule).await;
     }
     // A running job stops at its next step and goes back to the queue with its progress.
     if let Some(jobs) = jobs {

@@ -137,6 +137,49 @@ pub async fn concurrent_claims_take_each_job_once(c: std::sync::Arc<impl Catalog
     assert_eq!(claimed, ids, "each job once, none left out");
 }
 
+fn run_of(kind: &str, n: usize, now: i64) -> Vec<NewJob> {
+    (0..n).map(|i| NewJob { kind: kind.into(), params: format!("{{\"shard\":{i}}}"), now_ms: now, not_before_ms: now }).collect()
+}
+
+pub async fn a_schedule_queues_each_slot_once(c: &dyn Catalog) {
+    let busy = kinds(&["apply:h1"]);
+    let ids = c.enqueue_scheduled("lifecycle", 7, &busy, &run_of("apply:h1", 2, 1_000)).await.unwrap().expect("slot 7 queued");
+    assert_eq!(ids.len(), 2, "every job of the run");
+    // The same slot again (another node, the same period), or an earlier one (a clock behind):
+    // nothing. A later slot while the run is still queued or running: nothing either.
+    assert!(c.enqueue_scheduled("lifecycle", 7, &busy, &run_of("apply:h1", 2, 1_001)).await.unwrap().is_none());
+    assert!(c.enqueue_scheduled("lifecycle", 6, &[], &run_of("apply:h1", 1, 1_001)).await.unwrap().is_none());
+    assert!(c.enqueue_scheduled("lifecycle", 8, &busy, &run_of("apply:h1", 1, 1_002)).await.unwrap().is_none(), "run 7 goes on");
+    // Another schedule has its own slots.
+    assert!(c.enqueue_scheduled("other", 7, &[], &run_of("reindex", 1, 1_003)).await.unwrap().is_some());
+    for id in &ids {
+        let j = c.claim_job("node-a", &busy, 2_000, LEASE).await.unwrap().expect("a job of the run");
+        assert_eq!(j.id, *id);
+        assert!(c.finish_job(j.id, "node-a", JobState::Done, "{}", &at("end", 1), 2_001).await.unwrap());
+    }
+    let next = c.enqueue_scheduled("lifecycle", 8, &busy, &run_of("apply:h1", 1, 3_000)).await.unwrap().expect("run 7 ended: 8 goes");
+    assert_eq!(next.len(), 1);
+    let listed = c.jobs(&JobQuery { kind: Some("apply:h1".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.len(), 3, "runs 7 (two jobs) and 8, nothing else");
+}
+
+pub async fn concurrent_schedulers_queue_one_run(c: std::sync::Arc<impl Catalog>) {
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.enqueue_scheduled("lifecycle", 42, &kinds(&["apply:h1"]), &run_of("apply:h1", 3, 1_000 + w)).await.unwrap()
+        }));
+    }
+    let mut queued = Vec::new();
+    for t in tasks {
+        queued.extend(t.await.unwrap());
+    }
+    assert_eq!(queued.len(), 1, "one node queues the slot's run");
+    let listed = c.jobs(&JobQuery { kind: Some("apply:h1".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.len(), 3, "its three jobs and no other");
+}
+
 pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
     use crate::{ChangeKind, Expiry};
     let a = new_instance("1.2.12.1", "1.2.12.1.1", "1.2.12.1.1.1");
