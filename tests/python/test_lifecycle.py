@@ -143,8 +143,43 @@ def test_a_legal_hold_by_patient_holds_each_of_its_instances_and_is_lifted_the_s
     assert [e["detail"] for e in held] == ["legal hold placed on 2 of 2 instances", "legal hold lifted on 2 of 2 instances"]
     assert held[0]["patients"] == [pid] and len(held[0]["studies"]) == 2
     # Bad selections change nothing.
-    for params, body in [({}, "on"), ({"PatientID": "LC-*"}, "on"), ({"Modality": "CT"}, "on"), ({"PatientID": pid}, "maybe")]:
-        assert requests.post(url, params=params, data=body, timeout=30).status_code == 400, params
+    for params, body in [({}, "on"), ({"PatientID": "*"}, "on"), ({"StudyDate": "2020"}, "on"), ({"NoSuchKey": "x"}, "on"),
+                         ({"PatientID": pid, "job": "maybe"}, "on"), ({"PatientID": pid}, "maybe")]:
+        r = requests.post(url, params=params, data=body, timeout=30)
+        assert r.status_code == 400, (params, r.text)
+    assert requests.get(f"{srv.base_url}/admin/instances/{objects['adult_first'].sop_uid}/protection",
+                        timeout=30).json()["legalHold"] is False
+
+
+def test_a_legal_hold_over_a_query_runs_as_a_job_page_by_page(stored):
+    """A set chosen with QIDO-RS matching (every CT study of 1 January 2020, a wildcard on the
+    Patient ID), held by a job (`job=true`; a set over 100 000 instances gets one by itself):
+    exactly the matching instances are held, the job's pages are audited in the
+    administrator's name, and the same query lifts the hold at once."""
+    srv, objects = stored
+    url = f"{srv.base_url}/admin/legal-hold"
+    chosen = {"ModalitiesInStudy": "CT", "StudyDate": "20200101", "PatientID": P + "LC-*"}
+    r = requests.post(url, params=chosen | {"job": "true"}, data="on", timeout=30)
+    assert r.status_code == 202, r.text
+    job_url = srv.base_url + r.json()["location"]
+    deadline = time.monotonic() + 120
+    while (job := requests.get(job_url, timeout=30).json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"the server's runner did not finish the job: {job}"
+        time.sleep(0.2)
+    assert job["kind"] == "legal-hold" and job["state"] == "done", job
+    assert (job["outcome"]["changed"], job["outcome"]["failed"], job["failures"]) == (3, 0, []), job
+    held = {"adult_first", "child", "unknown"}
+    for name in objects:
+        p = requests.get(f"{srv.base_url}/admin/instances/{objects[name].sop_uid}/protection", timeout=30).json()
+        assert p["legalHold"] is (name in held), (name, p)
+    events = requests.get(f"{srv.base_url}/admin/audit", params={"limit": "1000"}, timeout=30).json()["events"]
+    (page,) = [e for e in events if e["detail"] == f"legal hold placed (job {job['id']})"]
+    assert page["eventId"] == "110103" and page["action"] == "U" and len(page["studies"]) == 3, page
+    r = requests.post(url, params=chosen, data="off", timeout=30)
+    assert r.status_code == 200 and r.json() == {"matched": 3, "changed": 3, "failed": 0}, r.text
+    for name in held:
+        p = requests.get(f"{srv.base_url}/admin/instances/{objects[name].sop_uid}/protection", timeout=30).json()
+        assert p["legalHold"] is False, (name, p)
 
 
 def test_apply_through_the_admin_api_locks_an_earlier_study_as_long_as_the_last(stored):

@@ -331,3 +331,31 @@ async fn reads_are_recorded_in_batches_and_count_for_unused_for() {
     let d = archive.policy_decision(&read, vna_archive::now_ms()).await.expect("decision").expect("policies");
     assert_eq!(d.transition.and_then(|m| m.at), Some(at + 10 * 86_400_000), "counted from the last read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_job_pages_through_its_match_and_resumes_where_it_was_given_back() {
+    let w = world(1_001, None).await;
+    let admin = vna_archive::Principal::system();
+    let terms = [(vna_dicom::tags::MODALITY, "CT".to_owned())];
+    let id = w.archive.queue_legal_hold(&admin, &terms, true).await.expect("queued");
+    // The node is stopping: the job gives itself back after its first page (500 instances).
+    let (stop_tx, stop) = tokio::sync::watch::channel(true);
+    assert_eq!(w.archive.run_one_job(&worker("a"), &stop).await.expect("ran"), Some((id, JobState::Queued)));
+    let job = w.archive.catalog().job(id).await.expect("job").expect("exists");
+    assert_eq!(job.progress.done, 500, "{job:?}");
+    drop(stop_tx);
+    let (_go_tx, go) = tokio::sync::watch::channel(false);
+    assert_eq!(w.archive.run_one_job(&worker("b"), &go).await.expect("ran"), Some((id, JobState::Done)));
+    let o = outcome(&w, id).await;
+    assert_eq!((o["changed"].as_u64(), o["changedByThisRun"].as_u64(), o["failed"].as_u64()), (Some(1_001), Some(501), Some(0)), "{o}");
+    let rows = w.archive.all_instances_after(&admin, 0, 2_000).await.expect("instances");
+    assert_eq!(rows.len(), 1_001);
+    for row in [&rows[0], &rows[499], &rows[500], &rows[1_000]] {
+        let (_, p, _) = w.archive.protection(&admin, &row.instance.sop_uid).await.expect("protection");
+        assert!(p.legal_hold, "page boundaries included");
+    }
+    // A query that is not one: refused before anything is queued.
+    let universal = [(vna_dicom::tags::MODALITY, "*".to_owned())];
+    assert!(matches!(w.archive.queue_legal_hold(&admin, &universal, true).await, Err(vna_archive::ArchiveError::BadQuery { .. })));
+    assert!(matches!(w.archive.queue_legal_hold(&admin, &[], true).await, Err(vna_archive::ArchiveError::BadQuery { .. })));
+}

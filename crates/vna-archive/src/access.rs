@@ -75,6 +75,20 @@ pub enum PrincipalKind {
 }
 
 impl PrincipalKind {
+    /// The kind [`PrincipalKind::as_str`] names.
+    pub fn parse(s: &str) -> Option<PrincipalKind> {
+        [
+            PrincipalKind::User,
+            PrincipalKind::ApiKey,
+            PrincipalKind::Application,
+            PrincipalKind::Link,
+            PrincipalKind::System,
+            PrincipalKind::Anonymous,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PrincipalKind::User => "user",

@@ -101,6 +101,10 @@ pub enum ArchiveError {
     /// changed since it was made); nothing was queued.
     #[error("the lifecycle plan changed since it was made: its hash is now {current}")]
     PlanChanged { current: String },
+    /// A selection (a legal hold's query) that cannot be run: names the key and what is wrong
+    /// with the value's form, never the value.
+    #[error("{why}")]
+    BadQuery { why: String },
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -156,7 +160,8 @@ impl ArchiveError {
             | BodyAborted
             | FrameOutOfRange { .. }
             | VideoFrame
-            | BulkOutOfRange => ErrorClass::InvalidInput,
+            | BulkOutOfRange
+            | BadQuery { .. } => ErrorClass::InvalidInput,
             StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict | PlanChanged { .. } => ErrorClass::Conflict,
             Forbidden { .. } => ErrorClass::Forbidden,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,

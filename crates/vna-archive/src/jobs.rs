@@ -168,10 +168,12 @@ impl Archive {
         state.ok_or(ArchiveError::NotFound { what: "job" })
     }
 
-    /// The kinds of job this node can run: lifecycle jobs only for the policy set it has (a
-    /// job names the set it was queued for, so a node configured otherwise never takes it).
+    /// The kinds of job this node can run: legal holds, and lifecycle jobs only for the policy
+    /// set it has (a job names the set it was queued for, so a node configured otherwise never
+    /// takes it).
     pub fn job_kinds(&self) -> Vec<String> {
-        self.policies().map(|set| crate::apply::apply_kind(&set.hash)).into_iter().collect()
+        let lifecycle = self.policies().map(|set| crate::apply::apply_kind(&set.hash));
+        lifecycle.into_iter().chain([crate::hold::HOLD_JOB.to_owned()]).collect()
     }
 
     /// Claims one job (of [`Archive::job_kinds`]) and runs it to its end or until `stop`;
@@ -198,6 +200,8 @@ impl Archive {
         };
         let result = if ctx.job.kind.starts_with(crate::apply::APPLY_JOB) {
             crate::apply::apply_job(&mut ctx).await
+        } else if ctx.job.kind == crate::hold::HOLD_JOB {
+            crate::hold::hold_job(&mut ctx).await
         } else {
             Err(JobError::Failed(format!("unknown job kind {}", ctx.job.kind)))
         };

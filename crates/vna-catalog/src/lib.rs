@@ -121,6 +121,9 @@ pub trait Catalog: Send + Sync + 'static {
     async fn query_studies(&self, q: &Query, v: &Visibility) -> Result<Vec<StudyRow>, CatalogError>;
     async fn query_series(&self, q: &Query, v: &Visibility) -> Result<Vec<SeriesRow>, CatalogError>;
     async fn query_instances(&self, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
+    /// The current instances matching `q` (its level, limit and offset aside) with a primary
+    /// key above `after_pk`, in key order, at most `limit`: keyset pages over a large match.
+    async fn query_instances_after(&self, q: &Query, after_pk: i64, limit: u32, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
 
     /// SOP Instance UIDs rejected by IOCM rejection notes in the tenants `v` sees, oldest
     /// rejection first (administrators; received or not yet).
@@ -338,6 +341,15 @@ macro_rules! impl_catalog {
                 v: &$crate::Visibility,
             ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
                 $crate::read::query_instances(&self.pool, q, v).await
+            }
+            async fn query_instances_after(
+                &self,
+                q: &$crate::Query,
+                after_pk: i64,
+                limit: u32,
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::query_instances_after(&self.pool, q, after_pk, limit, v).await
             }
             async fn rejections(
                 &self,

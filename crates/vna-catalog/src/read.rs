@@ -351,6 +351,17 @@ pub(crate) async fn query_instances(pool: &Pool, q: &Query, v: &Visibility) -> R
     decode_all(&pool.fetch_built("query instances", &b.sql, &b.binds).await?)
 }
 
+pub(crate) async fn query_instances_after(
+    pool: &Pool,
+    q: &Query,
+    after_pk: i64,
+    limit: u32,
+    v: &Visibility,
+) -> Result<Vec<InstanceRow>, CatalogError> {
+    let b = translate::build_instances_after(pool.dialect(), q, after_pk, limit, v);
+    decode_all(&pool.fetch_built("query instances after", &b.sql, &b.binds).await?)
+}
+
 pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
     let rows = pool
         .fetch_all(

@@ -219,11 +219,8 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(" ORDER BY s.series_number NULLS LAST, s.series_uid");
         }
         Level::Instance => {
-            b.push(&instance_select()).push(" WHERE ").push(&live("i", v));
-            let all = mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)).chain(mine(Tier::Instance));
-            conditions(&mut b, all);
-            modalities_in_study(&mut b, q, v);
-            visible(&mut b, v, Joined::Instance);
+            b.push(&instance_select()).push(" WHERE ");
+            instance_conditions(&mut b, q, v);
             let upper_filters = q.filters.iter().any(|f| column(f.key).is_none_or(|(tier, _)| tier != Tier::Instance));
             // With a filter on a patient/study/series key, SQLite (without statistics) would
             // rather walk the instance_number index for the ORDER BY and test every current
@@ -233,6 +230,29 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
         }
     }
     b.limit_offset(q.limit, q.offset);
+    b
+}
+
+/// The conditions an instance of `q` (at any level's keys) meets, as `v` sees it: after the
+/// `WHERE` of a query over `instance i` joined to its series, study and patient.
+fn instance_conditions(b: &mut SqlBuilder, q: &Query, v: &Visibility) {
+    let mine = |t: Tier| q.filters.iter().filter(move |f| column(f.key).is_some_and(|(tier, _)| tier == t));
+    b.push(&live("i", v));
+    let all = mine(Tier::Patient).chain(mine(Tier::Study)).chain(mine(Tier::Series)).chain(mine(Tier::Instance));
+    conditions(b, all);
+    modalities_in_study(b, q, v);
+    visible(b, v, Joined::Instance);
+}
+
+/// The instances matching `q` (its level, limit and offset aside) with a key above `after_pk`,
+/// in key order, at most `limit`: a keyset page of a match too large for one answer (a legal
+/// hold over a set), correct while instances come and go.
+pub(crate) fn build_instances_after(dialect: Dialect, q: &Query, after_pk: i64, limit: u32, v: &Visibility) -> SqlBuilder {
+    let mut b = SqlBuilder::new(dialect);
+    b.push(&instance_select()).push(" WHERE i.pk > ").bind(after_pk).push(" AND ");
+    instance_conditions(&mut b, q, v);
+    b.push(" ORDER BY i.pk");
+    b.limit_offset(Some(limit), 0);
     b
 }
 

@@ -379,43 +379,52 @@ async fn legal_hold(
 /// Most instances one `POST /admin/legal-hold` changes.
 const MAX_HOLD_INSTANCES: u32 = 100_000;
 
-/// `POST /admin/legal-hold?PatientID=…[&IssuerOfPatientID=…][&StudyInstanceUID=…][&SeriesInstanceUID=…]`
-/// with body `on` or `off`: places or lifts a legal hold on every current instance of that
-/// patient, study or series the administrator sees (at least one selector; 413 past
-/// 100 000 instances). Answers what was matched, changed and failed; audited once.
+/// `POST /admin/legal-hold?{query}[&job=true]` with body `on` or `off`: places or lifts a legal
+/// hold on the current version of every instance the administrator sees (rejected ones
+/// included) that matches the query — any matching key of QIDO-RS, by keyword or tag, with
+/// its value forms (`PatientID=…`, `StudyInstanceUID=…`, `ModalitiesInStudy=MG&StudyDate=20190101-20191231`),
+/// at least one, universal matching refused. Up to 100 000 instances at once: 200 with what
+/// was matched, changed and failed, audited once. More, or `job=true`: 202 with a job that
+/// holds them page by page (`GET /admin/jobs/{id}`: progress, the objects that failed and
+/// why), each page audited in the administrator's name.
 async fn legal_hold_where(
     State(archive): State<Arc<Archive>>,
     Extension(who): Extension<Arc<Principal>>,
     axum::extract::Query(p): axum::extract::Query<Vec<(String, String)>>,
     body: String,
 ) -> Response {
-    use vna_archive::model::{Filter, Key, Matcher};
     let result = async {
         let on = on_off(&body)?;
-        let mut filters = Vec::new();
+        let mut terms = Vec::new();
+        let mut as_job = false;
         for (k, v) in p {
-            let key = match k.as_str() {
-                "PatientID" | "00100020" => Key::PatientId,
-                "IssuerOfPatientID" | "00100021" => Key::IssuerOfPatientId,
-                "StudyInstanceUID" | "0020000D" => Key::StudyUid,
-                "SeriesInstanceUID" | "0020000E" => Key::SeriesUid,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "{other} cannot select a legal hold (PatientID, IssuerOfPatientID, StudyInstanceUID, SeriesInstanceUID)"
-                    )))
-                }
-            };
-            if v.is_empty() || v.contains(['*', '?', '\\', '\0']) {
-                return Err(ApiError::BadRequest(format!("{k} must be one exact value")));
+            if k == "job" {
+                as_job = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::BadRequest("job must be true or false".to_owned())),
+                };
+                continue;
             }
-            filters.push(Filter { key, matcher: Matcher::Single(v) });
+            let tag = vna_dicom::tag_from_key(&k).ok_or_else(|| ApiError::BadRequest(format!("unknown attribute: {k}")))?;
+            terms.push((tag, v));
         }
-        if !filters.iter().any(|f| f.key != Key::IssuerOfPatientId) {
-            return Err(ApiError::BadRequest("give PatientID, StudyInstanceUID or SeriesInstanceUID".to_owned()));
+        let filters = vna_archive::hold_filters(&terms)?;
+        let queued = |id: i64| {
+            let body = json!({ "job": id, "location": format!("/admin/jobs/{id}") });
+            (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        };
+        if as_job {
+            return Ok(queued(archive.queue_legal_hold(&who, &terms, on).await?));
         }
-        let outcome = archive.set_legal_hold_where(&who, filters, on, MAX_HOLD_INSTANCES).await?;
-        let body = json!({ "matched": outcome.matched, "changed": outcome.changed, "failed": outcome.failed });
-        Ok::<_, ApiError>((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+        match archive.set_legal_hold_where(&who, filters, on, MAX_HOLD_INSTANCES).await {
+            Ok(outcome) => {
+                let body = json!({ "matched": outcome.matched, "changed": outcome.changed, "failed": outcome.failed });
+                Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+            }
+            Err(vna_archive::ArchiveError::TooManyObjects { .. }) => Ok(queued(archive.queue_legal_hold(&who, &terms, on).await?)),
+            Err(e) => Err(e.into()),
+        }
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

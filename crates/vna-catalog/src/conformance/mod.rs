@@ -50,7 +50,7 @@ macro_rules! catalog_conformance_tests {
             jobs_are_claimed_once_and_finished_by_their_owner, a_lapsed_lease_is_taken_over_from_the_last_cursor,
             jobs_are_released_and_cancelled, expiry_leaves_tombstones_until_purged,
             a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge, accesses_are_recorded_in_batches_and_never_go_back,
-            a_schedule_queues_each_slot_once);
+            a_schedule_queues_each_slot_once, keyset_pages_of_a_match);
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless, concurrent_claims_take_each_job_once, concurrent_schedulers_queue_one_run);

@@ -255,6 +255,37 @@ pub async fn limit_and_offset(c: &dyn Catalog) {
     assert_eq!(sops, vec!["1.2.4.1.2.1", "1.2.4.1.1.2"]);
 }
 
+/// Keyset pages of a filtered match (a legal hold over a set): every matching instance once,
+/// in key order, whatever the page size; the same keys as the one-answer query.
+pub async fn keyset_pages_of_a_match(c: &dyn Catalog) {
+    world(c).await;
+    let all = |filters: Vec<Filter>, size: u32| async move {
+        let q = query(Level::Instance, filters);
+        let (mut out, mut after) = (Vec::new(), 0);
+        loop {
+            let page = c.query_instances_after(&q, after, size, &Visibility::ALL).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { return out };
+            assert!(last.pk > after && page.windows(2).all(|w| w[0].pk < w[1].pk), "key order");
+            after = last.pk;
+            out.extend(page.iter().map(|r| r.instance.sop_uid.to_string()));
+        }
+    };
+    for size in [1, 2, 3, 100] {
+        assert_eq!(all(vec![filter(Modality, single("CT"))], size).await, vec!["1.2.4.1.1.1", "1.2.4.1.1.2", "1.2.4.3.1.1", "1.2.4.3.1.2"]);
+        assert_eq!(all(vec![filter(ModalitiesInStudy, single("SR"))], size).await, vec!["1.2.4.1.1.1", "1.2.4.1.1.2", "1.2.4.1.2.1"]);
+        assert_eq!(all(vec![], size).await.len(), 6);
+    }
+    let dated = vec![filter(StudyDate, Matcher::Range { from: Some("20210101".into()), to: None })];
+    let one_answer = sop_uids(c, dated.clone()).await;
+    let mut paged = all(dated, 1).await;
+    paged.sort();
+    let mut expected = one_answer.clone();
+    expected.sort();
+    assert_eq!((paged, one_answer.len()), (expected, 3));
+    assert!(all(vec![filter(PatientId, single("PID-NONE"))], 2).await.is_empty());
+}
+
 pub async fn result_ordering(c: &dyn Catalog) {
     // Studies: date desc, time desc, UID; empty dates last.
     let specs = [
