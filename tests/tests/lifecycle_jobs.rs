@@ -100,11 +100,21 @@ async fn apply_locks_what_the_policies_retain_and_then_leaves_it() {
     let o = outcome(&w, id).await;
     assert_eq!((o["examined"].as_u64(), o["locks"]["extended"].as_u64()), (Some(3), Some(3)), "{o}");
     assert!(lock_days(&w).await.iter().all(|d| (3650..=3654).contains(d)), "ten years");
+    // The extensions are audited: one event for the page, naming its study.
+    let extensions = || async {
+        let all = w.archive.catalog().audit_events(&vna_catalog::AuditQuery { limit: 1000, ..Default::default() }).await.expect("audit");
+        all.into_iter().filter(|r| r.event.detail.starts_with("retention extended")).map(|r| r.event).collect::<Vec<_>>()
+    };
+    let events = extensions().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].event_id.as_str(), events[0].action.as_str(), events[0].studies.len()), ("110103", "U", 1));
+    assert!(events[0].detail.contains(&w.hash) && events[0].detail.contains(&format!("job {id}")), "{}", events[0].detail);
 
     let again = queue(&w).await;
     w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
     let o = outcome(&w, again).await;
     assert_eq!((o["locks"]["extended"].as_u64(), o["locks"]["unchanged"].as_u64()), (Some(0), Some(3)), "{o}");
+    assert_eq!(extensions().await.len(), 1, "nothing extended, nothing more audited");
     drop(w.fx);
 }
 

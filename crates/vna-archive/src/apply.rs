@@ -177,43 +177,63 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
             .await
             .map_err(ArchiveError::catalog("listing instances"))?;
         let Some(last) = page.last().map(|r| r.pk) else { break };
-        for row in page.iter().take_while(|r| r.pk <= up_to) {
-            // Before each object: a stopping node stops here, its cursor after the last one done.
-            ctx.checkpoint().await?;
-            if let Some(p) = pace {
-                tokio::time::sleep(p).await;
-            }
-            tally.examined += 1;
-            let key = (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone());
-            let last = match last_study.get(&key) {
-                Some(l) => *l,
-                None => {
-                    let l = archive.patient_last_study(&row.patient).await?;
-                    last_study.insert(key, l);
-                    l
+        // The instances whose locks this page extended: audited together, however the page ends.
+        let mut extended: Vec<&InstanceRow> = Vec::new();
+        let walked: Result<(), JobError> = async {
+            for row in page.iter().take_while(|r| r.pk <= up_to) {
+                // Before each object: a stopping node stops here, its cursor after the last one done.
+                ctx.checkpoint().await?;
+                if let Some(p) = pace {
+                    tokio::time::sleep(p).await;
                 }
-            };
-            let d = set.decide(&lifecycle_facts(row, last), now);
-            if d.expire_due(now) {
-                match archive.expire(ctx, row, &d, &set.hash).await? {
-                    Expired::Done(purged) => {
-                        tally.expired += 1;
-                        tally.purged += purged;
+                tally.examined += 1;
+                let key = (row.patient.patient_id.clone(), row.patient.issuer_of_patient_id.clone());
+                let last = match last_study.get(&key) {
+                    Some(l) => *l,
+                    None => {
+                        let l = archive.patient_last_study(&row.patient).await?;
+                        last_study.insert(key, l);
+                        l
                     }
-                    Expired::Locked => tally.waiting_for_lock += 1,
-                    Expired::Changed => {}
+                };
+                let d = set.decide(&lifecycle_facts(row, last), now);
+                if d.expire_due(now) {
+                    match archive.expire(ctx, row, &d, &set.hash).await? {
+                        Expired::Done(purged) => {
+                            tally.expired += 1;
+                            tally.purged += purged;
+                        }
+                        Expired::Locked => tally.waiting_for_lock += 1,
+                        Expired::Changed => {}
+                    }
+                } else if let Some(r) = &d.retention {
+                    let leaving = d.transition.as_ref().filter(|m| m.tier != row.blob.tier).and_then(|m| m.at);
+                    let before = tally.locks.extended;
+                    archive.retain(ctx, row, r, leaving, &mut tally.locks).await?;
+                    if tally.locks.extended > before {
+                        extended.push(row);
+                    }
                 }
-            } else if let Some(r) = &d.retention {
-                let leaving = d.transition.as_ref().filter(|m| m.tier != row.blob.tier).and_then(|m| m.at);
-                archive.retain(ctx, row, r, leaving, &mut tally.locks).await?;
+                let move_due = d.transition.as_ref().filter(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now));
+                if let (false, Some(m)) = (d.expire_due(now), move_due) {
+                    tally.moved += archive.move_to(ctx, row, &d, &m.tier, &set.hash, grace).await?;
+                }
+                ctx.progress.done += 1;
+                ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
             }
-            let move_due = d.transition.as_ref().filter(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now));
-            if let (false, Some(m)) = (d.expire_due(now), move_due) {
-                tally.moved += archive.move_to(ctx, row, &d, &m.tier, &set.hash, grace).await?;
-            }
-            ctx.progress.done += 1;
-            ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
+            Ok(())
         }
+        .await;
+        if !extended.is_empty() {
+            // DICOM Instances Accessed, Update (PS3.15 A.5.3.3): their protection changed.
+            let what = format!("retention extended as the lifecycle policies {} ask (job {})", set.hash, ctx.job().id);
+            // Recorded as the moves and expiries are: the archive's own work on the policies'
+            // behalf (`audited` leaves out the system's routine work).
+            let event = crate::audit::event(&me, crate::EventId::InstancesAccessed, "U", &extended, what);
+            let recorded = archive.catalog().record_audit(vec![event]).await;
+            recorded.map_err(|e| JobError::Failed(format!("recording the audit event: {e}")))?;
+        }
+        walked?;
         if last >= up_to {
             break;
         }
