@@ -121,7 +121,10 @@ impl Catalog for FailingCatalog {
     async fn instances_after(&self, after_pk: i64, limit: u32, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
         self.inner.instances_after(after_pk, limit, v).await
     }
-    async fn expire_instance(&self, e: &vna_catalog::Expiry) -> Result<Option<Vec<vna_catalog::Tombstone>>, CatalogError> {
+    async fn mark_legal_hold(&self, pk: i64, on: bool) -> Result<bool, CatalogError> {
+        self.inner.mark_legal_hold(pk, on).await
+    }
+    async fn expire_instance(&self, e: &vna_catalog::Expiry) -> Result<vna_catalog::ExpiryOutcome, CatalogError> {
         self.inner.expire_instance(e).await
     }
     async fn move_version(&self, m: &vna_catalog::TierMove) -> Result<Option<vna_catalog::Tombstone>, CatalogError> {

@@ -369,3 +369,53 @@ async fn a_hold_job_pages_through_its_match_and_resumes_where_it_was_given_back(
     assert!(matches!(w.archive.queue_legal_hold(&admin, &universal, true).await, Err(vna_archive::ArchiveError::BadQuery { .. })));
     assert!(matches!(w.archive.queue_legal_hold(&admin, &[], true).await, Err(vna_archive::ArchiveError::BadQuery { .. })));
 }
+
+/// Everything goes a day after it arrived.
+const EXPIRE_POLICY: &str = r#"
+version = 1
+
+[[rules]]
+name = "one-day"
+expire = true
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "1d", after = "ingest" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_refuses_an_instance_whose_hold_the_catalog_records() {
+    let fx = FaultyFixture::new().await;
+    let server = inproc::serve(fx.archive(fx.sqlite.clone(), ArchiveConfig::default())).await;
+    let first = Ct::new_study();
+    let second = first.next_instance();
+    let r = http::stow(&http::client(), &server.base, &[first.to_bytes(), second.to_bytes()]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let (_dir, set) = policies(EXPIRE_POLICY);
+    let hash = set.hash.clone();
+    let archive = fx.archive(fx.sqlite.clone(), ArchiveConfig { policies: Some(Arc::new(set)), ..ArchiveConfig::default() });
+    let me = vna_archive::Principal::system();
+    let rows = archive.all_instances_after(&me, 0, 10).await.expect("instances");
+    let held = rows.iter().find(|r| r.instance.sop_uid.as_str() == first.sop_uid).expect("first");
+    // A hold placed in the instant between an expiry's look at the store and its catalog
+    // commit: recorded in the catalog, not in the store yet.
+    assert!(archive.catalog().mark_legal_hold(held.pk, true).await.expect("marked"));
+    let params = vna_archive::apply_params(vna_archive::now_ms() + 2 * 86_400_000, &hash, None, None);
+    let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
+    let (_tx, go) = tokio::sync::watch::channel(false);
+    assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
+    let job = archive.catalog().job(id).await.expect("job").expect("exists");
+    let o: serde_json::Value = serde_json::from_str(job.outcome.as_deref().expect("outcome")).expect("JSON");
+    assert_eq!((o["expired"].as_u64(), o["waitingForLock"].as_u64()), (Some(1), Some(1)), "{o}");
+    let failures = archive.catalog().job_failures(id, 10, 0).await.expect("failures");
+    assert!(failures.len() == 1 && failures[0].reason.contains("legal hold is recorded"), "{failures:?}");
+    let left = archive.all_instances_after(&me, 0, 10).await.expect("instances");
+    assert_eq!(left.iter().map(|r| r.instance.sop_uid.as_str()).collect::<Vec<_>>(), vec![first.sop_uid.as_str()]);
+    // The hold placed and lifted through the archive clears the record: the next run expires it.
+    let sop = vna_dicom::uid::SopInstanceUid::new(&first.sop_uid).expect("uid");
+    let admin = vna_archive::Principal::new("admin", vna_archive::PrincipalKind::User, [vna_archive::Permission::Admin], None);
+    archive.set_legal_hold(&admin, &sop, true).await.expect("held");
+    archive.set_legal_hold(&admin, &sop, false).await.expect("lifted");
+    let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
+    assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
+    assert!(archive.all_instances_after(&me, 0, 10).await.expect("instances").is_empty());
+}

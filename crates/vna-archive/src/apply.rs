@@ -334,8 +334,13 @@ impl Archive {
             now_ms: crate::now_ms(),
             audit: Some(audit),
         };
-        let Some(stones) = self.catalog.expire_instance(&expiry).await.map_err(ArchiveError::catalog("expiring an instance"))? else {
-            return Ok(Expired::Changed);
+        let stones = match self.catalog.expire_instance(&expiry).await.map_err(ArchiveError::catalog("expiring an instance"))? {
+            vna_catalog::ExpiryOutcome::Expired(stones) => stones,
+            vna_catalog::ExpiryOutcome::Changed => return Ok(Expired::Changed),
+            vna_catalog::ExpiryOutcome::Held => {
+                ctx.fail(object_name(&row.blob.tier, &row.blob.key), "expired by policy, but a legal hold is recorded on it");
+                return Ok(Expired::Locked);
+            }
         };
         let mut purged = 0;
         for t in &stones {

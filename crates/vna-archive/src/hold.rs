@@ -98,11 +98,7 @@ pub(crate) async fn hold_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_json
         let Some(last) = page.last() else { break };
         let mut changed: Vec<&InstanceRow> = Vec::new();
         for row in &page {
-            let done = match archive.store_of(&row.blob.tier) {
-                Ok(store) => store.set_legal_hold(crate::blob_ref(row), on).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match done {
+            match archive.hold_version(row, on).await.map_err(|e| e.to_string()) {
                 Ok(()) => changed.push(row),
                 Err(why) => ctx.fail(format!("{}/{}", row.blob.tier, row.blob.key), why),
             }

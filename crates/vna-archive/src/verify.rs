@@ -130,8 +130,7 @@ impl Archive {
     /// Places or lifts a legal hold on the current version of an instance.
     pub async fn set_legal_hold(&self, who: &Principal, sop: &vna_dicom::uid::SopInstanceUid, on: bool) -> Result<(), ArchiveError> {
         let row = self.current(who, sop).await?;
-        let store = self.store_of(&row.blob.tier)?;
-        store.set_legal_hold(crate::blob_ref(&row), on).await.map_err(ArchiveError::blob("setting a legal hold"))?;
+        self.hold_version(&row, on).await?;
         tracing::info!(tier = %row.blob.tier, key = %row.blob.key, on, "legal hold changed");
         // DICOM Instances Accessed, Update (PS3.15 A.5.3.3): the object's protection changed.
         let what = if on { "legal hold placed" } else { "legal hold lifted" };
@@ -161,11 +160,7 @@ impl Archive {
         }
         let mut outcome = HoldOutcome { matched: rows.len() as u64, ..HoldOutcome::default() };
         for row in &rows {
-            let done = match self.store_of(&row.blob.tier) {
-                Ok(store) => store.set_legal_hold(crate::blob_ref(row), on).await.map_err(ArchiveError::blob("setting a legal hold")),
-                Err(e) => Err(e),
-            };
-            match done {
+            match self.hold_version(row, on).await {
                 Ok(()) => outcome.changed += 1,
                 Err(e) => {
                     tracing::warn!(tier = %row.blob.tier, key = %row.blob.key, error = %e, "legal hold not changed on an object");
@@ -180,6 +175,24 @@ impl Archive {
             self.audited(who, crate::audit::event(who, crate::EventId::InstancesAccessed, "U", &refs, what)).await?;
         }
         Ok(outcome)
+    }
+
+    /// Places or lifts the legal hold on the object of one instance version, with the catalog
+    /// knowing first: the hold is recorded there before the store places it, and cleared there
+    /// after the store lifts it. An expiry refuses a version so recorded, in the transaction
+    /// that would remove it, so a hold and an expiry racing never leave a held object without
+    /// its catalog row: either the hold is recorded first and the expiry refuses, or the
+    /// expiry removed the row first and the hold finds nothing to hold (`NotFound`).
+    pub(crate) async fn hold_version(&self, row: &InstanceRow, on: bool) -> Result<(), ArchiveError> {
+        let store = self.store_of(&row.blob.tier)?;
+        if on && !self.catalog.mark_legal_hold(row.pk, true).await.map_err(ArchiveError::catalog("recording a legal hold"))? {
+            return Err(ArchiveError::NotFound { what: "instance version (expired meanwhile)" });
+        }
+        store.set_legal_hold(crate::blob_ref(row), on).await.map_err(ArchiveError::blob("setting a legal hold"))?;
+        if !on {
+            self.catalog.mark_legal_hold(row.pk, false).await.map_err(ArchiveError::catalog("recording a legal hold lifted"))?;
+        }
+        Ok(())
     }
 
     /// The current version of an instance the administrator `who` sees.

@@ -33,6 +33,17 @@ pub struct Expiry {
     pub audit: Option<crate::AuditEvent>,
 }
 
+/// What an expiry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryOutcome {
+    /// The instance left the catalog: the tombstone of each version, its object to destroy.
+    Expired(Vec<Tombstone>),
+    /// Its versions are no longer those named: nothing changed (decide again).
+    Changed,
+    /// A legal hold is recorded on one of its versions: nothing changed.
+    Held,
+}
+
 /// What remains of an expired instance version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
@@ -84,7 +95,18 @@ fn decode(row: &AnyRow) -> Result<Tombstone, CatalogError> {
 
 /// Removes the instance's versions and writes their tombstones; `None` (nothing changed) when
 /// the versions are no longer the ones the expiry names.
-pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tombstone>>, CatalogError> {
+pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<ExpiryOutcome, CatalogError> {
+    // The versions' rows first, locked on PostgreSQL: a legal hold being recorded on one of
+    // them either committed before (and is seen here) or waits, and then finds no row.
+    let lock = if tx.dialect() == crate::db::Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let flags = tx
+        .fetch_all("expire: holds", &format!("SELECT legal_hold FROM instance WHERE sop_uid = ?{lock}"), &[e.sop_uid.as_str().into()])
+        .await?;
+    for f in &flags {
+        if f.cols().flag("instance legal hold")? {
+            return Ok(ExpiryOutcome::Held);
+        }
+    }
     let sql = format!("{} WHERE i.sop_uid = ? ORDER BY i.version", instance_select());
     let rows: Vec<InstanceRow> = tx
         .fetch_all("expire: versions", &sql, &[e.sop_uid.as_str().into()])
@@ -97,7 +119,7 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tom
     seen.sort_unstable();
     named.sort_unstable();
     if rows.is_empty() || seen != named {
-        return Ok(None);
+        return Ok(ExpiryOutcome::Changed);
     }
     let mut stones = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -122,7 +144,14 @@ pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<Option<Vec<Tom
         ],
     )
     .await?;
-    Ok(Some(stones))
+    Ok(ExpiryOutcome::Expired(stones))
+}
+
+/// Records (`on`) or clears the legal hold flag of the instance version `pk`; false when there
+/// is no such row (expired meanwhile).
+pub(crate) async fn mark_legal_hold(tx: &mut Tx<'_>, pk: i64, on: bool) -> Result<bool, CatalogError> {
+    let n = tx.execute("legal hold: mark", "UPDATE instance SET legal_hold = ? WHERE pk = ?", &[Value::Bool(on), pk.into()]).await?;
+    Ok(n > 0)
 }
 
 /// Writes the tombstone of `blob` (the version `r`'s object, now or before a move).

@@ -189,6 +189,11 @@ pub(crate) enum JobOp {
         pks: Vec<i64>,
         at_ms: i64,
     },
+    /// The legal hold flag of one instance version.
+    MarkHold {
+        pk: i64,
+        on: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -204,7 +209,7 @@ pub(crate) enum JobReply {
     /// The job's state after the request (`None`: no such job).
     Cancel(Option<JobState>),
     /// The tombstones written, or `None` when the versions changed since the decision.
-    Expired(Option<Vec<crate::expiry::Tombstone>>),
+    Expired(crate::expiry::ExpiryOutcome),
     /// The old location's tombstone, or `None` when the version was no longer there.
     Moved(Option<Box<crate::expiry::Tombstone>>),
     /// Instance versions whose last access moved forward.
@@ -378,6 +383,7 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
             Ok(JobReply::Ended(held))
         }
         JobOp::Expire(e) => Ok(JobReply::Expired(crate::expiry::expire(tx, e).await?)),
+        JobOp::MarkHold { pk, on } => Ok(JobReply::Ended(crate::expiry::mark_legal_hold(tx, *pk, *on).await?)),
         JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
         JobOp::Move(m) => Ok(JobReply::Moved(crate::expiry::move_version(tx, m).await?.map(Box::new))),
         JobOp::Accessed { pks, at_ms } => {

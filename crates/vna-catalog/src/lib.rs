@@ -77,7 +77,7 @@ pub mod sqlite;
 mod translate;
 
 pub use audit::{AuditEvent, AuditQuery, AuditRecord};
-pub use expiry::{Expiry, TierMove, Tombstone};
+pub use expiry::{Expiry, ExpiryOutcome, TierMove, Tombstone};
 pub use jobs::{JobFailure, JobQuery, JobRow, JobState, NewJob, Progress, Renewal};
 pub use model::*;
 pub use postgres::PostgresCatalog;
@@ -202,7 +202,12 @@ pub trait Catalog: Send + Sync + 'static {
     /// Removes every version of an instance, leaving a tombstone for each and an
     /// `instance-expired` change, in one transaction; `None` (nothing done) when its versions
     /// are no longer those named.
-    async fn expire_instance(&self, e: &Expiry) -> Result<Option<Vec<Tombstone>>, CatalogError>;
+    async fn expire_instance(&self, e: &Expiry) -> Result<ExpiryOutcome, CatalogError>;
+    /// Records (`on`) or clears that a legal hold may be on the object of the instance version
+    /// `pk`: recorded before the hold is placed in the store, cleared after it is lifted there,
+    /// so that an expiry (which refuses a version so marked, in its own transaction) never
+    /// races a hold. False when the version is no longer in the catalog.
+    async fn mark_legal_hold(&self, pk: i64, on: bool) -> Result<bool, CatalogError>;
     /// Switches an instance version to its verified copy on another tier, with a `moved`
     /// tombstone for the old object and an `instance-moved` change, in one transaction; `None`
     /// (nothing done) when the version is no longer where the move found it.
@@ -489,7 +494,13 @@ macro_rules! impl_catalog {
             ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
                 $crate::expiry::instances_after(&self.pool, after_pk, limit, v).await
             }
-            async fn expire_instance(&self, e: &$crate::Expiry) -> Result<Option<Vec<$crate::Tombstone>>, $crate::CatalogError> {
+            async fn mark_legal_hold(&self, pk: i64, on: bool) -> Result<bool, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::MarkHold { pk, on }).await? {
+                    $crate::jobs::JobReply::Ended(found) => Ok(found),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn expire_instance(&self, e: &$crate::Expiry) -> Result<$crate::ExpiryOutcome, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Expire(Box::new(e.clone()))).await? {
                     $crate::jobs::JobReply::Expired(t) => Ok(t),
                     _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),

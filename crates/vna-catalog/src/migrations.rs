@@ -26,6 +26,7 @@ pub(crate) const SQLITE: Embedded = &[
     (8, "tombstone", include_str!("../migrations/sqlite/0008_tombstone.sql")),
     (9, "last access", include_str!("../migrations/sqlite/0009_last_access.sql")),
     (10, "job schedule", include_str!("../migrations/sqlite/0010_job_schedule.sql")),
+    (11, "legal hold", include_str!("../migrations/sqlite/0011_legal_hold.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -38,6 +39,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (8, "tombstone", include_str!("../migrations/postgres/0008_tombstone.sql")),
     (9, "last access", include_str!("../migrations/postgres/0009_last_access.sql")),
     (10, "job schedule", include_str!("../migrations/postgres/0010_job_schedule.sql")),
+    (11, "legal hold", include_str!("../migrations/postgres/0011_legal_hold.sql")),
 ];
 
 #[derive(Debug)]

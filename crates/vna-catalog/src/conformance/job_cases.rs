@@ -181,7 +181,7 @@ pub async fn concurrent_schedulers_queue_one_run(c: std::sync::Arc<impl Catalog>
 }
 
 pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
-    use crate::{ChangeKind, Expiry};
+    use crate::{ChangeKind, Expiry, ExpiryOutcome};
     let a = new_instance("1.2.12.1", "1.2.12.1.1", "1.2.12.1.1.1");
     let mut b = new_instance("1.2.12.1", "1.2.12.1.1", "1.2.12.1.1.2");
     b.instance.instance_number = Some(2);
@@ -209,10 +209,15 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
         audit: None,
     };
     // A decision that saw only one version changes nothing.
-    assert!(c.expire_instance(&expiry(vec![versions[0]])).await.unwrap().is_none());
+    assert_eq!(c.expire_instance(&expiry(vec![versions[0]])).await.unwrap(), ExpiryOutcome::Changed);
     assert!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().is_some());
+    // Nor does one with a legal hold recorded on any version; lifted, it goes.
+    assert!(c.mark_legal_hold(versions[0], true).await.unwrap());
+    assert_eq!(c.expire_instance(&expiry(versions.clone())).await.unwrap(), ExpiryOutcome::Held);
+    assert_eq!(c.instance_versions(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 2);
+    assert!(c.mark_legal_hold(versions[0], false).await.unwrap());
 
-    let stones = c.expire_instance(&expiry(versions.clone())).await.unwrap().expect("expired");
+    let ExpiryOutcome::Expired(stones) = c.expire_instance(&expiry(versions.clone())).await.unwrap() else { panic!("expired") };
     assert_eq!(stones.iter().map(|t| t.version).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(stones[0].blob.key, a.blob.key);
     assert_eq!(stones[1].blob.sha256, a2.blob.sha256);
@@ -226,7 +231,8 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
     assert!(c.instance_versions(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().is_empty());
     let study = &c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap()[0];
     assert_eq!(study.number_of_instances, 1);
-    assert!(c.expire_instance(&expiry(versions)).await.unwrap().is_none(), "once");
+    assert_eq!(c.expire_instance(&expiry(versions.clone())).await.unwrap(), ExpiryOutcome::Changed, "once");
+    assert!(!c.mark_legal_hold(versions[0], true).await.unwrap(), "no row left to hold");
     let last = c.changes_since(0, 100).await.unwrap().pop().unwrap();
     assert_eq!((last.kind, last.sop_uid.as_str()), (ChangeKind::InstanceExpired, "1.2.12.1.1.1"));
 
