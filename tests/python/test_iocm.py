@@ -248,8 +248,10 @@ def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected
     assert p["expiry"]["due"]["instances"] == 3, p["expiry"]
     refused = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", "0" * 64)
     assert refused.returncode != 0 and "plan changed" in refused.stderr, refused.stderr[-2000:]
-    # Split into jobs of two instance keys, three runners in the CLI taking them at once.
-    applied = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", p["planHash"], "--instances-per-job", "2", runners=3)
+    # Split into jobs of two instance keys, three runners in the CLI taking them at once (ten
+    # objects a second each, so that no runner is through them all before the others look).
+    applied = lifecycle(srv, "apply", "--now", "2099-01-01", "--plan", p["planHash"], "--instances-per-job", "2",
+                        "--max-per-second", "10", runners=3)
     assert applied.returncode == 0, applied.stderr[-2000:]
     job = json.loads(applied.stdout)
     assert job["state"] == "done" and len(job["jobs"]) >= 3, job

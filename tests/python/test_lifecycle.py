@@ -317,3 +317,54 @@ def test_nodes_apply_the_policies_on_their_own_once_a_period(tmp_path):
             assert p["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, p
     finally:
         pool.close()
+
+
+SITE_RULES = """
+version = 1
+
+[[rules]]
+name = "site-a-mammography"
+[rules.match]
+institution = ["Site A"]
+department = ["Senology"]
+attribute = [{ tag = "00081030", value = "Screening mammography" }]
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "30y", after = "study_date" }]
+"""
+
+
+def test_rules_select_by_institution_department_and_catalog_attributes(tmp_path):
+    """Institution Name, Institutional Department Name and an attribute the catalog holds
+    (Study Description), as stored through STOW-RS, select the objects a rule applies to: only
+    the study of that site, department and description gets its retention."""
+    from conftest import ServerPool
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "sites.toml").write_text(SITE_RULES)
+    pool = ServerPool(tmp_path / "servers")
+    try:
+        srv = pool.start("sqlite", name="lifecycle-sites", env={"VNA__LIFECYCLE__POLICIES_DIR": str(policies)})
+        base = dict(StudyDescription="Screening mammography", InstitutionName="Site A", InstitutionalDepartmentName="Senology")
+        variants = {"match": base, "other_site": base | {"InstitutionName": "Site B"},
+                    "other_department": base | {"InstitutionalDepartmentName": "Radiology"},
+                    "other_description": base | {"StudyDescription": "Diagnostic mammography"}}
+        objects = {k: dicomgen.with_changes(dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=P + "LC-SITE-" + k,
+                                                              study_date="20200101")[0], **v)
+                   for k, v in variants.items()}
+        assert helpers.stow(srv.dicomweb, [o.data for o in objects.values()]).status_code == 200
+        for name, o in objects.items():
+            p = requests.get(f"{srv.base_url}/admin/instances/{o.sop_uid}/protection", timeout=30).json()
+            rules = p["policy"]["rules"]
+            if name == "match":
+                until = int(datetime.datetime(2050, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+                assert rules == ["site-a-mammography"] and p["retention"] == {"mode": "GOVERNANCE", "retainUntilEpochSeconds": until}, p
+            else:
+                assert rules == [] and p["retention"] is None, (name, p)
+        # A rule on an attribute the catalog does not hold is refused before the start.
+        (policies / "sites.toml").write_text(SITE_RULES.replace("00081030", "00180050"))
+        with pytest.raises(RuntimeError, match="does not hold attribute 00180050"):
+            pool.start("sqlite", name="lifecycle-bad-attribute", env={"VNA__LIFECYCLE__POLICIES_DIR": str(policies)})
+        pool.servers = [s for s in pool.servers if s.name != "lifecycle-bad-attribute"]
+    finally:
+        pool.close()

@@ -142,6 +142,8 @@ pub fn extract(
         body_part_examined: t(tags::BODY_PART_EXAMINED),
         performed_procedure_step_start_date: t(tags::PERFORMED_PROCEDURE_STEP_START_DATE),
         performed_procedure_step_start_time: t(tags::PERFORMED_PROCEDURE_STEP_START_TIME),
+        institution_name: t(tags::INSTITUTION_NAME),
+        department_name: t(tags::INSTITUTIONAL_DEPARTMENT_NAME),
     };
     let patient = PatientAttrs {
         patient_id: t(tags::PATIENT_ID),

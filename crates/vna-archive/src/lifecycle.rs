@@ -35,15 +35,52 @@ fn facts_of(
         family: None,
         body_part: series.body_part_examined.clone(),
         tenant: tenant.to_owned(),
-        institution: String::new(),
+        institution: series.institution_name.clone(),
+        department: series.department_name.clone(),
         birth_date: vna_lifecycle::parse_date(&patient.patient_birth_date),
         study_date: vna_lifecycle::parse_date(&study.study_date),
         last_study_date: last_study,
         ingest,
         last_access: None,
         rejection: None,
-        attributes: BTreeMap::new(),
+        attributes: attributes(patient, study, series, instance),
     }
+}
+
+/// The catalog's attributes of an object that rules may match ([`vna_lifecycle::ATTRIBUTES`]),
+/// by tag; an empty one is left out (it matches no value).
+fn attributes(patient: &PatientAttrs, study: &StudyAttrs, series: &SeriesAttrs, instance: &InstanceAttrs) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (tag, _) in vna_lifecycle::ATTRIBUTES {
+        let value = match *tag {
+            "00100020" => patient.patient_id.clone(),
+            "00100021" => patient.issuer_of_patient_id.clone(),
+            "00100030" => patient.patient_birth_date.clone(),
+            "00100040" => patient.patient_sex.clone(),
+            "0020000D" => study.study_uid.to_string(),
+            "00080020" => study.study_date.clone(),
+            "00080030" => study.study_time.clone(),
+            "00080050" => study.accession_number.clone(),
+            "00200010" => study.study_id.clone(),
+            "00081030" => study.study_description.clone(),
+            "0020000E" => series.series_uid.to_string(),
+            "00080060" => series.modality.clone(),
+            "00200011" => series.series_number.map(|n| n.to_string()).unwrap_or_default(),
+            "0008103E" => series.series_description.clone(),
+            "00180015" => series.body_part_examined.clone(),
+            "00400244" => series.performed_procedure_step_start_date.clone(),
+            "00080080" => series.institution_name.clone(),
+            "00081040" => series.department_name.clone(),
+            "00080016" => instance.sop_class_uid.to_string(),
+            "00080018" => instance.sop_uid.to_string(),
+            "00200013" => instance.instance_number.map(|n| n.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        if !value.is_empty() {
+            out.insert((*tag).to_owned(), value);
+        }
+    }
+    out
 }
 
 impl Archive {
@@ -151,4 +188,23 @@ pub(crate) struct LockPlan {
     pub(crate) enough: std::time::SystemTime,
     /// The end of the policy's retention itself (a COMPLIANCE lock beyond it is reported).
     pub(crate) policy_end: std::time::SystemTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attribute_a_rule_may_match_is_handed_to_it() {
+        let mut n = vna_catalog::conformance::new_instance("1.2.3", "1.2.3.4", "1.2.3.4.5");
+        n.patient.patient_sex = "F".into();
+        let got = attributes(&n.patient, &n.study, &n.series, &n.instance);
+        for (tag, keyword) in vna_lifecycle::ATTRIBUTES {
+            assert!(got.get(*tag).is_some_and(|v| !v.is_empty()), "{tag} {keyword} is not handed to the rules");
+        }
+        assert_eq!(got["00080080"], "Synthetic Hospital");
+        assert_eq!(got["00200013"], "1");
+        let f = facts_of(&n.patient, &n.study, &n.series, &n.instance, "t", 0, None);
+        assert_eq!((f.institution.as_str(), f.department.as_str()), ("Synthetic Hospital", "Radiology"));
+    }
 }

@@ -27,6 +27,7 @@ pub(crate) const SQLITE: Embedded = &[
     (9, "last access", include_str!("../migrations/sqlite/0009_last_access.sql")),
     (10, "job schedule", include_str!("../migrations/sqlite/0010_job_schedule.sql")),
     (11, "legal hold", include_str!("../migrations/sqlite/0011_legal_hold.sql")),
+    (12, "institution", include_str!("../migrations/sqlite/0012_institution.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -40,6 +41,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (9, "last access", include_str!("../migrations/postgres/0009_last_access.sql")),
     (10, "job schedule", include_str!("../migrations/postgres/0010_job_schedule.sql")),
     (11, "legal hold", include_str!("../migrations/postgres/0011_legal_hold.sql")),
+    (12, "institution", include_str!("../migrations/postgres/0012_institution.sql")),
 ];
 
 #[derive(Debug)]

@@ -36,6 +36,9 @@ pub struct SeriesAttrs {
     pub body_part_examined: String,
     pub performed_procedure_step_start_date: String,
     pub performed_procedure_step_start_time: String,
+    /// Institution Name (0008,0080) and Institutional Department Name (0008,1040).
+    pub institution_name: String,
+    pub department_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,8 @@ fn series(c: &mut Cols<'_>) -> Result<SeriesAttrs, CatalogError> {
         body_part_examined: c.text("body part examined")?,
         performed_procedure_step_start_date: c.text("pps start date")?,
         performed_procedure_step_start_time: c.text("pps start time")?,
+        institution_name: c.text("institution name")?,
+        department_name: c.text("department name")?,
     })
 }
 

@@ -509,12 +509,14 @@ async fn upsert_series(tx: &mut Tx<'_>, new: &NewInstance, study_pk: i64) -> Res
         .fetch_one(
             "register: upsert series",
             "INSERT INTO series (series_uid, study_pk, modality, series_number, series_description, \
-             body_part_examined, pps_start_date, pps_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             body_part_examined, pps_start_date, pps_start_time, institution_name, department_name) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (series_uid) DO UPDATE SET study_pk = excluded.study_pk, \
              modality = excluded.modality, series_number = excluded.series_number, \
              series_description = excluded.series_description, \
              body_part_examined = excluded.body_part_examined, \
-             pps_start_date = excluded.pps_start_date, pps_start_time = excluded.pps_start_time \
+             pps_start_date = excluded.pps_start_date, pps_start_time = excluded.pps_start_time, \
+             institution_name = excluded.institution_name, department_name = excluded.department_name \
              RETURNING pk",
             &[
                 s.series_uid.as_str().into(),
@@ -525,6 +527,8 @@ async fn upsert_series(tx: &mut Tx<'_>, new: &NewInstance, study_pk: i64) -> Res
                 s.body_part_examined.as_str().into(),
                 s.performed_procedure_step_start_date.as_str().into(),
                 s.performed_procedure_step_start_time.as_str().into(),
+                s.institution_name.as_str().into(),
+                s.department_name.as_str().into(),
             ],
         )
         .await?;

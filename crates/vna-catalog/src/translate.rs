@@ -67,7 +67,7 @@ pub(crate) const PATIENT_COLS: &str = "p.patient_id, p.issuer, p.patient_name, p
 pub(crate) const STUDY_COLS: &str = "st.study_uid, st.study_date, st.study_time, st.accession_number, \
      st.study_id, st.referring_physician_name, st.study_description";
 pub(crate) const SERIES_COLS: &str = "s.series_uid, s.modality, s.series_number, s.series_description, \
-     s.body_part_examined, s.pps_start_date, s.pps_start_time";
+     s.body_part_examined, s.pps_start_date, s.pps_start_time, s.institution_name, s.department_name";
 pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_number, i.n_rows, \
      i.n_columns, i.bits_allocated, i.number_of_frames, i.transfer_syntax, i.tier, i.blob_key, \
      i.blob_version_id, i.size, i.sha256, i.version, i.is_current, i.stored_at_ms, \

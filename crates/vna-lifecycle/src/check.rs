@@ -127,6 +127,7 @@ impl PolicySet {
             body_part: o.body_part.clone(),
             tenant: o.tenant.clone(),
             institution: o.institution.clone(),
+            department: o.department.clone(),
             birth_date: date(&o.birth_date),
             study_date: date(&o.study_date),
             last_study_date: date(&o.last_study_date),
@@ -309,6 +310,41 @@ expect = { rules = ["quality-rejections"], retain_until = "2026-02-04", expire_a
             (r.mode, r.until, r.rules),
             (crate::LockMode::Compliance, d("2060-01-01").unwrap(), vec!["adults".to_owned(), "all-long".to_owned()])
         );
+    }
+
+    #[test]
+    fn institution_department_and_catalog_attributes_select_objects() {
+        let text = r#"
+version = 1
+
+[[rules]]
+name = "site-a-pathology-reports"
+[rules.match]
+institution = ["Site A"]
+department = ["Pathology"]
+attribute = [{ tag = "00081030", value = "Frozen section" }, { tag = "0008103e", value = "Report" }]
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "30y", after = "study_date" }]
+
+[[tests]]
+name = "all of it matches"
+object = { institution = "Site A", department = "Pathology", study_date = "2020-01-01", ingest = "2020-01-02", attributes = { "00081030" = " Frozen section ", "0008103E" = "Report" } }
+expect = { rules = ["site-a-pathology-reports"], retain_until = "2050-01-01" }
+
+[[tests]]
+name = "another department of the site does not"
+object = { institution = "Site A", department = "Radiology", study_date = "2020-01-01", ingest = "2020-01-02", attributes = { "00081030" = "Frozen section", "0008103E" = "Report" } }
+expect = { rules = [] }
+
+[[tests]]
+name = "nor another study description"
+object = { institution = "Site A", department = "Pathology", study_date = "2020-01-01", ingest = "2020-01-02", attributes = { "00081030" = "Biopsy", "0008103E" = "Report" } }
+expect = { rules = [] }
+"#;
+        let report = PolicySet::from_texts(vec![("sites.toml".into(), text.into())]).expect("loads").check();
+        assert!(report.passed(), "{report:?}");
+        assert_eq!(report.tests.len(), 3);
     }
 
     #[test]

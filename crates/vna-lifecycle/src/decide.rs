@@ -16,6 +16,7 @@ pub struct Facts {
     pub body_part: String,
     pub tenant: String,
     pub institution: String,
+    pub department: String,
     pub birth_date: Option<i64>,
     pub study_date: Option<i64>,
     /// The patient's latest study date in the archive.
@@ -108,6 +109,7 @@ fn matches(c: &Conditions, f: &Facts, now: i64) -> bool {
         && (c.sop_class.is_empty() || c.sop_class.iter().any(|s| s.trim() == f.sop_class_uid.trim_end_matches(['\0', ' '])))
         && any_eq(&c.body_part, &f.body_part)
         && any_eq(&c.institution, &f.institution)
+        && any_eq(&c.department, &f.department)
         && (c.tenant.is_empty()
             || c.tenant.iter().any(|t| f.tenant == *t || f.tenant.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('/'))))
         && c.attribute.iter().all(|a| f.attributes.get(&a.tag.to_ascii_uppercase()).is_some_and(|v| v.trim() == a.value.trim()))

@@ -37,6 +37,32 @@ pub struct Rule {
     pub hold: bool,
 }
 
+/// The attributes a rule's `attribute` condition can match (tag, keyword): those the catalog
+/// holds for every instance, which the archive hands to the rules. Person names are left out.
+pub const ATTRIBUTES: &[(&str, &str)] = &[
+    ("00100020", "PatientID"),
+    ("00100021", "IssuerOfPatientID"),
+    ("00100030", "PatientBirthDate"),
+    ("00100040", "PatientSex"),
+    ("0020000D", "StudyInstanceUID"),
+    ("00080020", "StudyDate"),
+    ("00080030", "StudyTime"),
+    ("00080050", "AccessionNumber"),
+    ("00200010", "StudyID"),
+    ("00081030", "StudyDescription"),
+    ("0020000E", "SeriesInstanceUID"),
+    ("00080060", "Modality"),
+    ("00200011", "SeriesNumber"),
+    ("0008103E", "SeriesDescription"),
+    ("00180015", "BodyPartExamined"),
+    ("00400244", "PerformedProcedureStepStartDate"),
+    ("00080080", "InstitutionName"),
+    ("00081040", "InstitutionalDepartmentName"),
+    ("00080016", "SOPClassUID"),
+    ("00080018", "SOPInstanceUID"),
+    ("00200013", "InstanceNumber"),
+];
+
 /// What an object must be for a rule to apply. A list matches any of its values; every
 /// condition given must hold; a rule without conditions matches every (non-rejected) object.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -53,14 +79,18 @@ pub struct Conditions {
     /// Tenants; a tenant covers those below it (`hug` covers `hug/radiology`).
     #[serde(default)]
     pub tenant: Vec<String>,
+    /// Institution Name (0008,0080) of the object's series.
     #[serde(default)]
     pub institution: Vec<String>,
+    /// Institutional Department Name (0008,1040) of the object's series.
+    #[serde(default)]
+    pub department: Vec<String>,
     /// The patient's age in whole years on the study date.
     pub patient_age_at_study: Option<AgeRange>,
     /// Time since the study date, at the time of the decision.
     pub study_age: Option<AtLeast>,
-    /// Attributes the catalog holds, by tag (`gggg eeee`, 8 hex digits) and exact value.
-    /// Reserved: refused until the archive passes attributes to the rules (as `institution`).
+    /// Attributes the catalog holds ([`ATTRIBUTES`]), by tag (`ggggeeee`, 8 hex digits) and
+    /// exact value (leading and trailing spaces aside); all must match.
     #[serde(default)]
     pub attribute: Vec<AttributeMatch>,
     /// IOCM rejection reasons (the rejection note's title code: 113001 quality, 113037 patient
@@ -178,6 +208,8 @@ pub struct TestObject {
     pub tenant: String,
     #[serde(default)]
     pub institution: String,
+    #[serde(default)]
+    pub department: String,
     pub birth_date: Option<String>,
     pub study_date: Option<String>,
     pub last_study_date: Option<String>,
@@ -258,13 +290,6 @@ impl Rule {
             return Err("expire = true needs a retain (expiry comes once the retention has passed)".into());
         }
         let c = &self.when;
-        // Refused rather than silently never matching: the archive does not hand these facts
-        // to the rules yet.
-        if !c.institution.is_empty() || !c.attribute.is_empty() {
-            return Err("institution and attribute conditions are not supported yet (the archive does not pass those \
-                        facts to the rules); use tenant, modality, family, body_part or sop_class"
-                .into());
-        }
         if let Some(a) = &c.patient_age_at_study {
             if a.at_least.is_none() && a.below.is_none() {
                 return Err("patient_age_at_study needs at_least or below".into());
@@ -276,6 +301,12 @@ impl Rule {
         for a in &c.attribute {
             if a.tag.len() != 8 || !a.tag.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!("attribute tag '{}' must be 8 hex digits (gggg eeee)", a.tag));
+            }
+            // Refused rather than silently never matching: the archive hands the rules only
+            // what its catalog holds.
+            if !ATTRIBUTES.iter().any(|(tag, _)| tag.eq_ignore_ascii_case(&a.tag)) {
+                let known: Vec<String> = ATTRIBUTES.iter().map(|(t, k)| format!("{t} {k}")).collect();
+                return Err(format!("the catalog does not hold attribute {}; a rule can match {}", a.tag, known.join(", ")));
             }
         }
         if let Some(r) = &self.retain {
@@ -379,10 +410,9 @@ mod tests {
         assert!(rule_error("[rules.retain]\nmode = \"SOMETIMES\"\nat_least = [{ until_age = 28 }]\n").contains("unknown variant"));
         let e = rule_error("[rules.transition]\ntier = \"cold\"\npriority = 1\n");
         assert!(e.contains("after, unused_for"), "{e}");
-        assert!(
-            rule_error("hold = true\n[rules.match]\nattribute = [{ tag = \"00180015\", value = \"x\" }]\n").contains("not supported yet")
-        );
-        assert!(rule_error("hold = true\n[rules.match]\ninstitution = [\"HUG\"]\n").contains("not supported yet"));
+        assert!(rule_error("hold = true\n[rules.match]\nattribute = [{ tag = \"00180050\", value = \"x\" }]\n")
+            .contains("the catalog does not hold attribute 00180050"));
+
         assert_eq!(rule_error("hold = true\n[rules.match]\nfamily = [\"wsi\"]\npatient_age_at_study = { below = 18 }\n"), "accepted");
     }
 }

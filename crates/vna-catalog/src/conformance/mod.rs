@@ -130,6 +130,8 @@ pub fn new_instance(study: &str, series: &str, sop: &str) -> NewInstance {
             body_part_examined: "HEAD".into(),
             performed_procedure_step_start_date: "20240102".into(),
             performed_procedure_step_start_time: "101000".into(),
+            institution_name: "Synthetic Hospital".into(),
+            department_name: "Radiology".into(),
         },
         instance: InstanceAttrs {
             sop_uid: SopInstanceUid::new(sop).unwrap(),
