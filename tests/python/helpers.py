@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import time
 import uuid
 
 import pydicom
@@ -193,3 +194,27 @@ def collecting_store_handler(into: list):
         into.append((str(event.context.transfer_syntax), ds))
         return 0x0000
     return on_store
+
+
+def finished_job(job_url: str, timeout_s: float = 120) -> dict:
+    """Follows an archive job (`GET /admin/jobs/{id}`) until it is no longer queued or running."""
+    deadline = time.monotonic() + timeout_s
+    while (job := requests.get(job_url, timeout=30).json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"the server's runner did not finish the job: {job}"
+        time.sleep(0.2)
+    return job
+
+
+def kill_when_done(base_url: str, proc, done: int, timeout_s: float = 60) -> dict:
+    """kill -9 of `proc` (a `vna lifecycle apply`) once the newest job of the server at
+    `base_url` has recorded `done` objects; returns that job as the dead run left it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = requests.get(f"{base_url}/admin/jobs", timeout=30).json()
+        if jobs and jobs[0]["progress"]["done"] >= done:
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, f"the apply ended before it could be killed: {jobs}"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    return requests.get(f"{base_url}/admin/jobs", timeout=30).json()[0]

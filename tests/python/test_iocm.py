@@ -329,16 +329,7 @@ def test_a_killed_apply_loses_nothing_and_is_taken_over_from_its_cursor(backend,
         # Four objects a second: killed a few seconds in, in the middle of the walk.
         proc = subprocess.Popen(base + ["lifecycle", "apply", "--now", "2099-01-01", "--plan", plan["planHash"], "--max-per-second", "4",
                                         *policies], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            jobs = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()
-            if jobs and jobs[0]["progress"]["done"] >= 6:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, f"the apply ended before it could be killed: {jobs}"
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=30)
-        dead = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()[0]
+        dead = helpers.kill_when_done(srv.base_url, proc, 6)
         assert dead["state"] == "running" and 6 <= dead["progress"]["done"] < 26, dead
 
         # Nothing lost: every instance the catalog holds has its object, intact.

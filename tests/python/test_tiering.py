@@ -219,16 +219,7 @@ def test_a_move_killed_midway_loses_nothing_and_each_instance_moves_once(backend
         # Four objects a second: killed a few seconds in, in the middle of the walk.
         proc = run("lifecycle", "apply", "--now", when, "--plan", plan["planHash"], "--max-per-second", "4",
                    "--move-grace-seconds", "0", "--policies", str(policies), wait=False)
-        deadline = time.monotonic() + 60
-        while True:
-            jobs = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()
-            if jobs and jobs[0]["progress"]["done"] >= 6:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, f"the apply ended before it could be killed: {jobs}"
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(timeout=30)
-        dead = requests.get(f"{srv.base_url}/admin/jobs", timeout=30).json()[0]
+        dead = helpers.kill_when_done(srv.base_url, proc, 6)
         assert dead["state"] == "running" and 6 <= dead["progress"]["done"] < 24, dead
 
         # Nothing lost: every row has its object, intact, on whichever tier it names.
