@@ -209,6 +209,8 @@ def test_apply_through_the_admin_api_locks_an_earlier_study_as_long_as_the_last(
     assert requests.get(f"{admin}/jobs/99999999", timeout=30).status_code == 404
     assert requests.get(f"{admin}/jobs", params={"state": "bogus"}, timeout=30).status_code == 400
     assert requests.post(f"{admin}/lifecycle/apply", params={"now": "2027-06-01"}, timeout=30).status_code == 400
+    bad_pace = {"now": "2027-06-01", "plan": p.json()["planHash"], "maxMegabytesPerSecond": "fast"}
+    assert requests.post(f"{admin}/lifecycle/apply", params=bad_pace, timeout=30).status_code == 400
 
 
 def test_policies_that_fail_their_checks_refuse_the_start(tmp_path):

@@ -67,7 +67,7 @@ fn worker(name: &str) -> Worker {
 }
 
 async fn queue(w: &World) -> i64 {
-    let params = vna_archive::apply_params(vna_archive::now_ms(), &w.hash, None, None);
+    let params = vna_archive::apply_params(vna_archive::now_ms(), &w.hash, vna_archive::Pace::default(), None);
     w.archive.enqueue_job(&vna_archive::apply_kind(&w.hash), &params, 0).await.expect("queued")
 }
 
@@ -147,12 +147,12 @@ async fn the_scheduled_run_is_queued_once_a_period_and_retries_what_failed() {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let hour = Duration::from_secs(3600);
     let t = 1_000 * 3_600_000 + 60_000; // a minute into period 1000
-    let first = w.archive.offer_scheduled_apply(hour, t, None).await.expect("offered").expect("queued");
+    let first = w.archive.offer_scheduled_apply(hour, t, vna_archive::Pace::default()).await.expect("offered").expect("queued");
     assert_eq!(first.len(), 1);
     // Another node over the same catalog, or this one a minute later: the period's run exists.
     let other = w.fx.archive(w.fx.sqlite.clone(), w.archive.config().clone());
-    assert!(other.offer_scheduled_apply(hour, t, None).await.expect("offered").is_none());
-    assert!(w.archive.offer_scheduled_apply(hour, t + 60_000, None).await.expect("offered").is_none());
+    assert!(other.offer_scheduled_apply(hour, t, vna_archive::Pace::default()).await.expect("offered").is_none());
+    assert!(w.archive.offer_scheduled_apply(hour, t + 60_000, vna_archive::Pace::default()).await.expect("offered").is_none());
 
     // The store refuses every lock: the run goes through, every object failed with its reason.
     w.fx.faults.fail_lock.store(true, Ordering::SeqCst);
@@ -163,8 +163,8 @@ async fn the_scheduled_run_is_queued_once_a_period_and_retries_what_failed() {
     assert!(failures.iter().all(|f| f.reason.contains("injected")), "{failures:?}");
     // The next period's run, by either node, retries them.
     w.fx.faults.fail_lock.store(false, Ordering::SeqCst);
-    let second = other.offer_scheduled_apply(hour, t + 3_600_000, None).await.expect("offered").expect("next period");
-    assert!(w.archive.offer_scheduled_apply(hour, t + 3_600_000, None).await.expect("offered").is_none());
+    let second = other.offer_scheduled_apply(hour, t + 3_600_000, vna_archive::Pace::default()).await.expect("offered").expect("next period");
+    assert!(w.archive.offer_scheduled_apply(hour, t + 3_600_000, vna_archive::Pace::default()).await.expect("offered").is_none());
     w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
     let o = outcome(&w, second[0]).await;
     assert_eq!(o["locks"]["extended"].as_u64(), Some(3), "{o}");
@@ -213,7 +213,7 @@ async fn a_cancelled_job_never_runs_and_other_policies_never_take_it() {
     let (_tx, go) = tokio::sync::watch::channel(false);
     assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
     // A job queued for another policy set waits for a node that has it.
-    let other = vna_archive::apply_params(vna_archive::now_ms(), "another-set", None, None);
+    let other = vna_archive::apply_params(vna_archive::now_ms(), "another-set", vna_archive::Pace::default(), None);
     w.archive.enqueue_job(&vna_archive::apply_kind("another-set"), &other, 0).await.expect("queued");
     assert_eq!(w.archive.run_one_job(&worker("a"), &go).await.expect("ran"), None);
 }
@@ -259,7 +259,9 @@ async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
         let archive = archive.clone();
         let hash = hash.clone();
         async move {
-            let params = vna_archive::apply_params(vna_archive::now_ms() + 86_400_000, &hash, None, Some(grace));
+            // Moves paced at 1 MB/s: the job rests after each copy as long as its bytes take.
+            let pace = vna_archive::Pace { megabytes_per_second: Some(1), ..vna_archive::Pace::default() };
+            let params = vna_archive::apply_params(vna_archive::now_ms() + 86_400_000, &hash, pace, Some(grace));
             let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
             let (_tx, go) = tokio::sync::watch::channel(false);
             assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
@@ -269,6 +271,7 @@ async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
     };
     let first = run(3600).await;
     assert_eq!((first["moved"].as_u64(), first["purged"].as_u64()), (Some(1), Some(0)), "{first}");
+    assert_eq!(first["bytesMoved"].as_u64(), Some(bytes.len() as u64), "{first}");
     let (moved, p, _) = archive.protection(&me, &sop).await.expect("protection");
     assert_eq!(moved.blob.tier, "cold");
     let ten_years = std::time::SystemTime::now() + Duration::from_secs(3650 * 86_400);
@@ -399,7 +402,7 @@ async fn an_expiry_refuses_an_instance_whose_hold_the_catalog_records() {
     // A hold placed in the instant between an expiry's look at the store and its catalog
     // commit: recorded in the catalog, not in the store yet.
     assert!(archive.catalog().mark_legal_hold(held.pk, true).await.expect("marked"));
-    let params = vna_archive::apply_params(vna_archive::now_ms() + 2 * 86_400_000, &hash, None, None);
+    let params = vna_archive::apply_params(vna_archive::now_ms() + 2 * 86_400_000, &hash, vna_archive::Pace::default(), None);
     let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
     let (_tx, go) = tokio::sync::watch::channel(false);
     assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));

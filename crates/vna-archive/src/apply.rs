@@ -63,12 +63,27 @@ impl Cursor {
     }
 }
 
+/// How fast an apply job may go, so that patients' images keep priority: objects examined per
+/// second, and megabytes copied per second by tier moves (after each copy the job rests as long
+/// as the copy's size takes at that rate, renewing its lease meanwhile). `None`: unpaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pace {
+    pub objects_per_second: Option<u32>,
+    pub megabytes_per_second: Option<u32>,
+}
+
 /// The parameters of an apply job.
 /// `move_grace_seconds`: how long the old object of a move is kept ([`MOVE_GRACE_SECONDS`] by
 /// default).
-pub fn apply_params(now_ms: i64, policy_set: &str, max_per_second: Option<u32>, move_grace_seconds: Option<u64>) -> serde_json::Value {
+pub fn apply_params(now_ms: i64, policy_set: &str, pace: Pace, move_grace_seconds: Option<u64>) -> serde_json::Value {
     let grace = move_grace_seconds.unwrap_or(MOVE_GRACE_SECONDS);
-    serde_json::json!({ "now": now_ms, "policySet": policy_set, "maxPerSecond": max_per_second, "moveGraceSeconds": grace })
+    serde_json::json!({
+        "now": now_ms,
+        "policySet": policy_set,
+        "maxPerSecond": pace.objects_per_second,
+        "maxMegabytesPerSecond": pace.megabytes_per_second,
+        "moveGraceSeconds": grace,
+    })
 }
 
 /// The same job restricted to the instance keys in `(after, up_to]` (one shard of a run split
@@ -95,8 +110,9 @@ struct Tally {
     expired: u64,
     purged: u64,
     waiting_for_lock: u64,
-    /// Object versions copied to their new tier and switched in the catalog.
+    /// Object versions copied to their new tier and switched in the catalog, and their bytes.
     moved: u64,
+    bytes_moved: u64,
     /// Old objects of moves kept until their grace period ends (destroyed by a later run).
     awaiting_grace: u64,
     locks: Locks,
@@ -130,6 +146,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
     let wanted = params["policySet"].as_str().unwrap_or_default().to_owned();
     let pace = params["maxPerSecond"].as_u64().filter(|n| *n > 0).map(|n| std::time::Duration::from_secs_f64(1.0 / n as f64));
     let grace = std::time::Duration::from_secs(params["moveGraceSeconds"].as_u64().unwrap_or(MOVE_GRACE_SECONDS));
+    let bandwidth = params["maxMegabytesPerSecond"].as_u64().filter(|n| *n > 0).map(|n| n as f64 * 1e6);
     let archive = ctx.archive().clone();
     let Some(set) = archive.policies().cloned() else {
         return Err(JobError::Failed("no lifecycle policies are configured on this node".into()));
@@ -216,7 +233,9 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
                 }
                 let move_due = d.transition.as_ref().filter(|m| m.tier != row.blob.tier && m.at.is_some_and(|at| at <= now));
                 if let (false, Some(m)) = (d.expire_due(now), move_due) {
-                    tally.moved += archive.move_to(ctx, row, &d, &m.tier, &set.hash, grace).await?;
+                    let (moved, bytes) = archive.move_to(ctx, row, &d, &m.tier, &set.hash, grace, bandwidth).await?;
+                    tally.moved += moved;
+                    tally.bytes_moved += bytes;
                 }
                 ctx.progress.done += 1;
                 ctx.progress.cursor = Some(Cursor::Walk(row.pk).show());
@@ -249,6 +268,7 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
         "purged": tally.purged,
         "waitingForLock": tally.waiting_for_lock,
         "moved": tally.moved,
+        "bytesMoved": tally.bytes_moved,
         "awaitingGrace": tally.awaiting_grace,
         "locks": {
             "extended": tally.locks.extended,
@@ -423,7 +443,9 @@ impl Archive {
     /// `grace` has passed (a read that resolved it just before may still be streaming it): here
     /// when there is none, else by a later run. Reads follow the catalog throughout; a move
     /// interrupted before the switch leaves the old object in use and an unreferenced copy.
-    /// Returns how many versions moved.
+    /// After each copy, with `bandwidth` (bytes per second), the job rests as long as the copy
+    /// takes at that rate. Returns how many versions moved, and their bytes.
+    #[allow(clippy::too_many_arguments)]
     async fn move_to(
         &self,
         ctx: &mut crate::jobs::JobCtx,
@@ -432,14 +454,15 @@ impl Archive {
         tier: &str,
         policy_set: &str,
         grace: std::time::Duration,
-    ) -> Result<u64, crate::jobs::JobError> {
+        bandwidth: Option<f64>,
+    ) -> Result<(u64, u64), crate::jobs::JobError> {
         let versions = self.all_versions(row).await?;
         let Ok(target) = self.store_of(tier).cloned() else {
             ctx.fail(object_name(&row.blob.tier, &row.blob.key), format!("the policies move it to tier {tier}, which is not configured"));
-            return Ok(0);
+            return Ok((0, 0));
         };
         let rules: Vec<String> = d.transition.iter().map(|m| m.rule.clone()).collect();
-        let mut moved = 0;
+        let (mut moved, mut bytes) = (0, 0);
         for v in versions.iter().filter(|v| v.blob.tier != tier) {
             let name = object_name(&v.blob.tier, &v.blob.key);
             let copy = match self.copy_to(v, &target, d.retention.as_ref()).await {
@@ -449,6 +472,9 @@ impl Archive {
                     continue;
                 }
             };
+            if let Some(rate) = bandwidth {
+                ctx.rest(std::time::Duration::from_secs_f64(copy.size as f64 / rate)).await?;
+            }
             let to = vna_catalog::BlobLocation {
                 tier: tier.to_owned(),
                 key: copy.key.clone(),
@@ -472,6 +498,7 @@ impl Archive {
             match self.catalog.move_version(&m).await.map_err(ArchiveError::catalog("switching a version to its new tier"))? {
                 Some(stone) => {
                     moved += 1;
+                    bytes += copy.size;
                     if grace.is_zero() {
                         self.purge(ctx, &stone).await?;
                     }
@@ -485,7 +512,7 @@ impl Archive {
                 }
             }
         }
-        Ok(moved)
+        Ok((moved, bytes))
     }
 
     /// Copies one version's object into `target`, checked against the catalog's SHA-256 while

@@ -111,6 +111,24 @@ impl JobCtx {
         self.renew().await
     }
 
+    /// Rests `how_long` (a pace), renewing the lease and heeding a stop or a cancellation
+    /// meanwhile.
+    pub async fn rest(&mut self, how_long: Duration) -> Result<(), Stop> {
+        let until = Instant::now() + how_long;
+        loop {
+            self.checkpoint().await?;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let step = left.min(self.lease / 6).max(Duration::from_millis(1));
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = self.stop.wait_for(|s| *s) => return Err(Stop::Shutdown),
+            }
+        }
+    }
+
     async fn renew(&mut self) -> Result<(), Stop> {
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         match self.archive.catalog().renew_job(self.job.id, &self.owner, crate::now_ms(), lease_ms, &self.progress).await {
@@ -258,11 +276,11 @@ impl Archive {
         self: Arc<Self>,
         every: Duration,
         poll: Duration,
-        max_per_second: Option<u32>,
+        pace: crate::Pace,
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
-            if let Err(e) = self.offer_scheduled_apply(every, crate::now_ms(), max_per_second).await {
+            if let Err(e) = self.offer_scheduled_apply(every, crate::now_ms(), pace).await {
                 tracing::warn!(error = %e, "could not queue the scheduled lifecycle apply run; trying again shortly");
             }
             tokio::select! {

@@ -54,7 +54,7 @@ mod retrieve;
 mod verify;
 
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};
-pub use apply::{apply_kind, apply_params, APPLY_JOB};
+pub use apply::{apply_kind, apply_params, Pace, APPLY_JOB};
 pub use audit::{a5_xml, EventId, APPLICATION_START, APPLICATION_STOP, USER_SECURITY_ATTRIBUTES_CHANGED, USE_OF_RESTRICTED_FUNCTION};
 pub use clock::{now_ms, utc_timestamp};
 pub use deliver::{deliverable_syntaxes, delivery, Delivery};

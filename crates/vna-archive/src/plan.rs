@@ -185,7 +185,7 @@ impl Archive {
         who: &Principal,
         now: i64,
         plan_hash: &str,
-        max_per_second: Option<u32>,
+        pace: crate::Pace,
         move_grace_seconds: Option<u64>,
         keys_per_job: Option<i64>,
     ) -> Result<Vec<i64>, ArchiveError> {
@@ -196,7 +196,7 @@ impl Archive {
         if current != plan_hash {
             return Err(ArchiveError::PlanChanged { current: current.to_owned() });
         }
-        let params = crate::apply_params(now, &set.hash, max_per_second, move_grace_seconds);
+        let params = crate::apply_params(now, &set.hash, pace, move_grace_seconds);
         let mut ids = Vec::new();
         for job in self.apply_run(&set, &params, keys_per_job, crate::now_ms()).await? {
             ids.push(self.catalog.enqueue_job(&job).await.map_err(ArchiveError::catalog("queueing a job"))?);
@@ -241,11 +241,11 @@ impl Archive {
         &self,
         every: std::time::Duration,
         now: i64,
-        max_per_second: Option<u32>,
+        pace: crate::Pace,
     ) -> Result<Option<Vec<i64>>, ArchiveError> {
         let Some(set) = self.policies().cloned() else { return Ok(None) };
         let period = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
-        let params = crate::apply_params(now, &set.hash, max_per_second, None);
+        let params = crate::apply_params(now, &set.hash, pace, None);
         let jobs = self.apply_run(&set, &params, None, now).await?;
         let busy = [crate::apply_kind(&set.hash)];
         let queued = self.catalog.enqueue_scheduled(crate::apply::APPLY_JOB, now / period, &busy, &jobs).await;

@@ -74,6 +74,7 @@ impl Default for LifecycleConfig {
             access_flush_seconds: 60,
             apply_every_hours: 0,
             apply_max_per_second: 0,
+            apply_max_mb_per_second: 0,
         }
     }
 }
@@ -110,6 +111,8 @@ pub struct LifecycleConfig {
     /// Objects a scheduled run examines per second at most (0: unpaced), so that patients'
     /// images keep priority.
     pub apply_max_per_second: u32,
+    /// Megabytes a scheduled run's tier moves copy per second at most (0: unpaced).
+    pub apply_max_mb_per_second: u32,
 }
 
 impl Default for Config {

@@ -204,7 +204,7 @@ async fn lifecycle_plan(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=&moveGraceSeconds=&instancesPerJob=`:
+/// `POST /admin/lifecycle/apply?plan=HASH&now=&maxPerSecond=&maxMegabytesPerSecond=&moveGraceSeconds=&instancesPerJob=`:
 /// queues the jobs applying the configured policies as of `now` if the plan for that date still
 /// has this hash (409 when the catalog or the policies changed since); 202 with their ids
 /// (`jobs`), the first (`job`) and where to follow it.
@@ -214,12 +214,12 @@ async fn lifecycle_apply(
     axum::extract::Query(p): Params,
 ) -> Response {
     let result = async {
-        only(&p, &["now", "plan", "maxPerSecond", "moveGraceSeconds", "instancesPerJob"])?;
+        only(&p, &["now", "plan", "maxPerSecond", "maxMegabytesPerSecond", "moveGraceSeconds", "instancesPerJob"])?;
         let plan = p.get("plan").ok_or_else(|| ApiError::BadRequest("plan (the plan's hash) is required".into()))?;
-        let pace = p
-            .get("maxPerSecond")
-            .map(|v| v.parse::<u32>().map_err(|_| ApiError::BadRequest("maxPerSecond must be a positive integer".into())))
-            .transpose()?;
+        let rate = |k: &str| {
+            p.get(k).map(|v| v.parse::<u32>().map_err(|_| ApiError::BadRequest(format!("{k} must be a positive integer")))).transpose()
+        };
+        let pace = vna_archive::Pace { objects_per_second: rate("maxPerSecond")?, megabytes_per_second: rate("maxMegabytesPerSecond")? };
         let grace = p
             .get("moveGraceSeconds")
             .map(|v| v.parse::<u64>().map_err(|_| ApiError::BadRequest("moveGraceSeconds must be a whole number".into())))

@@ -492,7 +492,11 @@ pub async fn run(
     let schedule = (config.jobs.run && config.lifecycle.apply_every_hours > 0 && archive.policies().is_some()).then(|| {
         let every = std::time::Duration::from_secs(u64::from(config.lifecycle.apply_every_hours) * 3600);
         let poll = std::time::Duration::from_secs(config.jobs.poll_seconds.max(1));
-        let pace = (config.lifecycle.apply_max_per_second > 0).then_some(config.lifecycle.apply_max_per_second);
+        let l = &config.lifecycle;
+        let pace = vna_archive::Pace {
+            objects_per_second: (l.apply_max_per_second > 0).then_some(l.apply_max_per_second),
+            megabytes_per_second: (l.apply_max_mb_per_second > 0).then_some(l.apply_max_mb_per_second),
+        };
         tokio::spawn(archive.clone().run_schedule(every, poll, pace, fan_stop.clone()))
     });
     // Reads noted in memory, written to the catalog in batches (lifecycle `unused_for`).

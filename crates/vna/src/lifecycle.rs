@@ -66,13 +66,13 @@ pub async fn apply(
     config: &vna_config::Config,
     now: i64,
     plan_hash: &str,
-    max_per_second: Option<u32>,
+    pace: vna_archive::Pace,
     move_grace_seconds: Option<u64>,
     keys_per_job: Option<i64>,
     queue_only: bool,
 ) -> anyhow::Result<Value> {
     let me = Principal::system();
-    let ids = match archive.queue_lifecycle_apply(&me, now, plan_hash, max_per_second, move_grace_seconds, keys_per_job).await {
+    let ids = match archive.queue_lifecycle_apply(&me, now, plan_hash, pace, move_grace_seconds, keys_per_job).await {
         Err(vna_archive::ArchiveError::PlanChanged { current }) => anyhow::bail!(
             "the plan changed since it was made (the catalog or the policies differ): its hash is now {current}, not \
              {plan_hash}; look at the new plan (vna lifecycle plan) before applying it"

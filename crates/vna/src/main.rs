@@ -161,6 +161,9 @@ enum LifecycleCommand {
         /// Objects examined per second, at most (so that patients' images keep priority).
         #[arg(long)]
         max_per_second: Option<u32>,
+        /// Megabytes copied per second by tier moves, at most.
+        #[arg(long)]
+        max_mb_per_second: Option<u32>,
         /// How long the old object of a tier move is kept before it is destroyed (reads that
         /// began before the move finish); default 900.
         #[arg(long)]
@@ -352,7 +355,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Lifecycle {
-            command: LifecycleCommand::Apply { policies, now, plan, max_per_second, move_grace_seconds, instances_per_job, queue_only },
+            command: LifecycleCommand::Apply {
+                policies,
+                now,
+                plan,
+                max_per_second,
+                max_mb_per_second,
+                move_grace_seconds,
+                instances_per_job,
+                queue_only,
+            },
         } => {
             let now = match now {
                 Some(t) => vna_lifecycle::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--now is not a date or an RFC 3339 instant"))?,
@@ -361,9 +373,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut config = load_config(&cli, None, None, None)?;
             config.lifecycle.policies_dir = policies.display().to_string();
             let archive = vna::build_archive(&config).await?;
+            let pace = vna_archive::Pace { objects_per_second: *max_per_second, megabytes_per_second: *max_mb_per_second };
             let outcome =
-                vna::lifecycle::apply(archive, &config, now, plan, *max_per_second, *move_grace_seconds, *instances_per_job, *queue_only)
-                    .await?;
+                vna::lifecycle::apply(archive, &config, now, plan, pace, *move_grace_seconds, *instances_per_job, *queue_only).await?;
             println!("{outcome:#}");
             let failed = outcome["state"].as_str().is_some_and(|s| s != "done" && s != "queued");
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
