@@ -163,7 +163,8 @@ async fn the_scheduled_run_is_queued_once_a_period_and_retries_what_failed() {
     assert!(failures.iter().all(|f| f.reason.contains("injected")), "{failures:?}");
     // The next period's run, by either node, retries them.
     w.fx.faults.fail_lock.store(false, Ordering::SeqCst);
-    let second = other.offer_scheduled_apply(hour, t + 3_600_000, vna_archive::Pace::default()).await.expect("offered").expect("next period");
+    let second =
+        other.offer_scheduled_apply(hour, t + 3_600_000, vna_archive::Pace::default()).await.expect("offered").expect("next period");
     assert!(w.archive.offer_scheduled_apply(hour, t + 3_600_000, vna_archive::Pace::default()).await.expect("offered").is_none());
     w.archive.run_one_job(&worker("a"), &stop).await.expect("ran");
     let o = outcome(&w, second[0]).await;

@@ -272,13 +272,7 @@ impl Archive {
     /// Offers the periodic apply run ([`Archive::offer_scheduled_apply`]) every `poll` until
     /// `stop`: the schedule of a node. Every node may run it; the catalog lets one queue each
     /// period's run. A catalog failure is logged and tried again at the next look.
-    pub async fn run_schedule(
-        self: Arc<Self>,
-        every: Duration,
-        poll: Duration,
-        pace: crate::Pace,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    pub async fn run_schedule(self: Arc<Self>, every: Duration, poll: Duration, pace: crate::Pace, mut stop: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.offer_scheduled_apply(every, crate::now_ms(), pace).await {
                 tracing::warn!(error = %e, "could not queue the scheduled lifecycle apply run; trying again shortly");

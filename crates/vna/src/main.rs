@@ -355,16 +355,17 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Lifecycle {
-            command: LifecycleCommand::Apply {
-                policies,
-                now,
-                plan,
-                max_per_second,
-                max_mb_per_second,
-                move_grace_seconds,
-                instances_per_job,
-                queue_only,
-            },
+            command:
+                LifecycleCommand::Apply {
+                    policies,
+                    now,
+                    plan,
+                    max_per_second,
+                    max_mb_per_second,
+                    move_grace_seconds,
+                    instances_per_job,
+                    queue_only,
+                },
         } => {
             let now = match now {
                 Some(t) => vna_lifecycle::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--now is not a date or an RFC 3339 instant"))?,
