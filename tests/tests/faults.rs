@@ -55,6 +55,9 @@ impl Catalog for FailingCatalog {
     async fn query_instances(&self, q: &Query, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
         self.inner.query_instances(q, v).await
     }
+    async fn versions_of(&self, sops: &[vna_dicom::uid::SopInstanceUid], v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+        self.inner.versions_of(sops, v).await
+    }
     async fn query_instances_after(&self, q: &Query, after_pk: i64, limit: u32, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
         self.inner.query_instances_after(q, after_pk, limit, v).await
     }

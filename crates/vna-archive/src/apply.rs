@@ -196,6 +196,13 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
         let Some(last) = page.last().map(|r| r.pk) else { break };
         // The instances whose locks this page extended: audited together, however the page ends.
         let mut extended: Vec<&InstanceRow> = Vec::new();
+        // Every version of the page's instances, in one query (the retention step locks them all).
+        let sops: Vec<_> = page.iter().take_while(|r| r.pk <= up_to).map(|r| r.instance.sop_uid.clone()).collect();
+        let all = archive.catalog().versions_of(&sops, &vna_catalog::Visibility::ALL).await;
+        let mut versions: std::collections::HashMap<String, Vec<InstanceRow>> = std::collections::HashMap::new();
+        for v in all.map_err(ArchiveError::catalog("listing versions"))? {
+            versions.entry(v.instance.sop_uid.to_string()).or_default().push(v);
+        }
         let walked: Result<(), JobError> = async {
             for row in page.iter().take_while(|r| r.pk <= up_to) {
                 // Before each object: a stopping node stops here, its cursor after the last one done.
@@ -226,7 +233,8 @@ pub(crate) async fn apply_job(ctx: &mut crate::jobs::JobCtx) -> Result<serde_jso
                 } else if let Some(r) = &d.retention {
                     let leaving = d.transition.as_ref().filter(|m| m.tier != row.blob.tier).and_then(|m| m.at);
                     let before = tally.locks.extended;
-                    archive.retain(ctx, row, r, leaving, &mut tally.locks).await?;
+                    let of_row = versions.get(row.instance.sop_uid.as_str()).map_or(&[][..], Vec::as_slice);
+                    archive.retain(ctx, of_row, r, leaving, &mut tally.locks).await?;
                     if tally.locks.extended > before {
                         extended.push(row);
                     }
@@ -380,13 +388,12 @@ impl Archive {
     async fn retain(
         &self,
         ctx: &mut crate::jobs::JobCtx,
-        row: &InstanceRow,
+        versions: &[InstanceRow],
         r: &vna_lifecycle::Retention,
         leaving: Option<i64>,
         locks: &mut Locks,
     ) -> Result<(), crate::jobs::JobError> {
         use std::time::{Duration, SystemTime};
-        let versions = self.all_versions(row).await?;
         let now = crate::now_ms();
         let LockPlan { lock: want, enough, policy_end } = self.lock_plan(r, leaving, now);
         let now_sys = SystemTime::now();
@@ -394,7 +401,7 @@ impl Archive {
             locks.retention_over += versions.len() as u64;
             return Ok(());
         }
-        for v in &versions {
+        for v in versions {
             let name = object_name(&v.blob.tier, &v.blob.key);
             let store = match self.store_of(&v.blob.tier) {
                 Ok(s) => s,

@@ -101,6 +101,9 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Every recorded version of an instance, oldest first.
     async fn instance_versions(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
+    /// Every version of each of `sops`, ordered by SOP Instance UID then version: the versions
+    /// of a page of instances in one query.
+    async fn versions_of(&self, sops: &[vna_dicom::uid::SopInstanceUid], v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError>;
 
     /// Current instances within a scope, ordered by series number, series UID, instance
     /// number, SOP Instance UID. Empty when nothing matches.
@@ -298,6 +301,13 @@ macro_rules! impl_catalog {
                 v: &$crate::Visibility,
             ) -> Result<Option<$crate::InstanceRow>, $crate::CatalogError> {
                 $crate::read::current_instance(&self.pool, sop, v).await
+            }
+            async fn versions_of(
+                &self,
+                sops: &[vna_dicom::uid::SopInstanceUid],
+                v: &$crate::Visibility,
+            ) -> Result<Vec<$crate::InstanceRow>, $crate::CatalogError> {
+                $crate::read::versions_of(&self.pool, sops, v).await
             }
             async fn instance_versions(
                 &self,

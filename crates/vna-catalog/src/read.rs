@@ -137,6 +137,21 @@ pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid, v: &Vis
     decode_all(&pool.fetch_built("instance versions", &b.sql, &b.binds).await?)
 }
 
+/// Every version of each of `sops`, by SOP Instance UID then version: one query for a page.
+pub(crate) async fn versions_of(pool: &Pool, sops: &[SopInstanceUid], v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
+    if sops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push(&instance_select()).push(" WHERE i.sop_uid IN ").bind_list(sops.iter().map(SopInstanceUid::as_str));
+    if !v.rejected {
+        b.push(" AND i.rejected_code IS NULL");
+    }
+    visible(&mut b, v, Joined::Instance);
+    b.push(" ORDER BY i.sop_uid, i.version");
+    decode_all(&pool.fetch_built("versions of instances", &b.sql, &b.binds).await?)
+}
+
 pub(crate) async fn instances_in(pool: &Pool, scope: &Scope, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {
     let mut b = SqlBuilder::new(pool.dialect());
     b.push(&instance_select()).push(" WHERE st.study_uid = ").bind(scope.study.as_str());

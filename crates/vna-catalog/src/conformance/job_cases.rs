@@ -199,6 +199,12 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
 
     let versions: Vec<i64> = c.instance_versions(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().iter().map(|r| r.pk).collect();
     assert_eq!(versions.len(), 2);
+    // The versions of a page of instances in one query: each instance's, in version order.
+    let sops = [b.instance.sop_uid.clone(), a.instance.sop_uid.clone()];
+    let both = c.versions_of(&sops, &Visibility::ALL).await.unwrap();
+    let got: Vec<(&str, i32)> = both.iter().map(|r| (r.instance.sop_uid.as_str(), r.version)).collect();
+    assert_eq!(got, vec![("1.2.12.1.1.1", 1), ("1.2.12.1.1.1", 2), ("1.2.12.1.1.2", 1)]);
+    assert!(c.versions_of(&[], &Visibility::ALL).await.unwrap().is_empty());
     let expiry = |pks: Vec<i64>| Expiry {
         sop_uid: a.instance.sop_uid.clone(),
         version_pks: pks,
