@@ -423,3 +423,41 @@ async fn an_expiry_refuses_an_instance_whose_hold_the_catalog_records() {
     assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
     assert!(archive.all_instances_after(&me, 0, 10).await.expect("instances").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_under_legal_hold_stays_on_its_tier_until_the_hold_is_lifted() {
+    let fx = FaultyFixture::new().await;
+    let cold_dir = tempfile::tempdir().expect("temp dir");
+    let cold: Arc<dyn vna_blob::BlobStore> = Arc::new(vna_blob::fs::FsBlobStore::open(cold_dir.path()).await.expect("cold tier"));
+    let (_dir, set) = policies(MOVE_POLICY);
+    let hash = set.hash.clone();
+    let config = ArchiveConfig { policies: Some(Arc::new(set)), hot_margin: Duration::ZERO, ..ArchiveConfig::default() };
+    let mut tiers = std::collections::HashMap::new();
+    tiers.insert("default".to_owned(), fx.store.clone());
+    tiers.insert("cold".to_owned(), cold);
+    let archive = Archive::new(fx.sqlite.clone(), tiers, config).expect("archive");
+    let server = inproc::serve(archive.clone()).await;
+    let ct = Ct::new_study();
+    assert_eq!(http::stow(&http::client(), &server.base, &[ct.to_bytes()]).await.status().as_u16(), 200);
+    let sop = vna_dicom::uid::SopInstanceUid::new(&ct.sop_uid).expect("uid");
+    let admin = vna_archive::Principal::new("admin", vna_archive::PrincipalKind::User, [vna_archive::Permission::Admin], None);
+    archive.set_legal_hold(&admin, &sop, true).await.expect("held");
+    let run = || async {
+        let params = vna_archive::apply_params(vna_archive::now_ms() + 86_400_000, &hash, vna_archive::Pace::default(), Some(0));
+        let id = archive.enqueue_job(&vna_archive::apply_kind(&hash), &params, 0).await.expect("queued");
+        let (_tx, go) = tokio::sync::watch::channel(false);
+        assert_eq!(archive.run_one_job(&worker("a"), &go).await.expect("ran"), Some((id, JobState::Done)));
+        let job = archive.catalog().job(id).await.expect("job").expect("exists");
+        let failures = archive.catalog().job_failures(id, 10, 0).await.expect("failures");
+        (serde_json::from_str::<serde_json::Value>(job.outcome.as_deref().expect("outcome")).expect("JSON"), failures)
+    };
+    let (held, failures) = run().await;
+    assert_eq!(held["moved"].as_u64(), Some(0), "{held}");
+    assert!(failures.len() == 1 && failures[0].reason.contains("under legal hold"), "{failures:?}");
+    let me = vna_archive::Principal::system();
+    assert_eq!(archive.protection(&me, &sop).await.expect("protection").0.blob.tier, "default");
+    archive.set_legal_hold(&admin, &sop, false).await.expect("lifted");
+    let (lifted, _) = run().await;
+    assert_eq!(lifted["moved"].as_u64(), Some(1), "{lifted}");
+    assert_eq!(archive.protection(&me, &sop).await.expect("protection").0.blob.tier, "cold");
+}

@@ -51,6 +51,7 @@ pub mod model {
     };
 }
 mod retrieve;
+mod tier_move;
 mod verify;
 
 pub use access::{validate_tenant, Permission, Principal, PrincipalKind, Tenancy, TenantMatch, TenantRule};

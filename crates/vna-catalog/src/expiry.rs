@@ -93,8 +93,9 @@ fn decode(row: &AnyRow) -> Result<Tombstone, CatalogError> {
     })
 }
 
-/// Removes the instance's versions and writes their tombstones; `None` (nothing changed) when
-/// the versions are no longer the ones the expiry names.
+/// Removes the instance's versions and writes their tombstones; nothing changes when the
+/// versions are no longer the ones the expiry names (`Changed`) or a legal hold is recorded on
+/// one of them (`Held`).
 pub(crate) async fn expire(tx: &mut Tx<'_>, e: &Expiry) -> Result<ExpiryOutcome, CatalogError> {
     // The versions' rows first, locked on PostgreSQL: a legal hold being recorded on one of
     // them either committed before (and is seen here) or waits, and then finds no row.
