@@ -48,21 +48,42 @@ impl Lang {
     }
 }
 
-/// The language of a text among [`Lang::ALL`] (whatlang's trigram model restricted to them), or
-/// `None` when the text gives too little to tell.
+/// The language of a text among [`Lang::ALL`]: whatlang's trigram model restricted to them
+/// when it is sure; else the language whose stop words the text uses most (short reports,
+/// where trigrams decide by chance: "Absence de fracture costale" looks English to them);
+/// else whatlang's best guess; `None` when nothing tells.
 pub fn detect(text: &str) -> Option<Lang> {
     let detector = whatlang::Detector::with_allowlist(vec![whatlang::Lang::Eng, whatlang::Lang::Fra, whatlang::Lang::Deu]);
-    let info = detector.detect(text)?;
-    // Below this the trigram counts of a few words decide by chance.
-    if info.confidence() < 0.2 {
-        return None;
-    }
-    match info.lang() {
+    let info = detector.detect(text);
+    let of = |l: whatlang::Lang| match l {
         whatlang::Lang::Eng => Some(Lang::En),
         whatlang::Lang::Fra => Some(Lang::Fr),
         whatlang::Lang::Deu => Some(Lang::De),
         _ => None,
+    };
+    if let Some(info) = &info {
+        if info.is_reliable() {
+            return of(info.lang());
+        }
     }
+    let mut votes = [0usize; 3];
+    for w in words(text) {
+        for lang in Lang::ALL {
+            let list = match lang {
+                Lang::En => crate::stopwords::EN,
+                Lang::Fr => crate::stopwords::FR,
+                Lang::De => crate::stopwords::DE,
+            };
+            if list.contains(&w.folded.as_str()) {
+                votes[lang.index()] += 1;
+            }
+        }
+    }
+    let best = votes.iter().copied().max().unwrap_or(0);
+    if best > 0 && votes.iter().filter(|&&v| v == best).count() == 1 {
+        return Lang::ALL.into_iter().find(|l| votes[l.index()] == best);
+    }
+    info.and_then(|i| of(i.lang()))
 }
 
 /// One word of a text: a run of letters and digits.
@@ -81,8 +102,8 @@ pub struct Word {
     pub sentence_start: bool,
 }
 
-/// The words of `text`. A sentence ends at `.`, `!` or `?` followed by a space or the end,
-/// at `;` or a line break (not at `:`, which introduces what a finding is: "Effusion: none").
+/// The words of `text`. A sentence ends at `.`, `!` or `?` followed by a space or the end
+/// (not at the point after a single letter, an abbreviation), at `;` or a line break (not at `:`, which introduces what a finding is: "Effusion: none").
 pub fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
@@ -95,12 +116,16 @@ pub fn words(text: &str) -> Vec<Word> {
             }
             continue;
         }
+        let mut last_len = 0;
         if let Some(s) = start.take() {
             out.push(word(text, s, i, pending_break));
             pending_break = false;
+            last_len = text[s..i].chars().count();
         }
         let next_is_space = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
-        if matches!(c, ';' | '\n' | '\r') || (matches!(c, '.' | '!' | '?') && next_is_space) {
+        // A point right after one letter abbreviates ("V.a. Pneumonie"): no sentence ends.
+        let abbreviation = c == '.' && last_len == 1;
+        if matches!(c, ';' | '\n' | '\r') || (matches!(c, '.' | '!' | '?') && next_is_space && !abbreviation) {
             pending_break = true;
         }
     }
@@ -293,8 +318,8 @@ mod tests {
         assert_eq!(&text[w[2].start..w[2].end], "EP");
         assert!(w[2].caps && !w[0].caps && !w[1].caps);
         let starts: Vec<bool> = w.iter().map(|w| w.sentence_start).collect();
-        // "V.a." has no space after its first point: one sentence break, after "a.".
-        assert_eq!(starts, [true, false, false, true, false, true, false, true]);
+        // "V.a." is an abbreviation: no sentence ends in or after it.
+        assert_eq!(starts, [true, false, false, true, false, true, false, false]);
     }
 
     #[test]
@@ -332,5 +357,8 @@ mod tests {
         assert_eq!(detect("Pas d'argument pour une embolie pulmonaire. Le parenchyme pulmonaire est normal."), Some(Lang::Fr));
         assert_eq!(detect("Kein Hinweis auf eine Lungenembolie. Das Lungenparenchym ist unauffällig."), Some(Lang::De));
         assert_eq!(detect("No evidence of pulmonary embolism. The lung parenchyma is normal."), Some(Lang::En));
+        // Too short for trigrams alone.
+        assert_eq!(detect("Absence de fracture costale. Structures osseuses d'aspect normal."), Some(Lang::Fr));
+        assert_eq!(detect("Kein Pneumothorax. Übrige Strukturen unauffällig."), Some(Lang::De));
     }
 }

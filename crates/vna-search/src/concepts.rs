@@ -100,7 +100,7 @@ pub struct Vocabulary {
     /// Abbreviations as folded words → concepts.
     abbrs: HashMap<Vec<String>, Vec<usize>>,
     longest_abbr: usize,
-    cues: [Cues; 3],
+    cues: Cues,
 }
 
 impl Vocabulary {
@@ -189,13 +189,19 @@ impl Vocabulary {
         let longest_term = [0, 1, 2].map(|l| terms[l].keys().map(Vec::len).max().unwrap_or(0));
         let longest_abbr = abbrs.keys().map(Vec::len).max().unwrap_or(0);
 
-        let mut cues: [Cues; 3] = Default::default();
+        // Every language's cues apply to every report: a short report's language may be
+        // mistaken, and a German report may say "ruled out".
+        let (mut pre, mut post, mut uncertain, mut stop) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (code, cue) in &file.negation {
-            let Some(lang) = Lang::from_code(code) else {
+            if Lang::from_code(code).is_none() {
                 return Err(TableError::Invalid(format!("negation.{code}: not a language of the search (en, fr, de)")));
-            };
-            cues[lang as usize] = Cues::new(&cue.pre, &cue.post, &cue.uncertain, &cue.stop);
+            }
+            pre.extend(cue.pre.iter().cloned());
+            post.extend(cue.post.iter().cloned());
+            uncertain.extend(cue.uncertain.iter().cloned());
+            stop.extend(cue.stop.iter().cloned());
         }
+        let cues = Cues::new(&pre, &post, &uncertain, &stop);
 
         Ok(Vocabulary {
             analyzer,
@@ -215,9 +221,9 @@ impl Vocabulary {
         &self.analyzer
     }
 
-    /// The negation and uncertainty cues of a language.
-    pub fn cues(&self, lang: Lang) -> &Cues {
-        &self.cues[lang as usize]
+    /// The negation and uncertainty cues (of every language).
+    pub fn cues(&self) -> &Cues {
+        &self.cues
     }
 
     /// A concept's id.

@@ -98,7 +98,7 @@ impl StudyDoc {
         for report in &self.reports {
             let lang = report.lang.or_else(|| detect(&report.text)).unwrap_or(FALLBACK_LANG);
             let w = words(&report.text);
-            let polarity = vocab.cues(lang).polarity(&w);
+            let polarity = vocab.cues().polarity(&w);
             let terms = vocab.analyzer().terms(lang, &w);
             for hit in vocab.find(lang, &w, &terms) {
                 let span = &polarity[hit.first..=hit.last];

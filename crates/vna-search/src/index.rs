@@ -25,10 +25,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Memory of the index writer (tantivy's minimum is 15 MB).
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 
-/// How much each kind of match weighs.
+/// How much each kind of match weighs: concepts by a constant per polarity, words by BM25
+/// times their weight.
 mod weight {
-    pub const CONCEPT: f32 = 3.0;
-    pub const CONCEPT_UNCERTAIN: f32 = 1.5;
+    pub const CONCEPT: f32 = 10.0;
+    pub const CONCEPT_UNCERTAIN: f32 = 4.0;
     pub const TEXT: f32 = 1.0;
     pub const META: f32 = 1.0;
     pub const NAME: f32 = 2.0;
@@ -402,9 +403,11 @@ impl SearchIndex {
         let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for &c in &unit.concepts {
             let id = self.vocab.id(c);
-            any.push((Occur::Should, term(Term::from_field_text(f.concept, id), weight::CONCEPT)));
-            any.push((Occur::Should, term(Term::from_field_text(f.concept_uncertain, id), weight::CONCEPT_UNCERTAIN)));
-            any.push((Occur::Should, term(Term::from_field_text(f.concept_neg, id), weight::NEGATED)));
+            // A constant per polarity: BM25's idf, computed per field, would rank a rare
+            // uncertain mention above a common present one.
+            any.push((Occur::Should, constant(Term::from_field_text(f.concept, id), weight::CONCEPT)));
+            any.push((Occur::Should, constant(Term::from_field_text(f.concept_uncertain, id), weight::CONCEPT_UNCERTAIN)));
+            any.push((Occur::Should, constant(Term::from_field_text(f.concept_neg, id), weight::NEGATED)));
         }
         // Its words in the text: all of them (in one language's stems), present or absent.
         let mut seen: Vec<&Vec<String>> = Vec::new();
@@ -436,6 +439,10 @@ impl SearchIndex {
         }
         Box::new(BooleanQuery::new(any))
     }
+}
+
+fn constant(t: Term, score: f32) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(Box::new(TermQuery::new(t, IndexRecordOption::Basic)), score))
 }
 
 fn term(t: Term, boost: f32) -> Box<dyn Query> {

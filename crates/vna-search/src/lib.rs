@@ -20,8 +20,9 @@
 //! - `query.rs`: the query syntax (words, `"phrases"`, `-exclusions`), its units of meaning
 //!   (the concepts it names in any language, then its other words), limits and filters.
 //! - `index.rs`: the tantivy index. Fields are fed pre-tokenized by our analysis; tantivy
-//!   scores (BM25, with a weight per kind of match: a concept present ×3, uncertain ×1.5, a
-//!   word ×1, anything said absent ×0.02), stores and commits. Every unit of the query must
+//!   scores, stores and commits. A concept scores a constant by polarity (present 10,
+//!   uncertain 4, absent 0.02: BM25's per-field idf would rank a rare uncertain mention above
+//!   a common present one); words score BM25 (absent ones ×0.02). Every unit of the query must
 //!   match. The visibility rules' tenants are a filter of the same query (a tenant is indexed
 //!   with each of its ancestors: `hug/radiology` under `hug`). A commit records the catalog
 //!   change-feed position it reflects, atomically with the documents.

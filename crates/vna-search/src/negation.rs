@@ -4,7 +4,7 @@
 //! backward; each to the end of its sentence, to a stop word ("mais", "aber", "but") or another
 //! cue, at most [`MAX_SCOPE`] words. A cue with nothing on its side in the sentence reaches the
 //! other way ("Effusion: none" is negated; "Lungenembolie nicht auszuschließen" uncertain).
-//! Cues are matched on folded words, longest first; a cue never ends a sentence ("V.a.").
+//! Cues are matched on folded words, longest first.
 
 use crate::analyze::Word;
 
@@ -83,8 +83,7 @@ impl Cues {
             let mut scope = Vec::new();
             let mut j = end;
             while j < words.len() && scope.len() < MAX_SCOPE {
-                // A sentence break right after the cue does not end its scope ("V.a. Pneumonie").
-                if j > end && words[j].sentence_start {
+                if words[j].sentence_start {
                     break;
                 }
                 if is_cue(j) {
@@ -140,13 +139,13 @@ impl Cues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::{words, Lang};
+    use crate::analyze::words;
     use crate::concepts::Vocabulary;
 
-    fn marked(lang: Lang, text: &str) -> String {
+    fn marked(text: &str) -> String {
         let v = Vocabulary::builtin();
         let w = words(text);
-        let p = v.cues(lang).polarity(&w);
+        let p = v.cues().polarity(&w);
         w.iter()
             .zip(p)
             .map(|(w, p)| match p {
@@ -160,37 +159,39 @@ mod tests {
 
     #[test]
     fn pre_cues_negate_forward_to_the_sentence_end() {
+        assert_eq!(marked("Pas d'embolie pulmonaire. Nodule pulmonaire droit."), "pas d -embolie -pulmonaire nodule pulmonaire droit");
         assert_eq!(
-            marked(Lang::Fr, "Pas d'embolie pulmonaire. Nodule pulmonaire droit."),
-            "pas d -embolie -pulmonaire nodule pulmonaire droit"
-        );
-        assert_eq!(
-            marked(Lang::De, "Kein Hinweis auf Lungenembolie oder Pneumonie. Pleuraerguss links."),
+            marked("Kein Hinweis auf Lungenembolie oder Pneumonie. Pleuraerguss links."),
             "kein hinweis auf -lungenembolie -oder -pneumonie pleuraerguss links"
         );
         assert_eq!(
-            marked(Lang::En, "No evidence of pulmonary embolism, but a small nodule."),
+            marked("No evidence of pulmonary embolism, but a small nodule."),
             "no evidence of -pulmonary -embolism but a small nodule"
         );
     }
 
     #[test]
     fn post_cues_negate_backward() {
-        assert_eq!(marked(Lang::En, "Pneumothorax ruled out."), "-pneumothorax ruled out");
-        assert_eq!(marked(Lang::De, "Eine Fraktur ist ausgeschlossen."), "-eine -fraktur -ist ausgeschlossen");
-        assert_eq!(marked(Lang::Fr, "Fracture exclue. Épanchement."), "-fracture exclue epanchement");
+        assert_eq!(marked("Pneumothorax ruled out."), "-pneumothorax ruled out");
+        assert_eq!(marked("Eine Fraktur ist ausgeschlossen."), "-eine -fraktur -ist ausgeschlossen");
+        assert_eq!(marked("Fracture exclue. Épanchement."), "-fracture exclue epanchement");
+        assert_eq!(
+            marked("Nephrolithiasis nicht auszuschließen. Ossäre Strukturen regelrecht."),
+            "?nephrolithiasis nicht auszuschliessen ossare strukturen regelrecht",
+            "a scope ends with its sentence"
+        );
     }
 
     #[test]
     fn uncertainty_and_the_longest_cue_win() {
-        assert_eq!(marked(Lang::En, "Embolism cannot be ruled out."), "?embolism cannot be ruled out");
-        assert_eq!(marked(Lang::De, "V.a. Pneumonie rechts."), "v a ?pneumonie ?rechts");
-        assert_eq!(marked(Lang::Fr, "Suspicion d'EP."), "suspicion d ?ep");
+        assert_eq!(marked("Embolism cannot be ruled out."), "?embolism cannot be ruled out");
+        assert_eq!(marked("V.a. Pneumonie rechts."), "v a ?pneumonie ?rechts");
+        assert_eq!(marked("Suspicion d'EP."), "suspicion d ?ep");
     }
 
     #[test]
     fn a_cue_alone_at_the_end_reaches_back() {
-        assert_eq!(marked(Lang::En, "Pneumothorax: none."), "-pneumothorax none");
-        assert_eq!(marked(Lang::En, "Effusion none."), "-effusion none");
+        assert_eq!(marked("Pneumothorax: none."), "-pneumothorax none");
+        assert_eq!(marked("Effusion none."), "-effusion none");
     }
 }
