@@ -148,6 +148,9 @@ impl Catalog for FailingCatalog {
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }
+    async fn last_change_seq(&self) -> Result<i64, CatalogError> {
+        self.inner.last_change_seq().await
+    }
     async fn last_instance_key(&self) -> Result<i64, CatalogError> {
         self.inner.last_instance_key().await
     }

@@ -51,6 +51,7 @@ pub mod model {
     };
 }
 mod retrieve;
+mod search;
 mod tier_move;
 mod verify;
 
@@ -67,10 +68,13 @@ pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
 pub use retrieve::{BulkValue, Frame, FramesOf};
+pub use search::{Search, SearchStatus};
 pub use verify::HoldOutcome;
 pub use verify::Verdict;
 /// A date (`YYYY-MM-DD`) or RFC 3339 instant as Unix milliseconds (lifecycle plans' `now`).
 pub use vna_lifecycle::parse_instant;
+/// Search by meaning, as front ends name it.
+pub use vna_search::{Hit as SearchHit, SearchRequest, SearchResults};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,6 +107,8 @@ pub struct ArchiveConfig {
     /// On a tier an object is due to leave, its lock ends this long after the move date
     /// (`lifecycle.hot_margin_days`): the tier's lock covers the hot period only.
     pub hot_margin: std::time::Duration,
+    /// This node's search index (`[search]`); `None`: search is off here.
+    pub search: Option<Arc<Search>>,
 }
 
 impl Default for ArchiveConfig {
@@ -118,6 +124,7 @@ impl Default for ArchiveConfig {
             policies: None,
             lock_horizon: None,
             hot_margin: lifecycle::HOT_MARGIN,
+            search: None,
         }
     }
 }

@@ -134,6 +134,9 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Changes with `seq > after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError>;
+    /// The sequence number of the latest change (0 when none): the head a follower's lag is
+    /// measured against.
+    async fn last_change_seq(&self) -> Result<i64, CatalogError>;
 
     /// Number of current instances (health, tests, import summary).
     async fn count_instances(&self) -> Result<i64, CatalogError>;
@@ -376,6 +379,9 @@ macro_rules! impl_catalog {
             }
             async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<$crate::Change>, $crate::CatalogError> {
                 $crate::read::changes_since(&self.pool, after, limit).await
+            }
+            async fn last_change_seq(&self) -> Result<i64, $crate::CatalogError> {
+                $crate::read::last_change_seq(&self.pool).await
             }
             async fn last_instance_key(&self) -> Result<i64, $crate::CatalogError> {
                 $crate::read::last_instance_key(&self.pool).await

@@ -412,6 +412,14 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
         .collect()
 }
 
+pub(crate) async fn last_change_seq(pool: &Pool) -> Result<i64, CatalogError> {
+    let rows = pool.fetch_all("last change", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
+    match rows.first() {
+        Some(row) => row.cols().int("last change"),
+        None => Ok(0),
+    }
+}
+
 pub(crate) async fn last_instance_key(pool: &Pool) -> Result<i64, CatalogError> {
     let rows = pool.fetch_all("last instance key", "SELECT COALESCE(MAX(pk), 0) FROM instance", &[]).await?;
     match rows.first() {

@@ -8,16 +8,18 @@
 //! environment overrides, `*_file` twins for secrets (`catalog.url_file`). A test keeps
 //! `config/vna.toml` equal to the defaults. `dimse.rs` holds `[dimse]` (listener, DICOM TLS,
 //! known AEs), `security.rs` `[auth]`, `[tenancy]` and `[audit]`, `lifecycle.rs` `[lifecycle]` and
-//! `[jobs]`; the rest is here.
+//! `[jobs]`, `search.rs` `[search]`; the rest is here.
 
 use serde::Deserialize;
 
 mod dimse;
 mod lifecycle;
+mod search;
 mod security;
 use dimse::check_dimse;
 pub use dimse::*;
 pub use lifecycle::*;
+pub use search::*;
 use security::check_security;
 pub use security::*;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub lifecycle: LifecycleConfig,
     pub jobs: JobsConfig,
+    pub search: SearchConfig,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             lifecycle: LifecycleConfig::default(),
             jobs: JobsConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -381,6 +385,9 @@ pub fn load(
     }
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
+    }
+    if config.search.poll_ms == 0 || config.search.poll_ms > 60_000 {
+        return Err(ConfigError::Inconsistent("search.poll_ms must be 1 to 60000".into()));
     }
     if config.jobs.lease_seconds < 3 || config.jobs.poll_seconds == 0 || !(1..=64).contains(&config.jobs.runners) {
         return Err(ConfigError::Inconsistent(

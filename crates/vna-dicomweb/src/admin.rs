@@ -38,6 +38,7 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/jobs", get(jobs))
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/cancel", axum::routing::post(cancel_job))
+        .route("/search", get(crate::search::status))
         .with_state(archive)
         .merge(links)
 }

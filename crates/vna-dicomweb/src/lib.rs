@@ -21,7 +21,8 @@
 //! one frame, `application/dicom` in `transferSyntax`), `accept.rs` (media-type negotiation), `multipart.rs`
 //! (streamed multipart/related bodies; the first part is opened before the status line so that an
 //! unreadable store is a 503, not a cut connection), `error.rs` (ErrorClass → HTTP status, the only
-//! such table), `admin.rs` (`/admin`: versions of an instance, `GET …/protection` and
+//! such table), `search.rs` (`GET /api/search`, search by meaning, and `GET /admin/search`, the
+//! index's position and lag), `admin.rs` (`/admin`: versions of an instance, `GET …/protection` and
 //! `PUT …/legal-hold`; the admin API grows here until it deserves its own crate).
 
 mod accept;
@@ -34,6 +35,7 @@ mod qido;
 mod qido_json;
 mod range;
 mod rendered;
+mod search;
 mod stow;
 mod wado;
 mod wado_uri;
@@ -127,8 +129,9 @@ pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
         // no whole-body buffering limit applies.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
+    let search = Router::new().route("/api/search", get(search::search)).with_state(state.clone());
     let non_dicom = Router::new().route("/api/non-dicom", post(nondicom::store)).layer(DefaultBodyLimit::disable()).with_state(state);
-    Router::new().nest(&root, api).merge(non_dicom)
+    Router::new().nest(&root, api).merge(non_dicom).merge(search)
 }
 
 /// Scheme and authority plus DICOMweb root, for RetrieveURL and BulkDataURI.

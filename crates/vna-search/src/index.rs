@@ -159,6 +159,10 @@ impl SearchIndex {
                     .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
                     .is_none_or(|p| p.schema == SCHEMA_VERSION)
         };
+        if !dir.join("meta.json").exists() {
+            let index = Index::create_in_dir(dir, schema)?;
+            return SearchIndex::with_index(index, fields, vocab);
+        }
         let index = match Index::open_in_dir(dir) {
             Ok(index) if usable(&index) => index,
             Ok(_)

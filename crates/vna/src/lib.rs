@@ -28,6 +28,34 @@ use vna_config::{Config, TierConfig};
 
 /// Opens the catalog and blob stores and builds the archive service.
 pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
+    build_archive_with(config, None).await
+}
+
+/// The node's search index (`[search]`), or `None` when it is off. Only `vna serve` opens it:
+/// one process writes an index, and the other commands have no use for it.
+pub fn open_search(config: &Config) -> anyhow::Result<Option<Arc<vna_archive::Search>>> {
+    if !config.search.enabled {
+        return Ok(None);
+    }
+    let dir = if config.search.dir.is_empty() { config.data_dir.join("search") } else { std::path::PathBuf::from(&config.search.dir) };
+    let vocab = search_vocabulary(config)?;
+    let index = vna_search::SearchIndex::open(&dir, Arc::new(vocab))
+        .with_context(|| format!("opening the search index {} (is another vna serve using it?)", dir.display()))?;
+    Ok(Some(Arc::new(vna_archive::Search::new(index))))
+}
+
+/// The concept table `search.concepts_file` names, or the one the archive ships; checked.
+pub fn search_vocabulary(config: &Config) -> anyhow::Result<vna_search::Vocabulary> {
+    if config.search.concepts_file.is_empty() {
+        return Ok(vna_search::Vocabulary::builtin());
+    }
+    let path = &config.search.concepts_file;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading search.concepts_file {path}"))?;
+    vna_search::Vocabulary::parse(&text).with_context(|| format!("search.concepts_file {path}"))
+}
+
+/// [`build_archive`] with the node's search index.
+pub async fn build_archive_with(config: &Config, search: Option<Arc<vna_archive::Search>>) -> anyhow::Result<Arc<Archive>> {
     tokio::fs::create_dir_all(&config.data_dir).await.with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let catalog: Arc<dyn Catalog> = match config.catalog_url()? {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
@@ -62,6 +90,7 @@ pub async fn build_archive(config: &Config) -> anyhow::Result<Arc<Archive>> {
         lock_horizon: (config.lifecycle.lock_horizon_days > 0)
             .then(|| std::time::Duration::from_secs(u64::from(config.lifecycle.lock_horizon_days) * 86_400)),
         hot_margin: std::time::Duration::from_secs(u64::from(config.lifecycle.hot_margin_days) * 86_400),
+        search,
     };
     Ok(Archive::new(catalog, tiers, archive_config)?)
 }
@@ -393,7 +422,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
-    let archive = build_archive(&config).await?;
+    let archive = build_archive_with(&config, open_search(&config)?).await?;
     let _spool = own_spool(&config).await?;
     let addr = listeners.http.local_addr().context("reading the bound HTTP address")?;
     let dimse_addr = listeners.dimse.local_addr().context("reading the bound DIMSE address")?;
@@ -504,6 +533,11 @@ pub async fn run(
         let every = std::time::Duration::from_secs(config.lifecycle.access_flush_seconds);
         tokio::spawn(archive.clone().track_accesses(every, fan_stop.clone()))
     });
+    // The search index follows the catalog's change feed: every node's ingest.
+    let indexer = archive.config().search.is_some().then(|| {
+        let poll = std::time::Duration::from_millis(config.search.poll_ms);
+        tokio::spawn(archive.clone().run_search_indexer(poll, fan_stop.clone()))
+    });
     on_ready(Ready { http: addr, dimse: dimse_addr, tls: tls_files(&config).is_some() });
     let mut server = tokio::spawn(server);
     let http_result = tokio::select! {
@@ -525,6 +559,9 @@ pub async fn run(
     dimse.await.context("DIMSE server task")?;
     if let Some(accesses) = accesses {
         let _ = tokio::time::timeout(grace, accesses).await;
+    }
+    if let Some(indexer) = indexer {
+        let _ = tokio::time::timeout(grace, indexer).await;
     }
     if let Some(schedule) = schedule {
         let _ = tokio::time::timeout(grace, schedule).await;

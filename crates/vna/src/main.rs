@@ -427,6 +427,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for (name, tier) in &config.storage.tiers {
                 println!("  tier {name}: {tier:?}{}", if *name == config.storage.default_tier { " (default)" } else { "" });
             }
+            if config.search.enabled {
+                let vocab = vna::search_vocabulary(&config)?;
+                println!("  search: on, {} concepts", vocab.len());
+            } else {
+                println!("  search: off");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -238,6 +238,7 @@ pub async fn metadata_in_request_order(c: &dyn Catalog) {
 }
 
 pub async fn change_feed_order(c: &dyn Catalog) {
+    assert_eq!(c.last_change_seq().await.unwrap(), 0, "an empty feed's head");
     let mut seqs = Vec::new();
     for k in 1..=5 {
         let n = new_instance("1.2.3.1", "1.2.3.1.1", &format!("1.2.3.1.1.{k}"));
@@ -254,6 +255,7 @@ pub async fn change_feed_order(c: &dyn Catalog) {
     let page = c.changes_since(seqs[1], 2).await.unwrap();
     assert_eq!(page.iter().map(|ch| ch.seq).collect::<Vec<_>>(), vec![seqs[2], seqs[3]]);
     assert!(c.changes_since(seqs[4], 10).await.unwrap().is_empty());
+    assert_eq!(c.last_change_seq().await.unwrap(), seqs[4], "the head is the latest change");
 }
 
 pub async fn instances_in_scope_and_order(c: &dyn Catalog) {

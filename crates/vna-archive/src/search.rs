@@ -1,0 +1,232 @@
+//! Search by meaning (`vna-search`) inside the archive: each node's index of studies, fed from
+//! the catalog's change feed, and searched like every query — the principal's permission
+//! checked, its visibility a condition of the index query itself, the search audited.
+//!
+//! The index is derived, never the source of truth. A study's document is rebuilt whole from
+//! the catalog whenever the feed names the study (stored, replaced, rejected, expired: a study
+//! without a live instance leaves the index), and each batch is committed with the feed
+//! position it reached, so a crash loses no position and repeats at most one batch.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use vna_catalog::{ChangeKind, Scope, Visibility};
+use vna_search::{SearchIndex, SearchRequest, SearchResults, StudyDoc};
+
+use crate::audit::{self, EventId};
+use crate::{Archive, ArchiveError, Permission, Principal};
+
+/// Key Object Selection Document Storage (PS3.4 Annex B.5).
+const KEY_OBJECT_SELECTION: &str = "1.2.840.10008.5.1.4.1.1.88.59";
+
+/// Changes read from the feed per batch (one commit each).
+const BATCH: u32 = 1000;
+
+/// The node's index and what the indexer knows of the feed.
+#[derive(Debug)]
+pub struct Search {
+    index: RwLock<Arc<SearchIndex>>,
+    /// The feed's head as last seen.
+    head: AtomicI64,
+}
+
+impl Search {
+    pub fn new(index: SearchIndex) -> Search {
+        Search { index: RwLock::new(Arc::new(index)), head: AtomicI64::new(0) }
+    }
+
+    fn index(&self) -> Arc<SearchIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Where the index stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchStatus {
+    /// The change-feed position the index reflects.
+    pub position: i64,
+    /// The feed's latest position.
+    pub head: i64,
+    /// Changes not indexed yet.
+    pub lag: i64,
+    /// Studies in the index.
+    pub studies: u64,
+}
+
+impl Archive {
+    fn search(&self) -> Result<&Search, ArchiveError> {
+        self.config.search.as_deref().ok_or(ArchiveError::NotFound { what: "search (search.enabled is off on this node)" })
+    }
+
+    /// Studies matching a text query and filters, among those `who` may see (PS3.18 has no
+    /// such transaction: this is the archive's own `/api/search`).
+    pub async fn search_text(&self, who: &Principal, req: SearchRequest) -> Result<SearchResults, ArchiveError> {
+        self.require(who, Permission::Read).await?;
+        let search = self.search()?;
+        if who.visibility().only.is_some() {
+            // A link's scope is one study, series or instance: not a collection to search.
+            return Err(ArchiveError::Forbidden { needed: Permission::Read });
+        }
+        let tenants: Option<Vec<String>> = who.tenants().map(<[String]>::to_vec);
+        let index = search.index();
+        let patient = req.patient_id.clone();
+        let results = tokio::task::spawn_blocking(move || index.search(&req, tenants.as_deref()))
+            .await
+            .map_err(|_| ArchiveError::Task { step: "searching" })?
+            .map_err(search_error)?;
+        let mut e = audit::event(who, EventId::Query, "E", &[], "text search of studies");
+        e.patients.extend(patient);
+        self.audited(who, e).await?;
+        Ok(results)
+    }
+
+    /// Where the index stands against the change feed (administrators).
+    pub async fn search_status(&self, who: &Principal) -> Result<SearchStatus, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        let search = self.search()?;
+        let index = search.index();
+        let position = index.position().map_err(search_error)?;
+        let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
+        search.head.store(head, Ordering::Relaxed);
+        Ok(SearchStatus { position, head, lag: (head - position).max(0), studies: index.len() })
+    }
+
+    /// A study's document for the index, from the catalog: `None` when no live instance of it
+    /// is left (expired, rejected).
+    pub async fn study_document(&self, study_uid: &vna_dicom::uid::StudyUid) -> Result<Option<StudyDoc>, ArchiveError> {
+        let scope = Scope { study: study_uid.clone(), series: None, instance: None };
+        // Live instances only: rejected ones leave the index like they leave every clinical read.
+        let live = Visibility { tenants: None, only: None, rejected: false };
+        let rows = self.catalog.instances_in(&scope, &live).await.map_err(ArchiveError::catalog("reading a study to index"))?;
+        // A study left with Key Object Selections only (the IOCM rejection note of everything
+        // else, typically) has nothing to find.
+        if rows.iter().all(|r| r.instance.sop_class_uid.as_str() == KEY_OBJECT_SELECTION) {
+            return Ok(None);
+        }
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut doc = StudyDoc {
+            study_uid: study_uid.to_string(),
+            tenant: first.tenant.clone(),
+            patient_id: first.patient.patient_id.clone(),
+            patient_name: first.patient.patient_name.clone(),
+            patient_sex: first.patient.patient_sex.clone(),
+            patient_age_years: age_at(&first.patient.patient_birth_date, &first.study.study_date),
+            study_date: first.study.study_date.parse().ok(),
+            accession: first.study.accession_number.clone(),
+            study_description: first.study.study_description.clone(),
+            referring_physician: first.study.referring_physician_name.clone(),
+            ..StudyDoc::default()
+        };
+        let mut modalities = BTreeSet::new();
+        let mut other = BTreeSet::new();
+        for row in &rows {
+            if !row.series.modality.is_empty() {
+                modalities.insert(row.series.modality.clone());
+            }
+            for text in [&row.series.series_description, &row.series.body_part_examined, &row.series.department_name] {
+                if !text.trim().is_empty() {
+                    other.insert(text.trim().to_owned());
+                }
+            }
+            if doc.institution.is_empty() && !row.series.institution_name.trim().is_empty() {
+                doc.institution = row.series.institution_name.trim().to_owned();
+            }
+        }
+        doc.modalities = modalities.into_iter().collect();
+        doc.other_text = other.into_iter().collect();
+        Ok(Some(doc))
+    }
+
+    /// Index the next batch of the change feed; the number of changes consumed (0: caught up).
+    pub async fn index_changes(&self) -> Result<usize, ArchiveError> {
+        let search = self.search()?;
+        let index = search.index();
+        let position = index.position().map_err(search_error)?;
+        let changes = self.catalog.changes_since(position, BATCH).await.map_err(ArchiveError::catalog("reading the change feed"))?;
+        let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
+        let studies: BTreeSet<&str> = changes
+            .iter()
+            // A prior version or a move changes nothing a search sees.
+            .filter(|c| !matches!(c.kind, ChangeKind::PriorVersionRecorded | ChangeKind::InstanceMoved))
+            .map(|c| c.study_uid.as_str())
+            .collect();
+        for uid in studies {
+            let Ok(study) = vna_dicom::uid::StudyUid::new(uid) else {
+                tracing::warn!("change feed names a study by an invalid UID; skipped by the search index");
+                continue;
+            };
+            match self.study_document(&study).await? {
+                Some(doc) => index.upsert(&doc).map_err(search_error)?,
+                None => index.remove(uid),
+            }
+        }
+        let committing = index.clone();
+        tokio::task::spawn_blocking(move || committing.commit(last))
+            .await
+            .map_err(|_| ArchiveError::Task { step: "committing the search index" })?
+            .map_err(search_error)?;
+        search.head.fetch_max(last, Ordering::Relaxed);
+        Ok(changes.len())
+    }
+
+    /// Follow the change feed until `stop`: a batch after another while there are changes, a
+    /// poll every `poll` once caught up, a pause after a failure (logged; the position stays
+    /// where the last commit left it).
+    pub async fn run_search_indexer(self: Arc<Self>, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let wait = match self.index_changes().await {
+                Ok(0) => poll,
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "search indexer: batch failed; retrying");
+                    poll.max(Duration::from_secs(2))
+                }
+            };
+            if *stop.borrow() {
+                return;
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+fn search_error(e: vna_search::SearchError) -> ArchiveError {
+    match e {
+        vna_search::SearchError::BadRequest(why) => ArchiveError::BadQuery { why },
+        other => {
+            tracing::error!(error = %other, "search index failed");
+            ArchiveError::Task { step: "using the search index" }
+        }
+    }
+}
+
+/// Whole years between a birth date and a study date (both `YYYYMMDD`).
+fn age_at(birth: &str, at: &str) -> Option<u32> {
+    let parse = |d: &str| -> Option<(u32, u32)> {
+        (d.len() == 8).then_some(())?;
+        Some((d[..4].parse().ok()?, d[4..].parse().ok()?))
+    };
+    let ((by, bmd), (ay, amd)) = (parse(birth)?, parse(at)?);
+    let years = ay.checked_sub(by)?;
+    Some(if amd < bmd { years.checked_sub(1)? } else { years })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age_at;
+
+    #[test]
+    fn age_counts_whole_years() {
+        assert_eq!(age_at("19800615", "20240614"), Some(43));
+        assert_eq!(age_at("19800615", "20240615"), Some(44));
+        assert_eq!(age_at("", "20240615"), None);
+        assert_eq!(age_at("20250101", "20240101"), None);
+    }
+}

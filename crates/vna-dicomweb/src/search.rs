@@ -1,0 +1,150 @@
+//! `GET /api/search`: studies found by meaning (`vna-search` through the archive), and
+//! `GET /admin/search`: where this node's index stands against the change feed.
+//!
+//! Parameters: `q` (words, `"phrases"`, `-exclusions`), `limit` (1–1000, default 20),
+//! `offset`, `modality` (repeated or comma-separated), `from` and `to` (study dates,
+//! `YYYYMMDD` or `YYYY-MM-DD`, inclusive), `patientId`, `institution`. Each hit links to its
+//! study in DICOMweb (`RetrieveURL`, PS3.18 §10.4).
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::json;
+use std::sync::Arc;
+use vna_archive::{Archive, Principal, SearchRequest};
+
+use crate::error::ApiError;
+use crate::{base_url, Authed};
+
+/// Hits per page when `limit` is not given.
+const DEFAULT_LIMIT: usize = 20;
+
+const KNOWN: &[&str] = &["q", "limit", "offset", "modality", "from", "to", "patientId", "institution"];
+
+fn request(params: &[(String, String)]) -> Result<SearchRequest, ApiError> {
+    let mut req = SearchRequest { limit: DEFAULT_LIMIT, ..SearchRequest::default() };
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in params {
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(ApiError::BadRequest(format!("unknown parameter {k}")));
+        }
+        if k != "modality" && !seen.insert(k.as_str()) {
+            return Err(ApiError::BadRequest(format!("parameter {k} is given twice")));
+        }
+        let number = |what: &str| v.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("{what} must be a non-negative integer")));
+        match k.as_str() {
+            "q" => req.q = v.clone(),
+            "limit" => req.limit = number("limit")?,
+            "offset" => req.offset = number("offset")?,
+            "modality" => {
+                for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                    if m.len() > 16 || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(ApiError::BadRequest("modality must be a DICOM modality code (CS)".into()));
+                    }
+                    req.modalities.push(m.to_owned());
+                }
+            }
+            "from" => req.date_from = Some(date(v)?),
+            "to" => req.date_to = Some(date(v)?),
+            "patientId" => req.patient_id = Some(v.clone()),
+            "institution" => req.institution = Some(v.clone()),
+            _ => {}
+        }
+    }
+    Ok(req)
+}
+
+/// A study date bound: `YYYYMMDD` or `YYYY-MM-DD`, a real calendar date.
+fn date(v: &str) -> Result<u32, ApiError> {
+    let digits: String = v.chars().filter(|c| *c != '-').collect();
+    let bad = || ApiError::BadRequest("from and to must be dates, YYYYMMDD or YYYY-MM-DD".into());
+    let dashed_ok = v.len() == 8 || (v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-');
+    if !dashed_ok || digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u32 = digits.parse().map_err(|_| bad())?;
+    let (y, m, d) = (n / 10000, n / 100 % 100, n % 100);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if d == 0 || d > days {
+        return Err(bad());
+    }
+    Ok(n)
+}
+
+/// `GET /api/search`.
+pub(crate) async fn search(Authed(state): Authed, headers: HeaderMap, Query(params): Query<Vec<(String, String)>>) -> Response {
+    let result = async {
+        let req = request(&params)?;
+        let results = state.archive.search_text(&state.who, req).await?;
+        let base = base_url(&state, &headers);
+        let hits: Vec<serde_json::Value> = results
+            .hits
+            .into_iter()
+            .map(|h| {
+                let url = format!("{base}/studies/{}", h.study_instance_uid);
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                v["RetrieveURL"] = json!(url);
+                v
+            })
+            .collect();
+        Ok::<_, ApiError>(json!({ "hits": hits, "total": results.total }))
+    }
+    .await;
+    match result {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /admin/search`: `{position, head, lag, studies}`.
+pub(crate) async fn status(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>) -> Response {
+    match archive.search_status(&who).await {
+        Ok(s) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "position": s.position, "head": s.head, "lag": s.lag, "studies": s.studies }).to_string(),
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn parameters_become_a_request_and_bad_ones_a_reason() {
+        let req = request(&params(&[
+            ("q", "lung nodule"),
+            ("modality", "CT,MR"),
+            ("modality", "CR"),
+            ("from", "2024-01-01"),
+            ("to", "20241231"),
+        ]))
+        .expect("request");
+        assert_eq!(req.modalities, ["CT", "MR", "CR"]);
+        assert_eq!((req.date_from, req.date_to, req.limit), (Some(20240101), Some(20241231), DEFAULT_LIMIT));
+        let bad = |list: &[(&str, &str)]| match request(&params(list)) {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("{list:?} must be refused, got {other:?}"),
+        };
+        assert!(bad(&[("q", "x"), ("colour", "red")]).contains("unknown parameter"));
+        assert!(bad(&[("q", "x"), ("limit", "-1")]).contains("limit"));
+        assert!(bad(&[("q", "x"), ("from", "2024-02-30")]).contains("dates"));
+        assert!(bad(&[("q", "x"), ("q", "y")]).contains("twice"));
+        assert!(bad(&[("q", "x"), ("modality", "C T")]).contains("modality"));
+    }
+}

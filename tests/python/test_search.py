@@ -1,0 +1,200 @@
+"""Search by meaning (issue 16): `GET /api/search` over each node's index of studies, fed from
+the catalog's change feed.
+
+A server with anonymous access off, tenancy rules by Institution Name (HUG into
+`hug/radiology`, CHUV into `chuv`) and API keys made with `vna apikey`; studies stored by
+STOW-RS with descriptions in French, German and English:
+
+- a query finds studies by what their metadata means, in any language and by abbreviation
+  (`MRI` finds "IRM cérébrale" and "MRT Schädel"), by the patient's name, with the filters
+  (modality, date range, patient ID, institution) applied in the same query;
+- each key sees only its tenants' studies; a key without the read permission gets 403;
+- an IOCM-rejected study leaves the results; bad queries are 400 with a reason;
+- `GET /admin/search` tells the index's position, the feed's head and the lag.
+
+Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import dicomgen
+import helpers
+from conftest import ServerPool, vna_bin
+
+PREFIX = dicomgen.PATIENT_ID_PREFIX + "SRCH-"
+
+
+class World:
+    def __init__(self, server, config: Path):
+        self.server = server
+        self.config = config
+        self.keys: dict[str, str] = {}
+        self.studies: dict[str, str] = {}
+
+    def vna(self, *args: str) -> subprocess.CompletedProcess:
+        cmd = [vna_bin(), "--config", str(self.config), "--data-dir", str(self.server.data_dir)]
+        if self.server.db is not None:
+            cmd += ["--catalog-url", self.server.db.url]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
+
+    def session(self, key: str) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {self.keys[key]}"
+        return s
+
+    def search(self, key: str, **params) -> requests.Response:
+        return self.session(key).get(self.server.base_url + "/api/search", params=params, timeout=60)
+
+    def found(self, key: str, **params) -> list[str]:
+        r = self.search(key, **params)
+        assert r.status_code == 200, (r.status_code, r.text)
+        labels = {uid: label for label, uid in self.studies.items()}
+        return [labels.get(h["StudyInstanceUID"], h["StudyInstanceUID"]) for h in r.json()["hits"]]
+
+    def status(self) -> dict:
+        r = self.session("admin").get(self.server.base_url + "/admin/search", timeout=60)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()
+
+    def caught_up(self, timeout: float = 30.0) -> dict:
+        """Waits until the index reflects the whole change feed (the indexer polls it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.status()
+            if s["lag"] == 0:
+                return s
+            assert time.monotonic() < deadline, f"the search index did not catch up: {s}"
+            time.sleep(0.2)
+
+
+STUDIES = {
+    # label: (institution, modality, study description, date, patient)
+    "irm": ("HUG", "MR", "IRM cérébrale", "20240110", "Dupont^Marie"),
+    "mrt": ("HUG", "MR", "MRT Schädel", "20230505", "Dupont^Marie"),
+    "ct": ("HUG", "CT", "CT THORAX", "20240220", "Meier^Hans"),
+    "chuv": ("CHUV", "CT", "Scanner thoracique", "20240301", "Rossi^Luca"),
+}
+
+
+def study(label: str) -> list[dicomgen.Instance]:
+    institution, modality, description, date, patient = STUDIES[label]
+    base = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=PREFIX + label.upper(),
+                             patient_name=patient, study_date=date, accession=f"ACC-{label}")
+    return [dicomgen.with_changes(i, InstitutionName=institution, Modality=modality, StudyDescription=description) for i in base]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"search-{request.param}")
+    config = tmp / "vna.toml"
+    config.write_text(
+        "version = 1\n"
+        '[auth]\nanonymous = "off"\n'
+        '[tenancy]\ndefault_tenant = "default"\n'
+        '[[tenancy.rules]]\ntenant = "hug/radiology"\ninstitution = "HUG"\n'
+        '[[tenancy.rules]]\ntenant = "chuv"\ninstitution = "CHUV"\n'
+        "[search]\npoll_ms = 100\n")
+    pool = ServerPool(tmp / "servers")
+    srv = pool.start(request.param, name=f"search-{request.param}", args=["--config", str(config)])
+    w = World(srv, config)
+    for name, scopes, tenants in [
+        ("writer", ["system/ImagingStudy.cruds"], ["*"]),
+        ("everyone", ["system/ImagingStudy.read"], ["*"]),
+        ("hug", ["system/ImagingStudy.read"], ["hug"]),
+        ("chuv", ["system/ImagingStudy.read"], ["chuv"]),
+        ("writer-only", ["system/ImagingStudy.c"], ["*"]),
+        ("admin", ["vna.admin"], ["*"]),
+    ]:
+        args = ["apikey", "create", "--name", name] + [f"--scope={s}" for s in scopes] + [f"--tenant={t}" for t in tenants]
+        r = w.vna(*args)
+        assert r.returncode == 0, r.stderr
+        w.keys[name] = r.stdout.strip()
+    for label in STUDIES:
+        instances = study(label)
+        r = helpers.stow(srv.dicomweb, [i.data for i in instances], session=w.session("writer"))
+        assert r.status_code == 200, (r.status_code, r.text)
+        w.studies[label] = instances[0].study_uid
+    w.caught_up()
+    yield w
+    pool.close()
+
+
+def test_metadata_is_found_by_meaning_in_any_language(world):
+    assert sorted(world.found("everyone", q="MRI")) == ["irm", "mrt"], "IRM and MRT are MRI"
+    assert sorted(world.found("everyone", q="brain")) == ["irm", "mrt"], "cérébrale and Schädel are the brain"
+    assert sorted(world.found("everyone", q="CT")) == ["chuv", "ct"], "a scanner is a CT in French"
+    assert sorted(world.found("everyone", q="dupont")) == ["irm", "mrt"], "the patient's name, case folded"
+
+
+def test_filters_apply_in_the_query(world):
+    assert world.found("everyone", q="MRI", **{"from": "2024-01-01", "to": "20241231"}) == ["irm"]
+    assert sorted(world.found("everyone", modality="CT")) == ["chuv", "ct"], "a filter alone lists the newest first"
+    assert world.found("everyone", modality="CT") == ["chuv", "ct"]
+    assert world.found("everyone", q="CT", patientId=PREFIX + "CT") == ["ct"]
+    assert world.found("everyone", q="CT", institution="chuv") == ["chuv"]
+
+
+def test_hits_carry_the_study_and_link_to_it(world):
+    r = world.search("everyone", q="MRT")
+    body = r.json()
+    assert body["total"] == 2
+    hit = next(h for h in body["hits"] if h["StudyInstanceUID"] == world.studies["irm"])
+    assert hit["PatientID"] == PREFIX + "IRM" and hit["StudyDate"] == "20240110"
+    assert hit["StudyDescription"] == "IRM cérébrale" and hit["ModalitiesInStudy"] == ["MR"]
+    assert hit["score"] > 0 and hit["highlights"] == []
+    study = world.session("everyone").get(hit["RetrieveURL"] + "/metadata", timeout=60)
+    assert study.status_code == 200, "the hit links to its DICOMweb study"
+
+
+def test_each_key_finds_only_its_tenants_studies(world):
+    assert sorted(world.found("hug", q="CT")) == ["ct"]
+    assert world.found("chuv", q="CT") == ["chuv"]
+    assert world.found("chuv", q="MRI") == []
+    assert world.search("writer-only", q="CT").status_code == 403
+
+
+def test_bad_queries_are_400_with_a_reason(world):
+    for params, reason in [
+        ({"q": '"lung nodule'}, "not closed"),
+        ({"q": "CT", "limit": "0"}, "limit"),
+        ({"q": "CT", "limit": "100000"}, "limit"),
+        ({"q": "CT", "from": "2024-13-01"}, "date"),
+        ({"q": "CT", "colour": "red"}, "unknown parameter"),
+        ({}, "filter"),
+    ]:
+        r = world.search("everyone", **params)
+        assert r.status_code == 400, (params, r.status_code, r.text)
+        assert reason in r.text, (params, r.text)
+    assert world.search("everyone", q="CT").status_code == 200, "and it keeps serving"
+
+
+def test_a_rejected_study_leaves_the_results(world):
+    instances = study("chuv")
+    # A study of its own, rejected by an IOCM note (KOS 113001) once it is found.
+    extra = [dicomgen.with_changes(i, StudyInstanceUID=dicomgen.new_uid(), SOPInstanceUID=dicomgen.new_uid(),
+                                   StudyDescription="Arthro-IRM du genou", PatientID=PREFIX + "KNEE") for i in instances]
+    r = helpers.stow(world.server.dicomweb, [i.data for i in extra], session=world.session("writer"))
+    assert r.status_code == 200, r.text
+    world.caught_up()
+    assert world.found("everyone", q="genou") == [extra[0].study_uid]
+    note = dicomgen.rejection_note(extra[0], [(extra[0].study_uid, extra[0].series_uid, extra[0].sop_class_uid, extra[0].sop_uid)])
+    note = dicomgen.with_changes(note, InstitutionName="CHUV")  # the study's tenant
+    r = helpers.stow(world.server.dicomweb, [note.data], session=world.session("writer"))
+    assert r.status_code == 200, r.text
+    world.caught_up()
+    assert world.found("everyone", q="genou") == [], "the rejected study is gone from the results"
+
+
+def test_the_status_tells_position_head_and_lag(world):
+    s = world.caught_up()
+    assert s["lag"] == 0 and s["position"] == s["head"] > 0
+    assert s["studies"] >= len(STUDIES)
+    r = world.session("everyone").get(world.server.base_url + "/admin/search", timeout=60)
+    assert r.status_code == 403, "administrators only"
