@@ -10,6 +10,10 @@ STOW-RS with descriptions in French, German and English:
   (modality, date range, patient ID, institution) applied in the same query;
 - each key sees only its tenants' studies; a key without the read permission gets 403;
 - an IOCM-rejected study leaves the results; bad queries are 400 with a reason;
+- reports are found by what they say, across languages: a Comprehensive SR's text (one
+  value over the bulk-data threshold, read from the stored object), an Encapsulated PDF's text
+  (uploaded through `/api/non-dicom`), a scanned PDF without text indexed without error; a
+  finding said absent ranks below one said present; hits carry highlights;
 - `GET /admin/search` tells the index's position, the feed's head and the lag.
 
 Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
@@ -17,6 +21,7 @@ Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -190,6 +195,97 @@ def test_a_rejected_study_leaves_the_results(world):
     assert r.status_code == 200, r.text
     world.caught_up()
     assert world.found("everyone", q="genou") == [], "the rejected study is gone from the results"
+
+
+def sr(of: dicomgen.Instance, texts: list[str]) -> dicomgen.Instance:
+    """A Comprehensive SR in the study of `of`: a report container with TEXT findings."""
+    ds = dicomgen._base(sop_class="1.2.840.10008.5.1.4.1.1.88.33", transfer_syntax="1.2.840.10008.1.2.1",
+                        study_uid=of.study_uid, series_uid=dicomgen.new_uid(), patient_name=str(of.ds.PatientName),
+                        patient_id=str(of.ds.PatientID), modality="SR", study_date=str(of.ds.StudyDate),
+                        series_description="Report", series_number=90)
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ConceptNameCodeSequence = [dicomgen._code("18748-4", "LN", "Diagnostic Imaging Report")]
+    ds.CompletionFlag = "COMPLETE"
+    ds.VerificationFlag = "UNVERIFIED"
+    content = []
+    for text in texts:
+        item = dicomgen.Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "TEXT"
+        item.ConceptNameCodeSequence = [dicomgen._code("121071", "DCM", "Finding")]
+        item.TextValue = text
+        content.append(item)
+    ds.ContentSequence = content
+    return dicomgen.Instance(ds, dicomgen.to_part10(ds), [], label="sr")
+
+
+def text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF showing `lines` in Helvetica (WinAnsiEncoding); no lines: a scan."""
+    def esc(t: str) -> bytes:
+        return t.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    content = b"BT /F1 12 Tf " + b" ".join(b"1 0 0 1 72 %d Tm (" % (700 - 20 * i) + esc(line) + b") Tj" for i, line in enumerate(lines)) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def reports(world):
+    """Four studies of the default tenant with reports: French SR, German SR (one long value),
+    English PDF, scanned PDF."""
+    made = {}
+    for label, description in [("r-fr", "CT THORAX"), ("r-de", "CT THORAX"), ("r-en", "CT THORAX"), ("r-scan", "Courrier numérisé")]:
+        base = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=PREFIX + label.upper(), patient_name="Report^Patient")
+        base = [dicomgen.with_changes(i, StudyDescription=description) for i in base]
+        r = helpers.stow(world.server.dicomweb, [i.data for i in base], session=world.session("writer"))
+        assert r.status_code == 200, r.text
+        made[label] = base[0]
+        world.studies[label] = base[0].study_uid
+    filler = "Examen comparé au précédent, technique standard, sans injection, coupes fines reconstruites. " * 15
+    sr_fr = sr(made["r-fr"], ["Nodule pulmonaire de 8 mm du lobe inférieur droit.", "Pas d'épanchement pleural."])
+    sr_de = sr(made["r-de"], ["Kein Hinweis auf eine Lungenembolie. Lungenrundherd im rechten Oberlappen, 6 mm. " + filler])
+    r = helpers.stow(world.server.dicomweb, [sr_fr.data, sr_de.data], session=world.session("writer"))
+    assert r.status_code == 200, r.text
+    for label, lines in [("r-en", ["Report", "No evidence of pulmonary embolism.", "Small pleural effusion on the right."]), ("r-scan", [])]:
+        fields = [("metadata", (None, json.dumps({"StudyInstanceUID": made[label].study_uid, "DocumentTitle": "Report"}), "application/json")),
+                  ("file", ("report.pdf", text_pdf(lines), "application/pdf"))]
+        r = world.session("writer").post(world.server.base_url + "/api/non-dicom", files=fields, timeout=60)
+        assert r.status_code in (200, 201), (r.status_code, r.text)
+    world.caught_up()
+    return made
+
+
+def test_reports_are_found_across_languages_and_absent_findings_rank_low(world, reports):
+    assert sorted(world.found("everyone", q="Lungenrundherd")) == ["r-de", "r-fr"], "an SR's text, a long value read from the object"
+    assert sorted(world.found("everyone", q="lung nodule")) == ["r-de", "r-fr"]
+    effusion = world.found("everyone", q="épanchement pleural")
+    assert effusion[0] == "r-en", f"the PDF says there is one; the French SR says there is none: {effusion}"
+    assert "r-fr" in effusion[1:], effusion
+    embolism = world.found("everyone", q="Lungenembolie")
+    assert sorted(embolism) == ["r-de", "r-en"], "both say it is absent: found, at the bottom of any list"
+    assert world.found("everyone", q="courrier") == ["r-scan"], "a scanned PDF is no error: its study is indexed"
+
+
+def test_hits_highlight_the_report_words_that_matched(world, reports):
+    r = world.search("everyone", q="pleural effusion")
+    hit = next(h for h in r.json()["hits"] if h["StudyInstanceUID"] == world.studies["r-en"])
+    assert any("<em>pleural</em> <em>effusion</em>" in h for h in hit["highlights"]), hit["highlights"]
 
 
 def test_the_status_tells_position_head_and_lag(world):

@@ -236,6 +236,41 @@ impl Vocabulary {
         self.by_id.get(id).copied()
     }
 
+    /// The concepts named in a text of another language than `lang` by `lang`'s terms (on
+    /// `terms`, the text's terms in `lang`): a report in one language quoting another. Only
+    /// distinctive terms count here — two words or more, or one of seven letters or more — for
+    /// a short word of one language is often an ordinary word of another ("sein" is a breast
+    /// in French and "to be" in German).
+    pub fn find_foreign(&self, lang: Lang, words: &[Word], terms: &[Term]) -> Vec<ConceptHit> {
+        self.find_terms(lang, words, terms, true)
+    }
+
+    fn find_terms(&self, lang: Lang, words: &[Word], terms: &[Term], distinctive: bool) -> Vec<ConceptHit> {
+        let mut hits = Vec::new();
+        let primary: Vec<&Term> = terms.iter().filter(|t| !t.part).collect();
+        let table = &self.terms[lang as usize];
+        let mut i = 0;
+        while i < primary.len() {
+            let mut matched = 0;
+            let longest = self.longest_term[lang as usize].min(primary.len() - i);
+            for len in (1..=longest).rev() {
+                let key: Vec<String> = primary[i..i + len].iter().map(|t| t.stem.clone()).collect();
+                if let Some(concepts) = table.get(&key) {
+                    let first = primary[i].position as usize;
+                    let last = primary[i + len - 1].position as usize;
+                    if distinctive && first == last && words[first].folded.chars().count() < 7 {
+                        continue;
+                    }
+                    hits.extend(concepts.iter().map(|&concept| ConceptHit { concept, first, last }));
+                    matched = len;
+                    break;
+                }
+            }
+            i += matched.max(1);
+        }
+        hits
+    }
+
     /// The concepts a concept is a kind of, transitively.
     pub fn ancestors(&self, concept: usize) -> &[usize] {
         &self.ancestors[concept]
@@ -255,25 +290,7 @@ impl Vocabulary {
     /// language) and the abbreviations written in capitals (on `words`). At each word the
     /// longest term wins; a term naming several concepts gives a hit for each.
     pub fn find(&self, lang: Lang, words: &[Word], terms: &[Term]) -> Vec<ConceptHit> {
-        let mut hits = Vec::new();
-        let primary: Vec<&Term> = terms.iter().filter(|t| !t.part).collect();
-        let table = &self.terms[lang as usize];
-        let mut i = 0;
-        while i < primary.len() {
-            let mut matched = 0;
-            let longest = self.longest_term[lang as usize].min(primary.len() - i);
-            for len in (1..=longest).rev() {
-                let key: Vec<String> = primary[i..i + len].iter().map(|t| t.stem.clone()).collect();
-                if let Some(concepts) = table.get(&key) {
-                    let first = primary[i].position as usize;
-                    let last = primary[i + len - 1].position as usize;
-                    hits.extend(concepts.iter().map(|&concept| ConceptHit { concept, first, last }));
-                    matched = len;
-                    break;
-                }
-            }
-            i += matched.max(1);
-        }
+        let mut hits = self.find_terms(lang, words, terms, false);
         let mut i = 0;
         while i < words.len() {
             let mut matched = 0;

@@ -100,7 +100,14 @@ impl StudyDoc {
             let w = words(&report.text);
             let polarity = vocab.cues().polarity(&w);
             let terms = vocab.analyzer().terms(lang, &w);
-            for hit in vocab.find(lang, &w, &terms) {
+            let mut hits = vocab.find(lang, &w, &terms);
+            for other in Lang::ALL.into_iter().filter(|&l| l != lang) {
+                hits.extend(vocab.find_foreign(other, &w, &vocab.analyzer().terms(other, &w)));
+            }
+            // A shorter term inside a longer one's words is the longer one's part.
+            let spans: Vec<(usize, usize)> = hits.iter().map(|h| (h.first, h.last)).collect();
+            hits.retain(|h| !spans.iter().any(|&(f, l)| f <= h.first && h.last <= l && (l - f) > (h.last - h.first)));
+            for hit in hits {
                 let span = &polarity[hit.first..=hit.last];
                 if span.contains(&Polarity::Negated) {
                     negated.push(hit.concept);
@@ -171,6 +178,16 @@ mod tests {
         assert_eq!(a.concepts_negated, ["pulmonary-embolism"]);
         assert_eq!(a.concepts_uncertain, ["pneumonia"]);
         assert_eq!(a.reports[0].lang, Some(Lang::Fr));
+    }
+
+    #[test]
+    fn a_report_quoting_another_language_names_its_concepts() {
+        let v = Vocabulary::builtin();
+        let a = study(&["Examen comparé au précédent, technique standard, coupes fines reconstruites. Lungenrundherd rechts."]).analyse(&v);
+        assert_eq!(a.reports[0].lang, Some(Lang::Fr));
+        assert!(a.concepts.contains(&"lung-nodule".to_owned()), "{a:?}");
+        let b = study(&["Das kann sein. Die Untersuchung ist unauffällig, der Befund ist stabil."]).analyse(&v);
+        assert!(!b.concepts.contains(&"region-breast".to_owned()), "a short word of another language is no term: {b:?}");
     }
 
     #[test]

@@ -27,10 +27,14 @@
 //!   with each of its ancestors: `hug/radiology` under `hug`). A commit records the catalog
 //!   change-feed position it reflects, atomically with the documents.
 //! - `highlight.rs`: snippets of the reports around what matched.
+//! - `extract.rs`: the text of stored reports: an SR's content tree from its DICOM JSON (bulk
+//!   text values named for the archive to read) and an Encapsulated PDF's text (lopdf; read
+//!   whole, so bounded by [`MAX_PDF_BYTES`]).
 
 mod analyze;
 mod concepts;
 mod document;
+mod extract;
 mod highlight;
 mod index;
 mod negation;
@@ -40,6 +44,10 @@ mod stopwords;
 pub use analyze::{detect, fold, words, Analyzer, Lang, Term, Word};
 pub use concepts::{ConceptHit, TableError, Vocabulary, CURRENT_VERSION, DEFAULT_TABLE};
 pub use document::{Report, StudyDoc, FALLBACK_LANG};
+pub use extract::{
+    bulk_range, pdf_source, pdf_text, sr_outline, PdfSource, Piece, ENCAPSULATED_DOCUMENT, MAX_PDF_BYTES, MAX_TEXT_VALUE_BYTES, PDF_CLASS,
+    SPECIFIC_CHARACTER_SET, SR_CLASSES,
+};
 pub use index::{Hit, SearchIndex, SearchResults, SCHEMA_VERSION};
 pub use negation::{Cues, Polarity, MAX_SCOPE};
 pub use query::{SearchError, SearchRequest, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};
