@@ -14,6 +14,10 @@ STOW-RS with descriptions in French, German and English:
   value over the bulk-data threshold, read from the stored object), an Encapsulated PDF's text
   (uploaded through `/api/non-dicom`), a scanned PDF without text indexed without error; a
   finding said absent ranks below one said present; hits carry highlights;
+- reports sent through `POST /api/reports` (plain text linked by Study Instance UID, an HL7
+  v2 ORU^R01 linked by its accession number) are found like stored ones; an unknown study is
+  404, an accession number of several studies 409, a message that is no ORU^R01 400, another
+  media type 415, a reader 403;
 - `GET /admin/search` tells the index's position, the feed's head and the lag.
 
 Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
@@ -286,6 +290,47 @@ def test_hits_highlight_the_report_words_that_matched(world, reports):
     r = world.search("everyone", q="pleural effusion")
     hit = next(h for h in r.json()["hits"] if h["StudyInstanceUID"] == world.studies["r-en"])
     assert any("<em>pleural</em> <em>effusion</em>" in h for h in hit["highlights"]), hit["highlights"]
+
+
+def post_report(world, key: str, body: str, media: str = "text/plain; charset=utf-8", **params) -> requests.Response:
+    return world.session(key).post(world.server.base_url + "/api/reports", params=params, data=body.encode(),
+                                   headers={"Content-Type": media}, timeout=60)
+
+
+ORU = ("MSH|^~\\&|RIS|HUG|VNA|HUG|20240105120000||ORU^R01^ORU_R01|MSG{n}|P|2.5\r"
+       "PID|1||{pid}^^^HUG||Dupont^Marie\r"
+       "OBR|1|PLC1|FIL1^RIS||MRT Schädel|||||||||||||{accession}\r"
+       "OBX|1|TX|18782-3^Study observation^LN||Kein Pneumothorax.\\.br\\Subduralhämatom links, 8 mm.||||||F\r")
+
+
+def test_reports_sent_as_text_or_hl7_are_found(world):
+    r = post_report(world, "writer", "Small apical pneumothorax on the right, no pleural effusion.",
+                    StudyInstanceUID=world.studies["ct"], lang="en")
+    assert r.status_code == 201, (r.status_code, r.text)
+    assert r.json()["StudyInstanceUID"] == world.studies["ct"] and r.json()["reportId"] > 0
+    r = post_report(world, "writer", ORU.format(n=1, pid=PREFIX + "MRT", accession="ACC-mrt"), "x-application/hl7-v2+er7")
+    assert r.status_code == 201, (r.status_code, r.text)
+    assert r.json()["StudyInstanceUID"] == world.studies["mrt"], "the ORU's accession number (OBR-18) names the study"
+    world.caught_up()
+    assert world.found("everyone", q="PNO")[0] == "ct", "a plain-text report, by abbreviation"
+    assert "mrt" in world.found("everyone", q="hématome sous-dural"), "an HL7 report, across languages"
+    assert world.found("everyone", q="pneumothorax")[0] == "ct", "the ORU says there is none: below"
+
+
+def test_sent_reports_that_cannot_be_linked_or_read_are_refused(world, reports):
+    text = "Nodule pulmonaire."
+    assert post_report(world, "writer", text, StudyInstanceUID=dicomgen.new_uid()).status_code == 404
+    assert post_report(world, "writer", text, AccessionNumber="NO-SUCH").status_code == 404
+    assert post_report(world, "writer", text, AccessionNumber="E2E-CT-1").status_code == 409, "four studies have it"
+    assert post_report(world, "writer", text).status_code == 400, "no study named"
+    adt = ORU.format(n=2, pid="X", accession="ACC-mrt").replace("ORU^R01^ORU_R01", "ADT^A08")
+    r = post_report(world, "writer", adt, "x-application/hl7-v2+er7")
+    assert r.status_code == 400 and "ORU^R01" in r.text, r.text
+    assert post_report(world, "writer", text, "application/pdf", StudyInstanceUID=world.studies["ct"]).status_code == 415
+    assert post_report(world, "writer", text, "text/plain; charset=latin-1", StudyInstanceUID=world.studies["ct"]).status_code == 415
+    assert post_report(world, "writer", text, StudyInstanceUID=world.studies["ct"], lang="xx").status_code == 400
+    assert post_report(world, "everyone", text, StudyInstanceUID=world.studies["ct"]).status_code == 403
+    assert post_report(world, "writer", "x" * (2 << 20), StudyInstanceUID=world.studies["ct"]).status_code == 413
 
 
 def test_the_status_tells_position_head_and_lag(world):

@@ -148,6 +148,12 @@ impl Catalog for FailingCatalog {
     async fn changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>, CatalogError> {
         self.inner.changes_since(after, limit).await
     }
+    async fn add_report(&self, report: &vna_catalog::NewReport) -> Result<i64, CatalogError> {
+        self.inner.add_report(report).await
+    }
+    async fn reports_of(&self, study_uid: &str) -> Result<Vec<vna_catalog::StoredReport>, CatalogError> {
+        self.inner.reports_of(study_uid).await
+    }
     async fn last_change_seq(&self) -> Result<i64, CatalogError> {
         self.inner.last_change_seq().await
     }

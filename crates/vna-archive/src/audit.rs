@@ -25,6 +25,8 @@ pub enum EventId {
     InstancesTransferred,
     /// 110105 DICOM Study Deleted (A.5.3.6): instances removed for good (expiry).
     StudyDeleted,
+    /// 110110 Patient Record (A.5.3.9): a report added to a patient's study.
+    PatientRecord,
     /// 110112 Query (A.5.3.10).
     Query,
     /// 110113 Security Alert (A.5.3.11): a refused operation, a change of who may do what.
@@ -51,6 +53,7 @@ impl EventId {
             EventId::InstancesAccessed => "110103",
             EventId::InstancesTransferred => "110104",
             EventId::StudyDeleted => "110105",
+            EventId::PatientRecord => "110110",
             EventId::Query => "110112",
             EventId::SecurityAlert => "110113",
             EventId::UserAuthentication => "110114",
@@ -65,6 +68,7 @@ impl EventId {
             "110103" => "DICOM Instances Accessed",
             "110104" => "DICOM Instances Transferred",
             "110105" => "DICOM Study Deleted",
+            "110110" => "Patient Record",
             "110112" => "Query",
             "110113" => "Security Alert",
             "110114" => "User Authentication",

@@ -105,6 +105,9 @@ pub enum ArchiveError {
     /// with the value's form, never the value.
     #[error("{why}")]
     BadQuery { why: String },
+    /// A report names its study by an accession number that more than one study has.
+    #[error("the accession number names more than one study: give StudyInstanceUID")]
+    AmbiguousStudy,
     #[error("internal task failed while {step}")]
     Task { step: &'static str },
 }
@@ -162,7 +165,9 @@ impl ArchiveError {
             | VideoFrame
             | BulkOutOfRange
             | BadQuery { .. } => ErrorClass::InvalidInput,
-            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict | PlanChanged { .. } => ErrorClass::Conflict,
+            StudyMismatch { .. } | VersionConflict { .. } | PatientMismatch | TenantConflict | PlanChanged { .. } | AmbiguousStudy => {
+                ErrorClass::Conflict
+            }
             Forbidden { .. } => ErrorClass::Forbidden,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::TooLarge(_)) => ErrorClass::TooLarge,
             Encapsulate(vna_dicom::encapsulate::EncapsulateError::Media(vna_dicom::encapsulate::MediaError::Unsupported(_))) => {

@@ -36,6 +36,7 @@ mod lifecycle;
 mod nondicom;
 mod plan;
 pub mod query;
+mod reports;
 
 /// What the archive holds, as front ends see it: instances with their patient, study and
 /// series, the rows of query results, scopes and byte ranges. Defined in the catalog beside
@@ -67,6 +68,7 @@ pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
+pub use reports::{ReportIn, StudyRef, MAX_REPORT_BYTES};
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use search::{Search, SearchStatus};
 pub use verify::HoldOutcome;

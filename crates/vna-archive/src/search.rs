@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use vna_catalog::{ChangeKind, Scope, Visibility};
-use vna_search::{Piece, Report, SearchIndex, SearchRequest, SearchResults, StudyDoc};
+use vna_search::{SearchIndex, SearchRequest, SearchResults, StudyDoc};
 
 use crate::audit::{self, EventId};
 use crate::{Archive, ArchiveError, Permission, Principal};
@@ -137,97 +137,8 @@ impl Archive {
         doc.modalities = modalities.into_iter().collect();
         doc.other_text = other.into_iter().collect();
         doc.reports = self.stored_reports(&rows).await?;
+        doc.reports.extend(self.sent_reports(study_uid).await?);
         Ok(Some(doc))
-    }
-
-    /// The text of the study's stored reports: each SR's content tree, each Encapsulated PDF's
-    /// text, in catalog order. A report that cannot be read as text (a scanned PDF, a damaged
-    /// one, one over the size bound) adds nothing; the study is indexed all the same.
-    async fn stored_reports(&self, rows: &[vna_catalog::InstanceRow]) -> Result<Vec<Report>, ArchiveError> {
-        let reports: Vec<&vna_catalog::InstanceRow> = rows
-            .iter()
-            .filter(|r| {
-                let class = r.instance.sop_class_uid.as_str();
-                vna_search::SR_CLASSES.contains(&class) || class == vna_search::PDF_CLASS
-            })
-            .collect();
-        if reports.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pks: Vec<i64> = reports.iter().map(|r| r.pk).collect();
-        let metadata: std::collections::HashMap<i64, String> =
-            self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading report metadata"))?.into_iter().collect();
-        let mut out = Vec::new();
-        for row in reports {
-            let Some(json) = metadata.get(&row.pk).and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()) else { continue };
-            let text = if row.instance.sop_class_uid.as_str() == vna_search::PDF_CLASS {
-                self.pdf_report(row, &json).await?
-            } else {
-                self.sr_report(row, &json).await?
-            };
-            if !text.trim().is_empty() {
-                out.push(Report { lang: None, text });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn sr_report(&self, row: &vna_catalog::InstanceRow, json: &serde_json::Value) -> Result<String, ArchiveError> {
-        let charset = json
-            .get(vna_search::SPECIFIC_CHARACTER_SET)
-            .and_then(|e| e.get("Value"))
-            .and_then(serde_json::Value::as_array)
-            .map(|v| v.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join("\\"))
-            .unwrap_or_default();
-        let charset = vna_dicom::charset::Charset::from_specific_character_set(&charset);
-        let mut text = String::new();
-        for piece in vna_search::sr_outline(json) {
-            match piece {
-                Piece::Text(t) => text.push_str(&t),
-                Piece::Bulk { offset, length } if length <= vna_search::MAX_TEXT_VALUE_BYTES => {
-                    if let Some(bytes) = self.read_range(row, offset, length).await? {
-                        text.push_str(charset.decode(&bytes).trim_end_matches(['\0', ' ']));
-                    }
-                }
-                Piece::Bulk { .. } => tracing::warn!(pk = row.pk, "an SR text value over the search's size bound is not indexed"),
-            }
-        }
-        Ok(text)
-    }
-
-    async fn pdf_report(&self, row: &vna_catalog::InstanceRow, json: &serde_json::Value) -> Result<String, ArchiveError> {
-        let bytes = match vna_search::pdf_source(json) {
-            None => return Ok(String::new()),
-            Some(vna_search::PdfSource::Inline(bytes)) => bytes,
-            Some(vna_search::PdfSource::Bulk { length, .. }) if length > vna_search::MAX_PDF_BYTES => {
-                tracing::warn!(pk = row.pk, length, "a PDF over the search's size bound is indexed without its text");
-                return Ok(String::new());
-            }
-            Some(vna_search::PdfSource::Bulk { offset, length }) => match self.read_range(row, offset, length).await? {
-                Some(bytes) => bytes,
-                None => return Ok(String::new()),
-            },
-        };
-        match tokio::task::spawn_blocking(move || vna_search::pdf_text(&bytes)).await {
-            Ok(Ok(text)) => Ok(text),
-            Ok(Err(why)) => {
-                tracing::warn!(pk = row.pk, %why, "a PDF's text could not be read; indexed without it");
-                Ok(String::new())
-            }
-            Err(_) => Err(ArchiveError::Task { step: "reading a PDF's text" }),
-        }
-    }
-
-    /// A byte range of an instance's object, `None` when it lies outside the object.
-    async fn read_range(&self, row: &vna_catalog::InstanceRow, offset: u64, length: u64) -> Result<Option<Vec<u8>>, ArchiveError> {
-        use futures::TryStreamExt;
-        if offset.checked_add(length).is_none_or(|end| end > row.blob.size) {
-            return Ok(None);
-        }
-        let found = crate::Found::checked(row.clone());
-        let stream = self.open(&found, Some(vna_catalog::ByteRange { offset, length })).await?;
-        let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(ArchiveError::blob("reading a report"))?;
-        Ok(Some(chunks.concat()))
     }
 
     /// Index the next batch of the change feed; the number of changes consumed (0: caught up).

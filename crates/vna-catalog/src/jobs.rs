@@ -189,6 +189,8 @@ pub(crate) enum JobOp {
         pks: Vec<i64>,
         at_ms: i64,
     },
+    /// A report sent through the API, with its change.
+    AddReport(Box<crate::report::NewReport>),
     /// The legal hold flag of one instance version.
     MarkHold {
         pk: i64,
@@ -214,6 +216,8 @@ pub(crate) enum JobReply {
     Moved(Option<Box<crate::expiry::Tombstone>>),
     /// Instance versions whose last access moved forward.
     Accesses(u64),
+    /// The key of a recorded report.
+    Report(i64),
 }
 
 const COLUMNS: &str = "id, kind, params, state, created_at_ms, not_before_ms, started_at_ms, finished_at_ms, lease_owner, \
@@ -386,6 +390,7 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
         JobOp::MarkHold { pk, on } => Ok(JobReply::Ended(crate::expiry::mark_legal_hold(tx, *pk, *on).await?)),
         JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
         JobOp::Move(m) => Ok(JobReply::Moved(crate::expiry::move_version(tx, m).await?.map(Box::new))),
+        JobOp::AddReport(r) => Ok(JobReply::Report(crate::report::add(tx, r).await?)),
         JobOp::Accessed { pks, at_ms } => {
             let mut n = 0;
             for chunk in pks.chunks(500) {

@@ -71,6 +71,7 @@ pub mod query;
 mod read;
 mod register;
 mod rejection;
+mod report;
 mod security;
 mod sqlbuild;
 pub mod sqlite;
@@ -82,6 +83,7 @@ pub use jobs::{JobFailure, JobQuery, JobRow, JobState, NewJob, Progress, Renewal
 pub use model::*;
 pub use postgres::PostgresCatalog;
 pub use query::*;
+pub use report::{NewReport, StoredReport};
 pub use security::ApiKey;
 pub use sqlite::SqliteCatalog;
 
@@ -227,6 +229,12 @@ pub trait Catalog: Send + Sync + 'static {
     async fn unpurged_tombstones(&self, after_pk: i64, limit: u32) -> Result<Vec<Tombstone>, CatalogError>;
     /// What remains of the expired versions of a SOP Instance UID in the tenants `v` sees.
     async fn tombstones(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Vec<Tombstone>, CatalogError>;
+
+    /// Records a report sent for a study, with its `report-added` change (and its audit event)
+    /// in one transaction; its key.
+    async fn add_report(&self, report: &NewReport) -> Result<i64, CatalogError>;
+    /// A study's reports sent through the API, oldest first.
+    async fn reports_of(&self, study_uid: &str) -> Result<Vec<StoredReport>, CatalogError>;
 
     /// Appends audit events (in the writer's next group commit); returns once committed.
     async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError>;
@@ -536,6 +544,15 @@ macro_rules! impl_catalog {
                     $crate::jobs::JobReply::Accesses(n) => Ok(n),
                     _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
                 }
+            }
+            async fn add_report(&self, report: &$crate::NewReport) -> Result<i64, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::AddReport(Box::new(report.clone()))).await? {
+                    $crate::jobs::JobReply::Report(pk) => Ok(pk),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn reports_of(&self, study_uid: &str) -> Result<Vec<$crate::StoredReport>, $crate::CatalogError> {
+                $crate::report::of_study(&self.pool, study_uid).await
             }
             async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Purged { pk: tombstone_pk, now_ms }).await? {

@@ -28,6 +28,7 @@ pub(crate) const SQLITE: Embedded = &[
     (10, "job schedule", include_str!("../migrations/sqlite/0010_job_schedule.sql")),
     (11, "legal hold", include_str!("../migrations/sqlite/0011_legal_hold.sql")),
     (12, "institution", include_str!("../migrations/sqlite/0012_institution.sql")),
+    (13, "report", include_str!("../migrations/sqlite/0013_report.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -42,6 +43,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (10, "job schedule", include_str!("../migrations/postgres/0010_job_schedule.sql")),
     (11, "legal hold", include_str!("../migrations/postgres/0011_legal_hold.sql")),
     (12, "institution", include_str!("../migrations/postgres/0012_institution.sql")),
+    (13, "report", include_str!("../migrations/postgres/0013_report.sql")),
 ];
 
 #[derive(Debug)]

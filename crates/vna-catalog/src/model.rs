@@ -311,6 +311,8 @@ pub enum ChangeKind {
     InstanceExpired,
     /// The current version's object now lives on another tier (the same bytes).
     InstanceMoved,
+    /// A report was added to the study (no instance: the series and SOP UIDs are empty).
+    ReportAdded,
 }
 
 impl ChangeKind {
@@ -322,6 +324,7 @@ impl ChangeKind {
             ChangeKind::InstanceRejected => "instance-rejected",
             ChangeKind::InstanceExpired => "instance-expired",
             ChangeKind::InstanceMoved => "instance-moved",
+            ChangeKind::ReportAdded => "report-added",
         }
     }
 }

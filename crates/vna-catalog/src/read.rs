@@ -398,6 +398,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
                 "instance-rejected" => ChangeKind::InstanceRejected,
                 "instance-expired" => ChangeKind::InstanceExpired,
                 "instance-moved" => ChangeKind::InstanceMoved,
+                "report-added" => ChangeKind::ReportAdded,
                 _ => return Err(CatalogError::Corrupt { what: "change kind" }),
             };
             Ok(Change {

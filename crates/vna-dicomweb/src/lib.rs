@@ -129,7 +129,11 @@ pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
         // no whole-body buffering limit applies.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
-    let search = Router::new().route("/api/search", get(search::search)).with_state(state.clone());
+    let search = Router::new()
+        .route("/api/search", get(search::search))
+        .route("/api/reports", post(search::add_report))
+        .layer(DefaultBodyLimit::max(vna_archive::MAX_REPORT_BYTES + 4096))
+        .with_state(state.clone());
     let non_dicom = Router::new().route("/api/non-dicom", post(nondicom::store)).layer(DefaultBodyLimit::disable()).with_state(state);
     Router::new().nest(&root, api).merge(non_dicom).merge(search)
 }

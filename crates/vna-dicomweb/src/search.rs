@@ -1,4 +1,5 @@
-//! `GET /api/search`: studies found by meaning (`vna-search` through the archive), and
+//! `GET /api/search`: studies found by meaning (`vna-search` through the archive);
+//! `POST /api/reports`: a report for a study, as plain text or an HL7 v2 ORU^R01; and
 //! `GET /admin/search`: where this node's index stands against the change feed.
 //!
 //! Parameters: `q` (words, `"phrases"`, `-exclusions`), `limit` (1–1000, default 20),
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
 use std::sync::Arc;
-use vna_archive::{Archive, Principal, SearchRequest};
+use vna_archive::{Archive, Principal, ReportIn, SearchRequest, StudyRef};
 
 use crate::error::ApiError;
 use crate::{base_url, Authed};
@@ -100,6 +101,55 @@ pub(crate) async fn search(Authed(state): Authed, headers: HeaderMap, Query(para
     .await;
     match result {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Media types of an HL7 v2 message in its pipe-delimited encoding (ER7).
+const HL7_TYPES: &[&str] = &["x-application/hl7-v2+er7", "application/hl7-v2", "application/hl7-v2+er7", "application/edi-hl7"];
+
+/// `POST /api/reports?StudyInstanceUID=…` (or `AccessionNumber=…`; an HL7 message may name
+/// its study itself), `lang=` optional: the body is the report, `text/plain` or HL7 v2 ER7,
+/// UTF-8. 201 with `{"StudyInstanceUID", "reportId"}`.
+pub(crate) async fn add_report(
+    Authed(state): Authed,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let result = async {
+        let mut study = None;
+        let mut lang = None;
+        for (k, v) in &params {
+            match k.as_str() {
+                "StudyInstanceUID" => {
+                    let uid =
+                        vna_dicom::uid::StudyUid::new(v).map_err(|e| ApiError::BadRequest(format!("invalid StudyInstanceUID: {e}")))?;
+                    study = Some(StudyRef::Uid(uid));
+                }
+                "AccessionNumber" if !v.trim().is_empty() => study = Some(StudyRef::Accession(v.trim().to_owned())),
+                "lang" => lang = Some(v.clone()),
+                _ => return Err(ApiError::BadRequest(format!("unknown parameter {k}"))),
+            }
+        }
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let mut parts = content_type.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if parts.any(|p| p.strip_prefix("charset=").is_some_and(|c| !c.trim_matches('"').eq_ignore_ascii_case("utf-8"))) {
+            return Err(ApiError::UnsupportedMediaType("reports are UTF-8".into()));
+        }
+        let hl7 = match media {
+            "text/plain" => false,
+            m if HL7_TYPES.contains(&m) => true,
+            _ => return Err(ApiError::UnsupportedMediaType("send text/plain or an HL7 v2 message (x-application/hl7-v2+er7)".into())),
+        };
+        let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("the report is not UTF-8".into()))?;
+        let (uid, id) = state.archive.add_report(&state.who, ReportIn { study, body, hl7, lang }).await?;
+        Ok::<_, ApiError>(json!({ "StudyInstanceUID": uid.to_string(), "reportId": id }))
+    }
+    .await;
+    match result {
+        Ok(body) => (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -26,6 +26,7 @@
 //!   match. The visibility rules' tenants are a filter of the same query (a tenant is indexed
 //!   with each of its ancestors: `hug/radiology` under `hug`). A commit records the catalog
 //!   change-feed position it reflects, atomically with the documents.
+//! - `hl7.rs`: the text of an HL7 v2 ORU^R01 and the study it reports on (hl7-parser).
 //! - `highlight.rs`: snippets of the reports around what matched.
 //! - `extract.rs`: the text of stored reports: an SR's content tree from its DICOM JSON (bulk
 //!   text values named for the archive to read) and an Encapsulated PDF's text (lopdf; read
@@ -36,6 +37,7 @@ mod concepts;
 mod document;
 mod extract;
 mod highlight;
+mod hl7;
 mod index;
 mod negation;
 mod query;
@@ -48,6 +50,7 @@ pub use extract::{
     bulk_range, pdf_source, pdf_text, sr_outline, PdfSource, Piece, ENCAPSULATED_DOCUMENT, MAX_PDF_BYTES, MAX_TEXT_VALUE_BYTES, PDF_CLASS,
     SPECIFIC_CHARACTER_SET, SR_CLASSES,
 };
+pub use hl7::{parse_oru, OruReport};
 pub use index::{Hit, SearchIndex, SearchResults, SCHEMA_VERSION};
 pub use negation::{Cues, Polarity, MAX_SCOPE};
 pub use query::{SearchError, SearchRequest, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS};

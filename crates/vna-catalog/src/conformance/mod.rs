@@ -38,7 +38,7 @@ macro_rules! catalog_conformance_tests {
             register_stores_first_version, duplicate_writes_nothing, reject_reports_conflict,
             keep_both_records_prior_version, replace_makes_new_current, latest_attributes_win,
             patients_without_id_stay_apart, study_and_series_counts, frames_native, frames_encapsulated,
-            frames_none_and_unknown, metadata_in_request_order, change_feed_order,
+            frames_none_and_unknown, metadata_in_request_order, change_feed_order, reports_are_recorded_with_their_change,
             instances_in_scope_and_order, single_matching, wildcard_matching, wildcard_escaping,
             date_and_time_ranges, integer_matching, uid_lists, modalities_in_study,
             lower_level_filters_at_higher_levels, fuzzy_person_names, limit_and_offset,

@@ -258,6 +258,28 @@ pub async fn change_feed_order(c: &dyn Catalog) {
     assert_eq!(c.last_change_seq().await.unwrap(), seqs[4], "the head is the latest change");
 }
 
+pub async fn reports_are_recorded_with_their_change(c: &dyn Catalog) {
+    let head = c.last_change_seq().await.unwrap();
+    let report = |body: &str, at_ms: i64| crate::NewReport {
+        study_uid: "1.2.9.1".into(),
+        source: "text".into(),
+        lang: "fr".into(),
+        body: body.into(),
+        at_ms,
+        audit: None,
+    };
+    let first = c.add_report(&report("Nodule pulmonaire.", 1000)).await.unwrap();
+    let second = c.add_report(&report("Pas d'épanchement.", 2000)).await.unwrap();
+    assert!(second > first);
+    let changes = c.changes_since(head, 10).await.unwrap();
+    let kinds: Vec<(&ChangeKind, &str, &str)> = changes.iter().map(|ch| (&ch.kind, ch.study_uid.as_str(), ch.sop_uid.as_str())).collect();
+    assert_eq!(kinds, [(&ChangeKind::ReportAdded, "1.2.9.1", ""), (&ChangeKind::ReportAdded, "1.2.9.1", "")]);
+    let stored = c.reports_of("1.2.9.1").await.unwrap();
+    let bodies: Vec<(&str, &str, i64)> = stored.iter().map(|r| (r.body.as_str(), r.lang.as_str(), r.received_at_ms)).collect();
+    assert_eq!(bodies, [("Nodule pulmonaire.", "fr", 1000), ("Pas d'épanchement.", "fr", 2000)]);
+    assert!(c.reports_of("1.2.9.2").await.unwrap().is_empty());
+}
+
 pub async fn instances_in_scope_and_order(c: &dyn Catalog) {
     // Registered out of order; expected: series 1 (instances 1, 2, none), series 2, then the
     // series without a number.
