@@ -18,6 +18,8 @@ STOW-RS with descriptions in French, German and English:
   v2 ORU^R01 linked by its accession number) are found like stored ones; an unknown study is
   404, an accession number of several studies 409, a message that is no ORU^R01 400, another
   media type 415, a reader 403;
+- `vna search reindex` (beside the running server) has it rebuild its index from the catalog
+  while it answers, with the same results afterwards, in a new generation of the index;
 - `GET /admin/search` tells the index's position, the feed's head and the lag.
 
 Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
@@ -331,6 +333,30 @@ def test_sent_reports_that_cannot_be_linked_or_read_are_refused(world, reports):
     assert post_report(world, "writer", text, StudyInstanceUID=world.studies["ct"], lang="xx").status_code == 400
     assert post_report(world, "everyone", text, StudyInstanceUID=world.studies["ct"]).status_code == 403
     assert post_report(world, "writer", "x" * (2 << 20), StudyInstanceUID=world.studies["ct"]).status_code == 413
+
+
+def test_reindex_while_serving_gives_the_same_results(world, reports):
+    queries = ["MRI", "CT", "Lungenrundherd", "pleural effusion", "Lungenembolie", "courrier", "Dupont"]
+    before = {q: sorted(world.found("everyone", q=q)) for q in queries}
+    r = world.vna("search", "reindex")
+    assert r.returncode == 0, r.stderr
+    seq = int(r.stdout.split("reindex requested at change ")[1].split(":")[0])
+    deadline = time.monotonic() + 60
+    while True:
+        s = world.status()
+        assert world.search("everyone", q="MRI").status_code == 200, "it answers while it rebuilds"
+        if s["position"] >= seq and not s["rebuilding"]:
+            break
+        assert time.monotonic() < deadline, f"the rebuild did not finish: {s}"
+        time.sleep(0.2)
+    after = {q: sorted(world.found("everyone", q=q)) for q in queries}
+    assert after == before
+    index_dir = world.server.data_dir / "search"
+    generations = sorted(p.name for p in index_dir.iterdir() if p.is_dir())
+    assert len(generations) == 1 and generations[0] != "gen-1", generations
+    r = world.session("admin").post(world.server.base_url + "/admin/search/reindex", timeout=60)
+    assert r.status_code == 202 and r.json()["seq"] > seq, r.text
+    assert world.session("everyone").post(world.server.base_url + "/admin/search/reindex", timeout=60).status_code == 403
 
 
 def test_the_status_tells_position_head_and_lag(world):

@@ -154,6 +154,12 @@ impl Catalog for FailingCatalog {
     async fn reports_of(&self, study_uid: &str) -> Result<Vec<vna_catalog::StoredReport>, CatalogError> {
         self.inner.reports_of(study_uid).await
     }
+    async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, CatalogError> {
+        self.inner.request_search_reindex(at_ms).await
+    }
+    async fn studies_after(&self, after_pk: i64, limit: u32) -> Result<Vec<(i64, String)>, CatalogError> {
+        self.inner.studies_after(after_pk, limit).await
+    }
     async fn last_change_seq(&self) -> Result<i64, CatalogError> {
         self.inner.last_change_seq().await
     }

@@ -6,9 +6,14 @@
 //! the catalog whenever the feed names the study (stored, replaced, rejected, expired: a study
 //! without a live instance leaves the index), and each batch is committed with the feed
 //! position it reached, so a crash loses no position and repeats at most one batch.
+//!
+//! A rebuild (a `search-reindex` change that `vna search reindex` or the admin API appends, or
+//! an empty index beside a catalog with history) writes every study into the index's next
+//! generation while the current one keeps answering, commits it at the change's position and
+//! switches to it; each node rebuilds its own when its indexer meets the change.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -30,11 +35,13 @@ pub struct Search {
     index: RwLock<Arc<SearchIndex>>,
     /// The feed's head as last seen.
     head: AtomicI64,
+    /// A rebuild from the catalog is under way.
+    rebuilding: AtomicBool,
 }
 
 impl Search {
     pub fn new(index: SearchIndex) -> Search {
-        Search { index: RwLock::new(Arc::new(index)), head: AtomicI64::new(0) }
+        Search { index: RwLock::new(Arc::new(index)), head: AtomicI64::new(0), rebuilding: AtomicBool::new(false) }
     }
 
     fn index(&self) -> Arc<SearchIndex> {
@@ -53,6 +60,8 @@ pub struct SearchStatus {
     pub lag: i64,
     /// Studies in the index.
     pub studies: u64,
+    /// A rebuild from the catalog is under way (the index in use answers meanwhile).
+    pub rebuilding: bool,
 }
 
 impl Archive {
@@ -90,7 +99,8 @@ impl Archive {
         let position = index.position().map_err(search_error)?;
         let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
         search.head.store(head, Ordering::Relaxed);
-        Ok(SearchStatus { position, head, lag: (head - position).max(0), studies: index.len() })
+        let rebuilding = search.rebuilding.load(Ordering::Relaxed);
+        Ok(SearchStatus { position, head, lag: (head - position).max(0), studies: index.len(), rebuilding })
     }
 
     /// A study's document for the index, from the catalog: `None` when no live instance of it
@@ -142,27 +152,36 @@ impl Archive {
     }
 
     /// Index the next batch of the change feed; the number of changes consumed (0: caught up).
+    /// A `search-reindex` change in the batch (or an index at position 0 beside a feed that is
+    /// not) rebuilds the index from the catalog instead.
     pub async fn index_changes(&self) -> Result<usize, ArchiveError> {
         let search = self.search()?;
         let index = search.index();
         let position = index.position().map_err(search_error)?;
+        if position == 0 {
+            let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
+            if head > 0 {
+                // A new or discarded index beside a catalog with history: build it from the
+                // catalog, not by replaying every change since the first.
+                self.rebuild_search(head).await?;
+                return Ok(1);
+            }
+        }
         let changes = self.catalog.changes_since(position, BATCH).await.map_err(ArchiveError::catalog("reading the change feed"))?;
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
+        if let Some(reindex) = changes.iter().rev().find(|c| c.kind == ChangeKind::SearchReindex) {
+            // Everything before it is in the catalog the rebuild reads.
+            self.rebuild_search(reindex.seq).await?;
+            return Ok(changes.iter().filter(|c| c.seq <= reindex.seq).count());
+        }
         let studies: BTreeSet<&str> = changes
             .iter()
             // A prior version or a move changes nothing a search sees.
-            .filter(|c| !matches!(c.kind, ChangeKind::PriorVersionRecorded | ChangeKind::InstanceMoved))
+            .filter(|c| !matches!(c.kind, ChangeKind::PriorVersionRecorded | ChangeKind::InstanceMoved | ChangeKind::SearchReindex))
             .map(|c| c.study_uid.as_str())
             .collect();
         for uid in studies {
-            let Ok(study) = vna_dicom::uid::StudyUid::new(uid) else {
-                tracing::warn!("change feed names a study by an invalid UID; skipped by the search index");
-                continue;
-            };
-            match self.study_document(&study).await? {
-                Some(doc) => index.upsert(&doc).map_err(search_error)?,
-                None => index.remove(uid),
-            }
+            self.index_study(&index, uid).await?;
         }
         let committing = index.clone();
         tokio::task::spawn_blocking(move || committing.commit(last))
@@ -171,6 +190,69 @@ impl Archive {
             .map_err(search_error)?;
         search.head.fetch_max(last, Ordering::Relaxed);
         Ok(changes.len())
+    }
+
+    async fn index_study(&self, index: &SearchIndex, uid: &str) -> Result<(), ArchiveError> {
+        let Ok(study) = vna_dicom::uid::StudyUid::new(uid) else {
+            tracing::warn!("the catalog names a study by an invalid UID; skipped by the search index");
+            return Ok(());
+        };
+        match self.study_document(&study).await? {
+            Some(doc) => index.upsert(&doc).map_err(search_error),
+            None => {
+                index.remove(uid);
+                Ok(())
+            }
+        }
+    }
+
+    /// Rebuild the index from the catalog as of change `at` (or later): every study into the
+    /// next generation, committed at `at`, then made current. Searches go on meanwhile against
+    /// the index in use; a crash before the switch leaves that one, which meets the same
+    /// request again.
+    async fn rebuild_search(&self, at: i64) -> Result<(), ArchiveError> {
+        let search = self.search()?;
+        let old = search.index();
+        let fresh = Arc::new(old.next_generation().map_err(search_error)?);
+        search.rebuilding.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let mut after = 0;
+        let mut studies = 0u64;
+        let result = async {
+            loop {
+                let page = self.catalog.studies_after(after, 500).await.map_err(ArchiveError::catalog("listing studies to index"))?;
+                let Some(&(last, _)) = page.last() else { break };
+                for (_, uid) in &page {
+                    self.index_study(&fresh, uid).await?;
+                }
+                studies += page.len() as u64;
+                after = last;
+            }
+            let committing = fresh.clone();
+            tokio::task::spawn_blocking(move || {
+                committing.commit(at)?;
+                committing.make_current()?;
+                committing.remove_other_generations()
+            })
+            .await
+            .map_err(|_| ArchiveError::Task { step: "committing the rebuilt search index" })?
+            .map_err(search_error)
+        }
+        .await;
+        search.rebuilding.store(false, Ordering::Relaxed);
+        result?;
+        *search.index.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        tracing::info!(studies, at, seconds = started.elapsed().as_secs_f64(), "search index rebuilt from the catalog");
+        Ok(())
+    }
+
+    /// Ask every node to rebuild its search index from the catalog (a `search-reindex` change
+    /// each meets in feed order); the change's seq. Administrators.
+    pub async fn request_search_reindex(&self, who: &Principal) -> Result<i64, ArchiveError> {
+        self.require(who, Permission::Admin).await?;
+        let seq = self.catalog.request_search_reindex(crate::now_ms()).await.map_err(ArchiveError::catalog("requesting a reindex"))?;
+        tracing::info!(seq, by = %who.id, "search reindex requested");
+        Ok(seq)
     }
 
     /// Follow the change feed until `stop`: a batch after another while there are changes, a

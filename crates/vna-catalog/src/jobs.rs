@@ -191,6 +191,10 @@ pub(crate) enum JobOp {
     },
     /// A report sent through the API, with its change.
     AddReport(Box<crate::report::NewReport>),
+    /// A `search-reindex` change.
+    RequestReindex {
+        at_ms: i64,
+    },
     /// The legal hold flag of one instance version.
     MarkHold {
         pk: i64,
@@ -216,7 +220,7 @@ pub(crate) enum JobReply {
     Moved(Option<Box<crate::expiry::Tombstone>>),
     /// Instance versions whose last access moved forward.
     Accesses(u64),
-    /// The key of a recorded report.
+    /// The key of a recorded report, or the seq of a reindex request.
     Report(i64),
 }
 
@@ -391,6 +395,7 @@ pub(crate) async fn apply(tx: &mut Tx<'_>, op: &JobOp) -> Result<JobReply, Catal
         JobOp::Purged { pk, now_ms } => Ok(JobReply::Ended(crate::expiry::purged(tx, *pk, *now_ms).await?)),
         JobOp::Move(m) => Ok(JobReply::Moved(crate::expiry::move_version(tx, m).await?.map(Box::new))),
         JobOp::AddReport(r) => Ok(JobReply::Report(crate::report::add(tx, r).await?)),
+        JobOp::RequestReindex { at_ms } => Ok(JobReply::Report(crate::report::request_reindex(tx, *at_ms).await?)),
         JobOp::Accessed { pks, at_ms } => {
             let mut n = 0;
             for chunk in pks.chunks(500) {

@@ -235,6 +235,12 @@ pub trait Catalog: Send + Sync + 'static {
     async fn add_report(&self, report: &NewReport) -> Result<i64, CatalogError>;
     /// A study's reports sent through the API, oldest first.
     async fn reports_of(&self, study_uid: &str) -> Result<Vec<StoredReport>, CatalogError>;
+    /// Appends a `search-reindex` change: every node's indexer rebuilds its index from the
+    /// catalog when it meets it. Its seq.
+    async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, CatalogError>;
+    /// Studies by key after `after_pk`, in key order: (key, Study Instance UID); with or
+    /// without current instances.
+    async fn studies_after(&self, after_pk: i64, limit: u32) -> Result<Vec<(i64, String)>, CatalogError>;
 
     /// Appends audit events (in the writer's next group commit); returns once committed.
     async fn record_audit(&self, events: Vec<AuditEvent>) -> Result<(), CatalogError>;
@@ -553,6 +559,15 @@ macro_rules! impl_catalog {
             }
             async fn reports_of(&self, study_uid: &str) -> Result<Vec<$crate::StoredReport>, $crate::CatalogError> {
                 $crate::report::of_study(&self.pool, study_uid).await
+            }
+            async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, $crate::CatalogError> {
+                match self.registrar.job($crate::jobs::JobOp::RequestReindex { at_ms }).await? {
+                    $crate::jobs::JobReply::Report(seq) => Ok(seq),
+                    _ => Err($crate::CatalogError::Corrupt { what: "job reply" }),
+                }
+            }
+            async fn studies_after(&self, after_pk: i64, limit: u32) -> Result<Vec<(i64, String)>, $crate::CatalogError> {
+                $crate::report::studies_after(&self.pool, after_pk, limit).await
             }
             async fn mark_purged(&self, tombstone_pk: i64, now_ms: i64) -> Result<bool, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::Purged { pk: tombstone_pk, now_ms }).await? {

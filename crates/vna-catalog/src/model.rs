@@ -313,6 +313,8 @@ pub enum ChangeKind {
     InstanceMoved,
     /// A report was added to the study (no instance: the series and SOP UIDs are empty).
     ReportAdded,
+    /// Every node's search index is to be rebuilt from the catalog (no study).
+    SearchReindex,
 }
 
 impl ChangeKind {
@@ -325,6 +327,7 @@ impl ChangeKind {
             ChangeKind::InstanceExpired => "instance-expired",
             ChangeKind::InstanceMoved => "instance-moved",
             ChangeKind::ReportAdded => "report-added",
+            ChangeKind::SearchReindex => "search-reindex",
         }
     }
 }

@@ -399,6 +399,7 @@ pub(crate) async fn changes_since(pool: &Pool, after: i64, limit: u32) -> Result
                 "instance-expired" => ChangeKind::InstanceExpired,
                 "instance-moved" => ChangeKind::InstanceMoved,
                 "report-added" => ChangeKind::ReportAdded,
+                "search-reindex" => ChangeKind::SearchReindex,
                 _ => return Err(CatalogError::Corrupt { what: "change kind" }),
             };
             Ok(Change {

@@ -1,6 +1,7 @@
 //! Reports sent through the API, linked to a study: written by the writer with a
 //! `report-added` change (so every node's search indexer sees them, in feed order), read by
-//! study for the index.
+//! study for the index; the `search-reindex` change that has every node rebuild its index, and
+//! the studies by key that a rebuild walks.
 
 use crate::db::{Pool, Tx};
 use crate::{AuditEvent, CatalogError, ChangeKind};
@@ -73,6 +74,36 @@ pub(crate) async fn of_study(pool: &Pool, study_uid: &str) -> Result<Vec<StoredR
                 body: c.text("report body")?,
                 received_at_ms: c.int("report time")?,
             })
+        })
+        .collect()
+}
+
+/// Asks every node's search indexer to rebuild its index from the catalog: a `search-reindex`
+/// change, met by each in feed order.
+pub(crate) async fn request_reindex(tx: &mut Tx<'_>, at_ms: i64) -> Result<i64, CatalogError> {
+    let row = tx
+        .fetch_one(
+            "search: request reindex",
+            "INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) VALUES (?, '', '', '', 0, ?) RETURNING seq",
+            &[ChangeKind::SearchReindex.as_str().into(), at_ms.into()],
+        )
+        .await?;
+    row.cols().int("change seq")
+}
+
+/// Studies by key after `after_pk`, in key order: (key, Study Instance UID).
+pub(crate) async fn studies_after(pool: &Pool, after_pk: i64, limit: u32) -> Result<Vec<(i64, String)>, CatalogError> {
+    let rows = pool
+        .fetch_all(
+            "studies after",
+            "SELECT pk, study_uid FROM study WHERE pk > ? ORDER BY pk LIMIT ?",
+            &[after_pk.into(), i64::from(limit).into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let mut c = row.cols();
+            Ok((c.int("study pk")?, c.text("study uid")?))
         })
         .collect()
 }

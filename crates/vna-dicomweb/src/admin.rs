@@ -39,6 +39,7 @@ pub fn admin_router(archive: Arc<Archive>, links: Option<Arc<vna_auth::LinkSigne
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/cancel", axum::routing::post(cancel_job))
         .route("/search", get(crate::search::status))
+        .route("/search/reindex", axum::routing::post(crate::search::reindex))
         .with_state(archive)
         .merge(links)
 }

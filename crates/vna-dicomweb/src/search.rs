@@ -1,6 +1,7 @@
 //! `GET /api/search`: studies found by meaning (`vna-search` through the archive);
 //! `POST /api/reports`: a report for a study, as plain text or an HL7 v2 ORU^R01; and
-//! `GET /admin/search`: where this node's index stands against the change feed.
+//! `GET /admin/search`: where this node's index stands against the change feed;
+//! `POST /admin/search/reindex`: every node rebuilds its index from the catalog.
 //!
 //! Parameters: `q` (words, `"phrases"`, `-exclusions`), `limit` (1–1000, default 20),
 //! `offset`, `modality` (repeated or comma-separated), `from` and `to` (study dates,
@@ -160,9 +161,18 @@ pub(crate) async fn status(State(archive): State<Arc<Archive>>, Extension(who): 
         Ok(s) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            json!({ "position": s.position, "head": s.head, "lag": s.lag, "studies": s.studies }).to_string(),
+            json!({ "position": s.position, "head": s.head, "lag": s.lag, "studies": s.studies, "rebuilding": s.rebuilding }).to_string(),
         )
             .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /admin/search/reindex`: every node rebuilds its index from the catalog; 202 with the
+/// change's `seq` (a node has done so once its `position` reached it).
+pub(crate) async fn reindex(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>) -> Response {
+    match archive.request_search_reindex(&who).await {
+        Ok(seq) => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], json!({ "seq": seq }).to_string()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -22,6 +22,9 @@ use crate::query::{plan, Plan, SearchError, SearchRequest, Unit, MAX_LIMIT, MAX_
 /// The version of the index's schema and analysis: an index of another is rebuilt.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The file in an index's root naming its current generation.
+const CURRENT: &str = "CURRENT";
+
 /// Memory of the index writer (tantivy's minimum is 15 MB).
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 
@@ -135,6 +138,8 @@ pub struct SearchIndex {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     vocab: std::sync::Arc<Vocabulary>,
+    /// On disk: the root directory and this index's generation in it.
+    home: Option<(std::path::PathBuf, u64)>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -144,11 +149,32 @@ impl std::fmt::Debug for SearchIndex {
 }
 
 impl SearchIndex {
-    /// Open the index in `dir`, or create it. An index of another schema version, or one that
-    /// cannot be read, is removed and created empty: it is derived, and rebuilt from the
-    /// catalog from position 0.
-    pub fn open(dir: &Path, vocab: std::sync::Arc<Vocabulary>) -> Result<SearchIndex, SearchError> {
-        std::fs::create_dir_all(dir)?;
+    /// Open the index kept in `root`, or create it. `root` holds generations (`gen-N/`, one
+    /// tantivy index each) and `CURRENT`, the one in use: a rebuild writes the next generation
+    /// beside it and switches `CURRENT` in one rename. An index of another schema version, one
+    /// that cannot be read, or a directory of another layout is removed and created empty: it
+    /// is derived, and rebuilt from the catalog.
+    pub fn open(root: &Path, vocab: std::sync::Arc<Vocabulary>) -> Result<SearchIndex, SearchError> {
+        std::fs::create_dir_all(root)?;
+        let current = std::fs::read_to_string(root.join(CURRENT)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let generation = match current {
+            Some(g) if root.join(format!("gen-{g}")).is_dir() => g,
+            _ => {
+                // Nothing usable: start over at generation 1.
+                for entry in std::fs::read_dir(root)? {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+                let index = SearchIndex::create(root, 1, vocab)?;
+                index.make_current()?;
+                return Ok(index);
+            }
+        };
+        let dir = root.join(format!("gen-{generation}"));
         let (schema, fields) = schema();
         let usable = |index: &Index| {
             index.schema() == schema
@@ -159,25 +185,76 @@ impl SearchIndex {
                     .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
                     .is_none_or(|p| p.schema == SCHEMA_VERSION)
         };
-        if !dir.join("meta.json").exists() {
-            let index = Index::create_in_dir(dir, schema)?;
-            return SearchIndex::with_index(index, fields, vocab);
-        }
-        let index = match Index::open_in_dir(dir) {
-            Ok(index) if usable(&index) => index,
+        match Index::open_in_dir(&dir) {
+            Ok(index) if usable(&index) => {
+                let mut opened = SearchIndex::with_index(index, fields, vocab)?;
+                opened.home = Some((root.to_path_buf(), generation));
+                Ok(opened)
+            }
             Ok(_)
             | Err(tantivy::TantivyError::OpenReadError(_))
+            | Err(tantivy::TantivyError::OpenDirectoryError(_))
             | Err(tantivy::TantivyError::IncompatibleIndex(_))
             | Err(tantivy::TantivyError::DataCorruption(_)) => {
                 tracing::warn!(dir = %dir.display(), "search index of another version or unreadable: rebuilding it");
-                std::fs::remove_dir_all(dir)?;
-                std::fs::create_dir_all(dir)?;
-                Index::create_in_dir(dir, schema)?
+                let index = SearchIndex::create(root, generation + 1, vocab)?;
+                index.make_current()?;
+                index.remove_other_generations()?;
+                Ok(index)
             }
-            Err(tantivy::TantivyError::OpenDirectoryError(_)) => Index::create_in_dir(dir, schema)?,
-            Err(e) => return Err(e.into()),
-        };
-        SearchIndex::with_index(index, fields, vocab)
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A new, empty generation `generation` in `root` (not current yet).
+    fn create(root: &Path, generation: u64, vocab: std::sync::Arc<Vocabulary>) -> Result<SearchIndex, SearchError> {
+        let dir = root.join(format!("gen-{generation}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let (schema, fields) = schema();
+        let mut index = SearchIndex::with_index(Index::create_in_dir(&dir, schema)?, fields, vocab)?;
+        index.home = Some((root.to_path_buf(), generation));
+        Ok(index)
+    }
+
+    /// An empty index to rebuild this one into: the next generation beside it on disk (not
+    /// current until [`Self::make_current`]), or another index in memory.
+    pub fn next_generation(&self) -> Result<SearchIndex, SearchError> {
+        match &self.home {
+            Some((root, generation)) => SearchIndex::create(root, generation + 1, self.vocab.clone()),
+            None => SearchIndex::in_memory(self.vocab.clone()),
+        }
+    }
+
+    /// Make this generation the one [`Self::open`] opens (an atomic rename, synced).
+    pub fn make_current(&self) -> Result<(), SearchError> {
+        let Some((root, generation)) = &self.home else { return Ok(()) };
+        let tmp = root.join(format!("{CURRENT}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{generation}\n").as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, root.join(CURRENT))?;
+        std::fs::File::open(root)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Remove the generations beside this one (after a rebuild switched to it; searches still
+    /// holding the old index keep reading its open files).
+    pub fn remove_other_generations(&self) -> Result<(), SearchError> {
+        let Some((root, generation)) = &self.home else { return Ok(()) };
+        let mine = format!("gen-{generation}");
+        for entry in std::fs::read_dir(root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("gen-") && name != mine && entry.path().is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// An index in memory (tests, benchmarks).
@@ -189,7 +266,7 @@ impl SearchIndex {
     fn with_index(index: Index, fields: Fields, vocab: std::sync::Arc<Vocabulary>) -> Result<SearchIndex, SearchError> {
         let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), fields, vocab })
+        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), fields, vocab, home: None })
     }
 
     /// The concept table the index analyses with.

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// The search index of each serving node.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Re-read stored objects and compare size and SHA-256 with the catalog. Exit status 1 when
     /// any object is missing, altered or unreadable.
     Verify {
@@ -113,6 +118,14 @@ enum StorageCommand {
         /// Only this tier.
         tier: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Have every serving node rebuild its search index from the catalog (after a change of the
+    /// concept table, for instance), while it goes on answering from the index it has: a
+    /// request in the catalog's change feed, which each node's indexer meets in order.
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -336,6 +349,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None, None, None)?;
             let archive = vna::build_archive(&config).await?;
             vna::apikey::run(&archive, command.into()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search { command: SearchCommand::Reindex } => {
+            let config = load_config(&cli, None, None, None)?;
+            let archive = vna::build_archive(&config).await?;
+            let seq = archive.request_search_reindex(&vna_archive::Principal::system()).await?;
+            println!("reindex requested at change {seq}: each serving node rebuilds its search index when its indexer reaches it");
+            println!("(GET /admin/search shows a node's position and whether it is rebuilding)");
             Ok(ExitCode::SUCCESS)
         }
         Command::Lifecycle { command: LifecycleCommand::Plan { policies, now, json, objects, with_uids } } => {

@@ -278,6 +278,22 @@ pub async fn reports_are_recorded_with_their_change(c: &dyn Catalog) {
     let bodies: Vec<(&str, &str, i64)> = stored.iter().map(|r| (r.body.as_str(), r.lang.as_str(), r.received_at_ms)).collect();
     assert_eq!(bodies, [("Nodule pulmonaire.", "fr", 1000), ("Pas d'épanchement.", "fr", 2000)]);
     assert!(c.reports_of("1.2.9.2").await.unwrap().is_empty());
+    let seq = c.request_search_reindex(3000).await.unwrap();
+    let last = c.changes_since(seq - 1, 10).await.unwrap();
+    assert_eq!(last.iter().map(|ch| (&ch.kind, ch.seq)).collect::<Vec<_>>(), [(&ChangeKind::SearchReindex, seq)]);
+    // Studies by key: every page continues where the last ended.
+    for k in 1..=3 {
+        c.register(
+            &new_instance(&format!("1.2.9.{}", 10 + k), &format!("1.2.9.{}.1", 10 + k), &format!("1.2.9.{}.1.1", 10 + k)),
+            VersionPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    }
+    let first_page = c.studies_after(0, 2).await.unwrap();
+    let second_page = c.studies_after(first_page[1].0, 2).await.unwrap();
+    let uids: Vec<&str> = first_page.iter().chain(&second_page).map(|(_, uid)| uid.as_str()).collect();
+    assert_eq!(uids, ["1.2.9.11", "1.2.9.12", "1.2.9.13"]);
 }
 
 pub async fn instances_in_scope_and_order(c: &dyn Catalog) {
