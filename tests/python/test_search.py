@@ -363,5 +363,6 @@ def test_the_status_tells_position_head_and_lag(world):
     s = world.caught_up()
     assert s["lag"] == 0 and s["position"] == s["head"] > 0
     assert s["studies"] >= len(STUDIES)
+    assert s["batches"] > 0 and s["lastBatchLagMs"] >= 0 and s["rebuilding"] is False
     r = world.session("everyone").get(world.server.base_url + "/admin/search", timeout=60)
     assert r.status_code == 403, "administrators only"

@@ -37,11 +37,21 @@ pub struct Search {
     head: AtomicI64,
     /// A rebuild from the catalog is under way.
     rebuilding: AtomicBool,
+    /// Batches committed since the node started.
+    batches: AtomicI64,
+    /// How old the oldest change of the last batch was when it became searchable (ms).
+    last_lag_ms: AtomicI64,
 }
 
 impl Search {
     pub fn new(index: SearchIndex) -> Search {
-        Search { index: RwLock::new(Arc::new(index)), head: AtomicI64::new(0), rebuilding: AtomicBool::new(false) }
+        Search {
+            index: RwLock::new(Arc::new(index)),
+            head: AtomicI64::new(0),
+            rebuilding: AtomicBool::new(false),
+            batches: AtomicI64::new(0),
+            last_lag_ms: AtomicI64::new(0),
+        }
     }
 
     fn index(&self) -> Arc<SearchIndex> {
@@ -62,6 +72,11 @@ pub struct SearchStatus {
     pub studies: u64,
     /// A rebuild from the catalog is under way (the index in use answers meanwhile).
     pub rebuilding: bool,
+    /// Batches of the change feed committed since the node started.
+    pub batches: i64,
+    /// How long the oldest change of the last batch waited to become searchable, in ms: an
+    /// upper bound of the lag of every change in it.
+    pub last_lag_ms: i64,
 }
 
 impl Archive {
@@ -100,7 +115,15 @@ impl Archive {
         let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
         search.head.store(head, Ordering::Relaxed);
         let rebuilding = search.rebuilding.load(Ordering::Relaxed);
-        Ok(SearchStatus { position, head, lag: (head - position).max(0), studies: index.len(), rebuilding })
+        Ok(SearchStatus {
+            position,
+            head,
+            lag: (head - position).max(0),
+            studies: index.len(),
+            rebuilding,
+            batches: search.batches.load(Ordering::Relaxed),
+            last_lag_ms: search.last_lag_ms.load(Ordering::Relaxed),
+        })
     }
 
     /// A study's document for the index, from the catalog: `None` when no live instance of it
@@ -189,6 +212,9 @@ impl Archive {
             .map_err(|_| ArchiveError::Task { step: "committing the search index" })?
             .map_err(search_error)?;
         search.head.fetch_max(last, Ordering::Relaxed);
+        let oldest = changes.iter().map(|c| c.at_ms).min().unwrap_or(0);
+        search.last_lag_ms.store((crate::now_ms() - oldest).max(0), Ordering::Relaxed);
+        search.batches.fetch_add(1, Ordering::Relaxed);
         Ok(changes.len())
     }
 

@@ -155,13 +155,22 @@ pub(crate) async fn add_report(
     }
 }
 
-/// `GET /admin/search`: `{position, head, lag, studies}`.
+/// `GET /admin/search`: `{position, head, lag, studies, rebuilding, batches, lastBatchLagMs}`.
 pub(crate) async fn status(State(archive): State<Arc<Archive>>, Extension(who): Extension<Arc<Principal>>) -> Response {
     match archive.search_status(&who).await {
         Ok(s) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            json!({ "position": s.position, "head": s.head, "lag": s.lag, "studies": s.studies, "rebuilding": s.rebuilding }).to_string(),
+            json!({
+                "position": s.position,
+                "head": s.head,
+                "lag": s.lag,
+                "studies": s.studies,
+                "rebuilding": s.rebuilding,
+                "batches": s.batches,
+                "lastBatchLagMs": s.last_lag_ms,
+            })
+            .to_string(),
         )
             .into_response(),
         Err(e) => ApiError::from(e).into_response(),
