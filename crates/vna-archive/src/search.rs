@@ -17,14 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use vna_catalog::{ChangeKind, Scope, Visibility};
+use vna_catalog::{ChangeKind, Filter, Key, Level, Matcher, Query, Visibility};
 use vna_search::{SearchIndex, SearchRequest, SearchResults, StudyDoc};
 
 use crate::audit::{self, EventId};
 use crate::{Archive, ArchiveError, Permission, Principal};
-
-/// Key Object Selection Document Storage (PS3.4 Annex B.5).
-const KEY_OBJECT_SELECTION: &str = "1.2.840.10008.5.1.4.1.1.88.59";
 
 /// Changes read from the feed per batch (one commit each).
 const BATCH: u32 = 1000;
@@ -129,19 +126,23 @@ impl Archive {
     /// A study's document for the index, from the catalog: `None` when no live instance of it
     /// is left (expired, rejected).
     pub async fn study_document(&self, study_uid: &vna_dicom::uid::StudyUid) -> Result<Option<StudyDoc>, ArchiveError> {
-        let scope = Scope { study: study_uid.clone(), series: None, instance: None };
-        // Live instances only: rejected ones leave the index like they leave every clinical read.
+        // Live instances only: rejected ones leave the index like they leave every clinical
+        // read. Read by series (one row each, not one per instance: a study of thousands of
+        // images is read again whenever one arrives).
         let live = Visibility { tenants: None, only: None, rejected: false };
-        let rows = self.catalog.instances_in(&scope, &live).await.map_err(ArchiveError::catalog("reading a study to index"))?;
+        let of_study = || Filter { key: Key::StudyUid, matcher: Matcher::Single(study_uid.to_string()) };
+        let q = Query { level: Level::Series, filters: vec![of_study()], limit: None, offset: 0 };
+        let series = self.catalog.query_series(&q, &live).await.map_err(ArchiveError::catalog("reading a study to index"))?;
         // A study left with Key Object Selections only (the IOCM rejection note of everything
         // else, typically) has nothing to find.
-        if rows.iter().all(|r| r.instance.sop_class_uid.as_str() == KEY_OBJECT_SELECTION) {
+        if series.iter().all(|s| s.series.modality == "KO") {
             return Ok(None);
         }
-        let Some(first) = rows.first() else { return Ok(None) };
+        let Some(first) = series.first() else { return Ok(None) };
+        let tenant = self.catalog.study_tenant(study_uid).await.map_err(ArchiveError::catalog("reading a study's tenant"))?;
         let mut doc = StudyDoc {
             study_uid: study_uid.to_string(),
-            tenant: first.tenant.clone(),
+            tenant: tenant.unwrap_or_default(),
             patient_id: first.patient.patient_id.clone(),
             patient_name: first.patient.patient_name.clone(),
             patient_sex: first.patient.patient_sex.clone(),
@@ -154,7 +155,7 @@ impl Archive {
         };
         let mut modalities = BTreeSet::new();
         let mut other = BTreeSet::new();
-        for row in &rows {
+        for row in &series {
             if !row.series.modality.is_empty() {
                 modalities.insert(row.series.modality.clone());
             }
@@ -169,7 +170,15 @@ impl Archive {
         }
         doc.modalities = modalities.into_iter().collect();
         doc.other_text = other.into_iter().collect();
-        doc.reports = self.stored_reports(&rows).await?;
+        let report_classes = vna_search::SR_CLASSES.iter().copied().chain([vna_search::PDF_CLASS]).map(str::to_owned).collect();
+        let q = Query {
+            level: Level::Instance,
+            filters: vec![of_study(), Filter { key: Key::SopClassUid, matcher: Matcher::List(report_classes) }],
+            limit: None,
+            offset: 0,
+        };
+        let reports = self.catalog.query_instances(&q, &live).await.map_err(ArchiveError::catalog("reading a study's reports"))?;
+        doc.reports = self.stored_reports(&reports).await?;
         doc.reports.extend(self.sent_reports(study_uid).await?);
         Ok(Some(doc))
     }
