@@ -20,7 +20,9 @@ STOW-RS with descriptions in French, German and English:
   media type 415, a reader 403;
 - `vna search reindex` (beside the running server) has it rebuild its index from the catalog
   while it answers, with the same results afterwards, in a new generation of the index;
-- `GET /admin/search` tells the index's position, the feed's head and the lag.
+- `GET /admin/search` tells the index's position, the feed's head and the lag;
+- a server killed with SIGKILL while it indexes keeps the position its last commit recorded,
+  and once restarted catches up with every study stored, without rebuilding.
 
 Runs on the embedded catalog and on PostgreSQL (the blob store plays no part).
 """
@@ -366,3 +368,49 @@ def test_the_status_tells_position_head_and_lag(world):
     assert s["batches"] > 0 and s["lastBatchLagMs"] >= 0 and s["rebuilding"] is False
     r = world.session("everyone").get(world.server.base_url + "/admin/search", timeout=60)
     assert r.status_code == 403, "administrators only"
+
+
+def _serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`vna serve` on `data_dir` (anonymous on loopback), and its base URL."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("VNA__")}
+    env.update({"VNA__AUTH__ANONYMOUS": "loopback", "VNA__SEARCH__POLL_MS": "50"})
+    proc = subprocess.Popen([vna_bin(), "serve", "--data-dir", str(data_dir), "--http-listen", "127.0.0.1:0",
+                             "--dimse-listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
+                            stderr=open(log, "ab"), text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("vna ready"), f"the server did not start: {line!r}"
+    return proc, line.split("http=")[1].split()[0]
+
+
+def test_a_killed_server_keeps_its_index_position_and_catches_up(tmp_path):
+    data, log = tmp_path / "data", tmp_path / "vna.log"
+    proc, base = _serve(data, log)
+    try:
+        studies = [dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=PREFIX + f"KILL-{n}",
+                                     patient_name="Kill^Test") for n in range(40)]
+        for st in studies[:20]:
+            assert helpers.stow(base + "/dicom-web", [i.data for i in st]).status_code == 200
+        deadline = time.monotonic() + 30
+        while (s := requests.get(base + "/admin/search", timeout=30).json())["lag"] > 0:
+            assert time.monotonic() < deadline, s
+            time.sleep(0.05)
+        # More stores, and SIGKILL while the indexer may be in the middle of a batch.
+        for st in studies[20:]:
+            assert helpers.stow(base + "/dicom-web", [i.data for i in st]).status_code == 200
+        generations = lambda: sorted(p.name for p in (data / "search").iterdir() if p.is_dir())
+        before = generations()
+        proc.kill()
+        proc.wait(timeout=30)
+        proc, base = _serve(data, log)
+        after = requests.get(base + "/admin/search", timeout=30).json()
+        assert after["position"] >= s["position"], ("the committed position survives", s, after)
+        deadline = time.monotonic() + 30
+        while (after := requests.get(base + "/admin/search", timeout=30).json())["lag"] > 0:
+            assert time.monotonic() < deadline, after
+            time.sleep(0.05)
+        r = requests.get(base + "/api/search", params={"q": "Kill", "limit": 100}, timeout=30)
+        assert r.status_code == 200 and r.json()["total"] == 40, r.text
+        assert not after["rebuilding"] and generations() == before, "no rebuild: the index went on from its position"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
