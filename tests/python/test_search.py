@@ -9,7 +9,8 @@ STOW-RS with descriptions in French, German and English:
   (`MRI` finds "IRM cérébrale" and "MRT Schädel"), by the patient's name, with the filters
   (modality, date range, patient ID, institution) applied in the same query;
 - each key sees only its tenants' studies; a key without the read permission gets 403;
-- an IOCM-rejected study leaves the results; bad queries are 400 with a reason;
+- an IOCM-rejected study leaves the results, and so does one a lifecycle rule expired; bad
+  queries are 400 with a reason;
 - reports are found by what they say, across languages: a Comprehensive SR's text (one
   value over the bulk-data threshold, read from the stored object), an Encapsulated PDF's text
   (uploaded through `/api/non-dicom`), a scanned PDF without text indexed without error; a
@@ -359,6 +360,39 @@ def test_reindex_while_serving_gives_the_same_results(world, reports):
     r = world.session("admin").post(world.server.base_url + "/admin/search/reindex", timeout=60)
     assert r.status_code == 202 and r.json()["seq"] > seq, r.text
     assert world.session("everyone").post(world.server.base_url + "/admin/search/reindex", timeout=60).status_code == 403
+
+
+EXPIRE_SCRATCH = """version = 1
+
+[[rules]]
+name = "scratch-exports"
+expire = true
+[rules.match]
+modality = ["OT"]
+[rules.retain]
+mode = "GOVERNANCE"
+at_least = [{ duration = "1d", after = "ingest" }]
+"""
+
+
+def test_an_expired_study_leaves_the_results(world, tmp_path):
+    base = dicomgen.ct_study(series_count=1, instances_per_series=2, patient_id=PREFIX + "SCRATCH", accession="ACC-scratch")
+    scratch = [dicomgen.with_changes(i, Modality="OT", StudyDescription="Export de recherche temporaire",
+                                     InstitutionName="CHUV") for i in base]
+    r = helpers.stow(world.server.dicomweb, [i.data for i in scratch], session=world.session("writer"))
+    assert r.status_code == 200, r.text
+    world.caught_up()
+    assert world.found("everyone", q="recherche temporaire") == [scratch[0].study_uid]
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "scratch.toml").write_text(EXPIRE_SCRATCH)
+    plan = world.vna("lifecycle", "plan", "--policies", str(policies), "--now", "2099-01-01", "--json")
+    assert plan.returncode == 0, plan.stderr
+    applied = world.vna("lifecycle", "apply", "--policies", str(policies), "--now", "2099-01-01",
+                        "--plan", json.loads(plan.stdout)["planHash"])
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    world.caught_up()
+    assert world.found("everyone", q="recherche temporaire") == [], "the expired study is gone from the results"
 
 
 def test_the_status_tells_position_head_and_lag(world):
