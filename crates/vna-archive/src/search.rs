@@ -290,14 +290,17 @@ impl Archive {
         Ok(seq)
     }
 
-    /// Follow the change feed until `stop`: a batch after another while there are changes, a
-    /// poll every `poll` once caught up, a pause after a failure (logged; the position stays
-    /// where the last commit left it).
+    /// Follow the change feed until `stop`: after a full batch the next at once (a backlog
+    /// drains at the index's pace), after a partial or empty one a pause of `poll`, so that a
+    /// steady stream of stores is committed a batch per `poll` — an index commit flushes
+    /// several files, and one per stored instance would take the disk from ingest — and after
+    /// a failure a pause of at least 2 s (logged; the position stays where the last commit
+    /// left it).
     pub async fn run_search_indexer(self: Arc<Self>, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let wait = match self.index_changes().await {
-                Ok(0) => poll,
-                Ok(_) => Duration::ZERO,
+                Ok(n) if n >= BATCH as usize => Duration::ZERO,
+                Ok(_) => poll,
                 Err(e) => {
                     tracing::warn!(error = %e, "search indexer: batch failed; retrying");
                     poll.max(Duration::from_secs(2))
