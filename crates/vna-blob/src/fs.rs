@@ -74,6 +74,26 @@ impl FsBlobStore {
         let root = root.as_ref().to_path_buf();
         tokio::fs::create_dir_all(root.join("objects")).await.map_err(BlobError::io("creating the objects directory"))?;
         tokio::fs::create_dir_all(root.join("tmp")).await.map_err(BlobError::io("creating the tmp directory"))?;
+        // The 256 first-level directories exist from the start (made durable by one fsync of
+        // `objects/`), so a commit never has to sync `objects/` itself.
+        let objects = root.join("objects");
+        tokio::task::spawn_blocking(move || {
+            let mut made = false;
+            for b in 0..=255u8 {
+                let d = objects.join(format!("{b:02x}"));
+                if !d.is_dir() {
+                    std::fs::create_dir_all(&d)?;
+                    made = true;
+                }
+            }
+            if made {
+                std::fs::File::open(&objects)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|_| BlobError::Unavailable { step: "creating the object directories" })?
+        .map_err(BlobError::io("creating the object directories"))?;
         let lock_root = root.clone();
         let (lock, alone) = tokio::task::spawn_blocking(move || StoreLock::take(&lock_root.join("store.lock")))
             .await
@@ -310,13 +330,23 @@ fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std:
 
 type NewDirs = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
 
-/// Creates `objects/ab/cd` if missing, and then fsyncs the directories that received a new
-/// entry: without that, a power loss could drop the new directory, and the object in it, after
-/// the object's own directory was synced. A directory made by a concurrent commit counts as
-/// present only once some commit has synced its parents since (`pending`); until then this
-/// commit syncs them too (concurrent fsyncs are harmless). A directory found at startup
-/// survived, so it is durable.
+/// Makes `objects/ab/cd` exist durably: `objects/ab` first, then `cd` in it, each directory
+/// created only if missing and then made durable by an fsync of its parent (without that, a
+/// power loss could drop the new directory, and the object in it, after the object's own
+/// directory was synced). So a new `cd` under an existing `ab` costs one directory fsync, and
+/// `objects/` is synced only when `ab` is new. A directory made by a concurrent commit counts
+/// as present only once that commit has synced its parent (`pending`); until then this commit
+/// syncs it too (concurrent fsyncs are harmless). A directory found at startup survived, so it
+/// is durable.
 fn ensure_durable_dir(dir: &Path, pending: &NewDirs) -> Result<(), BlobError> {
+    let parent = dir.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
+    ensure_durable_one(parent, pending)?;
+    ensure_durable_one(dir, pending)
+}
+
+/// One level of [`ensure_durable_dir`]: `dir` created if missing, its parent fsynced if it was
+/// (or if another commit made it and has not synced its parent yet).
+fn ensure_durable_one(dir: &Path, pending: &NewDirs) -> Result<(), BlobError> {
     let pending_set = || pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     {
         let mut set = pending_set();
@@ -328,11 +358,13 @@ fn ensure_durable_dir(dir: &Path, pending: &NewDirs) -> Result<(), BlobError> {
         }
     }
     let made = (|| {
-        std::fs::create_dir_all(dir).map_err(BlobError::io("creating a blob directory"))?;
-        let sync = |d: &Path| std::fs::File::open(d).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"));
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(BlobError::io("creating a blob directory")(e)),
+        }
         let parent = dir.parent().ok_or(BlobError::Unavailable { step: "resolving the blob directory" })?;
-        sync(parent)?;
-        parent.parent().map_or(Ok(()), sync)
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(BlobError::io("syncing a blob directory"))
     })();
     if made.is_ok() {
         pending_set().remove(dir);
