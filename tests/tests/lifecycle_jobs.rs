@@ -234,19 +234,28 @@ after = "1s"
 priority = 1
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
-    let fx = FaultyFixture::new().await;
+/// An archive on `fx`'s store with a `cold` filesystem tier and [`MOVE_POLICY`], whose hot lock
+/// ends at the move date itself (no margin): a second after arrival. The cold tier, the policy
+/// set's hash, and the directories to keep while the test runs.
+async fn moving_archive(
+    fx: &FaultyFixture,
+) -> (Arc<Archive>, Arc<dyn vna_blob::BlobStore>, String, (tempfile::TempDir, tempfile::TempDir)) {
     let cold_dir = tempfile::tempdir().expect("temp dir");
     let cold: Arc<dyn vna_blob::BlobStore> = Arc::new(vna_blob::fs::FsBlobStore::open(cold_dir.path()).await.expect("cold tier"));
-    let (_dir, set) = policies(MOVE_POLICY);
+    let (policy_dir, set) = policies(MOVE_POLICY);
     let hash = set.hash.clone();
-    // The hot lock ends at the move date itself (no margin): a second after arrival.
     let config = ArchiveConfig { policies: Some(Arc::new(set)), hot_margin: Duration::ZERO, ..ArchiveConfig::default() };
     let mut tiers = std::collections::HashMap::new();
     tiers.insert("default".to_owned(), fx.store.clone());
     tiers.insert("cold".to_owned(), cold.clone());
     let archive = Archive::new(fx.sqlite.clone(), tiers, config).expect("archive");
+    (archive, cold, hash, (cold_dir, policy_dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_object_s_old_copy_is_destroyed_once_its_own_lock_lapses() {
+    let fx = FaultyFixture::new().await;
+    let (archive, cold, hash, _dirs) = moving_archive(&fx).await;
     let server = inproc::serve(archive.clone()).await;
     let ct = Ct::new_study();
     let bytes = ct.to_bytes();
@@ -427,15 +436,7 @@ async fn an_expiry_refuses_an_instance_whose_hold_the_catalog_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_under_legal_hold_stays_on_its_tier_until_the_hold_is_lifted() {
     let fx = FaultyFixture::new().await;
-    let cold_dir = tempfile::tempdir().expect("temp dir");
-    let cold: Arc<dyn vna_blob::BlobStore> = Arc::new(vna_blob::fs::FsBlobStore::open(cold_dir.path()).await.expect("cold tier"));
-    let (_dir, set) = policies(MOVE_POLICY);
-    let hash = set.hash.clone();
-    let config = ArchiveConfig { policies: Some(Arc::new(set)), hot_margin: Duration::ZERO, ..ArchiveConfig::default() };
-    let mut tiers = std::collections::HashMap::new();
-    tiers.insert("default".to_owned(), fx.store.clone());
-    tiers.insert("cold".to_owned(), cold);
-    let archive = Archive::new(fx.sqlite.clone(), tiers, config).expect("archive");
+    let (archive, _cold, hash, _dirs) = moving_archive(&fx).await;
     let server = inproc::serve(archive.clone()).await;
     let ct = Ct::new_study();
     assert_eq!(http::stow(&http::client(), &server.base, &[ct.to_bytes()]).await.status().as_u16(), 200);

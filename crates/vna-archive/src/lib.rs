@@ -73,6 +73,8 @@ pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use search::{Search, SearchStatus};
 pub use verify::HoldOutcome;
 pub use verify::Verdict;
+/// A date, `YYYY-MM-DD` or DICOM's `YYYYMMDD`, as the Unix milliseconds of its start.
+pub use vna_lifecycle::parse_date;
 /// A date (`YYYY-MM-DD`) or RFC 3339 instant as Unix milliseconds (lifecycle plans' `now`).
 pub use vna_lifecycle::parse_instant;
 /// Search by meaning, as front ends name it.

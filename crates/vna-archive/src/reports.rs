@@ -109,36 +109,38 @@ impl Archive {
         }
     }
 
-    /// The text of the study's stored reports: each SR's content tree, each Encapsulated PDF's
-    /// text, in catalog order. A report that cannot be read as text (a scanned PDF, a damaged
+    /// The text of a study's stored reports (`reports`: its SR and Encapsulated PDF instances):
+    /// each SR's content tree, each PDF's text, in catalog order. A report that cannot be read as text (a scanned PDF, a damaged
     /// one, one over the size bound) adds nothing; the study is indexed all the same.
-    pub(crate) async fn stored_reports(&self, rows: &[vna_catalog::InstanceRow]) -> Result<Vec<Report>, ArchiveError> {
-        let reports: Vec<&vna_catalog::InstanceRow> = rows
-            .iter()
-            .filter(|r| {
-                let class = r.instance.sop_class_uid.as_str();
-                vna_search::SR_CLASSES.contains(&class) || class == vna_search::PDF_CLASS
-            })
-            .collect();
-        if reports.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pks: Vec<i64> = reports.iter().map(|r| r.pk).collect();
-        let metadata: std::collections::HashMap<i64, String> =
-            self.catalog.metadata(&pks).await.map_err(ArchiveError::catalog("reading report metadata"))?.into_iter().collect();
-        let mut out = Vec::new();
-        for row in reports {
-            let Some(json) = metadata.get(&row.pk).and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()) else { continue };
-            let text = if row.instance.sop_class_uid.as_str() == vna_search::PDF_CLASS {
-                self.pdf_report(row, &json).await?
-            } else {
-                self.sr_report(row, &json).await?
-            };
-            if !text.trim().is_empty() {
-                out.push(Report { lang: None, text });
+    pub(crate) async fn stored_reports(&self, reports: &[vna_catalog::InstanceRow]) -> Result<Vec<Report>, ArchiveError> {
+        // An instance version never changes: its text is read once (a study's PDF is not
+        // read again each time an image of the study arrives).
+        let cache = self.config.search.as_deref();
+        let mut texts: std::collections::HashMap<i64, String> =
+            reports.iter().filter_map(|r| Some((r.pk, cache?.cached_text(r.pk)?))).collect();
+        let missing: Vec<i64> = reports.iter().map(|r| r.pk).filter(|pk| !texts.contains_key(pk)).collect();
+        if !missing.is_empty() {
+            let metadata: std::collections::HashMap<i64, String> =
+                self.catalog.metadata(&missing).await.map_err(ArchiveError::catalog("reading report metadata"))?.into_iter().collect();
+            for row in reports.iter().filter(|r| missing.contains(&r.pk)) {
+                let Some(json) = metadata.get(&row.pk).and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()) else { continue };
+                let text = if row.instance.sop_class_uid.as_str() == vna_search::PDF_CLASS {
+                    self.pdf_report(row, &json).await?
+                } else {
+                    self.sr_report(row, &json).await?
+                };
+                if let Some(cache) = cache {
+                    cache.remember_text(row.pk, &text);
+                }
+                texts.insert(row.pk, text);
             }
         }
-        Ok(out)
+        Ok(reports
+            .iter()
+            .filter_map(|r| texts.remove(&r.pk))
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| Report { lang: None, text })
+            .collect())
     }
 
     /// The reports sent for a study through the API, oldest first.

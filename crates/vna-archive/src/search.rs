@@ -23,6 +23,9 @@ use vna_search::{SearchIndex, SearchRequest, SearchResults, StudyDoc};
 use crate::audit::{self, EventId};
 use crate::{Archive, ArchiveError, Permission, Principal};
 
+/// Bytes of report text kept in memory, at most.
+const REPORT_TEXT_BYTES: usize = 16 << 20;
+
 /// Changes read from the feed per batch (one commit each).
 const BATCH: u32 = 1000;
 
@@ -30,25 +33,41 @@ const BATCH: u32 = 1000;
 #[derive(Debug)]
 pub struct Search {
     index: RwLock<Arc<SearchIndex>>,
-    /// The feed's head as last seen.
-    head: AtomicI64,
     /// A rebuild from the catalog is under way.
     rebuilding: AtomicBool,
     /// Batches committed since the node started.
     batches: AtomicI64,
     /// How old the oldest change of the last batch was when it became searchable (ms).
     last_lag_ms: AtomicI64,
+    /// The text of report instances already read, by instance version key, and its bytes.
+    report_texts: std::sync::Mutex<(std::collections::HashMap<i64, String>, usize)>,
 }
 
 impl Search {
     pub fn new(index: SearchIndex) -> Search {
         Search {
             index: RwLock::new(Arc::new(index)),
-            head: AtomicI64::new(0),
             rebuilding: AtomicBool::new(false),
             batches: AtomicI64::new(0),
             last_lag_ms: AtomicI64::new(0),
+            report_texts: Default::default(),
         }
+    }
+
+    pub(crate) fn cached_text(&self, pk: i64) -> Option<String> {
+        self.report_texts.lock().unwrap_or_else(|e| e.into_inner()).0.get(&pk).cloned()
+    }
+
+    /// Keeps a report's text; the cache starts over past [`REPORT_TEXT_BYTES`].
+    pub(crate) fn remember_text(&self, pk: i64, text: &str) {
+        let mut guard = self.report_texts.lock().unwrap_or_else(|e| e.into_inner());
+        let (texts, bytes) = &mut *guard;
+        if *bytes + text.len() > REPORT_TEXT_BYTES {
+            texts.clear();
+            *bytes = 0;
+        }
+        *bytes += text.len();
+        texts.insert(pk, text.to_owned());
     }
 
     fn index(&self) -> Arc<SearchIndex> {
@@ -108,9 +127,8 @@ impl Archive {
         self.require(who, Permission::Admin).await?;
         let search = self.search()?;
         let index = search.index();
-        let position = index.position().map_err(search_error)?;
+        let position = index.position();
         let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
-        search.head.store(head, Ordering::Relaxed);
         let rebuilding = search.rebuilding.load(Ordering::Relaxed);
         Ok(SearchStatus {
             position,
@@ -189,7 +207,7 @@ impl Archive {
     pub async fn index_changes(&self) -> Result<usize, ArchiveError> {
         let search = self.search()?;
         let index = search.index();
-        let position = index.position().map_err(search_error)?;
+        let position = index.position();
         if position == 0 {
             let head = self.catalog.last_change_seq().await.map_err(ArchiveError::catalog("reading the change feed"))?;
             if head > 0 {
@@ -209,36 +227,27 @@ impl Archive {
         let studies: BTreeSet<&str> = changes
             .iter()
             // A prior version or a move changes nothing a search sees.
-            .filter(|c| !matches!(c.kind, ChangeKind::PriorVersionRecorded | ChangeKind::InstanceMoved | ChangeKind::SearchReindex))
+            .filter(|c| !matches!(c.kind, ChangeKind::PriorVersionRecorded | ChangeKind::InstanceMoved))
             .map(|c| c.study_uid.as_str())
             .collect();
+        let mut docs = Vec::with_capacity(studies.len());
         for uid in studies {
-            self.index_study(&index, uid).await?;
+            docs.push(self.indexed_study(uid).await?);
         }
-        let committing = index.clone();
-        tokio::task::spawn_blocking(move || committing.commit(last))
-            .await
-            .map_err(|_| ArchiveError::Task { step: "committing the search index" })?
-            .map_err(search_error)?;
-        search.head.fetch_max(last, Ordering::Relaxed);
+        write_documents(index, docs, Some(last)).await?;
         let oldest = changes.iter().map(|c| c.at_ms).min().unwrap_or(0);
         search.last_lag_ms.store((crate::now_ms() - oldest).max(0), Ordering::Relaxed);
         search.batches.fetch_add(1, Ordering::Relaxed);
         Ok(changes.len())
     }
 
-    async fn index_study(&self, index: &SearchIndex, uid: &str) -> Result<(), ArchiveError> {
+    /// What the index is to hold of a study: its document, or nothing (`None`: remove it).
+    async fn indexed_study(&self, uid: &str) -> Result<(String, Option<StudyDoc>), ArchiveError> {
         let Ok(study) = vna_dicom::uid::StudyUid::new(uid) else {
             tracing::warn!("the catalog names a study by an invalid UID; skipped by the search index");
-            return Ok(());
+            return Ok((uid.to_owned(), None));
         };
-        match self.study_document(&study).await? {
-            Some(doc) => index.upsert(&doc).map_err(search_error),
-            None => {
-                index.remove(uid);
-                Ok(())
-            }
-        }
+        Ok((uid.to_owned(), self.study_document(&study).await?))
     }
 
     /// Rebuild the index from the catalog as of change `at` (or later): every study into the
@@ -257,9 +266,11 @@ impl Archive {
             loop {
                 let page = self.catalog.studies_after(after, 500).await.map_err(ArchiveError::catalog("listing studies to index"))?;
                 let Some(&(last, _)) = page.last() else { break };
+                let mut docs = Vec::with_capacity(page.len());
                 for (_, uid) in &page {
-                    self.index_study(&fresh, uid).await?;
+                    docs.push(self.indexed_study(uid).await?);
                 }
+                write_documents(fresh.clone(), docs, None).await?;
                 studies += page.len() as u64;
                 after = last;
             }
@@ -319,6 +330,23 @@ impl Archive {
     }
 }
 
+/// Analyses and writes documents (removing the studies without one), then commits at `commit`
+/// if given: on the blocking pool, for analysing reports is CPU work.
+async fn write_documents(index: Arc<SearchIndex>, docs: Vec<(String, Option<StudyDoc>)>, commit: Option<i64>) -> Result<(), ArchiveError> {
+    tokio::task::spawn_blocking(move || {
+        for (uid, doc) in docs {
+            match doc {
+                Some(doc) => index.upsert(&doc)?,
+                None => index.remove(&uid),
+            }
+        }
+        commit.map_or(Ok(()), |position| index.commit(position))
+    })
+    .await
+    .map_err(|_| ArchiveError::Task { step: "writing the search index" })?
+    .map_err(search_error)
+}
+
 fn search_error(e: vna_search::SearchError) -> ArchiveError {
     match e {
         vna_search::SearchError::BadRequest(why) => ArchiveError::BadQuery { why },
@@ -331,13 +359,8 @@ fn search_error(e: vna_search::SearchError) -> ArchiveError {
 
 /// Whole years between a birth date and a study date (both `YYYYMMDD`).
 fn age_at(birth: &str, at: &str) -> Option<u32> {
-    let parse = |d: &str| -> Option<(u32, u32)> {
-        (d.len() == 8).then_some(())?;
-        Some((d[..4].parse().ok()?, d[4..].parse().ok()?))
-    };
-    let ((by, bmd), (ay, amd)) = (parse(birth)?, parse(at)?);
-    let years = ay.checked_sub(by)?;
-    Some(if amd < bmd { years.checked_sub(1)? } else { years })
+    let years = vna_lifecycle::years_between(vna_lifecycle::parse_date(birth)?, vna_lifecycle::parse_date(at)?)?;
+    u32::try_from(years).ok()
 }
 
 #[cfg(test)]

@@ -74,22 +74,18 @@ impl FsBlobStore {
         let root = root.as_ref().to_path_buf();
         tokio::fs::create_dir_all(root.join("objects")).await.map_err(BlobError::io("creating the objects directory"))?;
         tokio::fs::create_dir_all(root.join("tmp")).await.map_err(BlobError::io("creating the tmp directory"))?;
-        // The 256 first-level directories exist from the start (made durable by one fsync of
-        // `objects/`), so a commit never has to sync `objects/` itself.
+        // The 256 first-level directories exist from the start, made durable by one fsync of
+        // `objects/` at each open (also of those an earlier process made and died before
+        // syncing), so a commit never has to sync `objects/` itself.
         let objects = root.join("objects");
         tokio::task::spawn_blocking(move || {
-            let mut made = false;
             for b in 0..=255u8 {
                 let d = objects.join(format!("{b:02x}"));
                 if !d.is_dir() {
-                    std::fs::create_dir_all(&d)?;
-                    made = true;
+                    std::fs::create_dir(&d).or_else(|e| if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })?;
                 }
             }
-            if made {
-                std::fs::File::open(&objects)?.sync_all()?;
-            }
-            Ok::<_, std::io::Error>(())
+            std::fs::File::open(&objects)?.sync_all()
         })
         .await
         .map_err(|_| BlobError::Unavailable { step: "creating the object directories" })?

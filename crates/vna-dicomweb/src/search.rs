@@ -59,26 +59,9 @@ fn request(params: &[(String, String)]) -> Result<SearchRequest, ApiError> {
 
 /// A study date bound: `YYYYMMDD` or `YYYY-MM-DD`, a real calendar date.
 fn date(v: &str) -> Result<u32, ApiError> {
-    let digits: String = v.chars().filter(|c| *c != '-').collect();
     let bad = || ApiError::BadRequest("from and to must be dates, YYYYMMDD or YYYY-MM-DD".into());
-    let dashed_ok = v.len() == 8 || (v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-');
-    if !dashed_ok || digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n: u32 = digits.parse().map_err(|_| bad())?;
-    let (y, m, d) = (n / 10000, n / 100 % 100, n % 100);
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(bad()),
-    };
-    if d == 0 || d > days {
-        return Err(bad());
-    }
-    Ok(n)
+    vna_archive::parse_date(v).ok_or_else(bad)?;
+    v.trim().replace('-', "").parse().map_err(|_| bad())
 }
 
 /// `GET /api/search`.

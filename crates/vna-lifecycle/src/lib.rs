@@ -30,4 +30,4 @@ pub use check::{load_dir, CheckReport, PolicySet, TestOutcome};
 pub use decide::{decide, Decision, Facts, Rejection, Retention, TierMove};
 pub use family::{family_of, Family};
 pub use policy::{LockMode, PolicyError, PolicyFile, Reference, Rule, ATTRIBUTES, CURRENT_VERSION};
-pub use when::{parse_date, parse_instant, Span};
+pub use when::{parse_date, parse_instant, years_between, Span};

@@ -248,14 +248,15 @@ impl Vocabulary {
     fn find_terms(&self, lang: Lang, words: &[Word], terms: &[Term], distinctive: bool) -> Vec<ConceptHit> {
         let mut hits = Vec::new();
         let primary: Vec<&Term> = terms.iter().filter(|t| !t.part).collect();
+        // The stems once, so that each span is looked up as a slice of them.
+        let stems: Vec<String> = primary.iter().map(|t| t.stem.clone()).collect();
         let table = &self.terms[lang as usize];
         let mut i = 0;
         while i < primary.len() {
             let mut matched = 0;
             let longest = self.longest_term[lang as usize].min(primary.len() - i);
             for len in (1..=longest).rev() {
-                let key: Vec<String> = primary[i..i + len].iter().map(|t| t.stem.clone()).collect();
-                if let Some(concepts) = table.get(&key) {
+                if let Some(concepts) = table.get(&stems[i..i + len]) {
                     let first = primary[i].position as usize;
                     let last = primary[i + len - 1].position as usize;
                     if distinctive && first == last && words[first].folded.chars().count() < 7 {
@@ -291,6 +292,7 @@ impl Vocabulary {
     /// longest term wins; a term naming several concepts gives a hit for each.
     pub fn find(&self, lang: Lang, words: &[Word], terms: &[Term]) -> Vec<ConceptHit> {
         let mut hits = self.find_terms(lang, words, terms, false);
+        let folded: Vec<String> = words.iter().map(|w| w.folded.clone()).collect();
         let mut i = 0;
         while i < words.len() {
             let mut matched = 0;
@@ -300,8 +302,7 @@ impl Vocabulary {
                 if !span.iter().all(|w| w.caps || w.folded.chars().all(|c| c.is_ascii_digit())) {
                     continue;
                 }
-                let key: Vec<String> = span.iter().map(|w| w.folded.clone()).collect();
-                if let Some(concepts) = self.abbrs.get(&key) {
+                if let Some(concepts) = self.abbrs.get(&folded[i..i + len]) {
                     hits.extend(concepts.iter().map(|&concept| ConceptHit { concept, first: i, last: i + len - 1 }));
                     matched = len;
                     break;

@@ -142,14 +142,16 @@ pub fn pdf_source(dataset: &Value) -> Option<PdfSource> {
 }
 
 /// A PDF's text, pages in order; empty for a PDF without text (a scan). An error for what
-/// lopdf cannot read (damaged, encrypted): the caller indexes the study without it.
+/// lopdf cannot read (damaged, encrypted): the caller indexes the study without it. The
+/// reason is lopdf's kind of error only (what follows its first colon may quote the document).
 pub fn pdf_text(bytes: &[u8]) -> Result<String, String> {
-    let doc = lopdf::Document::load_mem(bytes).map_err(|e| e.to_string())?;
+    let kind = |e: lopdf::Error| e.to_string().split(':').next().unwrap_or_default().trim().to_owned();
+    let doc = lopdf::Document::load_mem(bytes).map_err(kind)?;
     let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
     if pages.is_empty() {
         return Ok(String::new());
     }
-    let text = doc.extract_text(&pages).map_err(|e| e.to_string())?;
+    let text = doc.extract_text(&pages).map_err(kind)?;
     Ok(text.trim().to_owned())
 }
 

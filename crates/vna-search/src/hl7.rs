@@ -21,7 +21,13 @@ const TEXT_TYPES: &[&str] = &["TX", "FT", "ST", "CE", "CWE"];
 
 /// Parse an ORU^R01; the reason when it is not one or has no text.
 pub fn parse_oru(message: &str) -> Result<OruReport, String> {
-    let msg = hl7_parser::Message::parse_with_lenient_newlines(message, true).map_err(|e| format!("not an HL7 v2 message: {e}"))?;
+    // The parser's own message quotes the input: name only where it failed.
+    let msg = hl7_parser::Message::parse_with_lenient_newlines(message, true).map_err(|e| match e {
+        hl7_parser::parser::ParseError::FailedToParse { position, .. } => {
+            format!("not an HL7 v2 message: parsing failed at byte {position}")
+        }
+        hl7_parser::parser::ParseError::IncompleteInput(_) => "not an HL7 v2 message: it ends before its structure does".to_owned(),
+    })?;
     let msh = msg.segment("MSH").ok_or("the message has no MSH segment")?;
     let kind = msh.field(9).map(|f| (component(f, 1), component(f, 2))).unwrap_or_default();
     if kind != ("ORU".to_owned(), "R01".to_owned()) {
@@ -89,6 +95,8 @@ mod tests {
     #[test]
     fn other_messages_are_refused_with_a_reason() {
         assert!(parse_oru("hello").expect_err("not HL7").contains("HL7"));
+        let broken = parse_oru("PID|1||SECRET-NAME\r").expect_err("no MSH");
+        assert!(broken.contains("not an HL7 v2 message") && !broken.contains("SECRET"), "no part of the message in the reason: {broken}");
         let adt = ORU.replace("ORU^R01^ORU_R01", "ADT^A08");
         assert!(parse_oru(&adt).expect_err("ADT").contains("ORU^R01"));
         let no_text = "MSH|^~\\&|RIS|HUG|VNA|HUG|20240101||ORU^R01|1|P|2.5\rOBX|1|NM|X||72\r";

@@ -133,13 +133,14 @@ pub struct SearchResults {
 
 /// The index of studies.
 pub struct SearchIndex {
-    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
     vocab: std::sync::Arc<Vocabulary>,
     /// On disk: the root directory and this index's generation in it.
     home: Option<(std::path::PathBuf, u64)>,
+    /// The change-feed position of the last commit.
+    position: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -266,7 +267,15 @@ impl SearchIndex {
     fn with_index(index: Index, fields: Fields, vocab: std::sync::Arc<Vocabulary>) -> Result<SearchIndex, SearchError> {
         let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), fields, vocab, home: None })
+        let position = index.load_metas()?.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok()).map_or(0, |p| p.position);
+        Ok(SearchIndex {
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            vocab,
+            home: None,
+            position: std::sync::atomic::AtomicI64::new(position),
+        })
     }
 
     /// The concept table the index analyses with.
@@ -274,10 +283,10 @@ impl SearchIndex {
         &self.vocab
     }
 
-    /// The change-feed position of the last commit (0 for a new index).
-    pub fn position(&self) -> Result<i64, SearchError> {
-        let metas = self.index.load_metas()?;
-        Ok(metas.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok()).map_or(0, |p| p.position))
+    /// The change-feed position of the last commit (0 for a new index): read from the index's
+    /// metadata when it is opened, then kept by [`Self::commit`].
+    pub fn position(&self) -> i64 {
+        self.position.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Put a study's document in place of the one it had (visible after [`Self::commit`]).
@@ -295,13 +304,6 @@ impl SearchIndex {
         writer.delete_term(Term::from_field_text(self.fields.uid, study_uid));
     }
 
-    /// Remove every study (visible after [`Self::commit`]): the start of a rebuild.
-    pub fn clear(&self) -> Result<(), SearchError> {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        writer.delete_all_documents()?;
-        Ok(())
-    }
-
     /// Make the changes since the last commit durable and visible, with the change-feed
     /// position they reflect, in one step: a crash keeps both or neither.
     pub fn commit(&self, position: i64) -> Result<(), SearchError> {
@@ -312,6 +314,7 @@ impl SearchIndex {
             prepared.set_payload(&payload);
             prepared.commit()?;
         }
+        self.position.store(position, std::sync::atomic::Ordering::Release);
         self.reader.reload()?;
         Ok(())
     }

@@ -130,19 +130,19 @@ fn the_position_is_committed_with_the_documents_and_survives_a_reopen() {
     let vocab = Arc::new(Vocabulary::builtin());
     {
         let index = SearchIndex::open(dir.path(), vocab.clone()).expect("open");
-        assert_eq!(index.position().expect("position"), 0);
+        assert_eq!(index.position(), 0);
         index.upsert(&study("1", "", "CT", 20240101, "Nodule pulmonaire.")).expect("upsert");
         index.commit(7).expect("commit");
         index.upsert(&study("2", "", "CT", 20240101, "Nodule pulmonaire.")).expect("upsert");
         // Not committed: lost with the process, and its position with it.
     }
     let index = SearchIndex::open(dir.path(), vocab.clone()).expect("reopen");
-    assert_eq!(index.position().expect("position"), 7);
+    assert_eq!(index.position(), 7);
     assert_eq!(search(&index, "nodule"), ["1"]);
     index.remove("1");
     index.commit(8).expect("commit");
     assert!(search(&index, "nodule").is_empty());
-    assert_eq!(index.position().expect("position"), 8);
+    assert_eq!(index.position(), 8);
 
     // A rebuild: the next generation, filled and committed, then made current.
     let next = index.next_generation().expect("next generation");
@@ -150,7 +150,7 @@ fn the_position_is_committed_with_the_documents_and_survives_a_reopen() {
     next.commit(9).expect("commit");
     drop((next, index));
     let index = SearchIndex::open(dir.path(), vocab.clone()).expect("reopen");
-    assert_eq!(index.position().expect("position"), 8, "a generation not made current is not opened");
+    assert_eq!(index.position(), 8, "a generation not made current is not opened");
     let next = index.next_generation().expect("next generation");
     next.upsert(&study("3", "", "CT", 20240101, "Nodule pulmonaire.")).expect("upsert");
     next.commit(9).expect("commit");
@@ -159,7 +159,7 @@ fn the_position_is_committed_with_the_documents_and_survives_a_reopen() {
     assert_eq!(search(&index, "nodule"), Vec::<String>::new(), "the old generation still answers those who hold it");
     drop((index, next));
     let reopened = SearchIndex::open(dir.path(), vocab).expect("reopen");
-    assert_eq!(reopened.position().expect("position"), 9);
+    assert_eq!(reopened.position(), 9);
     assert_eq!(search(&reopened, "nodule"), ["3"]);
     let generations = std::fs::read_dir(dir.path()).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir())).count();
     assert_eq!(generations, 1);
