@@ -334,9 +334,12 @@ class VnaServer:
             ae.add_requested_context("1.2.840.10008.1.1")
             assoc = ae.associate("127.0.0.1", self.dimse_port, ae_title="VNA")
             if not assoc.is_rejected:
-                assoc.release()
+                state = "accepted" if assoc.is_established else "aborted" if assoc.is_aborted else "no answer"
+                if assoc.is_established:
+                    assoc.release()
                 self.stop()
-                raise RuntimeError("secure run: an unknown calling AE title was not rejected")
+                raise RuntimeError(f"secure run: an unknown calling AE title was not rejected ({state}); "
+                                   f"server log: {self.log_path.read_text(errors='replace')[-3000:]}")
 
     @staticmethod
     def _configures(args: list[str], section: str) -> bool:
@@ -409,6 +412,9 @@ class VnaServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.exit_code = self.proc.returncode
+        # Its port may be given to a later server: the key must not follow it there.
+        if getattr(self, "base_url", None) is not None:
+            _KEYS.pop(self.base_url, None)
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()

@@ -160,6 +160,9 @@ fn user_identity(rq: &AssociationRQ) -> Option<UserIdentity> {
 /// on receiving the rejection; the ARTIM timer bounds the wait). Closing first races the
 /// rejection: a requestor that sees the connection end before it read the PDU reports an
 /// abort instead.
+/// How long the answer to a rejected association waits for the refusal's audit record.
+const REJECT_AUDIT_WAIT: Duration = Duration::from_secs(5);
+
 async fn send_rejection(socket: &mut Connection, rj: AssociationRJ) -> Result<(), DimseError> {
     socket.write_all(&wire::encode(&Pdu::AssociationRJ(rj))?).await.map_err(DimseError::WritePdu)?;
     let _ = socket.flush().await;
@@ -224,8 +227,18 @@ async fn serve_association<H: Handler>(
     let (mut ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
         Decision::Reject(rj) => {
             tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
-            handler.rejected(&info, &rj.source.to_string()).await;
-            return send_rejection(&mut socket, rj).await;
+            // The refusal is recorded before the answer, but a busy catalog does not keep the
+            // peer waiting past REJECT_AUDIT_WAIT (a requestor gives up after its ACSE
+            // timeout): then the answer goes first and the recording finishes after it.
+            let reason = rj.source.to_string();
+            let audit = handler.rejected(&info, &reason);
+            tokio::pin!(audit);
+            let recorded = tokio::time::timeout(REJECT_AUDIT_WAIT, &mut audit).await.is_ok();
+            let sent = send_rejection(&mut socket, rj).await;
+            if !recorded {
+                audit.await;
+            }
+            return sent;
         }
         Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
     };
