@@ -29,6 +29,7 @@ goes to a file that is attached to the report of any failing test.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -437,11 +438,44 @@ class VnaServer:
         """Every object (file, or S3 object version and multipart upload) in the default tier."""
         if self.bucket is not None:
             return self.bucket.versions() + [f"upload {u}" for u in self.bucket.uploads()]
-        # store.lock is the blob store's open-count lock (vna_blob::fs::StoreLock), not a blob.
-        return [str(f) for f in (self.data_dir / "blobs").rglob("*") if f.is_file() and f.name != "store.lock"]
+        # store.lock is the blob store's open-count lock (vna_blob::fs::StoreLock), not a blob;
+        # small objects are packed into segments under packs/, listed one by one.
+        blobs = self.data_dir / "blobs"
+        files = [str(f) for f in blobs.rglob("*")
+                 if f.is_file() and f.name != "store.lock" and "packs" not in f.relative_to(blobs).parts]
+        return files + packed_objects(blobs)
 
     def __repr__(self) -> str:
         return f"<vna {self.name} {self.backend} {getattr(self, 'base_url', '?')}>"
+
+
+def packed_objects(blobs: Path) -> list[str]:
+    """The objects still in the pack segments of a filesystem store (`vna_blob::pack`): each
+    starts on a block with a 16-byte header (b"VNAPACK1", its length little-endian); a freed
+    object is a hole."""
+    packs = blobs / "packs"
+    if not packs.is_dir():
+        return []
+    align = max(4096, os.stat(packs).st_blksize)
+    out = []
+    for seg in sorted(packs.glob("*.pack")):
+        with open(seg, "rb") as f:
+            fd, at = f.fileno(), 0
+            while True:
+                try:
+                    data = os.lseek(fd, at, os.SEEK_DATA)
+                except OSError as e:
+                    if e.errno == errno.ENXIO:
+                        break
+                    raise
+                offset = data // align * align
+                header = os.pread(fd, 16, offset)
+                length = int.from_bytes(header[8:], "little") if len(header) == 16 and header[:8] == b"VNAPACK1" else 0
+                if length == 0:
+                    break
+                out.append(f"{seg}@{offset}+{length}")
+                at = offset + (16 + length + align - 1) // align * align
+    return out
 
 
 class ServerPool:

@@ -74,9 +74,13 @@ impl FaultyFixture {
     }
 }
 
-/// Files under `objects/` and `tmp/` of a filesystem blob store rooted at `root`.
+/// The objects of a filesystem blob store rooted at `root`: files under `objects/` and `tmp/`,
+/// and each packed object still in a segment as `packs/<key>` (not a file: small objects share
+/// segment files, `vna_blob::fs::packed_keys`).
 pub fn blob_files(root: &Path) -> Vec<PathBuf> {
     let mut files = crate::files_under(&root.join("objects"));
     files.extend(crate::files_under(&root.join("tmp")));
+    let packed = vna_blob::fs::packed_keys(root).expect("listing the packed objects");
+    files.extend(packed.into_iter().map(|k| root.join("packs").join(k)));
     files
 }

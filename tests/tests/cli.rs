@@ -129,7 +129,7 @@ fn import_reports_rejections_is_rerunnable_and_serves_the_result() {
     assert_eq!(summary_counts(&stdout), (0, 6, 0, 3), "second import:\n{stdout}");
 
     // Blob keys are opaque: no UID or patient data in any stored path; nothing escaped.
-    let objects = vna_e2e::files_under(&data.join("blobs/objects"));
+    let objects = vna_e2e::inproc::blob_files(&data.join("blobs"));
     assert_eq!(objects.len(), 6, "one blob per stored instance: {objects:?}");
     let first = &study[0];
     let mut secrets = vec![first.study_uid.clone(), first.patient_id.clone(), "Synthetic".to_owned(), "E2E".to_owned()];

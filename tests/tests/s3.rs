@@ -285,11 +285,18 @@ fn verify_finds_an_altered_file_on_the_filesystem_tier() {
     server.stop();
     let out = binary::run(&["--data-dir", data_arg, "verify"], &[]);
     assert!(out.status.success(), "{}", binary::text(&out).0);
+    // One byte of a stored object changed: of its file, or (small objects are packed into
+    // segments, `vna_blob::pack`) of the first object of the first segment, past its 16-byte header.
     let files = vna_e2e::files_under(&data.join("blobs/objects"));
-    let mut bytes = std::fs::read(&files[0]).expect("read");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&files[0], bytes).expect("alter");
+    let segments: Vec<_> =
+        vna_e2e::files_under(&data.join("blobs/packs")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "pack")).collect();
+    let (path, at) = match files.first() {
+        Some(f) => (f.clone(), 100),
+        None => (segments.first().expect("a stored object, as a file or packed").clone(), 116),
+    };
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[at] ^= 1;
+    std::fs::write(&path, bytes).expect("alter");
     let out = binary::run(&["--data-dir", data_arg, "verify"], &[]);
     let (stdout, _) = binary::text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");

@@ -1,13 +1,17 @@
 //! Filesystem blob store: `objects/ab/cd/<key>` under a root directory, written to `tmp/`
 //! first, fsynced, renamed into place, and the directory fsynced, so a committed object
-//! survives a crash or power loss and a half-written one is never visible.
+//! survives a crash or power loss and a half-written one is never visible. Objects under
+//! 1 MiB without a retention are packed instead into append-only segments with one shared
+//! flush ([`crate::pack`]).
 //!
 //! Retention and legal hold are emulated ([`crate::lockfile`]): the archive refuses to delete a
 //! protected object, but the filesystem does not, unlike S3 Object Lock.
 
 use crate::{
-    lockfile, new_key, retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention,
-    Locking, Protection, Range, Retention, StoredBlob,
+    lockfile, new_key,
+    pack::{Packed, Packs},
+    retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, Locking, Protection,
+    Range, Retention, StoredBlob,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -61,8 +65,16 @@ pub struct FsBlobStore {
     /// Blob directories made by this process whose parents are not synced yet (see
     /// `ensure_durable_dir`).
     new_dirs: NewDirs,
+    /// Small objects' segments.
+    packs: std::sync::Arc<Packs>,
     /// This process's hold on the store (see [`StoreLock`]), released when the last clone goes.
     _lock: std::sync::Arc<StoreLock>,
+}
+
+/// Where an object is: a file of its own, or a range of a pack segment.
+enum Located {
+    File(PathBuf),
+    Packed(Packed),
 }
 
 impl FsBlobStore {
@@ -90,6 +102,10 @@ impl FsBlobStore {
         .await
         .map_err(|_| BlobError::Unavailable { step: "creating the object directories" })?
         .map_err(BlobError::io("creating the object directories"))?;
+        let packs_root = root.clone();
+        let packs = tokio::task::spawn_blocking(move || Packs::open(&packs_root))
+            .await
+            .map_err(|_| BlobError::Unavailable { step: "opening the pack segments" })??;
         let lock_root = root.clone();
         let (lock, alone) = tokio::task::spawn_blocking(move || StoreLock::take(&lock_root.join("store.lock")))
             .await
@@ -109,7 +125,13 @@ impl FsBlobStore {
         } else {
             tracing::info!("another process has this blob store open: its temporary files are left to it");
         }
-        Ok(FsBlobStore { root, default_retention: None, new_dirs: Default::default(), _lock: std::sync::Arc::new(lock) })
+        Ok(FsBlobStore {
+            root,
+            default_retention: None,
+            new_dirs: Default::default(),
+            packs: std::sync::Arc::new(packs),
+            _lock: std::sync::Arc::new(lock),
+        })
     }
 
     /// Every object committed from now on gets this retention (emulated).
@@ -124,23 +146,25 @@ impl FsBlobStore {
         blob: BlobRef<'_>,
         change: impl FnOnce(&mut Protection) -> Result<(), BlobError> + Send + 'static,
     ) -> Result<(), BlobError> {
-        let path = self.existing(blob)?;
-        let key = blob.key.to_owned();
+        let at = self.existing(blob)?;
+        let (key, packs) = (blob.key.to_owned(), self.packs.clone());
         blocking(move || {
-            let mut p = read_protection(&path, &key)?;
+            let mut p = read_protection(&at, &key, &packs)?;
             change(&mut p)?;
-            lockfile::write(&lock_path(&path), &p)
+            lockfile::write(&lock_path_of(&at, &key, &packs), &p)
         })
         .await
     }
 
-    /// The path of the current (only) version; a version id names nothing here.
-    fn existing(&self, blob: BlobRef<'_>) -> Result<PathBuf, BlobError> {
-        let path = self.path_of(blob.key)?;
+    /// Where the current (only) version is; a version id names nothing here.
+    fn existing(&self, blob: BlobRef<'_>) -> Result<Located, BlobError> {
         if blob.version_id.is_some() {
             return Err(BlobError::NotFound { key: blob.key.to_owned() });
         }
-        Ok(path)
+        if let Some(p) = Packed::parse(blob.key) {
+            return Ok(Located::Packed(p));
+        }
+        self.path_of(blob.key).map(Located::File)
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
@@ -158,13 +182,39 @@ impl BlobStore for FsBlobStore {
         let key = new_key();
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
         let dest = self.path_of(&key)?;
-        let (retention, new_dirs) = (self.default_retention, self.new_dirs.clone());
-        Ok(Box::new(FsWriter { key, tmp, dest, file: None, buf: Vec::new(), size: 0, committed: false, retention, lock: None, new_dirs }))
+        let (retention, new_dirs, packs) = (self.default_retention, self.new_dirs.clone(), self.packs.clone());
+        Ok(Box::new(FsWriter {
+            key,
+            tmp,
+            dest,
+            file: None,
+            buf: Vec::new(),
+            size: 0,
+            committed: false,
+            retention,
+            lock: None,
+            new_dirs,
+            packs,
+        }))
     }
 
     async fn read(&self, blob: BlobRef<'_>, range: Option<Range>) -> Result<ByteStream, BlobError> {
         let key = blob.key;
-        let path = self.existing(blob)?;
+        let path = match self.existing(blob)? {
+            Located::File(path) => path,
+            Located::Packed(p) => {
+                let (offset, length) = match range {
+                    Some(r) if r.offset.checked_add(r.length).is_none_or(|end| end > p.len) => {
+                        return Err(BlobError::RangeOutside { offset: r.offset, length: r.length, size: p.len })
+                    }
+                    Some(r) => (r.offset, r.length),
+                    None => (0, p.len),
+                };
+                let (packs, key) = (self.packs.clone(), key.to_owned());
+                let bytes = blocking(move || packs.read(p, &key, offset, length)).await?;
+                return Ok(futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed());
+            }
+        };
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found_or(e, key, "opening a blob"))?;
         let size = file.metadata().await.map_err(BlobError::io("reading blob metadata"))?.len();
         let (offset, length) = match range {
@@ -185,20 +235,30 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn size(&self, blob: BlobRef<'_>) -> Result<u64, BlobError> {
-        let path = self.existing(blob)?;
+        let path = match self.existing(blob)? {
+            Located::File(path) => path,
+            Located::Packed(p) => {
+                let (packs, key) = (self.packs.clone(), blob.key.to_owned());
+                blocking(move || packs.check_exists(p, &key)).await?;
+                return Ok(p.len);
+            }
+        };
         let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found_or(e, blob.key, "reading blob metadata"))?;
         Ok(meta.len())
     }
 
     async fn delete(&self, blob: BlobRef<'_>) -> Result<(), BlobError> {
-        let path = self.existing(blob)?;
-        let key = blob.key.to_owned();
+        let at = self.existing(blob)?;
+        let (key, packs) = (blob.key.to_owned(), self.packs.clone());
         blocking(move || {
-            if read_protection(&path, &key)?.forbids_delete(std::time::SystemTime::now()) {
+            if read_protection(&at, &key, &packs)?.forbids_delete(std::time::SystemTime::now()) {
                 return Err(BlobError::Locked { key });
             }
-            std::fs::remove_file(&path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?;
-            match std::fs::remove_file(lock_path(&path)) {
+            match &at {
+                Located::File(path) => std::fs::remove_file(path).map_err(|e| not_found_or(e, &key, "deleting a blob"))?,
+                Located::Packed(p) => packs.delete(*p, &key)?,
+            }
+            match std::fs::remove_file(lock_path_of(&at, &key, &packs)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BlobError::Io { step: "deleting a lock file", source: e }),
                 _ => Ok(()),
             }
@@ -207,9 +267,9 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn protection(&self, blob: BlobRef<'_>) -> Result<Protection, BlobError> {
-        let path = self.existing(blob)?;
-        let key = blob.key.to_owned();
-        blocking(move || read_protection(&path, &key)).await
+        let at = self.existing(blob)?;
+        let (key, packs) = (blob.key.to_owned(), self.packs.clone());
+        blocking(move || read_protection(&at, &key, &packs)).await
     }
 
     async fn set_retention(&self, blob: BlobRef<'_>, retention: Retention) -> Result<(), BlobError> {
@@ -258,6 +318,15 @@ impl BlobStore for FsBlobStore {
             },
         }];
         items.push(CheckItem {
+            what: "small objects packed",
+            ok: true,
+            detail: if self.packs.packing {
+                "objects under 1 MiB without a retention share segment files under packs/ (one flush per group of commits)".to_owned()
+            } else {
+                "off: the filesystem does not punch holes; every object is a file".to_owned()
+            },
+        });
+        items.push(CheckItem {
             what: "object lock",
             ok: true,
             detail: match self.default_retention {
@@ -269,21 +338,41 @@ impl BlobStore for FsBlobStore {
     }
 }
 
+/// The keys of the packed objects under `root` (a filesystem store's root) not deleted, read
+/// from the segments' own headers (blocking; for tests and sweeps: objects committed by a
+/// running process may appear at any moment).
+pub fn packed_keys(root: &Path) -> Result<Vec<String>, BlobError> {
+    Ok(Packs::reader(root).list()?.into_iter().map(Packed::key).collect())
+}
+
 fn lock_path(object: &Path) -> PathBuf {
     object.with_extension("lock")
 }
 
+/// Where the emulated lock of an object is kept: beside its file, or under `packs/locks/`.
+fn lock_path_of(at: &Located, key: &str, packs: &Packs) -> PathBuf {
+    match at {
+        Located::File(path) => lock_path(path),
+        Located::Packed(_) => packs.lock_path(key),
+    }
+}
+
 /// The protection of an object that must exist (blocking).
-fn read_protection(object: &Path, key: &str) -> Result<Protection, BlobError> {
-    std::fs::metadata(object).map_err(|e| not_found_or(e, key, "reading blob metadata"))?;
-    lockfile::read(&lock_path(object))
+fn read_protection(at: &Located, key: &str, packs: &Packs) -> Result<Protection, BlobError> {
+    match at {
+        Located::File(path) => {
+            std::fs::metadata(path).map_err(|e| not_found_or(e, key, "reading blob metadata"))?;
+        }
+        Located::Packed(p) => packs.check_exists(*p, key)?,
+    }
+    lockfile::read(&lock_path_of(at, key, packs))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, BlobError> + Send + 'static) -> Result<T, BlobError> {
     tokio::task::spawn_blocking(f).await.map_err(blocking_gone("running a file operation"))?
 }
 
-fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
+pub(crate) fn not_found_or(e: std::io::Error, key: &str, step: &'static str) -> BlobError {
     if e.kind() == std::io::ErrorKind::NotFound {
         BlobError::NotFound { key: key.to_owned() }
     } else {
@@ -309,6 +398,7 @@ struct FsWriter {
     /// A retention asked for this object (`lock_on_commit`).
     lock: Option<Retention>,
     new_dirs: NewDirs,
+    packs: std::sync::Arc<Packs>,
 }
 
 /// Largest amount of an object held in memory before it is written out.
@@ -406,6 +496,12 @@ impl BlobWriter for FsWriter {
         let file = self.file.take();
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         let retention = Retention::strongest(self.retention.map(|r| r.from(std::time::SystemTime::now())), self.lock);
+        if file.is_none() && retention.is_none() && !buf.is_empty() && self.packs.packing {
+            // Whole in memory, unlocked: packed, one shared flush (see `crate::pack`).
+            let packs = self.packs.clone();
+            let packed = tokio::task::spawn_blocking(move || packs.append(&buf)).await.map_err(blocking_gone("committing a blob"))??;
+            return Ok(StoredBlob { key: packed.key(), version_id: None, size: self.size });
+        }
         let new_dirs = self.new_dirs.clone();
         let result = tokio::task::spawn_blocking(move || {
             let outcome = (|| {

@@ -18,7 +18,9 @@
 //! without hashing twice. `fs::FsBlobStore` writes `tmp/<key>.part` (created at the first write
 //! out, so an object under 1 MiB costs one blocking-pool hand-off in all), fsyncs, renames to
 //! `objects/ab/cd/<key>`, fsyncs the directory (and, when `ab/` or `cd/` was just created, their
-//! parents); leftovers in `tmp/` are removed at open (never acknowledged). It emulates Object Lock (`lockfile.rs`: `<key>.lock` beside the object, written
+//! parents); leftovers in `tmp/` are removed at open (never acknowledged). An object under
+//! 1 MiB without a retention is packed instead into an append-only segment (`pack`: one
+//! shared `fdatasync`, deletes punch holes). It emulates Object Lock (`lockfile.rs`: `<key>.lock` beside the object, written
 //! durably before the object is renamed into place; `Locking::Emulated`, weaker than S3: whoever
 //! can write the directory can delete). `retention_change_allowed` is the one rule both backends
 //! follow (a retention in force only moves later; COMPLIANCE never becomes GOVERNANCE).
@@ -30,6 +32,7 @@ pub mod conformance;
 pub mod faulty;
 pub mod fs;
 pub mod memory;
+mod pack;
 
 mod lockfile;
 
