@@ -164,17 +164,43 @@ impl Registrar {
 /// is dropped.
 async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut kept = Kept::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        record_batch(&mut writer, std::mem::take(&mut batch)).await;
+        record_batch(&mut writer, std::mem::take(&mut batch), &mut kept).await;
     }
 }
 
+/// What a SQLite writer keeps from one committed batch to the next: the rows its last
+/// registration upserted, valid as long as no other connection has committed since
+/// (`PRAGMA data_version` unchanged; our own commits do not change it). Images of one series
+/// arriving one by one over an association, each its own batch, then upsert their patient,
+/// study and series once, not once each: those upserts rewrote the rows, their indexes and
+/// the name tokens every time. Not on PostgreSQL, where other nodes write without a trace here.
+#[derive(Default)]
+struct Kept {
+    upserted: Option<Upserted>,
+    data_version: Option<i64>,
+}
+
 /// Records one batch and answers every job in it.
-async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
+async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
     let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
+    // A batch of one needs no savepoint around its job: if the job fails, the whole
+    // transaction is rolled back (a savepoint journals every page the job changes).
+    let alone = jobs.len() == 1;
     let mut pending = jobs.into_iter();
+    let mut carried = kept.upserted.take();
     let failed = async {
         let mut tx = writer.begin().await?;
+        let mut last: Option<Upserted> = None;
+        if tx.dialect() == Dialect::Sqlite {
+            let row = tx.fetch_one("register: data version", "PRAGMA data_version", &[]).await?;
+            let version = row.cols().int("data version")?;
+            if kept.data_version == Some(version) {
+                last = carried.take();
+            }
+            kept.data_version = Some(version);
+        }
         if tx.dialect() == Dialect::Postgres {
             // Held to commit by every batch of every node: batches are serial, so registers of
             // one SOP UID (even the first, with no row to lock) are too, and the next batch
@@ -184,7 +210,8 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
             tx.execute("register: lock change feed", &sql, &[]).await?;
         }
         let mut wrote = false;
-        let mut last: Option<Upserted> = None;
+        // A job that failed half-way in a batch of one: the transaction is rolled back.
+        let mut undone_alone = false;
         for job in pending.by_ref() {
             let (new, policy, reply) = match job {
                 Job::Audit { events, reply } => {
@@ -196,6 +223,8 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
                     continue;
                 }
                 Job::Op { op, reply } => {
+                    // It may change or remove the rows `last` names.
+                    last = None;
                     tx.execute("job: savepoint", "SAVEPOINT register_one", &[]).await?;
                     match crate::jobs::apply(&mut tx, &op).await {
                         Ok(answer) => {
@@ -213,18 +242,30 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
                 }
                 Job::Register { new, policy, reply } => (new, policy, reply),
             };
-            tx.execute("register: savepoint", "SAVEPOINT register_one", &[]).await?;
+            if !alone {
+                tx.execute("register: savepoint", "SAVEPOINT register_one", &[]).await?;
+            }
             let outcome = match register_in(&mut tx, &new, policy, last.as_ref()).await {
                 Ok((outcome, Some(upserted))) => {
-                    tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
+                    if !alone {
+                        tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
+                    }
                     wrote = true;
                     // Only now: the rows of a job undone to its savepoint are not to be reused.
                     last = Some(upserted);
                     outcome
                 }
+                // Nothing written (a duplicate, a conflict: decided before any write).
                 Ok((outcome, None)) => {
-                    undo_one(&mut tx).await?;
+                    if !alone {
+                        undo_one(&mut tx).await?;
+                    }
                     outcome
+                }
+                Err(e) if alone => {
+                    let _ = reply.send(Err(e));
+                    undone_alone = true;
+                    continue;
                 }
                 Err(e) => {
                     // This registration alone fails; the rest of the batch goes on. If the
@@ -246,14 +287,23 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>) {
             }
             done.push(Done::Register(reply, Box::new(outcome)));
         }
-        if wrote {
-            tx.commit().await
+        if wrote && !undone_alone {
+            tx.commit().await?;
+            kept.upserted = last;
+            Ok(())
         } else {
-            tx.rollback().await
+            // Nothing of this batch's own registrations is in `last` here (none committed
+            // anything, or the one job failed before naming rows): what the batch started with.
+            tx.rollback().await?;
+            kept.upserted = last;
+            Ok(())
         }
     }
     .await
     .err();
+    if failed.is_some() {
+        kept.upserted = None;
+    }
     match failed {
         None => done.into_iter().for_each(|d| d.answer(None)),
         Some(e) => {

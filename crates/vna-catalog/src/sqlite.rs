@@ -109,6 +109,26 @@ mod tests {
         assert_eq!(get("(SELECT timeout FROM pragma_busy_timeout)"), "10000");
     }
 
+    /// The writer reuses the rows its last registration upserted only while no other
+    /// connection has committed: a series removed behind its back is made again, not named.
+    #[tokio::test]
+    async fn rows_kept_between_batches_are_dropped_when_another_connection_writes() {
+        use crate::conformance::{new_instance, series_uids, store};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.sqlite");
+        let c = SqliteCatalog::open(&path).await.expect("open");
+        store(&c, &new_instance("1.2.3", "1.2.3.4", "1.2.3.4.1")).await;
+        // Kept and valid: same values, nobody else wrote.
+        store(&c, &new_instance("1.2.3", "1.2.3.4", "1.2.3.4.2")).await;
+        // Another process removes the patient, study and series rows.
+        let other = rusqlite::Connection::open(&path).expect("another connection");
+        other
+            .execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM series; DELETE FROM study; DELETE FROM patient;")
+            .expect("removing behind the writer's back");
+        store(&c, &new_instance("1.2.3", "1.2.3.4", "1.2.3.4.3")).await;
+        assert_eq!(series_uids(&c, vec![]).await, vec!["1.2.3.4".to_owned()]);
+    }
+
     /// Every key's matching is served by an index, whatever the level asked for.
     /// The audit trail is append-only in the database itself.
     #[tokio::test]
