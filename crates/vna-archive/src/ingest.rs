@@ -295,12 +295,15 @@ impl Archive {
         }
         let catalog = |step| ArchiveError::catalog(step);
         // The archive's own look-ups: what exists decides, whoever may see it.
-        let recorded = self.catalog.study_tenant(&x.study.study_uid).await.map_err(catalog("reading the study's tenant"))?;
+        let (recorded, existing) = self
+            .catalog
+            .before_store(&x.study.study_uid, &instance.sop_uid)
+            .await
+            .map_err(catalog("looking up the study and the instance"))?;
         if recorded.is_some_and(|t| t != x.tenant) {
             return Err(ArchiveError::TenantConflict);
         }
-        let existing = self.catalog.current_instance(&instance.sop_uid, &vna_catalog::Visibility::ALL).await;
-        let Some(existing) = existing.map_err(catalog("looking up an instance"))? else { return Ok(None) };
+        let Some(existing) = existing else { return Ok(None) };
         if !who.may_write_tenant(&existing.tenant) {
             self.audit_refusal(who, "replacing an instance of a tenant not granted").await;
             return Err(ArchiveError::Forbidden { needed: Permission::Write });

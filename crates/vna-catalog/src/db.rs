@@ -136,6 +136,22 @@ pub(crate) enum AnyRow {
     Local(Vec<rusqlite::types::Value>),
 }
 
+/// The first row of a statement (SQLite syntax) on a connection of our own, synchronously:
+/// the writer's, or a reader on the caller's thread ([`crate::sqlite`]).
+pub(crate) fn local_fetch_optional(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    sql: &str,
+    binds: &[Value],
+) -> Result<Option<AnyRow>, CatalogError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(local_err(op))?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
+    let Some(row) = rows.next().map_err(local_err(op))? else { return Ok(None) };
+    let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
+    Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
+}
+
 fn local_err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
     move |source| CatalogError::Local { op, source }
 }
@@ -266,14 +282,7 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(tx) => Ok(sqlite_query(&sql, binds).fetch_optional(&mut **tx).await.map_err(query_err(op))?.map(AnyRow::Sqlite)),
             Tx::Postgres(tx) => Ok(pg_query(&sql, binds).fetch_optional(&mut **tx).await.map_err(query_err(op))?.map(AnyRow::Postgres)),
-            Tx::Local(tx) => {
-                let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
-                let width = stmt.column_count();
-                let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
-                let Some(row) = rows.next().map_err(local_err(op))? else { return Ok(None) };
-                let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
-                Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
-            }
+            Tx::Local(tx) => local_fetch_optional(tx.conn, op, &sql, binds),
         }
     }
 

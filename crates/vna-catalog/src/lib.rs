@@ -154,6 +154,18 @@ pub trait Catalog: Send + Sync + 'static {
     /// Ingest asks before committing a blob, so that a refused object leaves none behind.
     async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError>;
 
+    /// What a store settles before it commits its object: the tenant of the study, if recorded,
+    /// and the instance's current version, whoever may see it. The embedded catalog answers on
+    /// the caller's thread from a read connection of its own, without two queries' thread
+    /// hand-offs (profiled: a quarter of the server's CPU per small C-STORE instance).
+    async fn before_store(
+        &self,
+        study: &vna_dicom::uid::StudyUid,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<(Option<String>, Option<InstanceRow>), CatalogError> {
+        Ok((self.study_tenant(study).await?, self.current_instance(sop, &Visibility::ALL).await?))
+    }
+
     /// Records a new API key; an id already taken is an error.
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), CatalogError>;
     /// The key with this id, active or not.
@@ -408,6 +420,13 @@ macro_rules! impl_catalog {
             }
             async fn study_tenant(&self, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, $crate::CatalogError> {
                 $crate::security::study_tenant(&self.pool, study).await
+            }
+            async fn before_store(
+                &self,
+                study: &vna_dicom::uid::StudyUid,
+                sop: &vna_dicom::uid::SopInstanceUid,
+            ) -> Result<(Option<String>, Option<$crate::InstanceRow>), $crate::CatalogError> {
+                self.settle_before_store(study, sop).await
             }
             async fn create_api_key(&self, key: &$crate::ApiKey) -> Result<(), $crate::CatalogError> {
                 $crate::security::create_api_key(&self.pool, key).await

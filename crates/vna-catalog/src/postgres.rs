@@ -41,4 +41,15 @@ impl PostgresCatalog {
     }
 }
 
+impl PostgresCatalog {
+    async fn settle_before_store(
+        &self,
+        study: &vna_dicom::uid::StudyUid,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<(Option<String>, Option<crate::InstanceRow>), CatalogError> {
+        let tenant = crate::security::study_tenant(&self.pool, study).await?;
+        Ok((tenant, crate::read::current_instance(&self.pool, sop, &crate::Visibility::ALL).await?))
+    }
+}
+
 crate::impl_catalog!(PostgresCatalog);

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use vna_dicom::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid};
 
-use crate::db::{AnyRow, Cols, Pool, Value};
+use crate::db::{AnyRow, Cols, Dialect, Pool, Value};
 use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, instance_select, live, visible, Joined};
 use crate::{
@@ -119,11 +119,17 @@ pub(crate) async fn latest_study_date(pool: &Pool, patient_id: &str, issuer: &st
 }
 
 pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
-    let mut b = SqlBuilder::new(pool.dialect());
+    let (sql, binds) = current_instance_sql(pool.dialect(), sop, v);
+    let rows = pool.fetch_built("current instance", &sql, &binds).await?;
+    rows.first().map(decode_instance).transpose()
+}
+
+/// The statement of [`current_instance`], in `dialect`'s syntax, and its binds.
+pub(crate) fn current_instance_sql(dialect: Dialect, sop: &SopInstanceUid, v: &Visibility) -> (String, Vec<Value>) {
+    let mut b = SqlBuilder::new(dialect);
     b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i", v));
     visible(&mut b, v, Joined::Instance);
-    let rows = pool.fetch_built("current instance", &b.sql, &b.binds).await?;
-    rows.first().map(decode_instance).transpose()
+    (b.sql, b.binds)
 }
 
 pub(crate) async fn instance_versions(pool: &Pool, sop: &SopInstanceUid, v: &Visibility) -> Result<Vec<InstanceRow>, CatalogError> {

@@ -44,8 +44,10 @@ fn decode(row: &AnyRow) -> Result<ApiKey, CatalogError> {
     })
 }
 
+pub(crate) const STUDY_TENANT_SQL: &str = "SELECT tenant FROM study WHERE study_uid = ?";
+
 pub(crate) async fn study_tenant(pool: &Pool, study: &vna_dicom::uid::StudyUid) -> Result<Option<String>, CatalogError> {
-    let rows = pool.fetch_all("read study tenant", "SELECT tenant FROM study WHERE study_uid = ?", &[study.as_str().into()]).await?;
+    let rows = pool.fetch_all("read study tenant", STUDY_TENANT_SQL, &[study.as_str().into()]).await?;
     rows.first().map(|r| r.cols().text("study tenant")).transpose()
 }
 

@@ -19,6 +19,43 @@ const MAX_CONNECTIONS: u32 = 4;
 pub struct SqliteCatalog {
     pub(crate) pool: Pool,
     registrar: Registrar,
+    /// Read connections used on the caller's thread (a file catalog only).
+    readers: Option<LocalReaders>,
+}
+
+/// Read connections of our own for point look-ups on the ingest path, used synchronously on
+/// the caller's thread: an indexed look-up takes microseconds, where a pool query hands the
+/// statement to a connection thread and the rows back. Never for queries whose size a
+/// caller decides.
+struct LocalReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Idle reader connections kept at most.
+const MAX_IDLE_READERS: usize = 4;
+
+impl LocalReaders {
+    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T, CatalogError>) -> Result<T, CatalogError> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let fail = |source| CatalogError::Local { op: "opening a catalog reader", source };
+                let c = rusqlite::Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
+                c.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if out.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out
+    }
 }
 
 impl SqliteCatalog {
@@ -37,7 +74,8 @@ impl SqliteCatalog {
         let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await.map_err(CatalogError::Connect)?;
         let pool = Self::migrate(pool).await?;
         let registrar = Registrar::start_local(open_writer(path)?)?;
-        Ok(SqliteCatalog { pool, registrar })
+        let readers = Some(LocalReaders { path: path.to_path_buf(), idle: Default::default() });
+        Ok(SqliteCatalog { pool, registrar, readers })
     }
 
     /// A private in-memory database for unit tests. One connection that is never recycled:
@@ -54,7 +92,7 @@ impl SqliteCatalog {
             .await
             .map_err(CatalogError::Connect)?;
         let pool = Self::migrate(pool).await?;
-        Ok(SqliteCatalog { registrar: Registrar::start(pool.clone()), pool })
+        Ok(SqliteCatalog { registrar: Registrar::start(pool.clone()), pool, readers: None })
     }
 
     async fn migrate(pool: sqlx::SqlitePool) -> Result<Pool, CatalogError> {
@@ -78,6 +116,43 @@ fn open_writer(path: &Path) -> Result<rusqlite::Connection, CatalogError> {
     // Statements of a batch are few and repeat: keep them all prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+impl SqliteCatalog {
+    async fn settle_before_store(
+        &self,
+        study: &vna_dicom::uid::StudyUid,
+        sop: &vna_dicom::uid::SopInstanceUid,
+    ) -> Result<(Option<String>, Option<crate::InstanceRow>), CatalogError> {
+        let Some(readers) = &self.readers else {
+            let tenant = crate::security::study_tenant(&self.pool, study).await?;
+            return Ok((tenant, crate::read::current_instance(&self.pool, sop, &crate::Visibility::ALL).await?));
+        };
+        readers.with(|conn| {
+            // One snapshot for both look-ups.
+            conn.execute_batch("BEGIN").map_err(|source| CatalogError::Local { op: "begin a read", source })?;
+            let read = (|| {
+                let tenant = crate::db::local_fetch_optional(
+                    conn,
+                    "read study tenant",
+                    crate::security::STUDY_TENANT_SQL,
+                    &[study.as_str().into()],
+                )?
+                .map(|r| r.cols().text("study tenant"))
+                .transpose()?;
+                let (sql, binds) = crate::read::current_instance_sql(crate::db::Dialect::Sqlite, sop, &crate::Visibility::ALL);
+                let current = crate::db::local_fetch_optional(conn, "current instance", &sql, &binds)?
+                    .as_ref()
+                    .map(crate::read::decode_instance)
+                    .transpose()?;
+                Ok((tenant, current))
+            })();
+            let ended = conn.execute_batch("COMMIT").map_err(|source| CatalogError::Local { op: "end a read", source });
+            let out = read?;
+            ended?;
+            Ok(out)
+        })
+    }
 }
 
 crate::impl_catalog!(SqliteCatalog);

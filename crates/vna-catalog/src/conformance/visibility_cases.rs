@@ -121,6 +121,15 @@ pub async fn study_keeps_its_tenant(c: &dyn Catalog) {
     store(c, &first).await;
     assert_eq!(c.study_tenant(&first.study.study_uid).await.unwrap().as_deref(), Some("hug"));
     assert!(c.study_tenant(&StudyUid::new("1.2.9.6").unwrap()).await.unwrap().is_none());
+    // What a store settles before committing its object: both at once.
+    let (tenant, current) = c.before_store(&first.study.study_uid, &first.instance.sop_uid).await.unwrap();
+    assert_eq!(tenant.as_deref(), Some("hug"));
+    assert_eq!(current.map(|r| (r.instance.sop_uid, r.tenant)), Some((first.instance.sop_uid.clone(), "hug".to_owned())));
+    let unknown = SopInstanceUid::new("1.2.9.6.1.1").unwrap();
+    let (tenant, current) = c.before_store(&StudyUid::new("1.2.9.6").unwrap(), &unknown).await.unwrap();
+    assert!(tenant.is_none() && current.is_none());
+    let (tenant, current) = c.before_store(&first.study.study_uid, &unknown).await.unwrap();
+    assert!(tenant.as_deref() == Some("hug") && current.is_none());
     let before = c.changes_since(0, 100).await.unwrap().len();
     let mut other = new_instance("1.2.9.5", "1.2.9.5.2", "1.2.9.5.2.1");
     other.tenant = "chuv".into();
