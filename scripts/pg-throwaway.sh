@@ -9,6 +9,8 @@
 # (initdb refuses to run as root, so when run as root every server command goes
 # through `runuser -u postgres --`). It listens on 127.0.0.1 only, uses trust
 # authentication and runs with fsync off: it is for tests and nothing else.
+# VNA_PG_DURABLE=1 starts it durable instead (fsync, synchronous commit and full page writes
+# on, PostgreSQL's defaults), for benchmarks that compare acknowledged, durable stores.
 # The state (data dir, port) is kept in $VNA_PG_STATE_DIR (default
 # <repo>/.test-env/pg) so that `url` and `stop` find the cluster again.
 # Needs Debian's `postgresql` package (scripts/test.sh installs it).
@@ -117,10 +119,11 @@ start() {
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
         printf 'PG_DIR=%q\nPG_PORT=%q\nPG_BINDIR=%q\n' "$pgdir" "$port" "$bindir" >"$state_file"
+        local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        [[ ${VNA_PG_DURABLE:-0} == 1 ]] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
         if as_pg "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
                 -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$pgdir \
-                    -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                    -c max_connections=300 -c shared_buffers=64MB" start >/dev/null; then
+                    $durability -c max_connections=300 -c shared_buffers=64MB" start >/dev/null; then
             echo "pg-throwaway: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $pgdir" >&2
             url
             return

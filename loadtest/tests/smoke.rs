@@ -260,6 +260,32 @@ fn compare_against_orthanc_at_tiny_sizes() {
     }
 }
 
+/// `loadtest/compare.sh --ingest` for one round at tiny sizes: every scenario of the ingest
+/// matrix (both protocols, both sizes, 1 and 4 clients) runs on both sides without errors.
+#[test]
+fn compare_ingest_against_orthanc_at_tiny_sizes() {
+    if !orthanc_installed() {
+        return;
+    }
+    let (_work, out) = run_script(
+        "loadtest/compare.sh",
+        &["--rounds", "1", "--ingest"],
+        &[
+            ("VNA_COMPARE_INGEST", "12 8"),
+            ("VNA_COMPARE_MACHINE_ARGS", "--machine-sha-mb 4 --machine-write-mb 4 --machine-files 10 --machine-file-kb 16"),
+        ],
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md written");
+    for scenario in ["cstore_9k_a1", "cstore_9k_a4", "cstore_ct_a1", "cstore_ct_a4", "stow_9k_c4", "stow_ct_c4"] {
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with(&format!("| {scenario} | items/s |")))
+            .unwrap_or_else(|| panic!("no {scenario} row:\n{summary}"));
+        assert_eq!(row.matches('—').count(), 0, "{scenario}: a side has no figure: {row}");
+    }
+    assert!(!summary.contains("errors,"), "a scenario had errors or mismatches:\n{summary}");
+}
+
 /// `loadtest/scale.sh` at tiny sizes: the corpus written as files and stored through
 /// `vna import`, both query mixes over it (server limit and paged), then the same corpus into a
 /// fresh vna and a real Orthanc through STOW-RS and the mix against both, every answer checked.
