@@ -170,16 +170,20 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// What a SQLite writer keeps from one committed batch to the next: the rows its last
-/// registration upserted, valid as long as no other connection has committed since
-/// (`PRAGMA data_version` unchanged; our own commits do not change it). Images of one series
-/// arriving one by one over an association, each its own batch, then upsert their patient,
-/// study and series once, not once each: those upserts rewrote the rows, their indexes and
-/// the name tokens every time. Not on PostgreSQL, where other nodes write without a trace here.
+/// What the writer keeps from one committed batch to the next: the rows its last
+/// registration upserted. Images of one series arriving one by one over an association, each
+/// its own batch, then upsert their patient, study and series once, not once each: those
+/// upserts rewrote the rows, their indexes and the name tokens every time (and cost six round
+/// trips on PostgreSQL). Valid while nobody else wrote since:
+/// - SQLite: `PRAGMA data_version` unchanged (our own commits do not change it);
+/// - PostgreSQL: the change feed's head is still the one our last batch left. Patient, study
+///   and series rows change only in registrations and jobs, each appending to the change feed
+///   under the lock every batch of every node holds; a batch with a job keeps nothing.
 #[derive(Default)]
 struct Kept {
     upserted: Option<Upserted>,
     data_version: Option<i64>,
+    feed_head: Option<i64>,
 }
 
 /// Records one batch and answers every job in it.
@@ -190,6 +194,9 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
     let alone = jobs.len() == 1;
     let mut pending = jobs.into_iter();
     let mut carried = kept.upserted.take();
+    // PostgreSQL: the feed's head at the start, the highest seq this batch appended, and
+    // whether a job ran (its appends are not counted: nothing is kept after it).
+    let (mut feed_head, mut appended, mut had_job) = (None::<i64>, None::<i64>, false);
     let failed = async {
         let mut tx = writer.begin().await?;
         let mut last: Option<Upserted> = None;
@@ -208,6 +215,13 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
             // `seq > last` never skips a row that commits later). SQLite: `BEGIN IMMEDIATE`.
             let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
             tx.execute("register: lock change feed", &sql, &[]).await?;
+            let row = tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
+            let head = row.cols().int("change feed head")?;
+            if kept.feed_head == Some(head) {
+                last = carried.take();
+            }
+            kept.feed_head = None;
+            feed_head = Some(head);
         }
         let mut wrote = false;
         // A job that failed half-way in a batch of one: the transaction is rolled back.
@@ -225,6 +239,7 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
                 Job::Op { op, reply } => {
                     // It may change or remove the rows `last` names.
                     last = None;
+                    had_job = true;
                     tx.execute("job: savepoint", "SAVEPOINT register_one", &[]).await?;
                     match crate::jobs::apply(&mut tx, &op).await {
                         Ok(answer) => {
@@ -253,6 +268,10 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
                     wrote = true;
                     // Only now: the rows of a job undone to its savepoint are not to be reused.
                     last = Some(upserted);
+                    if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } = &outcome
+                    {
+                        appended = appended.max(Some(*change_seq));
+                    }
                     outcome
                 }
                 // Nothing written (a duplicate, a conflict: decided before any write).
@@ -290,12 +309,14 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
         if wrote && !undone_alone {
             tx.commit().await?;
             kept.upserted = last;
+            kept.feed_head = if had_job { None } else { feed_head.max(appended) };
             Ok(())
         } else {
             // Nothing of this batch's own registrations is in `last` here (none committed
             // anything, or the one job failed before naming rows): what the batch started with.
             tx.rollback().await?;
             kept.upserted = last;
+            kept.feed_head = feed_head;
             Ok(())
         }
     }
@@ -303,6 +324,7 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
     .err();
     if failed.is_some() {
         kept.upserted = None;
+        kept.feed_head = None;
     }
     match failed {
         None => done.into_iter().for_each(|d| d.answer(None)),

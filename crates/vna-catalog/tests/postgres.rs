@@ -54,6 +54,24 @@ async fn postgres() -> Option<(PostgresCatalog, Schema)> {
 
 vna_catalog::catalog_conformance_tests!(postgres);
 
+/// A writer keeps the rows its last registration upserted only while no other node has
+/// registered since: the latest registration's attributes win across nodes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_rows_yield_to_another_node_s_registration() {
+    use vna_catalog::conformance::{filter, new_instance, series_uids, single, store};
+    let Some((a, schema)) = postgres().await else { return };
+    let options: PgConnectOptions = std::env::var(URL_VAR).expect("url").parse().expect("test PostgreSQL URL");
+    let b = PostgresCatalog::connect_with(options.options([("search_path", schema.name.as_str())]), 4).await.expect("second node");
+    store(&a, &new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.1")).await;
+    let mut other = new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.2");
+    other.series.series_description = "From node B".into();
+    store(&b, &other).await;
+    // The same values as node A's first: A must write them again, not trust its kept rows.
+    store(&a, &new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.3")).await;
+    let axial = series_uids(&a, vec![filter(vna_catalog::Key::SeriesDescription, single("Axial"))]).await;
+    assert_eq!(axial, vec!["1.2.7.1.1".to_owned()], "the latest registration's description");
+}
+
 /// While another writer holds the change-feed lock with an uncommitted (smaller) seq, a
 /// register must not become visible: otherwise a follower would step past the smaller seq.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
