@@ -346,6 +346,11 @@ impl AnyRow {
     pub(crate) fn cols(&self) -> Cols<'_> {
         Cols { row: self, i: 0 }
     }
+
+    /// The same cursor, starting at column `i`.
+    pub(crate) fn cols_from(&self, i: usize) -> Cols<'_> {
+        Cols { row: self, i }
+    }
 }
 
 pub(crate) struct Cols<'r> {

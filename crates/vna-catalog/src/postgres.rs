@@ -47,8 +47,7 @@ impl PostgresCatalog {
         study: &vna_dicom::uid::StudyUid,
         sop: &vna_dicom::uid::SopInstanceUid,
     ) -> Result<(Option<String>, Option<crate::InstanceRow>), CatalogError> {
-        let tenant = crate::security::study_tenant(&self.pool, study).await?;
-        Ok((tenant, crate::read::current_instance(&self.pool, sop, &crate::Visibility::ALL).await?))
+        crate::read::before_store(&self.pool, study, sop).await
     }
 }
 

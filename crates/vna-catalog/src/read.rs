@@ -58,7 +58,10 @@ fn series(c: &mut Cols<'_>) -> Result<SeriesAttrs, CatalogError> {
 
 /// Decodes a row selected by [`instance_select`].
 pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError> {
-    let mut c = row.cols();
+    decode_instance_cols(row.cols())
+}
+
+fn decode_instance_cols(mut c: crate::db::Cols<'_>) -> Result<InstanceRow, CatalogError> {
     let pk = c.int("instance pk")?;
     let patient = patient(&mut c)?;
     let study = study(&mut c)?;
@@ -122,6 +125,29 @@ pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visi
     let (sql, binds) = current_instance_sql(pool.dialect(), sop, v);
     let rows = pool.fetch_built("current instance", &sql, &binds).await?;
     rows.first().map(decode_instance).transpose()
+}
+
+/// What a store settles before committing its object (`Catalog::before_store`) in one
+/// statement: the study's tenant, then the current version's columns (all NULL when there is
+/// none).
+pub(crate) async fn before_store(
+    pool: &Pool,
+    study: &StudyUid,
+    sop: &SopInstanceUid,
+) -> Result<(Option<String>, Option<InstanceRow>), CatalogError> {
+    let mut b = SqlBuilder::new(pool.dialect());
+    b.push("SELECT (SELECT tenant FROM study WHERE study_uid = ")
+        .bind(study.as_str())
+        .push("), x.* FROM (SELECT 1 AS one) AS one LEFT JOIN (");
+    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i", &Visibility::ALL));
+    visible(&mut b, &Visibility::ALL, Joined::Instance);
+    b.push(") AS x ON 1 = 1");
+    let rows = pool.fetch_built("before store", &b.sql, &b.binds).await?;
+    let row = rows.first().ok_or(CatalogError::Corrupt { what: "before-store row" })?;
+    let mut c = row.cols();
+    let tenant = c.opt_text("study tenant")?;
+    let current = if c.opt_int("instance pk")?.is_some() { Some(decode_instance_cols(row.cols_from(1))?) } else { None };
+    Ok((tenant, current))
 }
 
 /// The statement of [`current_instance`], in `dialect`'s syntax, and its binds.

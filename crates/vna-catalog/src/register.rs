@@ -403,10 +403,10 @@ async fn register_in(
         }
     };
 
-    let version_row =
-        tx.fetch_one("register: next version", "SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?", &[sop.into()]).await?;
-    let version = version_row.cols().int("instance version")? + 1;
-    let version = i32::try_from(version).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
+    // The next version, and a rejection note that came first (it hides this instance on
+    // arrival), in one statement.
+    let (recorded_versions, rejection) = crate::rejection::earlier(tx, new).await?;
+    let version = i32::try_from(recorded_versions + 1).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
 
     if becomes_current && existing.is_some() {
         tx.execute(
@@ -418,8 +418,6 @@ async fn register_in(
     }
 
     let stored_at_ms = now_ms();
-    // A rejection note that came first hides this instance on arrival.
-    let rejection = crate::rejection::earlier(tx, new).await?;
     let (kind, first_offset, frame_length, frame_count) = match &new.frames {
         FrameIndex::None => ("none", 0, 0, 0u64),
         FrameIndex::Native { first_offset, frame_length, count } => ("native", *first_offset, *frame_length, u64::from(*count)),

@@ -10,19 +10,25 @@ use crate::{CatalogError, ChangeKind, NewInstance, Rejection, RejectionNote, Rej
 
 /// The rejection that hides `new` on arrival: one recorded for the same UID in the same study
 /// and tenant (a note never reaches into another tenant's study).
-pub(crate) async fn earlier(tx: &mut Tx<'_>, new: &NewInstance) -> Result<Option<Rejection>, CatalogError> {
+/// Also returns the highest version recorded of the instance (0 for none): both in one
+/// statement, a round trip less per store on PostgreSQL.
+pub(crate) async fn earlier(tx: &mut Tx<'_>, new: &NewInstance) -> Result<(i64, Option<Rejection>), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
-    tx.fetch_optional(
-        "register: earlier rejection",
-        "SELECT code, at_ms FROM rejection WHERE sop_uid = ? AND study_uid = ? AND tenant = ?",
-        &[sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()],
-    )
-    .await?
-    .map(|row| {
-        let mut c = row.cols();
-        Ok::<_, CatalogError>(Rejection { code: c.text("rejection code")?, at_ms: c.int("rejection time")? })
-    })
-    .transpose()
+    let row = tx
+        .fetch_one(
+            "register: version and earlier rejection",
+            "SELECT (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?), r.code, r.at_ms \
+             FROM (SELECT 1 AS one) AS one LEFT JOIN rejection r ON r.sop_uid = ? AND r.study_uid = ? AND r.tenant = ?",
+            &[sop.into(), sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()],
+        )
+        .await?;
+    let mut c = row.cols();
+    let version = c.int("instance version")?;
+    let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
+        (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
+        _ => None,
+    };
+    Ok((version, rejection))
 }
 
 /// Records what a rejection note rejects and hides the instances already here: every version

@@ -124,10 +124,7 @@ impl SqliteCatalog {
         study: &vna_dicom::uid::StudyUid,
         sop: &vna_dicom::uid::SopInstanceUid,
     ) -> Result<(Option<String>, Option<crate::InstanceRow>), CatalogError> {
-        let Some(readers) = &self.readers else {
-            let tenant = crate::security::study_tenant(&self.pool, study).await?;
-            return Ok((tenant, crate::read::current_instance(&self.pool, sop, &crate::Visibility::ALL).await?));
-        };
+        let Some(readers) = &self.readers else { return crate::read::before_store(&self.pool, study, sop).await };
         readers.with(|conn| {
             // One snapshot for both look-ups.
             conn.execute_batch("BEGIN").map_err(|source| CatalogError::Local { op: "begin a read", source })?;
