@@ -47,13 +47,6 @@ enum Job {
     Op { op: JobOp, reply: oneshot::Sender<Result<JobReply, CatalogError>> },
 }
 
-/// A job recorded in the current batch, answered once the batch commits.
-enum Done {
-    Register(oneshot::Sender<Result<RegisterOutcome, CatalogError>>, Box<RegisterOutcome>),
-    Audit(oneshot::Sender<Result<(), CatalogError>>),
-    Op(oneshot::Sender<Result<JobReply, CatalogError>>, JobReply),
-}
-
 impl Job {
     fn fail(self, e: CatalogError) {
         match self {
@@ -65,31 +58,6 @@ impl Job {
             }
             Job::Op { reply, .. } => {
                 let _ = reply.send(Err(e));
-            }
-        }
-    }
-}
-
-impl Done {
-    fn answer(self, failed: Option<&std::sync::Arc<CatalogError>>) {
-        match (self, failed) {
-            (Done::Register(reply, outcome), None) => {
-                let _ = reply.send(Ok(*outcome));
-            }
-            (Done::Audit(reply), None) => {
-                let _ = reply.send(Ok(()));
-            }
-            (Done::Register(reply, _), Some(e)) => {
-                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
-            }
-            (Done::Audit(reply), Some(e)) => {
-                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
-            }
-            (Done::Op(reply, answer), None) => {
-                let _ = reply.send(Ok(answer));
-            }
-            (Done::Op(reply, _), Some(e)) => {
-                let _ = reply.send(Err(CatalogError::Batch(e.clone())));
             }
         }
     }
@@ -186,23 +154,86 @@ struct Kept {
     feed_head: Option<i64>,
 }
 
-/// Records one batch and answers every job in it.
+/// What one job came to in its batch's transaction, answered once the batch commits.
+enum Outcome {
+    Register(Box<RegisterOutcome>),
+    Audit,
+    Op(JobReply),
+}
+
+/// Why a batch's transaction ended without committing.
+enum Unrecorded {
+    /// One job failed: the transaction was rolled back, and the other jobs of the batch may
+    /// well succeed without it.
+    Job(CatalogError),
+    /// The transaction itself failed: nothing of the batch is recorded.
+    Batch(CatalogError),
+}
+
+/// Records one batch and answers every job in it. Jobs run without savepoints (a savepoint
+/// journals every page a job changes on SQLite, and costs two round trips per job on
+/// PostgreSQL); when one job fails, the batch is rolled back and every job of it runs again
+/// alone, so a failure stays its own job's.
 async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
-    let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
-    // A batch of one needs no savepoint around its job: if the job fails, the whole
-    // transaction is rolled back (a savepoint journals every page the job changes).
-    let alone = jobs.len() == 1;
-    let mut pending = jobs.into_iter();
+    match write_batch(writer, &jobs, kept).await {
+        Ok(outcomes) => answer(jobs, outcomes),
+        Err(Unrecorded::Job(e)) if jobs.len() == 1 => {
+            if let Some(job) = jobs.into_iter().next() {
+                job.fail(e);
+            }
+        }
+        Err(Unrecorded::Job(_)) => {
+            for job in jobs {
+                match write_batch(writer, std::slice::from_ref(&job), kept).await {
+                    Ok(outcomes) => answer(vec![job], outcomes),
+                    Err(Unrecorded::Job(e)) => job.fail(e),
+                    Err(Unrecorded::Batch(e)) => job.fail(CatalogError::Batch(batch_failed(e))),
+                }
+            }
+        }
+        Err(Unrecorded::Batch(e)) => {
+            let e = batch_failed(e);
+            jobs.into_iter().for_each(|job| job.fail(CatalogError::Batch(e.clone())));
+        }
+    }
+}
+
+/// A failed transaction: logged once, its cause shared by every job of the batch.
+fn batch_failed(e: CatalogError) -> std::sync::Arc<CatalogError> {
+    tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "a catalog group commit failed");
+    std::sync::Arc::new(e)
+}
+
+fn answer(jobs: Vec<Job>, outcomes: Vec<Outcome>) {
+    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        match (job, outcome) {
+            (Job::Register { reply, .. }, Outcome::Register(o)) => {
+                let _ = reply.send(Ok(*o));
+            }
+            (Job::Audit { reply, .. }, Outcome::Audit) => {
+                let _ = reply.send(Ok(()));
+            }
+            (Job::Op { reply, .. }, Outcome::Op(a)) => {
+                let _ = reply.send(Ok(a));
+            }
+            (job, _) => job.fail(CatalogError::Corrupt { what: "a batch's outcomes out of order" }),
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction and commits it; the outcome of each, in order.
+async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Result<Vec<Outcome>, Unrecorded> {
     let mut carried = kept.upserted.take();
     // PostgreSQL: the feed's head at the start, the highest seq this batch appended, and
     // whether a job ran (its appends are not counted: nothing is kept after it).
     let (mut feed_head, mut appended, mut had_job) = (None::<i64>, None::<i64>, false);
-    let failed = async {
-        let mut tx = writer.begin().await?;
+    let result = async {
+        let batch = Unrecorded::Batch;
+        let mut tx = writer.begin().await.map_err(batch)?;
         let mut last: Option<Upserted> = None;
         if tx.dialect() == Dialect::Sqlite {
-            let row = tx.fetch_one("register: data version", "PRAGMA data_version", &[]).await?;
-            let version = row.cols().int("data version")?;
+            let row = tx.fetch_one("register: data version", "PRAGMA data_version", &[]).await.map_err(batch)?;
+            let version = row.cols().int("data version").map_err(batch)?;
             if kept.data_version == Some(version) {
                 last = carried.take();
             }
@@ -214,9 +245,10 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
             // draws its change-feed seqs only after ours are visible (a follower reading
             // `seq > last` never skips a row that commits later). SQLite: `BEGIN IMMEDIATE`.
             let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
-            tx.execute("register: lock change feed", &sql, &[]).await?;
-            let row = tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
-            let head = row.cols().int("change feed head")?;
+            tx.execute("register: lock change feed", &sql, &[]).await.map_err(batch)?;
+            let row =
+                tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await.map_err(batch)?;
+            let head = row.cols().int("change feed head").map_err(batch)?;
             if kept.feed_head == Some(head) {
                 last = carried.take();
             }
@@ -224,125 +256,79 @@ async fn record_batch(writer: &mut Writer, jobs: Vec<Job>, kept: &mut Kept) {
             feed_head = Some(head);
         }
         let mut wrote = false;
-        // A job that failed half-way in a batch of one: the transaction is rolled back.
-        let mut undone_alone = false;
-        for job in pending.by_ref() {
-            let (new, policy, reply) = match job {
-                Job::Audit { events, reply } => {
-                    for e in &events {
-                        crate::audit::insert(&mut tx, e).await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let failed = match job {
+                Job::Audit { events, .. } => {
+                    for e in events {
+                        crate::audit::insert(&mut tx, e).await.map_err(batch)?;
                     }
                     wrote = true;
-                    done.push(Done::Audit(reply));
+                    outcomes.push(Outcome::Audit);
                     continue;
                 }
-                Job::Op { op, reply } => {
+                Job::Op { op, .. } => {
                     // It may change or remove the rows `last` names.
                     last = None;
                     had_job = true;
-                    tx.execute("job: savepoint", "SAVEPOINT register_one", &[]).await?;
-                    match crate::jobs::apply(&mut tx, &op).await {
+                    match crate::jobs::apply(&mut tx, op).await {
                         Ok(answer) => {
-                            tx.execute("job: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
                             wrote = true;
-                            done.push(Done::Op(reply, answer));
+                            outcomes.push(Outcome::Op(answer));
+                            continue;
                         }
-                        Err(e) => {
-                            let undone = undo_one(&mut tx).await;
-                            let _ = reply.send(Err(e));
-                            undone?;
+                        Err(e) => e,
+                    }
+                }
+                Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, last.as_ref()).await {
+                    Ok((outcome, upserted)) => {
+                        if let Some(upserted) = upserted {
+                            wrote = true;
+                            last = Some(upserted);
                         }
+                        if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
+                            &outcome
+                        {
+                            appended = appended.max(Some(*change_seq));
+                        }
+                        // The store's event, in the same transaction: committed with it or not
+                        // at all. A store the catalog refused is recorded as a minor failure
+                        // (PS3.15 A.5.3.4).
+                        if let Some(mut e) = new.audit.clone() {
+                            if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
+                                e.outcome = 4;
+                            }
+                            crate::audit::insert(&mut tx, &e).await.map_err(batch)?;
+                            wrote = true;
+                        }
+                        outcomes.push(Outcome::Register(Box::new(outcome)));
+                        continue;
                     }
-                    continue;
-                }
-                Job::Register { new, policy, reply } => (new, policy, reply),
+                    Err(e) => e,
+                },
             };
-            if !alone {
-                tx.execute("register: savepoint", "SAVEPOINT register_one", &[]).await?;
-            }
-            let outcome = match register_in(&mut tx, &new, policy, last.as_ref()).await {
-                Ok((outcome, Some(upserted))) => {
-                    if !alone {
-                        tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
-                    }
-                    wrote = true;
-                    // Only now: the rows of a job undone to its savepoint are not to be reused.
-                    last = Some(upserted);
-                    if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } = &outcome
-                    {
-                        appended = appended.max(Some(*change_seq));
-                    }
-                    outcome
-                }
-                // Nothing written (a duplicate, a conflict: decided before any write).
-                Ok((outcome, None)) => {
-                    if !alone {
-                        undo_one(&mut tx).await?;
-                    }
-                    outcome
-                }
-                Err(e) if alone => {
-                    let _ = reply.send(Err(e));
-                    undone_alone = true;
-                    continue;
-                }
-                Err(e) => {
-                    // This registration alone fails; the rest of the batch goes on. If the
-                    // savepoint cannot be undone the transaction is lost, and with it the batch.
-                    let undone = undo_one(&mut tx).await;
-                    let _ = reply.send(Err(e));
-                    undone?;
-                    continue;
-                }
-            };
-            // The store's event, in the same transaction: committed with it or not at all. A
-            // store the catalog refused is recorded as a minor failure (PS3.15 A.5.3.4).
-            if let Some(mut e) = new.audit.clone() {
-                if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
-                    e.outcome = 4;
-                }
-                crate::audit::insert(&mut tx, &e).await?;
-                wrote = true;
-            }
-            done.push(Done::Register(reply, Box::new(outcome)));
+            // The job may have written part of itself: nothing of the batch is kept.
+            let _ = tx.rollback().await;
+            return Err(Unrecorded::Job(failed));
         }
-        if wrote && !undone_alone {
-            tx.commit().await?;
+        if wrote {
+            tx.commit().await.map_err(batch)?;
             kept.upserted = last;
             kept.feed_head = if had_job { None } else { feed_head.max(appended) };
-            Ok(())
         } else {
-            // Nothing of this batch's own registrations is in `last` here (none committed
-            // anything, or the one job failed before naming rows): what the batch started with.
-            tx.rollback().await?;
+            // Nothing written (duplicates, conflicts): what the batch started with still holds.
+            tx.rollback().await.map_err(batch)?;
             kept.upserted = last;
             kept.feed_head = feed_head;
-            Ok(())
         }
+        Ok(outcomes)
     }
-    .await
-    .err();
-    if failed.is_some() {
+    .await;
+    if result.is_err() {
         kept.upserted = None;
         kept.feed_head = None;
     }
-    match failed {
-        None => done.into_iter().for_each(|d| d.answer(None)),
-        Some(e) => {
-            // Nothing of the batch was committed: the jobs recorded so far and those not
-            // reached yet all get the cause.
-            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "a catalog group commit failed");
-            let e = std::sync::Arc::new(e);
-            done.into_iter().for_each(|d| d.answer(Some(&e)));
-            pending.for_each(|job| job.fail(CatalogError::Batch(e.clone())));
-        }
-    }
-}
-
-async fn undo_one(tx: &mut Tx<'_>) -> Result<(), CatalogError> {
-    tx.execute("register: roll back to savepoint", "ROLLBACK TO SAVEPOINT register_one", &[]).await?;
-    tx.execute("register: release savepoint", "RELEASE SAVEPOINT register_one", &[]).await?;
-    Ok(())
+    result
 }
 
 /// The patient, study and series rows a registration wrote, and their values: the next
