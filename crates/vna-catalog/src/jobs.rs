@@ -5,7 +5,7 @@
 //! cursor: job steps are idempotent, so work done after the last renewal is simply done again.
 //!
 //! Every write is one of the writer's operations ([`JobOp`], recorded in the group commit like
-//! a registration, each in its own savepoint), so on SQLite there is still a single writer, and
+//! a registration), so on SQLite there is still a single writer, and
 //! on PostgreSQL a claim also locks the row it takes with `FOR UPDATE SKIP LOCKED`: two nodes
 //! never hold one job, and a claim never waits on a row another claim holds. Every condition
 //! that decides ownership (`lease_owner`, `state`, `lease_until_ms`) is in the `WHERE` of the

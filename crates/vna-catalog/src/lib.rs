@@ -16,12 +16,13 @@
 //!
 //! Registrations go through one writer per process (`register::Registrar`), a **group commit**:
 //! callers queue their `NewInstance`; the writer takes everything queued when it becomes free (at
-//! most 64), records it in one transaction with a savepoint per registration (one that fails is
-//! rolled back to its savepoint and answered with its error; the others go on), commits once, and
-//! only then answers. It never waits for a batch to fill, so an idle archive commits each store
-//! alone; batches form exactly when commits queue. Within a batch, the patient/study/series rows
-//! of the previous registration are reused when their values are identical (the images of one
-//! series). If the commit fails, every registration of the batch gets the error and none was
+//! most 64), records it in one transaction (when one registration fails, the batch is rolled
+//! back and each of its jobs runs again alone, so only that one gets its error), commits once,
+//! and only then answers. It never waits for a batch to fill, so an idle archive commits each
+//! store alone; batches form exactly when commits queue. The patient/study/series rows of the
+//! previous registration are reused when their values are identical (the images of one
+//! series), within a batch and across batches while nobody else has written (SQLite's
+//! `data_version`, PostgreSQL's change-feed head). If the commit fails, every registration of the batch gets the error and none was
 //! recorded. On SQLite the writer is a thread of its own with its own `rusqlite` connection to the
 //! file (same pragmas: WAL, `synchronous = FULL`, foreign keys, busy timeout), driving the same
 //! `register_in` through `db::Tx::Local` (futures that are ready at once, run by

@@ -19,8 +19,8 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Group commit of registrations: every register of this process goes through one writer task,
 /// which takes all the registrations waiting when it becomes free (at most [`MAX_BATCH`]) and
-/// records them in one transaction, each inside its own savepoint, with one commit (one WAL
-/// flush) for the lot. Nobody waits for a batch to fill: a registration arriving at an idle
+/// records them in one transaction, with one commit (one WAL flush) for the lot (a job that
+/// fails sends the batch's jobs through again one by one). Nobody waits for a batch to fill: a registration arriving at an idle
 /// writer is committed alone, so grouping happens only when commits queue up, which is exactly
 /// when their flushes are the bottleneck. Nothing is answered before the commit that holds it
 /// returns; if that commit fails, every registration of the batch gets the error.
