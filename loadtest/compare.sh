@@ -140,23 +140,10 @@ run_ingest() {
 }
 
 run_vna() {
-    local r=$1 data="$state/vna-data"
-    rm -rf "$data"; mkdir -p "$data"
-    local args=(serve --data-dir "$data" --http-listen 127.0.0.1:0 --dimse-listen 127.0.0.1:0)
-    if ((postgres)); then
-        local db="vna_compare_r$r"
-        psql "$pg_url" -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-        args+=(--catalog-url "${pg_url%/*}/$db")
-    fi
-    "$bin/vna" "${args[@]}" >"$state/vna.out" 2>"$state/vna.log" &
-    VNA_PID=$!
-    for _ in $(seq 150); do grep -q "^vna ready" "$state/vna.out" 2>/dev/null && break; sleep 0.2; done
-    local http dimse
-    http="$(sed -n 's/^vna ready: http=\([^ ]*\) dimse=\(.*\)$/\1/p' "$state/vna.out")"
-    dimse="$(sed -n 's/^vna ready: http=\([^ ]*\) dimse=\(.*\)$/\2/p' "$state/vna.out")"
-    [[ -n $http ]] || { cat "$state/vna.log" >&2; echo "vna did not start" >&2; exit 1; }
-    scenarios vna "$http/dicom-web" "$dimse" VNA "$VNA_PID" "$r"
-    kill "$VNA_PID"; wait "$VNA_PID" 2>/dev/null || true; VNA_PID=""
+    local r=$1
+    start_vna "$r"
+    scenarios vna "$VNA_HTTP/dicom-web" "$VNA_DIMSE" VNA "$VNA_PID" "$r"
+    stop_vna
 }
 
 run_orthanc() {
