@@ -411,66 +411,78 @@ async fn register_in(
     };
     let i = &new.instance;
     let b = &new.blob;
-    let pk_row = tx
-        .fetch_one(
-            "register: insert instance",
-            "INSERT INTO instance (series_pk, sop_uid, version, is_current, sop_class_uid, instance_number, \
-             n_rows, n_columns, bits_allocated, number_of_frames, transfer_syntax, tier, blob_key, \
-             blob_version_id, size, sha256, frame_kind, frame_first_offset, frame_length, frame_count, stored_at_ms, \
-             concatenation_uid, concatenation_source, in_concatenation_number, dimension_organization_type, \
-             total_pixel_matrix_columns, total_pixel_matrix_rows, rejected_code, rejected_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
-            &[
-                series_pk.into(),
-                sop.into(),
-                i64::from(version).into(),
-                becomes_current.into(),
-                i.sop_class_uid.as_str().into(),
-                i.instance_number.into(),
-                i.rows.into(),
-                i.columns.into(),
-                i.bits_allocated.into(),
-                i.number_of_frames.into(),
-                i.transfer_syntax.as_str().into(),
-                b.tier.as_str().into(),
-                b.key.as_str().into(),
-                b.version_id.clone().into(),
-                u64_value(b.size, "blob size")?,
-                b.sha256.as_str().into(),
-                kind.into(),
-                u64_value(first_offset, "frame offset")?,
-                u64_value(frame_length, "frame length")?,
-                u64_value(frame_count, "frame count")?,
-                stored_at_ms.into(),
-                i.multi_frame.concatenation_uid.clone().into(),
-                i.multi_frame.concatenation_source.clone().into(),
-                i.multi_frame.in_concatenation_number.into(),
-                i.multi_frame.dimension_organization_type.clone().into(),
-                i.multi_frame.total_pixel_matrix_columns.into(),
-                i.multi_frame.total_pixel_matrix_rows.into(),
-                rejection.as_ref().map(|r| r.code.clone()).into(),
-                rejection.as_ref().map(|r| r.at_ms).into(),
-            ],
-        )
-        .await?;
-    let pk = pk_row.cols().int("instance pk")?;
-
-    if let FrameIndex::Encapsulated { frames } = &new.frames {
-        insert_frame_pieces(tx, pk, frames).await?;
-    }
-    tx.execute(
-        "register: insert metadata",
-        "INSERT INTO instance_metadata (instance_pk, json) VALUES (?, ?)",
-        &[pk.into(), new.metadata.as_str().into()],
-    )
-    .await?;
-
+    let instance_binds: Vec<crate::db::Value> = vec![
+        series_pk.into(),
+        sop.into(),
+        i64::from(version).into(),
+        becomes_current.into(),
+        i.sop_class_uid.as_str().into(),
+        i.instance_number.into(),
+        i.rows.into(),
+        i.columns.into(),
+        i.bits_allocated.into(),
+        i.number_of_frames.into(),
+        i.transfer_syntax.as_str().into(),
+        b.tier.as_str().into(),
+        b.key.as_str().into(),
+        b.version_id.clone().into(),
+        u64_value(b.size, "blob size")?,
+        b.sha256.as_str().into(),
+        kind.into(),
+        u64_value(first_offset, "frame offset")?,
+        u64_value(frame_length, "frame length")?,
+        u64_value(frame_count, "frame count")?,
+        stored_at_ms.into(),
+        i.multi_frame.concatenation_uid.clone().into(),
+        i.multi_frame.concatenation_source.clone().into(),
+        i.multi_frame.in_concatenation_number.into(),
+        i.multi_frame.dimension_organization_type.clone().into(),
+        i.multi_frame.total_pixel_matrix_columns.into(),
+        i.multi_frame.total_pixel_matrix_rows.into(),
+        rejection.as_ref().map(|r| r.code.clone()).into(),
+        rejection.as_ref().map(|r| r.at_ms).into(),
+    ];
     let change_kind = match (&existing, becomes_current) {
         (None, _) => ChangeKind::InstanceStored,
         (Some(_), true) => ChangeKind::InstanceReplaced,
         (Some(_), false) => ChangeKind::PriorVersionRecorded,
     };
-    let change_seq = append_change(tx, new, pk, &change_kind, stored_at_ms).await?;
+    let (pk, change_seq) = if tx.dialect() == Dialect::Postgres {
+        // The instance, its metadata and its change-feed row in one statement: one round trip
+        // where there were three.
+        let mut binds = instance_binds;
+        binds.extend([
+            new.metadata.as_str().into(),
+            change_kind.as_str().into(),
+            new.study.study_uid.as_str().into(),
+            new.series.series_uid.as_str().into(),
+            sop.into(),
+            stored_at_ms.into(),
+        ]);
+        let sql = format!(
+            "WITH i AS ({INSERT_INSTANCE} RETURNING pk), \
+             m AS (INSERT INTO instance_metadata (instance_pk, json) SELECT pk, ? FROM i), \
+             c AS (INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) \
+                   SELECT ?, ?, ?, ?, pk, ? FROM i RETURNING seq) \
+             SELECT i.pk, c.seq FROM i, c"
+        );
+        let row = tx.fetch_one("register: insert instance, metadata and change", &sql, &binds).await?;
+        let mut c = row.cols();
+        (c.int("instance pk")?, c.int("change seq")?)
+    } else {
+        let pk_row = tx.fetch_one("register: insert instance", &format!("{INSERT_INSTANCE} RETURNING pk"), &instance_binds).await?;
+        let pk = pk_row.cols().int("instance pk")?;
+        tx.execute(
+            "register: insert metadata",
+            "INSERT INTO instance_metadata (instance_pk, json) VALUES (?, ?)",
+            &[pk.into(), new.metadata.as_str().into()],
+        )
+        .await?;
+        (pk, append_change(tx, new, pk, &change_kind, stored_at_ms).await?)
+    };
+    if let FrameIndex::Encapsulated { frames } = &new.frames {
+        insert_frame_pieces(tx, pk, frames).await?;
+    }
     if let Some(note) = &new.rejects {
         crate::rejection::apply(tx, new, note, stored_at_ms).await?;
     }
@@ -636,6 +648,14 @@ async fn insert_frame_pieces(tx: &mut Tx<'_>, pk: i64, frames: &[Vec<crate::Byte
     }
     Ok(())
 }
+
+/// The insert of an instance version (29 binds, in the order `register_in` gives them).
+const INSERT_INSTANCE: &str = "INSERT INTO instance (series_pk, sop_uid, version, is_current, sop_class_uid, instance_number, \
+     n_rows, n_columns, bits_allocated, number_of_frames, transfer_syntax, tier, blob_key, \
+     blob_version_id, size, sha256, frame_kind, frame_first_offset, frame_length, frame_count, stored_at_ms, \
+     concatenation_uid, concatenation_source, in_concatenation_number, dimension_organization_type, \
+     total_pixel_matrix_columns, total_pixel_matrix_rows, rejected_code, rejected_at_ms) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 async fn append_change(tx: &mut Tx<'_>, new: &NewInstance, pk: i64, kind: &ChangeKind, at_ms: i64) -> Result<i64, CatalogError> {
     let row = tx
