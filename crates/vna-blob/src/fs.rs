@@ -402,7 +402,7 @@ struct FsWriter {
 }
 
 /// Largest amount of an object held in memory before it is written out.
-const FLUSH_AT: usize = 1 << 20;
+pub(crate) const FLUSH_AT: usize = 1 << 20;
 
 fn write_out(file: Option<std::fs::File>, tmp: &Path, buf: &[u8]) -> Result<std::fs::File, BlobError> {
     use std::io::Write;

@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// A segment is sealed, and the next one begun, when it would grow past this.
 const SEGMENT_MAX: u64 = 1 << 30;
 const MAGIC: &[u8; 8] = b"VNAPACK1";
+/// Packed objects are shorter than this: the filesystem store's in-memory limit.
+pub(crate) const MAX_LEN: u64 = crate::fs::FLUSH_AT as u64;
 /// The header before each object: `MAGIC`, then the length (u64, little-endian).
 const HEADER: u64 = 16;
 
@@ -66,7 +68,9 @@ impl Packed {
         let segment = u32::from_str_radix(&hex[0..8], 16).ok()?;
         let offset = u64::from_str_radix(&hex[8..18], 16).ok()?;
         let len = u64::from_str_radix(&hex[18..26], 16).ok()?;
-        (len > 0).then_some(Packed { segment, offset, len })
+        // Only objects held whole in memory are packed: a key claiming more is not ours (and
+        // must not size a read buffer).
+        (len > 0 && len < MAX_LEN).then_some(Packed { segment, offset, len })
     }
 }
 
@@ -136,8 +140,7 @@ impl Packs {
         std::fs::create_dir_all(dir.join("locks")).map_err(BlobError::io("creating the packs directory"))?;
         sync_dir(&dir)?;
         sync_dir(root)?;
-        let block = std::fs::metadata(&dir).map(|m| std::os::unix::fs::MetadataExt::blksize(&m)).unwrap_or(4096);
-        let align = block.max(4096);
+        let align = alignment(&dir);
         let packing = match probe(&dir, align) {
             Ok(()) => true,
             Err(e) => {
@@ -151,8 +154,7 @@ impl Packs {
     /// The segments under `root/packs`, to read and list only: nothing is made or probed.
     pub fn reader(root: &Path) -> Packs {
         let dir = root.join("packs");
-        let block = std::fs::metadata(&dir).map(|m| std::os::unix::fs::MetadataExt::blksize(&m)).unwrap_or(4096);
-        Packs { dir, align: block.max(4096), packing: false, writing: Mutex::new(Writing::default()) }
+        Packs { align: alignment(&dir), dir, packing: false, writing: Mutex::new(Writing::default()) }
     }
 
     pub fn segment_path(&self, segment: u32) -> PathBuf {
@@ -235,14 +237,24 @@ impl Packs {
     }
 
     fn highest_segment(&self) -> Result<Option<u32>, BlobError> {
-        let mut highest = None;
-        for entry in std::fs::read_dir(&self.dir).map_err(BlobError::io("listing pack segments"))? {
-            let entry = entry.map_err(BlobError::io("listing pack segments"))?;
-            let name = entry.file_name();
-            let number = name.to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| u32::from_str_radix(n, 16).ok());
-            highest = highest.max(number);
+        Ok(self.segments()?.into_iter().max())
+    }
+
+    /// The numbers of the segments in the directory (none if it does not exist), ascending.
+    fn segments(&self) -> Result<Vec<u32>, BlobError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(BlobError::io("listing pack segments"))?,
+        };
+        let mut numbers = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(BlobError::io("listing pack segments"))?.file_name();
+            if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| u32::from_str_radix(n, 16).ok()) {
+                numbers.push(n);
+            }
         }
-        Ok(highest)
+        numbers.sort_unstable();
+        Ok(numbers)
     }
 
     /// The segment of `p`, open for reading; `NotFound` if there is none.
@@ -300,19 +312,7 @@ impl Packs {
     /// segment's torn tail (a crash in the middle of a write) ends its listing.
     pub fn list(&self) -> Result<Vec<Packed>, BlobError> {
         let mut found = Vec::new();
-        let mut numbers = Vec::new();
-        let entries = match std::fs::read_dir(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-            other => other.map_err(BlobError::io("listing pack segments"))?,
-        };
-        for entry in entries {
-            let name = entry.map_err(BlobError::io("listing pack segments"))?.file_name();
-            if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| u32::from_str_radix(n, 16).ok()) {
-                numbers.push(n);
-            }
-        }
-        numbers.sort_unstable();
-        for segment in numbers {
+        for segment in self.segments()? {
             let file = std::fs::File::open(self.segment_path(segment)).map_err(BlobError::io("opening a pack segment"))?;
             let mut at = 0u64;
             loop {
@@ -337,6 +337,11 @@ impl Packs {
         }
         Ok(found)
     }
+}
+
+/// Where objects start in the segments under `dir`: on the filesystem's blocks, 4 KiB at least.
+fn alignment(dir: &Path) -> u64 {
+    std::fs::metadata(dir).map(|m| std::os::unix::fs::MetadataExt::blksize(&m)).unwrap_or(4096).max(4096)
 }
 
 fn punch(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
@@ -377,6 +382,9 @@ mod tests {
         let p = Packed { segment: 7, offset: 4096 * 3, len: 9000 };
         assert_eq!(Packed::parse(&p.key()), Some(p));
         assert_eq!(p.key().len(), 27);
+        // A length no packed object has (1 MiB, 4 GiB - 1) is not a key of ours.
+        assert_eq!(Packed::parse(&Packed { len: MAX_LEN, ..p }.key()), None);
+        assert_eq!(Packed::parse("p000000070000003000ffffffff"), None);
         for bad in [
             "",
             "p",

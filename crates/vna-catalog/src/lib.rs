@@ -11,10 +11,10 @@
 //! pieces, metadata JSON, change-feed row; duplicate detection by SHA-256 and the version policy
 //! inside it), reads by scope, frame lookup, queries and the change feed. One SQL layer serves both
 //! backends (`db.rs` wraps pools and rows, `sqlbuild.rs` binds every value, `translate.rs` turns the
-//! query model into SQL, `register.rs`/`read.rs` the two sides); `sqlite.rs` and `postgres.rs` only
-//! connect.
+//! query model into SQL; the write side is `writer.rs`, the group commit, running `register.rs`
+//! per instance; the read side `read.rs`); `sqlite.rs` and `postgres.rs` only connect.
 //!
-//! Registrations go through one writer per process (`register::Registrar`), a **group commit**:
+//! Registrations go through one writer per process (`writer::Registrar`), a **group commit**:
 //! callers queue their `NewInstance`; the writer takes everything queued when it becomes free (at
 //! most 64), records it in one transaction (when one registration fails, the batch is rolled
 //! back and each of its jobs runs again alone, so only that one gets its error), commits once,
@@ -77,6 +77,7 @@ mod security;
 mod sqlbuild;
 pub mod sqlite;
 mod translate;
+mod writer;
 
 pub use audit::{AuditEvent, AuditQuery, AuditRecord};
 pub use expiry::{Expiry, ExpiryOutcome, TierMove, Tombstone};

@@ -3,7 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db::Pool;
-use crate::register::Registrar;
+use crate::writer::Registrar;
 use crate::CatalogError;
 
 /// Key of the transaction-level advisory lock (one-bigint form) every registration batch holds

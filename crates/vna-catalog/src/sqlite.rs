@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::Pool;
-use crate::register::Registrar;
+use crate::writer::Registrar;
 use crate::CatalogError;
 
 /// Writers wait this long for the write lock before failing with a transient "busy" error.
