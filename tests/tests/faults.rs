@@ -169,6 +169,9 @@ impl Catalog for FailingCatalog {
     async fn count_instances(&self) -> Result<i64, CatalogError> {
         self.inner.count_instances().await
     }
+    async fn count_drift(&self) -> Result<i64, CatalogError> {
+        self.inner.count_drift().await
+    }
     async fn latest_study_date(&self, patient_id: &str, issuer: &str) -> Result<Option<String>, CatalogError> {
         self.inner.latest_study_date(patient_id, issuer).await
     }

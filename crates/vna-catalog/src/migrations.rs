@@ -29,6 +29,7 @@ pub(crate) const SQLITE: Embedded = &[
     (11, "legal hold", include_str!("../migrations/sqlite/0011_legal_hold.sql")),
     (12, "institution", include_str!("../migrations/sqlite/0012_institution.sql")),
     (13, "report", include_str!("../migrations/sqlite/0013_report.sql")),
+    (14, "series counts", include_str!("../migrations/sqlite/0014_series_counts.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -44,6 +45,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (11, "legal hold", include_str!("../migrations/postgres/0011_legal_hold.sql")),
     (12, "institution", include_str!("../migrations/postgres/0012_institution.sql")),
     (13, "report", include_str!("../migrations/postgres/0013_report.sql")),
+    (14, "series counts", include_str!("../migrations/postgres/0014_series_counts.sql")),
 ];
 
 #[derive(Debug)]

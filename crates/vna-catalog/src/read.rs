@@ -284,15 +284,25 @@ pub(crate) async fn query_patients(pool: &Pool, q: &Query, v: &Visibility) -> Re
     // (indexes: study by patient, series by study, partial index of current instances by series).
     for (chunk_pks, chunk_rows) in pks.chunks(PKS_PER_STATEMENT).zip(patients.chunks_mut(PKS_PER_STATEMENT)) {
         let mut b = SqlBuilder::new(pool.dialect());
-        b.push(
-            "SELECT st.patient_pk, COUNT(DISTINCT st.pk), COUNT(DISTINCT s.pk), COUNT(*) FROM study st \
-             JOIN series s ON s.study_pk = st.pk JOIN instance i ON i.series_pk = s.pk \
-             WHERE st.patient_pk IN ",
-        )
-        .bind_list(chunk_pks.iter().copied())
-        .push(" AND ")
-        .push(&live("i", v));
-        visible(&mut b, v, Joined::Instance);
+        if translate::counts_serve(v) {
+            b.push(
+                "SELECT st.patient_pk, COUNT(DISTINCT st.pk), COUNT(DISTINCT s.pk), CAST(SUM(sc.live) AS BIGINT) FROM study st \
+                 JOIN series s ON s.study_pk = st.pk JOIN series_count sc ON sc.series_pk = s.pk \
+                 WHERE sc.live > 0 AND st.patient_pk IN ",
+            )
+            .bind_list(chunk_pks.iter().copied());
+            visible(&mut b, v, Joined::Study);
+        } else {
+            b.push(
+                "SELECT st.patient_pk, COUNT(DISTINCT st.pk), COUNT(DISTINCT s.pk), COUNT(*) FROM study st \
+                 JOIN series s ON s.study_pk = st.pk JOIN instance i ON i.series_pk = s.pk \
+                 WHERE st.patient_pk IN ",
+            )
+            .bind_list(chunk_pks.iter().copied())
+            .push(" AND ")
+            .push(&live("i", v));
+            visible(&mut b, v, Joined::Instance);
+        }
         b.push(" GROUP BY st.patient_pk");
         let mut counts: HashMap<i64, (i64, i64, i64)> = HashMap::with_capacity(chunk_pks.len());
         for row in pool.fetch_built("query patients: counters", &b.sql, &b.binds).await? {
@@ -354,15 +364,24 @@ async fn study_stats(pool: &Pool, pks: &[i64], v: &Visibility) -> Result<HashMap
     let mut out: HashMap<i64, StudyStats> = HashMap::with_capacity(pks.len());
     for chunk in pks.chunks(PKS_PER_STATEMENT) {
         let mut b = SqlBuilder::new(pool.dialect());
-        b.push(
-            "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
-             JOIN study st ON st.pk = s.study_pk JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk IN ",
-        )
-        .bind_list(chunk.iter().copied())
-        .push(" AND ")
-        .push(&live("i", v));
-        visible(&mut b, v, Joined::Instance);
-        b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
+        if translate::counts_serve(v) {
+            // The studies are visible already (`pks`), and the counts are of whole series.
+            b.push(
+                "SELECT s.study_pk, s.pk, s.modality, sc.sop_class_uid, sc.live FROM series s \
+                 JOIN series_count sc ON sc.series_pk = s.pk WHERE sc.live > 0 AND s.study_pk IN ",
+            )
+            .bind_list(chunk.iter().copied());
+        } else {
+            b.push(
+                "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
+                 JOIN study st ON st.pk = s.study_pk JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk IN ",
+            )
+            .bind_list(chunk.iter().copied())
+            .push(" AND ")
+            .push(&live("i", v));
+            visible(&mut b, v, Joined::Instance);
+            b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
+        }
         for row in pool.fetch_built("query studies: counters", &b.sql, &b.binds).await? {
             let mut c = row.cols();
             let st = out.entry(c.int("study pk")?).or_default();
@@ -458,6 +477,22 @@ pub(crate) async fn last_instance_key(pool: &Pool) -> Result<i64, CatalogError> 
     let rows = pool.fetch_all("last instance key", "SELECT COALESCE(MAX(pk), 0) FROM instance", &[]).await?;
     match rows.first() {
         Some(row) => row.cols().int("last instance key"),
+        None => Ok(0),
+    }
+}
+
+/// The (series, SOP Class) pairs where `series_count` and the live instances disagree, both ways.
+pub(crate) async fn count_drift(pool: &Pool) -> Result<i64, CatalogError> {
+    let actual = format!(
+        "SELECT i.series_pk, i.sop_class_uid, COUNT(*) AS n FROM instance i WHERE {} GROUP BY i.series_pk, i.sop_class_uid",
+        live("i", &Visibility::default())
+    );
+    let kept = "SELECT series_pk, sop_class_uid, live AS n FROM series_count WHERE live <> 0";
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM ({kept} EXCEPT {actual}) AS extra) + (SELECT COUNT(*) FROM ({actual} EXCEPT {kept}) AS lacking)"
+    );
+    match pool.fetch_all("count drift", &sql, &[]).await?.first() {
+        Some(row) => row.cols().int("count drift"),
         None => Ok(0),
     }
 }

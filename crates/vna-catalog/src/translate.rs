@@ -98,6 +98,14 @@ pub(crate) fn live(alias: &str, v: &Visibility) -> String {
     }
 }
 
+/// Whether the maintained counts of live instances per series and SOP Class (`series_count`,
+/// migration 0014, kept by triggers stating [`live`] for `Visibility::default()`) answer for
+/// `v`: a reader who does not see rejected instances, counting whole series (not a link
+/// limited to one series or instance, whose counts are taken from the instances).
+pub(crate) fn counts_serve(v: &Visibility) -> bool {
+    !v.rejected && v.only.as_ref().is_none_or(|o| o.series.is_none() && o.instance.is_none())
+}
+
 /// Which aliases of the patient/study/series/instance join a statement has.
 #[derive(Clone, Copy)]
 pub(crate) enum Joined {
@@ -152,7 +160,14 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(&format!("SELECT p.pk, {PATIENT_COLS} FROM patient p WHERE "));
             let lower: Vec<&Filter> = mine(Tier::Study).chain(mine(Tier::Series)).chain(mine(Tier::Instance)).collect();
             let by_modality = q.filters.iter().any(|f| f.key == Key::ModalitiesInStudy);
-            if lower.is_empty() && !by_modality {
+            if lower.is_empty() && !by_modality && counts_serve(v) {
+                b.push(
+                    "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
+                     JOIN series_count sc ON sc.series_pk = s.pk WHERE st.patient_pk = p.pk AND sc.live > 0",
+                );
+                visible(&mut b, v, Joined::Study);
+                b.push(")");
+            } else if lower.is_empty() && !by_modality {
                 b.push(
                     "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
                      JOIN instance i ON i.series_pk = s.pk WHERE st.patient_pk = p.pk AND ",
@@ -178,7 +193,11 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
         Level::Study => {
             b.push(&format!("SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "));
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
-            if lower.is_empty() {
+            if lower.is_empty() && !v.rejected {
+                b.push(
+                    "EXISTS (SELECT 1 FROM series s JOIN series_count sc ON sc.series_pk = s.pk WHERE s.study_pk = st.pk AND sc.live > 0)",
+                );
+            } else if lower.is_empty() {
                 b.push("EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk = st.pk AND ")
                     .push(&live("i", v))
                     .push(")");
@@ -195,18 +214,27 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(" ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid");
         }
         Level::Series => {
-            b.push(&format!(
-                "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
-                 (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND {}",
-                live("ci", v)
-            ));
-            // A link to one instance counts that instance only.
-            if let Some(sop) = v.only.as_ref().and_then(|o| o.instance.as_ref()) {
-                b.push(" AND ci.sop_uid = ").bind(sop.as_str());
+            if counts_serve(v) {
+                b.push(&format!(
+                    "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
+                     (SELECT CAST(COALESCE(SUM(sc.live), 0) AS BIGINT) FROM series_count sc WHERE sc.series_pk = s.pk"
+                ));
+            } else {
+                b.push(&format!(
+                    "SELECT s.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, \
+                     (SELECT COUNT(*) FROM instance ci WHERE ci.series_pk = s.pk AND {}",
+                    live("ci", v)
+                ));
+                // A link to one instance counts that instance only.
+                if let Some(sop) = v.only.as_ref().and_then(|o| o.instance.as_ref()) {
+                    b.push(" AND ci.sop_uid = ").bind(sop.as_str());
+                }
             }
             b.push(") FROM series s JOIN study st ON st.pk = s.study_pk JOIN patient p ON p.pk = st.patient_pk WHERE ");
             let lower: Vec<&Filter> = mine(Tier::Instance).collect();
-            if lower.is_empty() {
+            if lower.is_empty() && !v.rejected {
+                b.push("EXISTS (SELECT 1 FROM series_count sc WHERE sc.series_pk = s.pk AND sc.live > 0)");
+            } else if lower.is_empty() {
                 b.push("EXISTS (SELECT 1 FROM instance i WHERE i.series_pk = s.pk AND ").push(&live("i", v)).push(")");
             } else {
                 b.push("s.pk IN (SELECT i.series_pk FROM instance i WHERE ").push(&live("i", v));
@@ -283,6 +311,13 @@ fn modalities_in_study(b: &mut SqlBuilder, q: &Query, v: &Visibility) {
         };
         if values.is_empty() {
             b.push(" AND 1 = 0");
+            continue;
+        }
+        if !v.rejected {
+            b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN series_count msc ON msc.series_pk = ms.pk WHERE msc.live > 0")
+                .push(" AND ms.modality IN ")
+                .bind_list(values)
+                .push(")");
             continue;
         }
         b.push(" AND st.pk IN (SELECT ms.study_pk FROM series ms JOIN instance mi ON mi.series_pk = ms.pk WHERE ")

@@ -335,13 +335,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = vna::verify::run(archive, study, (*parallel).max(1), *with_uids).await?;
             println!(
-                "verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable",
+                "verified {} objects ({:.1} MB): {} intact, {} missing, {} altered, {} unreadable; {} series counts off",
                 report.checked,
                 report.bytes as f64 / 1e6,
                 report.intact,
                 report.missing,
                 report.altered,
-                report.unreadable
+                report.unreadable,
+                report.count_drift
             );
             Ok(if report.problems() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }

@@ -1,5 +1,6 @@
 //! `vna verify`: every current instance (or one study's) re-read and re-hashed, a few at a
-//! time, with each problem printed as it is found.
+//! time, with each problem printed as it is found; for the whole archive, also the catalog's
+//! maintained counts of live instances (what query counters read) against its instances.
 
 use futures::StreamExt;
 use std::sync::Arc;
@@ -14,11 +15,13 @@ pub struct Report {
     pub missing: u64,
     pub altered: u64,
     pub unreadable: u64,
+    /// (series, SOP Class) pairs whose maintained live count differs from their instances.
+    pub count_drift: u64,
 }
 
 impl Report {
     pub fn problems(&self) -> u64 {
-        self.missing + self.altered + self.unreadable
+        self.missing + self.altered + self.unreadable + self.count_drift
     }
 
     fn add(&mut self, row: &InstanceRow, v: &Verdict) {
@@ -57,6 +60,10 @@ pub async fn run(
                     break;
                 }
                 offset += n;
+            }
+            report.count_drift = u64::try_from(archive.catalog().count_drift().await?).unwrap_or(u64::MAX);
+            if report.count_drift > 0 {
+                println!("COUNTS: {} series counts differ from their instances", report.count_drift);
             }
         }
     }

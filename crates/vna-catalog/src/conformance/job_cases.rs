@@ -258,6 +258,7 @@ pub async fn expiry_leaves_tombstones_until_purged(c: &dyn Catalog) {
     // It may come again: a new first version.
     store(c, &a).await;
     assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().version, 1);
+    assert_counts_true(c).await;
 }
 
 pub async fn a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge(c: &dyn Catalog) {
@@ -287,6 +288,7 @@ pub async fn a_tier_move_switches_the_version_and_leaves_the_old_object_to_purge
     let bad = TierMove { from: to.clone(), to: BlobLocation { sha256: fake_sha("other"), ..to.clone() }, ..m.clone() };
     assert!(c.move_version(&bad).await.is_err());
     assert_eq!(c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().blob, to);
+    assert_counts_true(c).await;
 }
 
 pub async fn accesses_are_recorded_in_batches_and_never_go_back(c: &dyn Catalog) {

@@ -200,6 +200,11 @@ pub fn query(level: Level, filters: Vec<Filter>) -> Query {
     Query { level, filters, limit: None, offset: 0 }
 }
 
+/// The maintained live counts (what clinical counters read) agree with the instances.
+pub async fn assert_counts_true(c: &dyn Catalog) {
+    assert_eq!(c.count_drift().await.unwrap(), 0, "series counts that differ from their instances");
+}
+
 pub async fn patient_ids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
     let rows = c.query_patients(&query(Level::Patient, filters), &Visibility::ALL).await.unwrap();
     rows.into_iter().map(|r| r.patient.patient_id).collect()

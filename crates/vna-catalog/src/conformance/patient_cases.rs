@@ -66,6 +66,7 @@ pub async fn patient_counters_count_current_instances(c: &dyn Catalog) {
     // Matching only sees current versions, like at the other levels.
     assert_eq!(patient_ids(c, vec![filter(Modality, single("MR"))]).await, vec!["PAT-0001"]);
     assert!(patient_ids(c, vec![filter(Modality, single("US"))]).await.is_empty());
+    assert_counts_true(c).await;
 }
 
 pub async fn patient_level_paging_and_order(c: &dyn Catalog) {

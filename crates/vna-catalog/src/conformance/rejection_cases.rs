@@ -91,6 +91,7 @@ pub async fn rejection_hides_from_every_read(c: &dyn Catalog) {
     store(c, &again).await;
     assert_eq!(c.current_instance(a_uid, &Visibility::ALL).await.unwrap().unwrap().rejection.unwrap().code, "113001");
     assert_eq!(c.rejections(&Visibility::ALL, 100, 0).await.unwrap().len(), 1);
+    assert_counts_true(c).await;
 }
 
 pub async fn rejection_waits_for_unknown_instances(c: &dyn Catalog) {
@@ -120,6 +121,7 @@ pub async fn rejection_waits_for_unknown_instances(c: &dyn Catalog) {
     let named = note(STUDY, "1.2.11.1.99.3", "113001", vec![reference(STUDY, SERIES, "1.2.11.2.1.1")]);
     store(c, &named).await;
     assert!(c.current_instance(&elsewhere.instance.sop_uid, &clinical()).await.unwrap().is_some(), "wrong study: not hidden");
+    assert_counts_true(c).await;
 }
 
 pub async fn rejection_stays_in_its_tenant(c: &dyn Catalog) {
@@ -155,6 +157,7 @@ pub async fn rejection_stays_in_its_tenant(c: &dyn Catalog) {
     // Paging of the listing.
     let page: Vec<String> = c.rejections(&Visibility::ALL, 2, 1).await.unwrap().into_iter().map(|r| r.note_sop_uid).collect();
     assert_eq!(page, vec!["1.2.11.3.99.2", "1.2.11.1.99.1"]);
+    assert_counts_true(c).await;
 }
 
 pub async fn a_study_wholly_rejected_disappears(c: &dyn Catalog) {
@@ -173,4 +176,5 @@ pub async fn a_study_wholly_rejected_disappears(c: &dyn Catalog) {
     assert_eq!(studies, vec!["1.2.11.5"]);
     assert!(c.query_series(&query(Level::Series, vec![filter(Key::StudyUid, single(STUDY))]), &clinical()).await.unwrap().is_empty());
     assert_eq!(study_uids(c, vec![]).await.len(), 2, "the archive's own view still has both");
+    assert_counts_true(c).await;
 }

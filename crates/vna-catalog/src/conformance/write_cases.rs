@@ -77,6 +77,7 @@ pub async fn keep_both_records_prior_version(c: &dyn Catalog) {
     let v3 = new_bytes(n.clone(), "v3");
     assert!(matches!(c.register(&v3, VersionPolicy::KeepBoth).await.unwrap(), RegisterOutcome::StoredAsPriorVersion { .. }));
     assert_eq!(c.instance_versions(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().len(), 3);
+    assert_counts_true(c).await;
 }
 
 pub async fn replace_makes_new_current(c: &dyn Catalog) {
@@ -107,6 +108,7 @@ pub async fn replace_makes_new_current(c: &dyn Catalog) {
     // Replacing back with the bytes of an old, non-current version is a new version too.
     assert!(matches!(c.register(&n, VersionPolicy::Replace).await.unwrap(), RegisterOutcome::Stored { .. }));
     assert_eq!(c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap().version, 4);
+    assert_counts_true(c).await;
 }
 
 pub async fn latest_attributes_win(c: &dyn Catalog) {
@@ -135,6 +137,7 @@ pub async fn latest_attributes_win(c: &dyn Catalog) {
     assert_eq!(study_uids(c, vec![filter(Key::PatientName, fuzzy("alex"))]).await.len(), 2);
     let one = c.current_instance(&a.instance.sop_uid, &Visibility::ALL).await.unwrap().unwrap();
     assert_eq!(one.patient.patient_name, "Roe^Alex");
+    assert_counts_true(c).await;
 }
 
 pub async fn patients_without_id_stay_apart(c: &dyn Catalog) {
@@ -176,6 +179,33 @@ pub async fn study_and_series_counts(c: &dyn Catalog) {
     let counts: Vec<(String, i64)> = series.iter().map(|r| (r.series.modality.clone(), r.number_of_instances)).collect();
     assert_eq!(counts, vec![("CT".to_owned(), 2), ("SR".to_owned(), 1), ("MR".to_owned(), 1)]);
     assert_eq!(c.count_instances().await.unwrap(), 4);
+    // A clinical reader's counters come from the maintained counts: the same numbers.
+    let clinical = Visibility::default();
+    let s = &c.query_studies(&query(Level::Study, vec![]), &clinical).await.unwrap()[0];
+    assert_eq!((s.modalities_in_study.len(), s.sop_classes_in_study.len(), s.number_of_series, s.number_of_instances), (3, 3, 3, 4));
+    assert_counts_true(c).await;
+
+    // The MR series moves to another study with its next instance: each study counts what it
+    // holds now.
+    let mut moved = new_instance("1.2.3.9", "1.2.3.1.3", "1.2.3.1.3.2");
+    moved.series.modality = "MR".into();
+    moved.instance.sop_class_uid = vna_dicom::uid::SopClassUid::new(MR_IMAGE).unwrap();
+    store(c, &moved).await;
+    let mut studies = c.query_studies(&query(Level::Study, vec![]), &clinical).await.unwrap();
+    studies.sort_by(|a, b| a.study.study_uid.as_str().cmp(b.study.study_uid.as_str()));
+    let got: Vec<_> = studies
+        .iter()
+        .map(|s| (s.study.study_uid.as_str(), s.modalities_in_study.clone(), s.number_of_series, s.number_of_instances))
+        .collect();
+    assert_eq!(got, vec![("1.2.3.1", vec!["CT".to_owned(), "SR".to_owned()], 2, 3), ("1.2.3.9", vec!["MR".to_owned()], 1, 2)]);
+    let series = c.query_series(&query(Level::Series, vec![]), &clinical).await.unwrap();
+    assert_eq!(series.iter().map(|r| r.number_of_instances).sum::<i64>(), 5);
+    let patients = c.query_patients(&query(Level::Patient, vec![]), &clinical).await.unwrap();
+    assert_eq!(
+        patients.iter().map(|r| (r.number_of_studies, r.number_of_series, r.number_of_instances)).collect::<Vec<_>>(),
+        vec![(2, 3, 5)]
+    );
+    assert_counts_true(c).await;
 }
 
 pub async fn frames_native(c: &dyn Catalog) {
