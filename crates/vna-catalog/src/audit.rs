@@ -4,7 +4,7 @@
 //! writer: a store's event in the same transaction as its registration, other events in the
 //! next group commit, and the caller is answered only once its event is committed.
 
-use crate::db::{Pool, Tx};
+use crate::db::{Dialect, Pool, Tx, Value};
 use crate::sqlbuild::SqlBuilder;
 use crate::CatalogError;
 
@@ -58,30 +58,36 @@ pub struct AuditQuery {
 
 /// Appends `e` inside the writer's transaction.
 pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), CatalogError> {
-    let row = tx
-        .fetch_one(
-            "audit: insert event",
-            "INSERT INTO audit_event (at_ms, event_id, event_type, action, outcome, user_id, user_kind, source, interface, \
-             instances, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            &[
-                e.at_ms.into(),
-                e.event_id.as_str().into(),
-                e.event_type.clone().into(),
-                e.action.as_str().into(),
-                i64::from(e.outcome).into(),
-                e.user_id.as_str().into(),
-                e.user_kind.as_str().into(),
-                e.source.as_str().into(),
-                e.interface.as_str().into(),
-                e.instances.into(),
-                e.detail.as_str().into(),
-            ],
-        )
-        .await?;
-    let seq = row.cols().int("audit seq")?;
-    // The event's patients and studies in one statement per chunk: a round trip each on
-    // PostgreSQL, where a store's event names two or three.
+    let event_binds: Vec<Value> = vec![
+        e.at_ms.into(),
+        e.event_id.as_str().into(),
+        e.event_type.clone().into(),
+        e.action.as_str().into(),
+        i64::from(e.outcome).into(),
+        e.user_id.as_str().into(),
+        e.user_kind.as_str().into(),
+        e.source.as_str().into(),
+        e.interface.as_str().into(),
+        e.instances.into(),
+        e.detail.as_str().into(),
+    ];
     let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
+    if tx.dialect() == Dialect::Postgres && !objects.is_empty() && objects.len() <= OBJECTS_PER_INSERT {
+        // The event and its patients and studies in one statement: a round trip where there
+        // were two, for every store.
+        let mut sql = format!("WITH e AS ({INSERT_EVENT} RETURNING seq) INSERT INTO audit_object (event_seq, kind, value) SELECT e.seq, o.kind, o.value FROM e, (VALUES ");
+        let mut binds = event_binds;
+        for (i, (kind, v)) in objects.iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+            binds.extend([(*kind).into(), v.as_str().into()]);
+        }
+        sql.push_str(") AS o (kind, value)");
+        tx.execute("audit: insert event and objects", &sql, &binds).await?;
+        return Ok(());
+    }
+    let row = tx.fetch_one("audit: insert event", &format!("{INSERT_EVENT} RETURNING seq"), &event_binds).await?;
+    let seq = row.cols().int("audit seq")?;
+    // The event's patients and studies in one statement per chunk.
     for chunk in objects.chunks(OBJECTS_PER_INSERT) {
         let mut sql = String::from("INSERT INTO audit_object (event_seq, kind, value) VALUES ");
         let mut binds = Vec::with_capacity(chunk.len() * 3);
@@ -93,6 +99,9 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), Catalo
     }
     Ok(())
 }
+
+const INSERT_EVENT: &str = "INSERT INTO audit_event (at_ms, event_id, event_type, action, outcome, user_id, user_kind, source, \
+     interface, instances, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Rows of one `audit_object` insert (three binds each, well under SQLite's limit).
 const OBJECTS_PER_INSERT: usize = 200;

@@ -214,6 +214,17 @@ impl Pool {
 
     /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so
     /// a read-then-write transaction never fails on a stale snapshot; it waits (busy_timeout).
+    /// The writer's transaction for a batch: on PostgreSQL with the change-feed lock taken in
+    /// the same round trip as `BEGIN` (one simple-protocol message, `lock_sql`).
+    pub(crate) async fn begin_batch(&self, lock_sql: &str) -> Result<Tx<'static>, CatalogError> {
+        match self {
+            Pool::Sqlite(_) => self.begin_write().await,
+            Pool::Postgres(p) => {
+                p.begin_with(format!("BEGIN; {lock_sql}")).await.map(Tx::Postgres).map_err(query_err("begin transaction with the lock"))
+            }
+        }
+    }
+
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, CatalogError> {
         match self {
             Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_err("begin transaction")),

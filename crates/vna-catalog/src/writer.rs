@@ -67,7 +67,7 @@ enum Writer {
 impl Writer {
     async fn begin(&mut self) -> Result<Tx<'_>, CatalogError> {
         match self {
-            Writer::Pool(pool) => pool.begin_write().await,
+            Writer::Pool(pool) => pool.begin_batch(&format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})")).await,
             Writer::Local(conn) => LocalTx::begin(conn).map(Tx::Local),
         }
     }
@@ -233,12 +233,12 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             kept.data_version = Some(version);
         }
         if tx.dialect() == Dialect::Postgres {
-            // Held to commit by every batch of every node: batches are serial, so registers of
-            // one SOP UID (even the first, with no row to lock) are too, and the next batch
-            // draws its change-feed seqs only after ours are visible (a follower reading
-            // `seq > last` never skips a row that commits later). SQLite: `BEGIN IMMEDIATE`.
-            let sql = format!("SELECT pg_advisory_xact_lock({PG_CHANGE_FEED_LOCK})");
-            tx.execute("register: lock change feed", &sql, &[]).await.map_err(batch)?;
+            // The change-feed lock, taken with `BEGIN` (`Writer::begin`), is held to commit by
+            // every batch of every node: batches are serial, so registers of one SOP UID (even
+            // the first, with no row to lock) are too, and the next batch draws its change-feed
+            // seqs only after ours are visible (a follower reading `seq > last` never skips a
+            // row that commits later). SQLite: `BEGIN IMMEDIATE`. The head is read by a
+            // statement of its own, after the lock: its snapshot sees every batch before ours.
             let row =
                 tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await.map_err(batch)?;
             let head = row.cols().int("change feed head").map_err(batch)?;

@@ -128,7 +128,7 @@ async fn run(
     }
     let base = base_url(&state, &headers);
     let archive = &state.archive;
-    let docs: Vec<serde_json::Value> = match level {
+    let docs: Vec<String> = match level {
         // No QIDO-RS resource is at the patient level (PS3.18 §10.6); only C-FIND asks for it.
         Level::Patient => Vec::new(),
         Level::Study => {
@@ -160,8 +160,16 @@ async fn run(
     if docs.is_empty() {
         return Ok(empty(&parsed.warnings));
     }
-    let mut resp =
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], serde_json::Value::Array(docs).to_string()).into_response();
+    let mut body = String::with_capacity(docs.iter().map(|d| d.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(d);
+    }
+    body.push(']');
+    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/dicom+json")], body).into_response();
     add_warnings(&mut resp, &parsed.warnings);
     Ok(resp)
 }

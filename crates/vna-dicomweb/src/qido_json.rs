@@ -2,11 +2,12 @@
 //! -4 (series) and -5 (instance) require, computed ones included, plus `includefield`s.
 
 use crate::error::ApiError;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use vna_archive::model::{Found, PatientAttrs, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_archive::{Archive, Principal};
 use vna_dicom::json::{resolve_bulk_uris, tag_key};
+use vna_dicom::tag_from_key;
 use vna_dicom::{tags, Tag};
 
 /// What `includefield` asked for beyond the defaults.
@@ -36,54 +37,121 @@ const MULTI_FRAME_TAGS: [Tag; 6] = [
     tags::TOTAL_PIXEL_MATRIX_ROWS,
 ];
 
-/// Attributes of a result, kept in tag order.
+/// Attributes of a result, kept in tag order, each already rendered as its DICOM JSON object
+/// (`{"vr":…,"Value":[…]}`): a page of a thousand studies is written straight into the
+/// response's text, not built as a tree of JSON values first (which cost more than the query).
 #[derive(Default)]
-struct Doc(BTreeMap<String, Value>);
+struct Doc(BTreeMap<Tag, String>);
 
 impl Doc {
+    fn put(&mut self, tag: Tag, vr: &str, values: impl FnOnce(&mut String) -> bool) {
+        let mut el = String::with_capacity(48);
+        el.push_str("{\"vr\":\"");
+        el.push_str(vr);
+        el.push('"');
+        let mark = el.len();
+        el.push_str(",\"Value\":[");
+        if values(&mut el) {
+            el.push_str("]}");
+        } else {
+            el.truncate(mark);
+            el.push('}');
+        }
+        self.0.insert(tag, el);
+    }
     fn text(&mut self, tag: Tag, vr: &str, v: &str) {
-        let el = if v.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": [v] }) };
-        self.0.insert(tag_key(tag), el);
+        self.put(tag, vr, |el| {
+            push_json_str(el, v);
+            !v.is_empty()
+        });
     }
     fn list(&mut self, tag: Tag, vr: &str, v: &[String]) {
-        let el = if v.is_empty() { json!({ "vr": vr }) } else { json!({ "vr": vr, "Value": v }) };
-        self.0.insert(tag_key(tag), el);
+        self.put(tag, vr, |el| {
+            for (i, item) in v.iter().enumerate() {
+                if i > 0 {
+                    el.push(',');
+                }
+                push_json_str(el, item);
+            }
+            !v.is_empty()
+        });
     }
     fn pn(&mut self, tag: Tag, v: &str) {
-        let el = if v.is_empty() {
-            json!({ "vr": "PN" })
-        } else {
-            let mut groups = Map::new();
+        self.put(tag, "PN", |el| {
+            el.push('{');
+            let mut first = true;
             for (name, g) in ["Alphabetic", "Ideographic", "Phonetic"].iter().zip(v.split('=')) {
                 if !g.is_empty() {
-                    groups.insert((*name).into(), Value::String(g.into()));
+                    if !first {
+                        el.push(',');
+                    }
+                    first = false;
+                    push_json_str(el, name);
+                    el.push(':');
+                    push_json_str(el, g);
                 }
             }
-            json!({ "vr": "PN", "Value": [groups] })
-        };
-        self.0.insert(tag_key(tag), el);
+            el.push('}');
+            !v.is_empty()
+        });
     }
     fn int(&mut self, tag: Tag, vr: &str, v: Option<i64>) {
-        let el = match v {
-            Some(n) => json!({ "vr": vr, "Value": [n] }),
-            None => json!({ "vr": vr }),
-        };
-        self.0.insert(tag_key(tag), el);
+        self.put(tag, vr, |el| match v {
+            Some(n) => {
+                el.push_str(&n.to_string());
+                true
+            }
+            None => false,
+        });
+    }
+    fn has(&self, tag: Tag) -> bool {
+        self.0.contains_key(&tag)
     }
     /// Adds requested attributes found in an instance's stored metadata, without overriding
     /// what the catalog already gave.
     fn merge(&mut self, metadata: &str, includes: &Includes, instance_url: &str, only_missing_all: bool) {
         let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&resolve_bulk_uris(metadata, instance_url)) else { return };
         for (k, v) in map {
-            let wanted = (includes.all && only_missing_all) || includes.tags.iter().any(|t| tag_key(*t) == k);
+            let Some(tag) = tag_from_key(&k) else { continue };
+            let wanted = (includes.all && only_missing_all) || includes.tags.contains(&tag);
             if wanted {
-                self.0.entry(k).or_insert(v);
+                self.0.entry(tag).or_insert_with(|| v.to_string());
             }
         }
     }
-    fn into_value(self) -> Value {
-        Value::Object(self.0.into_iter().collect())
+    /// The result as one JSON object.
+    fn into_json(self) -> String {
+        let mut out = String::with_capacity(self.0.values().map(|el| el.len() + 12).sum::<usize>() + 2);
+        out.push('{');
+        for (i, (tag, el)) in self.0.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(&tag_key(tag));
+            out.push_str("\":");
+            out.push_str(&el);
+        }
+        out.push('}');
+        out
     }
+}
+
+/// `s` as a JSON string (RFC 8259 §7: quote, backslash and control characters escaped).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn patient(d: &mut Doc, p: &PatientAttrs) {
@@ -125,7 +193,7 @@ pub(crate) async fn study_json(
     includes: &Includes,
     archive: &Archive,
     who: &Principal,
-) -> Result<Value, ApiError> {
+) -> Result<String, ApiError> {
     let mut d = Doc::default();
     patient(&mut d, &r.patient);
     study(&mut d, &r.study);
@@ -135,14 +203,14 @@ pub(crate) async fn study_json(
     d.int(tags::NUMBER_OF_STUDY_RELATED_SERIES, "IS", Some(r.number_of_series));
     d.int(tags::NUMBER_OF_STUDY_RELATED_INSTANCES, "IS", Some(r.number_of_instances));
     d.text(tags::RETRIEVE_URL, "UR", &format!("{base}/studies/{}", r.study.study_uid));
-    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
+    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.has(*t)).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: None, instance: None };
         if let Some((row, meta)) = archive.sample_metadata(who, &scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }
-    Ok(d.into_value())
+    Ok(d.into_json())
 }
 
 pub(crate) async fn series_json(
@@ -151,7 +219,7 @@ pub(crate) async fn series_json(
     includes: &Includes,
     archive: &Archive,
     who: &Principal,
-) -> Result<Value, ApiError> {
+) -> Result<String, ApiError> {
     let mut d = Doc::default();
     patient(&mut d, &r.patient);
     study(&mut d, &r.study);
@@ -159,17 +227,17 @@ pub(crate) async fn series_json(
     d.text(tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
     d.int(tags::NUMBER_OF_SERIES_RELATED_INSTANCES, "IS", Some(r.number_of_instances));
     d.text(tags::RETRIEVE_URL, "UR", &format!("{base}/studies/{}/series/{}", r.study.study_uid, r.series.series_uid));
-    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.0.contains_key(&tag_key(*t))).collect();
+    let missing: Vec<Tag> = includes.tags.iter().copied().filter(|t| !d.has(*t)).collect();
     if !missing.is_empty() {
         let scope = Scope { study: r.study.study_uid.clone(), series: Some(r.series.series_uid.clone()), instance: None };
         if let Some((row, meta)) = archive.sample_metadata(who, &scope).await? {
             d.merge(&meta, &Includes { all: false, tags: missing }, &instance_url(base, &row), false);
         }
     }
-    Ok(d.into_value())
+    Ok(d.into_json())
 }
 
-pub(crate) fn instance_json(r: &Found, base: &str, includes: &Includes, metadata: Option<&str>) -> Value {
+pub(crate) fn instance_json(r: &Found, base: &str, includes: &Includes, metadata: Option<&str>) -> String {
     let mut d = Doc::default();
     d.text(tags::SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192");
     d.text(tags::STUDY_INSTANCE_UID, "UI", r.study.study_uid.as_str());
@@ -202,5 +270,47 @@ pub(crate) fn instance_json(r: &Found, base: &str, includes: &Includes, metadata
     if let Some(meta) = metadata {
         d.merge(meta, includes, &instance_url(base, r), true);
     }
-    d.into_value()
+    d.into_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_doc_is_dicom_json_in_tag_order_with_every_string_escaped() {
+        let mut d = Doc::default();
+        d.text(tags::STUDY_DESCRIPTION, "LO", "a \"quoted\" back\\slash\ttab\u{1}ctl Ünïcødé");
+        d.pn(tags::PATIENT_NAME, "Yamada^Tarou=山田^太郎=やまだ^たろう");
+        d.pn(tags::REFERRING_PHYSICIAN_NAME, "");
+        d.list(tags::MODALITIES_IN_STUDY, "CS", &["CT".into(), "MR".into()]);
+        d.list(tags::SOP_CLASSES_IN_STUDY, "UI", &[]);
+        d.int(tags::NUMBER_OF_STUDY_RELATED_INSTANCES, "IS", Some(-3));
+        d.int(tags::SERIES_NUMBER, "IS", None);
+        d.text(tags::ACCESSION_NUMBER, "SH", "");
+        let meta =
+            r#"{"00080050":{"vr":"SH","Value":["from metadata"]},"00180050":{"vr":"DS","Value":[1.5]},"00200013":{"vr":"IS","Value":[7]}}"#;
+        d.merge(meta, &Includes { all: false, tags: vec![tags::ACCESSION_NUMBER, Tag(0x0018, 0x0050)] }, "http://x/i", false);
+        let text = d.into_json();
+        let keys: Vec<&str> = text.match_indices("\":{").map(|(i, _)| &text[i - 8..i]).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "attributes in tag order");
+        let got: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            got,
+            json!({
+                "00080050": { "vr": "SH" },
+                "00080061": { "vr": "CS", "Value": ["CT", "MR"] },
+                "00080062": { "vr": "UI" },
+                "00080090": { "vr": "PN" },
+                "00081030": { "vr": "LO", "Value": ["a \"quoted\" back\\slash\ttab\u{1}ctl Ünïcødé"] },
+                "00100010": { "vr": "PN", "Value": [{ "Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう" }] },
+                "00180050": { "vr": "DS", "Value": [1.5] },
+                "00200011": { "vr": "IS" },
+                "00201208": { "vr": "IS", "Value": [-3] },
+            })
+        );
+    }
 }
