@@ -2,6 +2,7 @@
 //! values, and placeholder rewriting, so register and query logic is written once.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -87,8 +88,63 @@ pub(crate) fn u64_value(v: u64, what: &'static str) -> Result<Value, CatalogErro
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(sqlx::SqlitePool),
+    /// With the file catalog's own read connections, which then answer every read.
+    Sqlite(sqlx::SqlitePool, Option<Arc<LocalReaders>>),
     Postgres(sqlx::PgPool),
+}
+
+/// Read connections of our own to an SQLite file (rusqlite, read-only). Point look-ups on the
+/// ingest path run on the caller's thread ([`LocalReaders::with`]): an indexed look-up takes
+/// microseconds, where a pool query hands the statement to a connection thread and every row
+/// back, one by one. Every other read runs whole on a blocking thread ([`LocalReaders::fetch`]):
+/// one hand-off per statement instead of one per row (a page of a thousand studies spent more
+/// in those hand-offs than in SQLite), at most [`MAX_READERS`] at a time.
+pub(crate) struct LocalReaders {
+    path: std::path::PathBuf,
+    busy_timeout: std::time::Duration,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    running: tokio::sync::Semaphore,
+}
+
+/// Reads running at once on blocking threads, and idle connections kept.
+const MAX_READERS: usize = 4;
+
+impl LocalReaders {
+    pub(crate) fn new(path: &std::path::Path, busy_timeout: std::time::Duration) -> LocalReaders {
+        LocalReaders { path: path.to_path_buf(), busy_timeout, idle: Default::default(), running: tokio::sync::Semaphore::new(MAX_READERS) }
+    }
+
+    /// Runs `f` on a reader connection, on the caller's thread.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T, CatalogError>) -> Result<T, CatalogError> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let fail = |source| CatalogError::Local { op: "opening a catalog reader", source };
+                let c = rusqlite::Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
+                c.busy_timeout(self.busy_timeout).map_err(fail)?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
+        };
+        let out = f(&conn);
+        if out.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < MAX_READERS {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Every row of one statement (SQLite syntax), run on a blocking thread.
+    async fn fetch(self: &Arc<Self>, op: &'static str, sql: String, binds: Vec<Value>) -> Result<Vec<AnyRow>, CatalogError> {
+        let _permit = self.running.acquire().await.map_err(|_| CatalogError::WriterGone)?;
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || readers.with(|conn| local_fetch_all(conn, op, &sql, &binds)))
+            .await
+            .map_err(|_| CatalogError::WriterGone)?
+    }
 }
 
 pub(crate) enum Tx<'a> {
@@ -152,6 +208,24 @@ pub(crate) fn local_fetch_optional(
     Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
 }
 
+/// Every row of a statement (SQLite syntax) on a connection of our own, synchronously.
+pub(crate) fn local_fetch_all(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    sql: &str,
+    binds: &[Value],
+) -> Result<Vec<AnyRow>, CatalogError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(local_err(op))?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(local_err(op))? {
+        let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
+        out.push(AnyRow::Local(values.map_err(local_err(op))?));
+    }
+    Ok(out)
+}
+
 fn local_err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
     move |source| CatalogError::Local { op, source }
 }
@@ -207,7 +281,7 @@ fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
 impl Pool {
     pub(crate) fn dialect(&self) -> Dialect {
         match self {
-            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Sqlite(..) => Dialect::Sqlite,
             Pool::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -218,7 +292,7 @@ impl Pool {
     /// the same round trip as `BEGIN` (one simple-protocol message, `lock_sql`).
     pub(crate) async fn begin_batch(&self, lock_sql: &str) -> Result<Tx<'static>, CatalogError> {
         match self {
-            Pool::Sqlite(_) => self.begin_write().await,
+            Pool::Sqlite(..) => self.begin_write().await,
             Pool::Postgres(p) => {
                 p.begin_with(format!("BEGIN; {lock_sql}")).await.map(Tx::Postgres).map_err(query_err("begin transaction with the lock"))
             }
@@ -227,7 +301,7 @@ impl Pool {
 
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, CatalogError> {
         match self {
-            Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_err("begin transaction")),
+            Pool::Sqlite(p, _) => p.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_err("begin transaction")),
             Pool::Postgres(p) => p.begin().await.map(Tx::Postgres).map_err(query_err("begin transaction")),
         }
     }
@@ -236,7 +310,8 @@ impl Pool {
     pub(crate) async fn fetch_all(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
         let sql = self.dialect().sql(sql);
         match self {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(_, Some(readers)) => readers.fetch(op, sql.into_owned(), binds.to_vec()).await,
+            Pool::Sqlite(p, None) => {
                 Ok(sqlite_query(&sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Sqlite).collect())
             }
             Pool::Postgres(p) => {
@@ -249,7 +324,8 @@ impl Pool {
     /// (built by [`crate::sqlbuild::SqlBuilder`]).
     pub(crate) async fn fetch_built(&self, op: &'static str, sql: &str, binds: &[Value]) -> Result<Vec<AnyRow>, CatalogError> {
         match self {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(_, Some(readers)) => readers.fetch(op, sql.to_owned(), binds.to_vec()).await,
+            Pool::Sqlite(p, None) => {
                 Ok(sqlite_query(sql, binds).fetch_all(p).await.map_err(query_err(op))?.into_iter().map(AnyRow::Sqlite).collect())
             }
             Pool::Postgres(p) => {
@@ -260,7 +336,7 @@ impl Pool {
 
     pub(crate) async fn close(&self) {
         match self {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p, _) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
     }
@@ -306,17 +382,7 @@ impl Tx<'_> {
             Tx::Postgres(tx) => {
                 Ok(pg_query(&sql, binds).fetch_all(&mut **tx).await.map_err(query_err(op))?.into_iter().map(AnyRow::Postgres).collect())
             }
-            Tx::Local(tx) => {
-                let mut stmt = tx.conn.prepare_cached(&sql).map_err(local_err(op))?;
-                let width = stmt.column_count();
-                let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(local_err(op))? {
-                    let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
-                    out.push(AnyRow::Local(values.map_err(local_err(op))?));
-                }
-                Ok(out)
-            }
+            Tx::Local(tx) => local_fetch_all(tx.conn, op, &sql, binds),
         }
     }
 

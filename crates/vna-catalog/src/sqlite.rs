@@ -2,11 +2,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::db::Pool;
+use crate::db::{LocalReaders, Pool};
 use crate::writer::Registrar;
 use crate::CatalogError;
 
@@ -19,43 +20,9 @@ const MAX_CONNECTIONS: u32 = 4;
 pub struct SqliteCatalog {
     pub(crate) pool: Pool,
     registrar: Registrar,
-    /// Read connections used on the caller's thread (a file catalog only).
-    readers: Option<LocalReaders>,
-}
-
-/// Read connections of our own for point look-ups on the ingest path, used synchronously on
-/// the caller's thread: an indexed look-up takes microseconds, where a pool query hands the
-/// statement to a connection thread and the rows back. Never for queries whose size a
-/// caller decides.
-struct LocalReaders {
-    path: std::path::PathBuf,
-    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
-}
-
-/// Idle reader connections kept at most.
-const MAX_IDLE_READERS: usize = 4;
-
-impl LocalReaders {
-    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T, CatalogError>) -> Result<T, CatalogError> {
-        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let fail = |source| CatalogError::Local { op: "opening a catalog reader", source };
-                let c = rusqlite::Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
-                c.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-                c
-            }
-        };
-        let out = f(&conn);
-        if out.is_ok() {
-            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
-        }
-        out
-    }
+    /// Read connections of our own (a file catalog only): point look-ups on the caller's
+    /// thread, queries on a blocking thread (the pool's reads go through them too).
+    readers: Option<Arc<LocalReaders>>,
 }
 
 impl SqliteCatalog {
@@ -74,8 +41,9 @@ impl SqliteCatalog {
         let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(options).await.map_err(CatalogError::Connect)?;
         let pool = Self::migrate(pool).await?;
         let registrar = Registrar::start_local(open_writer(path)?)?;
-        let readers = Some(LocalReaders { path: path.to_path_buf(), idle: Default::default() });
-        Ok(SqliteCatalog { pool, registrar, readers })
+        let readers = Arc::new(LocalReaders::new(path, BUSY_TIMEOUT));
+        let Pool::Sqlite(sqlx_pool, _) = pool else { return Err(CatalogError::Corrupt { what: "an SQLite catalog's pool" }) };
+        Ok(SqliteCatalog { pool: Pool::Sqlite(sqlx_pool, Some(readers.clone())), registrar, readers: Some(readers) })
     }
 
     /// A private in-memory database for unit tests. One connection that is never recycled:
@@ -97,7 +65,7 @@ impl SqliteCatalog {
 
     async fn migrate(pool: sqlx::SqlitePool) -> Result<Pool, CatalogError> {
         crate::migrations::migrator(crate::migrations::SQLITE).await?.run(&pool).await.map_err(CatalogError::Migrate)?;
-        Ok(Pool::Sqlite(pool))
+        Ok(Pool::Sqlite(pool, None))
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -164,7 +132,7 @@ mod tests {
     async fn durability_pragmas_are_set() {
         let dir = tempfile::tempdir().expect("temp dir");
         let c = SqliteCatalog::open(&dir.path().join("c.sqlite")).await.expect("open");
-        let Pool::Sqlite(pool) = &c.pool else { panic!("sqlite pool") };
+        let Pool::Sqlite(pool, _) = &c.pool else { panic!("sqlite pool") };
         let get = |pragma: &'static str| async move {
             let v: (String,) = sqlx::query_as(&format!("SELECT CAST({pragma} AS TEXT)")).fetch_one(pool).await.expect(pragma);
             v.0
