@@ -144,9 +144,9 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Number of current instances (health, tests, import summary).
     async fn count_instances(&self) -> Result<i64, CatalogError>;
-    /// How many (series, SOP Class) pairs have a maintained live-instance count (what query
-    /// counters read) that differs from a count of their instances: 0 when the counts are true
-    /// (`vna verify`, tests).
+    /// How many (series, SOP Class) pairs and studies have a maintained live-instance count
+    /// (what query counters read) that differs from a count of their instances: 0 when the
+    /// counts are true (`vna verify`, tests).
     async fn count_drift(&self) -> Result<i64, CatalogError>;
     /// The highest instance version key so far (0 when empty): jobs split the key space by it.
     async fn last_instance_key(&self) -> Result<i64, CatalogError>;

@@ -30,6 +30,7 @@ pub(crate) const SQLITE: Embedded = &[
     (12, "institution", include_str!("../migrations/sqlite/0012_institution.sql")),
     (13, "report", include_str!("../migrations/sqlite/0013_report.sql")),
     (14, "series counts", include_str!("../migrations/sqlite/0014_series_counts.sql")),
+    (15, "study live", include_str!("../migrations/sqlite/0015_study_live.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -46,6 +47,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (12, "institution", include_str!("../migrations/postgres/0012_institution.sql")),
     (13, "report", include_str!("../migrations/postgres/0013_report.sql")),
     (14, "series counts", include_str!("../migrations/postgres/0014_series_counts.sql")),
+    (15, "study live", include_str!("../migrations/postgres/0015_study_live.sql")),
 ];
 
 #[derive(Debug)]

@@ -481,15 +481,19 @@ pub(crate) async fn last_instance_key(pool: &Pool) -> Result<i64, CatalogError> 
     }
 }
 
-/// The (series, SOP Class) pairs where `series_count` and the live instances disagree, both ways.
+/// The (series, SOP Class) pairs where `series_count` and the live instances disagree, both
+/// ways, and the studies whose `live_instances` is not the sum of their series' counts.
 pub(crate) async fn count_drift(pool: &Pool) -> Result<i64, CatalogError> {
     let actual = format!(
         "SELECT i.series_pk, i.sop_class_uid, COUNT(*) AS n FROM instance i WHERE {} GROUP BY i.series_pk, i.sop_class_uid",
         live("i", &Visibility::default())
     );
     let kept = "SELECT series_pk, sop_class_uid, live AS n FROM series_count WHERE live <> 0";
+    let studies = "SELECT COUNT(*) FROM study st WHERE st.live_instances <> \
+         (SELECT COALESCE(SUM(sc.live), 0) FROM series s JOIN series_count sc ON sc.series_pk = s.pk WHERE s.study_pk = st.pk)";
     let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM ({kept} EXCEPT {actual}) AS extra) + (SELECT COUNT(*) FROM ({actual} EXCEPT {kept}) AS lacking)"
+        "SELECT (SELECT COUNT(*) FROM ({kept} EXCEPT {actual}) AS extra) + (SELECT COUNT(*) FROM ({actual} EXCEPT {kept}) AS lacking) \
+         + ({studies})"
     );
     match pool.fetch_all("count drift", &sql, &[]).await?.first() {
         Some(row) => row.cols().int("count drift"),

@@ -99,7 +99,8 @@ pub(crate) fn live(alias: &str, v: &Visibility) -> String {
 }
 
 /// Whether the maintained counts of live instances per series and SOP Class (`series_count`,
-/// migration 0014, kept by triggers stating [`live`] for `Visibility::default()`) answer for
+/// migration 0014, kept by triggers stating [`live`] for `Visibility::default()`; their sum
+/// per study is `study.live_instances`, migration 0015) answer for
 /// `v`: a reader who does not see rejected instances, counting whole series (not a link
 /// limited to one series or instance, whose counts are taken from the instances).
 pub(crate) fn counts_serve(v: &Visibility) -> bool {
@@ -161,10 +162,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             let lower: Vec<&Filter> = mine(Tier::Study).chain(mine(Tier::Series)).chain(mine(Tier::Instance)).collect();
             let by_modality = q.filters.iter().any(|f| f.key == Key::ModalitiesInStudy);
             if lower.is_empty() && !by_modality && counts_serve(v) {
-                b.push(
-                    "EXISTS (SELECT 1 FROM study st JOIN series s ON s.study_pk = st.pk \
-                     JOIN series_count sc ON sc.series_pk = s.pk WHERE st.patient_pk = p.pk AND sc.live > 0",
-                );
+                b.push("EXISTS (SELECT 1 FROM study st WHERE st.patient_pk = p.pk AND st.live_instances > 0");
                 visible(&mut b, v, Joined::Study);
                 b.push(")");
             } else if lower.is_empty() && !by_modality {
@@ -194,9 +192,7 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(&format!("SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "));
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
             if lower.is_empty() && !v.rejected {
-                b.push(
-                    "EXISTS (SELECT 1 FROM series s JOIN series_count sc ON sc.series_pk = s.pk WHERE s.study_pk = st.pk AND sc.live > 0)",
-                );
+                b.push("st.live_instances > 0");
             } else if lower.is_empty() {
                 b.push("EXISTS (SELECT 1 FROM series s JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk = st.pk AND ")
                     .push(&live("i", v))

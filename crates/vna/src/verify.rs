@@ -63,7 +63,7 @@ pub async fn run(
             }
             report.count_drift = u64::try_from(archive.catalog().count_drift().await?).unwrap_or(u64::MAX);
             if report.count_drift > 0 {
-                println!("COUNTS: {} series counts differ from their instances", report.count_drift);
+                println!("COUNTS: {} live-instance counts (series, study) differ from their instances", report.count_drift);
             }
         }
     }

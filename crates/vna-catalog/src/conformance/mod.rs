@@ -202,7 +202,7 @@ pub fn query(level: Level, filters: Vec<Filter>) -> Query {
 
 /// The maintained live counts (what clinical counters read) agree with the instances.
 pub async fn assert_counts_true(c: &dyn Catalog) {
-    assert_eq!(c.count_drift().await.unwrap(), 0, "series counts that differ from their instances");
+    assert_eq!(c.count_drift().await.unwrap(), 0, "live counts (series, study) that differ from their instances");
 }
 
 pub async fn patient_ids(c: &dyn Catalog, filters: Vec<Filter>) -> Vec<String> {
