@@ -44,9 +44,15 @@ impl DimseTarget {
     /// Requests an association proposing `contexts`; `timeout` bounds every read and write
     /// (for a big object it must cover the archive's final fsync before the response).
     pub async fn connect(&self, contexts: &[ProposedContext], timeout: Duration) -> anyhow::Result<Client> {
+        self.connect_with_window(contexts, timeout, 1).await
+    }
+
+    /// Like [`Self::connect`], proposing to invoke up to `window` operations without waiting
+    /// (PS3.7 §D.3.3.3) when over 1.
+    pub async fn connect_with_window(&self, contexts: &[ProposedContext], timeout: Duration, window: u16) -> anyhow::Result<Client> {
         let t = Some(timeout);
         let options =
-            ClientOptions { timeouts: Timeouts { read: t, idle: t, write: t }, tls: self.tls.clone(), ..ClientOptions::default() };
+            ClientOptions { timeouts: Timeouts { read: t, idle: t, write: t }, tls: self.tls.clone(), window, ..ClientOptions::default() };
         Client::connect_with(&self.addr, &self.calling_ae, &self.called_ae, contexts, options)
             .await
             .with_context(|| format!("A-ASSOCIATE to {} ({} -> {})", self.addr, self.calling_ae, self.called_ae))

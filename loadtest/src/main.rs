@@ -136,6 +136,10 @@ enum Command {
         /// Parallel associations, each sending its share of the instances in order.
         #[arg(long, default_value_t = 4)]
         associations: usize,
+        /// C-STOREs each association sends before waiting for a response (proposed as an
+        /// Asynchronous Operations Window, PS3.7 §D.3.3.3; used as far as the archive agrees).
+        #[arg(long, default_value_t = 1)]
+        window: u16,
         /// Corpus namespace (1, 2, …): same shape as `stow`'s corpus with its own UIDs and
         /// patients; use another value to store the corpus again into the same archive.
         #[arg(long, default_value_t = 1)]
@@ -445,12 +449,13 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             }
             Ok(report)
         }
-        Command::Cstore { target, dimse, corpus, associations, namespace } => {
+        Command::Cstore { target, dimse, corpus, associations, window, namespace } => {
             let (t, mut report) = connect(target)?;
             let opts = CstoreOpts {
                 name: "cstore".into(),
                 corpus: corpus.spec(seed).namespaced((*namespace).max(1)),
                 associations: *associations,
+                window: (*window).max(1),
             };
             report.push(scenario::cstore::run(&t, &dimse.target()?, &opts).await?)?;
             Ok(report)
@@ -507,6 +512,7 @@ fn cstore_runs(corpus: CorpusSpec, associations: &[usize]) -> Vec<CstoreOpts> {
             },
             corpus: corpus.namespaced(i as u32 + 1),
             associations: (*k).max(1),
+            window: 1,
         })
         .collect()
 }

@@ -97,3 +97,66 @@ def test_killed_storescu_leaves_nothing_and_the_server_keeps_serving(server, tmp
     assert r.returncode == 0, r.stderr
     status, results = qido(server.dicomweb, "instances", {"SOPInstanceUID": ok.sop_uid})
     assert status == 200 and len(results) == 1
+
+
+def test_stores_sent_without_waiting_in_an_asynchronous_operations_window(server):
+    """PS3.7 §D.3.3.3: pynetdicom proposes to invoke up to 8 operations without waiting; the
+    archive answers that it performs 8, then twelve C-STORE-RQs go out with never more than 8
+    unanswered, their responses come back (in any order) each naming its request, and every
+    instance is stored. Without the sub-item, the archive does not answer one."""
+    from io import BytesIO
+
+    from pynetdicom import AE
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.pdu_primitives import AsynchronousOperationsWindowNegotiation
+
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    ae = AE(ae_title="STORESCU")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    ae.add_requested_context(ct, ["1.2.840.10008.1.2.1"])
+
+    plain = ae.associate("127.0.0.1", server.dimse_port, ae_title="VNA")
+    assert plain.is_established
+    assert plain.acceptor.asynchronous_operations == (1, 1), "no window offered unless asked"
+    plain.release()
+
+    item = AsynchronousOperationsWindowNegotiation()
+    item.maximum_number_operations_invoked = 8
+    item.maximum_number_operations_performed = 1
+    assoc = ae.associate("127.0.0.1", server.dimse_port, ae_title="VNA", ext_neg=[item])
+    assert assoc.is_established
+    assert assoc.acceptor.asynchronous_operations == (1, 8), "the archive performs up to 8 at once"
+    context = assoc.accepted_contexts[0]
+    instances = dicomgen.ct_study(series_count=1, instances_per_series=12, patient_id=dicomgen.PATIENT_ID_PREFIX + "ASYNC-1")
+    statuses: dict[int, int] = {}
+
+    def collect_one() -> None:
+        _, rsp = assoc.dimse.get_msg(block=True)
+        assert rsp is not None, "a C-STORE-RSP"
+        statuses[rsp.MessageIDBeingRespondedTo] = rsp.Status
+
+    # pynetdicom sends requests and reads responses itself only one at a time: pause its
+    # reactor, as its own send_c_echo does, so that the responses wait for us.
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
+    try:
+        for n, inst in enumerate(instances, start=1):
+            while n - 1 - len(statuses) >= 8:
+                collect_one()
+            req = C_STORE()
+            req.MessageID = n
+            req.AffectedSOPClassUID = ct
+            req.AffectedSOPInstanceUID = inst.sop_uid
+            req.Priority = 2
+            req.DataSet = BytesIO(_data_set(inst.data))
+            assoc.dimse.send_msg(req, context.context_id)
+        while len(statuses) < len(instances):
+            collect_one()
+    finally:
+        assoc._reactor_checkpoint.set()
+        assoc.release()
+    assert statuses == {n: 0 for n in range(1, len(instances) + 1)}, statuses
+    for inst in instances:
+        status, results = qido(server.dicomweb, "instances", {"SOPInstanceUID": inst.sop_uid})
+        assert status == 200 and len(results) == 1

@@ -74,7 +74,8 @@ use tokio::net::TcpListener;
 use vna_archive::{Archive, Permission, Principal, PrincipalKind};
 use vna_auth::Authenticator;
 use vna_dimse::{
-    AssociationInfo, Authentication, Command, DataStream, Handler, Reply, Responder, ScpConfig, Session, Status, StoreRequest, UserIdentity,
+    AssociationInfo, Authentication, Command, DataStream, Handler, Reply, Responder, ScpConfig, Session, Status, StoreReply, StoreRequest,
+    UserIdentity,
 };
 
 /// What a known peer may do (`[[dimse.known_aes]]`).
@@ -224,6 +225,14 @@ impl Handler for ArchiveScp {
             Err(reply) => return reply,
         };
         store::c_store(&self.archive, &who, &info.calling_ae, request, data).await
+    }
+
+    async fn c_store_deferred(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> StoreReply {
+        let who = match self.caller(info, |r| r.can_store, "this calling AE title may not store").await {
+            Ok(who) => who,
+            Err(reply) => return StoreReply::Now(reply),
+        };
+        store::c_store_deferred(&self.archive, &who, &info.calling_ae, request, data).await
     }
 
     async fn c_find(&self, info: &AssociationInfo, request: &Command, identifier: Vec<u8>, responder: &mut Responder<'_>) -> Reply {

@@ -81,6 +81,11 @@ pub struct Association {
     data_open: bool,
     /// A command read by `poll_cancel` that was not a C-CANCEL, kept for `receive_command`.
     stashed: Option<Incoming>,
+    /// The fragments of a command read so far, and its context: kept here so that
+    /// `receive_command` can be cancelled between fragments and resumed (the server awaits
+    /// it beside the replies of stores still committing).
+    command_partial: Vec<u8>,
+    command_context: Option<u8>,
     cancel_partial: Vec<u8>,
     /// A C-CANCEL-RQ read while waiting for something else (a C-STORE-RSP of a C-GET
     /// sub-operation), for the next [`Self::poll_cancel`].
@@ -121,6 +126,8 @@ impl Association {
             timeouts,
             data_open: false,
             stashed: None,
+            command_partial: Vec::new(),
+            command_context: None,
             cancel_partial: Vec::new(),
             cancel_noted: None,
             peer_scp_classes: Vec::new(),
@@ -213,6 +220,7 @@ impl Association {
     }
 
     /// Reads the next command (PS3.7 §6.3.1: command fragments until the last one).
+    /// Cancel-safe: fragments already read are kept for the next call.
     pub async fn receive_command(&mut self) -> Result<Incoming, DimseError> {
         if let Some(stashed) = self.stashed.take() {
             return Ok(stashed);
@@ -220,10 +228,9 @@ impl Association {
         if self.data_open {
             return Err(DimseError::UnexpectedPdu { what: "command requested before the data set ended" });
         }
-        let mut buf = Vec::new();
-        let mut context = None;
         loop {
-            let timeout = if buf.is_empty() && context.is_none() { self.timeouts.idle } else { self.timeouts.read };
+            let timeout =
+                if self.command_partial.is_empty() && self.command_context.is_none() { self.timeouts.idle } else { self.timeouts.read };
             match self.next_event(timeout, "waiting for a command").await? {
                 Event::Pdv(pdv) => {
                     if pdv.value_type != PDataValueType::Command {
@@ -232,12 +239,14 @@ impl Association {
                     if self.context(pdv.presentation_context_id).is_none() {
                         return Err(DimseError::UnknownPresentationContext { id: pdv.presentation_context_id });
                     }
-                    context = Some(pdv.presentation_context_id);
-                    if buf.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                    self.command_context = Some(pdv.presentation_context_id);
+                    if self.command_partial.len() + pdv.data.len() > MAX_COMMAND_BYTES {
                         return Err(DimseError::CommandTooLarge { limit: MAX_COMMAND_BYTES });
                     }
-                    buf.extend_from_slice(&pdv.data);
+                    self.command_partial.extend_from_slice(&pdv.data);
                     if pdv.is_last {
+                        let buf = std::mem::take(&mut self.command_partial);
+                        self.command_context = None;
                         let command = Command::decode(&buf).map_err(DimseError::Command)?;
                         self.data_open = command.has_data_set();
                         return Ok(Incoming::Command { context_id: pdv.presentation_context_id, command: Box::new(command) });

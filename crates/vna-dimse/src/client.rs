@@ -5,7 +5,7 @@
 use crate::association::{Association, Incoming, PresentationContext, Timeouts};
 use crate::command::{Command, CommandField};
 use crate::error::DimseError;
-use crate::negotiate::{APPLICATION_CONTEXT, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+use crate::negotiate::{APPLICATION_CONTEXT, ASYNC_WINDOW_ITEM, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use crate::status::Status;
 use crate::transport::{ClientTls, Connection};
 use crate::wire;
@@ -39,12 +39,16 @@ pub struct ClientOptions {
     pub timeouts: Timeouts,
     /// Speak TLS to the peer (PS3.15 Annex B); `None`: plain TCP.
     pub tls: Option<ClientTls>,
+    /// Operations to invoke without waiting for their responses, proposed in an Asynchronous
+    /// Operations Window sub-item (PS3.7 §D.3.3.3) when over 1; the peer's answer is
+    /// [`Client::window`].
+    pub window: u16,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         let t = Some(Duration::from_secs(60));
-        ClientOptions { max_pdu_length: 65536, timeouts: Timeouts { read: t, idle: t, write: t }, tls: None }
+        ClientOptions { max_pdu_length: 65536, timeouts: Timeouts { read: t, idle: t, write: t }, tls: None, window: 1 }
     }
 }
 
@@ -52,6 +56,7 @@ impl Default for ClientOptions {
 pub struct Client {
     assoc: Association,
     next_message_id: u16,
+    window: u16,
 }
 
 impl Client {
@@ -117,6 +122,11 @@ impl Client {
                     .iter()
                     .map(|c| UserVariableItem::ScuScpRoleSelectionSubItem((*c).to_owned(), RequestorRoles { scu: false, scp: true })),
             )
+            .chain((options.window > 1).then(|| {
+                let [hi, lo] = options.window.to_be_bytes();
+                // Invoked: `window`; performed: 1 (we perform nothing asynchronously).
+                UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, vec![hi, lo, 0, 1])
+            }))
             .collect(),
         };
         socket.write_all(&wire::encode(&Pdu::AssociationRQ(rq))?).await.map_err(DimseError::WritePdu)?;
@@ -134,9 +144,16 @@ impl Client {
             None => return Err(DimseError::Closed),
         };
         let mut peer_max = dicom_ul::pdu::DEFAULT_MAX_PDU;
+        let mut window = 1;
         for item in &ac.user_variables {
-            if let UserVariableItem::MaxLength(l) = item {
-                peer_max = *l;
+            match item {
+                UserVariableItem::MaxLength(l) => peer_max = *l,
+                // What the peer performs at once (0: no limit), never more than we proposed.
+                UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, v) if v.len() == 4 && options.window > 1 => {
+                    let performed = u16::from_be_bytes([v[2], v[3]]);
+                    window = if performed == 0 { options.window } else { performed.min(options.window) };
+                }
+                _ => {}
             }
         }
         let accepted = ac
@@ -153,7 +170,12 @@ impl Client {
             })
             .collect();
         let assoc = Association::new(socket, buf.freeze(), options.max_pdu_length, peer_max, accepted, called.to_owned(), options.timeouts);
-        Ok(Client { assoc, next_message_id: 1 })
+        Ok(Client { assoc, next_message_id: 1, window })
+    }
+
+    /// How many operations the peer agreed to have outstanding at once (1 without a window).
+    pub fn window(&self) -> u16 {
+        self.window
     }
 
     /// The association, for exchanges this type has no method for.
@@ -210,6 +232,31 @@ impl Client {
         let rq = Command::store_rq(self.next_message_id(), sop_class, sop_instance);
         self.assoc.send_command(id, &rq).await?;
         self.send_stream(id, data).await?;
+        let rsp = self.response(CommandField::C_STORE_RQ).await?;
+        self.assoc.drain_data().await?;
+        Ok(rsp)
+    }
+
+    /// Sends a C-STORE-RQ and its data set without waiting for the response (within the
+    /// negotiated [`Client::window`]); returns its Message ID. [`Client::store_response`]
+    /// reads the responses, in the order the peer sends them.
+    pub async fn send_store<R: AsyncRead + Unpin>(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        data: R,
+    ) -> Result<u16, DimseError> {
+        let id = self.context_for(sop_class, Some(transfer_syntax))?;
+        let message_id = self.next_message_id();
+        let rq = Command::store_rq(message_id, sop_class, sop_instance);
+        self.assoc.send_command(id, &rq).await?;
+        self.send_stream(id, data).await?;
+        Ok(message_id)
+    }
+
+    /// The next C-STORE-RSP (its Message ID Being Responded To names the request).
+    pub async fn store_response(&mut self) -> Result<Command, DimseError> {
         let rsp = self.response(CommandField::C_STORE_RQ).await?;
         self.assoc.drain_data().await?;
         Ok(rsp)

@@ -205,8 +205,17 @@ impl Responder<'_> {
     }
 }
 
-/// What an SCP implements. All methods run on the association's task; one association
-/// handles one operation at a time (no asynchronous operations window is negotiated).
+/// A C-STORE's reply when the association performs operations asynchronously (PS3.7
+/// §D.3.3.3): ready now, or a future of it that the association awaits while it reads the
+/// requests that follow (the store's data set is read; only its commit is still running).
+pub enum StoreReply {
+    Now(Reply),
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + 'static>>),
+}
+
+/// What an SCP implements. All methods run on the association's task; an association handles
+/// one operation at a time, except C-STOREs when the requestor negotiated an asynchronous
+/// operations window (their commits then overlap, see [`Handler::c_store_deferred`]).
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Which abstract syntaxes to accept at association time. Default: Verification and
@@ -218,6 +227,13 @@ pub trait Handler: Send + Sync + 'static {
     /// C-STORE (PS3.4 Annex B). The data set arrives as a stream; the toolkit discards
     /// whatever the handler leaves unread before sending the response.
     async fn c_store(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> Reply;
+
+    /// C-STORE on an association with an asynchronous operations window: reads the data set
+    /// and may return before the store is committed, with the reply to come. Default: as
+    /// [`Handler::c_store`], the reply now.
+    async fn c_store_deferred(&self, info: &AssociationInfo, request: StoreRequest<'_>, data: &mut DataStream<'_>) -> StoreReply {
+        StoreReply::Now(self.c_store(info, request, data).await)
+    }
 
     /// C-FIND (PS3.4 Annex C.4.1): matches go out as pending responses through `responder`;
     /// the returned reply is the final one.

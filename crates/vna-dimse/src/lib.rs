@@ -63,9 +63,9 @@ pub use command::{Command, CommandField};
 pub use error::DimseError;
 pub use event_report::EventReportOutcome;
 pub use handler::{
-    AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreRequest, SubOperations, UserIdentity,
+    AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreReply, StoreRequest, SubOperations, UserIdentity,
 };
-pub use negotiate::{is_accepted_syntax, is_storage_class, AcceptorPolicy, VERIFICATION};
+pub use negotiate::{is_accepted_syntax, is_storage_class, AcceptorPolicy, MAX_OPERATIONS_PERFORMED, VERIFICATION};
 pub use server::{serve, ScpConfig};
 pub use status::{Status, StatusKind};
 pub use suboperation::SubStoreOutcome;

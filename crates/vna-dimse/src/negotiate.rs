@@ -61,13 +61,26 @@ pub struct AcceptorPolicy {
 
 /// The acceptor's answer to an A-ASSOCIATE-RQ.
 pub enum Decision {
-    Accept { ac: AssociationAC, contexts: Vec<PresentationContext>, peer_max_pdu: u32 },
+    /// `window`: how many operations the requestor may have outstanding (1: one at a time).
+    Accept {
+        ac: AssociationAC,
+        contexts: Vec<PresentationContext>,
+        peer_max_pdu: u32,
+        window: u16,
+    },
     Reject(AssociationRJ),
 }
 
 fn reject(result: AssociationRJResult, source: AssociationRJSource) -> Decision {
     Decision::Reject(AssociationRJ { result, source })
 }
+
+/// The Asynchronous Operations Window sub-item (PS3.7 Table D.3-7): maximum number of
+/// operations invoked, then performed, two bytes each, big endian.
+pub(crate) const ASYNC_WINDOW_ITEM: u8 = 0x53;
+/// C-STOREs of one association committed at once, at most, when the requestor asks for a
+/// window: enough to hide a flush per store, few enough to bound what one association holds.
+pub const MAX_OPERATIONS_PERFORMED: u16 = 16;
 
 /// Decides on an A-ASSOCIATE-RQ. `accepts` says which abstract syntaxes the handler serves;
 /// for each proposed context the first proposed transfer syntax [`is_accepted_syntax`] wins
@@ -92,9 +105,12 @@ pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str
         return reject(AssociationRJResult::Permanent, AssociationRJSource::ServiceUser(User::CallingAETitleNotRecognized));
     }
     let mut peer_max_pdu = dicom_ul::pdu::DEFAULT_MAX_PDU;
+    let mut asked_window = None;
     for item in &rq.user_variables {
-        if let UserVariableItem::MaxLength(len) = item {
-            peer_max_pdu = *len;
+        match item {
+            UserVariableItem::MaxLength(len) => peer_max_pdu = *len,
+            UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, v) if v.len() == 4 => asked_window = Some(u16::from_be_bytes([v[0], v[1]])),
+            _ => {}
         }
     }
     let mut results = Vec::with_capacity(rq.presentation_contexts.len());
@@ -122,6 +138,18 @@ pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str
         UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
     ];
     user_variables.extend(role_selection(rq, &contexts));
+    // PS3.7 §D.3.3.3: the requestor proposes how many operations it would invoke without waiting
+    // (0: no limit); we perform up to MAX_OPERATIONS_PERFORMED at once and invoke one at a time.
+    // Answered only when asked: the sub-item is optional and some peers mishandle it.
+    let window = match asked_window {
+        Some(0) => MAX_OPERATIONS_PERFORMED,
+        Some(n) => n.min(MAX_OPERATIONS_PERFORMED),
+        None => 1,
+    };
+    if asked_window.is_some() {
+        let [hi, lo] = window.to_be_bytes();
+        user_variables.push(UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, vec![0, 1, hi, lo]));
+    }
     let ac = AssociationAC {
         protocol_version: 1,
         calling_ae_title: rq.calling_ae_title.clone(),
@@ -130,7 +158,7 @@ pub fn decide(rq: &AssociationRQ, policy: &AcceptorPolicy, accepts: impl Fn(&str
         presentation_contexts: results,
         user_variables,
     };
-    Decision::Accept { ac, contexts, peer_max_pdu }
+    Decision::Accept { ac, contexts, peer_max_pdu, window }
 }
 
 /// SCP/SCU Role Selection (PS3.7 §D.3.3.4): the requestor's proposed roles are accepted as
@@ -231,7 +259,7 @@ mod tests {
                 ("1.2.840.10008.5.1.4.1.1.4", vec!["1.2.3.4.unknown"]),
             ],
         );
-        let Decision::Accept { ac, contexts, peer_max_pdu } = decide(&r, &policy(false), accepts) else { panic!("rejected") };
+        let Decision::Accept { ac, contexts, peer_max_pdu, .. } = decide(&r, &policy(false), accepts) else { panic!("rejected") };
         assert_eq!(peer_max_pdu, 16384);
         assert_eq!(
             contexts,
@@ -272,6 +300,29 @@ mod tests {
         let roles: Vec<_> = ac.user_variables.iter().filter(|i| matches!(i, UserVariableItem::ScuScpRoleSelectionSubItem(..))).collect();
         assert_eq!(roles, vec![&UserVariableItem::ScuScpRoleSelectionSubItem(ct.into(), RequestorRoles { scu: false, scp: true })]);
         assert_eq!(requestor_scp_classes(&ac), vec![ct.to_owned()]);
+    }
+
+    #[test]
+    fn an_asynchronous_window_is_answered_only_when_asked_and_capped() {
+        let window_item = |ac: &AssociationAC| {
+            ac.user_variables.iter().find_map(|i| match i {
+                UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, v) => Some(v.clone()),
+                _ => None,
+            })
+        };
+        let plain = rq("MODALITY", "VNA", vec![(VERIFICATION, vec!["1.2.840.10008.1.2"])]);
+        let Decision::Accept { ac, window, .. } = decide(&plain, &policy(false), accepts) else { panic!("rejected") };
+        assert_eq!((window, window_item(&ac)), (1, None));
+        let cap = MAX_OPERATIONS_PERFORMED.to_be_bytes();
+        for (invoked, expected) in [(8u16, 8u16), (1, 1), (0, MAX_OPERATIONS_PERFORMED), (1000, MAX_OPERATIONS_PERFORMED)] {
+            let mut asked = plain.clone();
+            let [hi, lo] = invoked.to_be_bytes();
+            asked.user_variables.push(UserVariableItem::Unknown(ASYNC_WINDOW_ITEM, vec![hi, lo, 0, 1]));
+            let Decision::Accept { ac, window, .. } = decide(&asked, &policy(false), accepts) else { panic!("rejected") };
+            let [ehi, elo] = expected.to_be_bytes();
+            // We invoke one at a time and perform `expected` at once.
+            assert_eq!((window, window_item(&ac)), (expected, Some(vec![0, 1, ehi, elo])), "asked {invoked}, cap {cap:?}");
+        }
     }
 
     #[test]

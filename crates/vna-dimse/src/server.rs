@@ -5,7 +5,9 @@
 use crate::association::{Association, Incoming, Timeouts};
 use crate::command::{Command, CommandField};
 use crate::error::DimseError;
-use crate::handler::{AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreRequest, UserIdentity};
+use crate::handler::{
+    AssociationInfo, Authentication, DataStream, Handler, Reply, Responder, Session, StoreReply, StoreRequest, UserIdentity,
+};
 use crate::negotiate::{decide, over_capacity, requestor_scp_classes, AcceptorPolicy, Decision};
 use crate::status::Status;
 use crate::transport::{Connection, ServerTls};
@@ -224,7 +226,7 @@ async fn serve_association<H: Handler>(
         user_identity: user_identity(&rq),
         session: Session::default(),
     };
-    let (mut ac, contexts, peer_max) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
+    let (mut ac, contexts, peer_max, window) = match decide(&rq, &config.policy, |a| handler.accepts(a)) {
         Decision::Reject(rj) => {
             tracing::info!(calling_ae = %rq.calling_ae_title, called_ae = %rq.called_ae_title, reason = %rj.source, "association rejected");
             // The refusal is recorded before the answer, but a busy catalog does not keep the
@@ -240,7 +242,7 @@ async fn serve_association<H: Handler>(
             }
             return sent;
         }
-        Decision::Accept { ac, contexts, peer_max_pdu } => (ac, contexts, peer_max_pdu),
+        Decision::Accept { ac, contexts, peer_max_pdu, window } => (ac, contexts, peer_max_pdu, window),
     };
     match handler.authenticate(&info).await {
         Authentication::Reject { why } => {
@@ -265,32 +267,104 @@ async fn serve_association<H: Handler>(
     let mut assoc =
         Association::new(socket, buf.freeze(), config.policy.max_pdu_length, peer_max, contexts, info.calling_ae.clone(), config.timeouts)
             .with_peer_scp_classes(peer_scp_classes);
+    // Stores whose data set is read and whose commit is still running (only with a window
+    // over 1): their replies go out as each commit ends, in whatever order (each names the
+    // request it answers, PS3.7 §9.3.1.2).
+    let mut committing = Committing::default();
+    let window = usize::from(window.max(1));
     loop {
-        let incoming = tokio::select! {
-            r = assoc.receive_command() => r,
-            _ = stopped(&mut stop) => {
-                // Between messages: nothing is in flight, leave now (PS3.8 §7.3 A-ABORT).
+        let next = tokio::select! {
+            biased;
+            Some(done) = committing.tasks.join_next_with_id(), if !committing.tasks.is_empty() => Next::Committed(done),
+            r = assoc.receive_command(), if committing.tasks.len() < window => Next::Incoming(r),
+            _ = stopped(&mut stop) => Next::Stop,
+        };
+        let incoming = match next {
+            Next::Committed(done) => {
+                committing.answer(&mut assoc, done).await?;
+                continue;
+            }
+            Next::Incoming(r) => r,
+            Next::Stop => {
+                // Between messages: answer what is committing, then leave (PS3.8 §7.3 A-ABORT).
+                let _ = committing.answer_all(&mut assoc).await;
                 assoc.abort(true).await;
                 return Ok(());
             }
         };
         let (context_id, command) = match incoming {
             Ok(Incoming::Command { context_id, command }) => (context_id, command),
-            Ok(Incoming::ReleaseRequested) => return assoc.release_response().await,
-            Ok(Incoming::Aborted | Incoming::Closed) => return Ok(()),
+            Ok(Incoming::ReleaseRequested) => {
+                committing.answer_all(&mut assoc).await?;
+                return assoc.release_response().await;
+            }
+            Ok(Incoming::Aborted | Incoming::Closed) => {
+                // Nobody to answer; the commits finish on their own.
+                committing.tasks.detach_all();
+                return Ok(());
+            }
             Err(e) => {
+                committing.tasks.detach_all();
                 assoc.abort(true).await;
                 return Err(e);
             }
         };
-        match dispatch(&mut assoc, &info, handler, context_id, &command).await {
+        let deferring = (window > 1).then_some(&mut committing);
+        match dispatch(&mut assoc, &info, handler, context_id, &command, deferring).await {
             Ok(()) => {}
-            Err(e @ (DimseError::Aborted | DimseError::Closed)) => return Err(e),
+            Err(e @ (DimseError::Aborted | DimseError::Closed)) => {
+                committing.tasks.detach_all();
+                return Err(e);
+            }
             Err(e) => {
+                committing.tasks.detach_all();
                 assoc.abort(true).await;
                 return Err(e);
             }
         }
+    }
+}
+
+enum Next {
+    Committed(Result<(tokio::task::Id, Reply), tokio::task::JoinError>),
+    Incoming(Result<Incoming, DimseError>),
+    Stop,
+}
+
+/// The C-STOREs of an association being committed asynchronously, each with the request it
+/// answers.
+#[derive(Default)]
+struct Committing {
+    tasks: JoinSet<Reply>,
+    requests: std::collections::HashMap<tokio::task::Id, (u8, Command)>,
+}
+
+impl Committing {
+    fn add(&mut self, context_id: u8, command: &Command, reply: std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>) {
+        let id = self.tasks.spawn(reply).id();
+        self.requests.insert(id, (context_id, command.clone()));
+    }
+
+    /// Sends the reply of a commit that ended (a commit task that failed is a processing
+    /// failure of its request).
+    async fn answer(
+        &mut self,
+        assoc: &mut Association,
+        done: Result<(tokio::task::Id, Reply), tokio::task::JoinError>,
+    ) -> Result<(), DimseError> {
+        let (id, reply) = match done {
+            Ok((id, reply)) => (id, reply),
+            Err(e) => (e.id(), Reply::with_comment(Status::PROCESSING_FAILURE, "the store failed")),
+        };
+        let Some((context_id, command)) = self.requests.remove(&id) else { return Ok(()) };
+        send_reply(assoc, context_id, &command, reply).await
+    }
+
+    async fn answer_all(&mut self, assoc: &mut Association) -> Result<(), DimseError> {
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            self.answer(assoc, done).await?;
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +387,7 @@ async fn dispatch<H: Handler>(
     handler: &H,
     context_id: u8,
     command: &Command,
+    deferring: Option<&mut Committing>,
 ) -> Result<(), DimseError> {
     let reply = match command.field {
         CommandField::C_ECHO_RQ => {
@@ -333,7 +408,20 @@ async fn dispatch<H: Handler>(
             };
             let request = StoreRequest { command, sop_class_uid: &class, sop_instance_uid: &instance, transfer_syntax: &transfer_syntax };
             let mut stream = DataStream { assoc, failed: false };
-            let reply = handler.c_store(info, request, &mut stream).await;
+            let reply = match deferring {
+                Some(committing) => match handler.c_store_deferred(info, request, &mut stream).await {
+                    StoreReply::Now(reply) => reply,
+                    StoreReply::Later(reply) => {
+                        if stream.failed {
+                            return Err(DimseError::Aborted);
+                        }
+                        assoc.drain_data().await?;
+                        committing.add(context_id, command, reply);
+                        return Ok(());
+                    }
+                },
+                None => handler.c_store(info, request, &mut stream).await,
+            };
             if stream.failed {
                 return Err(DimseError::Aborted);
             }

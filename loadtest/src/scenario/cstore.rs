@@ -29,6 +29,9 @@ pub struct CstoreOpts {
     /// Same shape as `stow`'s; give it a namespace when `stow` stored the plain corpus already.
     pub corpus: CorpusSpec,
     pub associations: usize,
+    /// C-STOREs each association sends before waiting for a response, when the archive
+    /// agrees (PS3.7 §D.3.3.3 Asynchronous Operations Window); 1: one at a time.
+    pub window: u16,
 }
 
 /// One association's share: instances `range`, sent in order.
@@ -38,11 +41,12 @@ async fn association(
     corpus: CorpusSpec,
     datasets: Arc<Vec<Bytes>>,
     slabs: Arc<PixelSlabs>,
+    window: u16,
 ) -> (Tally, Duration) {
     let mut tally = Tally::new(1);
     let t = Instant::now();
     let contexts = [ProposedContext::new(CT_IMAGE_STORAGE, &[EXPLICIT_VR_LE])];
-    let mut client = match dimse.connect(&contexts, IO_TIMEOUT).await {
+    let mut client = match dimse.connect_with_window(&contexts, IO_TIMEOUT, window).await {
         Ok(c) => c,
         Err(e) => {
             // Every instance of this share is lost: count each, keep one message.
@@ -53,6 +57,15 @@ async fn association(
         }
     };
     let setup = t.elapsed();
+    if client.window() > 1 {
+        let broken = pipelined(&mut client, range, corpus, &datasets, &slabs, &mut tally).await;
+        if broken.is_none() {
+            if let Err(e) = client.release().await {
+                tally.record(Duration::ZERO, Err(anyhow::Error::new(e).context("A-RELEASE")));
+            }
+        }
+        return (tally, setup);
+    }
     let mut broken = None;
     for k in range {
         if let Some(why) = &broken {
@@ -81,6 +94,59 @@ async fn association(
     (tally, setup)
 }
 
+/// One association's share with up to `client.window()` C-STOREs outstanding: each is timed
+/// from its request to its response, which may come in any order. Returns why the association
+/// broke, if it did.
+async fn pipelined(
+    client: &mut vna_dimse::Client,
+    range: std::ops::Range<usize>,
+    corpus: CorpusSpec,
+    datasets: &[Bytes],
+    slabs: &PixelSlabs,
+    tally: &mut Tally,
+) -> Option<String> {
+    let window = usize::from(client.window());
+    let mut in_flight: std::collections::HashMap<u16, (String, u64, Instant)> = std::collections::HashMap::new();
+    let mut todo = range;
+    loop {
+        // Keep the window full, then take one response.
+        while in_flight.len() < window {
+            let Some(k) = todo.next() else { break };
+            let (head, pixels) = (datasets[k].clone(), slabs.for_instance(k));
+            let bytes = (head.len() + pixels.len()) as u64;
+            let uid = corpus.instance_uid(k);
+            let t = Instant::now();
+            match client.send_store(CT_IMAGE_STORAGE, &uid, EXPLICIT_VR_LE, Cursor::new(head).chain(Cursor::new(pixels))).await {
+                Ok(id) => {
+                    in_flight.insert(id, (uid, bytes, t));
+                }
+                Err(e) => return Some(lost(tally, &e, in_flight.len() + 1 + todo.len())),
+            }
+        }
+        if in_flight.is_empty() {
+            return None;
+        }
+        let rsp = match client.store_response().await {
+            Ok(rsp) => rsp,
+            Err(e) => return Some(lost(tally, &e, in_flight.len() + todo.len())),
+        };
+        let Some((uid, bytes, t)) = rsp.message_id_being_responded_to.and_then(|id| in_flight.remove(&id)) else {
+            tally.record(Duration::ZERO, Err(anyhow::anyhow!("a C-STORE-RSP answering no outstanding request")));
+            continue;
+        };
+        let outcome = check_store(&rsp, &uid).map(|()| OpOk { kind: 0, items: 1, bytes, verified: 0, mismatches: 0 });
+        tally.record(t.elapsed(), outcome);
+    }
+}
+
+/// Counts `n` stores lost with the association; returns why.
+fn lost(tally: &mut Tally, e: &vna_dimse::DimseError, n: usize) -> String {
+    for _ in 0..n {
+        tally.record(Duration::ZERO, Err(anyhow::anyhow!("C-STORE: the association failed: {e}")));
+    }
+    e.to_string()
+}
+
 pub async fn run(target: &Target, dimse: &DimseTarget, opts: &CstoreOpts) -> anyhow::Result<ScenarioReport> {
     let corpus = opts.corpus;
     // The data sets without preamble and meta (C-STORE carries those in the command), built
@@ -105,7 +171,7 @@ pub async fn run(target: &Target, dimse: &DimseTarget, opts: &CstoreOpts) -> any
     let tasks: Vec<_> = (0..k)
         .map(|a| {
             let range = (a * share).min(corpus.instances)..((a + 1) * share).min(corpus.instances);
-            tokio::spawn(association(dimse.clone(), range, corpus, datasets.clone(), slabs.clone()))
+            tokio::spawn(association(dimse.clone(), range, corpus, datasets.clone(), slabs.clone(), opts.window))
         })
         .collect();
     let mut tally = Tally::new(1);
@@ -129,6 +195,7 @@ pub async fn run(target: &Target, dimse: &DimseTarget, opts: &CstoreOpts) -> any
         .client_cpu(client_cpu)
         .note("protocol", "DIMSE C-STORE, Explicit VR Little Endian")
         .note("associations", k)
+        .note("window", opts.window)
         .note("instances", corpus.instances)
         .note("association_setup_max_ms", setup_max.as_secs_f64() * 1e3)
         .note("bytes_counted", "data set bytes (no preamble or meta group)")
