@@ -117,6 +117,23 @@ class Storm:
                 assoc.release()
 
 
+def check_acknowledged(base: str, data: Path, url: str | None, acked: dict[str, tuple[dicomgen.Instance, str]]) -> None:
+    """Every acknowledged instance is served (as sent over STOW-RS; over C-STORE, the data set
+    that was sent), and `vna verify` finds the object of every catalog row intact."""
+    for sop, (inst, how) in acked.items():
+        got = helpers.retrieve_raw(helpers.instance_url(base + "/dicom-web", inst.study_uid, inst.series_uid, sop))
+        assert len(got) == 1, f"an instance acknowledged over {how} is missing ({len(acked)} acknowledged)"
+        if how == "stow":
+            assert got[0] == inst.data, f"an instance acknowledged over STOW-RS changed ({len(acked)} acknowledged)"
+        else:
+            # The SCU sent the data set (its own encoding); the file meta is the archive's.
+            assert pydicom.dcmread(io.BytesIO(got[0])) == inst.reread(), "an instance acknowledged over C-STORE changed"
+    verify = subprocess.run([vna_bin(), "--data-dir", str(data)] + (["--catalog-url", url] if url else []) + ["verify"],
+                            capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("VNA__")})
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_kill_9_in_an_ingest_storm_loses_nothing_acknowledged(backend, tmp_path):
     db = PgDatabase(postgres_admin_url()) if backend == "postgres" else None
@@ -139,18 +156,7 @@ def test_kill_9_in_an_ingest_storm_loses_nothing_acknowledged(backend, tmp_path)
         assert any(len(i.data) > 1 << 20 for i, _ in acked.values()), "an object over 1 MiB was acknowledged"
 
         proc, base, _ = _serve(data, log, url)
-        for sop, (inst, how) in acked.items():
-            got = helpers.retrieve_raw(helpers.instance_url(base + "/dicom-web", inst.study_uid, inst.series_uid, sop))
-            assert len(got) == 1, f"an instance acknowledged over {how} is missing ({len(acked)} acknowledged)"
-            if how == "stow":
-                assert got[0] == inst.data, f"an instance acknowledged over STOW-RS changed ({len(acked)} acknowledged)"
-            else:
-                # The SCU sent the data set (its own encoding); the file meta is the archive's.
-                assert pydicom.dcmread(io.BytesIO(got[0])) == inst.reread(), "an instance acknowledged over C-STORE changed"
-        verify = subprocess.run([vna_bin(), "--data-dir", str(data)] + (["--catalog-url", url] if url else []) + ["verify"],
-                                capture_output=True, text=True, timeout=300,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("VNA__")})
-        assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+        check_acknowledged(base, data, url, acked)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

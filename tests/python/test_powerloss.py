@@ -15,7 +15,6 @@ durability point, answered by the store."""
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import subprocess
@@ -23,12 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import pydicom
 import pytest
 
-import helpers
-from conftest import PgDatabase, packed_objects, postgres_admin_url, vna_bin
-from test_crash import Storm, _serve
+from conftest import PgDatabase, packed_objects, postgres_admin_url
+from test_crash import Storm, _serve, check_acknowledged
 
 ROUNDS = 3
 POWERFS = Path(__file__).with_name("powerfs.py")
@@ -104,17 +101,7 @@ def test_a_power_cut_in_an_ingest_storm_loses_nothing_acknowledged(backend, tmp_
         assert {how for _, how in acked.values()} == {"stow", "c-store"}, "both clients had stores acknowledged"
 
         proc, base, _ = _serve(data, log, url)
-        for sop, (inst, how) in acked.items():
-            got = helpers.retrieve_raw(helpers.instance_url(base + "/dicom-web", inst.study_uid, inst.series_uid, sop))
-            assert len(got) == 1, f"an instance acknowledged over {how} is missing after a power cut ({len(acked)} acknowledged)"
-            if how == "stow":
-                assert got[0] == inst.data, "an instance acknowledged over STOW-RS changed"
-            else:
-                assert pydicom.dcmread(io.BytesIO(got[0])) == inst.reread(), "an instance acknowledged over C-STORE changed"
-        verify = subprocess.run([vna_bin(), "--data-dir", str(data)] + (["--catalog-url", url] if url else []) + ["verify"],
-                                capture_output=True, text=True, timeout=300,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("VNA__")})
-        assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+        check_acknowledged(base, data, url, acked)
         assert packed_objects(data / "blobs"), "small objects were packed (the filesystem punches holes and reports them)"
     finally:
         if proc is not None and proc.poll() is None:
