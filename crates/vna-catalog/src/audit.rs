@@ -58,33 +58,16 @@ pub struct AuditQuery {
 
 /// Appends `e` inside the writer's transaction.
 pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), CatalogError> {
-    let event_binds: Vec<Value> = vec![
-        e.at_ms.into(),
-        e.event_id.as_str().into(),
-        e.event_type.clone().into(),
-        e.action.as_str().into(),
-        i64::from(e.outcome).into(),
-        e.user_id.as_str().into(),
-        e.user_kind.as_str().into(),
-        e.source.as_str().into(),
-        e.interface.as_str().into(),
-        e.instances.into(),
-        e.detail.as_str().into(),
-    ];
-    let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
-    if tx.dialect() == Dialect::Postgres && !objects.is_empty() && objects.len() <= OBJECTS_PER_INSERT {
-        // The event and its patients and studies in one statement: a round trip where there
-        // were two, for every store.
-        let mut sql = format!("WITH e AS ({INSERT_EVENT} RETURNING seq) INSERT INTO audit_object (event_seq, kind, value) SELECT e.seq, o.kind, o.value FROM e, (VALUES ");
-        let mut binds = event_binds;
-        for (i, (kind, v)) in objects.iter().enumerate() {
-            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
-            binds.extend([(*kind).into(), v.as_str().into()]);
+    let event_binds = event_binds(e);
+    if tx.dialect() == Dialect::Postgres {
+        if let Some((cte, binds)) = cte(e) {
+            // The event and its patients and studies in one statement: a round trip where
+            // there were two, for every store.
+            tx.execute("audit: insert event and objects", &format!("WITH {cte} SELECT 1"), &binds).await?;
+            return Ok(());
         }
-        sql.push_str(") AS o (kind, value)");
-        tx.execute("audit: insert event and objects", &sql, &binds).await?;
-        return Ok(());
     }
+    let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
     let row = tx.fetch_one("audit: insert event", &format!("{INSERT_EVENT} RETURNING seq"), &event_binds).await?;
     let seq = row.cols().int("audit seq")?;
     // The event's patients and studies in one statement per chunk.
@@ -98,6 +81,47 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), Catalo
         tx.execute("audit: insert objects", &sql, &binds).await?;
     }
     Ok(())
+}
+
+/// PostgreSQL: the insert of `e` and of its objects as data-modifying CTEs (`audit_event AS
+/// (…), audit_objects AS (…)`, with their binds in order), for a statement that writes more
+/// (a store's registration); `None` when its objects are too many for one statement.
+pub(crate) fn cte(e: &AuditEvent) -> Option<(String, Vec<Value>)> {
+    let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
+    if objects.len() > OBJECTS_PER_INSERT {
+        return None;
+    }
+    let mut binds = event_binds(e);
+    let mut sql = format!("audit_event_row AS ({INSERT_EVENT} RETURNING seq)");
+    if !objects.is_empty() {
+        sql.push_str(
+            ", audit_object_rows AS (INSERT INTO audit_object (event_seq, kind, value) \
+             SELECT audit_event_row.seq, o.kind, o.value FROM audit_event_row, (VALUES ",
+        );
+        for (i, (kind, v)) in objects.iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+            binds.extend([(*kind).into(), v.as_str().into()]);
+        }
+        sql.push_str(") AS o (kind, value))");
+    }
+    Some((sql, binds))
+}
+
+/// The binds of [`INSERT_EVENT`] for `e`.
+fn event_binds(e: &AuditEvent) -> Vec<Value> {
+    vec![
+        e.at_ms.into(),
+        e.event_id.as_str().into(),
+        e.event_type.clone().into(),
+        e.action.as_str().into(),
+        i64::from(e.outcome).into(),
+        e.user_id.as_str().into(),
+        e.user_kind.as_str().into(),
+        e.source.as_str().into(),
+        e.interface.as_str().into(),
+        e.instances.into(),
+        e.detail.as_str().into(),
+    ]
 }
 
 const INSERT_EVENT: &str = "INSERT INTO audit_event (at_ms, event_id, event_type, action, outcome, user_id, user_kind, source, \

@@ -61,7 +61,7 @@ pub(crate) fn decode_instance(row: &AnyRow) -> Result<InstanceRow, CatalogError>
     decode_instance_cols(row.cols())
 }
 
-fn decode_instance_cols(mut c: crate::db::Cols<'_>) -> Result<InstanceRow, CatalogError> {
+pub(crate) fn decode_instance_cols(mut c: crate::db::Cols<'_>) -> Result<InstanceRow, CatalogError> {
     let pk = c.int("instance pk")?;
     let patient = patient(&mut c)?;
     let study = study(&mut c)?;

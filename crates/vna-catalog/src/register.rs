@@ -4,8 +4,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::db::{u64_value, Dialect, Tx, Value};
-use crate::read::decode_instance;
-use crate::translate::instance_select;
 use crate::{CatalogError, ChangeKind, FrameIndex, InstanceRow, NewInstance, RegisterOutcome, VersionPolicy};
 
 pub(crate) fn now_ms() -> i64 {
@@ -24,25 +22,25 @@ pub(crate) struct Upserted {
     pks: (i64, i64, i64),
 }
 
-/// Returns the outcome and, when there is something to commit, the rows it upserted.
+/// Returns the outcome, the rows it upserted when there is something to commit, and whether
+/// the store's audit event (`new.audit`) was written with it (PostgreSQL: in the instance's
+/// statement).
 pub(crate) async fn register_in(
     tx: &mut Tx<'_>,
     new: &NewInstance,
     policy: VersionPolicy,
     last: Option<&Upserted>,
-) -> Result<(RegisterOutcome, Option<Upserted>), CatalogError> {
+) -> Result<(RegisterOutcome, Option<Upserted>, bool), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
-    let sql = format!("{} WHERE i.sop_uid = ? AND i.is_current", instance_select());
-    let existing = match tx.fetch_optional("register: read current version", &sql, &[sop.into()]).await? {
-        Some(row) => Some(decode_instance(&row)?),
-        None => None,
-    };
+    // The current version, the number of versions and a rejection note that came first (it
+    // hides this instance on arrival), in one statement.
+    let (existing, recorded_versions, rejection) = crate::rejection::current_and_earlier(tx, new).await?;
     if let Some(existing) = &existing {
         if existing.blob.sha256 == new.blob.sha256 {
-            return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, None));
+            return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, None, false));
         }
         if policy == VersionPolicy::Reject {
-            return Ok((RegisterOutcome::Conflict { existing: existing.clone() }, None));
+            return Ok((RegisterOutcome::Conflict { existing: existing.clone() }, None, false));
         }
     }
     let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
@@ -61,7 +59,7 @@ pub(crate) async fn register_in(
                 .await?;
             if let Some(row) = recorded {
                 if row.cols().text("study tenant")? != new.tenant {
-                    return Ok((RegisterOutcome::TenantConflict, None));
+                    return Ok((RegisterOutcome::TenantConflict, None, false));
                 }
             }
             let patient_pk = upsert_patient(tx, new).await?;
@@ -70,9 +68,6 @@ pub(crate) async fn register_in(
         }
     };
 
-    // The next version, and a rejection note that came first (it hides this instance on
-    // arrival), in one statement.
-    let (recorded_versions, rejection) = crate::rejection::earlier(tx, new).await?;
     let version = i32::try_from(recorded_versions + 1).map_err(|_| CatalogError::Corrupt { what: "instance version" })?;
 
     if becomes_current && existing.is_some() {
@@ -128,9 +123,10 @@ pub(crate) async fn register_in(
         (Some(_), true) => ChangeKind::InstanceReplaced,
         (Some(_), false) => ChangeKind::PriorVersionRecorded,
     };
+    let mut audited = false;
     let (pk, change_seq) = if tx.dialect() == Dialect::Postgres {
-        // The instance, its metadata and its change-feed row in one statement: one round trip
-        // where there were three.
+        // The instance, its metadata, its change-feed row and the store's audit event in one
+        // statement: one round trip where there were five.
         let mut binds = instance_binds;
         binds.extend([
             new.metadata.as_str().into(),
@@ -140,11 +136,19 @@ pub(crate) async fn register_in(
             sop.into(),
             stored_at_ms.into(),
         ]);
+        let audit = match new.audit.as_ref().and_then(crate::audit::cte) {
+            Some((cte, audit_binds)) => {
+                binds.extend(audit_binds);
+                audited = true;
+                format!(", {cte}")
+            }
+            None => String::new(),
+        };
         let sql = format!(
             "WITH i AS ({INSERT_INSTANCE} RETURNING pk), \
              m AS (INSERT INTO instance_metadata (instance_pk, json) SELECT pk, ? FROM i), \
              c AS (INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) \
-                   SELECT ?, ?, ?, ?, pk, ? FROM i RETURNING seq) \
+                   SELECT ?, ?, ?, ?, pk, ? FROM i RETURNING seq){audit} \
              SELECT i.pk, c.seq FROM i, c"
         );
         let row = tx.fetch_one("register: insert instance, metadata and change", &sql, &binds).await?;
@@ -194,7 +198,7 @@ pub(crate) async fn register_in(
         tenant: new.tenant.clone(),
         pks: (patient_pk, study_pk, series_pk),
     };
-    Ok((outcome, Some(upserted)))
+    Ok((outcome, Some(upserted), audited))
 }
 
 async fn upsert_patient(tx: &mut Tx<'_>, new: &NewInstance) -> Result<i64, CatalogError> {

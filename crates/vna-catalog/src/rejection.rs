@@ -4,31 +4,41 @@
 //! list what was rejected.
 
 use crate::db::{Pool, Tx};
+use crate::read::decode_instance_cols;
 use crate::sqlbuild::SqlBuilder;
-use crate::translate;
-use crate::{CatalogError, ChangeKind, NewInstance, Rejection, RejectionNote, RejectionRecord, Visibility};
+use crate::translate::{self, INSTANCE_COLS, PATIENT_COLS, SERIES_COLS, STUDY_COLS};
+use crate::{CatalogError, ChangeKind, InstanceRow, NewInstance, Rejection, RejectionNote, RejectionRecord, Visibility};
 
-/// The rejection that hides `new` on arrival: one recorded for the same UID in the same study
-/// and tenant (a note never reaches into another tenant's study).
-/// Also returns the highest version recorded of the instance (0 for none): both in one
-/// statement, a round trip less per store on PostgreSQL.
-pub(crate) async fn earlier(tx: &mut Tx<'_>, new: &NewInstance) -> Result<(i64, Option<Rejection>), CatalogError> {
+/// The current version of `new`'s SOP Instance UID (if any), how many versions it has, and
+/// the rejection that names it in its study and tenant (remembered before it arrived), in one
+/// statement: a round trip, on PostgreSQL, where there were two.
+pub(crate) async fn current_and_earlier(
+    tx: &mut Tx<'_>,
+    new: &NewInstance,
+) -> Result<(Option<InstanceRow>, i64, Option<Rejection>), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
-    let row = tx
-        .fetch_one(
-            "register: version and earlier rejection",
-            "SELECT (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?), r.code, r.at_ms \
-             FROM (SELECT 1 AS one) AS one LEFT JOIN rejection r ON r.sop_uid = ? AND r.study_uid = ? AND r.tenant = ?",
-            &[sop.into(), sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?), r.code, r.at_ms, \
+         i.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
+         FROM (SELECT 1 AS one) AS one \
+         LEFT JOIN rejection r ON r.sop_uid = ? AND r.study_uid = ? AND r.tenant = ? \
+         LEFT JOIN instance i ON i.sop_uid = ? AND i.is_current \
+         LEFT JOIN series s ON s.pk = i.series_pk LEFT JOIN study st ON st.pk = s.study_pk \
+         LEFT JOIN patient p ON p.pk = st.patient_pk"
+    );
+    let binds = [sop.into(), sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into(), sop.into()];
+    let row = tx.fetch_one("register: current version, versions and earlier rejection", &sql, &binds).await?;
     let mut c = row.cols();
     let version = c.int("instance version")?;
     let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
         (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
         _ => None,
     };
-    Ok((version, rejection))
+    let current = match c.opt_int("instance pk")? {
+        Some(_) => Some(decode_instance_cols(row.cols_from(3))?),
+        None => None,
+    };
+    Ok((current, version, rejection))
 }
 
 /// Records what a rejection note rejects and hides the instances already here: every version

@@ -274,7 +274,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                     }
                 }
                 Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, last.as_ref()).await {
-                    Ok((outcome, upserted)) => {
+                    Ok((outcome, upserted, audited)) => {
                         if let Some(upserted) = upserted {
                             wrote = true;
                             last = Some(upserted);
@@ -287,7 +287,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                         // The store's event, in the same transaction: committed with it or not
                         // at all. A store the catalog refused is recorded as a minor failure
                         // (PS3.15 A.5.3.4).
-                        if let Some(mut e) = new.audit.clone() {
+                        if let Some(mut e) = new.audit.clone().filter(|_| !audited) {
                             if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
                                 e.outcome = 4;
                             }
