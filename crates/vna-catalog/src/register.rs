@@ -10,16 +10,50 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
-/// The patient, study and series rows a registration wrote, and their values: the next
-/// registration of the same batch (one transaction, no other writer in between) with the very
-/// same values, the usual case for the images of one series sent together, reuses them instead
-/// of upserting again.
+/// The patient, study and series rows a registration wrote, and their values: a later
+/// registration with the very same values (no other writer in between: see [`Recent`]), the
+/// usual case for the images of one series sent together, reuses them instead of upserting
+/// again.
 pub(crate) struct Upserted {
     patient: crate::PatientAttrs,
     study: crate::StudyAttrs,
     series: crate::SeriesAttrs,
     tenant: String,
     pks: (i64, i64, i64),
+}
+
+/// The rows of the last few registrations' patients, studies and series, most recent last:
+/// associations storing different series at once (each its own series, one instance after
+/// another) reuse theirs instead of upserting again. An entry is dropped when a later
+/// registration upserts its patient, study or series (those rows may have changed since), so
+/// what remains still holds exactly the values it names.
+#[derive(Default)]
+pub(crate) struct Recent(Vec<Upserted>);
+
+/// Entries kept in [`Recent`].
+const RECENT: usize = 8;
+
+impl Recent {
+    fn find(&self, new: &NewInstance) -> Option<(i64, i64, i64)> {
+        self.0
+            .iter()
+            .rev()
+            .find(|l| l.patient == new.patient && l.study == new.study && l.series == new.series && l.tenant == new.tenant)
+            .map(|l| l.pks)
+    }
+
+    /// Records what a registration wrote (or reused).
+    pub(crate) fn record(&mut self, u: Upserted) {
+        self.0.retain(|e| {
+            let same_patient =
+                e.patient.patient_id == u.patient.patient_id && e.patient.issuer_of_patient_id == u.patient.issuer_of_patient_id;
+            !(same_patient || e.study.study_uid == u.study.study_uid || e.series.series_uid == u.series.series_uid)
+        });
+        if self.0.len() == RECENT {
+            self.0.remove(0);
+        }
+        self.0.push(u);
+    }
 }
 
 /// Returns the outcome, the rows it upserted when there is something to commit, and whether
@@ -29,7 +63,7 @@ pub(crate) async fn register_in(
     tx: &mut Tx<'_>,
     new: &NewInstance,
     policy: VersionPolicy,
-    last: Option<&Upserted>,
+    recent: &Recent,
 ) -> Result<(RegisterOutcome, Option<Upserted>, bool), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
     // The current version, the number of versions and a rejection note that came first (it
@@ -45,9 +79,9 @@ pub(crate) async fn register_in(
     }
     let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
 
-    let (patient_pk, study_pk, series_pk) = match last {
-        Some(l) if l.patient == new.patient && l.study == new.study && l.series == new.series && l.tenant == new.tenant => l.pks,
-        _ => {
+    let (patient_pk, study_pk, series_pk) = match recent.find(new) {
+        Some(pks) => pks,
+        None => {
             // A study keeps the tenant of its first instance. Batches are serial (the change-feed
             // lock, `BEGIN IMMEDIATE`), so no other writer can create the study in between.
             let recorded = tx

@@ -5,7 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Dialect, LocalTx, Pool, Tx};
 use crate::jobs::{JobOp, JobReply};
-use crate::register::{register_in, Upserted};
+use crate::register::{register_in, Recent};
 use crate::{AuditEvent, CatalogError, NewInstance, RegisterOutcome, VersionPolicy};
 
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
@@ -131,9 +131,10 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// What the writer keeps from one committed batch to the next: the rows its last
-/// registration upserted. Images of one series arriving one by one over an association, each
-/// its own batch, then upsert their patient, study and series once, not once each: those
+/// What the writer keeps from one committed batch to the next: the rows its recent
+/// registrations upserted ([`Recent`]). Images of a few series arriving one by one over as
+/// many associations, each its own batch, then upsert their patient, study and series once,
+/// not once each: those
 /// upserts rewrote the rows, their indexes and the name tokens every time (and cost six round
 /// trips on PostgreSQL). Valid while nobody else wrote since:
 /// - SQLite: `PRAGMA data_version` unchanged (our own commits do not change it);
@@ -142,7 +143,7 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
 ///   under the lock every batch of every node holds; a batch with a job keeps nothing.
 #[derive(Default)]
 struct Kept {
-    upserted: Option<Upserted>,
+    upserted: Option<Recent>,
     data_version: Option<i64>,
     feed_head: Option<i64>,
 }
@@ -223,12 +224,12 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
     let result = async {
         let batch = Unrecorded::Batch;
         let mut tx = writer.begin().await.map_err(batch)?;
-        let mut last: Option<Upserted> = None;
+        let mut last = Recent::default();
         if tx.dialect() == Dialect::Sqlite {
             let row = tx.fetch_one("register: data version", "PRAGMA data_version", &[]).await.map_err(batch)?;
             let version = row.cols().int("data version").map_err(batch)?;
             if kept.data_version == Some(version) {
-                last = carried.take();
+                last = carried.take().unwrap_or_default();
             }
             kept.data_version = Some(version);
         }
@@ -243,7 +244,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                 tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await.map_err(batch)?;
             let head = row.cols().int("change feed head").map_err(batch)?;
             if kept.feed_head == Some(head) {
-                last = carried.take();
+                last = carried.take().unwrap_or_default();
             }
             kept.feed_head = None;
             feed_head = Some(head);
@@ -262,7 +263,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                 }
                 Job::Op { op, .. } => {
                     // It may change or remove the rows `last` names.
-                    last = None;
+                    last = Recent::default();
                     had_job = true;
                     match crate::jobs::apply(&mut tx, op).await {
                         Ok(answer) => {
@@ -273,11 +274,11 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                         Err(e) => e,
                     }
                 }
-                Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, last.as_ref()).await {
+                Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, &last).await {
                     Ok((outcome, upserted, audited)) => {
                         if let Some(upserted) = upserted {
                             wrote = true;
-                            last = Some(upserted);
+                            last.record(upserted);
                         }
                         if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
                             &outcome
@@ -306,12 +307,12 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
         }
         if wrote {
             tx.commit().await.map_err(batch)?;
-            kept.upserted = last;
+            kept.upserted = Some(last);
             kept.feed_head = if had_job { None } else { feed_head.max(appended) };
         } else {
             // Nothing written (duplicates, conflicts): what the batch started with still holds.
             tx.rollback().await.map_err(batch)?;
-            kept.upserted = last;
+            kept.upserted = Some(last);
             kept.feed_head = feed_head;
         }
         Ok(outcomes)

@@ -111,6 +111,33 @@ pub async fn replace_makes_new_current(c: &dyn Catalog) {
     assert_counts_true(c).await;
 }
 
+/// Two series of one patient stored in turn (as two associations do), the patient's name
+/// corrected in the second and the first series sent again with the old name: the catalog
+/// ends with the latest values (the writer's remembered rows never outlive a later change).
+pub async fn interleaved_series_keep_the_latest_values(c: &dyn Catalog) {
+    let mut a1 = new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.1");
+    let mut b1 = new_instance("1.2.7.2", "1.2.7.2.1", "1.2.7.2.1.1");
+    let mut a2 = new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.2");
+    let mut b2 = new_instance("1.2.7.2", "1.2.7.2.1", "1.2.7.2.1.2");
+    a1.patient.patient_name = "Old^Name".into();
+    b1.patient.patient_name = "New^Name".into();
+    a2.patient.patient_name = "Old^Name".into();
+    b2.patient.patient_name = "New^Name".into();
+    b2.study.study_description = "CORRECTED".into();
+    let mut a3 = new_instance("1.2.7.1", "1.2.7.1.1", "1.2.7.1.1.3");
+    a3.patient.patient_name = "Old^Name".into();
+    for n in [&a1, &b1, &a2, &b2, &a3] {
+        store(c, n).await;
+    }
+    let patients = c.query_patients(&query(Level::Patient, vec![]), &Visibility::ALL).await.unwrap();
+    assert_eq!(patients.iter().map(|p| p.patient.patient_name.as_str()).collect::<Vec<_>>(), vec!["Old^Name"]);
+    let mut studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
+    studies.sort_by(|a, b| a.study.study_uid.as_str().cmp(b.study.study_uid.as_str()));
+    let got: Vec<_> = studies.iter().map(|s| (s.study.study_description.as_str(), s.number_of_instances)).collect();
+    assert_eq!(got, vec![("Synthetic study", 3), ("CORRECTED", 2)]);
+    assert_counts_true(c).await;
+}
+
 pub async fn latest_attributes_win(c: &dyn Catalog) {
     let a = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &a).await;
