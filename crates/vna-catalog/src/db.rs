@@ -203,9 +203,16 @@ pub(crate) fn local_fetch_optional(
     let mut stmt = conn.prepare_cached(sql).map_err(local_err(op))?;
     let width = stmt.column_count();
     let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
-    let Some(row) = rows.next().map_err(local_err(op))? else { return Ok(None) };
+    match rows.next().map_err(local_err(op))? {
+        Some(row) => local_row(row, width, op).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// One row's `width` values, copied out of the statement.
+fn local_row(row: &rusqlite::Row<'_>, width: usize, op: &'static str) -> Result<AnyRow, CatalogError> {
     let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
-    Ok(Some(AnyRow::Local(values.map_err(local_err(op))?)))
+    Ok(AnyRow::Local(values.map_err(local_err(op))?))
 }
 
 /// Every row of a statement (SQLite syntax) on a connection of our own, synchronously.
@@ -220,8 +227,7 @@ pub(crate) fn local_fetch_all(
     let mut rows = stmt.query(rusqlite::params_from_iter(binds)).map_err(local_err(op))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(local_err(op))? {
-        let values = (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>();
-        out.push(AnyRow::Local(values.map_err(local_err(op))?));
+        out.push(local_row(row, width, op)?);
     }
     Ok(out)
 }

@@ -228,13 +228,8 @@ impl Client {
         transfer_syntax: &str,
         data: R,
     ) -> Result<Command, DimseError> {
-        let id = self.context_for(sop_class, Some(transfer_syntax))?;
-        let rq = Command::store_rq(self.next_message_id(), sop_class, sop_instance);
-        self.assoc.send_command(id, &rq).await?;
-        self.send_stream(id, data).await?;
-        let rsp = self.response(CommandField::C_STORE_RQ).await?;
-        self.assoc.drain_data().await?;
-        Ok(rsp)
+        self.send_store(sop_class, sop_instance, transfer_syntax, data).await?;
+        self.store_response().await
     }
 
     /// Sends a C-STORE-RQ and its data set without waiting for the response (within the
