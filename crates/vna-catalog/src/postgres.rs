@@ -51,4 +51,4 @@ impl PostgresCatalog {
     }
 }
 
-crate::impl_catalog!(PostgresCatalog);
+crate::backend::impl_catalog!(PostgresCatalog);

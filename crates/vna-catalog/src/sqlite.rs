@@ -120,7 +120,7 @@ impl SqliteCatalog {
     }
 }
 
-crate::impl_catalog!(SqliteCatalog);
+crate::backend::impl_catalog!(SqliteCatalog);
 
 #[cfg(test)]
 mod tests {
