@@ -14,7 +14,7 @@ use vna_e2e::http::{self, StreamedStow};
 use vna_e2e::inproc::{self, FaultyFixture};
 use vna_e2e::wait_until;
 
-/// Delegates to SQLite, but `register` fails with a transient error while `fail_register` is set.
+/// Delegates to SQLite, but `register_after` fails with a transient error while `fail_register` is set.
 struct FailingCatalog {
     inner: Arc<SqliteCatalog>,
     fail_register: AtomicBool,
@@ -22,11 +22,11 @@ struct FailingCatalog {
 
 #[async_trait]
 impl Catalog for FailingCatalog {
-    async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
+    async fn register_after(&self, new: &NewInstance, policy: VersionPolicy, durable: Durable) -> Result<RegisterOutcome, CatalogError> {
         if self.fail_register.load(Ordering::SeqCst) {
             return Err(CatalogError::Query { op: "registering an instance (injected)", source: sqlx::Error::PoolTimedOut });
         }
-        self.inner.register(new, policy).await
+        self.inner.register_after(new, policy, durable).await
     }
     async fn current_instance(&self, sop: &SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError> {
         self.inner.current_instance(sop, v).await

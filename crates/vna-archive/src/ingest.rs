@@ -207,7 +207,10 @@ impl Archive {
                 return Err(err);
             }
         }
-        let blob = writer.commit(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
+        // The object's flush runs on while the catalog records its row; the row's commit waits
+        // for it (`Catalog::register_after`), so the object is durable first.
+        let (blob, flush) = writer.commit_flushing(&sha256).await.map_err(ArchiveError::blob("making the object durable"))?;
+        let durable = vna_catalog::Durable::after(async move { flush.wait().await.map_err(|e| e.to_string()) });
         let mut audit = crate::audit::store_event(&request.principal, &extracted.patient.patient_id, extracted.study.study_uid.as_str());
         if let (Some(e), Some(note)) = (audit.as_mut(), &extracted.rejects) {
             // What a rejection note does is part of its store's record: the studies it names.
@@ -237,7 +240,7 @@ impl Archive {
             metadata: extracted.metadata,
             rejects: extracted.rejects,
         };
-        let outcome = match self.catalog.register(&new, self.config.version_policy).await {
+        let outcome = match self.catalog.register_after(&new, self.config.version_policy, durable).await {
             Ok(o) => o,
             Err(e) => {
                 // Not acknowledged; the blob is unreferenced. If this delete fails too, the

@@ -101,6 +101,14 @@ impl BlobWriter for FaultyWriter {
         self.inner.commit(sha256).await
     }
 
+    async fn commit_flushing(self: Box<Self>, sha256: &str) -> Result<(StoredBlob, crate::Flush), BlobError> {
+        if let Err(e) = check(&self.faults.fail_commit, "committing an object (injected)") {
+            self.inner.abort().await;
+            return Err(e);
+        }
+        self.inner.commit_flushing(sha256).await
+    }
+
     async fn abort(self: Box<Self>) {
         self.inner.abort().await
     }

@@ -10,8 +10,8 @@
 use crate::{
     lockfile, new_key,
     pack::{Packed, Packs},
-    retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, Locking, Protection,
-    Range, Retention, StoredBlob,
+    retention_change_allowed, BlobError, BlobRef, BlobStore, BlobWriter, ByteStream, CheckItem, DefaultRetention, Flush, Locking,
+    Protection, Range, Retention, StoredBlob,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -487,7 +487,71 @@ impl BlobWriter for FsWriter {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>, _sha256: &str) -> Result<StoredBlob, BlobError> {
+    async fn commit(self: Box<Self>, _sha256: &str) -> Result<StoredBlob, BlobError> {
+        if self.packable() {
+            let (blob, flush) = self.pack().await?;
+            flush.wait().await?;
+            return Ok(blob);
+        }
+        self.commit_file().await
+    }
+
+    async fn commit_flushing(self: Box<Self>, _sha256: &str) -> Result<(StoredBlob, Flush), BlobError> {
+        if self.packable() {
+            return self.pack().await;
+        }
+        Ok((self.commit_file().await?, Flush::done()))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.committed = true;
+        self.file = None;
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+
+    /// Emulated, like the tier's default retention: the lock file goes down before the object.
+    fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
+        self.lock = Retention::strongest(self.lock, Some(retention));
+        Ok(())
+    }
+}
+
+impl FsWriter {
+    /// Whole in memory, unlocked, not committed yet, on a filesystem that packs: the object goes
+    /// into a pack segment (see `crate::pack`).
+    fn packable(&self) -> bool {
+        !self.committed
+            && self.file.is_none()
+            && self.retention.is_none()
+            && self.lock.is_none()
+            && !self.buf.is_empty()
+            && self.packs.packing
+    }
+
+    /// Appends the object to this process's segment; its flush, shared with every object of
+    /// the segment waiting at that moment, goes on after this returns.
+    async fn pack(mut self: Box<Self>) -> Result<(StoredBlob, Flush), BlobError> {
+        self.committed = true;
+        let buf = std::mem::take(&mut self.buf);
+        let packs = self.packs.clone();
+        let (written_tx, written) = tokio::sync::oneshot::channel();
+        let (end_tx, end) = tokio::sync::oneshot::channel();
+        // One blocking task writes, answers, then flushes.
+        tokio::task::spawn_blocking(move || match packs.write(&buf) {
+            Ok((packed, unflushed)) => {
+                let _ = written_tx.send(Ok(packed));
+                let _ = end_tx.send(unflushed.flush());
+            }
+            Err(e) => {
+                let _ = written_tx.send(Err(e));
+            }
+        });
+        let packed = written.await.unwrap_or(Err(BlobError::Unavailable { step: "writing to a pack segment (its task ended)" }))?;
+        Ok((StoredBlob { key: packed.key(), version_id: None, size: self.size }, Flush::running(end)))
+    }
+
+    /// A file of its own: data flushed, renamed into place, its directory flushed.
+    async fn commit_file(mut self: Box<Self>) -> Result<StoredBlob, BlobError> {
         if self.committed {
             return Err(BlobError::Unavailable { step: "committing twice" });
         }
@@ -496,12 +560,6 @@ impl BlobWriter for FsWriter {
         let file = self.file.take();
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         let retention = Retention::strongest(self.retention.map(|r| r.from(std::time::SystemTime::now())), self.lock);
-        if file.is_none() && retention.is_none() && !buf.is_empty() && self.packs.packing {
-            // Whole in memory, unlocked: packed, one shared flush (see `crate::pack`).
-            let packs = self.packs.clone();
-            let packed = tokio::task::spawn_blocking(move || packs.append(&buf)).await.map_err(blocking_gone("committing a blob"))??;
-            return Ok(StoredBlob { key: packed.key(), version_id: None, size: self.size });
-        }
         let new_dirs = self.new_dirs.clone();
         let result = tokio::task::spawn_blocking(move || {
             let outcome = (|| {
@@ -529,17 +587,5 @@ impl BlobWriter for FsWriter {
         .map_err(blocking_gone("committing a blob"))?;
         result?;
         Ok(StoredBlob { key: self.key.clone(), version_id: None, size: self.size })
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        self.committed = true;
-        self.file = None;
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-    }
-
-    /// Emulated, like the tier's default retention: the lock file goes down before the object.
-    fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
-        self.lock = Retention::strongest(self.lock, Some(retention));
-        Ok(())
     }
 }

@@ -232,6 +232,15 @@ pub trait BlobWriter: Send {
     /// verify it. Only after this may anything be acknowledged.
     async fn commit(self: Box<Self>, sha256: &str) -> Result<StoredBlob, BlobError>;
 
+    /// [`Self::commit`], except that the object's flush may still be running when it returns:
+    /// the object is durable once the [`Flush`] ends well, and nothing may be acknowledged, nor
+    /// a catalog row naming it committed, before. The caller overlaps its own work (the catalog
+    /// registration's statements) with the flush. Stores whose commit is their flush (S3's PUT,
+    /// a file renamed into place) end it here.
+    async fn commit_flushing(self: Box<Self>, sha256: &str) -> Result<(StoredBlob, Flush), BlobError> {
+        Ok((self.commit(sha256).await?, Flush::done()))
+    }
+
     /// Gives up on the object; nothing is left behind that a reader could see.
     async fn abort(self: Box<Self>);
 
@@ -241,6 +250,31 @@ pub trait BlobWriter: Send {
     fn lock_on_commit(&mut self, retention: Retention) -> Result<(), BlobError> {
         let _ = retention;
         Err(BlobError::Unsupported { what: "retention" })
+    }
+}
+
+/// The end of an object's flush after [`BlobWriter::commit_flushing`].
+#[derive(Debug)]
+#[must_use = "the object is durable only once its flush has ended well"]
+pub struct Flush(Option<tokio::sync::oneshot::Receiver<Result<(), BlobError>>>);
+
+impl Flush {
+    /// A flush that has ended well.
+    pub fn done() -> Flush {
+        Flush(None)
+    }
+
+    /// A flush another task runs, ending with what it sends.
+    pub fn running(end: tokio::sync::oneshot::Receiver<Result<(), BlobError>>) -> Flush {
+        Flush(Some(end))
+    }
+
+    /// Waits for the flush; an error means the object may not be durable.
+    pub async fn wait(self) -> Result<(), BlobError> {
+        match self.0 {
+            None => Ok(()),
+            Some(end) => end.await.unwrap_or(Err(BlobError::Unavailable { step: "flushing an object (its task ended)" })),
+        }
     }
 }
 

@@ -132,6 +132,18 @@ impl Segment {
     }
 }
 
+/// A packed object written but not yet flushed ([`Packs::write`]).
+#[must_use = "a packed object is durable only once flushed"]
+pub(crate) struct Unflushed(Arc<Segment>);
+
+impl Unflushed {
+    /// Makes the object durable (blocking), in a flush shared with every object of its segment
+    /// waiting at that moment.
+    pub fn flush(self) -> Result<(), BlobError> {
+        self.0.sync_mine()
+    }
+}
+
 impl Packs {
     /// Packing under `root/packs` (made, and made durable, here); `packing` is off where the
     /// filesystem cannot punch holes or does not report them.
@@ -167,7 +179,16 @@ impl Packs {
     }
 
     /// Appends `data` (not empty) to the current segment and makes it durable (blocking).
+    #[cfg(test)]
     pub fn append(&self, data: &[u8]) -> Result<Packed, BlobError> {
+        let (packed, flush) = self.write(data)?;
+        flush.flush()?;
+        Ok(packed)
+    }
+
+    /// Appends `data` (not empty) to the current segment (blocking); the object is durable once
+    /// the returned [`Unflushed::flush`] has returned well, and nothing may name it before.
+    pub fn write(&self, data: &[u8]) -> Result<(Packed, Unflushed), BlobError> {
         let len = data.len() as u64;
         let (segment, offset) = self.reserve(len)?;
         let mut header = [0u8; HEADER as usize];
@@ -183,8 +204,7 @@ impl Packs {
             let _ = punch(&segment.file, offset, self.span(len));
             return Err(e);
         }
-        segment.sync_mine()?;
-        Ok(Packed { segment: segment.number, offset, len })
+        Ok((Packed { segment: segment.number, offset, len }, Unflushed(segment)))
     }
 
     /// The blocks an object of `len` bytes takes, header included.

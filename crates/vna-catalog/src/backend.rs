@@ -7,12 +7,13 @@ macro_rules! impl_catalog {
     ($ty:ty) => {
         #[async_trait::async_trait]
         impl $crate::Catalog for $ty {
-            async fn register(
+            async fn register_after(
                 &self,
                 new: &$crate::NewInstance,
                 policy: $crate::VersionPolicy,
+                durable: $crate::Durable,
             ) -> Result<$crate::RegisterOutcome, $crate::CatalogError> {
-                self.registrar.register(new, policy).await
+                self.registrar.register(new, policy, durable).await
             }
             async fn current_instance(
                 &self,

@@ -99,7 +99,14 @@ pub trait Catalog: Send + Sync + 'static {
     /// win), the instance version inserted, frame index written and a change appended, in one
     /// transaction. Duplicate detection (same SOP Instance UID and SHA-256 as the current
     /// version) and the version policy are applied inside that transaction.
-    async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError>;
+    async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
+        self.register_after(new, policy, Durable::ready()).await
+    }
+    /// [`Self::register`] of an object whose flush may still be running: the statements run
+    /// meanwhile, and the commit that records the row waits for `durable` (an object is durable
+    /// before a committed row names it; its flush overlaps the registration instead of preceding
+    /// it). When the flush fails nothing is recorded: [`CatalogError::Unflushed`].
+    async fn register_after(&self, new: &NewInstance, policy: VersionPolicy, durable: Durable) -> Result<RegisterOutcome, CatalogError>;
 
     /// The current version of an instance, by SOP Instance UID alone.
     async fn current_instance(&self, sop: &vna_dicom::uid::SopInstanceUid, v: &Visibility) -> Result<Option<InstanceRow>, CatalogError>;
@@ -297,6 +304,9 @@ pub enum CatalogError {
     Batch(#[source] std::sync::Arc<CatalogError>),
     #[error("the catalog writer task has stopped")]
     WriterGone,
+    /// The flush of the registration's object failed ([`Durable`]): no row names it.
+    #[error("the registration's object could not be made durable: {0}")]
+    Unflushed(std::sync::Arc<str>),
 }
 
 impl CatalogError {

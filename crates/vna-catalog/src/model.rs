@@ -105,6 +105,43 @@ pub struct ByteRange {
     pub length: u64,
 }
 
+/// The flush of a registration's object, possibly still running when the registration is
+/// handed to the catalog ([`crate::Catalog::register_after`]): the writer runs the
+/// registration's statements meanwhile and waits for it before the commit that records the
+/// row. Cloning shares the one flush; its outcome is kept for every waiter.
+#[derive(Clone, Default)]
+pub struct Durable(Option<SharedFlush>);
+
+/// One flush, awaited by every clone of a [`Durable`]; its outcome is kept.
+type SharedFlush = futures::future::Shared<futures::future::BoxFuture<'static, Result<(), std::sync::Arc<str>>>>;
+
+impl Durable {
+    /// An object durable already (its store's commit was its flush).
+    pub fn ready() -> Durable {
+        Durable(None)
+    }
+
+    /// An object durable once `flush` ends well; its error says why not (no PHI: keys at most).
+    pub fn after(flush: impl std::future::Future<Output = Result<(), String>> + Send + 'static) -> Durable {
+        use futures::FutureExt;
+        Durable(Some(flush.map(|r| r.map_err(std::sync::Arc::from)).boxed().shared()))
+    }
+
+    /// Waits for the flush (at once when ready or already ended).
+    pub async fn wait(&self) -> Result<(), std::sync::Arc<str>> {
+        match &self.0 {
+            None => Ok(()),
+            Some(flush) => flush.clone().await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Durable(flushing)" } else { "Durable(ready)" })
+    }
+}
+
 /// Everything ingest hands over for one stored object.
 #[derive(Debug, Clone)]
 pub struct NewInstance {

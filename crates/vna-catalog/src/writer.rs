@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Dialect, LocalTx, Pool, Tx};
 use crate::jobs::{JobOp, JobReply};
 use crate::register::{register_in, Recent};
-use crate::{AuditEvent, CatalogError, NewInstance, RegisterOutcome, VersionPolicy};
+use crate::{AuditEvent, CatalogError, Durable, NewInstance, RegisterOutcome, VersionPolicy};
 
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
 
@@ -33,7 +33,13 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// The writes the one writer knows: a closed set, each recorded in the batch's transaction.
 enum Job {
     /// A new instance version, with the audit event of its store.
-    Register { new: Box<NewInstance>, policy: VersionPolicy, reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>> },
+    Register {
+        new: Box<NewInstance>,
+        policy: VersionPolicy,
+        /// The object's flush, waited for before the commit.
+        durable: Durable,
+        reply: oneshot::Sender<Result<RegisterOutcome, CatalogError>>,
+    },
     /// Audit events of operations that write nothing else (queries, retrievals, refusals).
     Audit { events: Vec<AuditEvent>, reply: oneshot::Sender<Result<(), CatalogError>> },
     /// A background job's write: enqueue, claim, renew, finish, release, cancel.
@@ -97,9 +103,14 @@ impl Registrar {
         Ok(Registrar { jobs })
     }
 
-    pub(crate) async fn register(&self, new: &NewInstance, policy: VersionPolicy) -> Result<RegisterOutcome, CatalogError> {
+    pub(crate) async fn register(
+        &self,
+        new: &NewInstance,
+        policy: VersionPolicy,
+        durable: Durable,
+    ) -> Result<RegisterOutcome, CatalogError> {
         let (reply, outcome) = oneshot::channel();
-        self.jobs.send(Job::Register { new: Box::new(new.clone()), policy, reply }).await.map_err(|_| CatalogError::WriterGone)?;
+        self.jobs.send(Job::Register { new: Box::new(new.clone()), policy, durable, reply }).await.map_err(|_| CatalogError::WriterGone)?;
         outcome.await.unwrap_or(Err(CatalogError::WriterGone))
     }
 
@@ -306,6 +317,16 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             return Err(Unrecorded::Job(failed));
         }
         if wrote {
+            // Every object a row of this batch names is durable before the row is: the
+            // flushes ran beside the statements, the commit waits for them.
+            for job in jobs {
+                if let Job::Register { durable, .. } = job {
+                    if let Err(cause) = durable.wait().await {
+                        let _ = tx.rollback().await;
+                        return Err(Unrecorded::Job(CatalogError::Unflushed(cause)));
+                    }
+                }
+            }
             tx.commit().await.map_err(batch)?;
             kept.upserted = Some(last);
             kept.feed_head = if had_job { None } else { feed_head.max(appended) };

@@ -27,6 +27,40 @@ pub async fn register_stores_first_version(c: &dyn Catalog) {
     assert!(c.instance_versions(&unknown, &Visibility::ALL).await.unwrap().is_empty());
 }
 
+/// `register_after`: the row commits only once the object's flush has ended well; until then
+/// no read sees it, and a failed flush records nothing (alone or beside another registration,
+/// which commits).
+pub async fn a_row_waits_for_its_object_s_flush(c: &dyn Catalog) {
+    let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
+    let (flushed, flush) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let durable = crate::Durable::after(async move { flush.await.unwrap_or(Err("the test dropped the flush".into())) });
+    let (outcome, ()) = tokio::join!(c.register_after(&n, VersionPolicy::Reject, durable), async {
+        // Time for the writer to run the statements and reach the commit.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().is_none(), "visible before its flush");
+        assert!(c.changes_since(0, 10).await.unwrap().is_empty(), "a change before the flush");
+        flushed.send(Ok(())).unwrap();
+    });
+    assert!(matches!(outcome.unwrap(), RegisterOutcome::Stored { .. }));
+    assert!(c.current_instance(&n.instance.sop_uid, &Visibility::ALL).await.unwrap().is_some());
+
+    let failing = || crate::Durable::after(async { Err("the flush failed (test)".to_owned()) });
+    let lost = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.2");
+    assert!(matches!(c.register_after(&lost, VersionPolicy::Reject, failing()).await, Err(CatalogError::Unflushed(_))));
+    // Beside a registration whose object is durable: that one commits, alone if need be.
+    let kept = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.3");
+    let (a, b) = tokio::join!(
+        c.register_after(&lost, VersionPolicy::Reject, failing()),
+        c.register_after(&kept, VersionPolicy::Reject, crate::Durable::ready())
+    );
+    assert!(matches!(a, Err(CatalogError::Unflushed(_))));
+    assert!(matches!(b.unwrap(), RegisterOutcome::Stored { .. }));
+    assert!(c.current_instance(&lost.instance.sop_uid, &Visibility::ALL).await.unwrap().is_none());
+    assert_eq!(c.count_instances().await.unwrap(), 2);
+    assert_eq!(c.changes_since(0, 10).await.unwrap().len(), 2);
+    assert_counts_true(c).await;
+}
+
 pub async fn duplicate_writes_nothing(c: &dyn Catalog) {
     let n = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &n).await;
