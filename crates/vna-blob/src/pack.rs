@@ -6,7 +6,9 @@
 //! memory at commit (under 1 MiB, no retention asked) is instead written at the end of this
 //! process's current segment, `packs/<segment>.pack`, and made durable by an `fdatasync` of
 //! the segment that every commit waiting at that moment shares (group commit): one flush,
-//! shared, and no metadata but the segment's size.
+//! shared, and no metadata but the segment's size. [`Packs::write`] hands back the object's
+//! [`Unflushed`] so that the caller can overlap the flush with its own work (the catalog's
+//! statements) and wait for it before anything names the object.
 //!
 //! - **Keys** carry where the object is: `p`, the segment number (8 hex digits), the offset (10)
 //!   and the length (8), all lower-case hex. Segment numbers are taken with `create_new`, so

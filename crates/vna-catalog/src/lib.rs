@@ -17,8 +17,9 @@
 //! Registrations go through one writer per process (`writer::Registrar`), a **group commit**:
 //! callers queue their `NewInstance`; the writer takes everything queued when it becomes free (at
 //! most 64), records it in one transaction (when one registration fails, the batch is rolled
-//! back and each of its jobs runs again alone, so only that one gets its error), commits once,
-//! and only then answers. It never waits for a batch to fill, so an idle archive commits each
+//! back and each of its jobs runs again alone, so only that one gets its error), waits for the
+//! flush of each registration's object if it still runs ([`Durable`],
+//! [`Catalog::register_after`]), commits once, and only then answers. It never waits for a batch to fill, so an idle archive commits each
 //! store alone; batches form exactly when commits queue. The patient/study/series rows of the
 //! previous registration are reused when their values are identical (the images of one
 //! series), within a batch and across batches while nobody else has written (SQLite's
