@@ -94,11 +94,9 @@ impl BlobWriter for FaultyWriter {
     }
 
     async fn commit(self: Box<Self>, sha256: &str) -> Result<StoredBlob, BlobError> {
-        if let Err(e) = check(&self.faults.fail_commit, "committing an object (injected)") {
-            self.inner.abort().await;
-            return Err(e);
-        }
-        self.inner.commit(sha256).await
+        let (blob, flush) = self.commit_flushing(sha256).await?;
+        flush.wait().await?;
+        Ok(blob)
     }
 
     async fn commit_flushing(self: Box<Self>, sha256: &str) -> Result<(StoredBlob, crate::Flush), BlobError> {

@@ -487,13 +487,10 @@ impl BlobWriter for FsWriter {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>, _sha256: &str) -> Result<StoredBlob, BlobError> {
-        if self.packable() {
-            let (blob, flush) = self.pack().await?;
-            flush.wait().await?;
-            return Ok(blob);
-        }
-        self.commit_file().await
+    async fn commit(self: Box<Self>, sha256: &str) -> Result<StoredBlob, BlobError> {
+        let (blob, flush) = self.commit_flushing(sha256).await?;
+        flush.wait().await?;
+        Ok(blob)
     }
 
     async fn commit_flushing(self: Box<Self>, _sha256: &str) -> Result<(StoredBlob, Flush), BlobError> {

@@ -67,7 +67,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), Catalo
             return Ok(());
         }
     }
-    let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
+    let objects = objects(e);
     let row = tx.fetch_one("audit: insert event", &format!("{INSERT_EVENT} RETURNING seq"), &event_binds).await?;
     let seq = row.cols().int("audit seq")?;
     // The event's patients and studies in one statement per chunk.
@@ -87,7 +87,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, e: &AuditEvent) -> Result<(), Catalo
 /// (…), audit_objects AS (…)`, with their binds in order), for a statement that writes more
 /// (a store's registration); `None` when its objects are too many for one statement.
 pub(crate) fn cte(e: &AuditEvent) -> Option<(String, Vec<Value>)> {
-    let objects: Vec<(&str, &String)> = e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect();
+    let objects = objects(e);
     if objects.len() > OBJECTS_PER_INSERT {
         return None;
     }
@@ -105,6 +105,11 @@ pub(crate) fn cte(e: &AuditEvent) -> Option<(String, Vec<Value>)> {
         sql.push_str(") AS o (kind, value))");
     }
     Some((sql, binds))
+}
+
+/// What `e` names, as `audit_object` rows: its patients, then its studies.
+fn objects(e: &AuditEvent) -> Vec<(&'static str, &String)> {
+    e.patients.iter().map(|v| ("patient", v)).chain(e.studies.iter().map(|v| ("study", v))).collect()
 }
 
 /// The binds of [`INSERT_EVENT`] for `e`.

@@ -154,7 +154,7 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>) {
 ///   under the lock every batch of every node holds; a batch with a job keeps nothing.
 #[derive(Default)]
 struct Kept {
-    upserted: Option<Recent>,
+    upserted: Recent,
     data_version: Option<i64>,
     feed_head: Option<i64>,
 }
@@ -228,7 +228,7 @@ fn answer(jobs: Vec<Job>, outcomes: Vec<Outcome>) {
 
 /// Runs `jobs` in one transaction and commits it; the outcome of each, in order.
 async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Result<Vec<Outcome>, Unrecorded> {
-    let mut carried = kept.upserted.take();
+    let mut carried = std::mem::take(&mut kept.upserted);
     // PostgreSQL: the feed's head at the start, the highest seq this batch appended, and
     // whether a job ran (its appends are not counted: nothing is kept after it).
     let (mut feed_head, mut appended, mut had_job) = (None::<i64>, None::<i64>, false);
@@ -240,7 +240,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             let row = tx.fetch_one("register: data version", "PRAGMA data_version", &[]).await.map_err(batch)?;
             let version = row.cols().int("data version").map_err(batch)?;
             if kept.data_version == Some(version) {
-                last = carried.take().unwrap_or_default();
+                last = std::mem::take(&mut carried);
             }
             kept.data_version = Some(version);
         }
@@ -255,7 +255,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                 tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await.map_err(batch)?;
             let head = row.cols().int("change feed head").map_err(batch)?;
             if kept.feed_head == Some(head) {
-                last = carried.take().unwrap_or_default();
+                last = std::mem::take(&mut carried);
             }
             kept.feed_head = None;
             feed_head = Some(head);
@@ -328,19 +328,19 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                 }
             }
             tx.commit().await.map_err(batch)?;
-            kept.upserted = Some(last);
+            kept.upserted = last;
             kept.feed_head = if had_job { None } else { feed_head.max(appended) };
         } else {
             // Nothing written (duplicates, conflicts): what the batch started with still holds.
             tx.rollback().await.map_err(batch)?;
-            kept.upserted = Some(last);
+            kept.upserted = last;
             kept.feed_head = feed_head;
         }
         Ok(outcomes)
     }
     .await;
     if result.is_err() {
-        kept.upserted = None;
+        kept.upserted = Recent::default();
         kept.feed_head = None;
     }
     result
