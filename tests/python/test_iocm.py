@@ -289,11 +289,11 @@ def test_apply_deletes_rejected_objects_once_their_retention_has_passed(rejected
     assert kept["retention"] == {"mode": "COMPLIANCE", "retainUntilEpochSeconds": until}, kept
     if srv.bucket is not None:
         key, version = kept["key"], kept["storeVersionId"]
-        r = aws("s3api", "get-object-retention", "--bucket", srv.bucket.name, "--key", "vna/" + key, "--version-id", version,
+        r = aws("s3api", "get-object-retention", "--bucket", srv.bucket.name, "--key", "vna/" + key, f"--version-id={version}",
                 "--output", "json")
         got = json.loads(r.stdout)["Retention"]
         assert got["Mode"] == "COMPLIANCE" and got["RetainUntilDate"].startswith("2036-03-01T00:00:00"), got
-        refused = aws("s3api", "delete-object", "--bucket", srv.bucket.name, "--key", "vna/" + key, "--version-id", version,
+        refused = aws("s3api", "delete-object", "--bucket", srv.bucket.name, "--key", "vna/" + key, f"--version-id={version}",
                       check=False)
         assert refused.returncode != 0, "the store itself refuses to delete a locked version"
 

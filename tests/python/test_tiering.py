@@ -80,7 +80,7 @@ def protection(srv, wsi) -> dict:
 
 
 def s3_delete_refused(bucket, key: str, version: str) -> bool:
-    r = aws("s3api", "delete-object", "--bucket", bucket.name, "--key", "vna/" + key, "--version-id", version, check=False)
+    r = aws("s3api", "delete-object", "--bucket", bucket.name, "--key", "vna/" + key, f"--version-id={version}", check=False)
     return r.returncode != 0
 
 
