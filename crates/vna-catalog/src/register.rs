@@ -58,17 +58,23 @@ impl Recent {
 
 /// Returns the outcome, the rows it upserted when there is something to commit, and whether
 /// the store's audit event (`new.audit`) was written with it (PostgreSQL: in the instance's
-/// statement).
+/// statement). `known`: what the catalog holds for the SOP Instance UID, read earlier in this
+/// transaction with nothing written to it since (`rejection::head_and_current`); `None` reads
+/// it here.
 pub(crate) async fn register_in(
     tx: &mut Tx<'_>,
     new: &NewInstance,
     policy: VersionPolicy,
     recent: &Recent,
+    known: Option<crate::rejection::Current>,
 ) -> Result<(RegisterOutcome, Option<Upserted>, bool), CatalogError> {
     let sop = new.instance.sop_uid.as_str();
     // The current version, the number of versions and a rejection note that came first (it
     // hides this instance on arrival), in one statement.
-    let (existing, recorded_versions, rejection) = crate::rejection::current_and_earlier(tx, new).await?;
+    let (existing, recorded_versions, rejection) = match known {
+        Some(known) => known,
+        None => crate::rejection::current_and_earlier(tx, new).await?,
+    };
     if let Some(existing) = &existing {
         if existing.blob.sha256 == new.blob.sha256 {
             return Ok((RegisterOutcome::Duplicate { existing: existing.clone() }, None, false));

@@ -9,33 +9,79 @@ use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, INSTANCE_COLS, PATIENT_COLS, SERIES_COLS, STUDY_COLS};
 use crate::{CatalogError, ChangeKind, InstanceRow, NewInstance, Rejection, RejectionNote, RejectionRecord, Visibility};
 
-/// The current version of `new`'s SOP Instance UID (if any), how many versions it has, and
-/// the rejection that names it in its study and tenant (remembered before it arrived), in one
-/// statement: a round trip, on PostgreSQL, where there were two.
-pub(crate) async fn current_and_earlier(
-    tx: &mut Tx<'_>,
-    new: &NewInstance,
-) -> Result<(Option<InstanceRow>, i64, Option<Rejection>), CatalogError> {
-    let sop = new.instance.sop_uid.as_str();
+/// What the catalog holds for one SOP Instance UID about to be registered: its current
+/// version (if any), how many versions it has, and the rejection that names it in its study
+/// and tenant (remembered before it arrived).
+pub(crate) type Current = (Option<InstanceRow>, i64, Option<Rejection>);
+
+/// The joins of [`current_and_earlier`] and [`head_and_current`], from a row `q` of the SOP
+/// Instance UID (`q.sop`), its study (`q.study`) and tenant (`q.tenant`); the columns from
+/// `{CURRENT_COLS}` on are the ones [`decode_current`] reads.
+const CURRENT_COLS: &str = "(SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms, i.pk";
+const CURRENT_JOINS: &str = "LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.study_uid = q.study AND r.tenant = q.tenant \
+     LEFT JOIN instance i ON i.sop_uid = q.sop AND i.is_current \
+     LEFT JOIN series s ON s.pk = i.series_pk LEFT JOIN study st ON st.pk = s.study_pk \
+     LEFT JOIN patient p ON p.pk = st.patient_pk";
+
+/// The current version of `new`'s SOP Instance UID, its number of versions and an earlier
+/// rejection, in one statement: a round trip, on PostgreSQL, where there were two.
+pub(crate) async fn current_and_earlier(tx: &mut Tx<'_>, new: &NewInstance) -> Result<Current, CatalogError> {
     let sql = format!(
-        "SELECT (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = ?), r.code, r.at_ms, \
-         i.pk, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
-         FROM (SELECT 1 AS one) AS one \
-         LEFT JOIN rejection r ON r.sop_uid = ? AND r.study_uid = ? AND r.tenant = ? \
-         LEFT JOIN instance i ON i.sop_uid = ? AND i.is_current \
-         LEFT JOIN series s ON s.pk = i.series_pk LEFT JOIN study st ON st.pk = s.study_pk \
-         LEFT JOIN patient p ON p.pk = st.patient_pk"
+        "SELECT {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
+         FROM (SELECT ? AS sop, ? AS study, ? AS tenant) AS q {CURRENT_JOINS}"
     );
-    let binds = [sop.into(), sop.into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into(), sop.into()];
+    let binds = [new.instance.sop_uid.as_str().into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()];
     let row = tx.fetch_one("register: current version, versions and earlier rejection", &sql, &binds).await?;
-    let mut c = row.cols();
+    decode_current(&row, 0)
+}
+
+/// PostgreSQL, at the start of a batch (after the change-feed lock): the change feed's head and
+/// [`current_and_earlier`] of each of `news`, in one statement: one round trip where there
+/// were one per registration and one more. The list is padded to a power of two with rows
+/// that match nothing, so that a handful of statements serve every batch size (each
+/// connection prepares each once).
+pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> Result<(i64, Vec<Current>), CatalogError> {
+    if news.is_empty() {
+        let row = tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
+        return Ok((row.cols().int("change feed head")?, Vec::new()));
+    }
+    let rows = news.len().next_power_of_two();
+    let mut values = String::new();
+    let mut binds = Vec::with_capacity(rows * 3);
+    for n in 0..rows {
+        values.push_str(if n == 0 { "" } else { ", " });
+        values.push_str(&format!("(?, ?, ?, {n})"));
+        match news.get(n) {
+            Some(new) => {
+                binds.extend([new.instance.sop_uid.as_str().into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()])
+            }
+            None => binds.extend(["".into(), "".into(), "".into()]),
+        }
+    }
+    let sql = format!(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, \
+         {SERIES_COLS}, {INSTANCE_COLS}, st.tenant FROM (VALUES {values}) AS q (sop, study, tenant, ord) {CURRENT_JOINS} \
+         ORDER BY q.ord"
+    );
+    let found = tx.fetch_all("register: change feed head, current versions and earlier rejections", &sql, &binds).await?;
+    let head = found.first().ok_or(CatalogError::Corrupt { what: "change feed head" })?.cols().int("change feed head")?;
+    let current = found.iter().take(news.len()).map(|row| decode_current(row, 1)).collect::<Result<Vec<_>, _>>()?;
+    if current.len() != news.len() {
+        return Err(CatalogError::Corrupt { what: "current versions of a batch" });
+    }
+    Ok((head, current))
+}
+
+/// Reads [`CURRENT_COLS`] and the instance's columns from column `first` of `row` on.
+fn decode_current(row: &crate::db::AnyRow, first: usize) -> Result<Current, CatalogError> {
+    let mut c = row.cols_from(first);
     let version = c.int("instance version")?;
     let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
         (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
         _ => None,
     };
     let current = match c.opt_int("instance pk")? {
-        Some(_) => Some(decode_instance_cols(row.cols_from(3))?),
+        Some(_) => Some(decode_instance_cols(row.cols_from(first + 3))?),
         None => None,
     };
     Ok((current, version, rejection))

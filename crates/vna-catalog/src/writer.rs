@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Dialect, LocalTx, Pool, Tx};
 use crate::jobs::{JobOp, JobReply};
 use crate::register::{register_in, Recent};
+use crate::rejection::Current;
 use crate::{AuditEvent, CatalogError, Durable, NewInstance, RegisterOutcome, VersionPolicy};
 
 use crate::postgres::CHANGE_FEED_LOCK_KEY as PG_CHANGE_FEED_LOCK;
@@ -244,6 +245,9 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             }
             kept.data_version = Some(version);
         }
+        // PostgreSQL: what the catalog holds for each registration's SOP Instance UID, by job,
+        // read with the change feed's head in one statement.
+        let mut known: Vec<Option<Current>> = Vec::new();
         if tx.dialect() == Dialect::Postgres {
             // The change-feed lock, taken with `BEGIN` (`Writer::begin`), is held to commit by
             // every batch of every node: batches are serial, so registers of one SOP UID (even
@@ -251,18 +255,28 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             // seqs only after ours are visible (a follower reading `seq > last` never skips a
             // row that commits later). SQLite: `BEGIN IMMEDIATE`. The head is read by a
             // statement of its own, after the lock: its snapshot sees every batch before ours.
-            let row =
-                tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await.map_err(batch)?;
-            let head = row.cols().int("change feed head").map_err(batch)?;
+            let news: Vec<&NewInstance> = jobs
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Register { new, .. } => Some(&**new),
+                    _ => None,
+                })
+                .collect();
+            let (head, current) = crate::rejection::head_and_current(&mut tx, &news).await.map_err(batch)?;
             if kept.feed_head == Some(head) {
                 last = std::mem::take(&mut carried);
             }
             kept.feed_head = None;
             feed_head = Some(head);
+            let mut current = current.into_iter();
+            known = jobs.iter().map(|job| if matches!(job, Job::Register { .. }) { current.next() } else { None }).collect();
         }
+        // What was read for a registration holds until the batch writes to its SOP Instance
+        // UID, or may have: an earlier registration of the same UID, a job, a rejection note.
+        let (mut stale, mut seen) = (false, std::collections::HashSet::new());
         let mut wrote = false;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (n, job) in jobs.iter().enumerate() {
             let failed = match job {
                 Job::Audit { events, .. } => {
                     for e in events {
@@ -276,6 +290,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                     // It may change or remove the rows `last` names.
                     last = Recent::default();
                     had_job = true;
+                    stale = true;
                     match crate::jobs::apply(&mut tx, op).await {
                         Ok(answer) => {
                             wrote = true;
@@ -285,32 +300,37 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                         Err(e) => e,
                     }
                 }
-                Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, &last).await {
-                    Ok((outcome, upserted, audited)) => {
-                        if let Some(upserted) = upserted {
-                            wrote = true;
-                            last.record(upserted);
-                        }
-                        if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
-                            &outcome
-                        {
-                            appended = appended.max(Some(*change_seq));
-                        }
-                        // The store's event, in the same transaction: committed with it or not
-                        // at all. A store the catalog refused is recorded as a minor failure
-                        // (PS3.15 A.5.3.4).
-                        if let Some(mut e) = new.audit.clone().filter(|_| !audited) {
-                            if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
-                                e.outcome = 4;
+                Job::Register { new, policy, .. } => {
+                    let first_of_uid = seen.insert(new.instance.sop_uid.as_str());
+                    let read = if stale || !first_of_uid { None } else { known.get_mut(n).and_then(Option::take) };
+                    stale |= new.rejects.is_some();
+                    match register_in(&mut tx, new, *policy, &last, read).await {
+                        Ok((outcome, upserted, audited)) => {
+                            if let Some(upserted) = upserted {
+                                wrote = true;
+                                last.record(upserted);
                             }
-                            crate::audit::insert(&mut tx, &e).await.map_err(batch)?;
-                            wrote = true;
+                            if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
+                                &outcome
+                            {
+                                appended = appended.max(Some(*change_seq));
+                            }
+                            // The store's event, in the same transaction: committed with it or not
+                            // at all. A store the catalog refused is recorded as a minor failure
+                            // (PS3.15 A.5.3.4).
+                            if let Some(mut e) = new.audit.clone().filter(|_| !audited) {
+                                if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
+                                    e.outcome = 4;
+                                }
+                                crate::audit::insert(&mut tx, &e).await.map_err(batch)?;
+                                wrote = true;
+                            }
+                            outcomes.push(Outcome::Register(Box::new(outcome)));
+                            continue;
                         }
-                        outcomes.push(Outcome::Register(Box::new(outcome)));
-                        continue;
+                        Err(e) => e,
                     }
-                    Err(e) => e,
-                },
+                }
             };
             // The job may have written part of itself: nothing of the batch is kept.
             let _ = tx.rollback().await;

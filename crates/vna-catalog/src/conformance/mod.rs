@@ -54,7 +54,7 @@ macro_rules! catalog_conformance_tests {
         $crate::catalog_conformance_tests!(@shared $make;
             concurrent_duplicates_store_once, concurrent_replaces_keep_one_current,
             concurrent_change_feed_is_gapless, concurrent_claims_take_each_job_once, concurrent_schedulers_queue_one_run);
-        $crate::catalog_conformance_tests!(@one_thread $make; concurrent_failure_stays_alone);
+        $crate::catalog_conformance_tests!(@one_thread $make; concurrent_failure_stays_alone, one_batch_sees_its_own_writes);
     };
     (@by_ref $make:path; $($case:ident),* $(,)?) => {
         $(

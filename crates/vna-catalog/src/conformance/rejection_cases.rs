@@ -178,3 +178,45 @@ pub async fn a_study_wholly_rejected_disappears(c: &dyn Catalog) {
     assert_eq!(study_uids(c, vec![]).await.len(), 2, "the archive's own view still has both");
     assert_counts_true(c).await;
 }
+
+/// Registrations arriving together share one transaction (on PostgreSQL what the catalog holds
+/// for their SOP Instance UIDs is read once, at the start of it): each still sees what the
+/// earlier ones of the batch wrote — a rejection note naming it, versions of its own UID.
+pub async fn one_batch_sees_its_own_writes(c: std::sync::Arc<impl Catalog>) {
+    let rejected = new_instance(STUDY, SERIES, "1.2.11.1.1.2");
+    let n = note(STUDY, "1.2.11.1.99.1", "113001", vec![reference(STUDY, SERIES, "1.2.11.1.1.2")]);
+    let after = new_instance(STUDY, SERIES, "1.2.11.1.1.3");
+    let outcomes = together(&c, vec![n, rejected, after]).await;
+    assert_eq!(outcomes, [(1, true, false), (1, true, true), (1, true, false)], "the rejected one hidden on arrival");
+    let first = new_instance(STUDY, SERIES, "1.2.11.1.1.1");
+    let second = new_bytes(first.clone(), "v2");
+    let outcomes = together(&c, vec![first.clone(), second, first]).await;
+    assert_eq!(outcomes, [(1, true, false), (2, false, false), (1, true, false)], "stored, prior version, duplicate");
+    let mut live = live_sops(&*c, &clinical()).await;
+    live.sort();
+    assert_eq!(live, ["1.2.11.1.1.1", "1.2.11.1.1.3", "1.2.11.1.99.1"]);
+    assert_counts_true(&*c).await;
+}
+
+/// Registers `news` at once (on one thread: queued before the writer runs, one batch), with
+/// `KeepBoth`; the version, currency and rejection of each outcome's instance, in order.
+async fn together(c: &std::sync::Arc<impl Catalog>, news: Vec<NewInstance>) -> Vec<(i32, bool, bool)> {
+    let tasks: Vec<_> = news
+        .into_iter()
+        .map(|n| {
+            let c = c.clone();
+            tokio::spawn(async move { c.register(&n, VersionPolicy::KeepBoth).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(match t.await.unwrap() {
+            RegisterOutcome::Stored { instance: i, .. } | RegisterOutcome::StoredAsPriorVersion { instance: i, .. } => {
+                (i.version, i.is_current, i.rejection.is_some())
+            }
+            RegisterOutcome::Duplicate { existing: i } => (i.version, i.is_current, i.rejection.is_some()),
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    outcomes
+}
