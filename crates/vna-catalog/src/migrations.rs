@@ -48,6 +48,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (13, "report", include_str!("../migrations/postgres/0013_report.sql")),
     (14, "series counts", include_str!("../migrations/postgres/0014_series_counts.sql")),
     (15, "study live", include_str!("../migrations/postgres/0015_study_live.sql")),
+    (16, "counts at insert", include_str!("../migrations/postgres/0016_counts_at_insert.sql")),
 ];
 
 #[derive(Debug)]

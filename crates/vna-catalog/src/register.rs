@@ -165,8 +165,10 @@ pub(crate) async fn register_in(
     };
     let mut audited = false;
     let (pk, change_seq) = if tx.dialect() == Dialect::Postgres {
-        // The instance, its metadata, its change-feed row and the store's audit event in one
-        // statement: one round trip where there were five.
+        // The instance, its metadata, its change-feed row, the live counts of its series and
+        // study when it counts (current and not rejected: migration 0016; on SQLite triggers
+        // keep them) and the store's audit event in one statement: one round trip where there
+        // were five, and no trigger.
         let mut binds = instance_binds;
         binds.extend([
             new.metadata.as_str().into(),
@@ -175,6 +177,7 @@ pub(crate) async fn register_in(
             new.series.series_uid.as_str().into(),
             sop.into(),
             stored_at_ms.into(),
+            study_pk.into(),
         ]);
         let audit = match new.audit.as_ref().and_then(crate::audit::cte) {
             Some((cte, audit_binds)) => {
@@ -185,10 +188,13 @@ pub(crate) async fn register_in(
             None => String::new(),
         };
         let sql = format!(
-            "WITH i AS ({INSERT_INSTANCE} RETURNING pk), \
+            "WITH i AS ({INSERT_INSTANCE} RETURNING pk, series_pk, sop_class_uid, is_current AND rejected_code IS NULL AS live), \
              m AS (INSERT INTO instance_metadata (instance_pk, json) SELECT pk, ? FROM i), \
              c AS (INSERT INTO change_feed (kind, study_uid, series_uid, sop_uid, instance_pk, at_ms) \
-                   SELECT ?, ?, ?, ?, pk, ? FROM i RETURNING seq){audit} \
+                   SELECT ?, ?, ?, ?, pk, ? FROM i RETURNING seq), \
+             sc AS (INSERT INTO series_count (series_pk, sop_class_uid, live) SELECT series_pk, sop_class_uid, 1 FROM i \
+                    WHERE live ON CONFLICT (series_pk, sop_class_uid) DO UPDATE SET live = series_count.live + 1), \
+             sl AS (UPDATE study SET live_instances = live_instances + 1 WHERE pk = ? AND (SELECT live FROM i)){audit} \
              SELECT i.pk, c.seq FROM i, c"
         );
         let row = tx.fetch_one("register: insert instance, metadata and change", &sql, &binds).await?;
