@@ -127,26 +127,28 @@ pub(crate) async fn current_instance(pool: &Pool, sop: &SopInstanceUid, v: &Visi
     rows.first().map(decode_instance).transpose()
 }
 
-/// What a store settles before committing its object (`Catalog::before_store`) in one
-/// statement: the study's tenant, then the current version's columns (all NULL when there is
-/// none).
+/// What a store settles before committing its object (`Catalog::before_store`): the study's
+/// tenant and whether a current version exists, in one small statement; that version's row
+/// only when there is one (a store sent again, a new version). Most stores are of new
+/// instances: on PostgreSQL the joined read of a version cost ~3× its execution to bind (0.13
+/// against 0.04 ms, log_min_duration_statement), on every store. The register decides for good.
 pub(crate) async fn before_store(
     pool: &Pool,
     study: &StudyUid,
     sop: &SopInstanceUid,
 ) -> Result<(Option<String>, Option<InstanceRow>), CatalogError> {
-    let mut b = SqlBuilder::new(pool.dialect());
-    b.push("SELECT (SELECT tenant FROM study WHERE study_uid = ")
-        .bind(study.as_str())
-        .push("), x.* FROM (SELECT 1 AS one) AS one LEFT JOIN (");
-    b.push(&instance_select()).push(" WHERE i.sop_uid = ").bind(sop.as_str()).push(" AND ").push(&live("i", &Visibility::ALL));
-    visible(&mut b, &Visibility::ALL, Joined::Instance);
-    b.push(") AS x ON 1 = 1");
-    let rows = pool.fetch_built("before store", &b.sql, &b.binds).await?;
+    let rows = pool
+        .fetch_all(
+            "before store",
+            "SELECT (SELECT tenant FROM study WHERE study_uid = ?), \
+             EXISTS (SELECT 1 FROM instance WHERE sop_uid = ? AND is_current)",
+            &[study.as_str().into(), sop.as_str().into()],
+        )
+        .await?;
     let row = rows.first().ok_or(CatalogError::Corrupt { what: "before-store row" })?;
     let mut c = row.cols();
     let tenant = c.opt_text("study tenant")?;
-    let current = if c.opt_int("instance pk")?.is_some() { Some(decode_instance_cols(row.cols_from(1))?) } else { None };
+    let current = if c.flag("current version exists")? { current_instance(pool, sop, &Visibility::ALL).await? } else { None };
     Ok((tenant, current))
 }
 
