@@ -20,13 +20,19 @@ pub(crate) struct Upserted {
     series: crate::SeriesAttrs,
     tenant: String,
     pks: (i64, i64, i64),
+    /// Whether the registration upserted these rows (or reused them as they were).
+    wrote: bool,
 }
 
 /// The rows of the last few registrations' patients, studies and series, most recent last:
 /// associations storing different series at once (each its own series, one instance after
-/// another) reuse theirs instead of upserting again. An entry is dropped when a later
-/// registration upserts its patient, study or series (those rows may have changed since), so
-/// what remains still holds exactly the values it names.
+/// another) reuse theirs instead of upserting again. An upsert rewrites its patient, study and
+/// series rows; an entry naming one of them stays only if its values are the very ones
+/// written (and its study and series still hang under the same patient and study), so what
+/// remains still holds exactly the values it names. Entries are not dropped merely for sharing
+/// a patient or study: two series of one study arriving together (a CT's axial and coronal
+/// series sent over two associations) would otherwise evict each other at every instance and
+/// upsert every time.
 #[derive(Default)]
 pub(crate) struct Recent(Vec<Upserted>);
 
@@ -44,16 +50,24 @@ impl Recent {
 
     /// Records what a registration wrote (or reused).
     pub(crate) fn record(&mut self, u: Upserted) {
-        self.0.retain(|e| {
-            let same_patient =
-                e.patient.patient_id == u.patient.patient_id && e.patient.issuer_of_patient_id == u.patient.issuer_of_patient_id;
-            !(same_patient || e.study.study_uid == u.study.study_uid || e.series.series_uid == u.series.series_uid)
-        });
+        if u.wrote {
+            self.0.retain(|e| still_holds(e, &u));
+        }
+        self.0.retain(|e| e.pks != u.pks);
         if self.0.len() == RECENT {
             self.0.remove(0);
         }
         self.0.push(u);
     }
+}
+
+/// Whether entry `e` still names rows as they are after the upserts of `u`: a row `u` rewrote
+/// holds `u`'s values, and its study or series hangs under `u`'s patient or study.
+fn still_holds(e: &Upserted, u: &Upserted) -> bool {
+    let (patient, study, series) = u.pks;
+    (e.pks.0 != patient || e.patient == u.patient)
+        && (e.pks.1 != study || (e.study == u.study && e.pks.0 == patient && e.tenant == u.tenant))
+        && (e.pks.2 != series || (e.series == u.series && e.pks.1 == study))
 }
 
 /// Returns the outcome, the rows it upserted when there is something to commit, and whether
@@ -85,8 +99,8 @@ pub(crate) async fn register_in(
     }
     let becomes_current = existing.is_none() || policy == VersionPolicy::Replace;
 
-    let (patient_pk, study_pk, series_pk) = match recent.find(new) {
-        Some(pks) => pks,
+    let ((patient_pk, study_pk, series_pk), wrote) = match recent.find(new) {
+        Some(pks) => (pks, false),
         None => {
             // A study keeps the tenant of its first instance. Batches are serial (the change-feed
             // lock, `BEGIN IMMEDIATE`), so no other writer can create the study in between.
@@ -104,7 +118,7 @@ pub(crate) async fn register_in(
             }
             let patient_pk = upsert_patient(tx, new).await?;
             let study_pk = upsert_study(tx, new, patient_pk).await?;
-            (patient_pk, study_pk, upsert_series(tx, new, study_pk).await?)
+            ((patient_pk, study_pk, upsert_series(tx, new, study_pk).await?), true)
         }
     };
 
@@ -243,6 +257,7 @@ pub(crate) async fn register_in(
         series: new.series.clone(),
         tenant: new.tenant.clone(),
         pks: (patient_pk, study_pk, series_pk),
+        wrote,
     };
     Ok((outcome, Some(upserted), audited))
 }

@@ -37,6 +37,7 @@ macro_rules! catalog_conformance_tests {
         $crate::catalog_conformance_tests!(@by_ref $make;
             register_stores_first_version, a_row_waits_for_its_object_s_flush, duplicate_writes_nothing, reject_reports_conflict,
             keep_both_records_prior_version, replace_makes_new_current, latest_attributes_win, interleaved_series_keep_the_latest_values,
+            series_of_one_study_interleaved_keep_the_latest_values,
             patients_without_id_stay_apart, study_and_series_counts, frames_native, frames_encapsulated,
             frames_none_and_unknown, metadata_in_request_order, change_feed_order, reports_are_recorded_with_their_change,
             instances_in_scope_and_order, single_matching, wildcard_matching, wildcard_escaping,

@@ -172,6 +172,31 @@ pub async fn interleaved_series_keep_the_latest_values(c: &dyn Catalog) {
     assert_counts_true(c).await;
 }
 
+/// Two series of one study arriving interleaved share their patient and study rows: a change
+/// to the study made through one series is not undone by the other's next instance reusing
+/// what it saw before, and the latest values win.
+pub async fn series_of_one_study_interleaved_keep_the_latest_values(c: &dyn Catalog) {
+    let axial = |sop: &str| new_instance("1.2.8.1", "1.2.8.1.1", sop);
+    let coronal = |sop: &str| new_instance("1.2.8.1", "1.2.8.1.2", sop);
+    for n in [axial("1.2.8.1.1.1"), coronal("1.2.8.1.2.1"), axial("1.2.8.1.1.2"), coronal("1.2.8.1.2.2")] {
+        store(c, &n).await;
+    }
+    let mut corrected = coronal("1.2.8.1.2.3");
+    corrected.study.study_description = "CORRECTED".into();
+    corrected.patient.patient_name = "Doe^Janet".into();
+    store(c, &corrected).await;
+    let studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
+    assert_eq!((studies[0].study.study_description.as_str(), studies[0].patient.patient_name.as_str()), ("CORRECTED", "Doe^Janet"));
+    // The axial series' next instance still carries the old values: they win again, being
+    // the latest.
+    store(c, &axial("1.2.8.1.1.3")).await;
+    let studies = c.query_studies(&query(Level::Study, vec![]), &Visibility::ALL).await.unwrap();
+    assert_eq!(studies.len(), 1);
+    assert_eq!((studies[0].study.study_description.as_str(), studies[0].number_of_instances), ("Synthetic study", 6));
+    assert_eq!(studies[0].patient.patient_name, "Doe^Jane");
+    assert_counts_true(c).await;
+}
+
 pub async fn latest_attributes_win(c: &dyn Catalog) {
     let a = new_instance("1.2.3.1", "1.2.3.1.1", "1.2.3.1.1.1");
     store(c, &a).await;
