@@ -48,9 +48,6 @@ pub(crate) enum Value {
     Int(i64),
     OptInt(Option<i64>),
     Bool(bool),
-    /// A list: PostgreSQL `text[]` (for `unnest`); SQLite has no arrays and gets it as a JSON
-    /// array in text (for `json_each`).
-    Texts(Vec<String>),
 }
 
 impl From<&str> for Value {
@@ -251,7 +248,6 @@ impl rusqlite::ToSql for Value {
             Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
             Value::OptInt(v) => ToSqlOutput::Borrowed(v.map_or(ValueRef::Null, ValueRef::Integer)),
             Value::Bool(v) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*v))),
-            Value::Texts(v) => ToSqlOutput::Owned(rusqlite::types::Value::Text(json_list(v))),
         })
     }
 }
@@ -265,15 +261,9 @@ fn sqlite_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Sql
             Value::Int(v) => q.bind(v),
             Value::OptInt(v) => q.bind(v),
             Value::Bool(v) => q.bind(v),
-            Value::Texts(v) => q.bind(json_list(&v)),
         };
     }
     q
-}
-
-/// A list of strings as a JSON array (SQLite's form of [`Value::Texts`]).
-fn json_list(v: &[String]) -> String {
-    serde_json::Value::from(v.to_vec()).to_string()
 }
 
 fn pg_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Postgres, PgArguments> {
@@ -285,7 +275,6 @@ fn pg_query<'q>(sql: &'q str, binds: &[Value]) -> sqlx::query::Query<'q, Postgre
             Value::Int(v) => q.bind(v),
             Value::OptInt(v) => q.bind(v),
             Value::Bool(v) => q.bind(v),
-            Value::Texts(v) => q.bind(v),
         };
     }
     q
@@ -479,21 +468,5 @@ impl Cols<'_> {
     pub(crate) fn flag(&mut self, what: &'static str) -> Result<bool, CatalogError> {
         let i = self.next();
         get!(self.row, i, bool, what)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Value;
-
-    /// SQLite has no arrays: a list goes as a JSON array, which `json_each` reads back item by
-    /// item, quotes and backslashes included.
-    #[test]
-    fn a_list_reaches_sqlite_as_json() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let items = vec!["1.2.3".to_owned(), "a \"b\" \\c".to_owned(), String::new()];
-        let mut stmt = conn.prepare("SELECT value FROM json_each(?) ORDER BY key").unwrap();
-        let back: Vec<String> = stmt.query_map([Value::Texts(items.clone())], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
-        assert_eq!(back, items);
     }
 }

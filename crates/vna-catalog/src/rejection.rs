@@ -3,7 +3,7 @@
 //! registration transaction; an instance arriving later is hidden on arrival; administrators
 //! list what was rejected.
 
-use crate::db::{Pool, Tx, Value};
+use crate::db::{Pool, Tx};
 use crate::read::decode_instance_cols;
 use crate::sqlbuild::SqlBuilder;
 use crate::translate::{self, INSTANCE_COLS, PATIENT_COLS, SERIES_COLS, STUDY_COLS};
@@ -37,24 +37,35 @@ pub(crate) async fn current_and_earlier(tx: &mut Tx<'_>, new: &NewInstance) -> R
 
 /// PostgreSQL, at the start of a batch (after the change-feed lock): the change feed's head and
 /// [`current_and_earlier`] of each of `news`, in one statement: one round trip where there
-/// were one per registration and one more. The UIDs go as three arrays, so that one prepared
-/// statement serves every batch size.
+/// were one per registration and one more. The list is padded to a power of two with rows
+/// that match nothing, so that a handful of statements serve every batch size (each
+/// connection prepares each once).
 pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> Result<(i64, Vec<Current>), CatalogError> {
     if news.is_empty() {
         let row = tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
         return Ok((row.cols().int("change feed head")?, Vec::new()));
     }
-    let list = |f: fn(&NewInstance) -> &str| Value::Texts(news.iter().map(|n| f(n).to_owned()).collect());
-    let binds = [list(|n| n.instance.sop_uid.as_str()), list(|n| n.study.study_uid.as_str()), list(|n| n.tenant.as_str())];
+    let rows = news.len().next_power_of_two();
+    let mut values = String::new();
+    let mut binds = Vec::with_capacity(rows * 3);
+    for n in 0..rows {
+        values.push_str(if n == 0 { "" } else { ", " });
+        values.push_str(&format!("(?, ?, ?, {n})"));
+        match news.get(n) {
+            Some(new) => {
+                binds.extend([new.instance.sop_uid.as_str().into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()])
+            }
+            None => binds.extend(["".into(), "".into(), "".into()]),
+        }
+    }
     let sql = format!(
         "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, \
-         {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
-         FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS q (sop, study, tenant, ord) {CURRENT_JOINS} \
+         {SERIES_COLS}, {INSTANCE_COLS}, st.tenant FROM (VALUES {values}) AS q (sop, study, tenant, ord) {CURRENT_JOINS} \
          ORDER BY q.ord"
     );
     let found = tx.fetch_all("register: change feed head, current versions and earlier rejections", &sql, &binds).await?;
     let head = found.first().ok_or(CatalogError::Corrupt { what: "change feed head" })?.cols().int("change feed head")?;
-    let current = found.iter().map(|row| decode_current(row, 1)).collect::<Result<Vec<_>, _>>()?;
+    let current = found.iter().take(news.len()).map(|row| decode_current(row, 1)).collect::<Result<Vec<_>, _>>()?;
     if current.len() != news.len() {
         return Err(CatalogError::Corrupt { what: "current versions of a batch" });
     }
