@@ -14,7 +14,7 @@ use crate::{CatalogError, ChangeKind, InstanceRow, NewInstance, Rejection, Rejec
 /// and tenant (remembered before it arrived).
 pub(crate) type Current = (Option<InstanceRow>, i64, Option<Rejection>);
 
-/// The joins of [`current_and_earlier`] and [`head_and_current`], from a row `q` of the SOP
+/// The joins of [`current_and_earlier`], from a row `q` of the SOP
 /// Instance UID (`q.sop`), its study (`q.study`) and tenant (`q.tenant`); the columns from
 /// `{CURRENT_COLS}` on are the ones [`decode_current`] reads.
 const CURRENT_COLS: &str = "(SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms, i.pk";
@@ -35,12 +35,14 @@ pub(crate) async fn current_and_earlier(tx: &mut Tx<'_>, new: &NewInstance) -> R
     decode_current(&row, 0)
 }
 
-/// PostgreSQL, at the start of a batch (after the change-feed lock): the change feed's head and
-/// [`current_and_earlier`] of each of `news`, in one statement: one round trip where there
-/// were one per registration and one more. The list is padded to a power of two with rows
-/// that match nothing, so that a handful of statements serve every batch size (each
-/// connection prepares each once).
-pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> Result<(i64, Vec<Current>), CatalogError> {
+/// PostgreSQL, at the start of a batch (after the change-feed lock): the change feed's head and,
+/// for each of `news` whose SOP Instance UID has no current version (the usual case), what
+/// [`current_and_earlier`] would answer; `None` for one that has (a re-send, a new version):
+/// its registration reads the version's row itself. One statement, one round trip, where there
+/// were one per registration and one more; it joins no patient, study or series, so planning
+/// it (at each execution) stays cheap. The list is padded to a power of two with rows that
+/// match nothing, so that a handful of statements serve every batch size.
+pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> Result<(i64, Vec<Option<Current>>), CatalogError> {
     if news.is_empty() {
         let row = tx.fetch_one("register: change feed head", "SELECT COALESCE(MAX(seq), 0) FROM change_feed", &[]).await?;
         return Ok((row.cols().int("change feed head")?, Vec::new()));
@@ -59,13 +61,25 @@ pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> 
         }
     }
     let sql = format!(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, \
-         {SERIES_COLS}, {INSTANCE_COLS}, st.tenant FROM (VALUES {values}) AS q (sop, study, tenant, ord) {CURRENT_JOINS} \
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), \
+         (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms, \
+         EXISTS (SELECT 1 FROM instance i WHERE i.sop_uid = q.sop AND i.is_current) \
+         FROM (VALUES {values}) AS q (sop, study, tenant, ord) \
+         LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.study_uid = q.study AND r.tenant = q.tenant \
          ORDER BY q.ord"
     );
-    let found = tx.fetch_all("register: change feed head, current versions and earlier rejections", &sql, &binds).await?;
+    let found = tx.fetch_all("register: change feed head, versions and earlier rejections", &sql, &binds).await?;
     let head = found.first().ok_or(CatalogError::Corrupt { what: "change feed head" })?.cols().int("change feed head")?;
-    let current = found.iter().take(news.len()).map(|row| decode_current(row, 1)).collect::<Result<Vec<_>, _>>()?;
+    let mut current = Vec::with_capacity(news.len());
+    for row in found.iter().take(news.len()) {
+        let mut c = row.cols_from(1);
+        let version = c.int("instance version")?;
+        let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
+            (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
+            _ => None,
+        };
+        current.push(if c.flag("current version exists")? { None } else { Some((None, version, rejection)) });
+    }
     if current.len() != news.len() {
         return Err(CatalogError::Corrupt { what: "current versions of a batch" });
     }

@@ -269,7 +269,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             kept.feed_head = None;
             feed_head = Some(head);
             let mut current = current.into_iter();
-            known = jobs.iter().map(|job| if matches!(job, Job::Register { .. }) { current.next() } else { None }).collect();
+            known = jobs.iter().map(|job| if matches!(job, Job::Register { .. }) { current.next().flatten() } else { None }).collect();
         }
         // What was read for a registration holds until the batch writes to its SOP Instance
         // UID, or may have: an earlier registration of the same UID, a job, a rejection note.
