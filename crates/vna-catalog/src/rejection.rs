@@ -14,12 +14,14 @@ use crate::{CatalogError, ChangeKind, InstanceRow, NewInstance, Rejection, Rejec
 /// and tenant (remembered before it arrived).
 pub(crate) type Current = (Option<InstanceRow>, i64, Option<Rejection>);
 
-/// The joins of [`current_and_earlier`], from a row `q` of the SOP
-/// Instance UID (`q.sop`), its study (`q.study`) and tenant (`q.tenant`); the columns from
-/// `{CURRENT_COLS}` on are the ones [`decode_current`] reads.
-const CURRENT_COLS: &str = "(SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms, i.pk";
-const CURRENT_JOINS: &str = "LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.study_uid = q.study AND r.tenant = q.tenant \
-     LEFT JOIN instance i ON i.sop_uid = q.sop AND i.is_current \
+/// From a row `q` of a SOP Instance UID (`q.sop`), its study (`q.study`) and tenant
+/// (`q.tenant`): its number of versions and the rejection remembered for it
+/// ([`decode_earlier`] reads these three columns), then [`CURRENT_COLS`] adds the current
+/// version's primary key.
+const EARLIER_COLS: &str = "(SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms";
+const EARLIER_JOIN: &str = "LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.study_uid = q.study AND r.tenant = q.tenant";
+const CURRENT_COLS: &str = "i.pk";
+const CURRENT_JOINS: &str = "LEFT JOIN instance i ON i.sop_uid = q.sop AND i.is_current \
      LEFT JOIN series s ON s.pk = i.series_pk LEFT JOIN study st ON st.pk = s.study_pk \
      LEFT JOIN patient p ON p.pk = st.patient_pk";
 
@@ -27,12 +29,18 @@ const CURRENT_JOINS: &str = "LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.st
 /// rejection, in one statement: a round trip, on PostgreSQL, where there were two.
 pub(crate) async fn current_and_earlier(tx: &mut Tx<'_>, new: &NewInstance) -> Result<Current, CatalogError> {
     let sql = format!(
-        "SELECT {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
-         FROM (SELECT ? AS sop, ? AS study, ? AS tenant) AS q {CURRENT_JOINS}"
+        "SELECT {EARLIER_COLS}, {CURRENT_COLS}, {PATIENT_COLS}, {STUDY_COLS}, {SERIES_COLS}, {INSTANCE_COLS}, st.tenant \
+         FROM (SELECT ? AS sop, ? AS study, ? AS tenant) AS q {EARLIER_JOIN} {CURRENT_JOINS}"
     );
     let binds = [new.instance.sop_uid.as_str().into(), new.study.study_uid.as_str().into(), new.tenant.as_str().into()];
     let row = tx.fetch_one("register: current version, versions and earlier rejection", &sql, &binds).await?;
-    decode_current(&row, 0)
+    let mut c = row.cols();
+    let (version, rejection) = decode_earlier(&mut c)?;
+    let current = match c.opt_int("instance pk")? {
+        Some(_) => Some(decode_instance_cols(row.cols_from(3))?),
+        None => None,
+    };
+    Ok((current, version, rejection))
 }
 
 /// PostgreSQL, at the start of a batch (after the change-feed lock): the change feed's head and,
@@ -61,23 +69,16 @@ pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> 
         }
     }
     let sql = format!(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), \
-         (SELECT COALESCE(MAX(version), 0) FROM instance WHERE sop_uid = q.sop), r.code, r.at_ms, \
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_feed), {EARLIER_COLS}, \
          EXISTS (SELECT 1 FROM instance i WHERE i.sop_uid = q.sop AND i.is_current) \
-         FROM (VALUES {values}) AS q (sop, study, tenant, ord) \
-         LEFT JOIN rejection r ON r.sop_uid = q.sop AND r.study_uid = q.study AND r.tenant = q.tenant \
-         ORDER BY q.ord"
+         FROM (VALUES {values}) AS q (sop, study, tenant, ord) {EARLIER_JOIN} ORDER BY q.ord"
     );
     let found = tx.fetch_all("register: change feed head, versions and earlier rejections", &sql, &binds).await?;
     let head = found.first().ok_or(CatalogError::Corrupt { what: "change feed head" })?.cols().int("change feed head")?;
     let mut current = Vec::with_capacity(news.len());
     for row in found.iter().take(news.len()) {
         let mut c = row.cols_from(1);
-        let version = c.int("instance version")?;
-        let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
-            (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
-            _ => None,
-        };
+        let (version, rejection) = decode_earlier(&mut c)?;
         current.push(if c.flag("current version exists")? { None } else { Some((None, version, rejection)) });
     }
     if current.len() != news.len() {
@@ -86,19 +87,14 @@ pub(crate) async fn head_and_current(tx: &mut Tx<'_>, news: &[&NewInstance]) -> 
     Ok((head, current))
 }
 
-/// Reads [`CURRENT_COLS`] and the instance's columns from column `first` of `row` on.
-fn decode_current(row: &crate::db::AnyRow, first: usize) -> Result<Current, CatalogError> {
-    let mut c = row.cols_from(first);
+/// Reads the columns of [`EARLIER_COLS`]: the number of versions and a remembered rejection.
+fn decode_earlier(c: &mut crate::db::Cols<'_>) -> Result<(i64, Option<Rejection>), CatalogError> {
     let version = c.int("instance version")?;
     let rejection = match (c.opt_text("rejection code")?, c.opt_int("rejection time")?) {
         (Some(code), Some(at_ms)) => Some(Rejection { code, at_ms }),
         _ => None,
     };
-    let current = match c.opt_int("instance pk")? {
-        Some(_) => Some(decode_instance_cols(row.cols_from(first + 3))?),
-        None => None,
-    };
-    Ok((current, version, rejection))
+    Ok((version, rejection))
 }
 
 /// Records what a rejection note rejects and hides the instances already here: every version

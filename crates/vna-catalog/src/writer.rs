@@ -160,6 +160,28 @@ struct Kept {
     feed_head: Option<i64>,
 }
 
+/// PostgreSQL: what the batch's look-up (`rejection::head_and_current`, after the lock) read
+/// for each registration, by job, and whether it still holds. A registration's read holds until
+/// the batch writes to its SOP Instance UID or may have: an earlier registration of the same
+/// UID, a job, a rejection note. Empty on SQLite: each registration reads for itself.
+#[derive(Default)]
+struct Known<'a> {
+    by_job: Vec<Option<Current>>,
+    stale: bool,
+    seen: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    /// What was read for job `n`, registering `new`, if it still holds.
+    fn take(&mut self, n: usize, new: &'a NewInstance) -> Option<Current> {
+        let first_of_uid = self.seen.insert(new.instance.sop_uid.as_str());
+        let read = if self.stale || !first_of_uid { None } else { self.by_job.get_mut(n).and_then(Option::take) };
+        // A note hides the instances it names, which later registrations of the batch may be.
+        self.stale |= new.rejects.is_some();
+        read
+    }
+}
+
 /// What one job came to in its batch's transaction, answered once the batch commits.
 enum Outcome {
     Register(Box<RegisterOutcome>),
@@ -245,9 +267,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             }
             kept.data_version = Some(version);
         }
-        // PostgreSQL: what the catalog holds for each registration's SOP Instance UID, by job,
-        // read with the change feed's head in one statement.
-        let mut known: Vec<Option<Current>> = Vec::new();
+        let mut known = Known::default();
         if tx.dialect() == Dialect::Postgres {
             // The change-feed lock, taken with `BEGIN` (`Writer::begin`), is held to commit by
             // every batch of every node: batches are serial, so registers of one SOP UID (even
@@ -269,11 +289,9 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
             kept.feed_head = None;
             feed_head = Some(head);
             let mut current = current.into_iter();
-            known = jobs.iter().map(|job| if matches!(job, Job::Register { .. }) { current.next().flatten() } else { None }).collect();
+            known.by_job =
+                jobs.iter().map(|job| if matches!(job, Job::Register { .. }) { current.next().flatten() } else { None }).collect();
         }
-        // What was read for a registration holds until the batch writes to its SOP Instance
-        // UID, or may have: an earlier registration of the same UID, a job, a rejection note.
-        let (mut stale, mut seen) = (false, std::collections::HashSet::new());
         let mut wrote = false;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for (n, job) in jobs.iter().enumerate() {
@@ -290,7 +308,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                     // It may change or remove the rows `last` names.
                     last = Recent::default();
                     had_job = true;
-                    stale = true;
+                    known.stale = true;
                     match crate::jobs::apply(&mut tx, op).await {
                         Ok(answer) => {
                             wrote = true;
@@ -300,37 +318,32 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job], kept: &mut Kept) -> Resu
                         Err(e) => e,
                     }
                 }
-                Job::Register { new, policy, .. } => {
-                    let first_of_uid = seen.insert(new.instance.sop_uid.as_str());
-                    let read = if stale || !first_of_uid { None } else { known.get_mut(n).and_then(Option::take) };
-                    stale |= new.rejects.is_some();
-                    match register_in(&mut tx, new, *policy, &last, read).await {
-                        Ok((outcome, upserted, audited)) => {
-                            if let Some(upserted) = upserted {
-                                wrote = true;
-                                last.record(upserted);
-                            }
-                            if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
-                                &outcome
-                            {
-                                appended = appended.max(Some(*change_seq));
-                            }
-                            // The store's event, in the same transaction: committed with it or not
-                            // at all. A store the catalog refused is recorded as a minor failure
-                            // (PS3.15 A.5.3.4).
-                            if let Some(mut e) = new.audit.clone().filter(|_| !audited) {
-                                if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
-                                    e.outcome = 4;
-                                }
-                                crate::audit::insert(&mut tx, &e).await.map_err(batch)?;
-                                wrote = true;
-                            }
-                            outcomes.push(Outcome::Register(Box::new(outcome)));
-                            continue;
+                Job::Register { new, policy, .. } => match register_in(&mut tx, new, *policy, &last, known.take(n, new)).await {
+                    Ok((outcome, upserted, audited)) => {
+                        if let Some(upserted) = upserted {
+                            wrote = true;
+                            last.record(upserted);
                         }
-                        Err(e) => e,
+                        if let RegisterOutcome::Stored { change_seq, .. } | RegisterOutcome::StoredAsPriorVersion { change_seq, .. } =
+                            &outcome
+                        {
+                            appended = appended.max(Some(*change_seq));
+                        }
+                        // The store's event, in the same transaction: committed with it or not
+                        // at all. A store the catalog refused is recorded as a minor failure
+                        // (PS3.15 A.5.3.4).
+                        if let Some(mut e) = new.audit.clone().filter(|_| !audited) {
+                            if matches!(outcome, RegisterOutcome::Conflict { .. } | RegisterOutcome::TenantConflict) {
+                                e.outcome = 4;
+                            }
+                            crate::audit::insert(&mut tx, &e).await.map_err(batch)?;
+                            wrote = true;
+                        }
+                        outcomes.push(Outcome::Register(Box::new(outcome)));
+                        continue;
                     }
-                }
+                    Err(e) => e,
+                },
             };
             // The job may have written part of itself: nothing of the batch is kept.
             let _ = tx.rollback().await;
