@@ -31,6 +31,8 @@ pub(crate) const SQLITE: Embedded = &[
     (13, "report", include_str!("../migrations/sqlite/0013_report.sql")),
     (14, "series counts", include_str!("../migrations/sqlite/0014_series_counts.sql")),
     (15, "study live", include_str!("../migrations/sqlite/0015_study_live.sql")),
+    // (16 is PostgreSQL's alone: its registration counts without a trigger.)
+    (17, "study aggregates", include_str!("../migrations/sqlite/0017_study_aggregates.sql")),
 ];
 pub(crate) const POSTGRES: Embedded = &[
     (1, "catalog", include_str!("../migrations/postgres/0001_catalog.sql")),
@@ -49,6 +51,7 @@ pub(crate) const POSTGRES: Embedded = &[
     (14, "series counts", include_str!("../migrations/postgres/0014_series_counts.sql")),
     (15, "study live", include_str!("../migrations/postgres/0015_study_live.sql")),
     (16, "counts at insert", include_str!("../migrations/postgres/0016_counts_at_insert.sql")),
+    (17, "study aggregates", include_str!("../migrations/postgres/0017_study_aggregates.sql")),
 ];
 
 #[derive(Debug)]

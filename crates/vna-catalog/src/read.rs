@@ -329,14 +329,26 @@ pub(crate) async fn query_studies(pool: &Pool, q: &Query, v: &Visibility) -> Res
     for row in &rows {
         let mut c = row.cols();
         pks.push(c.int("study pk")?);
-        studies.push(StudyRow {
+        let mut row = StudyRow {
             patient: patient(&mut c)?,
             study: study(&mut c)?,
             modalities_in_study: Vec::new(),
             sop_classes_in_study: Vec::new(),
             number_of_series: 0,
             number_of_instances: 0,
-        });
+        };
+        // The row's counts are of whole series, as a clinical reader sees them; anyone else's
+        // are counted below from what they may see.
+        if translate::counts_serve(v) {
+            row.number_of_series = c.int("live series")?;
+            row.number_of_instances = c.int("live instances")?;
+            row.modalities_in_study = split_list(&c.text("modalities")?);
+            row.sop_classes_in_study = split_list(&c.text("sop classes")?);
+        }
+        studies.push(row);
+    }
+    if translate::counts_serve(v) {
+        return Ok(studies);
     }
     let stats = study_stats(pool, &pks, v).await?;
     for (pk, row) in pks.iter().zip(studies.iter_mut()) {
@@ -350,6 +362,11 @@ pub(crate) async fn query_studies(pool: &Pool, q: &Query, v: &Visibility) -> Res
     Ok(studies)
 }
 
+/// A list kept on the study row (migration 0017): values joined by `\`, sorted, no repeats.
+fn split_list(joined: &str) -> Vec<String> {
+    joined.split('\\').filter(|v| !v.is_empty()).map(str::to_owned).collect()
+}
+
 #[derive(Default)]
 struct StudyStats {
     modalities: BTreeSet<String>,
@@ -358,32 +375,23 @@ struct StudyStats {
     instances: i64,
 }
 
-/// Counters over current instances only, for one page of studies (index: series by study,
-/// partial index of current instances by series).
-/// Counters of visible studies (`pks` from a visibility-checked read), over what `v` lets the
-/// reader see of them: a link to one series counts that series.
+/// Counters of visible studies (`pks` from a visibility-checked read) for a reader whose
+/// counts the study rows do not hold ([`translate::counts_serve`]): over what `v` lets the
+/// reader see of them (a link to one series counts that series; rejected instances for who
+/// sees them).
 async fn study_stats(pool: &Pool, pks: &[i64], v: &Visibility) -> Result<HashMap<i64, StudyStats>, CatalogError> {
     let mut out: HashMap<i64, StudyStats> = HashMap::with_capacity(pks.len());
     for chunk in pks.chunks(PKS_PER_STATEMENT) {
         let mut b = SqlBuilder::new(pool.dialect());
-        if translate::counts_serve(v) {
-            // The studies are visible already (`pks`), and the counts are of whole series.
-            b.push(
-                "SELECT s.study_pk, s.pk, s.modality, sc.sop_class_uid, sc.live FROM series s \
-                 JOIN series_count sc ON sc.series_pk = s.pk WHERE sc.live > 0 AND s.study_pk IN ",
-            )
-            .bind_list(chunk.iter().copied());
-        } else {
-            b.push(
-                "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
-                 JOIN study st ON st.pk = s.study_pk JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk IN ",
-            )
-            .bind_list(chunk.iter().copied())
-            .push(" AND ")
-            .push(&live("i", v));
-            visible(&mut b, v, Joined::Instance);
-            b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
-        }
+        b.push(
+            "SELECT s.study_pk, s.pk, s.modality, i.sop_class_uid, COUNT(*) FROM series s \
+             JOIN study st ON st.pk = s.study_pk JOIN instance i ON i.series_pk = s.pk WHERE s.study_pk IN ",
+        )
+        .bind_list(chunk.iter().copied())
+        .push(" AND ")
+        .push(&live("i", v));
+        visible(&mut b, v, Joined::Instance);
+        b.push(" GROUP BY s.study_pk, s.pk, s.modality, i.sop_class_uid");
         for row in pool.fetch_built("query studies: counters", &b.sql, &b.binds).await? {
             let mut c = row.cols();
             let st = out.entry(c.int("study pk")?).or_default();
@@ -484,7 +492,9 @@ pub(crate) async fn last_instance_key(pool: &Pool) -> Result<i64, CatalogError> 
 }
 
 /// The (series, SOP Class) pairs where `series_count` and the live instances disagree, both
-/// ways, and the studies whose `live_instances` is not the sum of their series' counts.
+/// ways, the studies whose `live_instances` is not the sum of their series' counts, and those
+/// whose live series, modalities or SOP Classes (migration 0017) are not what their series'
+/// counts say.
 pub(crate) async fn count_drift(pool: &Pool) -> Result<i64, CatalogError> {
     let actual = format!(
         "SELECT i.series_pk, i.sop_class_uid, COUNT(*) AS n FROM instance i WHERE {} GROUP BY i.series_pk, i.sop_class_uid",
@@ -493,9 +503,24 @@ pub(crate) async fn count_drift(pool: &Pool) -> Result<i64, CatalogError> {
     let kept = "SELECT series_pk, sop_class_uid, live AS n FROM series_count WHERE live <> 0";
     let studies = "SELECT COUNT(*) FROM study st WHERE st.live_instances <> \
          (SELECT COALESCE(SUM(sc.live), 0) FROM series s JOIN series_count sc ON sc.series_pk = s.pk WHERE s.study_pk = st.pk)";
+    // The migration's statement once more; its lists sorted bytewise in both dialects.
+    let (joined, bytewise) = match pool.dialect() {
+        Dialect::Sqlite => ("group_concat(v, '\\')", ""),
+        Dialect::Postgres => ("string_agg(v, '\\' ORDER BY v)", " COLLATE \"C\""),
+    };
+    let live_series = "FROM series s JOIN series_count sc ON sc.series_pk = s.pk WHERE s.study_pk = st.pk AND sc.live > 0";
+    let list = |col: &str, extra: &str| {
+        format!("(SELECT COALESCE({joined}, '') FROM (SELECT DISTINCT {col}{bytewise} AS v {live_series}{extra} ORDER BY v) AS l)")
+    };
+    let aggregates = format!(
+        "SELECT COUNT(*) FROM study st WHERE st.live_series <> (SELECT COUNT(DISTINCT s.pk) {live_series}) \
+         OR st.modalities <> {} OR st.sop_classes <> {}",
+        list("s.modality", " AND s.modality <> ''"),
+        list("sc.sop_class_uid", "")
+    );
     let sql = format!(
         "SELECT (SELECT COUNT(*) FROM ({kept} EXCEPT {actual}) AS extra) + (SELECT COUNT(*) FROM ({actual} EXCEPT {kept}) AS lacking) \
-         + ({studies})"
+         + ({studies}) + ({aggregates})"
     );
     match pool.fetch_all("count drift", &sql, &[]).await?.first() {
         Some(row) => row.cols().int("count drift"),

@@ -66,6 +66,9 @@ fn column(key: Key) -> Option<(Tier, Col)> {
 pub(crate) const PATIENT_COLS: &str = "p.patient_id, p.issuer, p.patient_name, p.birth_date, p.sex";
 pub(crate) const STUDY_COLS: &str = "st.study_uid, st.study_date, st.study_time, st.accession_number, \
      st.study_id, st.referring_physician_name, st.study_description";
+/// What the study row keeps about its series (migrations 0015, 0017), true for the readers
+/// [`counts_serve`] names: live series and instances, modalities and SOP Classes (`\`-joined).
+pub(crate) const STUDY_AGGREGATE_COLS: &str = "st.live_series, st.live_instances, st.modalities, st.sop_classes";
 pub(crate) const SERIES_COLS: &str = "s.series_uid, s.modality, s.series_number, s.series_description, \
      s.body_part_examined, s.pps_start_date, s.pps_start_time, s.institution_name, s.department_name";
 pub(crate) const INSTANCE_COLS: &str = "i.sop_uid, i.sop_class_uid, i.instance_number, i.n_rows, \
@@ -100,7 +103,8 @@ pub(crate) fn live(alias: &str, v: &Visibility) -> String {
 
 /// Whether the maintained counts of live instances per series and SOP Class (`series_count`,
 /// migration 0014, kept by triggers stating [`live`] for `Visibility::default()`; their sum
-/// per study is `study.live_instances`, migration 0015) answer for
+/// per study is `study.live_instances`, migration 0015, and the study's live series,
+/// modalities and SOP Classes are on its row, migration 0017) answer for
 /// `v`: a reader who does not see rejected instances, counting whole series (not a link
 /// limited to one series or instance, whose counts are taken from the instances).
 pub(crate) fn counts_serve(v: &Visibility) -> bool {
@@ -189,7 +193,9 @@ pub(crate) fn build(dialect: Dialect, q: &Query, v: &Visibility) -> SqlBuilder {
             b.push(" ORDER BY p.patient_id, p.issuer, p.orphan_study");
         }
         Level::Study => {
-            b.push(&format!("SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "));
+            b.push(&format!(
+                "SELECT st.pk, {PATIENT_COLS}, {STUDY_COLS}, {STUDY_AGGREGATE_COLS} FROM study st JOIN patient p ON p.pk = st.patient_pk WHERE "
+            ));
             let lower: Vec<&Filter> = mine(Tier::Series).chain(mine(Tier::Instance)).collect();
             if lower.is_empty() && !v.rejected {
                 b.push("st.live_instances > 0");
