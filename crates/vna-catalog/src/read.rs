@@ -326,10 +326,11 @@ pub(crate) async fn query_studies(pool: &Pool, q: &Query, v: &Visibility) -> Res
     let rows = pool.fetch_built("query studies", &b.sql, &b.binds).await?;
     let mut studies = Vec::with_capacity(rows.len());
     let mut pks = Vec::with_capacity(rows.len());
+    let counted = translate::counts_serve(v);
     for row in &rows {
         let mut c = row.cols();
         pks.push(c.int("study pk")?);
-        let mut row = StudyRow {
+        let mut found = StudyRow {
             patient: patient(&mut c)?,
             study: study(&mut c)?,
             modalities_in_study: Vec::new(),
@@ -339,15 +340,15 @@ pub(crate) async fn query_studies(pool: &Pool, q: &Query, v: &Visibility) -> Res
         };
         // The row's counts are of whole series, as a clinical reader sees them; anyone else's
         // are counted below from what they may see.
-        if translate::counts_serve(v) {
-            row.number_of_series = c.int("live series")?;
-            row.number_of_instances = c.int("live instances")?;
-            row.modalities_in_study = split_list(&c.text("modalities")?);
-            row.sop_classes_in_study = split_list(&c.text("sop classes")?);
+        if counted {
+            found.number_of_series = c.int("live series")?;
+            found.number_of_instances = c.int("live instances")?;
+            found.modalities_in_study = split_list(&c.text("modalities")?);
+            found.sop_classes_in_study = split_list(&c.text("sop classes")?);
         }
-        studies.push(row);
+        studies.push(found);
     }
-    if translate::counts_serve(v) {
+    if counted {
         return Ok(studies);
     }
     let stats = study_stats(pool, &pks, v).await?;

@@ -43,7 +43,19 @@ fn dataset(ds: &DataSet, charset: &Charset, be: bool, threshold: u64) -> Json {
 
 /// `GGGGEEEE`, upper-case hex (PS3.18 §F.2.1.1).
 pub fn tag_key(tag: Tag) -> String {
-    format!("{:04X}{:04X}", tag.0, tag.1)
+    let mut key = String::with_capacity(8);
+    push_tag_key(&mut key, tag);
+    key
+}
+
+/// [`tag_key`] appended to `out`, without an allocation of its own (a QIDO-RS answer writes
+/// one per attribute of every result).
+pub fn push_tag_key(out: &mut String, tag: Tag) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let v = (u32::from(tag.0) << 16) | u32::from(tag.1);
+    for shift in (0..8).rev() {
+        out.push(char::from(HEX[(v >> (shift * 4)) as usize & 0xF]));
+    }
 }
 
 fn element(el: &Element, charset: &Charset, be: bool, threshold: u64) -> Json {
@@ -167,6 +179,22 @@ pub fn resolve_bulk_uris(stored: &str, instance_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_keys_are_eight_upper_case_hex_digits() {
+        for (tag, key) in [
+            (Tag(0, 0), "00000000"),
+            (Tag(0x0010, 0x0010), "00100010"),
+            (Tag(0x7FE0, 0x0010), "7FE00010"),
+            (Tag(0xFFFE, 0xE0DD), "FFFEE0DD"),
+            (Tag(0x0009, 0xAB0C), "0009AB0C"),
+        ] {
+            assert_eq!(tag_key(tag), key);
+            let mut out = String::from("x");
+            push_tag_key(&mut out, tag);
+            assert_eq!(out, format!("x{key}"));
+        }
+    }
 
     #[test]
     fn base64_matches_rfc4648() {
