@@ -32,6 +32,10 @@
 #   VNA_TEST_S3_ENDPOINT   use this S3 server (with VNA_TEST_S3_ACCESS_KEY,
 #                          _SECRET_KEY, _REGION) instead of a throw-away Ceph RGW
 #   VNA_PYTEST_ARGS        extra arguments for pytest (e.g. "-k frames -x")
+#   VNA_PYTEST_WORKERS     pytest-xdist worker processes of the end-to-end stages (default 2;
+#                          0 runs them in the pytest process, one test after another). Every
+#                          test starts its own servers on ports they choose, with its own
+#                          database and bucket, so tests share nothing but the machine.
 #   PYTHON                 the Python used to create .venv (default python3.11, python3)
 set -euo pipefail
 
@@ -196,7 +200,7 @@ fi
 "$VENV/bin/python" - <<'EOF' || die "the venv does not import the test clients"
 import importlib.metadata as m
 print("  " + ", ".join(f"{p} {m.version(p)}" for p in
-      ["pytest", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow", "pynetdicom"]))
+      ["pytest", "pytest-xdist", "dicomweb-client", "pydicom", "requests", "numpy", "Pillow", "pynetdicom"]))
 EOF
 
 # --------------------------------------------------------------------------
@@ -292,16 +296,18 @@ else
 fi
 
 # --------------------------------------------------------------------------
-banner "end-to-end" "pytest tests/python (VNA_BIN=$VNA_BIN)"
+WORKERS="${VNA_PYTEST_WORKERS:-2}"
+[[ "$WORKERS" =~ ^[0-9]+$ ]] || die "VNA_PYTEST_WORKERS=$WORKERS is not a number"
+banner "end-to-end" "pytest tests/python on $WORKERS workers (VNA_BIN=$VNA_BIN)"
 
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pytest tests/python ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
+"$VENV/bin/python" -m pytest tests/python -n "$WORKERS" ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
 
 # --------------------------------------------------------------------------
 banner "secure e2e" "pytest tests/python with VNA_TEST_SECURE=1 (no anonymous access, clients send an API key; known AEs only)"
 
 # shellcheck disable=SC2086
-VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -p no:cacheprovider \
+VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -n "$WORKERS" -p no:cacheprovider \
     --ignore=tests/python/test_security.py --ignore=tests/python/test_audit.py --ignore=tests/python/test_oidc.py \
     --ignore=tests/python/test_powerloss.py \
     ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests with security on failed"
