@@ -163,7 +163,7 @@ pub fn extract(
         },
     };
     let rejects = rejection_note(ds, &instance.sop_class_uid)?;
-    let metadata = vna_dicom::json::to_json(ds, be, bulk_threshold).to_string();
+    let metadata = vna_dicom::json::write_json(ds, be, bulk_threshold);
     let tenant = tenant_of(ds, &charset);
     Ok(Extracted { patient, study, series, instance, frames, metadata, tenant, rejects })
 }

@@ -7,23 +7,26 @@
 use crate::charset::Charset;
 use crate::dataset::{decode_text, numbers, DataSet, Element, Number, Value};
 use dicom_core::{Tag, VR};
-use serde_json::{json, Map, Value as Json};
 
 const SPECIFIC_CHARACTER_SET: Tag = Tag(0x0008, 0x0005);
 /// Internal BulkDataURI scheme; see the module comment.
 pub const BULK_PREFIX: &str = "vna-bulk:";
 
-/// Converts a data set to DICOM JSON. File meta (group 0002) and group lengths are left out.
-pub fn to_json(ds: &DataSet, big_endian: bool, bulk_threshold: u64) -> Json {
+/// A data set as a DICOM JSON document, written directly (no tree of values in between: this
+/// runs for every stored instance). File meta (group 0002) and group lengths are left out;
+/// attributes are written in tag order, once each (a malformed data set that repeats a tag
+/// keeps its last value).
+pub fn write_json(ds: &DataSet, big_endian: bool, bulk_threshold: u64) -> String {
     let charset =
         ds.text(SPECIFIC_CHARACTER_SET, &Charset::default()).map(|s| Charset::from_specific_character_set(&s)).unwrap_or_default();
-    dataset(ds, &charset, big_endian, bulk_threshold)
+    let mut out = String::with_capacity(4096);
+    dataset(&mut out, ds, &charset, big_endian, bulk_threshold);
+    out
 }
 
-fn dataset(ds: &DataSet, charset: &Charset, be: bool, threshold: u64) -> Json {
-    let mut map = Map::new();
-    // An item may redeclare the character set (PS3.5 §6.1.2.5.4? no: §C.12.1.1.2 allows it in
-    // sequence items); honour it for that item.
+fn dataset(out: &mut String, ds: &DataSet, charset: &Charset, be: bool, threshold: u64) {
+    // An item may redeclare the character set (PS3.5 §C.12.1.1.2 allows it in sequence
+    // items); honour it for that item.
     let own;
     let charset = match ds.text(SPECIFIC_CHARACTER_SET, &Charset::default()) {
         Some(s) => {
@@ -32,13 +35,30 @@ fn dataset(ds: &DataSet, charset: &Charset, be: bool, threshold: u64) -> Json {
         }
         None => charset,
     };
-    for el in &ds.elements {
-        if el.tag.0 == 0x0002 || el.tag.1 == 0x0000 {
-            continue;
+    let kept = |el: &&Element| el.tag.0 != 0x0002 && el.tag.1 != 0x0000;
+    let ascending = ds.elements.windows(2).all(|w| w[0].tag < w[1].tag);
+    let mut reordered = Vec::new();
+    let elements: &mut dyn Iterator<Item = &Element> = if ascending {
+        &mut ds.elements.iter().filter(kept)
+    } else {
+        reordered.extend(ds.elements.iter().filter(kept));
+        reordered.sort_by_key(|el| el.tag); // stable: a repeated tag's last value comes last
+        reordered.reverse();
+        reordered.dedup_by_key(|el| el.tag);
+        reordered.reverse();
+        &mut reordered.iter().copied()
+    };
+    out.push('{');
+    for (i, el) in elements.enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        map.insert(tag_key(el.tag), element(el, charset, be, threshold));
+        out.push('"');
+        push_tag_key(out, el.tag);
+        out.push_str("\":");
+        element(out, el, charset, be, threshold);
     }
-    Json::Object(map)
+    out.push('}');
 }
 
 /// `GGGGEEEE`, upper-case hex (PS3.18 §F.2.1.1).
@@ -58,107 +78,195 @@ pub fn push_tag_key(out: &mut String, tag: Tag) {
     }
 }
 
-fn element(el: &Element, charset: &Charset, be: bool, threshold: u64) -> Json {
-    let vr = el.vr.to_string();
-    let bulk = || json!({ "vr": vr, "BulkDataURI": format!("{BULK_PREFIX}{}-{}", el.extent.offset, el.extent.length) });
-    match &el.value {
-        Value::Bulk | Value::Fragments(_) => bulk(),
-        Value::Sequence(items) => {
-            let items: Vec<Json> = items.iter().map(|i| dataset(i, charset, be, threshold)).collect();
-            if items.is_empty() {
-                json!({ "vr": vr })
-            } else {
-                json!({ "vr": vr, "Value": items })
-            }
+/// `s` as a JSON string (RFC 8259 §7), appended to `out`: the runs between characters that
+/// need escaping are copied whole.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escaped.is_empty() {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
-        Value::Bytes(b) => {
-            if b.is_empty() {
-                return json!({ "vr": vr });
-            }
-            match el.vr {
-                VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN => {
-                    if b.len() as u64 > threshold {
-                        bulk()
-                    } else {
-                        json!({ "vr": vr, "InlineBinary": base64(b) })
-                    }
-                }
-                VR::PN => values(vr, decode_text(el.vr, b, charset).split('\\').map(person_name).collect()),
-                VR::US | VR::SS | VR::UL | VR::SL | VR::SV | VR::UV | VR::FL | VR::FD | VR::IS | VR::DS => {
-                    let nums = numbers(el.vr, b, be);
-                    if nums.is_empty() {
-                        // A numeric string that does not parse: keep it rather than lose it.
-                        return text_values(el, b, charset);
-                    }
-                    values(vr, nums.into_iter().map(number).collect())
-                }
-                VR::AT => {
-                    let tags = b
-                        .chunks_exact(4)
-                        .map(|c| {
-                            let g = if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) };
-                            let e = if be { u16::from_be_bytes([c[2], c[3]]) } else { u16::from_le_bytes([c[2], c[3]]) };
-                            Json::String(tag_key(Tag(g, e)))
-                        })
-                        .collect();
-                    values(vr, tags)
-                }
-                _ => text_values(el, b, charset),
-            }
-        }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
+    out.push('"');
 }
 
-fn text_values(el: &Element, b: &[u8], charset: &Charset) -> Json {
+/// One attribute's object: `{"vr":…}`, with its `Value`, `InlineBinary` or `BulkDataURI`.
+fn element(out: &mut String, el: &Element, charset: &Charset, be: bool, threshold: u64) {
+    use std::fmt::Write;
     let vr = el.vr.to_string();
+    let _ = write!(out, "{{\"vr\":\"{vr}\"");
+    match &el.value {
+        Value::Bulk | Value::Fragments(_) => bulk(out, el),
+        Value::Sequence(items) => {
+            if !items.is_empty() {
+                out.push_str(",\"Value\":[");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    dataset(out, item, charset, be, threshold);
+                }
+                out.push(']');
+            }
+        }
+        Value::Bytes(b) if b.is_empty() => {}
+        Value::Bytes(b) => match el.vr {
+            VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN => {
+                if b.len() as u64 > threshold {
+                    bulk(out, el);
+                } else {
+                    out.push_str(",\"InlineBinary\":\"");
+                    out.push_str(&base64(b));
+                    out.push('"');
+                }
+            }
+            VR::PN => {
+                let text = decode_text(el.vr, b, charset);
+                let names: Vec<&str> = text.split('\\').map(|v| v.trim_end_matches(' ')).collect();
+                values(out, &names, |out, v| person_name(out, v));
+            }
+            VR::US | VR::SS | VR::UL | VR::SL | VR::SV | VR::UV | VR::FL | VR::FD | VR::IS | VR::DS => {
+                let nums = numbers(el.vr, b, be);
+                if nums.is_empty() {
+                    // A numeric string that does not parse: keep it rather than lose it.
+                    text_values(out, el, b, charset);
+                } else {
+                    values(out, &nums, |out, n| number(out, *n));
+                }
+            }
+            VR::AT => {
+                let tags: Vec<Tag> = b
+                    .chunks_exact(4)
+                    .map(|c| {
+                        let g = if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) };
+                        let e = if be { u16::from_be_bytes([c[2], c[3]]) } else { u16::from_le_bytes([c[2], c[3]]) };
+                        Tag(g, e)
+                    })
+                    .collect();
+                values(out, &tags, |out, t| {
+                    out.push('"');
+                    push_tag_key(out, *t);
+                    out.push('"');
+                    true
+                });
+            }
+            _ => text_values(out, el, b, charset),
+        },
+    }
+    out.push('}');
+}
+
+fn bulk(out: &mut String, el: &Element) {
+    use std::fmt::Write;
+    let _ = write!(out, ",\"BulkDataURI\":\"{BULK_PREFIX}{}-{}\"", el.extent.offset, el.extent.length);
+}
+
+fn text_values(out: &mut String, el: &Element, b: &[u8], charset: &Charset) {
     let text = decode_text(el.vr, b, charset);
-    let single = matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR);
-    let parts: Vec<Json> = if single {
-        vec![Json::String(text)]
+    let trim_start = matches!(el.vr, VR::DA | VR::TM | VR::DT | VR::UI | VR::CS | VR::AE | VR::AS);
+    let parts: Vec<&str> = if matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR) {
+        vec![text.as_str()]
     } else {
         text.split('\\')
             .map(|s| {
                 let s = s.trim_end_matches([' ', '\0']);
-                let s = if matches!(el.vr, VR::DA | VR::TM | VR::DT | VR::UI | VR::CS | VR::AE | VR::AS) { s.trim_start() } else { s };
-                if s.is_empty() {
-                    Json::Null
+                if trim_start {
+                    s.trim_start()
                 } else {
-                    Json::String(s.to_owned())
+                    s
                 }
             })
             .collect()
     };
-    values(vr, parts)
+    let single = parts.len() == 1 && matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR);
+    values(out, &parts, |out, s| {
+        if s.is_empty() && !single {
+            return false;
+        }
+        push_json_str(out, s);
+        true
+    });
 }
 
-fn values(vr: &str, v: Vec<Json>) -> Json {
-    if v.iter().all(Json::is_null) {
-        json!({ "vr": vr })
+/// `,"Value":[…]` unless every value is empty (then the attribute has no `Value`, PS3.18
+/// §F.2.5); an empty one among others is `null`. `write` writes one value, or answers false
+/// for an empty one (having written nothing).
+fn values<T>(out: &mut String, v: &[T], mut write: impl FnMut(&mut String, &T) -> bool) {
+    let mark = out.len();
+    out.push_str(",\"Value\":[");
+    let mut any = false;
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if write(out, x) {
+            any = true;
+        } else {
+            out.push_str("null");
+        }
+    }
+    if any {
+        out.push(']');
     } else {
-        json!({ "vr": vr, "Value": v })
+        out.truncate(mark);
     }
 }
 
-fn number(n: Number) -> Json {
+/// A number as serde_json writes it (shortest round-trip form); not finite: empty.
+fn number(out: &mut String, n: Number) -> bool {
+    use std::fmt::Write;
     match n {
-        Number::Int(i) => json!(i),
-        Number::Float(f) => json!(f),
+        Number::Int(i) => {
+            let _ = write!(out, "{i}");
+            true
+        }
+        Number::Float(f) => match serde_json::Number::from_f64(f) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+                true
+            }
+            None => false,
+        },
     }
 }
 
 /// PS3.18 §F.2.2: a PN value is an object with Alphabetic / Ideographic / Phonetic groups.
-fn person_name(v: &str) -> Json {
-    let v = v.trim_end_matches(' ');
+fn person_name(out: &mut String, v: &str) -> bool {
     if v.is_empty() {
-        return Json::Null;
+        return false;
     }
-    let mut m = Map::new();
+    out.push('{');
+    let mut first = true;
     for (name, group) in ["Alphabetic", "Ideographic", "Phonetic"].iter().zip(v.split('=')) {
         if !group.is_empty() {
-            m.insert((*name).to_owned(), Json::String(group.to_owned()));
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            push_json_str(out, group);
         }
     }
-    Json::Object(m)
+    out.push('}');
+    true
 }
 
 fn base64(b: &[u8]) -> String {
@@ -206,7 +314,24 @@ mod tests {
 
     #[test]
     fn person_name_groups() {
-        assert_eq!(person_name("Doe^John"), json!({"Alphabetic": "Doe^John"}));
-        assert_eq!(person_name("Yamada^Tarou=山田^太郎"), json!({"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"}));
+        let pn = |v: &str| {
+            let mut out = String::new();
+            let written = person_name(&mut out, v);
+            (written, out)
+        };
+        assert_eq!(pn("Doe^John"), (true, r#"{"Alphabetic":"Doe^John"}"#.to_owned()));
+        assert_eq!(pn("Yamada^Tarou=山田^太郎"), (true, r#"{"Alphabetic":"Yamada^Tarou","Ideographic":"山田^太郎"}"#.to_owned()));
+        assert_eq!(pn("==Yamada"), (true, r#"{"Phonetic":"Yamada"}"#.to_owned()));
+        assert_eq!(pn(""), (false, String::new()));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_wants() {
+        for s in ["plain", "a\"b\\c", "tab\there\nnew\rline", "\u{1}\u{1f}\u{7f}", "Müller^Jürgen", "山田", ""] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            assert!(!out[1..out.len() - 1].bytes().any(|b| b < 0x20), "{out}");
+        }
     }
 }

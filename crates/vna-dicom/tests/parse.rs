@@ -21,6 +21,12 @@ fn base() -> Items {
         .str(tags::MODALITY, VR::CS, "CT")
 }
 
+/// The data set's DICOM JSON as stored, parsed back.
+fn metadata(ds: &vna_dicom::dataset::DataSet) -> serde_json::Value {
+    let text = vna_dicom::json::write_json(ds, false, 1024);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 fn feed_in_chunks(bytes: &[u8], chunk: usize) -> Result<vna_dicom::parse::ParsedObject, ParseError> {
     let mut p = StreamParser::new(ParseLimits::default());
     for c in bytes.chunks(chunk) {
@@ -87,11 +93,59 @@ fn implicit_vr_and_nested_sequences() {
             assert_eq!(items.len(), 2);
             assert_eq!(items[1].first_text(tags::CODE_VALUE, &Charset::default()), "T-04000");
             assert_eq!(obj.dataset.first_text(tags::MODALITY, &Charset::default()), "CT");
-            let json = vna_dicom::json::to_json(&obj.dataset, false, 1024);
+            let json = metadata(&obj.dataset);
             assert_eq!(json["00082218"]["Value"][1]["00080100"]["Value"][0], "T-04000");
             assert_eq!(json["00100010"]["Value"][0]["Alphabetic"], "Müller^Jürgen");
         }
     }
+}
+
+/// PS3.18 Annex F for each kind of value the metadata holds: multiple values with empty ones
+/// (`null`), all empty (no `Value`), numbers, tags, person names, text kept whole or trimmed,
+/// binary inline or by reference, sequences empty and with items, strings that need escaping.
+#[test]
+fn metadata_json_of_every_kind_of_value() {
+    use vna_dicom::Tag;
+    let item = Items::new().str(tags::CODE_VALUE, VR::SH, "T-04000").str(Tag(0x0008, 0x0104), VR::LO, "say \"hi\"");
+    let ds = base()
+        .str(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\\\AXIAL ")
+        .str(Tag(0x0008, 0x0050), VR::SH, "")
+        .str(Tag(0x0008, 0x0090), VR::PN, "Doe^John\\\\Roe^Jane=ロウ")
+        .str(Tag(0x0008, 0x1030), VR::LO, "  lead and tail  ")
+        .str(Tag(0x0020, 0x4000), VR::LT, "  line one\r\nline two\u{1} \\ end")
+        .str(Tag(0x0028, 0x0030), VR::DS, "0.5\\1e-7")
+        .str(Tag(0x0020, 0x0013), VR::IS, "12")
+        .str(Tag(0x0018, 0x0050), VR::DS, "not a number")
+        .u16(tags::ROWS, 512)
+        .bytes(Tag(0x0028, 0x0009), VR::AT, vec![0x18, 0x00, 0x63, 0x10])
+        .bytes(Tag(0x0009, 0x1001), VR::OB, vec![1, 2, 3, 4])
+        .bytes(tags::ENCAPSULATED_DOCUMENT, VR::OB, vec![b'%'; 2048])
+        .sequence(tags::ANATOMIC_REGION_SEQUENCE, vec![item.clone(), item], false)
+        .sequence(Tag(0x0008, 0x1140), vec![], false);
+    let obj = parse_bytes(&part10(&ds, ts::EXPLICIT_VR_LITTLE_ENDIAN), ParseLimits::default()).unwrap();
+    let json = metadata(&obj.dataset);
+    let expect = |key: &str, want: serde_json::Value| assert_eq!(json[key], want, "{key}: {json}");
+    use serde_json::json;
+    expect("00080008", json!({"vr": "CS", "Value": ["ORIGINAL", null, "AXIAL"]}));
+    expect("00080050", json!({"vr": "SH"}));
+    expect("00080090", json!({"vr": "PN", "Value": [{"Alphabetic": "Doe^John"}, null, {"Alphabetic": "Roe^Jane", "Ideographic": "ロウ"}]}));
+    expect("00081030", json!({"vr": "LO", "Value": ["  lead and tail"]}));
+    expect("00204000", json!({"vr": "LT", "Value": ["  line one\r\nline two\u{1} \\ end"]}));
+    expect("00280030", json!({"vr": "DS", "Value": [0.5, 1e-7]}));
+    expect("00200013", json!({"vr": "IS", "Value": [12]}));
+    expect("00180050", json!({"vr": "DS", "Value": ["not a number"]}));
+    expect("00280010", json!({"vr": "US", "Value": [512]}));
+    expect("00280009", json!({"vr": "AT", "Value": ["00181063"]}));
+    expect("00091001", json!({"vr": "OB", "InlineBinary": "AQIDBA=="}));
+    let bulk = obj.dataset.get(tags::ENCAPSULATED_DOCUMENT).unwrap().extent;
+    expect("00420011", json!({"vr": "OB", "BulkDataURI": format!("vna-bulk:{}-2048", bulk.offset)}));
+    expect("00081140", json!({"vr": "SQ"}));
+    let region = &json["00082218"];
+    assert_eq!(region["Value"].as_array().map(Vec::len), Some(2));
+    assert_eq!(region["Value"][1]["00080104"], json!({"vr": "LO", "Value": ["say \"hi\""]}));
+    assert!(json.get("00020010").is_none() && json.get("00080000").is_none(), "file meta and group lengths are left out");
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "tag order: {keys:?}");
 }
 
 #[test]
@@ -114,7 +168,7 @@ fn bulk_values_are_located_not_kept() {
     let el = obj.dataset.get(tags::ENCAPSULATED_DOCUMENT).unwrap();
     assert_eq!(el.value, Value::Bulk);
     assert_eq!(&bytes[el.extent.offset as usize..][..4096], &vec![b'%'; 4096][..]);
-    let json = vna_dicom::json::to_json(&obj.dataset, false, 1024).to_string();
+    let json = vna_dicom::json::write_json(&obj.dataset, false, 1024);
     let resolved = vna_dicom::json::resolve_bulk_uris(&json, "http://h/i");
     assert!(resolved.contains(&format!("\"BulkDataURI\":\"http://h/i/bulkdata/{}-4096\"", el.extent.offset)), "{resolved}");
 }

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use serde_json::Value;
 use vna_archive::model::{Found, PatientAttrs, Scope, SeriesAttrs, SeriesRow, StudyAttrs, StudyRow};
 use vna_archive::{Archive, Principal};
-use vna_dicom::json::{push_tag_key, resolve_bulk_uris};
+use vna_dicom::json::{push_json_str, push_tag_key, resolve_bulk_uris};
 use vna_dicom::tag_from_key;
 use vna_dicom::{tags, Tag};
 
@@ -155,34 +155,6 @@ impl Doc {
         out.push('}');
         out
     }
-}
-
-/// `s` as a JSON string (RFC 8259 §7: quote, backslash and control characters escaped), the
-/// runs between escapes copied whole.
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            b if b < 0x20 => "",
-            _ => continue,
-        };
-        out.push_str(&s[run..i]);
-        if escaped.is_empty() {
-            use std::fmt::Write;
-            let _ = write!(out, "\\u{:04x}", b);
-        } else {
-            out.push_str(escaped);
-        }
-        run = i + 1;
-    }
-    out.push_str(&s[run..]);
-    out.push('"');
 }
 
 fn patient(d: &mut Doc, p: &PatientAttrs) {
