@@ -33,9 +33,11 @@
 #                          _SECRET_KEY, _REGION) instead of a throw-away Ceph RGW
 #   VNA_PYTEST_ARGS        extra arguments for pytest (e.g. "-k frames -x")
 #   VNA_PYTEST_WORKERS     pytest-xdist worker processes of the end-to-end stages (default 2;
-#                          0 runs them in the pytest process, one test after another). Every
-#                          test starts its own servers on ports they choose, with its own
-#                          database and bucket, so tests share nothing but the machine.
+#                          0 runs them in the pytest process, one test after another). Each
+#                          file runs whole, in order, on one worker (--dist loadfile): the
+#                          tests of a file may share a module's server and tell a story in
+#                          order; files share nothing (their own servers on ports they choose,
+#                          their own databases and buckets).
 #   PYTHON                 the Python used to create .venv (default python3.11, python3)
 set -euo pipefail
 
@@ -301,13 +303,13 @@ WORKERS="${VNA_PYTEST_WORKERS:-2}"
 banner "end-to-end" "pytest tests/python on $WORKERS workers (VNA_BIN=$VNA_BIN)"
 
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pytest tests/python -n "$WORKERS" ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
+"$VENV/bin/python" -m pytest tests/python -n "$WORKERS" --dist loadfile ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests failed"
 
 # --------------------------------------------------------------------------
 banner "secure e2e" "pytest tests/python with VNA_TEST_SECURE=1 (no anonymous access, clients send an API key; known AEs only)"
 
 # shellcheck disable=SC2086
-VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -n "$WORKERS" -p no:cacheprovider \
+VNA_TEST_SECURE=1 "$VENV/bin/python" -m pytest tests/python -n "$WORKERS" --dist loadfile -p no:cacheprovider \
     --ignore=tests/python/test_security.py --ignore=tests/python/test_audit.py --ignore=tests/python/test_oidc.py \
     --ignore=tests/python/test_powerloss.py \
     ${VNA_PYTEST_ARGS:-} || soft_fail "end-to-end tests with security on failed"
