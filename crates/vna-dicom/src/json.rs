@@ -35,22 +35,14 @@ fn dataset(out: &mut String, ds: &DataSet, charset: &Charset, be: bool, threshol
         }
         None => charset,
     };
-    let kept = |el: &&Element| el.tag.0 != 0x0002 && el.tag.1 != 0x0000;
-    let ascending = ds.elements.windows(2).all(|w| w[0].tag < w[1].tag);
-    let mut reordered = Vec::new();
-    let elements: &mut dyn Iterator<Item = &Element> = if ascending {
-        &mut ds.elements.iter().filter(kept)
-    } else {
-        reordered.extend(ds.elements.iter().filter(kept));
-        reordered.sort_by_key(|el| el.tag); // stable: a repeated tag's last value comes last
-        reordered.reverse();
-        reordered.dedup_by_key(|el| el.tag);
-        reordered.reverse();
-        &mut reordered.iter().copied()
-    };
+    let mut elements: Vec<&Element> = ds.elements.iter().filter(|el| el.tag.0 != 0x0002 && el.tag.1 != 0x0000).collect();
+    if !elements.is_sorted_by_key(|el| el.tag) {
+        elements.sort_by_key(|el| el.tag); // stable: of a repeated tag, the last value comes last
+    }
     out.push('{');
-    for (i, el) in elements.enumerate() {
-        if i > 0 {
+    let last_of_each = elements.iter().enumerate().filter(|(i, el)| elements.get(i + 1).is_none_or(|next| next.tag != el.tag));
+    for (n, (_, el)) in last_of_each.enumerate() {
+        if n > 0 {
             out.push(',');
         }
         out.push('"');
@@ -179,8 +171,11 @@ fn bulk(out: &mut String, el: &Element) {
 
 fn text_values(out: &mut String, el: &Element, b: &[u8], charset: &Charset) {
     let text = decode_text(el.vr, b, charset);
+    // LT, ST, UT and UR hold one value, kept whole (even empty); the others are split at `\`
+    // and padding trimmed, an empty value being `null`.
+    let whole = matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR);
     let trim_start = matches!(el.vr, VR::DA | VR::TM | VR::DT | VR::UI | VR::CS | VR::AE | VR::AS);
-    let parts: Vec<&str> = if matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR) {
+    let parts: Vec<&str> = if whole {
         vec![text.as_str()]
     } else {
         text.split('\\')
@@ -194,9 +189,8 @@ fn text_values(out: &mut String, el: &Element, b: &[u8], charset: &Charset) {
             })
             .collect()
     };
-    let single = parts.len() == 1 && matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR);
     values(out, &parts, |out, s| {
-        if s.is_empty() && !single {
+        if s.is_empty() && !whole {
             return false;
         }
         push_json_str(out, s);

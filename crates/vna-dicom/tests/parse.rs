@@ -148,6 +148,23 @@ fn metadata_json_of_every_kind_of_value() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "tag order: {keys:?}");
 }
 
+/// A malformed data set, out of tag order and repeating a tag: its JSON is in tag order, each
+/// key once, with the repeated tag's last value (as a JSON object would keep it).
+#[test]
+fn metadata_json_of_a_data_set_out_of_order() {
+    let first = Items::new().str(tags::MODALITY, VR::CS, "CT").str(tags::STUDY_DESCRIPTION, VR::LO, "first");
+    let second = Items::new().str(tags::ACCESSION_NUMBER, VR::SH, "A1").str(tags::STUDY_DESCRIPTION, VR::LO, "second");
+    let mut bytes = data_set(&first, ts::EXPLICIT_VR_LITTLE_ENDIAN);
+    bytes.extend(data_set(&second, ts::EXPLICIT_VR_LITTLE_ENDIAN));
+    let obj = parse_dataset_bytes(&bytes, ts::EXPLICIT_VR_LITTLE_ENDIAN, ParseLimits::default()).unwrap();
+    let text = vna_dicom::json::write_json(&obj.dataset, false, 1024);
+    assert_eq!(text.matches("\"00081030\"").count(), 1, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["00080050", "00080060", "00081030"]);
+    assert_eq!(json["00081030"]["Value"][0], "second");
+}
+
 #[test]
 fn truncated_and_garbage_are_rejected() {
     let ds = base().native_pixels(VR::OB, vec![7; 2000]);
