@@ -237,6 +237,34 @@ def test_retrieve_metadata_and_rendered_of_another_tenant_are_not_found(world):
         assert r.status_code == (200 if ok else 404), f"WADO-URI: {r.status_code}"
 
 
+def test_fhir_sees_what_qido_sees(world):
+    """FHIR ImagingStudy goes through the same principal and visibility: a tenant's reader
+    finds and reads its own study only; no credential is 401, the wrong scope 403; the
+    CapabilityStatement alone is public."""
+    fhir = world.server.base_url + "/fhir"
+
+    def get(path: str, key: str | None, **kw) -> requests.Response:
+        headers = {"Authorization": f"Bearer {world.keys[key]}"} if key else {}
+        return requests.get(fhir + path, headers=headers, timeout=60, **kw)
+
+    def found(key: str, **params) -> set[str]:
+        r = get("/ImagingStudy", key, params=params)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return {e["resource"]["id"] for e in r.json().get("entry", [])}
+
+    a, b = uid(world, "a"), uid(world, "b")
+    for label, key, expected in [("a", "hug-reader", {a}), ("b", "hug-reader", set()), ("b", "chuv-reader", {b})]:
+        pid = dicomgen.PATIENT_ID_PREFIX + f"SEC-{label}"
+        assert found(key, **{"patient:identifier": pid}) == expected, (label, key)
+    assert found("hug-reader", identifier=f"urn:oid:{a},urn:oid:{b}") == {a}
+    assert get(f"/ImagingStudy/{a}", "hug-reader").status_code == 200
+    assert get(f"/ImagingStudy/{b}", "hug-reader").status_code == 404, "a hidden study is not found, not forbidden"
+    assert get(f"/ImagingStudy/{a}", None).status_code == 401
+    assert get("/ImagingStudy", "writer-only", params={"_id": a}).status_code == 403
+    r = get("/metadata", None)
+    assert r.status_code == 200 and r.json()["resourceType"] == "CapabilityStatement"
+
+
 def test_stores_need_the_write_permission_and_the_study_s_tenant(world):
     new = dicomgen.ct_study(series_count=1, instances_per_series=1, patient_id=dicomgen.PATIENT_ID_PREFIX + "SEC-c")[0]
 

@@ -36,27 +36,27 @@ impl From<ArchiveError> for ApiError {
     }
 }
 
+/// The status of an archive error and what the client is told: its PHI-free reason, or for a
+/// server error only an id that the log line (written here) carries too.
+pub(crate) fn status_and_message(e: ArchiveError) -> (StatusCode, String) {
+    let status = status_of(e.class());
+    if !status.is_server_error() {
+        return (status, e.to_string());
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(error_id = %id, error = %e, source = ?std::error::Error::source(&e), "request failed");
+    let message =
+        if status == StatusCode::SERVICE_UNAVAILABLE { format!("{e} (error id {id})") } else { format!("internal error (error id {id})") };
+    (status, message)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotAcceptable(m) => (StatusCode::NOT_ACCEPTABLE, m),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
-            ApiError::Archive(e) => {
-                let status = status_of(e.class());
-                if status.is_server_error() {
-                    let id = uuid::Uuid::new_v4().simple().to_string();
-                    tracing::error!(error_id = %id, error = %e, source = ?std::error::Error::source(&e), "request failed");
-                    let message = if status == StatusCode::SERVICE_UNAVAILABLE {
-                        format!("{e} (error id {id})")
-                    } else {
-                        format!("internal error (error id {id})")
-                    };
-                    (status, message)
-                } else {
-                    (status, e.to_string())
-                }
-            }
+            ApiError::Archive(e) => status_and_message(e),
         };
         let mut resp = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

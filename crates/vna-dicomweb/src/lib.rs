@@ -23,12 +23,14 @@
 //! unreadable store is a 503, not a cut connection), `error.rs` (ErrorClass → HTTP status, the only
 //! such table), `search.rs` (`GET /api/search`, search by meaning, and `GET /admin/search`, the
 //! index's position and lag), `admin.rs` (`/admin`: versions of an instance, `GET …/protection` and
-//! `PUT …/legal-hold`; the admin API grows here until it deserves its own crate).
+//! `PUT …/legal-hold`; the admin API grows here until it deserves its own crate), `fhir.rs` (FHIR R4
+//! at `/fhir` for the patient record: ImagingStudy read and search, the CapabilityStatement).
 
 mod accept;
 mod admin;
 mod auth;
 mod error;
+mod fhir;
 mod multipart;
 mod nondicom;
 mod qido;
@@ -134,14 +136,26 @@ pub fn router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
         .route("/api/reports", post(search::add_report))
         .layer(DefaultBodyLimit::max(vna_archive::MAX_REPORT_BYTES + 4096))
         .with_state(state.clone());
-    let non_dicom = Router::new().route("/api/non-dicom", post(nondicom::store)).layer(DefaultBodyLimit::disable()).with_state(state);
-    Router::new().nest(&root, api).merge(non_dicom).merge(search)
+    let non_dicom =
+        Router::new().route("/api/non-dicom", post(nondicom::store)).layer(DefaultBodyLimit::disable()).with_state(state.clone());
+    Router::new().nest(&root, api).merge(non_dicom).merge(search).merge(fhir::router(state))
+}
+
+/// What is served without authentication: the FHIR `CapabilityStatement` (`/fhir/metadata`),
+/// which a client reads before it knows how to authenticate (it holds no patient data).
+pub fn public_router(archive: Arc<Archive>, config: DicomWebConfig) -> Router {
+    fhir::public_router(AppState { archive, config: Arc::new(config), who: nobody() })
 }
 
 /// Scheme and authority plus DICOMweb root, for RetrieveURL and BulkDataURI.
 pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    format!("{}{}", origin(state, headers), state.config.root)
+}
+
+/// Scheme and authority of the URLs we write: `http.public_url`, else the request's Host.
+pub(crate) fn origin(state: &AppState, headers: &axum::http::HeaderMap) -> String {
     if !state.config.public_url.is_empty() {
-        return format!("{}{}", state.config.public_url.trim_end_matches('/'), state.config.root);
+        return state.config.public_url.trim_end_matches('/').to_owned();
     }
     let host = headers
         .get(axum::http::header::HOST)
@@ -152,7 +166,7 @@ pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> Str
         host.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']');
     let (scheme, default_port) = if state.config.tls { ("https", 443) } else { ("http", 80) };
     match state.config.listen_port {
-        Some(port) if !has_port && port != default_port => format!("{scheme}://{host}:{port}{}", state.config.root),
-        _ => format!("{scheme}://{host}{}", state.config.root),
+        Some(port) if !has_port && port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
     }
 }

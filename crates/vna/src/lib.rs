@@ -235,19 +235,18 @@ pub fn policies(config: &Config) -> anyhow::Result<Option<vna_lifecycle::PolicyS
 /// access and failure limits).
 pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &Config, listen_port: Option<u16>) -> axum::Router {
     let admin = vna_dicomweb::admin_router(archive.clone(), auth.links().cloned());
-    let dicomweb = vna_dicomweb::router(
-        archive,
-        vna_dicomweb::DicomWebConfig {
-            root: config.http.dicomweb_root.clone(),
-            public_url: config.http.public_url.clone(),
-            default_limit: config.query.default_limit,
-            max_limit: config.query.max_limit,
-            listen_port,
-            spool_dir: config.data_dir.join("spool"),
-            tls: !config.http.tls_cert_file.is_empty(),
-        },
-    );
+    let web = vna_dicomweb::DicomWebConfig {
+        root: config.http.dicomweb_root.clone(),
+        public_url: config.http.public_url.clone(),
+        default_limit: config.query.default_limit,
+        max_limit: config.query.max_limit,
+        listen_port,
+        spool_dir: config.data_dir.join("spool"),
+        tls: !config.http.tls_cert_file.is_empty(),
+    };
+    let dicomweb = vna_dicomweb::router(archive.clone(), web.clone());
     vna_dicomweb::authenticate(dicomweb.nest("/admin", admin), auth)
+        .merge(vna_dicomweb::public_router(archive, web))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.http.max_concurrent_requests.max(1)))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
