@@ -86,6 +86,10 @@ pub struct HttpConfig {
     /// change or on SIGHUP). Empty: plain HTTP.
     pub tls_cert_file: String,
     pub tls_key_file: String,
+    /// Origins whose web pages may call the HTTP services (CORS, for a viewer or a patient
+    /// record served from elsewhere): `scheme://host[:port]` each, or `"*"` for any. Empty:
+    /// same origin only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -98,6 +102,7 @@ impl Default for HttpConfig {
             shutdown_grace_seconds: 30,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -386,6 +391,7 @@ pub fn load(
     if !config.http.dicomweb_root.starts_with('/') || config.http.dicomweb_root.ends_with('/') {
         return Err(ConfigError::Inconsistent("http.dicomweb_root must start with '/' and not end with one".into()));
     }
+    check_cors_origins(&config.http.cors_origins)?;
     if config.search.poll_ms == 0 || config.search.poll_ms > 60_000 {
         return Err(ConfigError::Inconsistent("search.poll_ms must be 1 to 60000".into()));
     }
@@ -398,6 +404,25 @@ pub fn load(
     check_storage(&config.storage)?;
     check_security(&config)?;
     Ok(config)
+}
+
+/// Each `http.cors_origins` entry is an origin as browsers send it (RFC 6454 §6.1: scheme,
+/// host, port; no path, no trailing slash), or `*` alone.
+fn check_cors_origins(origins: &[String]) -> Result<(), ConfigError> {
+    let bad = |o: &str| {
+        Err(ConfigError::Inconsistent(format!("http.cors_origins: '{o}' is not an origin (scheme://host[:port], no path), or \"*\" alone")))
+    };
+    if origins.iter().any(|o| o == "*") {
+        return if origins.len() == 1 { Ok(()) } else { bad("*") };
+    }
+    for o in origins {
+        let Some(rest) = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")) else { return bad(o) };
+        let host_ok = !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok {
+            return bad(o);
+        }
+    }
+    Ok(())
 }
 
 fn check_storage(s: &StorageConfig) -> Result<(), ConfigError> {
@@ -503,6 +528,24 @@ mod tests {
         assert!(matches!(load(None, long, &[]), Err(ConfigError::Inconsistent(_))));
         let small = vec![("VNA__DIMSE__MAX_PDU_LENGTH".to_owned(), "100".to_owned())];
         assert!(matches!(load(None, small, &[]), Err(ConfigError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_lone_star() {
+        let with = |v: &str| load(None, vec![("VNA__HTTP__CORS_ORIGINS".to_owned(), v.to_owned())], &[]);
+        let cfg = with(r#"["https://viewer.example.org", "http://127.0.0.1:3000"]"#).unwrap();
+        assert_eq!(cfg.http.cors_origins, ["https://viewer.example.org", "http://127.0.0.1:3000"]);
+        assert_eq!(with(r#"["*"]"#).unwrap().http.cors_origins, ["*"]);
+        for bad in [
+            r#"["*", "https://a.example"]"#,
+            r#"["https://a.example/"]"#,
+            r#"["a.example"]"#,
+            r#"["https://a.example/ohif"]"#,
+            r#"["https://"]"#,
+        ] {
+            assert!(matches!(with(bad), Err(ConfigError::Inconsistent(_))), "{bad}");
+        }
+        assert!(load(None, Vec::new(), &[]).unwrap().http.cors_origins.is_empty(), "none by default");
     }
 
     #[test]

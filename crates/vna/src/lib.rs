@@ -249,7 +249,53 @@ pub fn app(archive: Arc<Archive>, auth: Arc<vna_auth::Authenticator>, config: &C
         .merge(vna_dicomweb::public_router(archive, web))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(tower::limit::ConcurrencyLimitLayer::new(config.http.max_concurrent_requests.max(1)))
+        // Outside authentication: a browser's preflight carries no credentials.
+        .layer(tower::util::option_layer(cors(&config.http.cors_origins)))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// CORS (the Fetch standard's CORS protocol) for the configured origins, `None` when there are
+/// none. `Authorization` is named in the allowed headers (a `*` there would not cover it), so a
+/// viewer on another origin can send its bearer token; no cookies are used, so no credentials
+/// mode. The headers a viewer reads are exposed (ranges, ETag, DICOMweb's Warning, Location).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Checked by the configuration's loader: each is a valid header value.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::ACCEPT,
+                header::CONTENT_TYPE,
+                header::RANGE,
+                header::IF_NONE_MATCH,
+                header::IF_RANGE,
+                HeaderName::from_static("prefer"),
+            ])
+            .expose_headers([
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_RANGE,
+                header::ACCEPT_RANGES,
+                header::ETAG,
+                header::WARNING,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// The span of a request in the logs: its method and path, never its query string, which can
