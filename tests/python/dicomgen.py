@@ -686,6 +686,60 @@ def write_corpus(outdir: Path) -> list[Path]:
     return paths
 
 
+
+# ---------------------------------------------------------------------------
+# Reports: an SR with text findings, a PDF with text
+# ---------------------------------------------------------------------------
+
+
+def comprehensive_sr(of: Instance, texts: list[str]) -> Instance:
+    """A Comprehensive SR in the study of `of`: a report container with TEXT findings."""
+    ds = _base(sop_class="1.2.840.10008.5.1.4.1.1.88.33", transfer_syntax="1.2.840.10008.1.2.1",
+               study_uid=of.study_uid, series_uid=new_uid(), patient_name=str(of.ds.PatientName),
+               patient_id=str(of.ds.PatientID), modality="SR", study_date=str(of.ds.StudyDate),
+               series_description="Report", series_number=90)
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ConceptNameCodeSequence = [_code("18748-4", "LN", "Diagnostic Imaging Report")]
+    ds.CompletionFlag = "COMPLETE"
+    ds.VerificationFlag = "UNVERIFIED"
+    content = []
+    for text in texts:
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "TEXT"
+        item.ConceptNameCodeSequence = [_code("121071", "DCM", "Finding")]
+        item.TextValue = text
+        content.append(item)
+    ds.ContentSequence = content
+    return Instance(ds, to_part10(ds), [], label="sr")
+
+
+def text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF showing `lines` in Helvetica (WinAnsiEncoding); no lines: a scan."""
+    def esc(t: str) -> bytes:
+        return t.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    content = b"BT /F1 12 Tf " + b" ".join(b"1 0 0 1 72 %d Tm (" % (700 - 20 * i) + esc(line) + b") Tj" for i, line in enumerate(lines)) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python dicomgen.py OUTDIR")

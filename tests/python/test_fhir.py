@@ -1,5 +1,5 @@
-"""FHIR R4 for the patient record (issue 18, first step): ImagingStudy read and search, and the
-CapabilityStatement, read the way an EPR reads them.
+"""FHIR R4 for the patient record (issue 18): ImagingStudy and DiagnosticReport read and search,
+and the CapabilityStatement, read the way an EPR reads them.
 
 Every resource the server writes is checked twice: parsed strictly by the FHIR 4.0.1 models of
 SMART's `fhirclient` (required elements, types, cardinality: the EPR-style client reading them),
@@ -15,6 +15,7 @@ blob tier is not read).
 
 from __future__ import annotations
 
+import base64
 import urllib.error
 import urllib.request
 
@@ -22,11 +23,13 @@ import pytest
 import requests
 from fhir.resources.R4B.bundle import Bundle as R4BBundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement as R4BCapabilityStatement
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport as R4BDiagnosticReport
 from fhir.resources.R4B.imagingstudy import ImagingStudy as R4BImagingStudy
 from fhir.resources.R4B.operationoutcome import OperationOutcome as R4BOperationOutcome
 from fhirclient import client as fhir_client
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirclient.models.diagnosticreport import DiagnosticReport
 from fhirclient.models.imagingstudy import ImagingStudy
 from fhirclient.models.operationoutcome import OperationOutcome
 
@@ -132,10 +135,12 @@ def test_the_capability_statement_is_public_and_valid(corpus):
     cs = CapabilityStatement(doc, strict=True)
     assert cs.fhirVersion == "4.0.1" and cs.kind == "instance"
     (rest,) = cs.rest
-    (res,) = rest.resource
-    assert res.type == "ImagingStudy"
-    assert {i.code for i in res.interaction} == {"read", "search-type"}
-    assert {p.name for p in res.searchParam} >= {"identifier", "patient", "started", "modality"}
+    study, report = rest.resource
+    assert (study.type, report.type) == ("ImagingStudy", "DiagnosticReport")
+    for res in rest.resource:
+        assert {i.code for i in res.interaction} == {"read", "search-type"}
+    assert {p.name for p in study.searchParam} >= {"identifier", "patient", "started", "modality"}
+    assert {p.name for p in report.searchParam} >= {"identifier", "patient", "date"}
 
 
 def test_a_study_reads_as_an_imaging_study(corpus):
@@ -264,3 +269,121 @@ def test_an_epr_client_reads_a_patient_s_studies(corpus):
     one = ImagingStudy.read(corpus.uid("a-mr"), smart.server)
     assert one.numberOfInstances == 3 and one.series[0].modality.code == "MR"
     assert one.contained[0].address == corpus.server.dicomweb
+
+
+# --------------------------------------------------------------------------
+# DiagnosticReport: reports sent through the API and stored as SR or PDF
+# --------------------------------------------------------------------------
+
+ORU = ("MSH|^~\\&|RIS|HUG|VNA|HUG|20240601120000||ORU^R01^ORU_R01|MSG1|P|2.5\r"
+       "PID|1||{pid}^^^HUG||Dupont^Marie\r"
+       "OBR|1|PLC1|FIL1^RIS||IRM cérébrale|||||||||||||{accession}\r"
+       "OBX|1|TX|18782-3^Study observation^LN||Pas de lésion ischémique.||||||F\r")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def reported(request, tmp_path_factory):
+    """Patient A's CT with an SR and a French text report, its MR with an HL7 ORU^R01 (linked
+    by accession number); patient B's US with a PDF report."""
+    pool = ServerPool(tmp_path_factory.mktemp(f"fhir-reports-{request.param}"))
+    srv = pool.start(request.param, name=f"fhir-reports-{request.param}")
+    studies = {
+        "a-ct": study("a-ct", patient_id=PATIENT_A, issuer=ISSUER, name="Dupont^Marie", date="20240315", accession="FR-ACC-1",
+                      modality="CT", series=1, per_series=1),
+        "a-mr": study("a-mr", patient_id=PATIENT_A, issuer=ISSUER, name="Dupont^Marie", date="20240601", accession="FR-ACC-2",
+                      modality="MR", series=1, per_series=1),
+        "b-us": study("b-us", patient_id=PATIENT_B, name="Smith^John", date="20240101", accession="FR-ACC-3",
+                      modality="US", series=1, per_series=1),
+    }
+    sr = dicomgen.comprehensive_sr(studies["a-ct"][0], ["Nodule pulmonaire de 8 mm.", "Pas d'épanchement pleural."])
+    sr = dicomgen.with_changes(sr, IssuerOfPatientID=ISSUER)
+    client = srv.client()
+    for instances in [*studies.values(), [sr]]:
+        client.store_instances([i.reread() for i in instances])
+    post = lambda body, media, **params: requests.post(srv.base_url + "/api/reports", params=params, data=body.encode(),  # noqa: E731
+                                                      headers={"Content-Type": media}, timeout=60)
+    r = post("Nodule stable, contrôle dans 6 mois.", "text/plain; charset=utf-8", StudyInstanceUID=studies["a-ct"][0].study_uid, lang="fr")
+    assert r.status_code == 201, r.text
+    text_id = f"sent-{r.json()['reportId']}"
+    r = post(ORU.format(pid=PATIENT_A, accession="FR-ACC-2"), "x-application/hl7-v2+er7")
+    assert r.status_code == 201, r.text
+    hl7_id = f"sent-{r.json()['reportId']}"
+    fields = [("metadata", (None, __import__("json").dumps({"StudyInstanceUID": studies["b-us"][0].study_uid, "DocumentTitle": "Report"}),
+                            "application/json")),
+              ("file", ("report.pdf", dicomgen.text_pdf(["Echographie abdominale normale."]), "application/pdf"))]
+    r = requests.post(srv.base_url + "/api/non-dicom", files=fields, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    pdf_sop = r.json()["SOPInstanceUID"]
+    c = Corpus(srv, studies)
+    c.ids = {"sr": sr.sop_uid, "text": text_id, "hl7": hl7_id, "pdf": pdf_sop}
+    yield c
+    pool.close()
+
+
+def reports_found(c: Corpus, params) -> dict[str, DiagnosticReport]:
+    r = get(c.base + "/DiagnosticReport", params=params)
+    assert r.status_code == 200, (r.status_code, r.text)
+    doc = r.json()
+    R4BBundle.model_validate(doc)
+    b = Bundle(doc, strict=True)
+    out = {}
+    for e in b.entry or []:
+        R4BDiagnosticReport.model_validate(e.resource.as_json())
+        assert e.fullUrl.endswith("/DiagnosticReport/" + e.resource.id)
+        label = next(k for k, v in c.ids.items() if v == e.resource.id)
+        out[label] = e.resource
+    assert b.total == len(out)
+    return out
+
+
+def text_of(report) -> str:
+    (form,) = report.presentedForm
+    assert form.contentType == "text/plain; charset=utf-8"
+    return base64.b64decode(form.data).decode()
+
+
+def test_a_patient_s_reports_read_as_diagnostic_reports(reported):
+    c = reported
+    found = reports_found(c, {"patient:identifier": PATIENT_A})
+    assert set(found) == {"sr", "text", "hl7"}
+    for label, study_label in [("sr", "a-ct"), ("text", "a-ct"), ("hl7", "a-mr")]:
+        r = found[label]
+        assert r.status == "unknown" and r.code.coding[0].code == "18748-4"
+        assert [s.reference for s in r.imagingStudy] == ["ImagingStudy/" + c.uid(study_label)]
+        assert (r.subject.identifier.system, r.subject.identifier.value) == ("urn:oid:" + ISSUER, PATIENT_A)
+        assert r.issued is not None
+    assert "Nodule pulmonaire de 8 mm." in text_of(found["sr"])
+    assert ("urn:dicom:uid", "urn:oid:" + c.ids["sr"]) in {(i.system, i.value) for i in found["sr"].identifier}
+    assert text_of(found["text"]) == "Nodule stable, contrôle dans 6 mois."
+    assert found["text"].presentedForm[0].language == "fr"
+    assert "Pas de lésion ischémique." in text_of(found["hl7"])
+    assert found["hl7"].as_json()["effectiveDateTime"] == "2024-06-01"
+    # Each reads alone, the same.
+    for label, report in found.items():
+        r = get(f"{c.base}/DiagnosticReport/{c.ids[label]}")
+        assert r.status_code == 200, r.text
+        R4BDiagnosticReport.model_validate(r.json())
+        assert DiagnosticReport(r.json(), strict=True).as_json() == report.as_json()
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"patient:identifier": PATIENT_B}, ["pdf"]),
+    ({"identifier": "FR-ACC-2"}, ["hl7"]),
+    ({"identifier": "urn:dicom:uid|urn:oid:{sr}"}, ["sr"]),
+    ({"_id": "{text},{pdf}"}, ["pdf", "text"]),
+    ({"patient:identifier": PATIENT_A, "date": "ge2024-04"}, ["hl7"]),
+    ({"patient:identifier": PATIENT_A, "_id": "{pdf}"}, []),
+], ids=repr)
+def test_report_searches_return_exactly_their_reports(reported, params, expected):
+    resolved = {k: v.format(**reported.ids) for k, v in params.items()}
+    assert sorted(reports_found(reported, resolved)) == expected
+
+
+def test_a_pdf_report_gives_its_text_and_unknown_reports_are_not_found(reported):
+    (pdf,) = reports_found(reported, {"patient:identifier": PATIENT_B}).values()
+    assert "Echographie abdominale normale." in text_of(pdf)
+    for id_ in ["sent-999999", "sent-x", "1.2.3.4", "not-a-uid"]:
+        outcome(get(f"{reported.base}/DiagnosticReport/{id_}"), 404, "not-found")
+    page = get(reported.base + "/DiagnosticReport", params={"patient:identifier": PATIENT_A, "_count": "2"}).json()
+    assert len(page["entry"]) == 2 and page["total"] == 3
+    assert any(l["relation"] == "next" for l in page["link"])

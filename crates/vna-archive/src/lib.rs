@@ -68,7 +68,7 @@ pub use image::{can_decode, NativeFrame, MAX_DECODED_FRAME_BYTES};
 pub use ingest::{IngestBody, StoreRequest, StoreStatus, Stored};
 pub use lifecycle::lifecycle_facts;
 pub use nondicom::NON_DICOM_MEDIA_TYPES;
-pub use reports::{ReportIn, StudyRef, MAX_REPORT_BYTES};
+pub use reports::{ReportIn, ReportSource, ReportView, StudyRef, MAX_REPORT_BYTES};
 pub use retrieve::{BulkValue, Frame, FramesOf};
 pub use search::{Search, SearchStatus};
 pub use verify::HoldOutcome;

@@ -31,6 +31,26 @@ pub struct ReportIn {
     pub lang: Option<String>,
 }
 
+/// A report as the patient record shows it.
+#[derive(Debug, Clone)]
+pub struct ReportView {
+    pub study_uid: StudyUid,
+    pub source: ReportSource,
+    /// Its text: what was sent, an SR's content tree, a PDF's text; empty when none can be read
+    /// (a scanned PDF).
+    pub text: String,
+}
+
+/// Where a report came from.
+#[derive(Debug, Clone)]
+pub enum ReportSource {
+    /// Sent through the API (`POST /api/reports`): its key, whether it came as an HL7 v2
+    /// ORU^R01, its language (ISO 639-1, empty when not given), when it arrived.
+    Sent { pk: i64, hl7: bool, lang: String, received_at_ms: i64 },
+    /// Stored as an object: an SR or Encapsulated PDF instance.
+    Stored(Box<crate::Found>),
+}
+
 impl Archive {
     /// Records a report for a study `who` may write to; the study's UID and the report's key.
     /// Audited as a Patient Record creation (PS3.15 A.5.3.9) in the same transaction.
@@ -109,10 +129,96 @@ impl Archive {
         }
     }
 
+    /// The reports of the named studies that `who` sees, for the patient record: those sent
+    /// through the API and those stored as objects (SR, Encapsulated PDF), with their text,
+    /// study by study in the order given, sent ones after stored ones, oldest first. Which
+    /// studies and objects `who` sees is decided in the catalog's queries, as for every read.
+    /// Audited as one DICOM Instances Accessed event (PS3.15 A.5.3.4, "R"): a report discloses
+    /// what its study's objects do.
+    pub async fn reports_of(&self, who: &Principal, studies: &[StudyUid]) -> Result<Vec<ReportView>, ArchiveError> {
+        self.require(who, Permission::Read).await?;
+        if studies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uids: Vec<String> = studies.iter().map(ToString::to_string).collect();
+        let q = Query {
+            level: Level::Study,
+            filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::List(uids) }],
+            limit: None,
+            offset: 0,
+        };
+        let visible = self.catalog.query_studies(&q, who.visibility()).await.map_err(ArchiveError::catalog("finding reports' studies"))?;
+        let visible: Vec<&StudyUid> = studies.iter().filter(|u| visible.iter().any(|v| &v.study.study_uid == *u)).collect();
+        if visible.is_empty() {
+            return Ok(Vec::new());
+        }
+        let report_classes = vna_search::SR_CLASSES.iter().copied().chain([vna_search::PDF_CLASS]).map(str::to_owned).collect();
+        let q = Query {
+            level: Level::Instance,
+            filters: vec![
+                Filter { key: Key::StudyUid, matcher: Matcher::List(visible.iter().map(ToString::to_string).collect()) },
+                Filter { key: Key::SopClassUid, matcher: Matcher::List(report_classes) },
+            ],
+            limit: None,
+            offset: 0,
+        };
+        let stored = self.catalog.query_instances(&q, who.visibility()).await.map_err(ArchiveError::catalog("finding stored reports"))?;
+        let mut texts = self.report_texts(&stored).await?;
+        let refs: Vec<&vna_catalog::InstanceRow> = stored.iter().collect();
+        let mut e = audit::event(who, EventId::InstancesAccessed, "R", &refs, "reports read");
+        let mut out = Vec::new();
+        for uid in visible {
+            for row in stored.iter().filter(|r| &r.study.study_uid == uid) {
+                let text = texts.remove(&row.pk).unwrap_or_default();
+                out.push(ReportView { study_uid: uid.clone(), source: ReportSource::Stored(Box::new(crate::Found::checked(row.clone()))), text });
+            }
+            let sent = self.catalog.reports_of(uid.as_str()).await.map_err(ArchiveError::catalog("reading a study's reports"))?;
+            if !sent.is_empty() && !e.studies.contains(&uid.to_string()) {
+                e.studies.push(uid.to_string());
+            }
+            for r in sent {
+                let source = ReportSource::Sent { pk: r.pk, hl7: r.source == "hl7", lang: r.lang, received_at_ms: r.received_at_ms };
+                out.push(ReportView { study_uid: uid.clone(), source, text: r.body });
+            }
+        }
+        if !out.is_empty() {
+            self.audited(who, e).await?;
+        }
+        Ok(out)
+    }
+
+    /// The study of the report sent through the API with key `pk`, when `who` sees it.
+    pub async fn sent_report_study(&self, who: &Principal, pk: i64) -> Result<Option<StudyUid>, ArchiveError> {
+        self.require(who, Permission::Read).await?;
+        let Some(uid) = self.catalog.report_study(pk).await.map_err(ArchiveError::catalog("finding a report's study"))? else {
+            return Ok(None);
+        };
+        let q = Query {
+            level: Level::Study,
+            filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(uid.clone()) }],
+            limit: Some(1),
+            offset: 0,
+        };
+        let seen = self.catalog.query_studies(&q, who.visibility()).await.map_err(ArchiveError::catalog("finding a report's study"))?;
+        Ok(seen.into_iter().next().map(|row| row.study.study_uid))
+    }
+
     /// The text of a study's stored reports (`reports`: its SR and Encapsulated PDF instances):
     /// each SR's content tree, each PDF's text, in catalog order. A report that cannot be read as text (a scanned PDF, a damaged
     /// one, one over the size bound) adds nothing; the study is indexed all the same.
     pub(crate) async fn stored_reports(&self, reports: &[vna_catalog::InstanceRow]) -> Result<Vec<Report>, ArchiveError> {
+        let mut texts = self.report_texts(reports).await?;
+        Ok(reports
+            .iter()
+            .filter_map(|r| texts.remove(&r.pk))
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| Report { lang: None, text })
+            .collect())
+    }
+
+    /// The text of each stored report (SR or Encapsulated PDF instance) by instance key, empty
+    /// when it has none that can be read.
+    async fn report_texts(&self, reports: &[vna_catalog::InstanceRow]) -> Result<std::collections::HashMap<i64, String>, ArchiveError> {
         // An instance version never changes: its text is read once (a study's PDF is not
         // read again each time an image of the study arrives).
         let cache = self.config.search.as_deref();
@@ -135,12 +241,7 @@ impl Archive {
                 texts.insert(row.pk, text);
             }
         }
-        Ok(reports
-            .iter()
-            .filter_map(|r| texts.remove(&r.pk))
-            .filter(|text| !text.trim().is_empty())
-            .map(|text| Report { lang: None, text })
-            .collect())
+        Ok(texts)
     }
 
     /// The reports sent for a study through the API, oldest first.

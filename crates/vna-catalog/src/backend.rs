@@ -273,6 +273,9 @@ macro_rules! impl_catalog {
             async fn reports_of(&self, study_uid: &str) -> Result<Vec<$crate::StoredReport>, $crate::CatalogError> {
                 $crate::report::of_study(&self.pool, study_uid).await
             }
+            async fn report_study(&self, pk: i64) -> Result<Option<String>, $crate::CatalogError> {
+                $crate::report::study_of(&self.pool, pk).await
+            }
             async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, $crate::CatalogError> {
                 match self.registrar.job($crate::jobs::JobOp::RequestReindex { at_ms }).await? {
                     $crate::jobs::JobReply::Report(seq) => Ok(seq),

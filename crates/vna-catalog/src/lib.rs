@@ -262,6 +262,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn add_report(&self, report: &NewReport) -> Result<i64, CatalogError>;
     /// A study's reports sent through the API, oldest first.
     async fn reports_of(&self, study_uid: &str) -> Result<Vec<StoredReport>, CatalogError>;
+    /// The Study Instance UID of the report sent through the API with key `pk`, if any.
+    async fn report_study(&self, pk: i64) -> Result<Option<String>, CatalogError>;
     /// Appends a `search-reindex` change: every node's indexer rebuilds its index from the
     /// catalog when it meets it. Its seq.
     async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, CatalogError>;

@@ -78,6 +78,12 @@ pub(crate) async fn of_study(pool: &Pool, study_uid: &str) -> Result<Vec<StoredR
         .collect()
 }
 
+/// The study of the report with key `pk`, if there is one.
+pub(crate) async fn study_of(pool: &Pool, pk: i64) -> Result<Option<String>, CatalogError> {
+    let rows = pool.fetch_all("report's study", "SELECT study_uid FROM report WHERE pk = ?", &[pk.into()]).await?;
+    rows.first().map(|r| r.cols().text("report study")).transpose()
+}
+
 /// Asks every node's search indexer to rebuild its index from the catalog: a `search-reindex`
 /// change, met by each in feed order.
 pub(crate) async fn request_reindex(tx: &mut Tx<'_>, at_ms: i64) -> Result<i64, CatalogError> {

@@ -1,5 +1,5 @@
 //! FHIR R4 (4.0.1) for the electronic patient record, at `/fhir`, JSON only: `ImagingStudy`
-//! read and search, filled from the catalog through the same archive calls (and so the same
+//! and `DiagnosticReport` read and search, filled from the catalog through the same archive calls (and so the same
 //! principal, visibility and audit trail) as QIDO-RS, and the `CapabilityStatement` that says
 //! so (`GET /fhir/metadata`, R4 §2.39 / RESTful API §3.1.0.11).
 //!
@@ -34,8 +34,8 @@ use chrono::{Months, NaiveDate};
 use serde_json::{json, Map, Value};
 use vna_archive::model::{Found, PatientAttrs, SeriesRow, StudyRow};
 use vna_archive::query::{Filter, Key, Level, Matcher, Query};
-use vna_archive::ArchiveError;
-use vna_dicom::uid::StudyUid;
+use vna_archive::{ArchiveError, ReportSource, ReportView};
+use vna_dicom::uid::{SopInstanceUid, StudyUid};
 
 use crate::{accept, AppState, Authed};
 
@@ -49,12 +49,16 @@ const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 /// The DICOM Controlled Terminology (PS3.16), the code system of modalities in R4.
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 const STUDY_UID_SYSTEM: &str = "urn:dicom:uid";
+/// Encapsulated PDF Storage.
+const PDF_CLASS: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 
 /// `/fhir` behind authentication.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route(&format!("{ROOT}/ImagingStudy"), get(search_studies))
         .route(&format!("{ROOT}/ImagingStudy/{{id}}"), get(read_study))
+        .route(&format!("{ROOT}/DiagnosticReport"), get(search_reports))
+        .route(&format!("{ROOT}/DiagnosticReport/{{id}}"), get(read_report))
         .with_state(state)
 }
 
@@ -185,14 +189,7 @@ async fn search_studies(Authed(s): Authed, headers: HeaderMap, QueryParams(param
 
 async fn search(state: AppState, headers: HeaderMap, params: Vec<(String, String)>) -> Result<Response, Outcome> {
     negotiate(&headers, &params)?;
-    let strict = headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"));
-    let parsed = parse_search(&params, strict, state.config.max_limit)?;
-    let base = fhir_base(&state, &headers);
+    let parsed = parse_search(&params, strict(&headers), state.config.max_limit, Kind::ImagingStudy)?;
     let mut studies = Vec::new();
     if !parsed.matches_nothing && parsed.count > 0 {
         let query = Query {
@@ -207,8 +204,28 @@ async fn search(state: AppState, headers: HeaderMap, params: Vec<(String, String
     let more = studies.len() > parsed.count as usize;
     studies.truncate(parsed.count as usize);
     let resources = resources(&state, &headers, &studies).await?;
+    // The whole result is on this page: its size is known without counting.
+    let total = (parsed.offset == 0 && !more).then_some(resources.len());
+    let bundle = searchset(&fhir_base(&state, &headers), Kind::ImagingStudy, &parsed, resources, more, total);
+    Ok(fhir_response(StatusCode::OK, &bundle))
+}
+
+/// Whether the client asked for strict handling of unknown parameters (R4 §3.1.1.5.6:
+/// `Prefer: handling=strict`).
+fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
+}
+
+/// A `searchset` Bundle (R4 §3.1.1.2) of one page: each resource an entry with its full URL,
+/// `self`, `next` and `previous` links that carry the parameters applied, `total` when known.
+fn searchset(base: &str, kind: Kind, parsed: &Search, resources: Vec<Value>, more: bool, total: Option<usize>) -> Value {
     let page = |offset: u32| {
-        let mut url = format!("{base}/ImagingStudy?");
+        let mut url = format!("{base}/{}?", kind.name());
         for (k, v) in &parsed.applied {
             url.push_str(&format!("{}={}&", encode(k), encode(v)));
         }
@@ -225,22 +242,164 @@ async fn search(state: AppState, headers: HeaderMap, params: Vec<(String, String
     let entries: Vec<Value> = resources
         .into_iter()
         .map(|r| {
-            let full_url = format!("{base}/ImagingStudy/{}", r["id"].as_str().unwrap_or_default());
+            let full_url = format!("{base}/{}/{}", kind.name(), r["id"].as_str().unwrap_or_default());
             json!({ "fullUrl": full_url, "resource": r, "search": { "mode": "match" } })
         })
         .collect();
     let mut bundle = Map::new();
     bundle.insert("resourceType".into(), "Bundle".into());
     bundle.insert("type".into(), "searchset".into());
-    if parsed.offset == 0 && !more {
-        // The whole result is on this page: its size is known without counting.
-        bundle.insert("total".into(), entries.len().into());
+    if let Some(total) = total {
+        bundle.insert("total".into(), total.into());
     }
     bundle.insert("link".into(), links.into());
     if !entries.is_empty() {
         bundle.insert("entry".into(), entries.into());
     }
-    Ok(fhir_response(StatusCode::OK, &Value::Object(bundle)))
+    Value::Object(bundle)
+}
+
+/// `GET /fhir/DiagnosticReport/{id}`: a report sent through the API (`sent-{key}`) or stored
+/// as an SR or Encapsulated PDF object (its SOP Instance UID).
+async fn read_report(Authed(s): Authed, Path(id): Path<String>, headers: HeaderMap, QueryParams(params): Params) -> Response {
+    report(s, id, headers, params).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn report(state: AppState, id: String, headers: HeaderMap, params: Vec<(String, String)>) -> Result<Response, Outcome> {
+    negotiate(&headers, &params)?;
+    let missing = || Outcome::not_found(format!("DiagnosticReport/{id} is not known"));
+    let study = match id.strip_prefix("sent-") {
+        Some(pk) => {
+            let pk: i64 = pk.parse().map_err(|_| missing())?;
+            state.archive.sent_report_study(&state.who, pk).await?
+        }
+        None => {
+            let sop = SopInstanceUid::new(&id).map_err(|_| missing())?;
+            let query = Query {
+                level: Level::Instance,
+                filters: vec![Filter { key: Key::SopInstanceUid, matcher: Matcher::Single(sop.to_string()) }],
+                limit: Some(1),
+                offset: 0,
+            };
+            state.archive.search_instances(&state.who, &query).await?.first().map(|f| f.study.study_uid.clone())
+        }
+    };
+    let study = study.ok_or_else(missing)?;
+    let query = Query {
+        level: Level::Study,
+        filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(study.to_string()) }],
+        limit: Some(1),
+        offset: 0,
+    };
+    let studies = state.archive.search_studies(&state.who, &query).await?;
+    let row = studies.first().ok_or_else(missing)?;
+    let views = state.archive.reports_of(&state.who, std::slice::from_ref(&study)).await?;
+    let view = views.iter().find(|v| report_id(v) == id).ok_or_else(missing)?;
+    Ok(fhir_response(StatusCode::OK, &diagnostic_report(view, row)))
+}
+
+/// `GET /fhir/DiagnosticReport?…`: the reports of the studies the parameters select (the
+/// patient, the study's accession number, its date), paged over the reports.
+async fn search_reports(Authed(s): Authed, headers: HeaderMap, QueryParams(params): Params) -> Response {
+    report_search(s, headers, params).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn report_search(state: AppState, headers: HeaderMap, params: Vec<(String, String)>) -> Result<Response, Outcome> {
+    negotiate(&headers, &params)?;
+    let parsed = parse_search(&params, strict(&headers), state.config.max_limit, Kind::DiagnosticReport)?;
+    let mut found = Vec::new();
+    let mut studies = Vec::new();
+    if !parsed.matches_nothing {
+        // Every report of every selected study is read, then paged: a search that selects more
+        // studies than one answer may hold is refused, not cut short.
+        let most = state.config.max_limit;
+        let query = Query { level: Level::Study, filters: parsed.filters.clone(), limit: Some(most.saturating_add(1)), offset: 0 };
+        studies = state.archive.search_studies(&state.who, &query).await?;
+        if studies.len() > most as usize {
+            return Err(Outcome {
+                status: StatusCode::BAD_REQUEST,
+                code: "too-costly",
+                diagnostics: format!("more than {most} studies match: name the patient, an accession number or a date range"),
+            });
+        }
+        let uids: Vec<StudyUid> = studies.iter().map(|s| s.study.study_uid.clone()).collect();
+        found = state.archive.reports_of(&state.who, &uids).await?;
+        if let Some(ids) = &parsed.report_ids {
+            found.retain(|v| ids.contains(&report_id(v)));
+        }
+    }
+    let total = found.len();
+    let page: Vec<Value> = found
+        .iter()
+        .skip(parsed.offset as usize)
+        .take(parsed.count as usize)
+        .filter_map(|v| studies.iter().find(|s| s.study.study_uid == v.study_uid).map(|s| diagnostic_report(v, s)))
+        .collect();
+    let more = (parsed.offset as usize).saturating_add(parsed.count as usize) < total;
+    let bundle = searchset(&fhir_base(&state, &headers), Kind::DiagnosticReport, &parsed, page, more, Some(total));
+    Ok(fhir_response(StatusCode::OK, &bundle))
+}
+
+/// A report's logical id: `sent-{key}` for one sent through the API, the SOP Instance UID of a
+/// stored one.
+fn report_id(v: &ReportView) -> String {
+    match &v.source {
+        ReportSource::Sent { pk, .. } => format!("sent-{pk}"),
+        ReportSource::Stored(found) => found.instance.sop_uid.to_string(),
+    }
+}
+
+/// One report as an R4 `DiagnosticReport` (§10.3) of its study: its text as the presented form.
+/// The archive does not know whether a report is preliminary or final (a sent report does not
+/// say; an SR's flags are not read yet): its status is `unknown`.
+fn diagnostic_report(v: &ReportView, study: &StudyRow) -> Value {
+    use base64::Engine as _;
+    let mut r = Map::new();
+    r.insert("resourceType".into(), "DiagnosticReport".into());
+    r.insert("id".into(), report_id(v).into());
+    let mut identifiers = Vec::new();
+    let (issued_ms, lang, title) = match &v.source {
+        ReportSource::Sent { received_at_ms, lang, hl7, .. } => {
+            (*received_at_ms, lang.as_str(), if *hl7 { "Report (HL7 v2 ORU^R01)" } else { "Report" })
+        }
+        ReportSource::Stored(found) => {
+            identifiers.push(json!({ "system": STUDY_UID_SYSTEM, "value": format!("urn:oid:{}", found.instance.sop_uid) }));
+            let title =
+                if found.instance.sop_class_uid.as_str() == PDF_CLASS { "PDF report (its text)" } else { "Structured report (its text)" };
+            (found.stored_at_ms, "", title)
+        }
+    };
+    if !study.study.accession_number.is_empty() {
+        identifiers.push(json!({
+            "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN" }] },
+            "value": study.study.accession_number,
+        }));
+    }
+    if !identifiers.is_empty() {
+        r.insert("identifier".into(), identifiers.into());
+    }
+    r.insert("status".into(), "unknown".into());
+    r.insert(
+        "code".into(),
+        json!({ "coding": [{ "system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study" }], "text": "Imaging report" }),
+    );
+    r.insert("subject".into(), subject(&study.patient));
+    if let Some(d) = fhir_date(&study.study.study_date) {
+        r.insert("effectiveDateTime".into(), d.into());
+    }
+    r.insert("issued".into(), vna_archive::utc_timestamp(issued_ms).into());
+    r.insert("imagingStudy".into(), json!([{ "reference": format!("ImagingStudy/{}", v.study_uid) }]));
+    if !v.text.trim().is_empty() {
+        let mut form = Map::new();
+        form.insert("contentType".into(), "text/plain; charset=utf-8".into());
+        if !lang.is_empty() {
+            form.insert("language".into(), lang.into());
+        }
+        form.insert("data".into(), base64::engine::general_purpose::STANDARD.encode(v.text.as_bytes()).into());
+        form.insert("title".into(), title.into());
+        r.insert("presentedForm".into(), json!([form]));
+    }
+    Value::Object(r)
 }
 
 /// Percent-encodes a query component (RFC 3986 §2.1: everything but unreserved characters).
@@ -266,9 +425,38 @@ struct Search {
     offset: u32,
     /// The parameters applied, for the `self` and paging links (R4 §3.1.1.5.6).
     applied: Vec<(String, String)>,
+    /// DiagnosticReport: only the reports with these ids (`_id`, or an `identifier` that is a
+    /// stored report's SOP Instance UID); every condition given must hold.
+    report_ids: Option<Vec<String>>,
 }
 
-fn parse_search(params: &[(String, String)], strict: bool, max_count: u32) -> Result<Search, Outcome> {
+/// The resource a search is of: the parameters differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ImagingStudy,
+    DiagnosticReport,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::ImagingStudy => "ImagingStudy",
+            Kind::DiagnosticReport => "DiagnosticReport",
+        }
+    }
+}
+
+impl Search {
+    /// Keeps only the reports named by `ids` (an intersection when asked twice).
+    fn only_reports(&mut self, ids: Vec<String>) {
+        self.report_ids = Some(match self.report_ids.take() {
+            Some(before) => before.into_iter().filter(|id| ids.contains(id)).collect(),
+            None => ids,
+        });
+    }
+}
+
+fn parse_search(params: &[(String, String)], strict: bool, max_count: u32, kind: Kind) -> Result<Search, Outcome> {
     let mut s = Search { count: DEFAULT_COUNT.min(max_count), ..Search::default() };
     let mut started: (Option<String>, Option<String>) = (None, None);
     for (k, v) in params {
@@ -290,8 +478,10 @@ fn parse_search(params: &[(String, String)], strict: bool, max_count: u32) -> Re
             // R4 §3.1.1.1: a parameter without a value is ignored.
             continue;
         }
-        match name {
-            "_id" => {
+        match (kind, name) {
+            (Kind::DiagnosticReport, "_id") => s.only_reports(v.split(',').map(str::to_owned).collect()),
+            (Kind::DiagnosticReport, "identifier") => report_identifier(v, &mut s)?,
+            (Kind::ImagingStudy, "_id") => {
                 let uids = v.split(',').map(|id| StudyUid::new(id).map(|u| u.to_string())).collect::<Result<Vec<_>, _>>();
                 match uids {
                     Ok(uids) => s.filters.push(Filter { key: Key::StudyUid, matcher: Matcher::List(uids) }),
@@ -299,18 +489,19 @@ fn parse_search(params: &[(String, String)], strict: bool, max_count: u32) -> Re
                     Err(_) => s.matches_nothing = true,
                 }
             }
-            "identifier" => identifier(v, &mut s)?,
-            "patient:identifier" | "subject:identifier" | "patient.identifier" | "subject.identifier" | "subject:Patient.identifier" => {
-                patient_identifier(name, v, &mut s)?
-            }
-            "patient" | "subject" => {
+            (Kind::ImagingStudy, "identifier") => identifier(v, &mut s)?,
+            (
+                _,
+                "patient:identifier" | "subject:identifier" | "patient.identifier" | "subject.identifier" | "subject:Patient.identifier",
+            ) => patient_identifier(name, v, &mut s)?,
+            (_, "patient" | "subject") => {
                 return Err(Outcome::not_supported(format!(
                     "{name}: this archive holds no Patient resources; name the patient by identifier \
                      ({name}:identifier=[system|]value, or {name}.identifier=…)"
                 )))
             }
-            "started" => {
-                let (from, to) = date_range(v)?;
+            (Kind::ImagingStudy, "started") | (Kind::DiagnosticReport, "date") => {
+                let (from, to) = date_range(name, v)?;
                 if let Some(f) = from {
                     started.0 = Some(started.0.map_or(f.clone(), |g: String| g.max(f)));
                 }
@@ -318,7 +509,7 @@ fn parse_search(params: &[(String, String)], strict: bool, max_count: u32) -> Re
                     started.1 = Some(started.1.map_or(t.clone(), |u: String| u.min(t)));
                 }
             }
-            "modality" => {
+            (Kind::ImagingStudy, "modality") => {
                 let mut codes = Vec::new();
                 for token in v.split(',') {
                     let (system, code) = split_token(token);
@@ -334,7 +525,8 @@ fn parse_search(params: &[(String, String)], strict: bool, max_count: u32) -> Re
             }
             _ if strict => {
                 return Err(Outcome::not_supported(format!(
-                    "{name}: not a search parameter of ImagingStudy on this server (see /fhir/metadata)"
+                    "{name}: not a search parameter of {} on this server (see /fhir/metadata)",
+                    kind.name()
                 )))
             }
             _ => continue,
@@ -383,6 +575,28 @@ fn identifier(v: &str, s: &mut Search) -> Result<(), Outcome> {
     Ok(())
 }
 
+/// DiagnosticReport's `identifier`: a stored report's SOP Instance UID (`urn:dicom:uid|urn:oid:…`,
+/// or the value alone) or its study's accession number (a value without a system).
+fn report_identifier(v: &str, s: &mut Search) -> Result<(), Outcome> {
+    let mut sops = Vec::new();
+    let mut accessions = Vec::new();
+    for token in v.split(',') {
+        match split_token(token) {
+            (Some(STUDY_UID_SYSTEM) | None, value) if value.starts_with("urn:oid:") => sops.push(value["urn:oid:".len()..].to_owned()),
+            (Some(STUDY_UID_SYSTEM), _) => return Err(Outcome::invalid("identifier: urn:dicom:uid values are urn:oid:<UID>")),
+            (None | Some(""), value) => accessions.push(value.to_owned()),
+            (Some(_), _) => {}
+        }
+    }
+    match (sops.is_empty(), accessions.len()) {
+        (true, 0) => s.matches_nothing = true,
+        (false, 0) => s.only_reports(sops),
+        (true, 1) => s.filters.push(Filter { key: Key::AccessionNumber, matcher: Matcher::Single(accessions.remove(0)) }),
+        _ => return Err(Outcome::not_supported("identifier: a list of values is supported for SOP Instance UIDs only")),
+    }
+    Ok(())
+}
+
 /// The patient by identifier: Patient ID, and Issuer of Patient ID when a system is given
 /// (`urn:oid:` stripped: the issuer we write as `urn:oid:…` when it is an OID).
 fn patient_identifier(name: &str, v: &str, s: &mut Search) -> Result<(), Outcome> {
@@ -401,15 +615,16 @@ fn patient_identifier(name: &str, v: &str, s: &mut Search) -> Result<(), Outcome
     Ok(())
 }
 
-/// A `started` value (R4 §3.1.1.4.2, date precision) as inclusive DICOM DA bounds.
-fn date_range(v: &str) -> Result<(Option<String>, Option<String>), Outcome> {
+/// A date parameter's value (`started`, `date`: R4 §3.1.1.4.2, date precision) as inclusive
+/// DICOM DA bounds of the Study Date.
+fn date_range(name: &str, v: &str) -> Result<(Option<String>, Option<String>), Outcome> {
     let prefixed = v.len() > 2 && v.as_bytes()[..2].iter().all(u8::is_ascii_lowercase);
     let (prefix, date) = if prefixed { v.split_at(2) } else { ("eq", v) };
-    let bad = || Outcome::invalid("started: [prefix]YYYY, YYYY-MM or YYYY-MM-DD");
+    let bad = || Outcome::invalid(format!("{name}: [prefix]YYYY, YYYY-MM or YYYY-MM-DD"));
     if date.contains('T') {
-        return Err(Outcome::not_supported(
-            "started: date precision only (YYYY, YYYY-MM or YYYY-MM-DD): DICOM study times carry no time zone",
-        ));
+        return Err(Outcome::not_supported(format!(
+            "{name}: date precision only (YYYY, YYYY-MM or YYYY-MM-DD): DICOM study times carry no time zone"
+        )));
     }
     let num = |s: &str, len: usize| (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok()).flatten();
     let day = |y: u32, m: u32, d: u32| NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
@@ -438,7 +653,7 @@ fn date_range(v: &str) -> Result<(Option<String>, Option<String>), Outcome> {
         "gt" | "sa" => (da(Some(last.succ_opt().ok_or_else(bad)?)), None),
         "le" => (None, da(Some(last))),
         "lt" | "eb" => (None, da(Some(first.pred_opt().ok_or_else(bad)?))),
-        "ne" | "ap" => return Err(Outcome::not_supported(format!("started: the prefix {prefix} is not supported"))),
+        "ne" | "ap" => return Err(Outcome::not_supported(format!("{name}: the prefix {prefix} is not supported"))),
         _ => return Err(bad()),
     })
 }
@@ -646,6 +861,19 @@ async fn capabilities(State(s): State<AppState>, headers: HeaderMap, QueryParams
                     param("started", "date", "Study Date, date precision; prefixes eq, ge, gt, le, lt, sa, eb"),
                     param("modality", "token", "a modality of the study (DICOM DCM codes), comma-separated for any of them"),
                 ],
+            }, {
+                "type": "DiagnosticReport",
+                "profile": "http://hl7.org/fhir/StructureDefinition/DiagnosticReport",
+                "documentation": "Reports of the archive's studies: sent through its API (id sent-<key>) or stored as SR or \
+                                  Encapsulated PDF objects (id = SOP Instance UID), their text as the presented form.",
+                "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                "searchParam": [
+                    param("_id", "token", "sent-<key> or the SOP Instance UID of a stored report"),
+                    param("identifier", "token", "urn:dicom:uid|urn:oid:<SOP Instance UID>, or the study's accession number (no system)"),
+                    param("patient", "reference", "by identifier only: patient:identifier or patient.identifier = [system|]Patient ID"),
+                    param("subject", "reference", "by identifier only: subject:identifier or subject:Patient.identifier"),
+                    param("date", "date", "the study's date, date precision; prefixes eq, ge, gt, le, lt, sa, eb"),
+                ],
             }],
         }],
     });
@@ -661,7 +889,7 @@ mod tests {
     }
 
     fn range(v: &str) -> (Option<String>, Option<String>) {
-        date_range(v).unwrap_or_else(|e| panic!("{v}: {e:?}"))
+        date_range("started", v).unwrap_or_else(|e| panic!("{v}: {e:?}"))
     }
 
     fn s(x: &str) -> Option<String> {
@@ -680,36 +908,42 @@ mod tests {
         assert_eq!(range("lt2024-01-01"), (None, s("20231231")));
         assert_eq!(range("eb2024-03-01"), (None, s("20240229")));
         for bad in ["24", "2024-13", "2023-02-29", "2024-1-1", "xx2024", "2024-01-01-01", "20240101"] {
-            assert_eq!(date_range(bad).map_err(|e| e.code), Err("invalid"), "{bad}");
+            assert_eq!(date_range("started", bad).map_err(|e| e.code), Err("invalid"), "{bad}");
         }
-        assert_eq!(date_range("ne2024").map_err(|e| e.code), Err("not-supported"));
-        assert_eq!(date_range("ge2024-01-01T10:00:00Z").map_err(|e| e.code), Err("not-supported"));
+        assert_eq!(date_range("started", "ne2024").map_err(|e| e.code), Err("not-supported"));
+        assert_eq!(date_range("started", "ge2024-01-01T10:00:00Z").map_err(|e| e.code), Err("not-supported"));
     }
 
     #[test]
     fn several_started_parameters_intersect() {
-        let p = parse_search(&params(&[("started", "ge2024-01"), ("started", "lt2024-03-01"), ("started", "ge2024-02-10")]), false, 100)
-            .unwrap();
+        let p = parse_search(
+            &params(&[("started", "ge2024-01"), ("started", "lt2024-03-01"), ("started", "ge2024-02-10")]),
+            false,
+            100,
+            Kind::ImagingStudy,
+        )
+        .unwrap();
         assert_eq!(p.filters, vec![Filter { key: Key::StudyDate, matcher: Matcher::Range { from: s("20240210"), to: s("20240229") } }]);
-        let p = parse_search(&params(&[("started", "ge2024-03"), ("started", "lt2024-03-01")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("started", "ge2024-03"), ("started", "lt2024-03-01")]), false, 100, Kind::ImagingStudy).unwrap();
         assert!(p.matches_nothing);
     }
 
     #[test]
     fn identifiers_name_a_study_uid_or_an_accession_number() {
-        let p = parse_search(&params(&[("identifier", "urn:dicom:uid|urn:oid:1.2.3,urn:oid:1.2.4")]), false, 100).unwrap();
+        let p =
+            parse_search(&params(&[("identifier", "urn:dicom:uid|urn:oid:1.2.3,urn:oid:1.2.4")]), false, 100, Kind::ImagingStudy).unwrap();
         assert_eq!(p.filters, vec![Filter { key: Key::StudyUid, matcher: Matcher::List(vec!["1.2.3".into(), "1.2.4".into()]) }]);
-        let p = parse_search(&params(&[("identifier", "ACC-7")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("identifier", "ACC-7")]), false, 100, Kind::ImagingStudy).unwrap();
         assert_eq!(p.filters, vec![Filter { key: Key::AccessionNumber, matcher: Matcher::Single("ACC-7".into()) }]);
-        let p = parse_search(&params(&[("identifier", "http://hospital.example/acc|ACC-7")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("identifier", "http://hospital.example/acc|ACC-7")]), false, 100, Kind::ImagingStudy).unwrap();
         assert!(p.matches_nothing, "no identifier we write has that system");
-        assert!(parse_search(&params(&[("identifier", "urn:dicom:uid|1.2.3")]), false, 100).is_err());
-        assert!(parse_search(&params(&[("identifier", "urn:oid:1.2.3,ACC-7")]), false, 100).is_err());
+        assert!(parse_search(&params(&[("identifier", "urn:dicom:uid|1.2.3")]), false, 100, Kind::ImagingStudy).is_err());
+        assert!(parse_search(&params(&[("identifier", "urn:oid:1.2.3,ACC-7")]), false, 100, Kind::ImagingStudy).is_err());
     }
 
     #[test]
     fn the_patient_is_named_by_identifier_only() {
-        let p = parse_search(&params(&[("patient:identifier", "urn:oid:1.2.250.1|P-1")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("patient:identifier", "urn:oid:1.2.250.1|P-1")]), false, 100, Kind::ImagingStudy).unwrap();
         assert_eq!(
             p.filters,
             vec![
@@ -717,21 +951,25 @@ mod tests {
                 Filter { key: Key::IssuerOfPatientId, matcher: Matcher::Single("1.2.250.1".into()) },
             ]
         );
-        let p = parse_search(&params(&[("subject:Patient.identifier", "P-1")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("subject:Patient.identifier", "P-1")]), false, 100, Kind::ImagingStudy).unwrap();
         assert_eq!(p.filters, vec![Filter { key: Key::PatientId, matcher: Matcher::Single("P-1".into()) }]);
-        assert_eq!(parse_search(&params(&[("patient", "Patient/7")]), false, 100).map(|_| ()).map_err(|e| e.code), Err("not-supported"));
+        assert_eq!(
+            parse_search(&params(&[("patient", "Patient/7")]), false, 100, Kind::ImagingStudy).map(|_| ()).map_err(|e| e.code),
+            Err("not-supported")
+        );
     }
 
     #[test]
     fn unknown_parameters_are_ignored_unless_strict_and_left_out_of_the_links() {
-        let p = parse_search(&params(&[("_sort", "-started"), ("modality", "CT,MR"), ("_count", "500")]), false, 100).unwrap();
+        let p = parse_search(&params(&[("_sort", "-started"), ("modality", "CT,MR"), ("_count", "500")]), false, 100, Kind::ImagingStudy)
+            .unwrap();
         assert_eq!(p.applied, params(&[("modality", "CT,MR")]));
         assert_eq!(p.count, 100, "capped at the server's maximum");
         assert_eq!(p.filters, vec![Filter { key: Key::ModalitiesInStudy, matcher: Matcher::List(vec!["CT".into(), "MR".into()]) }]);
-        let e = parse_search(&params(&[("_sort", "-started")]), true, 100).map(|_| ()).unwrap_err();
+        let e = parse_search(&params(&[("_sort", "-started")]), true, 100, Kind::ImagingStudy).map(|_| ()).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "not-supported"));
-        assert!(parse_search(&params(&[("modality", "ct")]), false, 100).is_err());
-        assert!(parse_search(&params(&[("modality", "http://loinc.org|CT")]), false, 100).is_err());
+        assert!(parse_search(&params(&[("modality", "ct")]), false, 100, Kind::ImagingStudy).is_err());
+        assert!(parse_search(&params(&[("modality", "http://loinc.org|CT")]), false, 100, Kind::ImagingStudy).is_err());
     }
 
     #[test]

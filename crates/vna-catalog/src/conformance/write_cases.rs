@@ -394,6 +394,8 @@ pub async fn reports_are_recorded_with_their_change(c: &dyn Catalog) {
     let bodies: Vec<(&str, &str, i64)> = stored.iter().map(|r| (r.body.as_str(), r.lang.as_str(), r.received_at_ms)).collect();
     assert_eq!(bodies, [("Nodule pulmonaire.", "fr", 1000), ("Pas d'épanchement.", "fr", 2000)]);
     assert!(c.reports_of("1.2.9.2").await.unwrap().is_empty());
+    assert_eq!(c.report_study(second).await.unwrap().as_deref(), Some("1.2.9.1"));
+    assert_eq!(c.report_study(second + 100).await.unwrap(), None);
     let seq = c.request_search_reindex(3000).await.unwrap();
     let last = c.changes_since(seq - 1, 10).await.unwrap();
     assert_eq!(last.iter().map(|ch| (&ch.kind, ch.seq)).collect::<Vec<_>>(), [(&ChangeKind::SearchReindex, seq)]);
