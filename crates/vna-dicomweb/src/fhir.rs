@@ -157,6 +157,11 @@ fn fhir_base(state: &AppState, headers: &HeaderMap) -> String {
 
 type Params = QueryParams<Vec<(String, String)>>;
 
+/// The query for the one row at `level` whose `key` is `value` (a UID).
+fn one(level: Level, key: Key, value: &str) -> Query {
+    Query { level, filters: vec![Filter { key, matcher: Matcher::Single(value.to_owned()) }], limit: Some(1), offset: 0 }
+}
+
 /// `GET /fhir/ImagingStudy/{id}`.
 async fn read_study(Authed(s): Authed, Path(id): Path<String>, headers: HeaderMap, QueryParams(params): Params) -> Response {
     read(s, id, headers, params).await.unwrap_or_else(IntoResponse::into_response)
@@ -167,13 +172,7 @@ async fn read(state: AppState, id: String, headers: HeaderMap, params: Vec<(Stri
     let missing = || Outcome::not_found(format!("ImagingStudy/{id} is not known"));
     // Every id we give out is a Study Instance UID; anything else names nothing.
     let uid = StudyUid::new(&id).map_err(|_| missing())?;
-    let query = Query {
-        level: Level::Study,
-        filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(uid.to_string()) }],
-        limit: Some(1),
-        offset: 0,
-    };
-    let studies = state.archive.search_studies(&state.who, &query).await?;
+    let studies = state.archive.search_studies(&state.who, &one(Level::Study, Key::StudyUid, uid.as_str())).await?;
     let study = studies.first().ok_or_else(missing)?;
     let mut resources = resources(&state, &headers, &studies).await?;
     let resource = resources.pop().ok_or_else(missing)?;
@@ -275,23 +274,12 @@ async fn report(state: AppState, id: String, headers: HeaderMap, params: Vec<(St
         }
         None => {
             let sop = SopInstanceUid::new(&id).map_err(|_| missing())?;
-            let query = Query {
-                level: Level::Instance,
-                filters: vec![Filter { key: Key::SopInstanceUid, matcher: Matcher::Single(sop.to_string()) }],
-                limit: Some(1),
-                offset: 0,
-            };
-            state.archive.search_instances(&state.who, &query).await?.first().map(|f| f.study.study_uid.clone())
+            let found = state.archive.search_instances(&state.who, &one(Level::Instance, Key::SopInstanceUid, sop.as_str())).await?;
+            found.first().map(|f| f.study.study_uid.clone())
         }
     };
     let study = study.ok_or_else(missing)?;
-    let query = Query {
-        level: Level::Study,
-        filters: vec![Filter { key: Key::StudyUid, matcher: Matcher::Single(study.to_string()) }],
-        limit: Some(1),
-        offset: 0,
-    };
-    let studies = state.archive.search_studies(&state.who, &query).await?;
+    let studies = state.archive.search_studies(&state.who, &one(Level::Study, Key::StudyUid, study.as_str())).await?;
     let row = studies.first().ok_or_else(missing)?;
     let views = state.archive.reports_of(&state.who, std::slice::from_ref(&study)).await?;
     let view = views.iter().find(|v| report_id(v) == id).ok_or_else(missing)?;
