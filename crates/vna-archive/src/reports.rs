@@ -170,7 +170,11 @@ impl Archive {
         for uid in visible {
             for row in stored.iter().filter(|r| &r.study.study_uid == uid) {
                 let text = texts.remove(&row.pk).unwrap_or_default();
-                out.push(ReportView { study_uid: uid.clone(), source: ReportSource::Stored(Box::new(crate::Found::checked(row.clone()))), text });
+                out.push(ReportView {
+                    study_uid: uid.clone(),
+                    source: ReportSource::Stored(Box::new(crate::Found::checked(row.clone()))),
+                    text,
+                });
             }
             let sent = self.catalog.reports_of(uid.as_str()).await.map_err(ArchiveError::catalog("reading a study's reports"))?;
             if !sent.is_empty() && !e.studies.contains(&uid.to_string()) {
