@@ -154,6 +154,9 @@ impl Catalog for FailingCatalog {
     async fn reports_of(&self, study_uid: &str) -> Result<Vec<vna_catalog::StoredReport>, CatalogError> {
         self.inner.reports_of(study_uid).await
     }
+    async fn report_study(&self, pk: i64) -> Result<Option<String>, CatalogError> {
+        self.inner.report_study(pk).await
+    }
     async fn request_search_reindex(&self, at_ms: i64) -> Result<i64, CatalogError> {
         self.inner.request_search_reindex(at_ms).await
     }
